@@ -1,0 +1,124 @@
+//! The framing of a batch on the wire and in the edge's spool.
+//!
+//! ```text
+//! offset size field
+//! 0      4    magic  b"TLYB"
+//! 4      2    format version, little endian (currently 1)
+//! 6      2    reserved, zero
+//! 8      4    payload length in bytes, little endian
+//! 12     8    xxh3-64 of the payload, little endian
+//! 20     n    payload: rkyv archive of `Batch`
+//! ```
+//!
+//! A frame is decoded in three steps, each of which may reject it with a
+//! reason: header and checksum, then rkyv's `bytecheck` validation of the
+//! archive (so a frame that passes a weak checksum by accident still cannot
+//! make us read out of bounds), then the semantic checks of [`validate`].
+
+use rkyv::rancor;
+use rkyv::util::AlignedVec;
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::{Batch, MAX_EDGE_ID_LEN};
+use crate::tenant::TenantId;
+
+pub const MAGIC: [u8; 4] = *b"TLYB";
+pub const VERSION: u16 = 1;
+pub const HEADER_LEN: usize = 20;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("frame shorter than its {HEADER_LEN}-byte header ({0} bytes)")]
+    Short(usize),
+    #[error("bad magic {0:?}, not a Tally batch")]
+    Magic([u8; 4]),
+    #[error("unsupported batch format version {0}")]
+    Version(u16),
+    #[error("reserved header bytes are not zero")]
+    Reserved,
+    #[error("header says {declared} payload bytes, frame has {actual}")]
+    Length { declared: usize, actual: usize },
+    #[error("payload checksum mismatch (header {expected:016x}, payload {actual:016x})")]
+    Checksum { expected: u64, actual: u64 },
+    #[error("payload is not a valid batch archive: {0}")]
+    Archive(String),
+    #[error("batch is invalid: {0}")]
+    Invalid(String),
+}
+
+/// Encodes a batch into one frame.
+pub fn encode(batch: &Batch) -> Vec<u8> {
+    let payload = rkyv::to_bytes::<rancor::Error>(batch).expect("serializing to memory cannot fail");
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&xxh3_64(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Decodes and fully validates one frame.
+pub fn decode(frame: &[u8]) -> Result<Batch, FrameError> {
+    let payload = check_header(frame)?;
+    // rkyv needs the archive aligned; network buffers are not.
+    let mut aligned = AlignedVec::<16>::with_capacity(payload.len());
+    aligned.extend_from_slice(payload);
+    let batch = rkyv::from_bytes::<Batch, rancor::Error>(&aligned)
+        .map_err(|e| FrameError::Archive(e.to_string()))?;
+    validate(&batch).map_err(FrameError::Invalid)?;
+    Ok(batch)
+}
+
+fn check_header(frame: &[u8]) -> Result<&[u8], FrameError> {
+    if frame.len() < HEADER_LEN {
+        return Err(FrameError::Short(frame.len()));
+    }
+    let magic: [u8; 4] = frame[0..4].try_into().unwrap();
+    if magic != MAGIC {
+        return Err(FrameError::Magic(magic));
+    }
+    let version = u16::from_le_bytes(frame[4..6].try_into().unwrap());
+    if version != VERSION {
+        return Err(FrameError::Version(version));
+    }
+    if frame[6..8] != [0, 0] {
+        return Err(FrameError::Reserved);
+    }
+    let declared = u32::from_le_bytes(frame[8..12].try_into().unwrap()) as usize;
+    let payload = &frame[HEADER_LEN..];
+    if declared != payload.len() {
+        return Err(FrameError::Length { declared, actual: payload.len() });
+    }
+    let expected = u64::from_le_bytes(frame[12..20].try_into().unwrap());
+    let actual = xxh3_64(payload);
+    if expected != actual {
+        return Err(FrameError::Checksum { expected, actual });
+    }
+    Ok(payload)
+}
+
+/// Semantic checks: what bytecheck cannot know about a batch.
+pub fn validate(batch: &Batch) -> Result<(), String> {
+    if batch.edge.is_empty() || batch.edge.len() > MAX_EDGE_ID_LEN {
+        return Err(format!("edge id must be 1-{MAX_EDGE_ID_LEN} bytes"));
+    }
+    let mut rows = 0usize;
+    for t in &batch.tenants {
+        TenantId::parse(&t.tenant).map_err(|e| format!("tenant {:?}: {e}", t.tenant))?;
+        for row in &t.rows {
+            if row.clicks == 0 {
+                return Err(format!("tenant {} ad {} second {}: row with zero clicks", t.tenant, row.ad_id, row.second));
+            }
+            if row.user_hashes.len() as u64 > row.clicks {
+                return Err(format!("tenant {} ad {}: more users than clicks", t.tenant, row.ad_id));
+            }
+        }
+        rows += t.rows.len();
+    }
+    if rows > u32::MAX as usize {
+        return Err("too many rows".into());
+    }
+    Ok(())
+}

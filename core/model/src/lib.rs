@@ -1,0 +1,15 @@
+//! Tally's shared model: what crosses a process boundary.
+//!
+//! * [`batch`]: the per-second rows an edge ships to the core, and their
+//!   framed, checksummed rkyv encoding ([`batch::frame`]).
+//! * [`reply`]: the core's answer to one shipped batch.
+//! * [`tenant`]: tenants and their API keys, shared by edge and core.
+//! * [`timestamp`]: the two timestamp spellings the public API accepts.
+//!
+//! Both sides depend on this crate and nothing else of each other, so the
+//! wire contract lives in exactly one place.
+
+pub mod batch;
+pub mod reply;
+pub mod tenant;
+pub mod timestamp;

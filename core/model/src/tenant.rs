@@ -1,0 +1,183 @@
+//! Tenants and their keys.
+//!
+//! A tenant has three keys, one per role: `ingest` (edges accept clicks with
+//! it), `read` (dashboards and billing queries) and `admin` (plugin registry,
+//! later). The tenant of a request always comes from its key, never from the
+//! request body. Keys are unique across all tenants and roles, so a key alone
+//! names both its tenant and its role.
+//!
+//! The tenants file is TOML:
+//! ```toml
+//! [[tenant]]
+//! id = "acme"
+//! ingest_key = "..."
+//! read_key = "..."
+//! admin_key = "..."
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// A validated tenant id: 1-64 of `[a-z0-9_-]`, starting with a letter or digit.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(Arc<str>);
+
+impl TenantId {
+    pub fn parse(s: &str) -> Result<TenantId, String> {
+        let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
+        if s.is_empty() || s.len() > 64 {
+            return Err("tenant id must be 1-64 characters".into());
+        }
+        if !s.chars().all(ok_char) || !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Err("tenant id must be [a-z0-9_-] and start with a letter or digit".into());
+        }
+        Ok(TenantId(s.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Ingest,
+    Read,
+    Admin,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSpec {
+    pub id: String,
+    pub ingest_key: String,
+    pub read_key: String,
+    pub admin_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TenantsFile {
+    #[serde(default, rename = "tenant")]
+    pub tenants: Vec<TenantSpec>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenantsError {
+    #[error("reading tenants file {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("parsing tenants file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("tenant {tenant:?}: {message}")]
+    Invalid { tenant: String, message: String },
+}
+
+/// Minimum key length, so keys cannot be guessed.
+pub const MIN_KEY_LEN: usize = 16;
+
+/// Key -> (tenant, role) lookup built from a validated tenants file.
+#[derive(Debug, Clone, Default)]
+pub struct Tenants {
+    by_key: HashMap<String, (TenantId, Role)>,
+    ids: Vec<TenantId>,
+}
+
+impl Tenants {
+    pub fn load(path: &Path) -> Result<Tenants, TenantsError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| TenantsError::Io { path: shown.clone(), source })?;
+        let file: TenantsFile =
+            toml::from_str(&text).map_err(|e| TenantsError::Parse { path: shown, message: e.to_string() })?;
+        Tenants::from_specs(&file.tenants)
+    }
+
+    pub fn from_specs(specs: &[TenantSpec]) -> Result<Tenants, TenantsError> {
+        let mut tenants = Tenants::default();
+        for spec in specs {
+            let invalid = |message: String| TenantsError::Invalid { tenant: spec.id.clone(), message };
+            let id = TenantId::parse(&spec.id).map_err(invalid)?;
+            if tenants.ids.contains(&id) {
+                return Err(invalid("listed twice".into()));
+            }
+            for (key, role) in [(&spec.ingest_key, Role::Ingest), (&spec.read_key, Role::Read), (&spec.admin_key, Role::Admin)] {
+                if key.len() < MIN_KEY_LEN || !key.chars().all(|c| c.is_ascii_graphic()) {
+                    return Err(invalid(format!("{role:?} key must be at least {MIN_KEY_LEN} printable ASCII characters")));
+                }
+                if tenants.by_key.insert(key.clone(), (id.clone(), role)).is_some() {
+                    return Err(invalid(format!("{role:?} key is already used by another tenant or role")));
+                }
+            }
+            tenants.ids.push(id);
+        }
+        Ok(tenants)
+    }
+
+    /// The tenant a key authenticates for `role`, if any.
+    pub fn authenticate(&self, key: &str, role: Role) -> Option<&TenantId> {
+        match self.by_key.get(key) {
+            Some((tenant, r)) if *r == role => Some(tenant),
+            _ => None,
+        }
+    }
+
+    /// The tenant a bearer `Authorization` header value authenticates.
+    pub fn authenticate_bearer(&self, header: Option<&str>, role: Role) -> Option<&TenantId> {
+        let key = header?.strip_prefix("Bearer ")?.trim();
+        self.authenticate(key, role)
+    }
+
+    pub fn ids(&self) -> &[TenantId] {
+        &self.ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(id: &str, n: u8) -> TenantSpec {
+        let k = |r: &str| format!("{id}-{r}-key-{n:04}-xxxxxxxx");
+        TenantSpec { id: id.into(), ingest_key: k("ingest"), read_key: k("read"), admin_key: k("admin") }
+    }
+
+    #[test]
+    fn keys_name_tenant_and_role() {
+        let t = Tenants::from_specs(&[spec("a", 1), spec("b", 2)]).unwrap();
+        let a = spec("a", 1);
+        assert_eq!(t.authenticate(&a.ingest_key, Role::Ingest).unwrap().as_str(), "a");
+        assert!(t.authenticate(&a.ingest_key, Role::Read).is_none());
+        assert_eq!(t.authenticate_bearer(Some(&format!("Bearer {}", a.read_key)), Role::Read).unwrap().as_str(), "a");
+        assert!(t.authenticate_bearer(Some(&a.read_key), Role::Read).is_none());
+        assert!(t.authenticate_bearer(None, Role::Read).is_none());
+    }
+
+    #[test]
+    fn rejects_bad_files() {
+        let mut dup = spec("b", 2);
+        dup.read_key = spec("a", 1).ingest_key;
+        assert!(Tenants::from_specs(&[spec("a", 1), dup]).is_err());
+        assert!(Tenants::from_specs(&[spec("a", 1), spec("a", 2)]).is_err());
+        let mut short = spec("a", 1);
+        short.admin_key = "short".into();
+        assert!(Tenants::from_specs(&[short]).is_err());
+        assert!(Tenants::from_specs(&[spec("Bad!", 1)]).is_err());
+    }
+
+    #[test]
+    fn tenant_ids() {
+        assert!(TenantId::parse("acme-1_x").is_ok());
+        assert!(TenantId::parse("").is_err());
+        assert!(TenantId::parse("-a").is_err());
+        assert!(TenantId::parse(&"a".repeat(65)).is_err());
+    }
+}
