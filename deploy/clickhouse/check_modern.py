@@ -433,6 +433,27 @@ def check_queries(ck, phase):
                     phase, edge, seq, a, b, got, exp))
 
 
+TABLES = ["clicks_by_second", "batches"] + [r[0] for r in ROLLUPS]
+
+
+def check_parts(ck, merged):
+    """Rollup rows on disk: several per key before merging, one per key after."""
+    for table, bucket, _size in ROLLUPS:
+        raw = ck.select("SELECT toUInt64(count()) AS n FROM tally.%s" % table, "count " + table)
+        keys = ck.select("SELECT toUInt64(count()) AS n FROM (SELECT DISTINCT tenant, ad_id, "
+                         "campaign_id, %s FROM tally.%s)" % (bucket, table), "count keys " + table)
+        if merged and raw != keys:
+            fail("%s after OPTIMIZE FINAL: %s rows for %s keys" % (table, raw, keys))
+        if not merged and not raw[0][0] > keys[0][0]:
+            fail("%s before merges: %s rows for %s keys; expected partial states to be "
+                 "spread over several rows (did the MV fire for every INSERT?)" % (table, raw, keys))
+    raw = ck.select("SELECT toUInt64(count()) AS n FROM tally.batches", "count batches")
+    exp = len({(r[0], r[1]) for r in LEDGER}) if merged else len(LEDGER)
+    if raw != [(exp,)]:
+        fail("tally.batches holds %s rows, expected %d (%s)" % (
+            raw, exp, "merged" if merged else "unmerged"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clickhouse-client-port", type=int, metavar="PORT",
@@ -477,6 +498,12 @@ def main():
         if got != exp:
             fail("schema_migrations holds %s, expected %s" % (got, exp))
 
+        # Keep every INSERT in its own part until the "merged" phase, so the first
+        # pass reads several partial aggregate states per key (and both ledger rows
+        # of a batch) and really exercises sumMerge / uniqArrayMerge / max(state).
+        for t in TABLES:
+            ck.run("SYSTEM STOP MERGES tally.%s" % t, "stop merges %s" % t)
+
         for i, b in enumerate(BATCHES):
             ck.run("INSERT INTO tally.clicks_by_second (tenant, ad_id, campaign_id, second, clicks, "
                    "spend_micros, user_hashes, edge, batch_seq, row_idx) VALUES " + landing_values(b),
@@ -485,9 +512,12 @@ def main():
             ck.run("INSERT INTO tally.batches (edge, seq, state, rows, clicks, checksum, min_second, "
                    "max_second, recorded_at) VALUES " + landing_values([row]), "ledger insert")
 
+        check_parts(ck, merged=False)
         check_queries(ck, "unmerged")
-        for t in ["clicks_by_second", "batches"] + [r[0] for r in ROLLUPS]:
+        for t in TABLES:
+            ck.run("SYSTEM START MERGES tally.%s" % t, "start merges %s" % t)
             ck.run("OPTIMIZE TABLE tally.%s FINAL" % t, "optimize %s" % t)
+        check_parts(ck, merged=True)
         check_queries(ck, "merged")
         got = ck.select("SELECT toUInt64(count(state)) AS n FROM tally.batches FINAL "
                         "WHERE edge = 'e1' AND seq = 1", "ledger FINAL")

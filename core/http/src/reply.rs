@@ -1,0 +1,92 @@
+//! Response helpers: every error is JSON `{"error": "<reason>"}`.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+pub type Body = Full<Bytes>;
+pub type Response = http::Response<Body>;
+
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    let body = serde_json::to_vec(value).expect("serializing plain data to JSON cannot fail");
+    with_type(status, body.into(), "application/json")
+}
+
+pub fn error(status: StatusCode, reason: impl Into<String>) -> Response {
+    #[derive(Serialize)]
+    struct Error {
+        error: String,
+    }
+    json(status, &Error { error: reason.into() })
+}
+
+pub fn with_type(status: StatusCode, body: Bytes, content_type: &'static str) -> Response {
+    let mut resp = http::Response::new(Full::new(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+pub fn method_not_allowed(allow: &'static str) -> Response {
+    let mut resp = error(StatusCode::METHOD_NOT_ALLOWED, format!("method not allowed; use {allow}"));
+    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    resp
+}
+
+pub fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such route")
+}
+
+/// Prometheus text exposition of a registry.
+pub fn metrics(registry: &Registry) -> Response {
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, registry) {
+        Ok(()) => with_type(StatusCode::OK, text.into(), "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}")),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("request body is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    #[error("reading request body: {0}")]
+    Read(String),
+}
+
+impl BodyError {
+    pub fn into_response(self) -> Response {
+        let status = match self {
+            BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Read(_) => StatusCode::BAD_REQUEST,
+        };
+        error(status, self.to_string())
+    }
+}
+
+/// Reads a whole request body, refusing more than `limit` bytes (early from
+/// `Content-Length` when the client declares it).
+pub async fn read_body(req: http::Request<Incoming>, limit: usize) -> Result<(http::request::Parts, Bytes), BodyError> {
+    let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge(limit));
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok((parts, collected.to_bytes())),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
+        Err(e) => Err(BodyError::Read(e.to_string())),
+    }
+}
+
+/// The value of the `Authorization` header, if it is valid text.
+pub fn authorization(headers: &http::HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+}

@@ -1,0 +1,116 @@
+//! The edge's configuration file (TOML). See `deploy/config/edge.toml`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Stable, unique name of this edge; batches are identified by it.
+    pub edge_id: String,
+    /// HTTP/1.1 + HTTP/2 (cleartext) ingest listener.
+    pub listen_http: SocketAddr,
+    pub spool_dir: PathBuf,
+    pub tenants_file: PathBuf,
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: usize,
+    #[serde(default = "defaults::spool_max_bytes")]
+    pub spool_max_bytes: u64,
+    /// How often accumulated rows are sealed into a batch and shipped.
+    #[serde(default = "defaults::ship_interval_ms")]
+    pub ship_interval_ms: u64,
+    #[serde(default)]
+    pub dedup: DedupSection,
+    pub core: CoreSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupSection {
+    #[serde(default = "defaults::dedup_horizon_secs")]
+    pub horizon_secs: u64,
+    #[serde(default = "defaults::dedup_max_entries")]
+    pub max_entries: usize,
+}
+
+impl Default for DedupSection {
+    fn default() -> Self {
+        DedupSection { horizon_secs: defaults::dedup_horizon_secs(), max_entries: defaults::dedup_max_entries() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoreSection {
+    /// The core's QUIC batch endpoint.
+    pub addr: SocketAddr,
+    /// Name the core's certificate is issued for.
+    #[serde(default = "defaults::server_name")]
+    pub server_name: String,
+    /// PEM certificate(s) to trust for the core (its self-signed cert in a
+    /// single-POP setup, or the CA that issued it).
+    pub ca_cert: PathBuf,
+    #[serde(default = "defaults::max_in_flight")]
+    pub max_in_flight: usize,
+}
+
+mod defaults {
+    pub fn max_body_bytes() -> usize {
+        8 << 20
+    }
+    pub fn spool_max_bytes() -> u64 {
+        4 << 30
+    }
+    pub fn ship_interval_ms() -> u64 {
+        1000
+    }
+    pub fn dedup_horizon_secs() -> u64 {
+        3600
+    }
+    pub fn dedup_max_entries() -> usize {
+        10_000_000
+    }
+    pub fn server_name() -> String {
+        "localhost".into()
+    }
+    pub fn max_in_flight() -> usize {
+        8
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("config {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl EdgeConfig {
+    pub fn load(path: &Path) -> Result<EdgeConfig, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: shown.clone(), source })?;
+        let config: EdgeConfig =
+            toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: shown.clone(), message: e.to_string() })?;
+        config.validate().map_err(|message| ConfigError::Invalid { path: shown, message })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.edge_id.is_empty() || self.edge_id.len() > tally_model::batch::MAX_EDGE_ID_LEN {
+            return Err("edge_id must be 1-128 bytes".into());
+        }
+        if !(10..=60_000).contains(&self.ship_interval_ms) {
+            return Err("ship_interval_ms must be 10..=60000".into());
+        }
+        if self.dedup.horizon_secs == 0 || self.dedup.max_entries == 0 {
+            return Err("dedup.horizon_secs and dedup.max_entries must be positive".into());
+        }
+        if self.core.max_in_flight == 0 {
+            return Err("core.max_in_flight must be positive".into());
+        }
+        Ok(())
+    }
+}

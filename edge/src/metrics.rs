@@ -1,0 +1,64 @@
+//! The edge's Prometheus metrics (served at `GET /metrics`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabel {
+    pub tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub code: u16,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: Family<StatusLabel, Counter>,
+    pub events_accepted: Family<TenantLabel, Counter>,
+    pub events_duplicate: Family<TenantLabel, Counter>,
+    pub events_rejected: Family<TenantLabel, Counter>,
+    pub dedup_entries: Gauge,
+    pub dedup_memory_bytes: Gauge,
+    pub dedup_evicted_early: Counter,
+    pub batches_sealed: Counter,
+    pub batches_acknowledged: Counter,
+    pub batches_resent_duplicate: Counter,
+    pub batches_rejected: Counter,
+    pub batches_quarantined: Counter,
+    pub ship_errors: Counter,
+    pub spool_pending_batches: Gauge,
+    pub spool_bytes: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut m = Metrics::default();
+        let r = &mut m.registry;
+        r.register("tally_edge_http_requests", "HTTP requests by status code", m.requests.clone());
+        r.register("tally_edge_events_accepted", "Clicks accepted (first sighting)", m.events_accepted.clone());
+        r.register("tally_edge_events_duplicate", "Clicks dropped as duplicates within the dedup horizon", m.events_duplicate.clone());
+        r.register("tally_edge_events_rejected", "Clicks rejected as malformed", m.events_rejected.clone());
+        r.register("tally_edge_dedup_entries", "Click ids held by the dedup table", m.dedup_entries.clone());
+        r.register("tally_edge_dedup_memory_bytes", "Estimated bytes held by the dedup table", m.dedup_memory_bytes.clone());
+        r.register("tally_edge_dedup_evicted_early", "Click ids forgotten before their horizon because the table was full", m.dedup_evicted_early.clone());
+        r.register("tally_edge_batches_sealed", "Batches sealed into the spool", m.batches_sealed.clone());
+        r.register("tally_edge_batches_acknowledged", "Batches the core acknowledged as committed", m.batches_acknowledged.clone());
+        r.register("tally_edge_batches_resent_duplicate", "Re-sent batches the core had already committed", m.batches_resent_duplicate.clone());
+        r.register("tally_edge_batches_rejected", "Batches the core refused as invalid", m.batches_rejected.clone());
+        r.register("tally_edge_batches_quarantined", "Spool files found damaged and moved aside", m.batches_quarantined.clone());
+        r.register("tally_edge_ship_errors", "Failed attempts to ship a batch (retried)", m.ship_errors.clone());
+        r.register("tally_edge_spool_pending_batches", "Batches in the spool awaiting acknowledgement", m.spool_pending_batches.clone());
+        r.register("tally_edge_spool_bytes", "Bytes of batches in the spool", m.spool_bytes.clone());
+        m
+    }
+
+    pub fn tenant(tenant: &str) -> TenantLabel {
+        TenantLabel { tenant: tenant.to_string() }
+    }
+}
