@@ -1,1 +1,79 @@
+//! The Tally central service.
+//!
+//! ```text
+//!  edges ── QUIC ──► receiver ──► commit::committer ──► ClickHouse landing table
+//!   (validate: checksum, bytecheck)   (ledger protocol)        │ materialized views
+//!                                                              ▼
+//!  dashboards ── HTTP ──► api ◄──────────────── minute / hour / day rollups
+//! ```
+//!
+//! Start reading at [`run`], then [`commit`] for the exactly-once protocol.
 
+pub mod api;
+pub mod clickhouse;
+pub mod commit;
+pub mod config;
+pub mod metrics;
+pub mod receiver;
+pub mod tls;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use tally_model::tenant::{Tenants, TenantsError};
+
+use api::Api;
+use clickhouse::{Store, StoreError};
+use config::CoreConfig;
+use metrics::Metrics;
+use receiver::{Receiver, ReceiverError};
+use tls::TlsError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error(transparent)]
+    Tenants(#[from] TenantsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Receiver(#[from] ReceiverError),
+    #[error("listening on {addr}: {source}")]
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+}
+
+/// Batches waiting for the committer; past this, receivers wait (and so,
+/// through QUIC flow control, do the edges).
+const COMMIT_QUEUE: usize = 1024;
+
+pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<(), CoreError> {
+    let tenants = Tenants::load(&config.tenants_file)?;
+    let metrics = Arc::new(Metrics::new());
+    let ch = &config.clickhouse;
+    let store = Store::connect(&ch.url, ch.user.as_deref(), ch.password.as_deref()).await?;
+    let applied = store.migrate().await?;
+    tracing::info!(server = store.server_version(), ?applied, "ClickHouse schema is current");
+
+    let identity = tls::load_or_create(&config.data_dir, &config.tls_names)?;
+    let cert = identity.cert_path.clone();
+    let (jobs_tx, jobs_rx) = mpsc::channel(COMMIT_QUEUE);
+    let receiver = Receiver::bind(config.listen_quic, identity, config.max_batch_bytes, jobs_tx, metrics.clone())?;
+    tracing::info!(addr = %config.listen_quic, cert = %cert.display(), "receiving batches over QUIC");
+    let listener = TcpListener::bind(config.listen_http)
+        .await
+        .map_err(|source| CoreError::Listen { addr: config.listen_http, source })?;
+    tracing::info!(addr = %config.listen_http, "serving the query API and dashboard");
+
+    let committer = tokio::spawn(commit::committer::run(store.clone(), metrics.clone(), jobs_rx));
+    let receiving = tokio::spawn(receiver.run(shutdown.clone()));
+    let api = Arc::new(Api { tenants, store, metrics });
+    tally_http::serve::serve(listener, api, shutdown).await;
+    // The receiver owns the job sender: once it stops, the committer drains
+    // what is queued and ends.
+    let _ = receiving.await;
+    let _ = committer.await;
+    Ok(())
+}

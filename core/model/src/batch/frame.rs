@@ -71,6 +71,12 @@ pub fn decode(frame: &[u8]) -> Result<Batch, FrameError> {
     Ok(batch)
 }
 
+/// The payload checksum a frame's header declares (after `decode` accepted
+/// the frame, this is the checksum of its payload).
+pub fn checksum(frame: &[u8]) -> Option<u64> {
+    frame.get(12..20).map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+}
+
 fn check_header(frame: &[u8]) -> Result<&[u8], FrameError> {
     if frame.len() < HEADER_LEN {
         return Err(FrameError::Short(frame.len()));

@@ -1,0 +1,13 @@
+//! The core's HTTP API: dashboard and query routes.
+//!
+//! * `GET /v1/ads/{ad_id}/clicks?from=&to=&step=1s|1m|1h|1d` (read key)
+//! * `GET /v1/ads?from=&to=&limit=`: top ads by clicks (read key)
+//! * `GET /` the dashboard, `GET /healthz`, `GET /metrics`
+//!
+//! Steps of a minute or more read the rollup tables, never the per-second
+//! landing table. [`params`] parses and checks query strings (pure).
+
+pub mod params;
+mod routes;
+
+pub use routes::Api;

@@ -1,0 +1,151 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::{header, HeaderValue, Method, StatusCode};
+use hyper::body::Incoming;
+use serde::Serialize;
+
+use tally_http::{reply, serve::Handler, Response};
+use tally_model::tenant::{Role, TenantId, Tenants};
+
+use super::params::{parse_limit, parse_range, step_name};
+use crate::clickhouse::store::{AdTotal, Point, Step, Totals};
+use crate::clickhouse::Store;
+use crate::metrics::{Metrics, RouteLabel};
+
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+pub struct Api {
+    pub tenants: Tenants,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+}
+
+#[derive(Serialize)]
+struct PointOut {
+    /// Bucket start, ms since the epoch.
+    t: u64,
+    clicks: u64,
+    spend_micros: u64,
+    users: u64,
+}
+
+#[derive(Serialize)]
+struct Series {
+    ad_id: u64,
+    step: &'static str,
+    from: u64,
+    to: u64,
+    points: Vec<PointOut>,
+    total: Totals,
+}
+
+#[derive(Serialize)]
+struct TopAds {
+    from: u64,
+    to: u64,
+    ads: Vec<AdTotal>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Handler for Api {
+    async fn handle(self: Arc<Self>, req: http::Request<Incoming>, _peer: SocketAddr) -> Response {
+        let path = req.uri().path().to_string();
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (route, resp) = match (req.method(), segments.as_slice()) {
+            (&Method::GET, ["v1", "ads", ad, "clicks"]) => ("clicks", self.clicks(&req, ad).await),
+            (_, ["v1", "ads", _, "clicks"]) => ("clicks", reply::method_not_allowed("GET")),
+            (&Method::GET, ["v1", "ads"]) => ("top_ads", self.top_ads(&req).await),
+            (_, ["v1", "ads"]) => ("top_ads", reply::method_not_allowed("GET")),
+            (&Method::GET, [""] | ["dashboard"]) => ("dashboard", dashboard()),
+            (&Method::GET, ["healthz"]) => ("healthz", reply::with_type(StatusCode::OK, "ok\n".into(), "text/plain")),
+            (&Method::GET, ["metrics"]) => ("metrics", reply::metrics(&self.metrics.registry)),
+            (_, ["healthz" | "metrics" | "" | "dashboard"]) => ("other", reply::method_not_allowed("GET")),
+            _ => ("other", reply::not_found()),
+        };
+        self.metrics.http_requests.get_or_create(&RouteLabel { route, code: resp.status().as_u16() }).inc();
+        resp
+    }
+}
+
+impl Api {
+    fn tenant(&self, req: &http::Request<Incoming>) -> Result<TenantId, Response> {
+        self.tenants.authenticate_bearer(reply::authorization(req.headers()), Role::Read).cloned().ok_or_else(|| {
+            let mut resp = reply::error(StatusCode::UNAUTHORIZED, "missing or unknown read key (Authorization: Bearer <key>)");
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp
+        })
+    }
+
+    #[tracing::instrument(name = "query_clicks", skip_all, fields(ad))]
+    async fn clicks(&self, req: &http::Request<Incoming>, ad: &str) -> Response {
+        let tenant = match self.tenant(req) {
+            Ok(t) => t,
+            Err(resp) => return resp,
+        };
+        let Ok(ad_id) = ad.parse::<u64>() else {
+            return reply::error(StatusCode::BAD_REQUEST, format!("ad_id {ad:?} is not an unsigned integer"));
+        };
+        let range = match parse_range(req.uri().query(), Step::Minute, now_ms()) {
+            Ok(r) => r,
+            Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
+        };
+        let series = self.store.series(tenant.as_str(), ad_id, range.from, range.to, range.step);
+        let totals = self.store.totals(tenant.as_str(), ad_id, range.from, range.to, range.step);
+        let (series, total) = match tokio::try_join!(series, totals) {
+            Ok(found) => found,
+            Err(e) => return storage_error(e),
+        };
+        // Dense series: empty buckets are explicit zeros, which is what a chart wants.
+        let mut found = series.into_iter().peekable();
+        let points = range
+            .buckets()
+            .map(|t| {
+                let p = match found.peek() {
+                    Some(p) if p.t == t => found.next().unwrap(),
+                    _ => Point { t, clicks: 0, spend_micros: 0, users: 0 },
+                };
+                PointOut { t: p.t as u64 * 1000, clicks: p.clicks, spend_micros: p.spend_micros, users: p.users }
+            })
+            .collect();
+        reply::json(
+            StatusCode::OK,
+            &Series {
+                ad_id,
+                step: step_name(range.step),
+                from: range.from as u64 * 1000,
+                to: range.to as u64 * 1000,
+                points,
+                total,
+            },
+        )
+    }
+
+    async fn top_ads(&self, req: &http::Request<Incoming>) -> Response {
+        let tenant = match self.tenant(req) {
+            Ok(t) => t,
+            Err(resp) => return resp,
+        };
+        let (range, limit) = match parse_range(req.uri().query(), Step::Minute, now_ms()).and_then(|r| Ok((r, parse_limit(req.uri().query())?))) {
+            Ok(found) => found,
+            Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
+        };
+        match self.store.top_ads(tenant.as_str(), range.from, range.to, limit).await {
+            Ok(ads) => reply::json(StatusCode::OK, &TopAds { from: range.from as u64 * 1000, to: range.to as u64 * 1000, ads }),
+            Err(e) => storage_error(e),
+        }
+    }
+}
+
+fn storage_error(e: crate::clickhouse::StoreError) -> Response {
+    tracing::error!(error = %e, "query failed");
+    reply::error(StatusCode::SERVICE_UNAVAILABLE, format!("storage unavailable: {e}"))
+}
+
+fn dashboard() -> Response {
+    reply::with_type(StatusCode::OK, DASHBOARD.into(), "text/html; charset=utf-8")
+}

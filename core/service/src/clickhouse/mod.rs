@@ -1,0 +1,20 @@
+//! Everything that talks to ClickHouse.
+//!
+//! * [`schema`]: the versioned migrations under `deploy/clickhouse/`, applied
+//!   at start-up.
+//! * [`store`]: typed access for the commit protocol and the query API. All
+//!   SQL lives in `deploy/clickhouse/queries/*.sql` so that
+//!   `deploy/clickhouse/check_modern.py` runs the very same text on a modern
+//!   engine (chdb) that the service runs on 18.16.
+//! * [`private_server`]: a `clickhouse-server` child process on free loopback
+//!   ports, for tests and `tally demo`.
+//!
+//! Compatibility: the `clickhouse` crate is used with validation off (18.16
+//! lacks `RowBinaryWithNamesAndTypes`), so every row struct's field order
+//! must equal its table's or query's column order.
+
+pub mod private_server;
+pub mod schema;
+pub mod store;
+
+pub use store::{Store, StoreError};

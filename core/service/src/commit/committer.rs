@@ -1,0 +1,179 @@
+//! The shell around [`super::plan`]: one task that takes batches from the
+//! receiver, groups whatever is waiting (no timer: a group is what queued
+//! up while the previous group committed), runs the protocol against
+//! ClickHouse and answers each batch.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+
+use tally_model::batch::{Batch, BatchTotals};
+use tally_model::reply::{Reply, Status};
+
+use super::plan::{decide, first_occurrences, resume, steps, Decision, LedgerState, Step};
+use crate::clickhouse::store::{LandingRow, LedgerRow};
+use crate::clickhouse::{Store, StoreError};
+use crate::metrics::Metrics;
+
+/// Most batches committed in one group.
+const MAX_GROUP: usize = 256;
+
+pub struct Job {
+    pub batch: Batch,
+    pub checksum: u64,
+    pub reply: oneshot::Sender<Reply>,
+}
+
+struct Entry {
+    batch: Batch,
+    checksum: u64,
+    totals: BatchTotals,
+}
+
+pub async fn run(store: Store, metrics: Arc<Metrics>, mut jobs: mpsc::Receiver<Job>) {
+    while let Some(first) = jobs.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let keys: Vec<(String, u64)> = group.iter().map(|j| (j.batch.edge.clone(), j.batch.seq)).collect();
+        let unique: BTreeSet<usize> = first_occurrences(&keys).into_iter().collect();
+        let mut replies: Vec<oneshot::Sender<Reply>> = Vec::with_capacity(group.len());
+        let mut entries = Vec::with_capacity(unique.len());
+        let mut waiters: BTreeMap<(String, u64), Vec<oneshot::Sender<Reply>>> = BTreeMap::new();
+        for (i, job) in group.into_iter().enumerate() {
+            if unique.contains(&i) {
+                entries.push(Entry { totals: job.batch.totals(), batch: job.batch, checksum: job.checksum });
+                replies.push(job.reply);
+            } else {
+                waiters.entry(keys[i].clone()).or_default().push(job.reply);
+            }
+        }
+        let outcome = commit_group(&store, &entries).await;
+        metrics.commit_groups.inc();
+        metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        for (entry, reply) in entries.iter().zip(replies) {
+            let answer = match &outcome {
+                Ok(duplicates) if duplicates.contains(&(entry.batch.edge.clone(), entry.batch.seq)) => {
+                    metrics.batches_duplicate.inc();
+                    Reply::new(Status::Duplicate, "")
+                }
+                Ok(_) => {
+                    metrics.batches_committed.inc();
+                    metrics.clicks_committed.inc_by(entry.totals.clicks);
+                    Reply::new(Status::Committed, "")
+                }
+                Err(e) => Reply::new(Status::Retry, e.to_string()),
+            };
+            for extra in waiters.remove(&(entry.batch.edge.clone(), entry.batch.seq)).unwrap_or_default() {
+                let _ = extra.send(answer.clone());
+            }
+            let _ = reply.send(answer);
+        }
+        if let Err(e) = outcome {
+            metrics.commit_errors.inc();
+            tracing::warn!(error = %e, batches = entries.len(), "group commit failed; edges will re-send");
+        }
+    }
+}
+
+/// Runs the protocol for one group; returns the identities that were
+/// already committed (answered `Duplicate`).
+#[tracing::instrument(name = "commit_group", skip_all, fields(batches = entries.len()))]
+async fn commit_group(store: &Store, entries: &[Entry]) -> Result<BTreeSet<(String, u64)>, StoreError> {
+    // 1. Ledger states, one query per edge.
+    let mut by_edge: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for e in entries {
+        let range = by_edge.entry(&e.batch.edge).or_insert((e.batch.seq, e.batch.seq));
+        range.0 = range.0.min(e.batch.seq);
+        range.1 = range.1.max(e.batch.seq);
+    }
+    let mut states: BTreeMap<(String, u64), LedgerState> = BTreeMap::new();
+    for (edge, (lo, hi)) in by_edge {
+        for (seq, state) in store.ledger_states(edge, lo, hi).await? {
+            states.insert((edge.to_string(), seq), LedgerState::from_db(state));
+        }
+    }
+    // 2-3. Decide, probing interrupted batches.
+    let mut decisions = Vec::with_capacity(entries.len());
+    let mut duplicates = BTreeSet::new();
+    for e in entries {
+        let key = (e.batch.edge.clone(), e.batch.seq);
+        let state = states.get(&key).copied().unwrap_or(LedgerState::Absent);
+        let decision = match decide(state) {
+            Decision::Probe => {
+                let present: BTreeSet<u32> = store
+                    .landing_rows_of_batch(&e.batch.edge, e.batch.seq, e.totals.min_second, e.totals.max_second)
+                    .await?
+                    .into_iter()
+                    .collect();
+                tracing::info!(edge = %e.batch.edge, seq = e.batch.seq, present = present.len(), rows = e.totals.rows, "resuming an interrupted commit");
+                resume(e.totals.rows, &present)
+            }
+            Decision::Duplicate => {
+                duplicates.insert(key);
+                Decision::Duplicate
+            }
+            d => d,
+        };
+        decisions.push((e.totals.rows, decision));
+    }
+    // 3-4. Writes, in protocol order.
+    for step in steps(&decisions) {
+        match step {
+            Step::Start(ix) => store.insert_ledger(&ledger_rows(entries, &ix, LedgerState::Started)).await?,
+            Step::Insert(rows) => store.insert_landing(&landing_rows(entries, &rows)).await?,
+            Step::Finish(ix) => store.insert_ledger(&ledger_rows(entries, &ix, LedgerState::Committed)).await?,
+        }
+    }
+    Ok(duplicates)
+}
+
+fn ledger_rows(entries: &[Entry], ix: &[usize], state: LedgerState) -> Vec<LedgerRow> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
+    ix.iter()
+        .map(|&i| {
+            let e = &entries[i];
+            LedgerRow {
+                edge: e.batch.edge.clone(),
+                seq: e.batch.seq,
+                state: state as u8,
+                rows: e.totals.rows,
+                clicks: e.totals.clicks,
+                checksum: e.checksum,
+                min_second: e.totals.min_second,
+                max_second: e.totals.max_second,
+                recorded_at: now,
+            }
+        })
+        .collect()
+}
+
+fn landing_rows(entries: &[Entry], wanted: &[(usize, Vec<u32>)]) -> Vec<LandingRow> {
+    let mut out = Vec::new();
+    for (i, idxs) in wanted {
+        let batch = &entries[*i].batch;
+        let idxs: BTreeSet<u32> = idxs.iter().copied().collect();
+        for (idx, tenant, row) in batch.indexed_rows().filter(|(idx, _, _)| idxs.contains(idx)) {
+            out.push(LandingRow {
+                tenant: tenant.to_string(),
+                ad_id: row.ad_id,
+                campaign_id: row.campaign_id,
+                second: row.second,
+                clicks: row.clicks,
+                spend_micros: row.spend_micros,
+                user_hashes: row.user_hashes.clone(),
+                edge: batch.edge.clone(),
+                batch_seq: batch.seq,
+                row_idx: idx,
+            });
+        }
+    }
+    out
+}

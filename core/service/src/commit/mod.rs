@@ -1,0 +1,39 @@
+//! Exactly-once commit of batches into ClickHouse.
+//!
+//! ClickHouse 18.16 cannot deduplicate a re-sent insert into a plain table,
+//! and an INSERT is not atomic across partitions or across a table and its
+//! materialized views. So re-sends are made harmless by the protocol itself,
+//! using a ledger table (`tally.batches`, highest state wins) and the batch
+//! identity carried on every landing row (`edge`, `batch_seq`, `row_idx`).
+//!
+//! # Protocol, per group of batches (one committer, so no two commits race)
+//! 1. Read the ledger state of every `(edge, seq)` in the group.
+//! 2. `Committed` -> answer `Duplicate`; nothing is written.
+//! 3. `Absent` -> write ledger `Started`, then insert all its rows.
+//!    `Started` (an earlier attempt died somewhere after step 3's ledger
+//!    write) -> probe which `row_idx` of the batch the landing table holds
+//!    and insert only the missing ones.
+//! 4. Write ledger `Committed`, then answer `Committed`.
+//!
+//! # Invariants
+//! * A landing row `(edge, seq, idx)` is only ever inserted while the ledger
+//!   says `Started` for `(edge, seq)` (step 3 orders the ledger write first),
+//!   so a batch the ledger does not know has no landing rows.
+//! * Every attempt inserts exactly the complement of what is present, so
+//!   after any sequence of crashes and re-sends each row is present once.
+//! * The core answers `Committed` only after step 4, so an acknowledged
+//!   batch is entirely in the landing table.
+//!
+//! The rollup tables are derived: they receive exactly what each landing
+//! insert carried. If an MV insert fails after its landing part was written,
+//! the rollup misses those rows while the landing table is right; that drift
+//! is found and repaired by reconciliation from the landing table.
+//!
+//! [`plan`] holds the decisions as a pure function; [`committer`] is the
+//! shell that does the I/O and groups batches.
+
+pub mod committer;
+pub mod plan;
+
+#[cfg(test)]
+mod tests;

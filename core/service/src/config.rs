@@ -1,0 +1,57 @@
+//! The core's configuration file (TOML). See `deploy/config/core.toml`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoreConfig {
+    /// Query API and dashboard.
+    pub listen_http: SocketAddr,
+    /// QUIC endpoint edges ship batches to.
+    pub listen_quic: SocketAddr,
+    /// Holds the TLS key and certificate (created on first start).
+    pub data_dir: PathBuf,
+    pub tenants_file: PathBuf,
+    pub clickhouse: ClickHouseSection,
+    /// Largest batch frame accepted from an edge.
+    #[serde(default = "default_max_batch_bytes")]
+    pub max_batch_bytes: usize,
+    /// Names the self-signed certificate is issued for.
+    #[serde(default = "default_tls_names")]
+    pub tls_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClickHouseSection {
+    pub url: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+fn default_max_batch_bytes() -> usize {
+    256 << 20
+}
+
+fn default_tls_names() -> Vec<String> {
+    vec!["localhost".into(), "127.0.0.1".into()]
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("config {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl CoreConfig {
+    pub fn load(path: &Path) -> Result<CoreConfig, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: shown.clone(), source })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: shown, message: e.to_string() })
+    }
+}

@@ -1,0 +1,61 @@
+//! The core's Prometheus metrics (served at `GET /metrics`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: &'static str,
+    pub code: u16,
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub batches_received: Counter,
+    pub batches_committed: Counter,
+    pub batches_duplicate: Counter,
+    pub batches_rejected: Counter,
+    pub clicks_committed: Counter,
+    pub commit_groups: Counter,
+    pub commit_errors: Counter,
+    pub commit_seconds: Histogram,
+    pub http_requests: Family<RouteLabel, Counter>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let m = Metrics {
+            registry: Registry::default(),
+            batches_received: Counter::default(),
+            batches_committed: Counter::default(),
+            batches_duplicate: Counter::default(),
+            batches_rejected: Counter::default(),
+            clicks_committed: Counter::default(),
+            commit_groups: Counter::default(),
+            commit_errors: Counter::default(),
+            commit_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            http_requests: Family::default(),
+        };
+        let mut m = m;
+        let r = &mut m.registry;
+        r.register("tally_core_batches_received", "Batches received from edges (before validation)", m.batches_received.clone());
+        r.register("tally_core_batches_committed", "Batches committed to ClickHouse", m.batches_committed.clone());
+        r.register("tally_core_batches_duplicate", "Re-sent batches found already committed", m.batches_duplicate.clone());
+        r.register("tally_core_batches_rejected", "Batches refused as corrupt or invalid", m.batches_rejected.clone());
+        r.register("tally_core_clicks_committed", "Clicks in committed batches", m.clicks_committed.clone());
+        r.register("tally_core_commit_groups", "Group commits attempted", m.commit_groups.clone());
+        r.register("tally_core_commit_errors", "Group commits that failed (batches answered Retry)", m.commit_errors.clone());
+        r.register("tally_core_commit_seconds", "Duration of a group commit", m.commit_seconds.clone());
+        r.register("tally_core_http_requests", "HTTP requests by route and status", m.http_requests.clone());
+        m
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

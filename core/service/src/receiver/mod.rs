@@ -1,0 +1,141 @@
+//! The QUIC endpoint edges ship batches to.
+//!
+//! One bidirectional stream per batch: the edge writes one frame and
+//! finishes its side; the core validates it completely (header, checksum,
+//! rkyv bytecheck, semantic checks) before anything reaches the committer,
+//! and answers on the same stream. A corrupt or oversized frame costs its
+//! stream a `Rejected` reply and nothing else: the connection, the other
+//! streams and the process carry on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use quinn::crypto::rustls::QuicServerConfig;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use tally_model::batch::frame;
+use tally_model::reply::{Reply, Status};
+
+use crate::commit::committer::Job;
+use crate::metrics::Metrics;
+use crate::tls::Identity;
+
+pub const ALPN: &[u8] = b"tally-batch/1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiverError {
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    #[error("binding QUIC endpoint on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+pub struct Receiver {
+    endpoint: quinn::Endpoint,
+    max_batch_bytes: usize,
+    jobs: mpsc::Sender<Job>,
+    metrics: Arc<Metrics>,
+}
+
+impl Receiver {
+    pub fn bind(
+        addr: SocketAddr,
+        identity: Identity,
+        max_batch_bytes: usize,
+        jobs: mpsc::Sender<Job>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Receiver, ReceiverError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| ReceiverError::Tls(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(identity.certs, identity.key)
+            .map_err(|e| ReceiverError::Tls(e.to_string()))?;
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let quic = QuicServerConfig::try_from(Arc::new(tls)).map_err(|e| ReceiverError::Tls(e.to_string()))?;
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
+        let mut transport = quinn::TransportConfig::default();
+        transport.max_concurrent_bidi_streams(1024u32.into());
+        server.transport_config(Arc::new(transport));
+        let endpoint = quinn::Endpoint::server(server, addr).map_err(|source| ReceiverError::Bind { addr, source })?;
+        Ok(Receiver { endpoint, max_batch_bytes, jobs, metrics })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        loop {
+            let incoming = tokio::select! {
+                incoming = this.endpoint.accept() => match incoming {
+                    Some(incoming) => incoming,
+                    None => break,
+                },
+                _ = shutdown.wait_for(|s| *s) => break,
+            };
+            let this = this.clone();
+            tokio::spawn(async move {
+                match incoming.await {
+                    Ok(conn) => this.serve_connection(conn).await,
+                    Err(e) => tracing::debug!(error = %e, "QUIC handshake failed"),
+                }
+            });
+        }
+        this.endpoint.close(0u32.into(), b"core shutting down");
+        this.endpoint.wait_idle().await;
+    }
+
+    async fn serve_connection(self: Arc<Self>, conn: quinn::Connection) {
+        let peer = conn.remote_address();
+        tracing::info!(%peer, "edge connected");
+        loop {
+            match conn.accept_bi().await {
+                Ok((send, recv)) => {
+                    let this = self.clone();
+                    tokio::spawn(async move { this.serve_stream(send, recv, peer).await });
+                }
+                Err(e) => {
+                    tracing::info!(%peer, reason = %e, "edge connection closed");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn serve_stream(&self, mut send: quinn::SendStream, mut recv: quinn::RecvStream, peer: SocketAddr) {
+        self.metrics.batches_received.inc();
+        let reply = match recv.read_to_end(self.max_batch_bytes).await {
+            Err(quinn::ReadToEndError::TooLong) => self.reject(peer, format!("batch larger than {} bytes", self.max_batch_bytes)),
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "batch stream broke before its end");
+                return;
+            }
+            Ok(bytes) => match frame::decode(&bytes) {
+                Err(e) => self.reject(peer, e.to_string()),
+                Ok(batch) => {
+                    let (tx, rx) = oneshot::channel();
+                    let checksum = frame::checksum(&bytes).unwrap_or(0);
+                    let job = Job { batch, checksum, reply: tx };
+                    match self.jobs.send(job).await {
+                        Ok(()) => rx.await.unwrap_or_else(|_| Reply::new(Status::Retry, "core is shutting down")),
+                        Err(_) => Reply::new(Status::Retry, "core is shutting down"),
+                    }
+                }
+            },
+        };
+        if send.write_all(&reply.encode()).await.is_ok() {
+            let _ = send.finish();
+            // Let the reply reach the peer before the stream is dropped.
+            let _ = send.stopped().await;
+        }
+    }
+
+    fn reject(&self, peer: SocketAddr, reason: String) -> Reply {
+        self.metrics.batches_rejected.inc();
+        tracing::warn!(%peer, %reason, "rejected a batch");
+        Reply::new(Status::Rejected, reason)
+    }
+}
