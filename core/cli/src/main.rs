@@ -1,1 +1,79 @@
-fn main(){}
+//! `tally`: one binary for every Tally process and tool.
+
+mod demo;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+#[derive(Parser)]
+#[command(name = "tally", version, about = "Tally: exact ad-click counts, near-real-time and billing-grade")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run an edge collector: HTTP ingest, dedup, per-second aggregation, spool, shipping to the core.
+    Edge {
+        /// Edge configuration file (TOML; see deploy/config/edge.toml).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the central service: batch receiver, ClickHouse commit, query API and dashboard.
+    Core {
+        /// Core configuration file (TOML; see deploy/config/core.toml).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run a complete local POP: private ClickHouse, core, edge, a demo tenant and live traffic.
+    Demo(demo::DemoArgs),
+}
+
+fn init_logging() {
+    let filter: Targets = std::env::var("TALLY_LOG")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| "info".parse().expect("static filter"));
+    tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_target(false)).with(filter).init();
+}
+
+/// A channel that turns true on SIGINT or SIGTERM.
+fn shutdown_signal() -> Result<watch::Receiver<bool>> {
+    let (tx, rx) = watch::channel(false);
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        }
+        let _ = tx.send(true);
+    });
+    Ok(rx)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    let shutdown = shutdown_signal()?;
+    match cli.command {
+        Command::Edge { config } => {
+            let config = tally_edge::config::EdgeConfig::load(&config)?;
+            tally_edge::run(config, shutdown).await.context("edge failed")
+        }
+        Command::Core { config } => {
+            let config = tally_core::config::CoreConfig::load(&config)?;
+            tally_core::run(config, shutdown).await.context("core failed")
+        }
+        Command::Demo(args) => demo::run(args, shutdown).await,
+    }
+}

@@ -15,6 +15,7 @@ pub mod commit;
 pub mod config;
 pub mod metrics;
 pub mod receiver;
+pub mod supervise;
 pub mod tls;
 
 use std::sync::Arc;

@@ -1,19 +1,17 @@
 //! A private `clickhouse-server` run as a child process.
 //!
 //! Used by the end-to-end tests and `tally demo` so that every run gets its
-//! own server: generated config, free loopback ports, its own data dir. The
-//! child is put in its own process group (a terminal's Ctrl-C reaches us,
-//! not it, and we stop it in order) and is stopped by pid only: SIGTERM,
-//! then SIGKILL if it has not exited in time. Dropping a running server
-//! kills it, so a panicking test does not leave it behind.
+//! own server: generated config, free loopback ports, its own data dir. It is
+//! a [`Supervised`] child: own process group, stopped by pid only.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::{Child, Command};
-use tokio::time::Instant;
+use tokio::process::Command;
+
+use crate::supervise::{SuperviseError, Supervised};
 
 const SERVER_XML: &str = include_str!("private-server.xml");
 const USERS_XML: &str = include_str!("private-users.xml");
@@ -28,14 +26,12 @@ pub enum ServerError {
     Missing(PathBuf),
     #[error("preparing {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("clickhouse-server exited during start-up ({status}); see {log}")]
-    Exited { status: String, log: PathBuf },
-    #[error("clickhouse-server did not answer /ping within {0:?}")]
-    Timeout(Duration),
+    #[error(transparent)]
+    Process(#[from] SuperviseError),
 }
 
 pub struct PrivateServer {
-    child: Option<Child>,
+    process: Supervised,
     http_port: u16,
     tcp_port: u16,
     dir: PathBuf,
@@ -57,7 +53,7 @@ impl PrivateServer {
         loop {
             attempt += 1;
             match Self::start_once(&binary, dir).await {
-                Err(ServerError::Exited { .. }) if attempt < 3 => continue,
+                Err(ServerError::Process(SuperviseError::Exited { .. })) if attempt < 3 => continue,
                 other => return other,
             }
         }
@@ -83,45 +79,19 @@ impl PrivateServer {
             .replace("{{USERS_FILE}}", users.to_str().expect("temp paths are UTF-8"));
         std::fs::write(&config, rendered).map_err(io(&config))?;
         let stdout = std::fs::File::create(dir.join("logs/stdout.log")).map_err(io(&dir))?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .arg(format!("--config-file={}", config.display()))
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(stdout.try_clone().map_err(io(&dir))?)
-            .stderr(stdout)
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(io(binary))?;
-        let mut server = PrivateServer { child: Some(child), http_port, tcp_port, dir };
-        server.wait_ready().await?;
-        tracing::info!(pid = server.pid(), http_port, dir = %server.dir.display(), "private ClickHouse is up");
-        Ok(server)
-    }
-
-    async fn wait_ready(&mut self) -> Result<(), ServerError> {
-        let client = tally_http::client::Client::new();
-        let url = format!("{}/ping", self.http_url());
-        let deadline = Instant::now() + START_TIMEOUT;
-        let mut pause = Duration::from_millis(20);
-        loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                self.child = None;
-                return Err(ServerError::Exited { status: status.to_string(), log: self.dir.join("logs") });
-            }
-            if let Ok(reply) = client.get(&url, None).await {
-                if reply.status.is_success() {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                self.kill();
-                return Err(ServerError::Timeout(START_TIMEOUT));
-            }
-            // Readiness poll with backoff: there is no signal to wait on.
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(250));
-        }
+            .stderr(stdout);
+        let mut process = Supervised::spawn("clickhouse-server", command)?;
+        let url = format!("http://127.0.0.1:{http_port}/ping");
+        let hint = format!("; see {}", dir.join("logs").display());
+        process.wait_http_ready(&url, START_TIMEOUT, &hint).await?;
+        tracing::info!(pid = process.pid(), http_port, dir = %dir.display(), "private ClickHouse is up");
+        Ok(PrivateServer { process, http_port, tcp_port, dir })
     }
 
     pub fn http_url(&self) -> String {
@@ -133,7 +103,7 @@ impl PrivateServer {
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(|c| c.id())
+        self.process.pid()
     }
 
     pub fn dir(&self) -> &Path {
@@ -142,29 +112,8 @@ impl PrivateServer {
 
     /// SIGTERM, wait, then SIGKILL. Idempotent.
     pub async fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        if let Some(pid) = child.id() {
-            // SAFETY: kill(2) on our own child's pid, which we have not reaped.
-            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        if self.process.stop(STOP_TIMEOUT).await.is_some() {
+            tracing::info!("private ClickHouse stopped");
         }
-        match tokio::time::timeout(STOP_TIMEOUT, child.wait()).await {
-            Ok(_) => tracing::info!("private ClickHouse stopped"),
-            Err(_) => {
-                tracing::warn!("private ClickHouse ignored SIGTERM for {STOP_TIMEOUT:?}; killing it");
-                let _ = child.kill().await;
-            }
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.start_kill();
-        }
-    }
-}
-
-impl Drop for PrivateServer {
-    fn drop(&mut self) {
-        self.kill();
     }
 }

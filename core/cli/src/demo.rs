@@ -1,0 +1,139 @@
+//! `tally demo`: a local POP with live traffic, until SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tokio::sync::watch;
+
+use tally::pop::{write_state, LocalPop, PopOptions};
+use tally::traffic::{self, GenOptions, TrafficStats};
+use tally_http::client::Client;
+
+/// The ad the freshness probe clicks; the generator never uses it.
+const PROBE_AD: u64 = 9_999_999;
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Write the POP's addresses and keys here (JSON) once everything is ready.
+    #[arg(long)]
+    state_file: Option<PathBuf>,
+    /// Start no synthetic traffic.
+    #[arg(long)]
+    no_traffic: bool,
+    /// Synthetic clicks per second.
+    #[arg(long, default_value_t = 2000)]
+    rate: u64,
+    /// Use this ClickHouse (http://host:8123) instead of a private server.
+    #[arg(long)]
+    clickhouse_url: Option<String>,
+    /// Keep the POP's files here instead of a temporary directory.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Edge seal-and-ship interval in ms.
+    #[arg(long, default_value_t = 1000)]
+    ship_interval_ms: u64,
+}
+
+pub async fn run(args: DemoArgs, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    let temp;
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => {
+            temp = tempfile::Builder::new().prefix("tally-demo-").tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let tally_bin = std::env::current_exe().context("locating the tally binary")?;
+    let mut pop = LocalPop::start(PopOptions {
+        tally_bin,
+        dir: dir.clone(),
+        clickhouse_url: args.clickhouse_url.clone(),
+        tenants: vec!["demo".into()],
+        ship_interval_ms: args.ship_interval_ms,
+        log: std::env::var("TALLY_LOG").unwrap_or_else(|_| "info".into()),
+    })
+    .await?;
+    let state = pop.state.clone();
+    if let Some(path) = &args.state_file {
+        write_state(path, &state)?;
+    }
+    println!("\nTally local POP is up (files in {}):", dir.display());
+    println!("  dashboard   {}", state.dashboard);
+    println!("  edge ingest curl -H 'Authorization: Bearer {}' -d '{{\"click_id\":\"c1\",\"ad_id\":1,\"ts\":\"2026-01-01T00:00:00Z\"}}' {}/v1/clicks", state.ingest_key, state.edge_http);
+    println!("  query       curl -H 'Authorization: Bearer {}' '{}/v1/ads/1/clicks?step=1m'", state.read_key, state.core_http);
+    println!("  metrics     {}/metrics  {}/metrics", state.edge_http, state.core_http);
+    println!("  clickhouse  {}", state.clickhouse_http);
+    println!("Ctrl-C stops everything.\n");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stats = Arc::new(TrafficStats::default());
+    if !args.no_traffic {
+        tokio::spawn(traffic::drive(
+            state.edge_http.clone(),
+            state.ingest_key.clone(),
+            args.rate,
+            500,
+            GenOptions { seed: traffic::now_ms(), ..GenOptions::default() },
+            stats.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    let mut report = tokio::time::interval(REPORT_EVERY);
+    report.tick().await;
+    let mut last = (Instant::now(), 0u64);
+    let mut probes = 0u64;
+    let outcome = loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => break Ok(()),
+            _ = report.tick() => {}
+        }
+        if let Some((name, status)) = pop.exited() {
+            break Err(anyhow::anyhow!("{name} exited unexpectedly ({status}); see its log in {}", dir.display()));
+        }
+        let accepted = stats.accepted.load(Ordering::Relaxed);
+        let rate = (accepted - last.1) as f64 / last.0.elapsed().as_secs_f64();
+        last = (Instant::now(), accepted);
+        probes += 1;
+        let freshness = match probe_freshness(&state.edge_http, &state.core_http, &state.ingest_key, &state.read_key, probes).await {
+            Ok(d) => format!("{} ms", d.as_millis()),
+            Err(e) => format!("unavailable ({e})"),
+        };
+        println!(
+            "edge accepted {rate:>8.0} clicks/s | total {accepted} accepted, {} duplicates, {} errors | post->query freshness {freshness}",
+            stats.duplicates.load(Ordering::Relaxed),
+            stats.errors.load(Ordering::Relaxed),
+        );
+    };
+    let _ = stop_tx.send(true);
+    println!("stopping edge, core and ClickHouse...");
+    pop.stop().await;
+    outcome
+}
+
+/// Posts one probe click and measures until the query API counts it.
+async fn probe_freshness(edge: &str, core: &str, ingest_key: &str, read_key: &str, n: u64) -> Result<Duration> {
+    let client = Client::new();
+    let now = traffic::now_ms();
+    let url = format!("{core}/v1/ads/{PROBE_AD}/clicks?step=1s&from={}&to={}", now - 60_000, now + 60_000);
+    let before = count(&client, &url, read_key).await?;
+    let started = Instant::now();
+    let body = format!(r#"{{"click_id":"probe-{now}-{n}","ad_id":{PROBE_AD},"ts":{now}}}"#);
+    client.post_json(&format!("{edge}/v1/clicks"), Some(ingest_key), body).await?;
+    while started.elapsed() < Duration::from_secs(30) {
+        if count(&client, &url, read_key).await? > before {
+            return Ok(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("probe not visible after 30 s")
+}
+
+async fn count(client: &Client, url: &str, read_key: &str) -> Result<u64> {
+    let reply = client.get(url, Some(read_key)).await?;
+    anyhow::ensure!(reply.status.is_success(), "query answered {}: {}", reply.status, reply.text());
+    Ok(reply.json()?["total"]["clicks"].as_u64().unwrap_or(0))
+}
