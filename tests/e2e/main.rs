@@ -1,1 +1,8 @@
-fn main(){}
+//! End-to-end tests across real processes: a private ClickHouse 18.16, a
+//! `tally core` and a `tally edge`, driven over HTTP and QUIC, with results
+//! compared against exact ground truth.
+
+mod harness;
+mod ingest;
+mod shipping;
+mod demo;

@@ -39,6 +39,9 @@ pub struct PopState {
     pub edge_http: String,
     pub core_http: String,
     pub clickhouse_http: String,
+    /// The core's QUIC batch endpoint and the certificate edges trust for it.
+    pub core_quic: SocketAddr,
+    pub core_cert: PathBuf,
     pub tenant: String,
     pub ingest_key: String,
     pub read_key: String,
@@ -46,6 +49,8 @@ pub struct PopState {
     pub tenants: Vec<TenantSpec>,
     pub dashboard: String,
     pub dir: PathBuf,
+    /// Every process the POP started (ClickHouse if private, core, edge).
+    pub pids: Vec<u32>,
 }
 
 pub struct LocalPop {
@@ -123,6 +128,8 @@ impl LocalPop {
             edge_http: format!("http://{edge_http}"),
             core_http: format!("http://{core_http}"),
             clickhouse_http: clickhouse_url,
+            core_quic,
+            core_cert: core_dir.join(tally_core::tls::CERT_FILE),
             tenant: first.id.clone(),
             ingest_key: first.ingest_key.clone(),
             read_key: first.read_key.clone(),
@@ -130,8 +137,11 @@ impl LocalPop {
             dashboard: format!("http://{core_http}/#key={}", first.read_key),
             tenants: specs,
             dir: dir.clone(),
+            pids: Vec::new(),
         };
-        Ok(LocalPop { state, clickhouse, core, edge, opts, edge_http, core_http })
+        let mut pop = LocalPop { state, clickhouse, core, edge, opts, edge_http, core_http };
+        pop.state.pids = pop.pids();
+        Ok(pop)
     }
 
     /// Stops the edge gracefully (it seals and ships what it holds).
@@ -147,6 +157,7 @@ impl LocalPop {
     pub async fn restart_edge(&mut self) -> Result<()> {
         self.edge.stop(STOP_GRACE).await;
         self.edge = spawn(&self.opts, "edge", self.edge_http).await?;
+        self.state.pids = self.pids();
         Ok(())
     }
 
@@ -157,6 +168,7 @@ impl LocalPop {
     pub async fn restart_core(&mut self) -> Result<()> {
         self.core.stop(STOP_GRACE).await;
         self.core = spawn(&self.opts, "core", self.core_http).await?;
+        self.state.pids = self.pids();
         Ok(())
     }
 

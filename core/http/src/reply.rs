@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
@@ -67,23 +67,39 @@ impl BodyError {
     }
 }
 
-/// Reads a whole request body, refusing more than `limit` bytes (early from
-/// `Content-Length` when the client declares it).
+/// Past the limit, a body is still read and discarded up to this many
+/// bytes, so that the client (still writing) gets to read our 413 instead
+/// of a broken pipe. Beyond it the connection is simply closed.
+const DRAIN_CAP: u64 = 64 << 20;
+
+/// Reads a whole request body, refusing more than `limit` bytes.
 pub async fn read_body(req: http::Request<Incoming>, limit: usize) -> Result<(http::request::Parts, Bytes), BodyError> {
-    let (parts, body) = req.into_parts();
+    let (parts, mut body) = req.into_parts();
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if declared.is_some_and(|n| n > DRAIN_CAP) {
         return Err(BodyError::TooLarge(limit));
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok((parts, collected.to_bytes())),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
-        Err(e) => Err(BodyError::Read(e.to_string())),
+    let mut buf = bytes::BytesMut::with_capacity(declared.map_or(8 << 10, |n| n.min(limit as u64) as usize));
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len() as u64;
+        if seen > DRAIN_CAP {
+            break;
+        }
+        if seen <= limit as u64 {
+            buf.extend_from_slice(&data);
+        }
     }
+    if seen > limit as u64 {
+        return Err(BodyError::TooLarge(limit));
+    }
+    Ok((parts, buf.freeze()))
 }
 
 /// The value of the `Authorization` header, if it is valid text.

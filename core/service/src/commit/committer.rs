@@ -71,8 +71,15 @@ pub async fn run(store: Store, metrics: Arc<Metrics>, mut jobs: mpsc::Receiver<J
                 }
                 Err(e) => Reply::new(Status::Retry, e.to_string()),
             };
+            // Re-sends that queued behind their first copy are duplicates of it.
             for extra in waiters.remove(&(entry.batch.edge.clone(), entry.batch.seq)).unwrap_or_default() {
-                let _ = extra.send(answer.clone());
+                let dup = if answer.is_done() {
+                    metrics.batches_duplicate.inc();
+                    Reply::new(Status::Duplicate, "")
+                } else {
+                    answer.clone()
+                };
+                let _ = extra.send(dup);
             }
             let _ = reply.send(answer);
         }

@@ -1,0 +1,65 @@
+//! `tally demo` as a user runs it: ready state file, clicks counted, and
+//! every process it started gone after SIGTERM.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tally::traffic::now_ms;
+use tally_core::supervise::Supervised;
+use tally_http::client::Client;
+
+fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    unsafe { libc::kill(pid as i32, 0) == 0 }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_a_pop_and_stops_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_file = dir.path().join("state.json");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"));
+    command.args(["demo", "--no-traffic", "--ship-interval-ms", "200", "--state-file"]).arg(&state_file).arg("--dir").arg(dir.path().join("pop"));
+    command.stdout(std::process::Stdio::null());
+    let mut demo = Supervised::spawn("demo", command).unwrap();
+
+    // Readiness: the state file appears once everything is up.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let state: Value = loop {
+        if let Ok(text) = std::fs::read_to_string(&state_file) {
+            break serde_json::from_str(&text).unwrap();
+        }
+        assert!(demo.exited().is_none(), "demo exited before it was ready");
+        assert!(tokio::time::Instant::now() < deadline, "demo never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for key in ["edge_http", "core_http", "clickhouse_http", "tenant", "ingest_key", "read_key", "admin_key"] {
+        assert!(state[key].is_string(), "state lacks {key}: {state}");
+    }
+    let pids: Vec<u32> = state["pids"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap() as u32).collect();
+    assert_eq!(pids.len(), 3);
+    assert!(pids.iter().all(|&p| alive(p)));
+
+    let client = Client::new();
+    let s = |k: &str| state[k].as_str().unwrap().to_string();
+    let now = now_ms();
+    let body = format!(r#"[{{"click_id":"a","ad_id":5,"ts":{now}}},{{"click_id":"b","ad_id":5,"ts":{now}}},{{"click_id":"a","ad_id":5,"ts":{now}}}]"#);
+    let r = client.post_json(&format!("{}/v1/clicks", s("edge_http")), Some(&s("ingest_key")), body).await.unwrap();
+    assert_eq!(r.json().unwrap()["accepted"], 2);
+    let url = format!("{}/v1/ads/5/clicks?step=1m&from={}&to={}", s("core_http"), now - 120_000, now + 120_000);
+    loop {
+        let v = client.get(&url, Some(&s("read_key"))).await.unwrap().json().unwrap();
+        if v["total"]["clicks"] == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "click never counted: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dashboard = client.get(&format!("{}/", s("core_http")), None).await.unwrap();
+    assert!(dashboard.text().contains("<title>Tally dashboard</title>"));
+
+    let status = demo.stop(Duration::from_secs(60)).await.expect("demo exit status");
+    assert!(status.success(), "demo exited with {status}");
+    for pid in pids {
+        assert!(!alive(pid), "process {pid} outlived the demo");
+    }
+}

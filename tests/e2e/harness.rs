@@ -1,0 +1,104 @@
+//! Shared helpers: a POP per test on free ports in a temp dir, posting,
+//! querying, and waiting on conditions (readiness polls, never sleeps as
+//! synchronisation; deadlines only bound a hang, they assert no speed).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use tally::pop::{LocalPop, PopOptions};
+use tally::traffic::{ClickGen, Truth};
+use tally_http::client::{Client, Reply};
+
+/// Upper bound on waiting for counts to converge: only there to turn a hang
+/// into a failure with a message.
+pub const CONVERGE: Duration = Duration::from_secs(120);
+
+pub struct Pop {
+    pub pop: LocalPop,
+    pub client: Client,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn start(tenants: &[&str]) -> Pop {
+    let dir = tempfile::Builder::new().prefix("tally-e2e-").tempdir().unwrap();
+    let pop = LocalPop::start(PopOptions {
+        tally_bin: env!("CARGO_BIN_EXE_tally").into(),
+        dir: dir.path().to_path_buf(),
+        clickhouse_url: None,
+        tenants: tenants.iter().map(|t| t.to_string()).collect(),
+        ship_interval_ms: 200,
+        log: "info".into(),
+    })
+    .await
+    .expect("starting a local POP");
+    Pop { pop, client: Client::new(), _dir: dir }
+}
+
+impl Pop {
+    pub fn ingest_key(&self, tenant: usize) -> String {
+        self.pop.state.tenants[tenant].ingest_key.clone()
+    }
+
+    pub fn read_key(&self, tenant: usize) -> String {
+        self.pop.state.tenants[tenant].read_key.clone()
+    }
+
+    pub async fn post(&self, key: &str, content_type: &str, body: impl Into<bytes::Bytes>) -> Reply {
+        self.client
+            .send(http::Method::POST, &format!("{}/v1/clicks", self.pop.state.edge_http), Some(key), Some(content_type), body)
+            .await
+            .expect("posting to the edge")
+    }
+
+    pub async fn query(&self, key: &str, path_and_query: &str) -> Reply {
+        self.client.get(&format!("{}{path_and_query}", self.pop.state.core_http), Some(key)).await.expect("querying the core")
+    }
+
+    pub async fn series(&self, key: &str, ad: u64, from_ms: u64, to_ms: u64, step: &str) -> Value {
+        let reply = self.query(key, &format!("/v1/ads/{ad}/clicks?from={from_ms}&to={to_ms}&step={step}")).await;
+        assert!(reply.status.is_success(), "query failed: {} {}", reply.status, reply.text());
+        reply.json().unwrap()
+    }
+
+    /// Polls until every ad's total equals the truth, or fails after CONVERGE
+    /// with the last difference.
+    pub async fn wait_for_totals(&self, key: &str, truth: &ClickGen, ads: &[u64], from_ms: u64, to_ms: u64) {
+        let deadline = tokio::time::Instant::now() + CONVERGE;
+        loop {
+            let mut diff = Vec::new();
+            for &ad in ads {
+                let got = self.series(key, ad, from_ms, to_ms, "1s").await["total"]["clicks"].as_u64().unwrap();
+                let want = truth.ad_total(ad).clicks;
+                if got != want {
+                    diff.push((ad, got, want));
+                }
+            }
+            if diff.is_empty() {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "counts did not converge; (ad, got, want): {diff:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The truth per (second) for one ad.
+pub fn per_second(truth: &ClickGen, ad: u64) -> BTreeMap<u64, Truth> {
+    truth.truth.range((ad, 0)..(ad + 1, 0)).map(|((_, s), t)| (*s, *t)).collect()
+}
+
+/// Asserts the API's per-second points equal the truth, second for second.
+pub fn assert_points_equal(series: &Value, truth: &BTreeMap<u64, Truth>) {
+    let got: BTreeMap<u64, Truth> = series["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["clicks"].as_u64().unwrap() > 0)
+        .map(|p| {
+            let t = p["t"].as_u64().unwrap() / 1000;
+            (t, Truth { clicks: p["clicks"].as_u64().unwrap(), spend_micros: p["spend_micros"].as_u64().unwrap() })
+        })
+        .collect();
+    assert_eq!(&got, truth);
+}

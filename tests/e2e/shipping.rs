@@ -1,0 +1,98 @@
+//! Edge -> core over QUIC: corrupt batches are refused without harm, re-sent
+//! batches are committed once, and batches wait out a core that is down.
+
+use bytes::Bytes;
+use tally::traffic::{json_array, now_ms, ClickGen, GenOptions};
+use tally_edge::shipper::Connector;
+use tally_model::batch::{frame, Batch, SecondRow, TenantRows};
+use tally_model::reply::Status;
+
+use crate::harness;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_batches_are_rejected_and_resends_commit_once() {
+    let pop = harness::start(&["acme"]).await;
+    let state = &pop.pop.state;
+    let connector = Connector::new(state.core_quic, "localhost", &state.core_cert).unwrap();
+    let second = (now_ms() / 1000) as u32;
+    let batch = Batch {
+        edge: "test-edge".into(),
+        seq: 1,
+        sealed_at_ms: 0,
+        tenants: vec![TenantRows {
+            tenant: "acme".into(),
+            rows: vec![
+                SecondRow { ad_id: 77, campaign_id: 1, second, clicks: 5, spend_micros: 500, user_hashes: vec![1, 2] },
+                SecondRow { ad_id: 77, campaign_id: 1, second: second - 1, clicks: 2, spend_micros: 20, user_hashes: vec![] },
+            ],
+        }],
+    };
+    let good = frame::encode(&batch);
+
+    // Garbage, a flipped payload bit, a truncated frame, an invalid batch.
+    let mut flipped = good.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    let invalid = frame::encode(&Batch { tenants: vec![TenantRows { tenant: "NOT A TENANT".into(), rows: vec![] }], ..batch.clone() });
+    for (what, bytes) in [
+        ("garbage", b"hello core".to_vec()),
+        ("flipped", flipped),
+        ("truncated", good[..good.len() - 3].to_vec()),
+        ("invalid", invalid),
+    ] {
+        let reply = connector.send(Bytes::from(bytes)).await.unwrap();
+        assert_eq!(reply.status, Status::Rejected, "{what}: {reply:?}");
+        assert!(!reply.reason.is_empty());
+    }
+
+    // The real batch commits once; re-sends (also concurrent ones) are duplicates.
+    assert_eq!(connector.send(Bytes::from(good.clone())).await.unwrap().status, Status::Committed);
+    let resends = futures_like_join(&connector, &good, 4).await;
+    assert!(resends.iter().all(|s| *s == Status::Duplicate), "{resends:?}");
+
+    let read = pop.read_key(0);
+    let s = pop.series(&read, 77, (second as u64 - 5) * 1000, (second as u64 + 5) * 1000, "1s").await;
+    assert_eq!(s["total"]["clicks"], 7);
+    assert_eq!(s["total"]["spend_micros"], 520);
+    assert_eq!(s["total"]["users"], 2);
+    let m = pop.series(&read, 77, (second as u64 - 120) * 1000, (second as u64 + 120) * 1000, "1m").await;
+    assert_eq!(m["total"]["clicks"], 7);
+
+    let metrics = pop.client.get(&format!("{}/metrics", state.core_http), None).await.unwrap().text();
+    assert!(metrics.contains("tally_core_batches_rejected_total 4"), "{metrics}");
+    assert!(metrics.contains("tally_core_batches_duplicate_total 4"), "{metrics}");
+    pop.pop.stop().await;
+}
+
+async fn futures_like_join(connector: &Connector, frame: &[u8], n: usize) -> Vec<Status> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let c = connector.clone();
+        let f = Bytes::copy_from_slice(frame);
+        tasks.spawn(async move { c.send(f).await.unwrap().status });
+    }
+    let mut out = Vec::new();
+    while let Some(s) = tasks.join_next().await {
+        out.push(s.unwrap());
+    }
+    out
+}
+
+/// The core is killed; the edge keeps accepting and spooling; once the core
+/// is back every batch is committed, and the counts are exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_wait_out_a_dead_core() {
+    let mut pop = harness::start(&["acme"]).await;
+    let key = pop.ingest_key(0);
+    let mut generator = ClickGen::new(GenOptions { seed: 11, ads: 3, duplicate_share: 0.05, ..GenOptions::default() });
+    let now = now_ms();
+    let ok = |r: tally_http::client::Reply| assert!(r.status.is_success(), "{}", r.text());
+    ok(pop.post(&key, "application/json", json_array(&generator.events(300, now))).await);
+    pop.pop.kill_core().await;
+    for _ in 0..5 {
+        ok(pop.post(&key, "application/json", json_array(&generator.events(300, now))).await);
+    }
+    pop.pop.restart_core().await.unwrap();
+    ok(pop.post(&key, "application/json", json_array(&generator.events(300, now))).await);
+    pop.wait_for_totals(&pop.read_key(0), &generator, &[1, 2, 3], now - 10_000, now + 1_000).await;
+    pop.pop.stop().await;
+}
