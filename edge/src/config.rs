@@ -114,3 +114,26 @@ impl EdgeConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_example_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/edge.toml");
+        let c = EdgeConfig::load(&path).unwrap();
+        assert_eq!((c.ship_interval_ms, c.dedup.horizon_secs), (1000, 3600));
+    }
+
+    #[test]
+    fn rejects_nonsense() {
+        let base = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/edge.toml")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for (from, to) in [("ship_interval_ms = 1000", "ship_interval_ms = 0"), ("edge_id = \"pop-fra-1\"", "edge_id = \"\""), ("max_in_flight = 8", "max_in_flight = 8\nbogus = 1")] {
+            let p = dir.path().join("e.toml");
+            std::fs::write(&p, base.replace(from, to)).unwrap();
+            assert!(EdgeConfig::load(&p).is_err(), "{to}");
+        }
+    }
+}

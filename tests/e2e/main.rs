@@ -6,3 +6,4 @@ mod harness;
 mod ingest;
 mod shipping;
 mod demo;
+mod sql;

@@ -55,3 +55,16 @@ impl CoreConfig {
         toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: shown, message: e.to_string() })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_examples_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config");
+        let c = CoreConfig::load(&root.join("core.toml")).unwrap();
+        assert_eq!(c.clickhouse.url, "http://127.0.0.1:8123");
+        tally_model::tenant::Tenants::load(&root.join("tenants.toml")).unwrap();
+    }
+}

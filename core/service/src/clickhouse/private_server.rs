@@ -33,8 +33,6 @@ pub enum ServerError {
 pub struct PrivateServer {
     process: Supervised,
     http_port: u16,
-    tcp_port: u16,
-    dir: PathBuf,
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -91,23 +89,15 @@ impl PrivateServer {
         let hint = format!("; see {}", dir.join("logs").display());
         process.wait_http_ready(&url, START_TIMEOUT, &hint).await?;
         tracing::info!(pid = process.pid(), http_port, dir = %dir.display(), "private ClickHouse is up");
-        Ok(PrivateServer { process, http_port, tcp_port, dir })
+        Ok(PrivateServer { process, http_port })
     }
 
     pub fn http_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
-    pub fn tcp_port(&self) -> u16 {
-        self.tcp_port
-    }
-
     pub fn pid(&self) -> Option<u32> {
         self.process.pid()
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// SIGTERM, wait, then SIGKILL. Idempotent.
