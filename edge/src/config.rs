@@ -21,9 +21,62 @@ pub struct EdgeConfig {
     /// How often accumulated rows are sealed into a batch and shipped.
     #[serde(default = "defaults::ship_interval_ms")]
     pub ship_interval_ms: u64,
+    /// Seal an empty batch after this long without one, so the core sees
+    /// the watermark advance on an idle edge.
+    #[serde(default = "defaults::heartbeat_ms")]
+    pub heartbeat_ms: u64,
     #[serde(default)]
     pub dedup: DedupSection,
+    #[serde(default)]
+    pub ack: AckSection,
+    #[serde(default)]
+    pub time: TimeSection,
     pub core: CoreSection,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckMode {
+    /// Answer after the clicks are fsynced in the write-ahead log.
+    Durable,
+    /// Answer once the clicks are in memory: faster, loses up to one ship
+    /// interval of acknowledged clicks if the edge crashes.
+    Memory,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckSection {
+    #[serde(default = "defaults::ack_mode")]
+    pub mode: AckMode,
+    /// Extra time the WAL thread waits to gather requests into one fsync
+    /// (0: fold in whatever queued during the previous fsync).
+    #[serde(default)]
+    pub group_commit_ms: u64,
+}
+
+impl Default for AckSection {
+    fn default() -> Self {
+        AckSection { mode: defaults::ack_mode(), group_commit_ms: 0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeSection {
+    /// Clicks whose event time is this far behind the edge's watermark are
+    /// still counted (mobile SDKs upload after being offline).
+    #[serde(default = "defaults::allowed_lateness_secs")]
+    pub allowed_lateness_secs: u64,
+    /// Clicks further than this ahead of the edge's clock are refused.
+    #[serde(default = "defaults::max_future_secs")]
+    pub max_future_secs: u64,
+}
+
+impl Default for TimeSection {
+    fn default() -> Self {
+        TimeSection { allowed_lateness_secs: defaults::allowed_lateness_secs(), max_future_secs: defaults::max_future_secs() }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -75,6 +128,18 @@ mod defaults {
     pub fn server_name() -> String {
         "localhost".into()
     }
+    pub fn heartbeat_ms() -> u64 {
+        5000
+    }
+    pub fn ack_mode() -> super::AckMode {
+        super::AckMode::Durable
+    }
+    pub fn allowed_lateness_secs() -> u64 {
+        3600
+    }
+    pub fn max_future_secs() -> u64 {
+        300
+    }
     pub fn max_in_flight() -> usize {
         8
     }
@@ -107,6 +172,12 @@ impl EdgeConfig {
         }
         if self.dedup.horizon_secs == 0 || self.dedup.max_entries == 0 {
             return Err("dedup.horizon_secs and dedup.max_entries must be positive".into());
+        }
+        if self.ack.group_commit_ms > 1000 {
+            return Err("ack.group_commit_ms must be at most 1000".into());
+        }
+        if self.heartbeat_ms < self.ship_interval_ms {
+            return Err("heartbeat_ms must be at least ship_interval_ms".into());
         }
         if self.core.max_in_flight == 0 {
             return Err("core.max_in_flight must be positive".into());

@@ -1,11 +1,14 @@
 //! The Tally edge collector.
 //!
 //! ```text
-//!  HTTP POST /v1/clicks ──► ingest::body ──► ingest::event ──► ingest::pipeline
-//!                                  (split)       (validate)     (dedup + aggregate)
+//!  HTTP POST /v1/clicks ──► ingest::body ──► ingest::event ──► ingest::pipeline::admit
+//!                                  (split)       (validate)     (time policy + dedup)
+//!                                                                     │
+//!                     spool::group_commit: WAL append + one fsync, then pipeline::apply
+//!                                  (aggregate), then the HTTP answer
 //!                                                                     │ every ship_interval
 //!                                                                     ▼
-//!                          core ◄── QUIC ── shipper ◄── spool (sealed batch, fsynced)
+//!                  core ◄── QUIC ── shipper ◄── spool outbox (sealed batch, fsynced)
 //! ```
 //!
 //! Start reading at [`run`], then [`ingest::pipeline`] for what happens to a
@@ -19,21 +22,23 @@ pub mod metrics;
 pub mod shipper;
 pub mod spool;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use tally_model::tenant::{Tenants, TenantsError};
+use tally_model::tenant::{TenantId, Tenants, TenantsError};
 
-use config::EdgeConfig;
+use config::{AckMode, EdgeConfig};
 use dedup::DedupConfig;
 use ingest::http::Ingest;
-use ingest::pipeline::Pipeline;
+use ingest::pipeline::{Pipeline, TimePolicy};
 use metrics::Metrics;
 use shipper::{Connector, ShipError, Shipper};
-use spool::{Spool, SpoolError};
+use spool::wal::Wal;
+use spool::{group_commit, Outbox, SpoolError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
@@ -52,36 +57,80 @@ pub enum EdgeError {
 pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<(), EdgeError> {
     let tenants = Tenants::load(&config.tenants_file)?;
     let metrics = Arc::new(Metrics::new());
-    let (spool, quarantined) = Spool::open(&config.spool_dir, &config.edge_id, config.spool_max_bytes)?;
+    let (outbox, quarantined) = Outbox::open(&config.spool_dir, &config.edge_id, config.spool_max_bytes)?;
     for q in &quarantined {
         tracing::error!(file = %q.file.display(), reason = %q.reason, "damaged spool file moved to quarantine");
     }
     metrics.batches_quarantined.inc_by(quarantined.len() as u64);
-    tracing::info!(edge = %config.edge_id, pending = spool.pending_len(), next_seq = spool.next_seq(), "spool opened");
 
-    let pipeline = Arc::new(Mutex::new(Pipeline::new(DedupConfig {
-        horizon_ms: config.dedup.horizon_secs * 1000,
-        max_entries: config.dedup.max_entries,
-    })));
+    let policy = TimePolicy {
+        allowed_lateness_ms: config.time.allowed_lateness_secs * 1000,
+        max_future_ms: config.time.max_future_secs * 1000,
+    };
+    let dedup = DedupConfig { horizon_ms: config.dedup.horizon_secs * 1000, max_entries: config.dedup.max_entries };
+    // Every WAL record is replayed: sealed ones into dedup only, the rest
+    // also into the aggregator, so nothing acknowledged is lost or doubled.
+    let (mut wal, records, damage) = Wal::open(&config.spool_dir.join("wal"), outbox.wal_sealed())?;
+    for d in &damage {
+        tracing::error!(file = %d.file.display(), offset = d.offset, reason = %d.reason, "damaged WAL segment; kept what was readable");
+    }
+    metrics.wal_damaged.inc_by(damage.len() as u64);
+    let mut pipeline = Pipeline::new(dedup, policy, outbox.wal_sealed());
+    let mut replayed = 0;
+    for record in &records {
+        match TenantId::parse(&record.tenant) {
+            Ok(tenant) => {
+                pipeline.replay(&tenant, record);
+                replayed += (record.lsn >= outbox.wal_sealed()) as usize;
+            }
+            Err(e) => tracing::error!(lsn = record.lsn, error = %e, "WAL record with an invalid tenant; skipped"),
+        }
+    }
+    wal.release(outbox.wal_sealed())?;
+    tracing::info!(
+        edge = %config.edge_id,
+        pending_batches = outbox.pending_len(),
+        next_seq = outbox.next_seq(),
+        wal_records = records.len(),
+        replayed,
+        ack = ?config.ack.mode,
+        "spool opened"
+    );
+    let pipeline = Arc::new(Mutex::new(pipeline));
+    let (wal_tx, wal_thread) = match config.ack.mode {
+        AckMode::Durable => {
+            let linger = Duration::from_millis(config.ack.group_commit_ms);
+            let (tx, handle) = group_commit::start(wal, pipeline.clone(), metrics.clone(), linger);
+            (Some(tx), Some(handle))
+        }
+        AckMode::Memory => (None, None),
+    };
+
     let connector = Connector::new(config.core.addr, &config.core.server_name, &config.core.ca_cert)?;
     let listener = TcpListener::bind(config.listen_http)
         .await
         .map_err(|source| EdgeError::Listen { addr: config.listen_http, source })?;
     tracing::info!(addr = %config.listen_http, "edge accepting clicks over HTTP/1.1 and HTTP/2");
 
+    let backpressure = Arc::new(AtomicBool::new(false));
     let ingest = Arc::new(Ingest {
         tenants,
         pipeline: pipeline.clone(),
         metrics: metrics.clone(),
         max_body_bytes: config.max_body_bytes,
+        wal: wal_tx.clone(),
+        backpressure: backpressure.clone(),
     });
     let shipper = Shipper {
         pipeline,
-        spool,
+        spool: outbox,
         connector,
         metrics,
         interval: Duration::from_millis(config.ship_interval_ms),
+        heartbeat: Duration::from_millis(config.heartbeat_ms),
         max_in_flight: config.core.max_in_flight,
+        wal: wal_tx,
+        backpressure,
     };
     // The shipper stops only after the HTTP side drained, so clicks accepted
     // during the drain are still sealed.
@@ -90,5 +139,9 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
     tally_http::serve::serve(listener, ingest, shutdown).await;
     let _ = ship_stop_tx.send(true);
     let _ = shipping.await;
+    // Every sender is gone with the shipper and the handlers: the WAL thread ends.
+    if let Some(handle) = wal_thread {
+        let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+    }
     Ok(())
 }

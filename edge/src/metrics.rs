@@ -12,6 +12,12 @@ pub struct TenantLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabel {
+    pub tenant: String,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
     pub code: u16,
 }
@@ -23,6 +29,12 @@ pub struct Metrics {
     pub events_accepted: Family<TenantLabel, Counter>,
     pub events_duplicate: Family<TenantLabel, Counter>,
     pub events_rejected: Family<TenantLabel, Counter>,
+    pub events_refused: Family<RefusedLabel, Counter>,
+    pub wal_fsyncs: Counter,
+    pub wal_records: Counter,
+    pub wal_segments: Gauge,
+    pub wal_damaged: Counter,
+    pub watermark_ms: Gauge,
     pub dedup_entries: Gauge,
     pub dedup_memory_bytes: Gauge,
     pub dedup_evicted_early: Counter,
@@ -44,6 +56,12 @@ impl Metrics {
         r.register("tally_edge_events_accepted", "Clicks accepted (first sighting)", m.events_accepted.clone());
         r.register("tally_edge_events_duplicate", "Clicks dropped as duplicates within the dedup horizon", m.events_duplicate.clone());
         r.register("tally_edge_events_rejected", "Clicks rejected as malformed", m.events_rejected.clone());
+        r.register("tally_edge_events_refused", "Well-formed clicks refused for their event time (too late or future)", m.events_refused.clone());
+        r.register("tally_edge_wal_fsyncs", "Group commits of the write-ahead log (one fsync each)", m.wal_fsyncs.clone());
+        r.register("tally_edge_wal_records", "Requests made durable in the write-ahead log", m.wal_records.clone());
+        r.register("tally_edge_wal_damaged", "WAL segments found damaged at start (readable records kept)", m.wal_damaged.clone());
+        r.register("tally_edge_wal_segments", "Write-ahead log segment files on disk", m.wal_segments.clone());
+        r.register("tally_edge_watermark_ms", "The edge's event-time watermark (ms since the epoch)", m.watermark_ms.clone());
         r.register("tally_edge_dedup_entries", "Click ids held by the dedup table", m.dedup_entries.clone());
         r.register("tally_edge_dedup_memory_bytes", "Estimated bytes held by the dedup table", m.dedup_memory_bytes.clone());
         r.register("tally_edge_dedup_evicted_early", "Click ids forgotten before their horizon because the table was full", m.dedup_evicted_early.clone());

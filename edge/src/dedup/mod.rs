@@ -78,19 +78,33 @@ impl Dedup {
             if g + GENERATIONS >= current {
                 break;
             }
-            let (_, keys) = self.generations.pop_front().unwrap();
-            for k in keys {
-                self.seen.remove(&k);
-            }
+            let (g, keys) = self.generations.pop_front().unwrap();
+            self.drop_generation(g, keys);
         }
     }
 
-    fn evict_oldest(&mut self) {
-        if let Some((_, keys)) = self.generations.pop_front() {
-            self.evicted_early += keys.len() as u64;
-            for k in keys {
+    /// Removes a generation's keys, skipping any key that was forgotten and
+    /// seen again since (it now belongs to a newer generation).
+    fn drop_generation(&mut self, generation: u64, keys: Vec<u128>) -> u64 {
+        let mut dropped = 0;
+        for k in keys {
+            if self.seen.get(&k) == Some(&generation) {
                 self.seen.remove(&k);
+                dropped += 1;
             }
+        }
+        dropped
+    }
+
+    /// Forgets a key recorded by `first_sighting`, for a click whose
+    /// acceptance was rolled back (it was never acknowledged).
+    pub fn forget(&mut self, key: u128) {
+        self.seen.remove(&key);
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some((g, keys)) = self.generations.pop_front() {
+            self.evicted_early += self.drop_generation(g, keys);
         }
     }
 

@@ -61,3 +61,14 @@ fn same_request_repeat_is_a_duplicate() {
     assert_eq!(d.len(), 2);
     assert!(d.memory_bytes() > 0);
 }
+
+#[test]
+fn forgotten_keys_are_new_again_and_expire_on_their_own_clock() {
+    let mut d = Dedup::new(DedupConfig { horizon_ms: 800, max_entries: 10 });
+    assert!(d.first_sighting(7, 0));
+    d.forget(7);
+    assert!(d.first_sighting(7, 500));
+    // The stale entry of generation 0 expiring must not drop the new one.
+    assert!(!d.first_sighting(7, 1_000));
+    assert!(!d.first_sighting(7, 1_299));
+}

@@ -1,25 +1,35 @@
 //! The edge's HTTP routes: `POST /v1/clicks`, `GET /healthz`, `GET /metrics`.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{header, HeaderValue, Method, StatusCode};
 use hyper::body::Incoming;
+use tokio::sync::{mpsc, oneshot};
 
 use tally_http::{reply, serve::Handler, Response};
 use tally_model::tenant::{Role, Tenants};
 
 use super::body::{self, Format};
 use super::event::parse_click;
-use super::pipeline::Pipeline;
-use crate::metrics::{Metrics, StatusLabel};
+use super::pipeline::{Admitted, Pipeline};
+use crate::metrics::{Metrics, RefusedLabel, StatusLabel};
+use crate::spool::group_commit::Command;
+
+/// What a client is told to wait before retrying when the edge is saturated.
+const RETRY_AFTER_SECS: &str = "5";
 
 pub struct Ingest {
     pub tenants: Tenants,
     pub pipeline: Arc<Mutex<Pipeline>>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    /// `Some` in durable ack mode: the WAL thread.
+    pub wal: Option<mpsc::Sender<Command>>,
+    /// Set by the shipper while the spool cannot take more batches.
+    pub backpressure: Arc<AtomicBool>,
 }
 
 pub fn now_ms() -> u64 {
@@ -41,6 +51,12 @@ impl Handler for Ingest {
     }
 }
 
+fn unavailable(reason: impl Into<String>) -> Response {
+    let mut resp = reply::error(StatusCode::SERVICE_UNAVAILABLE, reason);
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    resp
+}
+
 impl Ingest {
     #[tracing::instrument(name = "post_clicks", skip_all, fields(tenant, events))]
     async fn post_clicks(&self, req: http::Request<Incoming>) -> Response {
@@ -50,6 +66,9 @@ impl Ingest {
             return resp;
         };
         tracing::Span::current().record("tenant", tenant.as_str());
+        if self.backpressure.load(Ordering::Relaxed) {
+            return unavailable("the edge's spool is full while the core catches up; retry later");
+        }
         let (parts, bytes) = match reply::read_body(req, self.max_body_bytes).await {
             Ok(read) => read,
             Err(e) => return e.into_response(),
@@ -60,23 +79,51 @@ impl Ingest {
             Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
         };
         tracing::Span::current().record("events", raw.len());
-        // Validate outside the lock; only dedup and aggregation need it.
+        // Validate outside the lock; only admission needs it.
         let clicks: Vec<_> = raw.into_iter().map(|r| r.and_then(|raw| parse_click(&tenant, raw))).collect();
-        let (outcome, dedup_len, dedup_bytes, evicted) = {
-            let mut pipeline = self.pipeline.lock().expect("pipeline lock poisoned");
-            let evicted_before = pipeline.dedup().evicted_early();
-            let outcome = pipeline.ingest(&tenant, clicks, now_ms());
-            let d = pipeline.dedup();
-            (outcome, d.len(), d.memory_bytes(), d.evicted_early() - evicted_before)
-        };
+        let (outcome, admitted) = self.pipeline.lock().expect("pipeline lock poisoned").admit(&tenant, clicks, now_ms());
+        if let Some(admitted) = admitted {
+            let refused = count_refused(&admitted);
+            if let Err(reason) = self.make_durable(admitted).await {
+                return unavailable(format!("clicks not acknowledged, retry: {reason}"));
+            }
+            for (reason, n) in refused {
+                self.metrics.events_refused.get_or_create(&RefusedLabel { tenant: tenant.to_string(), reason }).inc_by(n);
+            }
+        }
         let label = Metrics::tenant(tenant.as_str());
         let m = &self.metrics;
         m.events_accepted.get_or_create(&label).inc_by(outcome.accepted);
         m.events_duplicate.get_or_create(&label).inc_by(outcome.duplicates);
         m.events_rejected.get_or_create(&label).inc_by(outcome.rejected.len() as u64);
-        m.dedup_entries.set(dedup_len as i64);
-        m.dedup_memory_bytes.set(dedup_bytes as i64);
-        m.dedup_evicted_early.inc_by(evicted);
         reply::json(StatusCode::OK, &outcome)
     }
+
+    /// Durable mode: wait for the WAL thread's fsync. Memory mode: apply now.
+    async fn make_durable(&self, mut admitted: Admitted) -> Result<(), String> {
+        match &self.wal {
+            Some(wal) => {
+                let (done, answer) = oneshot::channel();
+                wal.send(Command::Append { admitted, done }).await.map_err(|_| "the edge is shutting down".to_string())?;
+                answer.await.map_err(|_| "the edge is shutting down".to_string())?
+            }
+            None => {
+                let mut pipeline = self.pipeline.lock().expect("pipeline lock poisoned");
+                admitted.record.lsn = pipeline.applied_to();
+                pipeline.apply(&admitted);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn count_refused(admitted: &Admitted) -> Vec<(&'static str, u64)> {
+    let mut counts: Vec<(&'static str, u64)> = Vec::new();
+    for r in &admitted.record.refused {
+        match counts.iter_mut().find(|(k, _)| *k == r.reason.as_str()) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((r.reason.as_str(), 1)),
+        }
+    }
+    counts
 }

@@ -1,17 +1,38 @@
-//! The edge's in-memory state machine: dedup then per-second aggregation.
+//! The edge's in-memory state machine: admission (time policy + dedup),
+//! then aggregation of durable records, then sealing with a watermark.
 //!
-//! One request's events go through [`Pipeline::ingest`] in one call, so the
-//! lock around the pipeline is taken once per request, not per event, and
-//! the hash tables stay warm for the whole batch.
+//! Sans-IO: the caller passes the clock and does the disk work. The life of
+//! a request's clicks:
+//! 1. [`Pipeline::admit`] (one lock per request): each click is refused if
+//!    its event time is outside the edge's window, a duplicate if its id
+//!    was seen within the horizon, else accepted. The accepted and refused
+//!    ones form one WAL record, tracked as in flight.
+//! 2. The caller makes the record durable (or not, in memory ack mode) and
+//!    calls [`Pipeline::apply`] in WAL order; only then is it aggregated.
+//!    If it could not be made durable, [`Pipeline::abort`] undoes step 1.
+//! 3. [`Pipeline::seal`] hands over exactly the records `[sealed, applied)`
+//!    with a low watermark that no in-flight or unacknowledged click is
+//!    below.
+//!
+//! # Time policy
+//! The watermark is the highest wall clock the edge has seen. A click whose
+//! event time is more than `allowed_lateness` behind it is refused as too
+//! late; more than `max_future` ahead of the clock, as from the future.
+//! Everything in between is counted in its own second, however late.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use tally_model::batch::TenantRows;
+use tally_model::batch::{ClickRecord, RefusalReason, RefusedRecord, VERDICT_COUNTED};
 use tally_model::tenant::TenantId;
+use tally_model::timestamp::format_millis;
 
 use super::event::Click;
 use crate::aggregate::Aggregator;
 use crate::dedup::{Dedup, DedupConfig};
+use crate::spool::wal::{WalClick, WalRecord};
+use crate::spool::Sealing;
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct Rejection {
@@ -27,36 +48,172 @@ pub struct Outcome {
     pub rejected: Vec<Rejection>,
 }
 
+#[derive(Debug, Clone, Copy)]
+pub struct TimePolicy {
+    pub allowed_lateness_ms: u64,
+    pub max_future_ms: u64,
+}
+
+/// A request's clicks, admitted but not yet applied.
+#[derive(Debug)]
+pub struct Admitted {
+    pub ticket: u64,
+    pub tenant: TenantId,
+    pub record: WalRecord,
+}
+
 pub struct Pipeline {
     dedup: Dedup,
     aggregator: Aggregator,
+    policy: TimePolicy,
+    watermark_ms: u64,
+    /// ticket -> earliest event time of an admitted, unapplied request
+    inflight: BTreeMap<u64, u64>,
+    next_ticket: u64,
+    /// WAL records `[sealed_to, applied_to)` are in the aggregator.
+    sealed_to: u64,
+    applied_to: u64,
 }
 
 impl Pipeline {
-    pub fn new(dedup: DedupConfig) -> Pipeline {
-        Pipeline { dedup: Dedup::new(dedup), aggregator: Aggregator::default() }
+    /// A pipeline whose WAL records below `wal_position` are all sealed.
+    pub fn new(dedup: DedupConfig, policy: TimePolicy, wal_position: u64) -> Pipeline {
+        Pipeline {
+            dedup: Dedup::new(dedup),
+            aggregator: Aggregator::default(),
+            policy,
+            watermark_ms: 0,
+            inflight: BTreeMap::new(),
+            next_ticket: 0,
+            sealed_to: wal_position,
+            applied_to: wal_position,
+        }
     }
 
-    /// Counts a request's events: `events[i]` is the i-th event of the
-    /// request, already validated or rejected with its reason.
-    pub fn ingest(&mut self, tenant: &TenantId, events: Vec<Result<Click, String>>, now_ms: u64) -> Outcome {
+    /// Step 1; see the module docs. `events[i]` is the request's i-th event.
+    pub fn admit(&mut self, tenant: &TenantId, events: Vec<Result<Click, String>>, now_ms: u64) -> (Outcome, Option<Admitted>) {
+        self.watermark_ms = self.watermark_ms.max(now_ms);
+        let earliest = self.watermark_ms.saturating_sub(self.policy.allowed_lateness_ms);
+        let latest = now_ms.saturating_add(self.policy.max_future_ms);
         let mut outcome = Outcome::default();
+        let mut record = WalRecord { lsn: 0, tenant: tenant.to_string(), clicks: Vec::new(), refused: Vec::new() };
         for (index, event) in events.into_iter().enumerate() {
-            match event {
-                Err(reason) => outcome.rejected.push(Rejection { index, reason }),
-                Ok(click) if self.dedup.first_sighting(click.key, now_ms) => {
-                    self.aggregator.add(tenant, &click);
-                    outcome.accepted += 1;
+            let click = match event {
+                Ok(click) => click,
+                Err(reason) => {
+                    outcome.rejected.push(Rejection { index, reason });
+                    continue;
                 }
-                Ok(_) => outcome.duplicates += 1,
+            };
+            let refusal = if click.ts_ms < earliest {
+                Some((RefusalReason::TooLate, format!("ts {} is older than the edge accepts (before {})", format_millis(click.ts_ms), format_millis(earliest))))
+            } else if click.ts_ms > latest {
+                Some((RefusalReason::Future, format!("ts {} is in the future (after {})", format_millis(click.ts_ms), format_millis(latest))))
+            } else {
+                None
+            };
+            if let Some((reason, text)) = refusal {
+                outcome.rejected.push(Rejection { index, reason: text });
+                record.refused.push(RefusedRecord {
+                    id_hi: (click.key >> 64) as u64,
+                    id_lo: click.key as u64,
+                    ad_id: click.ad_id,
+                    ts_ms: click.ts_ms,
+                    reason,
+                    at_ms: now_ms,
+                });
+            } else if self.dedup.first_sighting(click.key, now_ms) {
+                outcome.accepted += 1;
+                record.clicks.push(WalClick {
+                    record: ClickRecord {
+                        id_hi: (click.key >> 64) as u64,
+                        id_lo: click.key as u64,
+                        ad_id: click.ad_id,
+                        campaign_id: click.campaign_id,
+                        ts_ms: click.ts_ms,
+                        cost_micros: click.cost_micros,
+                        verdict: VERDICT_COUNTED,
+                        accepted_ms: now_ms,
+                    },
+                    user_hash: click.user_hash,
+                });
+            } else {
+                outcome.duplicates += 1;
             }
         }
-        outcome
+        if record.clicks.is_empty() && record.refused.is_empty() {
+            return (outcome, None);
+        }
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        let min_ts = record.clicks.iter().map(|c| c.record.ts_ms).min().unwrap_or(u64::MAX);
+        self.inflight.insert(ticket, min_ts);
+        (outcome, Some(Admitted { ticket, tenant: tenant.clone(), record }))
     }
 
-    /// Takes the rows aggregated since the last seal.
-    pub fn seal(&mut self) -> Vec<TenantRows> {
-        self.aggregator.seal()
+    /// Step 2: aggregates a record that is now durable (its `lsn` set).
+    pub fn apply(&mut self, admitted: &Admitted) {
+        self.inflight.remove(&admitted.ticket);
+        self.aggregate(&admitted.tenant, &admitted.record);
+    }
+
+    fn aggregate(&mut self, tenant: &TenantId, record: &WalRecord) {
+        for click in &record.clicks {
+            self.aggregator.add(tenant, click);
+        }
+        for refused in &record.refused {
+            self.aggregator.add_refused(tenant, refused);
+        }
+        self.applied_to = self.applied_to.max(record.lsn + 1);
+    }
+
+    /// Undoes `admit` for a record that could not be made durable: its
+    /// clicks were never acknowledged, so a retry must count them.
+    pub fn abort(&mut self, admitted: &Admitted) {
+        self.inflight.remove(&admitted.ticket);
+        for click in &admitted.record.clicks {
+            self.dedup.forget((click.record.id_hi as u128) << 64 | click.record.id_lo as u128);
+        }
+    }
+
+    /// At start-up, a record read back from the WAL: its clicks are known to
+    /// dedup again, and, if not yet sealed, aggregated.
+    pub fn replay(&mut self, tenant: &TenantId, record: &WalRecord) {
+        for click in &record.clicks {
+            let key = (click.record.id_hi as u128) << 64 | click.record.id_lo as u128;
+            self.dedup.first_sighting(key, click.record.accepted_ms);
+            self.watermark_ms = self.watermark_ms.max(click.record.accepted_ms);
+        }
+        if record.lsn >= self.sealed_to {
+            self.aggregate(tenant, record);
+        }
+    }
+
+    /// The WAL position the next record gets in memory ack mode.
+    pub fn applied_to(&self) -> u64 {
+        self.applied_to
+    }
+
+    /// Step 3. `held_min_event_ms` is the earliest event time of clicks the
+    /// caller still holds in unacknowledged batches.
+    pub fn seal(&mut self, held_min_event_ms: Option<u64>) -> Sealing {
+        let inflight_min = self.inflight.values().copied().min();
+        let low_watermark_ms = [Some(self.watermark_ms.saturating_sub(self.policy.allowed_lateness_ms)), inflight_min, held_min_event_ms]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(0);
+        let sealing = Sealing { tenants: self.aggregator.seal(), wal_from: self.sealed_to, wal_to: self.applied_to, low_watermark_ms };
+        self.sealed_to = self.applied_to;
+        sealing
+    }
+
+    pub fn pending_clicks(&self) -> u64 {
+        self.aggregator.pending_clicks()
+    }
+
+    pub fn watermark_ms(&self) -> u64 {
+        self.watermark_ms
     }
 
     pub fn dedup(&self) -> &Dedup {
@@ -65,19 +222,4 @@ impl Pipeline {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_duplicates_rejects_and_aggregates() {
-        let t = TenantId::parse("t").unwrap();
-        let c = |key, ts_ms| Ok(Click { key, ad_id: 1, campaign_id: 0, ts_ms, cost_micros: 10, user_hash: None });
-        let mut p = Pipeline::new(DedupConfig { horizon_ms: 60_000, max_entries: 100 });
-        let out = p.ingest(&t, vec![c(1, 1_000), Err("bad".into()), c(1, 1_000), c(2, 2_000)], 0);
-        assert_eq!(out, Outcome { accepted: 2, duplicates: 1, rejected: vec![Rejection { index: 1, reason: "bad".into() }] });
-        let out = p.ingest(&t, vec![c(2, 2_000)], 10);
-        assert_eq!((out.accepted, out.duplicates), (0, 1));
-        let rows = p.seal();
-        assert_eq!(rows[0].rows.iter().map(|r| r.clicks).sum::<u64>(), 2);
-    }
-}
+mod tests;

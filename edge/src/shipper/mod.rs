@@ -1,8 +1,9 @@
 //! Shipping sealed batches to the core over QUIC, until each is acknowledged.
 //!
 //! Every `ship_interval` the shipper seals what the pipeline aggregated into
-//! the spool (durably), then sends every pending batch it is not already
-//! sending, up to `max_in_flight` at once, one bidirectional QUIC stream per
+//! the outbox (durably; an empty batch only every `heartbeat`, to carry the
+//! watermark), lets the WAL drop what is now sealed, then sends every
+//! pending batch it is not already sending, up to `max_in_flight` at once, one bidirectional QUIC stream per
 //! batch: the frame goes up, a [`Reply`] comes back. A batch leaves the spool
 //! only on `Committed` or `Duplicate`; on `Rejected` it is quarantined (an
 //! edge bug or disk damage, surfaced in metrics and logs); on `Retry` or any
@@ -12,15 +13,15 @@
 mod connection;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{interval, sleep_until, Instant, MissedTickBehavior};
 
-use tally_model::batch::TenantRows;
 use tally_model::reply::{Reply, Status};
 
 pub use connection::{Connector, ShipError};
@@ -28,7 +29,8 @@ pub use connection::{Connector, ShipError};
 use crate::ingest::http::now_ms;
 use crate::ingest::pipeline::Pipeline;
 use crate::metrics::Metrics;
-use crate::spool::Spool;
+use crate::spool::group_commit::Command;
+use crate::spool::{Outbox, Sealing};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight and pending batches.
@@ -36,17 +38,24 @@ const DRAIN: Duration = Duration::from_secs(5);
 
 pub struct Shipper {
     pub pipeline: Arc<Mutex<Pipeline>>,
-    pub spool: Spool,
+    pub spool: Outbox,
     pub connector: Connector,
     pub metrics: Arc<Metrics>,
     pub interval: Duration,
+    pub heartbeat: Duration,
     pub max_in_flight: usize,
+    /// The WAL thread, in durable ack mode.
+    pub wal: Option<mpsc::Sender<Command>>,
+    /// Tells ingest to answer 503 while nothing more can be sealed.
+    pub backpressure: Arc<AtomicBool>,
 }
 
 struct State {
     in_flight: HashSet<u64>,
-    /// Rows drained from the pipeline that could not be sealed yet.
-    carry: Vec<Vec<TenantRows>>,
+    /// Taken from the pipeline but not yet sealed (the outbox refused it).
+    carry: Option<Sealing>,
+    last_seal: Instant,
+    evicted_reported: u64,
     backoff: Duration,
     resume_at: Instant,
 }
@@ -58,7 +67,14 @@ impl Shipper {
         let mut tick = interval(self.interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut sends: JoinSet<Sent> = JoinSet::new();
-        let mut st = State { in_flight: HashSet::new(), carry: Vec::new(), backoff: Duration::ZERO, resume_at: Instant::now() };
+        let mut st = State {
+            in_flight: HashSet::new(),
+            carry: None,
+            last_seal: Instant::now(),
+            evicted_reported: 0,
+            backoff: Duration::ZERO,
+            resume_at: Instant::now(),
+        };
         loop {
             tokio::select! {
                 _ = tick.tick() => {
@@ -103,24 +119,38 @@ impl Shipper {
     }
 
     fn seal(&mut self, st: &mut State) {
-        let rows = self.pipeline.lock().expect("pipeline lock poisoned").seal();
-        if !rows.is_empty() {
-            st.carry.push(rows);
+        if st.carry.is_none() && !self.spool.is_full() {
+            let held = self.spool.pending_min_event_ms();
+            let mut pipeline = self.pipeline.lock().expect("pipeline lock poisoned");
+            let idle = pipeline.pending_clicks() == 0;
+            if !idle || st.last_seal.elapsed() >= self.heartbeat {
+                st.carry = Some(pipeline.seal(held));
+            }
+            let d = pipeline.dedup();
+            self.metrics.dedup_entries.set(d.len() as i64);
+            self.metrics.dedup_memory_bytes.set(d.memory_bytes() as i64);
+            self.metrics.dedup_evicted_early.inc_by(d.evicted_early() - st.evicted_reported);
+            st.evicted_reported = d.evicted_early();
+            self.metrics.watermark_ms.set(pipeline.watermark_ms() as i64);
         }
-        while let Some(rows) = st.carry.first() {
-            match self.spool.seal(rows.clone(), now_ms()) {
+        if let Some(sealing) = st.carry.take() {
+            match self.spool.seal(sealing, now_ms()) {
                 Ok(sealed) => {
                     tracing::debug!(seq = sealed.seq, bytes = sealed.frame.len(), "sealed batch");
                     self.metrics.batches_sealed.inc();
-                    st.carry.remove(0);
+                    st.last_seal = Instant::now();
+                    if let Some(wal) = &self.wal {
+                        let _ = wal.try_send(Command::Release(self.spool.wal_sealed()));
+                    }
                 }
-                Err(e) => {
+                Err((e, sealing)) => {
                     // Kept in memory and retried next tick: nothing is dropped.
-                    tracing::warn!(error = %e, held = st.carry.len(), "cannot seal batch yet");
-                    break;
+                    tracing::warn!(error = %e, "cannot seal batch yet");
+                    st.carry = Some(sealing);
                 }
             }
         }
+        self.backpressure.store(st.carry.is_some() || self.spool.is_full(), Ordering::Relaxed);
         self.update_gauges();
     }
 

@@ -23,7 +23,7 @@ use super::{Batch, MAX_EDGE_ID_LEN};
 use crate::tenant::TenantId;
 
 pub const MAGIC: [u8; 4] = *b"TLYB";
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 pub const HEADER_LEN: usize = 20;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -110,9 +110,22 @@ pub fn validate(batch: &Batch) -> Result<(), String> {
     if batch.edge.is_empty() || batch.edge.len() > MAX_EDGE_ID_LEN {
         return Err(format!("edge id must be 1-{MAX_EDGE_ID_LEN} bytes"));
     }
+    if batch.wal_from > batch.wal_to {
+        return Err("wal range is reversed".into());
+    }
     let mut rows = 0usize;
     for t in &batch.tenants {
         TenantId::parse(&t.tenant).map_err(|e| format!("tenant {:?}: {e}", t.tenant))?;
+        let row_clicks: u64 = t.rows.iter().map(|r| r.clicks).sum();
+        let row_spend: u64 = t.rows.iter().map(|r| r.spend_micros).fold(0, u64::saturating_add);
+        let record_spend: u64 = t.clicks.iter().map(|c| c.cost_micros).fold(0, u64::saturating_add);
+        if row_clicks != t.clicks.len() as u64 || row_spend != record_spend {
+            return Err(format!(
+                "tenant {}: rows count {row_clicks} clicks / {row_spend} spend, records {} / {record_spend}",
+                t.tenant,
+                t.clicks.len()
+            ));
+        }
         for row in &t.rows {
             if row.clicks == 0 {
                 return Err(format!("tenant {} ad {} second {}: row with zero clicks", t.tenant, row.ad_id, row.second));

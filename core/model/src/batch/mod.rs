@@ -7,6 +7,12 @@
 //!   second)`; the row's position (`row_idx`, counted over all tenants in
 //!   order) is its stable identity inside the batch.
 //! * `user_hashes` of a row are distinct and at most `clicks` long.
+//! * A tenant's `clicks` are exactly the clicks its `rows` count: as many
+//!   records as the rows' clicks, spend summing to the rows' spend. The rows
+//!   feed the near-real-time rollups; the records feed billing.
+//! * `low_watermark_ms`: after this batch, its edge accepts no click with an
+//!   event time below it, and every click it accepted below it is in this
+//!   batch or an earlier one.
 
 pub mod frame;
 
@@ -23,13 +29,75 @@ pub struct Batch {
     pub seq: u64,
     /// Wall clock at sealing, ms since the epoch (informational).
     pub sealed_at_ms: u64,
+    /// See the module invariants; what lets the core call an hour final.
+    pub low_watermark_ms: u64,
+    /// The edge's write-ahead-log records `[wal_from, wal_to)` this batch
+    /// holds: edge bookkeeping, and the batch's manifest.
+    pub wal_from: u64,
+    pub wal_to: u64,
     pub tenants: Vec<TenantRows>,
 }
 
-#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
 pub struct TenantRows {
     pub tenant: String,
     pub rows: Vec<SecondRow>,
+    pub clicks: Vec<ClickRecord>,
+    pub refused: Vec<RefusedRecord>,
+}
+
+/// Verdict of an accepted click: counted.
+pub const VERDICT_COUNTED: u8 = 0;
+
+/// One accepted click, for billing: counted once per `(tenant, id)` across
+/// every edge, whatever the re-sends.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClickRecord {
+    /// 128-bit hash of `(tenant, click_id)`, in two halves.
+    pub id_hi: u64,
+    pub id_lo: u64,
+    pub ad_id: u64,
+    pub campaign_id: u64,
+    pub ts_ms: u64,
+    pub cost_micros: u64,
+    pub verdict: u8,
+    /// Edge wall clock when the click was accepted.
+    pub accepted_ms: u64,
+}
+
+impl ClickRecord {
+    pub fn second(&self) -> u32 {
+        (self.ts_ms / 1000) as u32
+    }
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RefusalReason {
+    /// Event time older than the edge's watermark minus the allowed lateness.
+    TooLate = 1,
+    /// Event time too far ahead of the edge's clock.
+    Future = 2,
+}
+
+impl RefusalReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalReason::TooLate => "too_late",
+            RefusalReason::Future => "future",
+        }
+    }
+}
+
+/// A well-formed click refused for its event time: recorded, never silently dropped.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefusedRecord {
+    pub id_hi: u64,
+    pub id_lo: u64,
+    pub ad_id: u64,
+    pub ts_ms: u64,
+    pub reason: RefusalReason,
+    pub at_ms: u64,
 }
 
 /// Clicks of one ad in one second of event time, as counted by one edge.
@@ -49,6 +117,8 @@ pub struct SecondRow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BatchTotals {
     pub rows: u32,
+    pub click_records: u32,
+    pub refused: u32,
     pub clicks: u64,
     pub min_second: u32,
     pub max_second: u32,
@@ -63,7 +133,15 @@ impl Batch {
             totals.min_second = totals.min_second.min(row.second);
             totals.max_second = totals.max_second.max(row.second);
         }
-        if totals.rows == 0 {
+        for t in &self.tenants {
+            totals.click_records += t.clicks.len() as u32;
+            totals.refused += t.refused.len() as u32;
+            for s in t.clicks.iter().map(|c| c.second()).chain(t.refused.iter().map(|r| (r.ts_ms / 1000) as u32)) {
+                totals.min_second = totals.min_second.min(s);
+                totals.max_second = totals.max_second.max(s);
+            }
+        }
+        if totals.min_second == u32::MAX {
             totals.min_second = 0;
         }
         totals
@@ -71,12 +149,29 @@ impl Batch {
 
     /// Rows with their stable index inside the batch.
     pub fn indexed_rows(&self) -> impl Iterator<Item = (u32, &str, &SecondRow)> {
-        self.tenants
-            .iter()
-            .flat_map(|t| t.rows.iter().map(move |r| (t.tenant.as_str(), r)))
-            .enumerate()
-            .map(|(i, (tenant, row))| (i as u32, tenant, row))
+        indexed(&self.tenants, |t| &t.rows)
     }
+
+    /// Click records with their stable index inside the batch.
+    pub fn indexed_clicks(&self) -> impl Iterator<Item = (u32, &str, &ClickRecord)> {
+        indexed(&self.tenants, |t| &t.clicks)
+    }
+
+    /// Refused records with their stable index inside the batch.
+    pub fn indexed_refused(&self) -> impl Iterator<Item = (u32, &str, &RefusedRecord)> {
+        indexed(&self.tenants, |t| &t.refused)
+    }
+}
+
+fn indexed<'a, T: 'a>(
+    tenants: &'a [TenantRows],
+    part: impl Fn(&'a TenantRows) -> &'a Vec<T> + 'a,
+) -> impl Iterator<Item = (u32, &'a str, &'a T)> + 'a {
+    tenants
+        .iter()
+        .flat_map(move |t| part(t).iter().map(move |r| (t.tenant.as_str(), r)))
+        .enumerate()
+        .map(|(i, (tenant, item))| (i as u32, tenant, item))
 }
 
 #[cfg(test)]

@@ -1,25 +1,60 @@
 use proptest::prelude::*;
 
 use super::frame::*;
-use super::{Batch, SecondRow, TenantRows};
+use super::{Batch, ClickRecord, RefusalReason, RefusedRecord, SecondRow, TenantRows, VERDICT_COUNTED};
 
-fn row() -> impl Strategy<Value = SecondRow> {
-    (any::<u64>(), any::<u64>(), any::<u32>(), 1..1_000u64, any::<u64>(), proptest::collection::btree_set(any::<u64>(), 0..4))
-        .prop_map(|(ad_id, campaign_id, second, clicks, spend_micros, users)| SecondRow {
+fn click() -> impl Strategy<Value = ClickRecord> {
+    (any::<u64>(), any::<u64>(), any::<u64>(), 0..1_000_000_000u64, any::<u32>())
+        .prop_map(|(id_hi, id_lo, ad_id, ts_ms, cost)| ClickRecord {
+            id_hi,
+            id_lo,
             ad_id,
-            campaign_id,
-            second,
-            clicks: clicks + users.len() as u64,
-            spend_micros,
-            user_hashes: users.into_iter().collect(),
+            campaign_id: ad_id / 3,
+            ts_ms,
+            cost_micros: cost as u64,
+            verdict: VERDICT_COUNTED,
+            accepted_ms: ts_ms + 5,
         })
 }
 
+/// A tenant's part, consistent: one row per click (rows and records agree).
+fn tenant_rows() -> impl Strategy<Value = TenantRows> {
+    ("[a-z][a-z0-9_-]{0,10}", proptest::collection::vec((click(), proptest::option::of(any::<u64>())), 0..8), any::<bool>()).prop_map(
+        |(tenant, clicks, refuse)| TenantRows {
+            rows: clicks
+                .iter()
+                .map(|(c, user)| SecondRow {
+                    ad_id: c.ad_id,
+                    campaign_id: c.campaign_id,
+                    second: c.second(),
+                    clicks: 1,
+                    spend_micros: c.cost_micros,
+                    user_hashes: user.iter().copied().collect(),
+                })
+                .collect(),
+            refused: if refuse {
+                vec![RefusedRecord { id_hi: 1, id_lo: 2, ad_id: 3, ts_ms: 4, reason: RefusalReason::TooLate, at_ms: 5 }]
+            } else {
+                vec![]
+            },
+            clicks: clicks.into_iter().map(|(c, _)| c).collect(),
+            tenant,
+        },
+    )
+}
+
 fn batch() -> impl Strategy<Value = Batch> {
-    let tenant = ("[a-z][a-z0-9_-]{0,10}", proptest::collection::vec(row(), 0..8))
-        .prop_map(|(tenant, rows)| TenantRows { tenant, rows });
-    ("[a-z0-9-]{1,20}", any::<u64>(), any::<u64>(), proptest::collection::vec(tenant, 0..4))
-        .prop_map(|(edge, seq, sealed_at_ms, tenants)| Batch { edge, seq, sealed_at_ms, tenants })
+    ("[a-z0-9-]{1,20}", any::<u64>(), any::<u64>(), 0..1_000u64, proptest::collection::vec(tenant_rows(), 0..4)).prop_map(
+        |(edge, seq, sealed_at_ms, wal_len, tenants)| Batch {
+            edge,
+            seq,
+            sealed_at_ms,
+            low_watermark_ms: sealed_at_ms / 2,
+            wal_from: seq,
+            wal_to: seq.saturating_add(wal_len),
+            tenants,
+        },
+    )
 }
 
 proptest! {
@@ -61,35 +96,50 @@ proptest! {
     }
 }
 
-#[test]
-fn rejects_semantically_invalid_batches() {
-    let bad = Batch {
+fn r(ad_id: u64, second: u32, clicks: u64) -> SecondRow {
+    SecondRow { ad_id, campaign_id: 0, second, clicks, spend_micros: 0, user_hashes: vec![] }
+}
+
+fn records(ad_id: u64, second: u32, n: u64) -> Vec<ClickRecord> {
+    (0..n)
+        .map(|i| ClickRecord { id_hi: i, id_lo: ad_id, ad_id, campaign_id: 0, ts_ms: second as u64 * 1000, cost_micros: 0, verdict: 0, accepted_ms: 0 })
+        .collect()
+}
+
+fn one_tenant(rows: Vec<SecondRow>, clicks: Vec<ClickRecord>) -> Batch {
+    Batch {
         edge: "e".into(),
         seq: 1,
         sealed_at_ms: 0,
-        tenants: vec![TenantRows {
-            tenant: "t".into(),
-            rows: vec![SecondRow { ad_id: 1, campaign_id: 0, second: 1, clicks: 0, spend_micros: 0, user_hashes: vec![] }],
-        }],
-    };
-    assert!(matches!(decode(&encode(&bad)), Err(FrameError::Invalid(_))));
-    let no_edge = Batch { edge: String::new(), ..bad.clone() };
+        low_watermark_ms: 0,
+        wal_from: 0,
+        wal_to: 1,
+        tenants: vec![TenantRows { tenant: "t".into(), rows, clicks, refused: vec![] }],
+    }
+}
+
+#[test]
+fn rejects_semantically_invalid_batches() {
+    let zero = one_tenant(vec![r(1, 1, 0)], vec![]);
+    assert!(matches!(decode(&encode(&zero)), Err(FrameError::Invalid(_))));
+    let no_edge = Batch { edge: String::new(), ..one_tenant(vec![r(1, 1, 1)], records(1, 1, 1)) };
     assert!(matches!(decode(&encode(&no_edge)), Err(FrameError::Invalid(_))));
+    // Rows and click records must agree.
+    let disagree = one_tenant(vec![r(1, 1, 2)], records(1, 1, 1));
+    assert!(matches!(decode(&encode(&disagree)), Err(FrameError::Invalid(_))));
+    let reversed = Batch { wal_from: 5, wal_to: 4, ..one_tenant(vec![], vec![]) };
+    assert!(matches!(decode(&encode(&reversed)), Err(FrameError::Invalid(_))));
+    let ok = one_tenant(vec![r(1, 1, 2)], records(1, 1, 2));
+    assert_eq!(decode(&encode(&ok)).unwrap(), ok);
 }
 
 #[test]
 fn totals_and_row_identity() {
-    let r = |ad_id, second, clicks| SecondRow { ad_id, campaign_id: 0, second, clicks, spend_micros: 0, user_hashes: vec![] };
-    let b = Batch {
-        edge: "e".into(),
-        seq: 7,
-        sealed_at_ms: 0,
-        tenants: vec![
-            TenantRows { tenant: "a".into(), rows: vec![r(1, 10, 2), r(2, 12, 3)] },
-            TenantRows { tenant: "b".into(), rows: vec![r(1, 9, 1)] },
-        ],
-    };
-    assert_eq!(b.totals(), crate::batch::BatchTotals { rows: 3, clicks: 6, min_second: 9, max_second: 12 });
+    let mut b = one_tenant(vec![r(1, 10, 2), r(2, 12, 3)], [records(1, 10, 2), records(2, 12, 3)].concat());
+    b.tenants.push(TenantRows { tenant: "u".into(), rows: vec![r(1, 9, 1)], clicks: records(1, 9, 1), refused: vec![] });
+    let t = b.totals();
+    assert_eq!((t.rows, t.click_records, t.clicks, t.min_second, t.max_second), (3, 6, 6, 9, 12));
     let ids: Vec<_> = b.indexed_rows().map(|(i, t, r)| (i, t.to_string(), r.ad_id)).collect();
-    assert_eq!(ids, vec![(0, "a".into(), 1), (1, "a".into(), 2), (2, "b".into(), 1)]);
+    assert_eq!(ids, vec![(0, "t".into(), 1), (1, "t".into(), 2), (2, "u".into(), 1)]);
+    assert_eq!(b.indexed_clicks().map(|(i, _, _)| i).collect::<Vec<_>>(), (0..6).collect::<Vec<_>>());
 }

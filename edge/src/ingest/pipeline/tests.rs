@@ -1,0 +1,135 @@
+use proptest::prelude::*;
+
+use super::*;
+
+const HOUR: u64 = 3_600_000;
+const NOW: u64 = 1_700_000_000_000;
+
+fn policy() -> TimePolicy {
+    TimePolicy { allowed_lateness_ms: HOUR, max_future_ms: 300_000 }
+}
+
+fn click(key: u128, ts_ms: u64) -> Result<Click, String> {
+    Ok(Click { key, ad_id: 1, campaign_id: 0, ts_ms, cost_micros: 10, user_hash: None })
+}
+
+fn pipeline() -> Pipeline {
+    Pipeline::new(DedupConfig { horizon_ms: HOUR, max_entries: 1000 }, policy(), 0)
+}
+
+/// Applies as a WAL writer would: lsns in order.
+fn durable(p: &mut Pipeline, mut a: Admitted) {
+    a.record.lsn = p.applied_to();
+    p.apply(&a);
+}
+
+#[test]
+fn counts_duplicates_rejects_and_refusals() {
+    let t = TenantId::parse("t").unwrap();
+    let mut p = pipeline();
+    let events = vec![click(1, NOW), Err("bad".into()), click(1, NOW), click(2, NOW - 2 * HOUR), click(3, NOW + HOUR), click(4, NOW - HOUR + 1)];
+    let (out, admitted) = p.admit(&t, events, NOW);
+    assert_eq!((out.accepted, out.duplicates), (2, 1));
+    assert_eq!(out.rejected.iter().map(|r| r.index).collect::<Vec<_>>(), vec![1, 3, 4]);
+    assert!(out.rejected[1].reason.contains("older"), "{}", out.rejected[1].reason);
+    assert!(out.rejected[2].reason.contains("future"));
+    let admitted = admitted.unwrap();
+    assert_eq!(admitted.record.refused.len(), 2);
+    durable(&mut p, admitted);
+    let s = p.seal(None);
+    assert_eq!((s.wal_from, s.wal_to), (0, 1));
+    assert_eq!(s.tenants[0].clicks.len(), 2);
+    assert_eq!(s.tenants[0].refused.len(), 2);
+    assert_eq!(s.low_watermark_ms, NOW - HOUR);
+    // Nothing new: an empty sealing that still carries the watermark.
+    let (out, admitted) = p.admit(&t, vec![click(1, NOW)], NOW + 1000);
+    assert_eq!((out.duplicates, admitted.is_none()), (1, true));
+    let empty = p.seal(None);
+    assert!(empty.tenants.is_empty());
+    assert_eq!((empty.wal_from, empty.wal_to, empty.low_watermark_ms), (1, 1, NOW + 1000 - HOUR));
+}
+
+#[test]
+fn aborted_clicks_count_when_retried() {
+    let t = TenantId::parse("t").unwrap();
+    let mut p = pipeline();
+    let (_, a) = p.admit(&t, vec![click(1, NOW)], NOW);
+    p.abort(&a.unwrap());
+    let (out, a) = p.admit(&t, vec![click(1, NOW)], NOW);
+    assert_eq!(out.accepted, 1);
+    durable(&mut p, a.unwrap());
+    assert_eq!(p.seal(None).tenants[0].clicks.len(), 1);
+}
+
+#[test]
+fn replay_restores_dedup_and_unsealed_aggregates() {
+    let t = TenantId::parse("t").unwrap();
+    let mut p = pipeline();
+    let mut records = Vec::new();
+    for key in 0..4 {
+        let (_, a) = p.admit(&t, vec![click(key, NOW)], NOW);
+        let mut a = a.unwrap();
+        a.record.lsn = key as u64;
+        records.push(a.record);
+    }
+    // After a restart where records [0, 2) were already sealed:
+    let mut q = Pipeline::new(DedupConfig { horizon_ms: HOUR, max_entries: 1000 }, policy(), 2);
+    for r in &records {
+        q.replay(&t, r);
+    }
+    let (out, _) = q.admit(&t, vec![click(0, NOW), click(3, NOW), click(9, NOW)], NOW + 1);
+    assert_eq!((out.accepted, out.duplicates), (1, 2));
+    let s = q.seal(None);
+    assert_eq!((s.wal_from, s.wal_to), (2, 4));
+    assert_eq!(s.tenants[0].clicks.iter().map(|c| c.id_lo).collect::<Vec<_>>(), vec![2, 3]);
+}
+
+proptest! {
+    /// The low watermark promise: once a sealing says w, every click admitted
+    /// later has ts >= w, and every click admitted earlier with ts < w is in
+    /// that sealing or an earlier one. Clicks admitted but not yet applied,
+    /// and clicks the caller still holds, keep the watermark down.
+    #[test]
+    fn low_watermark_is_never_overtaken(
+        steps in proptest::collection::vec((0u8..4, 0u64..3 * HOUR, 0u64..120_000), 1..200)
+    ) {
+        let t = TenantId::parse("t").unwrap();
+        let mut p = pipeline();
+        let mut now = NOW;
+        let mut pending: Vec<Admitted> = Vec::new();
+        let mut sealed_so_far: Vec<u64> = Vec::new();
+        let mut max_w = 0u64;
+        let mut key = 0u128;
+        for (op, back, advance) in steps {
+            now += advance;
+            match op {
+                0 | 1 => {
+                    key += 1;
+                    let (_, a) = p.admit(&t, vec![click(key, now.saturating_sub(back))], now);
+                    if let Some(a) = a {
+                        for c in &a.record.clicks {
+                            prop_assert!(c.record.ts_ms >= max_w, "admitted ts {} below sealed watermark {max_w}", c.record.ts_ms);
+                        }
+                        pending.push(a);
+                    }
+                }
+                2 => {
+                    if !pending.is_empty() {
+                        let a = pending.remove(0);
+                        durable(&mut p, a);
+                    }
+                }
+                _ => {
+                    let s = p.seal(None);
+                    sealed_so_far.extend(s.tenants.iter().flat_map(|t| t.clicks.iter().map(|c| c.ts_ms)));
+                    for a in &pending {
+                        for c in &a.record.clicks {
+                            prop_assert!(c.record.ts_ms >= s.low_watermark_ms);
+                        }
+                    }
+                    max_w = max_w.max(s.low_watermark_ms);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Group commit: the thread that owns the WAL.
+//!
+//! Requests hand their admitted clicks over a channel; the thread takes
+//! everything that queued up (optionally lingering a moment to gather more),
+//! appends it with a single fsync, then applies it to the pipeline in WAL
+//! order and answers every request at once. If the write fails, the
+//! admissions are undone and every request is answered with the error, so
+//! nothing unacknowledged is counted and nothing acknowledged is lost.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::wal::Wal;
+use crate::ingest::pipeline::{Admitted, Pipeline};
+use crate::metrics::Metrics;
+
+/// Most requests folded into one fsync.
+const MAX_GROUP: usize = 4096;
+
+pub enum Command {
+    /// Make these clicks durable, then answer.
+    Append { admitted: Admitted, done: oneshot::Sender<Result<(), String>> },
+    /// Records below this lsn are sealed in batches: their segments may go.
+    Release(u64),
+}
+
+pub fn start(
+    mut wal: Wal,
+    pipeline: Arc<Mutex<Pipeline>>,
+    metrics: Arc<Metrics>,
+    linger: Duration,
+) -> (mpsc::Sender<Command>, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Command>(MAX_GROUP);
+    let handle = std::thread::Builder::new()
+        .name("tally-wal".into())
+        .spawn(move || {
+            while let Some(first) = rx.blocking_recv() {
+                if !linger.is_zero() {
+                    std::thread::sleep(linger);
+                }
+                let mut appends = Vec::new();
+                let mut release = None;
+                let mut next = Some(first);
+                while let Some(command) = next.take() {
+                    match command {
+                        Command::Append { admitted, done } => appends.push((admitted, done)),
+                        Command::Release(lsn) => release = release.max(Some(lsn)),
+                    }
+                    if appends.len() < MAX_GROUP {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                if !appends.is_empty() {
+                    let result = wal.append(appends.iter_mut().map(|(a, _)| &mut a.record));
+                    metrics.wal_fsyncs.inc();
+                    let mut p = pipeline.lock().expect("pipeline lock poisoned");
+                    for (admitted, _) in &appends {
+                        match &result {
+                            Ok(()) => p.apply(admitted),
+                            Err(_) => p.abort(admitted),
+                        }
+                    }
+                    drop(p);
+                    let answer = result.map_err(|e| e.to_string());
+                    if let Err(e) = &answer {
+                        tracing::error!(error = %e, requests = appends.len(), "WAL write failed; requests answered 503");
+                    } else {
+                        metrics.wal_records.inc_by(appends.len() as u64);
+                    }
+                    for (_, done) in appends {
+                        let _ = done.send(answer.clone());
+                    }
+                }
+                if let Some(lsn) = release {
+                    if let Err(e) = wal.release(lsn) {
+                        tracing::warn!(error = %e, "could not delete sealed WAL segments");
+                    }
+                    metrics.wal_segments.set(wal.segments() as i64);
+                }
+            }
+        })
+        .expect("spawning the WAL thread");
+    (tx, handle)
+}
