@@ -14,13 +14,18 @@ What it does, with the very same SQL files the service uses:
      records them in tally.schema_migrations, then applies everything a second time
      to prove the DDL is idempotent;
   2. inserts landing rows in several INSERTs (two rows in the same ad/minute, the
-     same second in two batches, overlapping user hashes, two days in two months)
-     plus commit-ledger rows;
-  3. runs every file in queries/ with '?' bound like the `clickhouse` crate binds
-     (integers bare, strings quoted, arrays as [..]) and {table}/{bucket} over all
-     three rollups, checks output column names and types exactly, and asserts the
-     rollup results equal (a) the same aggregation computed from the landing table
-     in SQL and (b) the expected values computed in Python;
+     same second in two batches, overlapping user hashes, two days in two months),
+     commit-ledger rows (with click_records/refused counts and watermarks), click
+     records (one id carried by two edges and by two batches of one edge, with
+     different accepted_ms and different ad/cost, a verdict != 0 row, the same id
+     under two tenants, clicks in several hours), refused events, billing
+     statements ('final' plus signed 'adjustment' rows for one key) and final hours;
+  3. runs every file in queries/ (and fails if a file there is not checked) with
+     '?' bound like the `clickhouse` crate binds (integers bare, strings quoted,
+     arrays as [..]) and {table}/{bucket} over all three rollups, checks output
+     column names and types exactly, and asserts the results equal the expected
+     values computed in Python (and, where it applies, the same aggregation
+     computed from the landing table in SQL);
   4. OPTIMIZE ... FINAL on every table and checks everything again (state merges).
 
 Against a server the script uses the database `tally` and refuses to touch an
@@ -52,7 +57,20 @@ SERIES_COLS = [("t", "UInt32"), ("clicks", "UInt64"), ("spend_micros", "UInt64")
 TOTAL_COLS = [("clicks", "UInt64"), ("spend_micros", "UInt64"), ("users", "UInt64")]
 TOP_COLS = [("ad_id", "UInt64"), ("clicks", "UInt64"), ("spend_micros", "UInt64")]
 LEDGER_COLS = [("seq", "UInt64"), ("state", "UInt8")]
-LANDING_ROWS_COLS = [("row_idx", "UInt32")]
+BATCH_ROWS_COLS = [("part", "UInt8"), ("row_idx", "UInt32")]
+WATERMARK_COLS = [("edge", "String"), ("watermark_ms", "UInt64")]
+BILLING_COLS = [("hour", "UInt32"), ("ad_id", "UInt64"), ("clicks", "Int64"), ("spend_micros", "Int64")]
+BILLING_ALL_COLS = [("tenant", "String")] + BILLING_COLS
+STATEMENT_COLS = [("tenant", "String"), ("hour", "UInt32"), ("ad_id", "UInt64"),
+                  ("billed_clicks", "Int64"), ("billed_spend_micros", "Int64"), ("adjustments", "UInt64")]
+FINAL_HOURS_COLS = [("hour", "UInt32")]
+RECONCILE_HOURS_COLS = [("tenant", "String"), ("hour", "UInt32"),
+                        ("landing_clicks", "UInt64"), ("landing_spend_micros", "UInt64")]
+RECONCILE_ROLLUP_COLS = [("tenant", "String"), ("bucket", "UInt32"),
+                         ("rollup_clicks", "UInt64"), ("rollup_spend_micros", "UInt64")]
+RECONCILE_MANIFEST_COLS = [("edge", "String"), ("seq", "UInt64"), ("manifest_clicks", "UInt64"),
+                           ("manifest_records", "UInt32"), ("lo", "UInt32"), ("hi", "UInt32")]
+RECONCILE_RECORDS_COLS = [("edge", "String"), ("seq", "UInt64"), ("records", "UInt64")]
 
 
 class CheckFailed(Exception):
@@ -155,7 +173,7 @@ class Checker:
     def select(self, sql, what, cols=None):
         """Run a SELECT as the crate does (query text + appended FORMAT clause).
 
-        Returns rows as tuples of ints (all our result columns are integers)."""
+        Returns rows as tuples: String columns as str, every other column as int."""
         out = self.run(sql.rstrip() + " FORMAT TabSeparatedWithNamesAndTypes", what)
         lines = out.split("\n")
         if lines and lines[-1] == "":
@@ -166,13 +184,21 @@ class Checker:
         if cols is not None and list(zip(names, types)) != cols:
             fail("%s on %s: output columns %s, expected %s" % (
                 what, self.b.name, list(zip(names, types)), cols))
+        is_str = [t in ("String", "LowCardinality(String)") for t in types]
         rows = []
         for ln in lines[2:]:
+            vals = ln.split("\t")
+            if len(vals) != len(types):
+                fail("%s: row %r has %d fields for %d columns" % (what, ln, len(vals), len(types)))
             try:
-                rows.append(tuple(int(v) for v in ln.split("\t")))
+                rows.append(tuple(tsv_unescape(v) if st else int(v) for v, st in zip(vals, is_str)))
             except ValueError:
-                fail("%s: non-integer row %r" % (what, ln))
+                fail("%s: non-integer value in row %r (types %s)" % (what, ln, types))
         return rows
+
+
+def tsv_unescape(v):
+    return re.sub(r"\\(.)", lambda m: {"t": "\t", "n": "\n", "0": "\0"}.get(m.group(1), m.group(1)), v)
 
 
 def split_statements(text):
@@ -244,39 +270,113 @@ def ts(y, mo, d, h=0, mi=0, s=0):
 
 D0 = ts(2023, 11, 30)  # two days in two different months (two partitions)
 D1 = ts(2023, 12, 1)
+H0 = D0 + 3600         # two billing hours of D0, and D1's first hour
+H1 = D0 + 7200
 
 # (tenant, ad_id, campaign_id, second, clicks, spend_micros, user_hashes, edge, batch_seq, row_idx)
 # grouped by INSERT (one INSERT per shipped batch, so rollups get several partial states)
 BATCHES = [
     [
-        ("t1", 10, 100, D0 + 3600 + 5, 3, 300, [1, 2, 3], "e1", 1, 0),
-        ("t1", 10, 100, D0 + 3600 + 17, 2, 250, [3, 4], "e1", 1, 1),   # same ad/minute as row 0
-        ("t1", 11, 100, D0 + 3600 + 17, 7, 700, [5], "e1", 1, 2),
-        ("t1", 10, 101, D0 + 3600 + 59, 1, 90, [4, 6], "e1", 1, 3),    # same minute, other campaign
+        ("t1", 10, 100, H0 + 5, 3, 300, [1, 2, 3], "e1", 1, 0),
+        ("t1", 10, 100, H0 + 17, 2, 250, [3, 4], "e1", 1, 1),   # same ad/minute as row 0
+        ("t1", 11, 100, H0 + 17, 7, 700, [5], "e1", 1, 2),
+        ("t1", 10, 101, H0 + 59, 1, 90, [4, 6], "e1", 1, 3),    # same minute, other campaign
     ],
     [
-        ("t1", 10, 100, D0 + 3600 + 5, 1, 100, [1, 7], "e1", 2, 0),    # same second as e1/1 row 0
-        ("t1", 10, 100, D0 + 7200 + 30, 4, 400, [2, 8], "e1", 2, 1),
-        ("t2", 10, 200, D0 + 3600 + 5, 9, 900, [1, 2], "e1", 2, 2),    # other tenant, same ad id
+        ("t1", 10, 100, H0 + 5, 1, 100, [1, 7], "e1", 2, 0),    # same second as e1/1 row 0
+        ("t1", 10, 100, H1 + 30, 4, 400, [2, 8], "e1", 2, 1),
+        ("t2", 10, 200, H0 + 5, 9, 900, [1, 2], "e1", 2, 2),    # other tenant, same ad id
     ],
     [
-        ("t1", 10, 100, D1 + 60 + 1, 5, 500, [1, 9, 10], "e2", 1, 0),
-        ("t1", 11, 100, D1 + 60 + 2, 2, 150, [], "e2", 1, 1),           # no user hashes
-        ("t1", 10, 100, D1 + 5 * 3600, 6, 600, [10, 11, 12], "e2", 1, 2),
-        ("t1", 12, 102, D1 + 5 * 3600 + 1, 2, 20, [13], "e2", 1, 3),
+        ("t1", 10, 100, D1 + 60 + 1, 5, 500, [1, 9, 10], "e2", 2, 0),
+        ("t1", 11, 100, D1 + 60 + 2, 2, 150, [], "e2", 2, 1),           # no user hashes
+        ("t1", 10, 100, D1 + 5 * 3600, 6, 600, [10, 11, 12], "e2", 2, 2),
+        ("t1", 12, 102, D1 + 5 * 3600 + 1, 2, 20, [13], "e2", 2, 3),
     ],
 ]
 LANDING = [r for b in BATCHES for r in b]
 
-# (edge, seq, state, rows, clicks, checksum, min_second, max_second, recorded_at)
+# Column order of tally.batches (Rust inserts RowBinary positionally).
+LEDGER_COLUMNS = ("edge", "seq", "state", "rows", "click_records", "refused", "clicks", "checksum",
+                  "min_second", "max_second", "low_watermark_ms", "recorded_at")
 LEDGER = [
-    ("e1", 1, 1, 4, 13, 111, D0 + 3605, D0 + 3659, D0 + 4000),
-    ("e1", 1, 2, 4, 13, 111, D0 + 3605, D0 + 3659, D0 + 4001),
-    ("e1", 2, 1, 3, 14, 222, D0 + 3605, D0 + 7230, D0 + 8000),
-    ("e1", 2, 2, 3, 14, 222, D0 + 3605, D0 + 7230, D0 + 8001),
-    ("e1", 3, 1, 2, 5, 333, D1, D1 + 1, D1 + 100),               # started, never committed
-    ("e2", 1, 2, 4, 15, 444, D1 + 61, D1 + 18001, D1 + 20000),   # committed without a visible 1
+    ("e1", 1, 1, 4, 4, 1, 13, 111, H0 + 5, H0 + 59, (H0 - 600) * 1000, D0 + 4000),
+    ("e1", 1, 2, 4, 4, 1, 13, 111, H0 + 5, H0 + 59, (H0 - 600) * 1000, D0 + 4001),
+    ("e1", 2, 1, 3, 3, 0, 14, 222, H0 + 5, H1 + 40, H0 * 1000, D0 + 8000),
+    ("e1", 2, 2, 3, 3, 0, 14, 222, H0 + 5, H1 + 40, H0 * 1000, D0 + 8001),
+    ("e1", 3, 1, 2, 1, 0, 5, 333, D1, D1 + 1, D1 * 1000, D1 + 100),           # started, never committed
+    ("e2", 1, 1, 0, 2, 1, 0, 444, H0 + 17, H1 + 30, (H0 - 60) * 1000, D0 + 9000),  # records only
+    ("e2", 1, 2, 0, 2, 1, 0, 444, H0 + 17, H1 + 30, (H0 - 60) * 1000, D0 + 9001),
+    ("e2", 2, 2, 4, 2, 2, 15, 555, D1 + 61, D1 + 18001, (D1 + 60) * 1000, D1 + 20000),  # no visible 1
 ]
+
+CLICK_COLUMNS = ("tenant", "id_hi", "id_lo", "ad_id", "campaign_id", "ts_ms", "second", "cost_micros",
+                 "verdict", "accepted_ms", "edge", "batch_seq", "row_idx")
+
+
+def click(tenant, id_hi, id_lo, ad, campaign, ts_ms, cost, verdict, accepted_ms, edge, seq, idx):
+    return (tenant, id_hi, id_lo, ad, campaign, ts_ms, ts_ms // 1000, cost, verdict, accepted_ms,
+            edge, seq, idx)
+
+
+# One INSERT per batch. Ids (1,1), (1,2) and (2,1) of t1 are carried more than once
+# with different accepted_ms: billing takes ad/cost/second of the earliest copy.
+CLICK_BATCHES = [
+    [
+        click("t1", 1, 1, 10, 100, (H0 + 5) * 1000 + 120, 100, 0, (H0 + 5) * 1000 + 300, "e1", 1, 0),
+        click("t1", 1, 2, 11, 100, (H0 + 17) * 1000 + 5, 200, 0, (H0 + 17) * 1000 + 900, "e1", 1, 1),  # later copy
+        click("t1", 1, 3, 10, 101, (H0 + 59) * 1000, 50, 1, (H0 + 59) * 1000 + 10, "e1", 1, 2),  # verdict 1
+        click("t2", 1, 1, 10, 200, (H0 + 5) * 1000 + 120, 900, 0, (H0 + 5) * 1000 + 300, "e1", 1, 3),  # same id, t2
+    ],
+    [
+        click("t1", 2, 1, 10, 100, (H1 + 30) * 1000 + 1, 400, 0, (H1 + 30) * 1000 + 50, "e1", 2, 0),  # earliest copy
+        click("t1", 1, 1, 10, 100, (H0 + 5) * 1000 + 120, 100, 0, (H0 + 5) * 1000 + 60300, "e1", 2, 1),  # re-carried
+        click("t1", 5, 1, 10, 100, (H1 + 40) * 1000, 30, 0, (H1 + 40) * 1000 + 7, "e1", 2, 2),
+    ],
+    [
+        click("t1", 4, 1, 12, 102, D1 * 1000 + 1, 20, 0, D1 * 1000 + 5, "e1", 3, 0),  # batch never committed
+    ],
+    [
+        click("t1", 1, 2, 12, 102, (H0 + 17) * 1000 + 5, 250, 0, (H0 + 17) * 1000 + 100, "e2", 1, 0),  # earliest copy
+        click("t1", 2, 1, 13, 103, (H1 + 30) * 1000 + 1, 7, 0, (H1 + 30) * 1000 + 800, "e2", 1, 1),  # later copy
+    ],
+    [
+        click("t1", 3, 1, 10, 100, (D1 + 61) * 1000, 500, 0, (D1 + 61) * 1000 + 2, "e2", 2, 0),
+        click("t1", 3, 2, 12, 102, (D1 + 5 * 3600 + 1) * 1000 + 999, 600, 0, (D1 + 5 * 3600 + 2) * 1000, "e2", 2, 1),
+    ],
+]
+CLICKS = [r for b in CLICK_BATCHES for r in b]
+
+REFUSED_COLUMNS = ("tenant", "id_hi", "id_lo", "ad_id", "ts_ms", "reason", "at", "edge", "batch_seq", "row_idx")
+REFUSED = [
+    ("t1", 9, 1, 10, (D0 - 7200) * 1000, "too_late", H0 + 6, "e1", 1, 0),
+    ("t1", 9, 2, 11, (H0 - 7200) * 1000, "too_late", H0 + 20, "e2", 1, 0),
+    ("t1", 9, 3, 10, (D1 + 3 * 86400) * 1000, "future", D1 + 70, "e2", 2, 0),
+    ("t2", 9, 4, 10, (D1 + 3 * 86400) * 1000, "future", D1 + 80, "e2", 2, 1),
+]
+
+STATEMENT_COLUMNS = ("tenant", "hour", "ad_id", "kind", "clicks", "spend_micros", "recorded_at")
+STATEMENT_BATCHES = [
+    [
+        ("t1", H0, 10, "final", 2, 130, D1 + 10),
+        ("t1", H0, 12, "final", 1, 250, D1 + 10),
+        ("t2", H0, 10, "final", 1, 900, D1 + 10),
+        ("t1", H1, 10, "final", 2, 430, D1 + 10),
+        ("t1", D1, 10, "final", 1, 500, D1 + 7200),
+    ],
+    [
+        ("t1", H0, 10, "adjustment", 1, 100, D1 + 20),    # same key as a 'final' row
+        ("t1", H0, 10, "adjustment", -1, -30, D1 + 30),   # deltas are signed
+        ("t1", D1, 12, "adjustment", 1, 20, D1 + 9000),   # an adjustment without a final row
+    ],
+]
+STATEMENTS = [r for b in STATEMENT_BATCHES for r in b]
+
+FINAL_HOUR_BATCHES = [
+    [(H0, D1 + 10), (H1, D1 + 10)],
+    [(H0, D1 + 11), (D1, D1 + 7200)],   # H0 twice: ReplacingMergeTree, DISTINCT in the query
+]
+FINAL_HOURS = [r for b in FINAL_HOUR_BATCHES for r in b]
 
 
 def landing_values(rows):
@@ -317,6 +417,91 @@ def expected_top(tenant, frm, to, limit):
             acc[a] = (c + clicks, s + spend)
     rows = sorted(((a, c, s) for a, (c, s) in acc.items()), key=lambda r: (-r[1], r[0]))
     return rows[:limit]
+
+
+def hour_of(sec):
+    return sec - sec % 3600
+
+
+def expected_billing(tenant, frm, to):
+    """Live billing: rows with verdict 0 and frm <= second < to, each (tenant, id_hi, id_lo)
+    once, with ad/cost/second of its copy with the smallest accepted_ms.
+    tenant None = all tenants (rows start with the tenant)."""
+    first = {}
+    for (tn, hi, lo, ad, _camp, _ts, sec, cost, verdict, acc, _e, _s, _i) in CLICKS:
+        if verdict != 0 or not (frm <= sec < to) or (tenant is not None and tn != tenant):
+            continue
+        key = (tn, hi, lo)
+        if key not in first or acc < first[key][0]:
+            first[key] = (acc, ad, cost, sec)
+    acc = {}
+    for (tn, _hi, _lo), (_a, ad, cost, sec) in first.items():
+        k = (tn, hour_of(sec), ad)
+        c, sp = acc.get(k, (0, 0))
+        acc[k] = (c + 1, sp + cost)
+    rows = sorted(k + v for k, v in acc.items())
+    return rows if tenant is None else [r[1:] for r in rows]
+
+
+def expected_statements(frm, to):
+    acc = {}
+    for (tn, hour, ad, kind, clicks, spend, _rec) in STATEMENTS:
+        if frm <= hour < to:
+            c, sp, adj = acc.get((tn, hour, ad), (0, 0, 0))
+            acc[(tn, hour, ad)] = (c + clicks, sp + spend, adj + (kind == "adjustment"))
+    return sorted(k + v for k, v in acc.items())
+
+
+def expected_final_hours(frm, to):
+    return sorted({(h,) for (h, _f) in FINAL_HOURS if frm <= h < to})
+
+
+def expected_watermarks():
+    wm = {}
+    for (e, _seq, state, *_r, low_ms, _rec) in LEDGER:
+        if state == 2:
+            wm[e] = max(wm.get(e, 0), low_ms)
+    return sorted(wm.items())
+
+
+def expected_landing_hours(frm, to, by_bucket):
+    """Landing clicks/spend per (tenant, hour). by_bucket: select hours frm <= hour < to
+    (rollup table); otherwise select seconds frm <= second < to (landing table)."""
+    acc = {}
+    for (tn, _a, _c, sec, clicks, spend, _u, _e, _s, _i) in LANDING:
+        h = hour_of(sec)
+        if not (frm <= (h if by_bucket else sec) < to):
+            continue
+        c, sp = acc.get((tn, h), (0, 0))
+        acc[(tn, h)] = (c + clicks, sp + spend)
+    return sorted(k + v for k, v in acc.items())
+
+
+def expected_manifests(frm, to):
+    acc = {}
+    for (e, seq, state, _rows, records, _ref, clicks, _ck, lo, hi, _wm, _rec) in LEDGER:
+        if state == 2 and hi >= frm and lo < to:
+            if (e, seq) in acc:
+                c, r, l, h = acc[(e, seq)]
+                acc[(e, seq)] = (max(c, clicks), max(r, records), min(l, lo), max(h, hi))
+            else:
+                acc[(e, seq)] = (clicks, records, lo, hi)
+    return sorted(k + v for k, v in acc.items())
+
+
+def expected_batch_records(lo, hi):
+    acc = {}
+    for r in CLICKS:
+        if lo <= r[6] <= hi:
+            acc[(r[10], r[11])] = acc.get((r[10], r[11]), 0) + 1
+    return sorted(k + (v,) for k, v in acc.items())
+
+
+def expected_batch_rows_present(edge, seq, lo, hi):
+    return sorted(
+        [(0, r[9]) for r in LANDING if r[7] == edge and r[8] == seq and lo <= r[3] <= hi]
+        + [(1, r[12]) for r in CLICKS if r[10] == edge and r[11] == seq and lo <= r[6] <= hi]
+        + [(2, r[9]) for r in REFUSED if r[7] == edge and r[8] == seq])
 
 
 # --------------------------------------------------------------------------- the check

@@ -18,6 +18,9 @@ pub struct EdgeConfig {
     pub max_body_bytes: usize,
     #[serde(default = "defaults::spool_max_bytes")]
     pub spool_max_bytes: u64,
+    /// Move acknowledged batches to `<spool_dir>/sent/` instead of deleting them.
+    #[serde(default)]
+    pub spool_archive_acknowledged: bool,
     /// How often accumulated rows are sealed into a batch and shipped.
     #[serde(default = "defaults::ship_interval_ms")]
     pub ship_interval_ms: u64,
@@ -71,11 +74,19 @@ pub struct TimeSection {
     /// Clicks further than this ahead of the edge's clock are refused.
     #[serde(default = "defaults::max_future_secs")]
     pub max_future_secs: u64,
+    /// The watermark (latest accepted event time) is never further than
+    /// this behind the wall clock, so it advances on an idle edge.
+    #[serde(default = "defaults::idle_lag_secs")]
+    pub idle_lag_secs: u64,
 }
 
 impl Default for TimeSection {
     fn default() -> Self {
-        TimeSection { allowed_lateness_secs: defaults::allowed_lateness_secs(), max_future_secs: defaults::max_future_secs() }
+        TimeSection {
+            allowed_lateness_secs: defaults::allowed_lateness_secs(),
+            max_future_secs: defaults::max_future_secs(),
+            idle_lag_secs: defaults::idle_lag_secs(),
+        }
     }
 }
 
@@ -138,6 +149,9 @@ mod defaults {
         3600
     }
     pub fn max_future_secs() -> u64 {
+        300
+    }
+    pub fn idle_lag_secs() -> u64 {
         300
     }
     pub fn max_in_flight() -> usize {

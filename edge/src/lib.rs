@@ -57,7 +57,8 @@ pub enum EdgeError {
 pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<(), EdgeError> {
     let tenants = Tenants::load(&config.tenants_file)?;
     let metrics = Arc::new(Metrics::new());
-    let (outbox, quarantined) = Outbox::open(&config.spool_dir, &config.edge_id, config.spool_max_bytes)?;
+    let (mut outbox, quarantined) = Outbox::open(&config.spool_dir, &config.edge_id, config.spool_max_bytes)?;
+    outbox.archive_acknowledged(config.spool_archive_acknowledged)?;
     for q in &quarantined {
         tracing::error!(file = %q.file.display(), reason = %q.reason, "damaged spool file moved to quarantine");
     }
@@ -66,6 +67,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
     let policy = TimePolicy {
         allowed_lateness_ms: config.time.allowed_lateness_secs * 1000,
         max_future_ms: config.time.max_future_secs * 1000,
+        idle_lag_ms: config.time.idle_lag_secs * 1000,
     };
     let dedup = DedupConfig { horizon_ms: config.dedup.horizon_secs * 1000, max_entries: config.dedup.max_entries };
     // Every WAL record is replayed: sealed ones into dedup only, the rest

@@ -15,10 +15,12 @@
 //!    below.
 //!
 //! # Time policy
-//! The watermark is the highest wall clock the edge has seen. A click whose
-//! event time is more than `allowed_lateness` behind it is refused as too
-//! late; more than `max_future` ahead of the clock, as from the future.
-//! Everything in between is counted in its own second, however late.
+//! The watermark W is event time: the latest event time accepted, and never
+//! less than the wall clock minus `idle_lag` (so it moves on an idle edge
+//! too). A click whose event time is more than `allowed_lateness` behind W
+//! is refused as too late; more than `max_future` ahead of the wall clock,
+//! as from the future. Everything in between is counted in its own second,
+//! however late. A request is judged against W as it was when it arrived.
 
 use std::collections::BTreeMap;
 
@@ -52,6 +54,7 @@ pub struct Outcome {
 pub struct TimePolicy {
     pub allowed_lateness_ms: u64,
     pub max_future_ms: u64,
+    pub idle_lag_ms: u64,
 }
 
 /// A request's clicks, admitted but not yet applied.
@@ -92,7 +95,7 @@ impl Pipeline {
 
     /// Step 1; see the module docs. `events[i]` is the request's i-th event.
     pub fn admit(&mut self, tenant: &TenantId, events: Vec<Result<Click, String>>, now_ms: u64) -> (Outcome, Option<Admitted>) {
-        self.watermark_ms = self.watermark_ms.max(now_ms);
+        self.advance(now_ms);
         let earliest = self.watermark_ms.saturating_sub(self.policy.allowed_lateness_ms);
         let latest = now_ms.saturating_add(self.policy.max_future_ms);
         let mut outcome = Outcome::default();
@@ -141,6 +144,9 @@ impl Pipeline {
                 outcome.duplicates += 1;
             }
         }
+        if let Some(latest) = record.clicks.iter().map(|c| c.record.ts_ms).max() {
+            self.watermark_ms = self.watermark_ms.max(latest);
+        }
         if record.clicks.is_empty() && record.refused.is_empty() {
             return (outcome, None);
         }
@@ -182,7 +188,7 @@ impl Pipeline {
         for click in &record.clicks {
             let key = (click.record.id_hi as u128) << 64 | click.record.id_lo as u128;
             self.dedup.first_sighting(key, click.record.accepted_ms);
-            self.watermark_ms = self.watermark_ms.max(click.record.accepted_ms);
+            self.watermark_ms = self.watermark_ms.max(click.record.ts_ms);
         }
         if record.lsn >= self.sealed_to {
             self.aggregate(tenant, record);
@@ -196,7 +202,8 @@ impl Pipeline {
 
     /// Step 3. `held_min_event_ms` is the earliest event time of clicks the
     /// caller still holds in unacknowledged batches.
-    pub fn seal(&mut self, held_min_event_ms: Option<u64>) -> Sealing {
+    pub fn seal(&mut self, now_ms: u64, held_min_event_ms: Option<u64>) -> Sealing {
+        self.advance(now_ms);
         let inflight_min = self.inflight.values().copied().min();
         let low_watermark_ms = [Some(self.watermark_ms.saturating_sub(self.policy.allowed_lateness_ms)), inflight_min, held_min_event_ms]
             .into_iter()
@@ -206,6 +213,10 @@ impl Pipeline {
         let sealing = Sealing { tenants: self.aggregator.seal(), wal_from: self.sealed_to, wal_to: self.applied_to, low_watermark_ms };
         self.sealed_to = self.applied_to;
         sealing
+    }
+
+    fn advance(&mut self, now_ms: u64) {
+        self.watermark_ms = self.watermark_ms.max(now_ms.saturating_sub(self.policy.idle_lag_ms));
     }
 
     pub fn pending_clicks(&self) -> u64 {

@@ -124,7 +124,7 @@ impl Shipper {
             let mut pipeline = self.pipeline.lock().expect("pipeline lock poisoned");
             let idle = pipeline.pending_clicks() == 0;
             if !idle || st.last_seal.elapsed() >= self.heartbeat {
-                st.carry = Some(pipeline.seal(held));
+                st.carry = Some(pipeline.seal(now_ms(), held));
             }
             let d = pipeline.dedup();
             self.metrics.dedup_entries.set(d.len() as i64);

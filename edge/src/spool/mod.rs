@@ -20,6 +20,7 @@
 //!   wal/<first lsn:020>.wal      accepted clicks (see `wal`)
 //!   outbox/<seq:020>.batch       one framed batch (see tally_model::batch::frame)
 //!   quarantine/<name>            files that failed to decode, kept for forensics
+//!   sent/<seq:020>.batch         acknowledged batches, if archiving is on
 //! ```
 //! Small files are written as `*.tmp`, fsynced, renamed and the directory
 //! fsynced, so a file with its final name is always complete.

@@ -52,9 +52,21 @@ pub struct Outbox {
     max_bytes: u64,
     pending: BTreeMap<u64, Sealed>,
     bytes: u64,
+    archive: bool,
 }
 
 impl Outbox {
+    /// Keep acknowledged batches in `sent/` instead of deleting them (for
+    /// audits and replay drills; nothing reads them back).
+    pub fn archive_acknowledged(&mut self, archive: bool) -> Result<(), SpoolError> {
+        if archive {
+            let sent = self.dir.join("sent");
+            fs::create_dir_all(&sent).map_err(io(&sent))?;
+        }
+        self.archive = archive;
+        Ok(())
+    }
+
     /// Opens (or creates) the spool of `edge`, loading every pending batch.
     pub fn open(dir: &Path, edge: &str, max_bytes: u64) -> Result<(Outbox, Vec<Quarantined>), SpoolError> {
         for sub in ["outbox", "quarantine"] {
@@ -80,7 +92,7 @@ impl Outbox {
             Err(e) => return Err(io(&state_path)(e)),
         };
         let mut outbox =
-            Outbox { dir: dir.into(), edge: edge.into(), next_seq: next_seq.max(1), wal_sealed, max_bytes, pending: BTreeMap::new(), bytes: 0 };
+            Outbox { dir: dir.into(), edge: edge.into(), next_seq: next_seq.max(1), wal_sealed, max_bytes, pending: BTreeMap::new(), bytes: 0, archive: false };
         let quarantined = outbox.load()?;
         Ok((outbox, quarantined))
     }
@@ -175,7 +187,8 @@ impl Outbox {
             self.bytes -= sealed.frame.len() as u64;
             let path = self.dir.join("outbox").join(file_name(seq));
             // No fsync: a delete lost in a crash only causes a harmless re-send.
-            match fs::remove_file(&path) {
+            let gone = if self.archive { fs::rename(&path, self.dir.join("sent").join(file_name(seq))) } else { fs::remove_file(&path) };
+            match gone {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&path)(e)),
                 _ => {}
             }

@@ -19,7 +19,16 @@ mod sql {
     pub const TOTAL_ROLLUP: &str = query!("total_rollup");
     pub const TOP_ADS: &str = query!("top_ads");
     pub const LEDGER_STATES: &str = query!("ledger_states");
-    pub const LANDING_ROWS_OF_BATCH: &str = query!("landing_rows_of_batch");
+    pub const BATCH_ROWS_PRESENT: &str = query!("batch_rows_present");
+    pub const EDGE_WATERMARKS: &str = query!("edge_watermarks");
+    pub const BILLING_LIVE: &str = query!("billing_live");
+    pub const BILLING_LIVE_ALL_TENANTS: &str = query!("billing_live_all_tenants");
+    pub const BILLING_STATEMENTS: &str = query!("billing_statements");
+    pub const FINAL_HOURS: &str = query!("final_hours");
+    pub const RECONCILE_HOURS: &str = query!("reconcile_hours");
+    pub const RECONCILE_ROLLUP: &str = query!("reconcile_rollup");
+    pub const RECONCILE_MANIFESTS: &str = query!("reconcile_manifests");
+    pub const RECONCILE_BATCH_RECORDS: &str = query!("reconcile_batch_records");
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +101,39 @@ pub struct LandingRow {
     pub row_idx: u32,
 }
 
+/// A row of `tally.click_records`, in column order.
+#[derive(Debug, Clone, clickhouse::Row, Serialize)]
+pub struct ClickRow {
+    pub tenant: String,
+    pub id_hi: u64,
+    pub id_lo: u64,
+    pub ad_id: u64,
+    pub campaign_id: u64,
+    pub ts_ms: u64,
+    pub second: u32,
+    pub cost_micros: u64,
+    pub verdict: u8,
+    pub accepted_ms: u64,
+    pub edge: String,
+    pub batch_seq: u64,
+    pub row_idx: u32,
+}
+
+/// A row of `tally.refused_events`, in column order.
+#[derive(Debug, Clone, clickhouse::Row, Serialize)]
+pub struct RefusedRow {
+    pub tenant: String,
+    pub id_hi: u64,
+    pub id_lo: u64,
+    pub ad_id: u64,
+    pub ts_ms: u64,
+    pub reason: String,
+    pub at: u32,
+    pub edge: String,
+    pub batch_seq: u64,
+    pub row_idx: u32,
+}
+
 /// A row of `tally.batches`, the commit ledger, in column order.
 #[derive(Debug, Clone, clickhouse::Row, Serialize)]
 pub struct LedgerRow {
@@ -99,11 +141,101 @@ pub struct LedgerRow {
     pub seq: u64,
     pub state: u8,
     pub rows: u32,
+    pub click_records: u32,
+    pub refused: u32,
     pub clicks: u64,
     pub checksum: u64,
     pub min_second: u32,
     pub max_second: u32,
+    pub low_watermark_ms: u64,
     pub recorded_at: u32,
+}
+
+/// A row of `tally.billing_statements`, in column order.
+#[derive(Debug, Clone, clickhouse::Row, Serialize)]
+pub struct StatementRow {
+    pub tenant: String,
+    pub hour: u32,
+    pub ad_id: u64,
+    pub kind: String,
+    pub clicks: i64,
+    pub spend_micros: i64,
+    pub recorded_at: u32,
+}
+
+#[derive(Debug, Clone, clickhouse::Row, Serialize)]
+struct FinalHourRow {
+    hour: u32,
+    finalized_at: u32,
+}
+
+/// Exact billing of one (tenant, hour, ad), from the click records.
+#[derive(Debug, Clone, clickhouse::Row, Deserialize, PartialEq, Eq)]
+pub struct LiveBilling {
+    pub tenant: String,
+    pub hour: u32,
+    pub ad_id: u64,
+    pub clicks: i64,
+    pub spend_micros: i64,
+}
+
+#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
+struct LiveBillingOneTenant {
+    hour: u32,
+    ad_id: u64,
+    clicks: i64,
+    spend_micros: i64,
+}
+
+/// What the statements say of one (tenant, hour, ad).
+#[derive(Debug, Clone, clickhouse::Row, Deserialize, PartialEq, Eq)]
+pub struct Billed {
+    pub tenant: String,
+    pub hour: u32,
+    pub ad_id: u64,
+    pub clicks: i64,
+    pub spend_micros: i64,
+    pub adjustments: u64,
+}
+
+#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
+pub struct EdgeWatermark {
+    pub edge: String,
+    pub watermark_ms: u64,
+}
+
+/// Per (tenant, hour) clicks and spend, from one source.
+#[derive(Debug, Clone, Copy, clickhouse::Row, Deserialize, PartialEq, Eq)]
+pub struct HourTotals {
+    pub hour: u32,
+    pub clicks: u64,
+    pub spend_micros: u64,
+}
+
+#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
+struct TenantHourTotals {
+    tenant: String,
+    hour: u32,
+    clicks: u64,
+    spend_micros: u64,
+}
+
+/// A committed batch's manifest: what the edge counted into it.
+#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
+pub struct Manifest {
+    pub edge: String,
+    pub seq: u64,
+    pub clicks: u64,
+    pub records: u32,
+    pub lo: u32,
+    pub hi: u32,
+}
+
+#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
+pub struct BatchRecords {
+    pub edge: String,
+    pub seq: u64,
+    pub records: u64,
 }
 
 #[derive(Debug, Clone, Copy, clickhouse::Row, Deserialize, Serialize, PartialEq, Eq)]
@@ -135,8 +267,14 @@ struct LedgerState {
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
-struct RowIdx {
+struct PartRow {
+    part: u8,
     row_idx: u32,
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct Hour {
+    hour: u32,
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
@@ -225,36 +363,128 @@ impl Store {
         Ok(rows.into_iter().map(|r| (r.seq, r.state)).collect())
     }
 
-    /// Row indices of a batch already present in the landing table.
-    pub async fn landing_rows_of_batch(&self, edge: &str, seq: u64, min_second: u32, max_second: u32) -> Result<Vec<u32>, StoreError> {
+    /// Row indices of a batch already present, per part (landing rows,
+    /// click records, refused events).
+    pub async fn batch_rows_present(&self, edge: &str, seq: u64, min_second: u32, max_second: u32) -> Result<Vec<(usize, u32)>, StoreError> {
         let rows = self
             .db
-            .query(sql::LANDING_ROWS_OF_BATCH)
+            .query(sql::BATCH_ROWS_PRESENT)
             .bind(edge)
             .bind(seq)
             .bind(min_second)
             .bind(max_second)
-            .fetch_all::<RowIdx>()
+            .bind(edge)
+            .bind(seq)
+            .bind(min_second)
+            .bind(max_second)
+            .bind(edge)
+            .bind(seq)
+            .fetch_all::<PartRow>()
             .await
-            .map_err(err("probing landing rows of a batch"))?;
-        Ok(rows.into_iter().map(|r| r.row_idx).collect())
+            .map_err(err("probing the rows of a batch"))?;
+        Ok(rows.into_iter().map(|r| (r.part as usize, r.row_idx)).collect())
     }
 
     pub async fn insert_ledger(&self, rows: &[LedgerRow]) -> Result<(), StoreError> {
-        let mut insert = self.db.insert::<LedgerRow>("batches").await.map_err(err("inserting into the ledger"))?;
-        for row in rows {
-            insert.write(row).await.map_err(err("inserting into the ledger"))?;
-        }
-        insert.end().await.map_err(err("inserting into the ledger"))
+        self.insert_rows("batches", rows).await
     }
 
     /// One INSERT for all rows; the materialized views fire on it.
     pub async fn insert_landing(&self, rows: &[LandingRow]) -> Result<(), StoreError> {
-        let mut insert = self.db.insert::<LandingRow>("clicks_by_second").await.map_err(err("inserting landing rows"))?;
+        self.insert_rows("clicks_by_second", rows).await
+    }
+
+    pub async fn insert_click_records(&self, rows: &[ClickRow]) -> Result<(), StoreError> {
+        self.insert_rows("click_records", rows).await
+    }
+
+    pub async fn insert_refused(&self, rows: &[RefusedRow]) -> Result<(), StoreError> {
+        self.insert_rows("refused_events", rows).await
+    }
+
+    pub async fn insert_statements(&self, rows: &[StatementRow]) -> Result<(), StoreError> {
+        self.insert_rows("billing_statements", rows).await
+    }
+
+    pub async fn mark_final(&self, hours: &[u32], now: u32) -> Result<(), StoreError> {
+        let rows: Vec<FinalHourRow> = hours.iter().map(|&hour| FinalHourRow { hour, finalized_at: now }).collect();
+        self.insert_rows("billing_final_hours", &rows).await
+    }
+
+    async fn insert_rows<T>(&self, table: &str, rows: &[T]) -> Result<(), StoreError>
+    where
+        T: clickhouse::Row + clickhouse::RowWrite + for<'a> clickhouse::Row<Value<'a> = T>,
+    {
+        let what = format!("inserting into {table}");
+        let mut insert = self.db.insert::<T>(table).await.map_err(err(what.clone()))?;
         for row in rows {
-            insert.write(row).await.map_err(err("inserting landing rows"))?;
+            insert.write(row).await.map_err(err(what.clone()))?;
         }
-        insert.end().await.map_err(err("inserting landing rows"))
+        insert.end().await.map_err(err(what))
+    }
+
+    /// Each edge's watermark: the highest low watermark of its committed batches.
+    pub async fn edge_watermarks(&self) -> Result<Vec<EdgeWatermark>, StoreError> {
+        self.db.query(sql::EDGE_WATERMARKS).fetch_all().await.map_err(err("reading edge watermarks"))
+    }
+
+    /// Exact billing from the click records, each click id counted once.
+    pub async fn billing_live(&self, tenant: &str, from: u32, to: u32) -> Result<Vec<LiveBilling>, StoreError> {
+        let rows = self
+            .db
+            .query(sql::BILLING_LIVE)
+            .bind(tenant)
+            .bind(from)
+            .bind(to)
+            .fetch_all::<LiveBillingOneTenant>()
+            .await
+            .map_err(err("computing billing"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| LiveBilling { tenant: tenant.to_string(), hour: r.hour, ad_id: r.ad_id, clicks: r.clicks, spend_micros: r.spend_micros })
+            .collect())
+    }
+
+    pub async fn billing_live_all(&self, from: u32, to: u32) -> Result<Vec<LiveBilling>, StoreError> {
+        self.db
+            .query(sql::BILLING_LIVE_ALL_TENANTS)
+            .bind(from)
+            .bind(to)
+            .fetch_all()
+            .await
+            .map_err(err("computing billing"))
+    }
+
+    pub async fn billing_statements(&self, from: u32, to: u32) -> Result<Vec<Billed>, StoreError> {
+        self.db.query(sql::BILLING_STATEMENTS).bind(from).bind(to).fetch_all().await.map_err(err("reading billing statements"))
+    }
+
+    pub async fn final_hours(&self, from: u32, to: u32) -> Result<Vec<u32>, StoreError> {
+        let rows = self.db.query(sql::FINAL_HOURS).bind(from).bind(to).fetch_all::<Hour>().await.map_err(err("reading final hours"))?;
+        Ok(rows.into_iter().map(|h| h.hour).collect())
+    }
+
+    /// Per (tenant, hour) totals of the landing table.
+    pub async fn landing_hours(&self, from: u32, to: u32) -> Result<Vec<(String, HourTotals)>, StoreError> {
+        self.tenant_hours(sql::RECONCILE_HOURS, from, to, "reconciling the landing table").await
+    }
+
+    /// Per (tenant, hour) totals of the hourly rollup.
+    pub async fn rollup_hours(&self, from: u32, to: u32) -> Result<Vec<(String, HourTotals)>, StoreError> {
+        self.tenant_hours(sql::RECONCILE_ROLLUP, from, to, "reconciling the hourly rollup").await
+    }
+
+    async fn tenant_hours(&self, query: &str, from: u32, to: u32, what: &str) -> Result<Vec<(String, HourTotals)>, StoreError> {
+        let rows = self.db.query(query).bind(from).bind(to).fetch_all::<TenantHourTotals>().await.map_err(err(what))?;
+        Ok(rows.into_iter().map(|r| (r.tenant, HourTotals { hour: r.hour, clicks: r.clicks, spend_micros: r.spend_micros })).collect())
+    }
+
+    pub async fn manifests(&self, from: u32, to: u32) -> Result<Vec<Manifest>, StoreError> {
+        self.db.query(sql::RECONCILE_MANIFESTS).bind(from).bind(to).fetch_all().await.map_err(err("reading batch manifests"))
+    }
+
+    pub async fn batch_records(&self, lo: u32, hi: u32) -> Result<Vec<BatchRecords>, StoreError> {
+        self.db.query(sql::RECONCILE_BATCH_RECORDS).bind(lo).bind(hi).fetch_all().await.map_err(err("counting click records per batch"))
     }
 
     /// Buckets with data in `[from, to)` (seconds, aligned to the step).

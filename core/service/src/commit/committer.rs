@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 use tally_model::batch::{Batch, BatchTotals};
 use tally_model::reply::{Reply, Status};
 
-use super::plan::{decide, first_occurrences, resume, steps, Decision, LedgerState, Step};
-use crate::clickhouse::store::{LandingRow, LedgerRow};
+use super::plan::{decide, first_occurrences, resume, steps, Decision, LedgerState, Step, PARTS};
+use crate::clickhouse::store::{ClickRow, LandingRow, LedgerRow, RefusedRow};
 use crate::clickhouse::{Store, StoreError};
 use crate::metrics::Metrics;
 
@@ -30,6 +30,13 @@ struct Entry {
     batch: Batch,
     checksum: u64,
     totals: BatchTotals,
+}
+
+impl Entry {
+    /// Rows per part, in the order of `plan::PARTS`.
+    fn counts(&self) -> [u32; PARTS] {
+        [self.totals.rows, self.totals.click_records, self.totals.refused]
+    }
 }
 
 pub async fn run(store: Store, metrics: Arc<Metrics>, mut jobs: mpsc::Receiver<Job>) {
@@ -115,13 +122,15 @@ async fn commit_group(store: &Store, entries: &[Entry]) -> Result<BTreeSet<(Stri
         let state = states.get(&key).copied().unwrap_or(LedgerState::Absent);
         let decision = match decide(state) {
             Decision::Probe => {
-                let present: BTreeSet<u32> = store
-                    .landing_rows_of_batch(&e.batch.edge, e.batch.seq, e.totals.min_second, e.totals.max_second)
-                    .await?
-                    .into_iter()
-                    .collect();
-                tracing::info!(edge = %e.batch.edge, seq = e.batch.seq, present = present.len(), rows = e.totals.rows, "resuming an interrupted commit");
-                resume(e.totals.rows, &present)
+                let mut present: [BTreeSet<u32>; PARTS] = Default::default();
+                for (part, idx) in store.batch_rows_present(&e.batch.edge, e.batch.seq, e.totals.min_second, e.totals.max_second).await? {
+                    if part < PARTS {
+                        present[part].insert(idx);
+                    }
+                }
+                let found: usize = present.iter().map(BTreeSet::len).sum();
+                tracing::info!(edge = %e.batch.edge, seq = e.batch.seq, present = found, "resuming an interrupted commit");
+                resume(e.counts(), &present)
             }
             Decision::Duplicate => {
                 duplicates.insert(key);
@@ -129,13 +138,15 @@ async fn commit_group(store: &Store, entries: &[Entry]) -> Result<BTreeSet<(Stri
             }
             d => d,
         };
-        decisions.push((e.totals.rows, decision));
+        decisions.push((e.counts(), decision));
     }
     // 3-4. Writes, in protocol order.
     for step in steps(&decisions) {
         match step {
             Step::Start(ix) => store.insert_ledger(&ledger_rows(entries, &ix, LedgerState::Started)).await?,
-            Step::Insert(rows) => store.insert_landing(&landing_rows(entries, &rows)).await?,
+            Step::Insert { part: 0, rows } => store.insert_landing(&landing_rows(entries, &rows)).await?,
+            Step::Insert { part: 1, rows } => store.insert_click_records(&click_rows(entries, &rows)).await?,
+            Step::Insert { rows, .. } => store.insert_refused(&refused_rows(entries, &rows)).await?,
             Step::Finish(ix) => store.insert_ledger(&ledger_rows(entries, &ix, LedgerState::Committed)).await?,
         }
     }
@@ -152,35 +163,79 @@ fn ledger_rows(entries: &[Entry], ix: &[usize], state: LedgerState) -> Vec<Ledge
                 seq: e.batch.seq,
                 state: state as u8,
                 rows: e.totals.rows,
+                click_records: e.totals.click_records,
+                refused: e.totals.refused,
                 clicks: e.totals.clicks,
                 checksum: e.checksum,
                 min_second: e.totals.min_second,
                 max_second: e.totals.max_second,
+                low_watermark_ms: e.batch.low_watermark_ms,
                 recorded_at: now,
             }
         })
         .collect()
 }
 
-fn landing_rows(entries: &[Entry], wanted: &[(usize, Vec<u32>)]) -> Vec<LandingRow> {
+/// Picks the wanted `(batch, row indices)` out of one part of the entries.
+fn pick<'a, T: 'a, R>(
+    entries: &'a [Entry],
+    wanted: &[(usize, Vec<u32>)],
+    part: impl Fn(&'a Batch) -> Box<dyn Iterator<Item = (u32, &'a str, &'a T)> + 'a>,
+    make: impl Fn(&'a Batch, u32, &'a str, &'a T) -> R,
+) -> Vec<R> {
     let mut out = Vec::new();
     for (i, idxs) in wanted {
         let batch = &entries[*i].batch;
         let idxs: BTreeSet<u32> = idxs.iter().copied().collect();
-        for (idx, tenant, row) in batch.indexed_rows().filter(|(idx, _, _)| idxs.contains(idx)) {
-            out.push(LandingRow {
-                tenant: tenant.to_string(),
-                ad_id: row.ad_id,
-                campaign_id: row.campaign_id,
-                second: row.second,
-                clicks: row.clicks,
-                spend_micros: row.spend_micros,
-                user_hashes: row.user_hashes.clone(),
-                edge: batch.edge.clone(),
-                batch_seq: batch.seq,
-                row_idx: idx,
-            });
-        }
+        out.extend(part(batch).filter(|(idx, _, _)| idxs.contains(idx)).map(|(idx, tenant, item)| make(batch, idx, tenant, item)));
     }
     out
+}
+
+fn landing_rows(entries: &[Entry], wanted: &[(usize, Vec<u32>)]) -> Vec<LandingRow> {
+    pick(entries, wanted, |b| Box::new(b.indexed_rows()), |batch, idx, tenant, row| LandingRow {
+        tenant: tenant.to_string(),
+        ad_id: row.ad_id,
+        campaign_id: row.campaign_id,
+        second: row.second,
+        clicks: row.clicks,
+        spend_micros: row.spend_micros,
+        user_hashes: row.user_hashes.clone(),
+        edge: batch.edge.clone(),
+        batch_seq: batch.seq,
+        row_idx: idx,
+    })
+}
+
+fn click_rows(entries: &[Entry], wanted: &[(usize, Vec<u32>)]) -> Vec<ClickRow> {
+    pick(entries, wanted, |b| Box::new(b.indexed_clicks()), |batch, idx, tenant, c| ClickRow {
+        tenant: tenant.to_string(),
+        id_hi: c.id_hi,
+        id_lo: c.id_lo,
+        ad_id: c.ad_id,
+        campaign_id: c.campaign_id,
+        ts_ms: c.ts_ms,
+        second: c.second(),
+        cost_micros: c.cost_micros,
+        verdict: c.verdict,
+        accepted_ms: c.accepted_ms,
+        edge: batch.edge.clone(),
+        batch_seq: batch.seq,
+        row_idx: idx,
+    })
+}
+
+fn refused_rows(entries: &[Entry], wanted: &[(usize, Vec<u32>)]) -> Vec<RefusedRow> {
+    pick(entries, wanted, |b| Box::new(b.indexed_refused()), |batch, idx, tenant, r| RefusedRow {
+        tenant: tenant.to_string(),
+        id_hi: r.id_hi,
+        id_lo: r.id_lo,
+        ad_id: r.ad_id,
+        ts_ms: r.ts_ms,
+        reason: r.reason.as_str().to_string(),
+        at: (r.at_ms / 1000) as u32,
+        edge: batch.edge.clone(),
+        batch_seq: batch.seq,
+        row_idx: idx,
+    })
 }

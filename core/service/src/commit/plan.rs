@@ -21,6 +21,13 @@ impl LedgerState {
     }
 }
 
+/// A batch's rows go to several tables ("parts"), each with its own row
+/// index space: the per-second rows, the click records, the refused events.
+pub const PARTS: usize = 3;
+
+/// Row indices per part.
+pub type PartRows = [Vec<u32>; PARTS];
+
 /// What to do with one batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -28,10 +35,10 @@ pub enum Decision {
     Duplicate,
     /// Never seen: ledger `Started`, all rows, ledger `Committed`.
     Fresh,
-    /// Seen and interrupted: the landing table must be probed first.
+    /// Seen and interrupted: the tables must be probed first.
     Probe,
     /// Insert these rows, then ledger `Committed`.
-    Resume { missing: Vec<u32> },
+    Resume { missing: PartRows },
 }
 
 pub fn decide(state: LedgerState) -> Decision {
@@ -42,9 +49,9 @@ pub fn decide(state: LedgerState) -> Decision {
     }
 }
 
-/// After a probe: the rows of a batch of `rows` rows not yet present.
-pub fn resume(rows: u32, present: &BTreeSet<u32>) -> Decision {
-    Decision::Resume { missing: (0..rows).filter(|i| !present.contains(i)).collect() }
+/// After a probe: the rows of a batch (`counts` rows per part) not yet present.
+pub fn resume(counts: [u32; PARTS], present: &[BTreeSet<u32>; PARTS]) -> Decision {
+    Decision::Resume { missing: std::array::from_fn(|p| (0..counts[p]).filter(|i| !present[p].contains(i)).collect()) }
 }
 
 /// Indices of the first occurrence of each key: a batch re-sent while its
@@ -59,30 +66,36 @@ pub fn first_occurrences<K: Ord>(keys: &[K]) -> Vec<usize> {
 pub enum Step {
     /// Ledger `Started` for these batches (indices into the group).
     Start(Vec<usize>),
-    /// Landing rows: (batch index, row indices).
-    Insert(Vec<(usize, Vec<u32>)>),
+    /// Rows of one part: (batch index, row indices); one INSERT.
+    Insert { part: usize, rows: Vec<(usize, Vec<u32>)> },
     /// Ledger `Committed` for these batches.
     Finish(Vec<usize>),
 }
 
-/// The writes for a group, given each batch's row count and final decision
+/// The writes for a group, given each batch's row counts and final decision
 /// (`Probe` must have been resolved to `Resume` already). One write of each
-/// kind for the whole group: rows cross into ClickHouse in one INSERT.
-pub fn steps(decisions: &[(u32, Decision)]) -> Vec<Step> {
+/// kind for the whole group: rows cross into ClickHouse one INSERT per table.
+pub fn steps(decisions: &[([u32; PARTS], Decision)]) -> Vec<Step> {
     let mut start = Vec::new();
-    let mut insert = Vec::new();
+    let mut insert: [Vec<(usize, Vec<u32>)>; PARTS] = Default::default();
     let mut finish = Vec::new();
-    for (i, (rows, decision)) in decisions.iter().enumerate() {
+    for (i, (counts, decision)) in decisions.iter().enumerate() {
         match decision {
             Decision::Duplicate => {}
             Decision::Fresh => {
                 start.push(i);
-                insert.push((i, (0..*rows).collect()));
+                for (p, n) in counts.iter().enumerate() {
+                    if *n > 0 {
+                        insert[p].push((i, (0..*n).collect()));
+                    }
+                }
                 finish.push(i);
             }
             Decision::Resume { missing } => {
-                if !missing.is_empty() {
-                    insert.push((i, missing.clone()));
+                for (p, rows) in missing.iter().enumerate() {
+                    if !rows.is_empty() {
+                        insert[p].push((i, rows.clone()));
+                    }
                 }
                 finish.push(i);
             }
@@ -93,8 +106,10 @@ pub fn steps(decisions: &[(u32, Decision)]) -> Vec<Step> {
     if !start.is_empty() {
         out.push(Step::Start(start));
     }
-    if !insert.is_empty() {
-        out.push(Step::Insert(insert));
+    for (part, rows) in insert.into_iter().enumerate() {
+        if !rows.is_empty() {
+            out.push(Step::Insert { part, rows });
+        }
     }
     if !finish.is_empty() {
         out.push(Step::Finish(finish));

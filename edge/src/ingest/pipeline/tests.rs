@@ -6,7 +6,7 @@ const HOUR: u64 = 3_600_000;
 const NOW: u64 = 1_700_000_000_000;
 
 fn policy() -> TimePolicy {
-    TimePolicy { allowed_lateness_ms: HOUR, max_future_ms: 300_000 }
+    TimePolicy { allowed_lateness_ms: HOUR, max_future_ms: 300_000, idle_lag_ms: 0 }
 }
 
 fn click(key: u128, ts_ms: u64) -> Result<Click, String> {
@@ -36,7 +36,7 @@ fn counts_duplicates_rejects_and_refusals() {
     let admitted = admitted.unwrap();
     assert_eq!(admitted.record.refused.len(), 2);
     durable(&mut p, admitted);
-    let s = p.seal(None);
+    let s = p.seal(NOW, None);
     assert_eq!((s.wal_from, s.wal_to), (0, 1));
     assert_eq!(s.tenants[0].clicks.len(), 2);
     assert_eq!(s.tenants[0].refused.len(), 2);
@@ -44,7 +44,7 @@ fn counts_duplicates_rejects_and_refusals() {
     // Nothing new: an empty sealing that still carries the watermark.
     let (out, admitted) = p.admit(&t, vec![click(1, NOW)], NOW + 1000);
     assert_eq!((out.duplicates, admitted.is_none()), (1, true));
-    let empty = p.seal(None);
+    let empty = p.seal(NOW + 1000, None);
     assert!(empty.tenants.is_empty());
     assert_eq!((empty.wal_from, empty.wal_to, empty.low_watermark_ms), (1, 1, NOW + 1000 - HOUR));
 }
@@ -58,7 +58,7 @@ fn aborted_clicks_count_when_retried() {
     let (out, a) = p.admit(&t, vec![click(1, NOW)], NOW);
     assert_eq!(out.accepted, 1);
     durable(&mut p, a.unwrap());
-    assert_eq!(p.seal(None).tenants[0].clicks.len(), 1);
+    assert_eq!(p.seal(NOW, None).tenants[0].clicks.len(), 1);
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn replay_restores_dedup_and_unsealed_aggregates() {
     }
     let (out, _) = q.admit(&t, vec![click(0, NOW), click(3, NOW), click(9, NOW)], NOW + 1);
     assert_eq!((out.accepted, out.duplicates), (1, 2));
-    let s = q.seal(None);
+    let s = q.seal(NOW + 1, None);
     assert_eq!((s.wal_from, s.wal_to), (2, 4));
     assert_eq!(s.tenants[0].clicks.iter().map(|c| c.id_lo).collect::<Vec<_>>(), vec![2, 3]);
 }
@@ -120,7 +120,7 @@ proptest! {
                     }
                 }
                 _ => {
-                    let s = p.seal(None);
+                    let s = p.seal(now, None);
                     sealed_so_far.extend(s.tenants.iter().flat_map(|t| t.clicks.iter().map(|c| c.ts_ms)));
                     for a in &pending {
                         for c in &a.record.clicks {
@@ -132,4 +132,21 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn watermark_follows_event_time_and_idle_lag() {
+    let t = TenantId::parse("t").unwrap();
+    let policy = TimePolicy { allowed_lateness_ms: 1000, max_future_ms: 1000, idle_lag_ms: 10 * HOUR };
+    let mut p = Pipeline::new(DedupConfig { horizon_ms: HOUR, max_entries: 100 }, policy, 0);
+    // A fresh edge takes a backfill hours old, then its watermark follows it.
+    let (out, a) = p.admit(&t, vec![click(1, NOW - 3 * HOUR), click(2, NOW - 3 * HOUR + 5000)], NOW);
+    assert_eq!(out.accepted, 2);
+    assert_eq!(p.watermark_ms(), NOW - 3 * HOUR + 5000);
+    durable(&mut p, a.unwrap());
+    let (out, _) = p.admit(&t, vec![click(3, NOW - 3 * HOUR)], NOW);
+    assert_eq!((out.accepted, out.rejected.len()), (0, 1));
+    assert_eq!(p.seal(NOW, None).low_watermark_ms, NOW - 3 * HOUR + 4000);
+    // Idle: the wall clock pulls the watermark along.
+    assert_eq!(p.seal(NOW + 20 * HOUR, None).low_watermark_ms, NOW + 10 * HOUR - 1000);
 }
