@@ -299,6 +299,8 @@ LANDING = [r for b in BATCHES for r in b]
 # Column order of tally.batches (Rust inserts RowBinary positionally).
 LEDGER_COLUMNS = ("edge", "seq", "state", "rows", "click_records", "refused", "clicks", "checksum",
                   "min_second", "max_second", "low_watermark_ms", "recorded_at")
+LEDGER_TYPES = ("String", "UInt64", "UInt8", "UInt32", "UInt32", "UInt32", "UInt64", "UInt64",
+                "DateTime('UTC')", "DateTime('UTC')", "UInt64", "DateTime('UTC')")
 LEDGER = [
     ("e1", 1, 1, 4, 4, 1, 13, 111, H0 + 5, H0 + 59, (H0 - 600) * 1000, D0 + 4000),
     ("e1", 1, 2, 4, 4, 1, 13, 111, H0 + 5, H0 + 59, (H0 - 600) * 1000, D0 + 4001),
@@ -377,6 +379,20 @@ FINAL_HOUR_BATCHES = [
     [(H0, D1 + 11), (D1, D1 + 7200)],   # H0 twice: ReplacingMergeTree, DISTINCT in the query
 ]
 FINAL_HOURS = [r for b in FINAL_HOUR_BATCHES for r in b]
+
+DT = "DateTime('UTC')"
+INSERT_LAYOUTS = [  # (table, columns, types) of every table the service inserts into
+    ("batches", LEDGER_COLUMNS, LEDGER_TYPES),
+    ("click_records", CLICK_COLUMNS, ("String", "UInt64", "UInt64", "UInt64", "UInt64", "UInt64", DT,
+                                      "UInt64", "UInt8", "UInt64", "String", "UInt64", "UInt32")),
+    ("refused_events", REFUSED_COLUMNS, ("String", "UInt64", "UInt64", "UInt64", "UInt64", "String", DT,
+                                         "String", "UInt64", "UInt32")),
+    ("billing_statements", STATEMENT_COLUMNS, ("String", DT, "UInt64", "String", "Int64", "Int64", DT)),
+    ("billing_final_hours", ("hour", "finalized_at"), (DT, DT)),
+    ("clicks_by_second", ("tenant", "ad_id", "campaign_id", "second", "clicks", "spend_micros", "user_hashes",
+                          "edge", "batch_seq", "row_idx"),
+     ("String", "UInt64", "UInt64", DT, "UInt64", "UInt64", "Array(UInt64)", "String", "UInt64", "UInt32")),
+]
 
 
 def landing_values(rows):
@@ -519,9 +535,11 @@ def apply_schema(ck, record):
 
 
 def check_queries(ck, phase):
-    q = {name: read(os.path.join("queries", name + ".sql")) for name in (
-        "series_second", "total_second", "series_rollup", "total_rollup",
-        "top_ads", "ledger_states", "landing_rows_of_batch")}
+    q = {name: read(os.path.join("queries", name + ".sql")) for name in CHECKED_QUERIES}
+    present = sorted(f[:-4] for f in os.listdir(os.path.join(HERE, "queries")) if f.endswith(".sql"))
+    if present != sorted(CHECKED_QUERIES):
+        fail("queries/ holds %s but this script checks %s: add checks for new files" % (
+            present, sorted(CHECKED_QUERIES)))
     for name, text in q.items():
         if text.rstrip().endswith(";"):
             fail("queries/%s.sql must not end with ';'" % name)
@@ -604,21 +622,101 @@ def check_queries(ck, phase):
         if got != exp:
             fail("ledger_states [%s] %s %d..%d: got %s expected %s" % (phase, edge, lo, hi, got, exp))
 
-    batch_keys = sorted({(r[7], r[8]) for r in LANDING}) + [("e9", 1)]
-    for edge, seq in batch_keys:
-        rows = [r for r in LANDING if r[7] == edge and r[8] == seq]
-        lo = min((r[3] for r in rows), default=D0)
-        hi = max((r[3] for r in rows), default=D1)
-        for (a, b) in ((lo, hi), (lo + 1, hi)):
-            got = ck.select(bind(q["landing_rows_of_batch"], [edge, seq, a, b]),
-                            "landing_rows_of_batch [%s] %s/%d" % (phase, edge, seq), LANDING_ROWS_COLS)
-            exp = sorted((r[9],) for r in rows if a <= r[3] <= b)
-            if got != exp:
-                fail("landing_rows_of_batch [%s] %s/%d [%d,%d]: got %s expected %s" % (
-                    phase, edge, seq, a, b, got, exp))
+    check_ledger_queries(ck, q, phase)
+    check_billing_queries(ck, q, phase)
+    check_reconcile_queries(ck, q, phase)
 
 
-TABLES = ["clicks_by_second", "batches"] + [r[0] for r in ROLLUPS]
+def expect(got, exp, what):
+    if got != exp:
+        fail("%s: got %s expected %s" % (what, got, exp))
+
+
+def check_ledger_queries(ck, q, phase):
+    keys = sorted({(r[0], r[1]) for r in LEDGER}) + [("e9", 1)]
+    for edge, seq in keys:
+        led = [r for r in LEDGER if r[0] == edge and r[1] == seq]
+        lo = min((r[8] for r in led), default=D0)   # what the committer binds: the manifest's range
+        hi = max((r[9] for r in led), default=D1)
+        for a, b in ((lo, hi), (lo + 1, hi), (lo, hi - 1)):
+            where = "[%s] %s/%d [%d,%d]" % (phase, edge, seq, a, b)
+            # UNION ALL without ORDER BY: compare as a sorted multiset
+            got = sorted(ck.select(bind(q["batch_rows_present"], [edge, seq, a, b, edge, seq, a, b, edge, seq]),
+                                   "batch_rows_present " + where, BATCH_ROWS_COLS))
+            expect(got, expected_batch_rows_present(edge, seq, a, b), "batch_rows_present " + where)
+
+    got = ck.select(bind(q["edge_watermarks"], []), "edge_watermarks [%s]" % phase, WATERMARK_COLS)
+    expect(got, expected_watermarks(), "edge_watermarks [%s]" % phase)
+
+
+BILLING_RANGES = [
+    (D0, D1 + 86400),                 # everything
+    (D0, D1),                         # first day only
+    (H0, H1),                         # one hour
+    (H0 + 60, H1 + 60),               # not hour aligned
+    (H1, D1 + 3600),                  # second hour of D0 .. first hour of D1
+    (D1 + 86400, D1 + 2 * 86400),     # empty
+]
+
+
+def check_billing_queries(ck, q, phase):
+    for frm, to in BILLING_RANGES:
+        for tenant in ("t1", "t2", "nobody"):
+            where = "[%s] tenant=%s [%d,%d)" % (phase, tenant, frm, to)
+            got = ck.select(bind(q["billing_live"], [tenant, frm, to]), "billing_live " + where, BILLING_COLS)
+            expect(got, expected_billing(tenant, frm, to), "billing_live " + where)
+        where = "[%s] [%d,%d)" % (phase, frm, to)
+        got = ck.select(bind(q["billing_live_all_tenants"], [frm, to]),
+                        "billing_live_all_tenants " + where, BILLING_ALL_COLS)
+        expect(got, expected_billing(None, frm, to), "billing_live_all_tenants " + where)
+        got = ck.select(bind(q["billing_statements"], [frm, to]), "billing_statements " + where,
+                        STATEMENT_COLS)
+        expect(got, expected_statements(frm, to), "billing_statements " + where)
+        got = ck.select(bind(q["final_hours"], [frm, to]), "final_hours " + where, FINAL_HOURS_COLS)
+        expect(got, expected_final_hours(frm, to), "final_hours " + where)
+
+    # Spot values, independent of the Python model above: a duplicated id counts once,
+    # with its earliest copy's ad and cost; verdict != 0 is not billed.
+    got = ck.select(bind(q["billing_live"], ["t1", H0, H1 + 3600]), "billing_live spot [%s]" % phase,
+                    BILLING_COLS)
+    expect(got, [(H0, 10, 1, 100), (H0, 12, 1, 250), (H1, 10, 2, 430)], "billing_live spot [%s]" % phase)
+    got = ck.select(bind(q["billing_statements"], [H0, H0 + 3600]), "billing_statements spot [%s]" % phase,
+                    STATEMENT_COLS)
+    expect(got, [("t1", H0, 10, 2, 200, 2), ("t1", H0, 12, 1, 250, 0), ("t2", H0, 10, 1, 900, 0)],
+           "billing_statements spot [%s]" % phase)
+
+
+def check_reconcile_queries(ck, q, phase):
+    for frm, to in BILLING_RANGES:
+        where = "[%s] [%d,%d)" % (phase, frm, to)
+        hours = ck.select(bind(q["reconcile_hours"], [frm, to]), "reconcile_hours " + where,
+                          RECONCILE_HOURS_COLS)
+        expect(hours, expected_landing_hours(frm, to, by_bucket=False), "reconcile_hours " + where)
+        rollup = ck.select(bind(q["reconcile_rollup"], [frm, to]), "reconcile_rollup " + where,
+                           RECONCILE_ROLLUP_COLS)
+        expect(rollup, expected_landing_hours(frm, to, by_bucket=True), "reconcile_rollup " + where)
+        if frm % 3600 == 0 and to % 3600 == 0 and rollup != hours:
+            fail("reconcile_rollup %s: rollup %s != landing %s" % (where, rollup, hours))
+        got = ck.select(bind(q["reconcile_manifests"], [frm, to]), "reconcile_manifests " + where,
+                        RECONCILE_MANIFEST_COLS)
+        expect(got, expected_manifests(frm, to), "reconcile_manifests " + where)
+    for lo, hi in ((D0, D1 + 86400), (H0 + 5, H0 + 59), (H0 + 6, H1 + 30), (D1, D1), (D1 + 86400, D1 + 86500)):
+        where = "[%s] [%d,%d]" % (phase, lo, hi)
+        got = ck.select(bind(q["reconcile_batch_records"], [lo, hi]), "reconcile_batch_records " + where,
+                        RECONCILE_RECORDS_COLS)
+        expect(got, expected_batch_records(lo, hi), "reconcile_batch_records " + where)
+
+
+CHECKED_QUERIES = (
+    "series_second", "total_second", "series_rollup", "total_rollup", "top_ads",
+    "ledger_states", "batch_rows_present", "edge_watermarks",
+    "billing_live", "billing_live_all_tenants", "billing_statements", "final_hours",
+    "reconcile_hours", "reconcile_rollup", "reconcile_manifests", "reconcile_batch_records",
+)
+
+
+TABLES = ["clicks_by_second", "batches", "click_records", "refused_events", "billing_statements",
+          "billing_final_hours"] + [r[0] for r in ROLLUPS]
 
 
 def check_parts(ck, merged):
@@ -637,6 +735,33 @@ def check_parts(ck, merged):
     if raw != [(exp,)]:
         fail("tally.batches holds %s rows, expected %d (%s)" % (
             raw, exp, "merged" if merged else "unmerged"))
+    raw = ck.select("SELECT toUInt64(count()) AS n FROM tally.billing_final_hours", "count final hours")
+    exp = len({r[0] for r in FINAL_HOURS}) if merged else len(FINAL_HOURS)
+    if raw != [(exp,)]:
+        fail("tally.billing_final_hours holds %s rows, expected %d (%s)" % (
+            raw, exp, "merged" if merged else "unmerged"))
+    for table, rows in (("click_records", CLICKS), ("refused_events", REFUSED),
+                        ("billing_statements", STATEMENTS)):  # plain MergeTree: merges keep every row
+        raw = ck.select("SELECT toUInt64(count()) AS n FROM tally.%s" % table, "count " + table)
+        if raw != [(len(rows),)]:
+            fail("tally.%s holds %s rows, expected %d" % (table, raw, len(rows)))
+
+
+def check_layouts(ck):
+    """Rust inserts RowBinary positionally: every table it writes must have exactly
+    these columns in this order, and a positional read of the ledger must return
+    the rows as written."""
+    for table, cols, types in INSERT_LAYOUTS:
+        out = ck.run("DESCRIBE TABLE tally.%s FORMAT TabSeparated" % table, "describe tally." + table)
+        got = [tuple(tsv_unescape(v) for v in ln.split("\t")[:2]) for ln in out.splitlines() if ln]
+        if got != list(zip(cols, types)):
+            fail("tally.%s columns are %s, expected (in this order) %s" % (table, got, list(zip(cols, types))))
+    cols = ", ".join("toUInt64(%s) AS %s" % (c, c) if c in ("min_second", "max_second", "recorded_at")
+                     else c for c in LEDGER_COLUMNS)
+    got = ck.select("SELECT %s FROM tally.batches ORDER BY edge, seq, state" % cols, "read back ledger")
+    exp = sorted(LEDGER, key=lambda r: (r[0], r[1], r[2]))
+    if got != exp:
+        fail("ledger read back %s, expected %s" % (got, exp))
 
 
 def main():
@@ -694,8 +819,23 @@ def main():
                    "spend_micros, user_hashes, edge, batch_seq, row_idx) VALUES " + landing_values(b),
                    "landing insert %d" % (i + 1))
         for row in LEDGER:  # one INSERT per ledger write, as the service does
-            ck.run("INSERT INTO tally.batches (edge, seq, state, rows, clicks, checksum, min_second, "
-                   "max_second, recorded_at) VALUES " + landing_values([row]), "ledger insert")
+            ck.run("INSERT INTO tally.batches (%s) VALUES %s" % (", ".join(LEDGER_COLUMNS), landing_values([row])),
+                   "ledger insert %s/%d state %d" % row[:3])
+        for i, b in enumerate(CLICK_BATCHES):
+            ck.run("INSERT INTO tally.click_records (%s) VALUES %s" % (", ".join(CLICK_COLUMNS), landing_values(b)),
+                   "click_records insert %d" % (i + 1))
+        for i, row in enumerate(REFUSED):
+            ck.run("INSERT INTO tally.refused_events (%s) VALUES %s" % (", ".join(REFUSED_COLUMNS),
+                                                                       landing_values([row])),
+                   "refused_events insert %d" % (i + 1))
+        for i, b in enumerate(STATEMENT_BATCHES):
+            ck.run("INSERT INTO tally.billing_statements (%s) VALUES %s" % (", ".join(STATEMENT_COLUMNS),
+                                                                           landing_values(b)),
+                   "billing_statements insert %d" % (i + 1))
+        for i, b in enumerate(FINAL_HOUR_BATCHES):
+            ck.run("INSERT INTO tally.billing_final_hours (hour, finalized_at) VALUES " + landing_values(b),
+                   "billing_final_hours insert %d" % (i + 1))
+        check_layouts(ck)
 
         check_parts(ck, merged=False)
         check_queries(ck, "unmerged")

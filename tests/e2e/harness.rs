@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
-use tally::pop::{LocalPop, PopOptions};
+use tally::pop::{EdgeSettings, LocalPop, PopOptions};
 use tally::traffic::{ClickGen, Truth};
 use tally_http::client::{Client, Reply};
 
@@ -21,13 +21,20 @@ pub struct Pop {
 }
 
 pub async fn start(tenants: &[&str]) -> Pop {
+    start_with(tenants, EdgeSettings::default()).await
+}
+
+/// Edges seal every 200 ms and send heartbeats every second; the core
+/// finalizes billing every 500 ms.
+pub async fn start_with(tenants: &[&str], edge: EdgeSettings) -> Pop {
     let dir = tempfile::Builder::new().prefix("tally-e2e-").tempdir().unwrap();
     let pop = LocalPop::start(PopOptions {
         tally_bin: env!("CARGO_BIN_EXE_tally").into(),
         dir: dir.path().to_path_buf(),
         clickhouse_url: None,
         tenants: tenants.iter().map(|t| t.to_string()).collect(),
-        ship_interval_ms: 200,
+        edge: EdgeSettings { ship_interval_ms: 200, heartbeat_ms: 1000, ..edge },
+        finalize_interval_ms: 500,
         log: "info".into(),
     })
     .await

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use tally::traffic::{json_array, now_ms, ClickGen, GenOptions};
 use tally_edge::shipper::Connector;
-use tally_model::batch::{frame, Batch, SecondRow, TenantRows};
+use tally_model::batch::{frame, Batch, ClickRecord, SecondRow, TenantRows, VERDICT_COUNTED};
 use tally_model::reply::Status;
 
 use crate::harness;
@@ -15,16 +15,31 @@ async fn corrupt_batches_are_rejected_and_resends_commit_once() {
     let state = &pop.pop.state;
     let connector = Connector::new(state.core_quic, "localhost", &state.core_cert).unwrap();
     let second = (now_ms() / 1000) as u32;
+    let record = |i: u64, second: u32, cost| ClickRecord {
+        id_hi: 77,
+        id_lo: i,
+        ad_id: 77,
+        campaign_id: 1,
+        ts_ms: second as u64 * 1000,
+        cost_micros: cost,
+        verdict: VERDICT_COUNTED,
+        accepted_ms: 0,
+    };
     let batch = Batch {
         edge: "test-edge".into(),
         seq: 1,
         sealed_at_ms: 0,
+        low_watermark_ms: 0,
+        wal_from: 0,
+        wal_to: 1,
         tenants: vec![TenantRows {
             tenant: "acme".into(),
             rows: vec![
-                SecondRow { ad_id: 77, campaign_id: 1, second, clicks: 5, spend_micros: 500, user_hashes: vec![1, 2] },
                 SecondRow { ad_id: 77, campaign_id: 1, second: second - 1, clicks: 2, spend_micros: 20, user_hashes: vec![] },
+                SecondRow { ad_id: 77, campaign_id: 1, second, clicks: 5, spend_micros: 500, user_hashes: vec![1, 2] },
             ],
+            clicks: (0..2).map(|i| record(i, second - 1, 10)).chain((2..7).map(|i| record(i, second, 100))).collect(),
+            refused: vec![],
         }],
     };
     let good = frame::encode(&batch);
@@ -32,7 +47,7 @@ async fn corrupt_batches_are_rejected_and_resends_commit_once() {
     // Garbage, a flipped payload bit, a truncated frame, an invalid batch.
     let mut flipped = good.clone();
     *flipped.last_mut().unwrap() ^= 1;
-    let invalid = frame::encode(&Batch { tenants: vec![TenantRows { tenant: "NOT A TENANT".into(), rows: vec![] }], ..batch.clone() });
+    let invalid = frame::encode(&Batch { tenants: vec![TenantRows { tenant: "NOT A TENANT".into(), ..TenantRows::default() }], ..batch.clone() });
     for (what, bytes) in [
         ("garbage", b"hello core".to_vec()),
         ("flipped", flipped),
@@ -45,7 +60,8 @@ async fn corrupt_batches_are_rejected_and_resends_commit_once() {
     }
 
     // The real batch commits once; re-sends (also concurrent ones) are duplicates.
-    assert_eq!(connector.send(Bytes::from(good.clone())).await.unwrap().status, Status::Committed);
+    let first = connector.send(Bytes::from(good.clone())).await.unwrap();
+    assert_eq!(first.status, Status::Committed, "{first:?}");
     let resends = futures_like_join(&connector, &good, 4).await;
     assert!(resends.iter().all(|s| *s == Status::Duplicate), "{resends:?}");
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tokio::sync::watch;
 
-use tally::pop::{write_state, LocalPop, PopOptions};
+use tally::pop::{write_state, EdgeSettings, LocalPop, PopOptions};
 use tally::traffic::{self, GenOptions, TrafficStats};
 use tally_http::client::Client;
 
@@ -36,6 +36,24 @@ pub struct DemoArgs {
     /// Edge seal-and-ship interval in ms.
     #[arg(long, default_value_t = 1000)]
     ship_interval_ms: u64,
+    /// When the edge answers: after an fsync of its write-ahead log, or at once.
+    #[arg(long, value_enum, default_value_t = Ack::Durable)]
+    ack: Ack,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Ack {
+    Durable,
+    Memory,
+}
+
+impl Ack {
+    fn as_str(self) -> &'static str {
+        match self {
+            Ack::Durable => "durable",
+            Ack::Memory => "memory",
+        }
+    }
 }
 
 pub async fn run(args: DemoArgs, mut shutdown: watch::Receiver<bool>) -> Result<()> {
@@ -53,7 +71,8 @@ pub async fn run(args: DemoArgs, mut shutdown: watch::Receiver<bool>) -> Result<
         dir: dir.clone(),
         clickhouse_url: args.clickhouse_url.clone(),
         tenants: vec!["demo".into()],
-        ship_interval_ms: args.ship_interval_ms,
+        edge: EdgeSettings { ship_interval_ms: args.ship_interval_ms, ack_mode: args.ack.as_str(), ..EdgeSettings::default() },
+        finalize_interval_ms: 10_000,
         log: std::env::var("TALLY_LOG").unwrap_or_else(|_| "info".into()),
     })
     .await?;

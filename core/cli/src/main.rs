@@ -1,5 +1,6 @@
 //! `tally`: one binary for every Tally process and tool.
 
+mod billing;
 mod demo;
 
 use std::path::PathBuf;
@@ -35,6 +36,9 @@ enum Command {
     },
     /// Run a complete local POP: private ClickHouse, core, edge, a demo tenant and live traffic.
     Demo(demo::DemoArgs),
+    /// Billing tools: reconciliation of billing, rollups and batch manifests.
+    #[command(subcommand)]
+    Billing(billing::BillingCommand),
 }
 
 fn init_logging() {
@@ -75,5 +79,6 @@ async fn main() -> Result<()> {
             tally_core::run(config, shutdown).await.context("core failed")
         }
         Command::Demo(args) => demo::run(args, shutdown).await,
+        Command::Billing(command) => billing::run(command).await,
     }
 }

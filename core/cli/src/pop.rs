@@ -27,10 +27,36 @@ pub struct PopOptions {
     /// Use this ClickHouse instead of starting a private one.
     pub clickhouse_url: Option<String>,
     pub tenants: Vec<String>,
-    /// How often the edge seals and ships.
-    pub ship_interval_ms: u64,
+    pub edge: EdgeSettings,
+    /// How often the core's billing finalizer runs.
+    pub finalize_interval_ms: u64,
     /// Log filter for the children (`TALLY_LOG`).
     pub log: String,
+}
+
+/// The edge settings a POP's edges are started with.
+#[derive(Debug, Clone)]
+pub struct EdgeSettings {
+    pub ship_interval_ms: u64,
+    pub heartbeat_ms: u64,
+    /// `durable` or `memory`.
+    pub ack_mode: &'static str,
+    pub allowed_lateness_secs: u64,
+    pub idle_lag_secs: u64,
+    pub archive_acknowledged: bool,
+}
+
+impl Default for EdgeSettings {
+    fn default() -> Self {
+        EdgeSettings {
+            ship_interval_ms: 1000,
+            heartbeat_ms: 5000,
+            ack_mode: "durable",
+            allowed_lateness_secs: 3600,
+            idle_lag_secs: 300,
+            archive_acknowledged: false,
+        }
+    }
 }
 
 /// What a client needs to use the POP (written by `tally demo --state-file`).
@@ -53,14 +79,21 @@ pub struct PopState {
     pub pids: Vec<u32>,
 }
 
+struct Edge {
+    id: String,
+    http: SocketAddr,
+    process: Supervised,
+}
+
 pub struct LocalPop {
     pub state: PopState,
     clickhouse: Option<PrivateServer>,
     core: Supervised,
-    edge: Supervised,
+    edges: Vec<Edge>,
     opts: PopOptions,
-    edge_http: SocketAddr,
     core_http: SocketAddr,
+    core_quic: SocketAddr,
+    tenants_file: PathBuf,
 }
 
 fn free_tcp() -> Result<SocketAddr> {
@@ -104,25 +137,16 @@ impl LocalPop {
 
         let core_http = free_tcp()?;
         let core_quic = free_udp()?;
-        let edge_http = free_tcp()?;
         let core_dir = dir.join("core");
         std::fs::write(
             dir.join("core.toml"),
             format!(
-                "listen_http = \"{core_http}\"\nlisten_quic = \"{core_quic}\"\ndata_dir = {core_dir:?}\ntenants_file = {tenants_file:?}\n\n[clickhouse]\nurl = \"{clickhouse_url}\"\n"
+                "listen_http = \"{core_http}\"\nlisten_quic = \"{core_quic}\"\ndata_dir = {core_dir:?}\ntenants_file = {tenants_file:?}\n\n[clickhouse]\nurl = \"{clickhouse_url}\"\n\n[billing]\nfinalize_interval_ms = {}\n",
+                opts.finalize_interval_ms
             ),
         )?;
-        std::fs::write(
-            dir.join("edge.toml"),
-            format!(
-                "edge_id = \"local-edge-1\"\nlisten_http = \"{edge_http}\"\nspool_dir = {:?}\ntenants_file = {tenants_file:?}\nship_interval_ms = {}\n\n[core]\naddr = \"{core_quic}\"\nca_cert = {:?}\n",
-                dir.join("edge-spool"),
-                opts.ship_interval_ms,
-                core_dir.join(tally_core::tls::CERT_FILE),
-            ),
-        )?;
-        let core = spawn(&opts, "core", core_http).await?;
-        let edge = spawn(&opts, "edge", edge_http).await?;
+        let core = spawn(&opts, "core", &dir.join("core.toml"), &dir.join("core.log"), core_http).await?;
+        let edge_http = free_tcp()?;
         let first = &specs[0];
         let state = PopState {
             edge_http: format!("http://{edge_http}"),
@@ -139,24 +163,65 @@ impl LocalPop {
             dir: dir.clone(),
             pids: Vec::new(),
         };
-        let mut pop = LocalPop { state, clickhouse, core, edge, opts, edge_http, core_http };
-        pop.state.pids = pop.pids();
+        let mut pop = LocalPop { state, clickhouse, core, edges: Vec::new(), opts, core_http, core_quic, tenants_file };
+        pop.add_edge_on("local-edge-1", edge_http).await?;
         Ok(pop)
     }
 
-    /// Stops the edge gracefully (it seals and ships what it holds).
-    pub async fn stop_edge(&mut self) {
-        self.edge.stop(STOP_GRACE).await;
+    /// Starts another edge (its own id, port and spool) shipping to the core;
+    /// returns its index and HTTP base URL.
+    pub async fn add_edge(&mut self, id: &str) -> Result<(usize, String)> {
+        self.add_edge_on(id, free_tcp()?).await
     }
 
-    /// `kill -9` of the edge: no chance to flush anything.
-    pub async fn kill_edge(&mut self) {
-        self.edge.kill_now().await;
+    async fn add_edge_on(&mut self, id: &str, http: SocketAddr) -> Result<(usize, String)> {
+        let e = &self.opts.edge;
+        let dir = &self.opts.dir;
+        let config = dir.join(format!("{id}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "edge_id = \"{id}\"\nlisten_http = \"{http}\"\nspool_dir = {:?}\ntenants_file = {:?}\nship_interval_ms = {}\nheartbeat_ms = {}\nspool_archive_acknowledged = {}\n\n[ack]\nmode = \"{}\"\n\n[time]\nallowed_lateness_secs = {}\nidle_lag_secs = {}\n\n[core]\naddr = \"{}\"\nca_cert = {:?}\n",
+                dir.join(format!("{id}-spool")),
+                self.tenants_file,
+                e.ship_interval_ms,
+                e.heartbeat_ms,
+                e.archive_acknowledged,
+                e.ack_mode,
+                e.allowed_lateness_secs,
+                e.idle_lag_secs,
+                self.core_quic,
+                self.state.core_cert,
+            ),
+        )?;
+        let process = spawn(&self.opts, "edge", &config, &dir.join(format!("{id}.log")), http).await?;
+        self.edges.push(Edge { id: id.into(), http, process });
+        self.state.pids = self.pids();
+        Ok((self.edges.len() - 1, format!("http://{http}")))
     }
 
-    pub async fn restart_edge(&mut self) -> Result<()> {
-        self.edge.stop(STOP_GRACE).await;
-        self.edge = spawn(&self.opts, "edge", self.edge_http).await?;
+    /// The spool directory of edge `i`.
+    pub fn edge_spool(&self, i: usize) -> PathBuf {
+        self.opts.dir.join(format!("{}-spool", self.edges[i].id))
+    }
+
+    /// Stops edge `i` gracefully (it seals and ships what it holds).
+    pub async fn stop_edge(&mut self, i: usize) {
+        self.edges[i].process.stop(STOP_GRACE).await;
+    }
+
+    /// `kill -9` of edge `i`: no chance to flush anything.
+    pub async fn kill_edge(&mut self, i: usize) {
+        self.edges[i].process.kill_now().await;
+    }
+
+    /// Starts edge `i` again on the same config, port and spool.
+    pub async fn restart_edge(&mut self, i: usize) -> Result<()> {
+        self.edges[i].process.stop(STOP_GRACE).await;
+        let id = self.edges[i].id.clone();
+        let dir = &self.opts.dir;
+        self.edges[i].process =
+            spawn(&self.opts, "edge", &dir.join(format!("{id}.toml")), &dir.join(format!("{id}.log")), self.edges[i].http).await?;
         self.state.pids = self.pids();
         Ok(())
     }
@@ -165,10 +230,36 @@ impl LocalPop {
         self.core.kill_now().await;
     }
 
-    pub async fn restart_core(&mut self) -> Result<()> {
+    /// Starts the core again, optionally with extra environment (fault hooks).
+    pub async fn restart_core_with(&mut self, env: &[(&str, &str)]) -> Result<()> {
         self.core.stop(STOP_GRACE).await;
-        self.core = spawn(&self.opts, "core", self.core_http).await?;
+        let dir = &self.opts.dir;
+        self.core = spawn_with(&self.opts, "core", &dir.join("core.toml"), &dir.join("core.log"), self.core_http, env).await?;
         self.state.pids = self.pids();
+        Ok(())
+    }
+
+    pub async fn restart_core(&mut self) -> Result<()> {
+        self.restart_core_with(&[]).await
+    }
+
+    /// Whether the core process has exited (e.g. a fault hook fired).
+    pub fn core_exited(&mut self) -> bool {
+        self.core.exited().is_some()
+    }
+
+    /// Stops the private ClickHouse (its data stays); see `start_clickhouse`.
+    pub async fn stop_clickhouse(&mut self) {
+        if let Some(ch) = self.clickhouse.as_mut() {
+            ch.stop().await;
+        }
+    }
+
+    /// Starts the private ClickHouse again on its data, on the same port.
+    pub async fn start_clickhouse(&mut self) -> Result<()> {
+        if let Some(ch) = self.clickhouse.as_mut() {
+            ch.restart().await?;
+        }
         Ok(())
     }
 
@@ -178,12 +269,14 @@ impl LocalPop {
 
     /// Pids of every process this POP runs (ClickHouse if private).
     pub fn pids(&self) -> Vec<u32> {
-        [self.clickhouse.as_ref().and_then(|c| c.pid()), self.core.pid(), self.edge.pid()].into_iter().flatten().collect()
+        let mut pids: Vec<u32> = [self.clickhouse.as_ref().and_then(|c| c.pid()), self.core.pid()].into_iter().flatten().collect();
+        pids.extend(self.edges.iter().filter_map(|e| e.process.pid()));
+        pids
     }
 
     /// A child that exited on its own, if any (name, status).
     pub fn exited(&mut self) -> Option<(String, String)> {
-        for child in [&mut self.edge, &mut self.core] {
+        for child in self.edges.iter_mut().map(|e| &mut e.process).chain([&mut self.core]) {
             if let Some(status) = child.exited() {
                 return Some((child.name().to_string(), status.to_string()));
             }
@@ -191,10 +284,12 @@ impl LocalPop {
         None
     }
 
-    /// Stops everything in dependency order: edge (flushes to core), core
+    /// Stops everything in dependency order: edges (flush to core), core
     /// (finishes commits), then the private ClickHouse.
     pub async fn stop(mut self) {
-        self.edge.stop(STOP_GRACE).await;
+        for e in &mut self.edges {
+            e.process.stop(STOP_GRACE).await;
+        }
         self.core.stop(STOP_GRACE).await;
         if let Some(mut ch) = self.clickhouse.take() {
             ch.stop().await;
@@ -202,16 +297,19 @@ impl LocalPop {
     }
 }
 
-async fn spawn(opts: &PopOptions, role: &str, http: SocketAddr) -> Result<Supervised> {
-    let config = opts.dir.join(format!("{role}.toml"));
-    let log = opts.dir.join(format!("{role}.log"));
-    let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+async fn spawn(opts: &PopOptions, role: &str, config: &Path, log: &Path, http: SocketAddr) -> Result<Supervised> {
+    spawn_with(opts, role, config, log, http, &[]).await
+}
+
+async fn spawn_with(opts: &PopOptions, role: &str, config: &Path, log: &Path, http: SocketAddr, env: &[(&str, &str)]) -> Result<Supervised> {
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
     let mut command = Command::new(&opts.tally_bin);
     command
         .arg(role)
         .arg("--config")
-        .arg(&config)
+        .arg(config)
         .env("TALLY_LOG", &opts.log)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out);

@@ -22,6 +22,40 @@ pub struct CoreConfig {
     /// Names the self-signed certificate is issued for.
     #[serde(default = "default_tls_names")]
     pub tls_names: Vec<String>,
+    #[serde(default)]
+    pub billing: BillingSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingSection {
+    /// Run the finalizer here (exactly one core per ClickHouse should; a
+    /// second one writes nothing new, but wastes queries).
+    #[serde(default = "yes")]
+    pub finalize: bool,
+    #[serde(default = "default_finalize_interval_ms")]
+    pub finalize_interval_ms: u64,
+    /// How far back late clicks still turn into adjustment rows.
+    #[serde(default = "default_lookback_hours")]
+    pub lookback_hours: u32,
+}
+
+impl Default for BillingSection {
+    fn default() -> Self {
+        BillingSection { finalize: true, finalize_interval_ms: default_finalize_interval_ms(), lookback_hours: default_lookback_hours() }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_finalize_interval_ms() -> u64 {
+    10_000
+}
+
+fn default_lookback_hours() -> u32 {
+    48
 }
 
 #[derive(Debug, Clone, Deserialize)]

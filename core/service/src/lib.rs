@@ -10,6 +10,7 @@
 //! Start reading at [`run`], then [`commit`] for the exactly-once protocol.
 
 pub mod api;
+pub mod billing;
 pub mod clickhouse;
 pub mod commit;
 pub mod config;
@@ -50,6 +51,13 @@ pub enum CoreError {
 /// through QUIC flow control, do the edges).
 const COMMIT_QUEUE: usize = 1024;
 
+/// Test hook for crash tests: `TALLY_FAULT_ABORT_AFTER_INSERTS=N` makes the
+/// core abort (as if `kill -9`ed) right after the N-th group commit wrote its
+/// rows, before the ledger says committed and before any edge is answered.
+fn fault_after_inserts() -> Option<u64> {
+    std::env::var("TALLY_FAULT_ABORT_AFTER_INSERTS").ok().and_then(|v| v.parse().ok())
+}
+
 pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<(), CoreError> {
     let tenants = Tenants::load(&config.tenants_file)?;
     let metrics = Arc::new(Metrics::new());
@@ -68,7 +76,11 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
         .map_err(|source| CoreError::Listen { addr: config.listen_http, source })?;
     tracing::info!(addr = %config.listen_http, "serving the query API and dashboard");
 
-    let committer = tokio::spawn(commit::committer::run(store.clone(), metrics.clone(), jobs_rx));
+    let committer = tokio::spawn(commit::committer::run(store.clone(), metrics.clone(), jobs_rx, fault_after_inserts()));
+    if config.billing.finalize {
+        let interval = std::time::Duration::from_millis(config.billing.finalize_interval_ms);
+        tokio::spawn(billing::finalizer::run(store.clone(), metrics.clone(), interval, config.billing.lookback_hours, shutdown.clone()));
+    }
     let receiving = tokio::spawn(receiver.run(shutdown.clone()));
     let api = Arc::new(Api { tenants, store, metrics });
     tally_http::serve::serve(listener, api, shutdown).await;

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub commit_errors: Counter,
     pub commit_seconds: Histogram,
     pub http_requests: Family<RouteLabel, Counter>,
+    pub billing_hours_finalized: Counter,
+    pub billing_adjustments: Counter,
 }
 
 impl Metrics {
@@ -38,6 +40,8 @@ impl Metrics {
             commit_errors: Counter::default(),
             commit_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             http_requests: Family::default(),
+            billing_hours_finalized: Counter::default(),
+            billing_adjustments: Counter::default(),
         };
         let mut m = m;
         let r = &mut m.registry;
@@ -49,6 +53,8 @@ impl Metrics {
         r.register("tally_core_commit_groups", "Group commits attempted", m.commit_groups.clone());
         r.register("tally_core_commit_errors", "Group commits that failed (batches answered Retry)", m.commit_errors.clone());
         r.register("tally_core_commit_seconds", "Duration of a group commit", m.commit_seconds.clone());
+        r.register("tally_core_billing_hours_finalized", "Hours marked final for billing", m.billing_hours_finalized.clone());
+        r.register("tally_core_billing_adjustments", "Adjustment rows written for clicks that arrived after their hour was final", m.billing_adjustments.clone());
         r.register("tally_core_http_requests", "HTTP requests by route and status", m.http_requests.clone());
         m
     }

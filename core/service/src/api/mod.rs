@@ -2,6 +2,8 @@
 //!
 //! * `GET /v1/ads/{ad_id}/clicks?from=&to=&step=1s|1m|1h|1d` (read key)
 //! * `GET /v1/ads?from=&to=&limit=`: top ads by clicks (read key)
+//! * `GET /v1/billing?from=&to=`: exact hourly billing per ad, with `final`
+//!   per hour (read key)
 //! * `GET /` the dashboard, `GET /healthz`, `GET /metrics`
 //!
 //! Steps of a minute or more read the rollup tables, never the per-second

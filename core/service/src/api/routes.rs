@@ -42,6 +42,40 @@ struct Series {
 }
 
 #[derive(Serialize)]
+struct BilledAd {
+    ad_id: u64,
+    clicks: i64,
+    spend_micros: i64,
+    /// Adjustment rows included (clicks that arrived after the hour was final).
+    adjustments: u64,
+}
+
+#[derive(Serialize)]
+struct BillingHour {
+    /// Hour start, ms since the epoch.
+    hour: u64,
+    /// True once no edge can add clicks to this hour; its numbers then come
+    /// from the billing statements and change only through adjustments.
+    #[serde(rename = "final")]
+    is_final: bool,
+    ads: Vec<BilledAd>,
+}
+
+#[derive(Serialize, Default)]
+struct BillingTotal {
+    clicks: i64,
+    spend_micros: i64,
+}
+
+#[derive(Serialize)]
+struct Billing {
+    from: u64,
+    to: u64,
+    hours: Vec<BillingHour>,
+    total: BillingTotal,
+}
+
+#[derive(Serialize)]
 struct TopAds {
     from: u64,
     to: u64,
@@ -60,6 +94,8 @@ impl Handler for Api {
             (&Method::GET, ["v1", "ads", ad, "clicks"]) => ("clicks", self.clicks(&req, ad).await),
             (_, ["v1", "ads", _, "clicks"]) => ("clicks", reply::method_not_allowed("GET")),
             (&Method::GET, ["v1", "ads"]) => ("top_ads", self.top_ads(&req).await),
+            (&Method::GET, ["v1", "billing"]) => ("billing", self.billing(&req).await),
+            (_, ["v1", "billing"]) => ("billing", reply::method_not_allowed("GET")),
             (_, ["v1", "ads"]) => ("top_ads", reply::method_not_allowed("GET")),
             (&Method::GET, [""] | ["dashboard"]) => ("dashboard", dashboard()),
             (&Method::GET, ["healthz"]) => ("healthz", reply::with_type(StatusCode::OK, "ok\n".into(), "text/plain")),
@@ -138,6 +174,57 @@ impl Api {
             Ok(ads) => reply::json(StatusCode::OK, &TopAds { from: range.from as u64 * 1000, to: range.to as u64 * 1000, ads }),
             Err(e) => storage_error(e),
         }
+    }
+}
+
+impl Api {
+    /// Exact per-hour, per-ad billing: statements for final hours, live
+    /// records (each click id once) for the others.
+    #[tracing::instrument(name = "query_billing", skip_all)]
+    async fn billing(&self, req: &http::Request<Incoming>) -> Response {
+        let tenant = match self.tenant(req) {
+            Ok(t) => t,
+            Err(resp) => return resp,
+        };
+        let range = match parse_range(req.uri().query(), Step::Hour, now_ms()) {
+            Ok(r) if r.step == Step::Hour => r,
+            Ok(_) => return reply::error(StatusCode::BAD_REQUEST, "billing is hourly: step must be 1h"),
+            Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
+        };
+        let fetched = tokio::try_join!(
+            self.store.final_hours(range.from, range.to),
+            self.store.billing_statements(range.from, range.to),
+            self.store.billing_live(tenant.as_str(), range.from, range.to),
+        );
+        let (final_hours, billed, live) = match fetched {
+            Ok(found) => found,
+            Err(e) => return storage_error(e),
+        };
+        let mut total = BillingTotal::default();
+        let hours = range
+            .buckets()
+            .map(|hour| {
+                let is_final = final_hours.contains(&hour);
+                let ads: Vec<BilledAd> = if is_final {
+                    billed
+                        .iter()
+                        .filter(|b| b.hour == hour && b.tenant == tenant.as_str() && (b.clicks != 0 || b.spend_micros != 0))
+                        .map(|b| BilledAd { ad_id: b.ad_id, clicks: b.clicks, spend_micros: b.spend_micros, adjustments: b.adjustments })
+                        .collect()
+                } else {
+                    live.iter()
+                        .filter(|l| l.hour == hour)
+                        .map(|l| BilledAd { ad_id: l.ad_id, clicks: l.clicks, spend_micros: l.spend_micros, adjustments: 0 })
+                        .collect()
+                };
+                for ad in &ads {
+                    total.clicks += ad.clicks;
+                    total.spend_micros += ad.spend_micros;
+                }
+                BillingHour { hour: hour as u64 * 1000, is_final, ads }
+            })
+            .collect();
+        reply::json(StatusCode::OK, &Billing { from: range.from as u64 * 1000, to: range.to as u64 * 1000, hours, total })
     }
 }
 

@@ -33,6 +33,8 @@ pub enum ServerError {
 pub struct PrivateServer {
     process: Supervised,
     http_port: u16,
+    binary: PathBuf,
+    dir: PathBuf,
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -76,20 +78,33 @@ impl PrivateServer {
             .replace("{{DATA_DIR}}", dir.to_str().expect("temp paths are UTF-8"))
             .replace("{{USERS_FILE}}", users.to_str().expect("temp paths are UTF-8"));
         std::fs::write(&config, rendered).map_err(io(&config))?;
-        let stdout = std::fs::File::create(dir.join("logs/stdout.log")).map_err(io(&dir))?;
+        let process = Self::launch(binary, &dir, http_port).await?;
+        Ok(PrivateServer { process, http_port, binary: binary.into(), dir })
+    }
+
+    async fn launch(binary: &Path, dir: &Path, http_port: u16) -> Result<Supervised, ServerError> {
+        let io = |source| ServerError::Io { path: dir.into(), source };
+        let stdout = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("logs/stdout.log")).map_err(io)?;
         let mut command = Command::new(binary);
         command
-            .arg(format!("--config-file={}", config.display()))
-            .current_dir(&dir)
+            .arg(format!("--config-file={}", dir.join("config.xml").display()))
+            .current_dir(dir)
             .stdin(Stdio::null())
-            .stdout(stdout.try_clone().map_err(io(&dir))?)
+            .stdout(stdout.try_clone().map_err(io)?)
             .stderr(stdout);
         let mut process = Supervised::spawn("clickhouse-server", command)?;
         let url = format!("http://127.0.0.1:{http_port}/ping");
         let hint = format!("; see {}", dir.join("logs").display());
         process.wait_http_ready(&url, START_TIMEOUT, &hint).await?;
         tracing::info!(pid = process.pid(), http_port, dir = %dir.display(), "private ClickHouse is up");
-        Ok(PrivateServer { process, http_port })
+        Ok(process)
+    }
+
+    /// Starts a stopped server again on the same data and port.
+    pub async fn restart(&mut self) -> Result<(), ServerError> {
+        self.stop().await;
+        self.process = Self::launch(&self.binary, &self.dir, self.http_port).await?;
+        Ok(())
     }
 
     pub fn http_url(&self) -> String {

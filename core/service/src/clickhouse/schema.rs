@@ -23,7 +23,7 @@ macro_rules! migration {
 }
 
 /// In order; a test checks this list against the directory.
-pub const MIGRATIONS: &[Migration] = &[migration!(0001, "landing"), migration!(0002, "rollups"), migration!(0003, "batches")];
+pub const MIGRATIONS: &[Migration] = &[migration!(0001, "landing"), migration!(0002, "rollups"), migration!(0003, "batches"), migration!(0004, "billing")];
 
 /// Splits a file into statements: each ends with `;` at the end of a line;
 /// lines holding only a `--` comment are dropped.

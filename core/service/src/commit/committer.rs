@@ -39,7 +39,8 @@ impl Entry {
     }
 }
 
-pub async fn run(store: Store, metrics: Arc<Metrics>, mut jobs: mpsc::Receiver<Job>) {
+pub async fn run(store: Store, metrics: Arc<Metrics>, mut jobs: mpsc::Receiver<Job>, abort_after_inserts: Option<u64>) {
+    let mut inserting_groups = 0u64;
     while let Some(first) = jobs.recv().await {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -62,7 +63,14 @@ pub async fn run(store: Store, metrics: Arc<Metrics>, mut jobs: mpsc::Receiver<J
                 waiters.entry(keys[i].clone()).or_default().push(job.reply);
             }
         }
-        let outcome = commit_group(&store, &entries).await;
+        let outcome = commit_group(&store, &entries, &mut || {
+            inserting_groups += 1;
+            if abort_after_inserts == Some(inserting_groups) {
+                tracing::error!("fault injection: aborting between insert and ledger commit");
+                std::process::abort();
+            }
+        })
+        .await;
         metrics.commit_groups.inc();
         metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
         for (entry, reply) in entries.iter().zip(replies) {
@@ -100,7 +108,7 @@ pub async fn run(store: Store, metrics: Arc<Metrics>, mut jobs: mpsc::Receiver<J
 /// Runs the protocol for one group; returns the identities that were
 /// already committed (answered `Duplicate`).
 #[tracing::instrument(name = "commit_group", skip_all, fields(batches = entries.len()))]
-async fn commit_group(store: &Store, entries: &[Entry]) -> Result<BTreeSet<(String, u64)>, StoreError> {
+async fn commit_group(store: &Store, entries: &[Entry], after_inserts: &mut impl FnMut()) -> Result<BTreeSet<(String, u64)>, StoreError> {
     // 1. Ledger states, one query per edge.
     let mut by_edge: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for e in entries {
@@ -147,7 +155,10 @@ async fn commit_group(store: &Store, entries: &[Entry]) -> Result<BTreeSet<(Stri
             Step::Insert { part: 0, rows } => store.insert_landing(&landing_rows(entries, &rows)).await?,
             Step::Insert { part: 1, rows } => store.insert_click_records(&click_rows(entries, &rows)).await?,
             Step::Insert { rows, .. } => store.insert_refused(&refused_rows(entries, &rows)).await?,
-            Step::Finish(ix) => store.insert_ledger(&ledger_rows(entries, &ix, LedgerState::Committed)).await?,
+            Step::Finish(ix) => {
+                after_inserts();
+                store.insert_ledger(&ledger_rows(entries, &ix, LedgerState::Committed)).await?
+            }
         }
     }
     Ok(duplicates)

@@ -1,0 +1,79 @@
+//! The shell around [`super::plan`]: every `interval`, finalize the hours
+//! every edge's watermark has passed and write adjustments for late clicks
+//! in the `lookback` before that.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+use super::plan::{deltas, final_before, hours, HOUR_SECS};
+use crate::clickhouse::store::StatementRow;
+use crate::clickhouse::{Store, StoreError};
+use crate::metrics::Metrics;
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// Hours marked final in this pass.
+    pub finalized: Vec<u32>,
+    pub final_rows: usize,
+    pub adjustments: usize,
+}
+
+pub async fn run(store: Store, metrics: Arc<Metrics>, interval: Duration, lookback_hours: u32, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        match pass(&store, lookback_hours).await {
+            Ok(p) => {
+                metrics.billing_hours_finalized.inc_by(p.finalized.len() as u64);
+                metrics.billing_adjustments.inc_by(p.adjustments as u64);
+                if !p.finalized.is_empty() || p.adjustments > 0 {
+                    tracing::info!(hours = p.finalized.len(), final_rows = p.final_rows, adjustments = p.adjustments, "billing finalized");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "billing finalization pass failed; will retry"),
+        }
+    }
+}
+
+/// One finalization pass; safe to repeat (it writes only differences).
+#[tracing::instrument(name = "billing_pass", skip_all)]
+pub async fn pass(store: &Store, lookback_hours: u32) -> Result<Pass, StoreError> {
+    let watermarks: Vec<u64> = store.edge_watermarks().await?.into_iter().map(|w| w.watermark_ms).collect();
+    let Some(end) = final_before(&watermarks) else { return Ok(Pass::default()) };
+    let from = end.saturating_sub(lookback_hours * HOUR_SECS);
+    let marked: BTreeSet<u32> = store.final_hours(from, end).await?.into_iter().collect();
+    let live = store.billing_live_all(from, end).await?;
+    let billed = store.billing_statements(from, end).await?;
+    let todo = deltas(&live, &billed, &marked);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
+    let rows: Vec<StatementRow> = todo
+        .iter()
+        .map(|d| StatementRow {
+            tenant: d.tenant.clone(),
+            hour: d.hour,
+            ad_id: d.ad_id,
+            kind: if d.adjustment { "adjustment" } else { "final" }.into(),
+            clicks: d.clicks,
+            spend_micros: d.spend_micros,
+            recorded_at: now,
+        })
+        .collect();
+    if !rows.is_empty() {
+        store.insert_statements(&rows).await?;
+    }
+    // Marked only after the statements are in: a crash in between is
+    // repaired by the next pass, which finds the deltas already written.
+    let finalized: Vec<u32> = hours(from, end).filter(|h| !marked.contains(h)).collect();
+    if !finalized.is_empty() {
+        store.mark_final(&finalized, now).await?;
+    }
+    let adjustments = todo.iter().filter(|d| d.adjustment).count();
+    Ok(Pass { finalized, final_rows: todo.len() - adjustments, adjustments })
+}
