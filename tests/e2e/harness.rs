@@ -109,3 +109,49 @@ pub fn assert_points_equal(series: &Value, truth: &BTreeMap<u64, Truth>) {
         .collect();
     assert_eq!(&got, truth);
 }
+
+/// Posts `events` to `edge` until it answers 200, as a client that retries
+/// would (through edge restarts; a retry of something already durable is
+/// answered as duplicates). Gives up after CONVERGE.
+pub async fn post_until_acked(client: &Client, edge: &str, key: &str, events: &[String]) -> Value {
+    let body = tally::traffic::json_array(events);
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match client.post_json(&format!("{edge}/v1/clicks"), Some(key), body.clone()).await {
+            Ok(r) if r.status.is_success() => return r.json().unwrap(),
+            Ok(r) => assert!(r.status.is_server_error(), "edge refused the request: {} {}", r.status, r.text()),
+            Err(_) => {}
+        }
+        assert!(tokio::time::Instant::now() < deadline, "edge never acknowledged");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// Sum of `/v1/billing` over a range: (clicks, spend, every hour final).
+pub async fn billing(pop: &Pop, key: &str, from_ms: u64, to_ms: u64) -> (i64, i64, bool, Value) {
+    let r = pop.query(key, &format!("/v1/billing?from={from_ms}&to={to_ms}")).await;
+    assert!(r.status.is_success(), "billing query failed: {} {}", r.status, r.text());
+    let v = r.json().unwrap();
+    let all_final = v["hours"].as_array().unwrap().iter().all(|h| h["final"] == true);
+    (v["total"]["clicks"].as_i64().unwrap(), v["total"]["spend_micros"].as_i64().unwrap(), all_final, v)
+}
+
+/// Polls until billing over the range equals `want` (clicks, spend).
+pub async fn wait_for_billing(pop: &Pop, key: &str, from_ms: u64, to_ms: u64, want: (i64, i64)) {
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let (clicks, spend, _, _) = billing(pop, key, from_ms, to_ms).await;
+        if (clicks, spend) == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "billing did not converge: got {:?}, want {want:?}", (clicks, spend));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Truth over every ad of a generator: (clicks, spend).
+pub fn truth_total(generator: &ClickGen) -> (i64, i64) {
+    generator.truth.values().fold((0, 0), |(c, s), t| (c + t.clicks as i64, s + t.spend_micros as i64))
+}

@@ -7,3 +7,4 @@ mod ingest;
 mod shipping;
 mod demo;
 mod sql;
+mod crash;

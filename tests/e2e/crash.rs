@@ -1,0 +1,201 @@
+//! Crash and replay tests: processes are killed, ClickHouse disappears,
+//! spools are replayed and damaged; every test ends with counts equal to
+//! the generator's exact truth (billing and the per-second landing data).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tally::pop::EdgeSettings;
+use tally::traffic::{now_ms, ClickGen, GenOptions};
+use tally_edge::shipper::Connector;
+use tally_model::batch::frame;
+use tally_model::reply::Status;
+use tokio::sync::Mutex;
+
+use crate::harness::{self, post_until_acked, truth_total, wait_for_billing, Pop};
+
+const ROUNDS: usize = 30;
+
+fn generator(seed: u64) -> ClickGen {
+    ClickGen::new(GenOptions { seed, ads: 8, hot_share: 0.6, duplicate_share: 0.05, jitter_ms: 20_000, ..GenOptions::default() })
+}
+
+/// Posts `rounds` batches of generated clicks, each until acknowledged;
+/// counts finished rounds in `done`.
+async fn load_counted(edge: String, key: String, generator: Arc<Mutex<ClickGen>>, rounds: usize, done: Arc<AtomicUsize>) {
+    let client = tally_http::client::Client::new();
+    for _ in 0..rounds {
+        let events = generator.lock().await.events(100, now_ms());
+        post_until_acked(&client, &edge, &key, &events).await;
+        done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+async fn load(pop: &Pop, edge: &str, key: &str, generator: &Mutex<ClickGen>, rounds: usize) {
+    for _ in 0..rounds {
+        let events = generator.lock().await.events(100, now_ms());
+        post_until_acked(&pop.client, edge, key, &events).await;
+    }
+}
+
+/// Waits until billing and the per-second totals of every ad equal the truth.
+async fn converge(pop: &Pop, tenant: usize, generator: &ClickGen, from: u64, to: u64) {
+    let key = pop.read_key(tenant);
+    wait_for_billing(pop, &key, from, to, truth_total(generator)).await;
+    let ads: Vec<u64> = (1..=8).collect();
+    pop.wait_for_totals(&key, generator, &ads, from, to).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_killed_under_load_loses_nothing_it_acknowledged() {
+    let mut pop = harness::start(&["acme", "globex"]).await;
+    let start = now_ms() - 60_000;
+    let gens = [Arc::new(Mutex::new(generator(21))), Arc::new(Mutex::new(generator(22)))];
+    let edge = pop.pop.state.edge_http.clone();
+    let done = Arc::new(AtomicUsize::new(0));
+    let loads: Vec<_> = (0..2)
+        .map(|t| tokio::spawn(load_counted(edge.clone(), pop.ingest_key(t), gens[t].clone(), ROUNDS, done.clone())))
+        .collect();
+    // Once traffic flows, kill -9 the edge with requests in flight; clients
+    // retry until it is back on the same spool.
+    let deadline = tokio::time::Instant::now() + harness::CONVERGE;
+    while done.load(Ordering::Relaxed) < ROUNDS / 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no traffic got through");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    pop.pop.kill_edge(0).await;
+    pop.pop.restart_edge(0).await.unwrap();
+    for l in loads {
+        l.await.unwrap();
+    }
+    assert_eq!(done.load(Ordering::Relaxed), 2 * ROUNDS);
+    let end = now_ms() + 60_000;
+    for (tenant, g) in gens.iter().enumerate() {
+        converge(&pop, tenant, &*g.lock().await, start, end).await;
+    }
+    pop.pop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_killed_between_insert_and_ack_commits_once() {
+    let mut pop = harness::start(&["acme"]).await;
+    let start = now_ms() - 60_000;
+    // The core aborts right after its first group commit wrote rows, before
+    // the ledger says committed and before the edge hears anything.
+    pop.pop.restart_core_with(&[("TALLY_FAULT_ABORT_AFTER_INSERTS", "1")]).await.unwrap();
+    let gen = Mutex::new(generator(31));
+    let edge = pop.pop.state.edge_http.clone();
+    load(&pop, &edge, &pop.ingest_key(0), &gen, 3).await;
+    let deadline = tokio::time::Instant::now() + harness::CONVERGE;
+    while !pop.pop.core_exited() {
+        assert!(tokio::time::Instant::now() < deadline, "the fault hook never fired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    load(&pop, &edge, &pop.ingest_key(0), &gen, 3).await;
+    pop.pop.restart_core().await.unwrap();
+    load(&pop, &edge, &pop.ingest_key(0), &gen, 3).await;
+    converge(&pop, 0, &*gen.lock().await, start, now_ms() + 60_000).await;
+    let log = std::fs::read_to_string(pop.pop.state.dir.join("core.log")).unwrap();
+    assert!(log.contains("resuming an interrupted commit"), "the resume path was not taken");
+    pop.pop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_down_under_load_then_back() {
+    let mut pop = harness::start(&["acme"]).await;
+    let start = now_ms() - 60_000;
+    let gen = Mutex::new(generator(41));
+    let edge = pop.pop.state.edge_http.clone();
+    load(&pop, &edge, &pop.ingest_key(0), &gen, 5).await;
+    pop.pop.stop_clickhouse().await;
+    // The edge keeps acknowledging (durably); the core answers Retry.
+    load(&pop, &edge, &pop.ingest_key(0), &gen, 10).await;
+    pop.pop.start_clickhouse().await.unwrap();
+    load(&pop, &edge, &pop.ingest_key(0), &gen, 5).await;
+    converge(&pop, 0, &*gen.lock().await, start, now_ms() + 60_000).await;
+    pop.pop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaying_the_whole_spool_changes_nothing() {
+    let pop = harness::start_with(&["acme"], EdgeSettings { archive_acknowledged: true, ..EdgeSettings::default() }).await;
+    let start = now_ms() - 60_000;
+    let gen = Mutex::new(generator(51));
+    let edge = pop.pop.state.edge_http.clone();
+    load(&pop, &edge, &pop.ingest_key(0), &gen, 10).await;
+    let end = now_ms() + 60_000;
+    converge(&pop, 0, &*gen.lock().await, start, end).await;
+
+    // Every batch the edge ever sent, sent again: all duplicates.
+    let sent = pop.pop.edge_spool(0).join("sent");
+    let mut files: Vec<_> = std::fs::read_dir(&sent).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let state = &pop.pop.state;
+    let connector = Connector::new(state.core_quic, "localhost", &state.core_cert).unwrap();
+    for f in &files {
+        let reply = connector.send(Bytes::from(std::fs::read(f).unwrap())).await.unwrap();
+        assert_eq!(reply.status, Status::Duplicate, "{}: {reply:?}", f.display());
+    }
+    converge(&pop, 0, &*gen.lock().await, start, end).await;
+    pop.pop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_spool_is_reported_and_the_rest_recovered() {
+    let mut pop = harness::start(&["acme"]).await;
+    let start = now_ms() - 60_000;
+    let gen = Mutex::new(generator(61));
+    let edge = pop.pop.state.edge_http.clone();
+    // Batches pile up in the outbox while the core is away.
+    pop.pop.kill_core().await;
+    let outbox = pop.pop.edge_spool(0).join("outbox");
+    let pending = || std::fs::read_dir(&outbox).unwrap().count();
+    for want in 1..=3 {
+        load(&pop, &edge, &pop.ingest_key(0), &gen, 2).await;
+        // Wait for the shipper to seal these into a batch of their own.
+        let deadline = tokio::time::Instant::now() + harness::CONVERGE;
+        while pending() < want {
+            assert!(tokio::time::Instant::now() < deadline, "no batch sealed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    pop.pop.stop_edge(0).await;
+    let mut files: Vec<_> = std::fs::read_dir(&outbox).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() >= 3, "expected several pending batches, found {}", files.len());
+
+    // Damage the first batch; what it held is what we expect to lose.
+    let victim = &files[0];
+    let bytes = std::fs::read(victim).unwrap();
+    let lost = frame::decode(&bytes).unwrap();
+    let mut damaged = bytes.clone();
+    let mid = damaged.len() / 2;
+    damaged[mid] ^= 0x5a;
+    std::fs::write(victim, damaged).unwrap();
+    // And tear the tail of the WAL, as a crash mid-write would.
+    let wal = pop.pop.edge_spool(0).join("wal");
+    let seg = std::fs::read_dir(&wal).unwrap().map(|e| e.unwrap().path()).max().unwrap();
+    let f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut &f, &[7, 0, 0, 0, 1, 2]).unwrap();
+
+    pop.pop.restart_edge(0).await.unwrap();
+    pop.pop.restart_core().await.unwrap();
+    let metrics = pop.client.get(&format!("{edge}/metrics"), None).await.unwrap().text();
+    assert!(metrics.contains("tally_edge_batches_quarantined_total 1"), "{metrics}");
+    assert!(pop.pop.edge_spool(0).join("quarantine").join(victim.file_name().unwrap()).exists());
+
+    // Expected: the truth minus exactly the clicks of the damaged batch.
+    let mut truth = gen.lock().await;
+    for t in &lost.tenants {
+        for c in &t.clicks {
+            let e = truth.truth.get_mut(&(c.ad_id, c.ts_ms / 1000)).unwrap();
+            e.clicks -= 1;
+            e.spend_micros -= c.cost_micros;
+        }
+    }
+    converge(&pop, 0, &truth, start, now_ms() + 60_000).await;
+    pop.pop.stop().await;
+}
