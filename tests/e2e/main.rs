@@ -8,3 +8,4 @@ mod shipping;
 mod demo;
 mod sql;
 mod crash;
+mod billing;

@@ -1,0 +1,98 @@
+//! Billing across edges: a click reaching two edges is billed once, an hour
+//! becomes final when every edge's watermark is past it, a click arriving
+//! after that is an adjustment (not a restatement), a too-late click is
+//! refused with a reason, and reconciliation agrees.
+
+use std::time::Duration;
+
+use tally::pop::EdgeSettings;
+use tally::traffic::{now_ms, ClickGen, GenOptions};
+
+use crate::harness::{self, billing, post_until_acked, truth_total, wait_for_billing};
+
+const HOUR_MS: u64 = 3_600_000;
+
+fn click(id: &str, ad: u64, ts: u64, cost: u64) -> String {
+    format!(r#"{{"click_id":"{id}","ad_id":{ad},"ts":{ts},"cost_micros":{cost}}}"#)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_is_exact_final_and_adjusted_across_edges() {
+    // A backfill three hours old is inside the edges' window (idle lag of a
+    // week); lateness is one minute.
+    let settings = EdgeSettings { allowed_lateness_secs: 60, idle_lag_secs: 7 * 24 * 3600, ..EdgeSettings::default() };
+    let mut pop = harness::start_with(&["acme"], settings).await;
+    let (key, read) = (pop.ingest_key(0), pop.read_key(0));
+    let hour = (now_ms() / HOUR_MS - 3) * HOUR_MS;
+    let edge_a = pop.pop.state.edge_http.clone();
+    let (_, edge_b) = pop.pop.add_edge("edge-b").await.unwrap();
+
+    // The same clicks through both edges (a client retrying via two POPs).
+    let mut generator = ClickGen::new(GenOptions { seed: 71, ads: 4, duplicate_share: 0.05, jitter_ms: 20 * 60_000, ..GenOptions::default() });
+    let events = generator.events(400, hour + 30 * 60_000);
+    post_until_acked(&pop.client, &edge_a, &key, &events).await;
+    post_until_acked(&pop.client, &edge_b, &key, &events).await;
+    let truth = truth_total(&generator);
+    wait_for_billing(&pop, &read, hour, hour + HOUR_MS, truth).await;
+    let (_, _, is_final, _) = billing(&pop, &read, hour, hour + HOUR_MS).await;
+    assert!(!is_final, "the hour cannot be final while the edges may still take clicks for it");
+    // Dashboards count per edge: each edge counted every click once.
+    let want_dash = 2 * generator.ad_total(1).clicks;
+    let deadline = tokio::time::Instant::now() + harness::CONVERGE;
+    loop {
+        let dash = pop.series(&read, 1, hour, hour + HOUR_MS, "1h").await;
+        if dash["total"]["clicks"].as_u64().unwrap() == want_dash {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "dashboard never reached {want_dash}: {dash}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Both edges move past the hour: it becomes final with the same numbers.
+    let next = hour + HOUR_MS + 2 * 60_000;
+    post_until_acked(&pop.client, &edge_a, &key, &[click("tick-a", 99, next, 0)]).await;
+    post_until_acked(&pop.client, &edge_b, &key, &[click("tick-b", 99, next, 0)]).await;
+    let deadline = tokio::time::Instant::now() + harness::CONVERGE;
+    loop {
+        let (clicks, spend, is_final, _) = billing(&pop, &read, hour, hour + HOUR_MS).await;
+        if is_final {
+            assert_eq!((clicks, spend), truth, "final billing differs from the truth");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the hour never became final");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A click for the final hour is now too late for edge A: refused, recorded.
+    let r = post_until_acked(&pop.client, &edge_a, &key, &[click("late-a", 1, hour + 60_000, 500)]).await;
+    assert_eq!(r["accepted"], 0);
+    assert!(r["rejected"][0]["reason"].as_str().unwrap().contains("older than the edge accepts"), "{r}");
+    let metrics = pop.client.get(&format!("{edge_a}/metrics"), None).await.unwrap().text();
+    assert!(metrics.contains(r#"tally_edge_events_refused_total{tenant="acme",reason="too_late"} 1"#), "{metrics}");
+
+    // A new edge, unknown when the hour was finalized, still takes one: it
+    // shows up as an adjustment of the final hour, not a restatement.
+    let (_, edge_c) = pop.pop.add_edge("edge-c").await.unwrap();
+    // (Until edge C's watermark passes the hour too, the adjustment waits.)
+    post_until_acked(&pop.client, &edge_c, &key, &[click("late-c", 1, hour + 60_000, 500)]).await;
+    post_until_acked(&pop.client, &edge_c, &key, &[click("tick-c", 99, next, 0)]).await;
+    let want = (truth.0 + 1, truth.1 + 500);
+    wait_for_billing(&pop, &read, hour, hour + HOUR_MS, want).await;
+    let (_, _, is_final, v) = billing(&pop, &read, hour, hour + HOUR_MS).await;
+    assert!(is_final);
+    let ad1 = v["hours"][0]["ads"].as_array().unwrap().iter().find(|a| a["ad_id"] == 1).unwrap().clone();
+    assert_eq!(ad1["adjustments"], 1, "{v}");
+    assert_eq!(ad1["clicks"].as_u64().unwrap(), generator.ad_total(1).clicks + 1);
+
+    // Reconciliation over the hours agrees: no rollup drift, manifests match.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["billing", "reconcile", "--clickhouse-url", &pop.pop.state.clickhouse_http])
+        .args(["--from", &hour.to_string(), "--to", &(hour + 2 * HOUR_MS).to_string()])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("0 manifest mismatches"), "{text}");
+    pop.pop.stop().await;
+}
