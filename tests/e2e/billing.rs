@@ -37,16 +37,7 @@ async fn billing_is_exact_final_and_adjusted_across_edges() {
     let (_, _, is_final, _) = billing(&pop, &read, hour, hour + HOUR_MS).await;
     assert!(!is_final, "the hour cannot be final while the edges may still take clicks for it");
     // Dashboards count per edge: each edge counted every click once.
-    let want_dash = 2 * generator.ad_total(1).clicks;
-    let deadline = tokio::time::Instant::now() + harness::CONVERGE;
-    loop {
-        let dash = pop.series(&read, 1, hour, hour + HOUR_MS, "1h").await;
-        if dash["total"]["clicks"].as_u64().unwrap() == want_dash {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "dashboard never reached {want_dash}: {dash}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    pop.wait_for_series(&read, 1, hour, hour + HOUR_MS, "1h", 2 * generator.ad_total(1).clicks).await;
 
     // Both edges move past the hour: it becomes final with the same numbers.
     let next = hour + HOUR_MS + 2 * 60_000;

@@ -68,6 +68,19 @@ impl Pop {
         reply.json().unwrap()
     }
 
+    /// Polls a series until its total clicks equal `clicks`; returns it.
+    pub async fn wait_for_series(&self, key: &str, ad: u64, from_ms: u64, to_ms: u64, step: &str, clicks: u64) -> Value {
+        let deadline = tokio::time::Instant::now() + CONVERGE;
+        loop {
+            let s = self.series(key, ad, from_ms, to_ms, step).await;
+            if s["total"]["clicks"].as_u64() == Some(clicks) {
+                return s;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "ad {ad} step {step} never reached {clicks}: {s}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Polls until every ad's total equals the truth, or fails after CONVERGE
     /// with the last difference.
     pub async fn wait_for_totals(&self, key: &str, truth: &ClickGen, ads: &[u64], from_ms: u64, to_ms: u64) {

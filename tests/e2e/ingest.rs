@@ -55,7 +55,9 @@ async fn counts_exactly_across_formats_duplicates_and_disorder() {
         assert_points_equal(&secs, &truth);
         let total = generator.ad_total(ad);
         for step in ["1m", "1h", "1d"] {
-            let s = pop.series(&read, ad, from, to, step).await;
+            // The rollups fill a moment after the landing rows of the same
+            // INSERT become visible (ClickHouse pushes to views afterwards).
+            let s = pop.wait_for_series(&read, ad, from, to, step, total.clicks).await;
             assert_eq!(s["step"], step);
             assert_eq!(s["total"]["clicks"].as_u64().unwrap(), total.clicks, "ad {ad} step {step}");
             assert_eq!(s["total"]["spend_micros"].as_u64().unwrap(), total.spend_micros, "ad {ad} step {step}");
