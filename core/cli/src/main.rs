@@ -2,6 +2,7 @@
 
 mod billing;
 mod demo;
+mod load;
 
 use std::path::PathBuf;
 
@@ -36,6 +37,8 @@ enum Command {
     },
     /// Run a complete local POP: private ClickHouse, core, edge, a demo tenant and live traffic.
     Demo(demo::DemoArgs),
+    /// Drive an edge with HTTP load and report events/s and latency.
+    Load(load::LoadArgs),
     /// Billing tools: reconciliation of billing, rollups and batch manifests.
     #[command(subcommand)]
     Billing(billing::BillingCommand),
@@ -80,5 +83,6 @@ async fn main() -> Result<()> {
         }
         Command::Demo(args) => demo::run(args, shutdown).await,
         Command::Billing(command) => billing::run(command).await,
+        Command::Load(args) => load::run(args).await,
     }
 }
