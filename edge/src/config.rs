@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use tally_model::config_file::ConfigError;
+use tally_model::config_file::load_toml;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EdgeConfig {
@@ -159,21 +162,10 @@ mod defaults {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading config {path}: {source}")]
-    Io { path: String, source: std::io::Error },
-    #[error("config {path}: {message}")]
-    Invalid { path: String, message: String },
-}
-
 impl EdgeConfig {
     pub fn load(path: &Path) -> Result<EdgeConfig, ConfigError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: shown.clone(), source })?;
-        let config: EdgeConfig =
-            toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: shown.clone(), message: e.to_string() })?;
-        config.validate().map_err(|message| ConfigError::Invalid { path: shown, message })?;
+        let config: EdgeConfig = load_toml(path)?;
+        config.validate().map_err(|message| ConfigError::invalid(path, message))?;
         Ok(config)
     }
 

@@ -5,11 +5,13 @@
 //! * [`reply`]: the core's answer to one shipped batch.
 //! * [`tenant`]: tenants and their API keys, shared by edge and core.
 //! * [`timestamp`]: the two timestamp spellings the public API accepts.
+//! * [`config_file`]: reading the TOML files edge, core and tenants use.
 //!
 //! Both sides depend on this crate and nothing else of each other, so the
 //! wire contract lives in exactly one place.
 
 pub mod batch;
+pub mod config_file;
 pub mod reply;
 pub mod tenant;
 pub mod timestamp;

@@ -22,6 +22,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config_file::{load_toml, ConfigError};
+
 /// A validated tenant id: 1-64 of `[a-z0-9_-]`, starting with a letter or digit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TenantId(Arc<str>);
@@ -74,10 +76,8 @@ pub struct TenantsFile {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TenantsError {
-    #[error("reading tenants file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
-    #[error("parsing tenants file {path}: {message}")]
-    Parse { path: String, message: String },
+    #[error("tenants file: {0}")]
+    File(#[from] ConfigError),
     #[error("tenant {tenant:?}: {message}")]
     Invalid { tenant: String, message: String },
 }
@@ -94,10 +94,7 @@ pub struct Tenants {
 
 impl Tenants {
     pub fn load(path: &Path) -> Result<Tenants, TenantsError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| TenantsError::Io { path: shown.clone(), source })?;
-        let file: TenantsFile =
-            toml::from_str(&text).map_err(|e| TenantsError::Parse { path: shown, message: e.to_string() })?;
+        let file: TenantsFile = load_toml(path)?;
         Tenants::from_specs(&file.tenants)
     }
 

@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use tally_model::config_file::ConfigError;
+use tally_model::config_file::load_toml;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CoreConfig {
@@ -74,19 +77,9 @@ fn default_tls_names() -> Vec<String> {
     vec!["localhost".into(), "127.0.0.1".into()]
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading config {path}: {source}")]
-    Io { path: String, source: std::io::Error },
-    #[error("config {path}: {message}")]
-    Invalid { path: String, message: String },
-}
-
 impl CoreConfig {
     pub fn load(path: &Path) -> Result<CoreConfig, ConfigError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: shown.clone(), source })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: shown, message: e.to_string() })
+        load_toml(path)
     }
 }
 
