@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test: unit and property tests, end-to-end tests across real
-# processes (private ClickHouse 18.16, core, edge), and the same SQL on a
-# modern ClickHouse engine (chdb).
+# processes (private ClickHouse 18.16, core, edges), and the same SQL on a
+# modern ClickHouse engine (chdb). Ends with one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo test --workspace --locked
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked --lib --bins --tests 2>&1 | tee "$log"
 python3 deploy/clickhouse/check_modern.py
+passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
+echo "tally: $((passed + 1)) passed, $failed failed"
