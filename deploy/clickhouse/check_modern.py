@@ -712,7 +712,47 @@ CHECKED_QUERIES = (
     "ledger_states", "batch_rows_present", "edge_watermarks",
     "billing_live", "billing_live_all_tenants", "billing_statements", "final_hours",
     "reconcile_hours", "reconcile_rollup", "reconcile_manifests", "reconcile_batch_records",
+    "repair_rollup",
 )
+
+REPAIR_FNS = {"minute": "toStartOfMinute", "hour": "toStartOfHour", "day": "toStartOfDay"}
+
+
+def rollup_totals(ck, table):
+    return ck.select("SELECT tenant, toUInt64(sumMerge(clicks)) AS c, toUInt64(sumMerge(spend_micros)) AS s, "
+                     "toUInt64(uniqArrayMerge(users)) AS u FROM tally.%s GROUP BY tenant ORDER BY tenant" % table,
+                     "totals of %s" % table)
+
+
+def check_repair(ck):
+    """Drift made on purpose (views dropped while rows land, then re-created
+    by the migration), then repair_rollup: every rollup equals the landing
+    table again, and a second repair adds nothing."""
+    for table, bucket, _ in ROLLUPS:
+        ck.run("DROP TABLE tally.%s_mv" % table, "drop %s_mv" % table)
+    ck.run("INSERT INTO tally.clicks_by_second (tenant, ad_id, campaign_id, second, clicks, spend_micros, "
+           "user_hashes, edge, batch_seq, row_idx) VALUES ('r1', 5, 0, %d, 4, 40, [91, 92], 'er', 1, 0), "
+           "('t1', 10, 1, %d, 2, 20, [93], 'er', 1, 1)" % (D0 + 7, D1 + 3700), "landing insert without views")
+    for i, stmt in enumerate(split_statements(read("migrations/0002_rollups.sql"))):
+        ck.run(stmt, "re-create rollups statement %d" % (i + 1))
+    landing = ck.select("SELECT tenant, toUInt64(sum(clicks)) AS c, toUInt64(sum(spend_micros)) AS s, "
+                        "toUInt64(uniqArray(user_hashes)) AS u FROM tally.clicks_by_second "
+                        "GROUP BY tenant ORDER BY tenant", "landing totals after drift")
+    for table, bucket, _ in ROLLUPS:
+        if rollup_totals(ck, table) == landing:
+            fail("no drift was made in %s" % table)
+    lo, hi = D0 - 86400, D1 + 2 * 86400
+    q = read("queries/repair_rollup.sql")
+    for table, bucket, _ in ROLLUPS:
+        idents = {"table": table, "bucket": bucket, "fn": REPAIR_FNS[bucket]}
+        ck.run(bind(q, [lo, hi, lo, hi], idents), "repair %s" % table)
+        got = rollup_totals(ck, table)
+        if got != landing:
+            fail("after repair %s holds %s, landing %s" % (table, got, landing))
+        rows = ck.select("SELECT toUInt64(count()) AS n FROM tally.%s" % table, "rows of %s" % table)
+        ck.run(bind(q, [lo, hi, lo, hi], idents), "repair %s again" % table)
+        if ck.select("SELECT toUInt64(count()) AS n FROM tally.%s" % table, "rows of %s" % table) != rows:
+            fail("a second repair of %s added rows" % table)
 
 
 TABLES = ["clicks_by_second", "batches", "click_records", "refused_events", "billing_statements",
@@ -852,6 +892,8 @@ def main():
                         "ledger FINAL state")
         if got != [(2,)]:
             fail("ReplacingMergeTree kept state %s for e1/1, expected 2" % got)
+
+        check_repair(ck)
 
         if not isinstance(backend, ChdbBackend):
             ck.run("DROP DATABASE tally", "drop database tally (cleanup)")

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 
 use tally_core::billing::reconcile::reconcile;
+use tally_core::clickhouse::store::Step;
 use tally_core::clickhouse::Store;
 use tally_model::timestamp::{format_millis, parse_millis};
 
@@ -24,16 +25,30 @@ pub enum BillingCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Add to the rollups what the landing table holds and they lack
+        /// (whole days around the range), then check again.
+        #[arg(long)]
+        repair: bool,
     },
 }
 
 pub async fn run(command: BillingCommand) -> Result<()> {
     match command {
-        BillingCommand::Reconcile { clickhouse_url, from, to, json } => {
+        BillingCommand::Reconcile { clickhouse_url, from, to, json, repair } => {
             let from = parse_millis(&from).map_err(anyhow::Error::msg).context("--from")?;
             let to = parse_millis(&to).map_err(anyhow::Error::msg).context("--to")?;
             let store = Store::connect(&clickhouse_url, None, None).await?;
-            let report = reconcile(&store, (from / 1000 / 3600 * 3600) as u32, to.div_ceil(1000) as u32).await?;
+            let (from, to) = ((from / 1000 / 3600 * 3600) as u32, to.div_ceil(1000) as u32);
+            let mut report = reconcile(&store, from, to).await?;
+            if repair && !report.ok() {
+                // Day buckets are repaired whole, so the range widens to days.
+                let (day_from, day_to) = (from / 86_400 * 86_400, to.div_ceil(86_400) * 86_400);
+                for step in Step::ROLLUPS {
+                    store.repair_rollup(step, day_from, day_to).await?;
+                }
+                eprintln!("repaired the rollups over the days around the range; checking again");
+                report = reconcile(&store, from, to).await?;
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

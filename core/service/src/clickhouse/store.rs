@@ -29,6 +29,7 @@ mod sql {
     pub const RECONCILE_ROLLUP: &str = query!("reconcile_rollup");
     pub const RECONCILE_MANIFESTS: &str = query!("reconcile_manifests");
     pub const RECONCILE_BATCH_RECORDS: &str = query!("reconcile_batch_records");
+    pub const REPAIR_ROLLUP: &str = query!("repair_rollup");
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,27 +62,31 @@ impl Step {
         }
     }
 
-    /// Rollup table and bucket column; `None` for the per-second landing table.
-    fn rollup(self) -> Option<(&'static str, &'static str)> {
+    /// The rollup steps, each with its table.
+    pub const ROLLUPS: [Step; 3] = [Step::Minute, Step::Hour, Step::Day];
+
+    /// Rollup table, bucket column and the function mapping a second to its
+    /// bucket; `None` for the per-second landing table.
+    fn rollup(self) -> Option<(&'static str, &'static str, &'static str)> {
         match self {
             Step::Second => None,
-            Step::Minute => Some(("clicks_by_minute", "minute")),
-            Step::Hour => Some(("clicks_by_hour", "hour")),
-            Step::Day => Some(("clicks_by_day", "day")),
+            Step::Minute => Some(("clicks_by_minute", "minute", "toStartOfMinute")),
+            Step::Hour => Some(("clicks_by_hour", "hour", "toStartOfHour")),
+            Step::Day => Some(("clicks_by_day", "day", "toStartOfDay")),
         }
     }
 
     fn series_sql(self) -> String {
         match self.rollup() {
             None => sql::SERIES_SECOND.to_string(),
-            Some((table, bucket)) => sql::SERIES_ROLLUP.replace("{table}", table).replace("{bucket}", bucket),
+            Some((table, bucket, _)) => sql::SERIES_ROLLUP.replace("{table}", table).replace("{bucket}", bucket),
         }
     }
 
     fn total_sql(self) -> String {
         match self.rollup() {
             None => sql::TOTAL_SECOND.to_string(),
-            Some((table, bucket)) => sql::TOTAL_ROLLUP.replace("{table}", table).replace("{bucket}", bucket),
+            Some((table, bucket, _)) => sql::TOTAL_ROLLUP.replace("{table}", table).replace("{bucket}", bucket),
         }
     }
 }
@@ -477,6 +482,17 @@ impl Store {
     async fn tenant_hours(&self, query: &str, from: u32, to: u32, what: &str) -> Result<Vec<(String, HourTotals)>, StoreError> {
         let rows = self.db.query(query).bind(from).bind(to).fetch_all::<TenantHourTotals>().await.map_err(err(what))?;
         Ok(rows.into_iter().map(|r| (r.tenant, HourTotals { hour: r.hour, clicks: r.clicks, spend_micros: r.spend_micros })).collect())
+    }
+
+    /// Adds to a rollup whatever the landing table holds in `[from, to)`
+    /// (aligned to the step) that the rollup lacks: clicks and spend as
+    /// deltas, users as the landing users (a union, so re-adding is
+    /// harmless). Idempotent; a rollup holding more than the landing table
+    /// is left for a person to look at.
+    pub async fn repair_rollup(&self, step: Step, from: u32, to: u32) -> Result<(), StoreError> {
+        let Some((table, bucket, bucket_fn)) = step.rollup() else { return Ok(()) };
+        let sql = sql::REPAIR_ROLLUP.replace("{table}", table).replace("{bucket}", bucket).replace("{fn}", bucket_fn);
+        self.db.query(&sql).bind(from).bind(to).bind(from).bind(to).execute().await.map_err(err(format!("repairing {table}")))
     }
 
     pub async fn manifests(&self, from: u32, to: u32) -> Result<Vec<Manifest>, StoreError> {
