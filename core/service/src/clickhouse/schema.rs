@@ -22,6 +22,9 @@ macro_rules! migration {
     };
 }
 
+/// Applied at every start on servers that support `insert_deduplication_token`.
+pub const MODERN: &[&str] = &[include_str!("../../../../deploy/clickhouse/modern/0001_dedup_window.sql")];
+
 /// In order; a test checks this list against the directory.
 pub const MIGRATIONS: &[Migration] = &[migration!(0001, "landing"), migration!(0002, "rollups"), migration!(0003, "batches"), migration!(0004, "billing")];
 
@@ -66,6 +69,12 @@ mod tests {
         for m in MIGRATIONS {
             assert!(!statements(m.sql).is_empty());
         }
+    }
+
+    #[test]
+    fn modern_list_matches_directory() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/clickhouse/modern");
+        assert_eq!(std::fs::read_dir(dir).unwrap().count(), MODERN.len());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use clickhouse::Client;
 use serde::{Deserialize, Serialize};
 
-use super::schema::{statements, BOOTSTRAP, MIGRATIONS};
+use super::schema::{statements, BOOTSTRAP, MIGRATIONS, MODERN};
 
 const DATABASE: &str = "tally";
 
@@ -297,6 +297,15 @@ pub struct Store {
     server: Client,
     db: Client,
     version: String,
+    /// The server drops a re-sent INSERT carrying the same
+    /// `insert_deduplication_token` (22.2+; 18.16 rejects the setting).
+    dedup_tokens: bool,
+}
+
+/// Whether a `version()` string is at least `major.minor`.
+fn at_least(version: &str, major: u32, minor: u32) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
 }
 
 impl Store {
@@ -316,7 +325,8 @@ impl Store {
             .await
             .map_err(err(format!("connecting to {url}")))?
             .version;
-        Ok(Store { server, db, version })
+        let dedup_tokens = at_least(&version, 22, 2);
+        Ok(Store { server, db, version, dedup_tokens })
     }
 
     pub fn server_version(&self) -> &str {
@@ -350,6 +360,11 @@ impl Store {
                 .await
                 .map_err(err("recording migration"))?;
             done.push(m.version);
+        }
+        if self.dedup_tokens {
+            for stmt in MODERN.iter().flat_map(|sql| statements(sql)) {
+                self.server.query(&stmt).execute().await.map_err(err("enabling insert deduplication windows"))?;
+            }
         }
         Ok(done)
     }
@@ -391,37 +406,43 @@ impl Store {
     }
 
     pub async fn insert_ledger(&self, rows: &[LedgerRow]) -> Result<(), StoreError> {
-        self.insert_rows("batches", rows).await
+        self.insert_rows("batches", rows, None).await
     }
 
-    /// One INSERT for all rows; the materialized views fire on it.
-    pub async fn insert_landing(&self, rows: &[LandingRow]) -> Result<(), StoreError> {
-        self.insert_rows("clicks_by_second", rows).await
+    /// One INSERT for all rows; the materialized views fire on it. `token`
+    /// names the rows (same rows, same token) for servers that deduplicate.
+    pub async fn insert_landing(&self, rows: &[LandingRow], token: &str) -> Result<(), StoreError> {
+        self.insert_rows("clicks_by_second", rows, Some(token)).await
     }
 
-    pub async fn insert_click_records(&self, rows: &[ClickRow]) -> Result<(), StoreError> {
-        self.insert_rows("click_records", rows).await
+    pub async fn insert_click_records(&self, rows: &[ClickRow], token: &str) -> Result<(), StoreError> {
+        self.insert_rows("click_records", rows, Some(token)).await
     }
 
-    pub async fn insert_refused(&self, rows: &[RefusedRow]) -> Result<(), StoreError> {
-        self.insert_rows("refused_events", rows).await
+    pub async fn insert_refused(&self, rows: &[RefusedRow], token: &str) -> Result<(), StoreError> {
+        self.insert_rows("refused_events", rows, Some(token)).await
     }
 
     pub async fn insert_statements(&self, rows: &[StatementRow]) -> Result<(), StoreError> {
-        self.insert_rows("billing_statements", rows).await
+        self.insert_rows("billing_statements", rows, None).await
     }
 
     pub async fn mark_final(&self, hours: &[u32], now: u32) -> Result<(), StoreError> {
         let rows: Vec<FinalHourRow> = hours.iter().map(|&hour| FinalHourRow { hour, finalized_at: now }).collect();
-        self.insert_rows("billing_final_hours", &rows).await
+        self.insert_rows("billing_final_hours", &rows, None).await
     }
 
-    async fn insert_rows<T>(&self, table: &str, rows: &[T]) -> Result<(), StoreError>
+    async fn insert_rows<T>(&self, table: &str, rows: &[T], token: Option<&str>) -> Result<(), StoreError>
     where
         T: clickhouse::Row + clickhouse::RowWrite + for<'a> clickhouse::Row<Value<'a> = T>,
     {
         let what = format!("inserting into {table}");
         let mut insert = self.db.insert::<T>(table).await.map_err(err(what.clone()))?;
+        if let (Some(token), true) = (token, self.dedup_tokens) {
+            insert = insert
+                .with_setting("insert_deduplication_token", token)
+                .with_setting("deduplicate_blocks_in_dependent_materialized_views", "1");
+        }
         for row in rows {
             insert.write(row).await.map_err(err(what.clone()))?;
         }
@@ -538,5 +559,17 @@ impl Store {
             .fetch_all::<AdTotal>()
             .await
             .map_err(err("querying top ads"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn versions() {
+        assert!(!super::at_least("18.16.1", 22, 2));
+        assert!(!super::at_least("22.1.3.7", 22, 2));
+        assert!(super::at_least("22.2.1", 22, 2));
+        assert!(super::at_least("26.9.2.1", 22, 2));
+        assert!(!super::at_least("garbage", 22, 2));
     }
 }

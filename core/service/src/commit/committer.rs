@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
+use xxhash_rust::xxh3::Xxh3;
 
 use tally_model::batch::{Batch, BatchTotals};
 use tally_model::reply::{Reply, Status};
@@ -152,9 +153,14 @@ async fn commit_group(store: &Store, entries: &[Entry], after_inserts: &mut impl
     for step in steps(&decisions) {
         match step {
             Step::Start(ix) => store.insert_ledger(&ledger_rows(entries, &ix, LedgerState::Started)).await?,
-            Step::Insert { part: 0, rows } => store.insert_landing(&landing_rows(entries, &rows)).await?,
-            Step::Insert { part: 1, rows } => store.insert_click_records(&click_rows(entries, &rows)).await?,
-            Step::Insert { rows, .. } => store.insert_refused(&refused_rows(entries, &rows)).await?,
+            Step::Insert { part, rows } => {
+                let token = insert_token(entries, part, &rows);
+                match part {
+                    0 => store.insert_landing(&landing_rows(entries, &rows), &token).await?,
+                    1 => store.insert_click_records(&click_rows(entries, &rows), &token).await?,
+                    _ => store.insert_refused(&refused_rows(entries, &rows), &token).await?,
+                }
+            }
             Step::Finish(ix) => {
                 after_inserts();
                 store.insert_ledger(&ledger_rows(entries, &ix, LedgerState::Committed)).await?
@@ -185,6 +191,24 @@ fn ledger_rows(entries: &[Entry], ix: &[usize], state: LedgerState) -> Vec<Ledge
             }
         })
         .collect()
+}
+
+/// Names the exact rows of one INSERT: the same rows of the same batches
+/// always give the same token, so a server that deduplicates by token drops
+/// a re-sent insert (a second line behind the ledger).
+fn insert_token(entries: &[Entry], part: usize, wanted: &[(usize, Vec<u32>)]) -> String {
+    let mut h = Xxh3::new();
+    for (i, idxs) in wanted {
+        let batch = &entries[*i].batch;
+        h.update(batch.edge.as_bytes());
+        h.update(&[0]);
+        h.update(&batch.seq.to_le_bytes());
+        h.update(&entries[*i].checksum.to_le_bytes());
+        for idx in idxs {
+            h.update(&idx.to_le_bytes());
+        }
+    }
+    format!("tally-{part}-{:032x}", h.digest128())
 }
 
 /// Picks the wanted `(batch, row indices)` out of one part of the entries.
