@@ -13,8 +13,14 @@ use tally_model::config_file::load_toml;
 pub struct EdgeConfig {
     /// Stable, unique name of this edge; batches are identified by it.
     pub edge_id: String,
-    /// HTTP/1.1 + HTTP/2 (cleartext) ingest listener.
+    /// HTTP/1.1 + HTTP/2 cleartext ingest listener.
     pub listen_http: SocketAddr,
+    /// HTTP/1.1 + HTTP/2 over TLS, if set.
+    pub listen_https: Option<SocketAddr>,
+    /// HTTP/3 (QUIC, UDP), if set; TCP responses then advertise it in `Alt-Svc`.
+    pub listen_h3: Option<SocketAddr>,
+    #[serde(default)]
+    pub tls: TlsSection,
     pub spool_dir: PathBuf,
     pub tenants_file: PathBuf,
     #[serde(default = "defaults::max_body_bytes")]
@@ -38,6 +44,24 @@ pub struct EdgeConfig {
     #[serde(default)]
     pub time: TimeSection,
     pub core: CoreSection,
+}
+
+/// The edge's certificate for HTTPS and HTTP/3. Without files, a
+/// self-signed one is generated once and kept in `<spool_dir>/tls/`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Names a generated certificate is issued for.
+    #[serde(default = "defaults::tls_names")]
+    pub names: Vec<String>,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        TlsSection { cert_file: None, key_file: None, names: defaults::tls_names() }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -142,6 +166,9 @@ mod defaults {
     pub fn server_name() -> String {
         "localhost".into()
     }
+    pub fn tls_names() -> Vec<String> {
+        vec!["localhost".into(), "127.0.0.1".into()]
+    }
     pub fn heartbeat_ms() -> u64 {
         5000
     }
@@ -184,6 +211,9 @@ impl EdgeConfig {
         }
         if self.heartbeat_ms < self.ship_interval_ms {
             return Err("heartbeat_ms must be at least ship_interval_ms".into());
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return Err("tls.cert_file and tls.key_file go together".into());
         }
         if self.core.max_in_flight == 0 {
             return Err("core.max_in_flight must be positive".into());

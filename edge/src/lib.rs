@@ -26,6 +26,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tally_http::tls;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -50,6 +51,10 @@ pub enum EdgeError {
     Ship(#[from] ShipError),
     #[error("listening on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] tally_http::tls::TlsError),
+    #[error(transparent)]
+    H3(#[from] tally_http::h3::H3Error),
 }
 
 /// Runs an edge until `shutdown` turns true; then stops taking requests,
@@ -114,6 +119,28 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
         .map_err(|source| EdgeError::Listen { addr: config.listen_http, source })?;
     tracing::info!(addr = %config.listen_http, "edge accepting clicks over HTTP/1.1 and HTTP/2");
 
+    let identity = match (&config.tls.cert_file, &config.tls.key_file) {
+        (Some(cert), Some(key)) => tls::load(cert, key)?,
+        _ => tls::load_or_create(&config.spool_dir.join("tls"), "edge", &config.tls.names)?,
+    };
+    let https = match config.listen_https {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await.map_err(|source| EdgeError::Listen { addr, source })?;
+            let tls_config = tls::server_config(&identity, &[b"h2", b"http/1.1"], false)?;
+            tracing::info!(%addr, "edge accepting clicks over HTTPS (HTTP/1.1 and HTTP/2)");
+            Some((listener, tokio_rustls::TlsAcceptor::from(tls_config)))
+        }
+        None => None,
+    };
+    let h3 = match config.listen_h3 {
+        Some(addr) => {
+            let endpoint = tally_http::h3::bind(addr, tls::server_config(&identity, &[tally_http::h3::ALPN], true)?, 1024)?;
+            tracing::info!(%addr, "edge accepting clicks over HTTP/3");
+            Some(endpoint)
+        }
+        None => None,
+    };
+    let alt_svc = config.listen_h3.and_then(|a| http::HeaderValue::from_str(&format!("h3=\":{}\"; ma=86400", a.port())).ok());
     let backpressure = Arc::new(AtomicBool::new(false));
     let ingest = Arc::new(Ingest {
         tenants,
@@ -122,6 +149,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
         max_body_bytes: config.max_body_bytes,
         wal: wal_tx.clone(),
         backpressure: backpressure.clone(),
+        alt_svc,
     });
     let shipper = Shipper {
         pipeline,
@@ -138,7 +166,15 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
     // during the drain are still sealed.
     let (ship_stop_tx, ship_stop_rx) = watch::channel(false);
     let shipping = tokio::spawn(shipper.run(ship_stop_rx));
-    tally_http::serve::serve(listener, ingest, shutdown).await;
+    let mut servers = tokio::task::JoinSet::new();
+    if let Some((listener, acceptor)) = https {
+        servers.spawn(tally_http::serve::serve(listener, Some(acceptor), ingest.clone(), shutdown.clone()));
+    }
+    if let Some(endpoint) = h3 {
+        servers.spawn(tally_http::h3::serve(endpoint, ingest.clone(), config.max_body_bytes, shutdown.clone()));
+    }
+    servers.spawn(tally_http::serve::serve(listener, None, ingest, shutdown));
+    while servers.join_next().await.is_some() {}
     let _ = ship_stop_tx.send(true);
     let _ = shipping.await;
     // Every sender is gone with the shipper and the handlers: the WAL thread ends.

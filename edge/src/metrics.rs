@@ -20,6 +20,7 @@ pub struct RefusedLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
     pub code: u16,
+    pub transport: &'static str,
 }
 
 #[derive(Default)]
@@ -35,6 +36,7 @@ pub struct Metrics {
     pub wal_segments: Gauge,
     pub wal_damaged: Counter,
     pub watermark_ms: Gauge,
+    pub udp_rcvbuf_errors: Gauge,
     pub dedup_entries: Gauge,
     pub dedup_memory_bytes: Gauge,
     pub dedup_evicted_early: Counter,
@@ -52,7 +54,8 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut m = Metrics::default();
         let r = &mut m.registry;
-        r.register("tally_edge_http_requests", "HTTP requests by status code", m.requests.clone());
+        r.register("tally_edge_http_requests", "HTTP requests by status code and transport (tcp, tls, h3)", m.requests.clone());
+        r.register("tally_edge_udp_rcvbuf_errors", "UDP datagrams the host dropped for a full receive buffer (kernel count, all sockets)", m.udp_rcvbuf_errors.clone());
         r.register("tally_edge_events_accepted", "Clicks accepted (first sighting)", m.events_accepted.clone());
         r.register("tally_edge_events_duplicate", "Clicks dropped as duplicates within the dedup horizon", m.events_duplicate.clone());
         r.register("tally_edge_events_rejected", "Clicks rejected as malformed", m.events_rejected.clone());

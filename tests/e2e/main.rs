@@ -9,3 +9,4 @@ mod demo;
 mod sql;
 mod crash;
 mod billing;
+mod transports;

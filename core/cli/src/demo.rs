@@ -107,7 +107,7 @@ pub async fn run(args: DemoArgs, mut shutdown: watch::Receiver<bool>) -> Result<
     let mut probes = 0u64;
     let outcome = loop {
         tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => break Ok(()),
+            _ = tally_http::serve::stopped(&mut shutdown) => break Ok(()),
             _ = report.tick() => {}
         }
         if let Some((name, status)) = pop.exited() {

@@ -63,6 +63,11 @@ impl Default for EdgeSettings {
 #[derive(Debug, Clone, Serialize)]
 pub struct PopState {
     pub edge_http: String,
+    /// The edge over HTTPS (HTTP/1.1 and HTTP/2) and over HTTP/3 (QUIC, same
+    /// port number on UDP is not assumed), and its self-signed certificate.
+    pub edge_https: String,
+    pub edge_h3: String,
+    pub edge_cert: PathBuf,
     pub core_http: String,
     pub clickhouse_http: String,
     /// The core's QUIC batch endpoint and the certificate edges trust for it.
@@ -146,14 +151,17 @@ impl LocalPop {
             ),
         )?;
         let core = spawn(&opts, "core", &dir.join("core.toml"), &dir.join("core.log"), core_http).await?;
-        let edge_http = free_tcp()?;
+        let (edge_http, edge_https, edge_h3) = (free_tcp()?, free_tcp()?, free_udp()?);
         let first = &specs[0];
         let state = PopState {
             edge_http: format!("http://{edge_http}"),
             core_http: format!("http://{core_http}"),
             clickhouse_http: clickhouse_url,
             core_quic,
-            core_cert: core_dir.join(tally_core::tls::CERT_FILE),
+            core_cert: tally_http::tls::generated_paths(&core_dir, "core").0,
+            edge_https: format!("https://127.0.0.1:{}", edge_https.port()),
+            edge_h3: format!("https://127.0.0.1:{}", edge_h3.port()),
+            edge_cert: tally_http::tls::generated_paths(&dir.join("local-edge-1-spool").join("tls"), "edge").0,
             tenant: first.id.clone(),
             ingest_key: first.ingest_key.clone(),
             read_key: first.read_key.clone(),
@@ -164,24 +172,24 @@ impl LocalPop {
             pids: Vec::new(),
         };
         let mut pop = LocalPop { state, clickhouse, core, edges: Vec::new(), opts, core_http, core_quic, tenants_file };
-        pop.add_edge_on("local-edge-1", edge_http).await?;
+        pop.add_edge_on("local-edge-1", edge_http, edge_https, edge_h3).await?;
         Ok(pop)
     }
 
     /// Starts another edge (its own id, port and spool) shipping to the core;
     /// returns its index and HTTP base URL.
     pub async fn add_edge(&mut self, id: &str) -> Result<(usize, String)> {
-        self.add_edge_on(id, free_tcp()?).await
+        self.add_edge_on(id, free_tcp()?, free_tcp()?, free_udp()?).await
     }
 
-    async fn add_edge_on(&mut self, id: &str, http: SocketAddr) -> Result<(usize, String)> {
+    async fn add_edge_on(&mut self, id: &str, http: SocketAddr, https: SocketAddr, h3: SocketAddr) -> Result<(usize, String)> {
         let e = &self.opts.edge;
         let dir = &self.opts.dir;
         let config = dir.join(format!("{id}.toml"));
         std::fs::write(
             &config,
             format!(
-                "edge_id = \"{id}\"\nlisten_http = \"{http}\"\nspool_dir = {:?}\ntenants_file = {:?}\nship_interval_ms = {}\nheartbeat_ms = {}\nspool_archive_acknowledged = {}\n\n[ack]\nmode = \"{}\"\n\n[time]\nallowed_lateness_secs = {}\nidle_lag_secs = {}\n\n[core]\naddr = \"{}\"\nca_cert = {:?}\n",
+                "edge_id = \"{id}\"\nlisten_http = \"{http}\"\nlisten_https = \"{https}\"\nlisten_h3 = \"{h3}\"\nspool_dir = {:?}\ntenants_file = {:?}\nship_interval_ms = {}\nheartbeat_ms = {}\nspool_archive_acknowledged = {}\n\n[ack]\nmode = \"{}\"\n\n[time]\nallowed_lateness_secs = {}\nidle_lag_secs = {}\n\n[core]\naddr = \"{}\"\nca_cert = {:?}\n",
                 dir.join(format!("{id}-spool")),
                 self.tenants_file,
                 e.ship_interval_ms,

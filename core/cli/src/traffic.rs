@@ -137,7 +137,7 @@ pub async fn drive(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
+            _ = tally_http::serve::stopped(&mut stop) => return,
         }
         let mut left = per_tick;
         while left > 0 {

@@ -3,7 +3,6 @@
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
@@ -73,7 +72,7 @@ impl BodyError {
 const DRAIN_CAP: u64 = 64 << 20;
 
 /// Reads a whole request body, refusing more than `limit` bytes.
-pub async fn read_body(req: http::Request<Incoming>, limit: usize) -> Result<(http::request::Parts, Bytes), BodyError> {
+pub async fn read_body(req: http::Request<crate::RequestBody>, limit: usize) -> Result<(http::request::Parts, Bytes), BodyError> {
     let (parts, mut body) = req.into_parts();
     let declared = parts
         .headers

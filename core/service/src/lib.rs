@@ -17,7 +17,6 @@ pub mod config;
 pub mod metrics;
 pub mod receiver;
 pub mod supervise;
-pub mod tls;
 
 use std::sync::Arc;
 
@@ -31,7 +30,7 @@ use clickhouse::{Store, StoreError};
 use config::CoreConfig;
 use metrics::Metrics;
 use receiver::{Receiver, ReceiverError};
-use tls::TlsError;
+use tally_http::tls::{self, TlsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
@@ -66,10 +65,10 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     let applied = store.migrate().await?;
     tracing::info!(server = store.server_version(), ?applied, "ClickHouse schema is current");
 
-    let identity = tls::load_or_create(&config.data_dir, &config.tls_names)?;
+    let identity = tls::load_or_create(&config.data_dir, "core", &config.tls_names)?;
     let cert = identity.cert_path.clone();
     let (jobs_tx, jobs_rx) = mpsc::channel(COMMIT_QUEUE);
-    let receiver = Receiver::bind(config.listen_quic, identity, config.max_batch_bytes, jobs_tx, metrics.clone())?;
+    let receiver = Receiver::bind(config.listen_quic, &identity, config.max_batch_bytes, jobs_tx, metrics.clone())?;
     tracing::info!(addr = %config.listen_quic, cert = %cert.display(), "receiving batches over QUIC");
     let listener = TcpListener::bind(config.listen_http)
         .await
@@ -83,7 +82,7 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     }
     let receiving = tokio::spawn(receiver.run(shutdown.clone()));
     let api = Arc::new(Api { tenants, store, metrics });
-    tally_http::serve::serve(listener, api, shutdown).await;
+    tally_http::serve::serve(listener, None, api, shutdown).await;
     // The receiver owns the job sender: once it stops, the committer drains
     // what is queued and ends.
     let _ = receiving.await;

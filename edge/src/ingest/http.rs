@@ -1,15 +1,14 @@
 //! The edge's HTTP routes: `POST /v1/clicks`, `GET /healthz`, `GET /metrics`.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{header, HeaderValue, Method, StatusCode};
-use hyper::body::Incoming;
 use tokio::sync::{mpsc, oneshot};
 
-use tally_http::{reply, serve::Handler, Response};
+use tally_http::serve::{Handler, Peer, Transport};
+use tally_http::{reply, RequestBody, Response};
 use tally_model::tenant::{Role, Tenants};
 
 use super::body::{self, Format};
@@ -30,6 +29,8 @@ pub struct Ingest {
     pub wal: Option<mpsc::Sender<Command>>,
     /// Set by the shipper while the spool cannot take more batches.
     pub backpressure: Arc<AtomicBool>,
+    /// `Alt-Svc` value advertising HTTP/3 on TCP responses, if it is served.
+    pub alt_svc: Option<HeaderValue>,
 }
 
 pub fn now_ms() -> u64 {
@@ -37,16 +38,25 @@ pub fn now_ms() -> u64 {
 }
 
 impl Handler for Ingest {
-    async fn handle(self: Arc<Self>, req: http::Request<Incoming>, _peer: SocketAddr) -> Response {
-        let resp = match (req.method(), req.uri().path()) {
+    async fn handle(self: Arc<Self>, req: http::Request<RequestBody>, peer: Peer) -> Response {
+        let mut resp = match (req.method(), req.uri().path()) {
             (&Method::POST, "/v1/clicks") => self.post_clicks(req).await,
             (_, "/v1/clicks") => reply::method_not_allowed("POST"),
             (&Method::GET, "/healthz") => reply::with_type(StatusCode::OK, "ok\n".into(), "text/plain"),
-            (&Method::GET, "/metrics") => reply::metrics(&self.metrics.registry),
+            (&Method::GET, "/metrics") => {
+                if let Some(n) = tally_http::h3::udp_rcvbuf_errors() {
+                    self.metrics.udp_rcvbuf_errors.set(n as i64);
+                }
+                reply::metrics(&self.metrics.registry)
+            }
             (_, "/healthz" | "/metrics") => reply::method_not_allowed("GET"),
             _ => reply::not_found(),
         };
-        self.metrics.requests.get_or_create(&StatusLabel { code: resp.status().as_u16() }).inc();
+        if let (Some(alt_svc), Transport::Tcp | Transport::Tls) = (&self.alt_svc, peer.transport) {
+            resp.headers_mut().insert(header::ALT_SVC, alt_svc.clone());
+        }
+        let label = StatusLabel { code: resp.status().as_u16(), transport: peer.transport.as_str() };
+        self.metrics.requests.get_or_create(&label).inc();
         resp
     }
 }
@@ -59,7 +69,7 @@ fn unavailable(reason: impl Into<String>) -> Response {
 
 impl Ingest {
     #[tracing::instrument(name = "post_clicks", skip_all, fields(tenant, events))]
-    async fn post_clicks(&self, req: http::Request<Incoming>) -> Response {
+    async fn post_clicks(&self, req: http::Request<RequestBody>) -> Response {
         let Some(tenant) = self.tenants.authenticate_bearer(reply::authorization(req.headers()), Role::Ingest).cloned() else {
             let mut resp = reply::error(StatusCode::UNAUTHORIZED, "missing or unknown ingest key (Authorization: Bearer <key>)");
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

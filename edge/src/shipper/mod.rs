@@ -90,7 +90,7 @@ impl Shipper {
                 _ = sleep_until(st.resume_at), if !st.backoff.is_zero() && st.in_flight.is_empty() => {
                     self.dispatch(&mut st, &mut sends);
                 }
-                _ = shutdown.wait_for(|s| *s) => break,
+                _ = tally_http::serve::stopped(&mut shutdown) => break,
             }
         }
         self.drain(&mut st, &mut sends).await;

@@ -1,12 +1,11 @@
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{header, HeaderValue, Method, StatusCode};
-use hyper::body::Incoming;
 use serde::Serialize;
 
-use tally_http::{reply, serve::Handler, Response};
+use tally_http::serve::{Handler, Peer};
+use tally_http::{reply, RequestBody, Response};
 use tally_model::tenant::{Role, TenantId, Tenants};
 
 use super::params::{parse_limit, parse_range, step_name};
@@ -87,7 +86,7 @@ fn now_ms() -> u64 {
 }
 
 impl Handler for Api {
-    async fn handle(self: Arc<Self>, req: http::Request<Incoming>, _peer: SocketAddr) -> Response {
+    async fn handle(self: Arc<Self>, req: http::Request<RequestBody>, _peer: Peer) -> Response {
         let path = req.uri().path().to_string();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let (route, resp) = match (req.method(), segments.as_slice()) {
@@ -109,7 +108,7 @@ impl Handler for Api {
 }
 
 impl Api {
-    fn tenant(&self, req: &http::Request<Incoming>) -> Result<TenantId, Response> {
+    fn tenant(&self, req: &http::Request<RequestBody>) -> Result<TenantId, Response> {
         self.tenants.authenticate_bearer(reply::authorization(req.headers()), Role::Read).cloned().ok_or_else(|| {
             let mut resp = reply::error(StatusCode::UNAUTHORIZED, "missing or unknown read key (Authorization: Bearer <key>)");
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -118,7 +117,7 @@ impl Api {
     }
 
     #[tracing::instrument(name = "query_clicks", skip_all, fields(ad))]
-    async fn clicks(&self, req: &http::Request<Incoming>, ad: &str) -> Response {
+    async fn clicks(&self, req: &http::Request<RequestBody>, ad: &str) -> Response {
         let tenant = match self.tenant(req) {
             Ok(t) => t,
             Err(resp) => return resp,
@@ -161,7 +160,7 @@ impl Api {
         )
     }
 
-    async fn top_ads(&self, req: &http::Request<Incoming>) -> Response {
+    async fn top_ads(&self, req: &http::Request<RequestBody>) -> Response {
         let tenant = match self.tenant(req) {
             Ok(t) => t,
             Err(resp) => return resp,
@@ -181,7 +180,7 @@ impl Api {
     /// Exact per-hour, per-ad billing: statements for final hours, live
     /// records (each click id once) for the others.
     #[tracing::instrument(name = "query_billing", skip_all)]
-    async fn billing(&self, req: &http::Request<Incoming>) -> Response {
+    async fn billing(&self, req: &http::Request<RequestBody>) -> Response {
         let tenant = match self.tenant(req) {
             Ok(t) => t,
             Err(resp) => return resp,

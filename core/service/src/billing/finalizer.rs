@@ -27,7 +27,7 @@ pub async fn run(store: Store, metrics: Arc<Metrics>, interval: Duration, lookba
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = tally_http::serve::stopped(&mut shutdown) => return,
         }
         match pass(&store, lookback_hours).await {
             Ok(p) => {

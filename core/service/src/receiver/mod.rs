@@ -18,7 +18,7 @@ use tally_model::reply::{Reply, Status};
 
 use crate::commit::committer::Job;
 use crate::metrics::Metrics;
-use crate::tls::Identity;
+use tally_http::tls::{server_config, Identity};
 
 pub const ALPN: &[u8] = b"tally-batch/1";
 
@@ -40,20 +40,13 @@ pub struct Receiver {
 impl Receiver {
     pub fn bind(
         addr: SocketAddr,
-        identity: Identity,
+        identity: &Identity,
         max_batch_bytes: usize,
         jobs: mpsc::Sender<Job>,
         metrics: Arc<Metrics>,
     ) -> Result<Receiver, ReceiverError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| ReceiverError::Tls(e.to_string()))?
-            .with_no_client_auth()
-            .with_single_cert(identity.certs, identity.key)
-            .map_err(|e| ReceiverError::Tls(e.to_string()))?;
-        tls.alpn_protocols = vec![ALPN.to_vec()];
-        let quic = QuicServerConfig::try_from(Arc::new(tls)).map_err(|e| ReceiverError::Tls(e.to_string()))?;
+        let tls = server_config(identity, &[ALPN], true).map_err(|e| ReceiverError::Tls(e.to_string()))?;
+        let quic = QuicServerConfig::try_from(tls).map_err(|e| ReceiverError::Tls(e.to_string()))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
         let mut transport = quinn::TransportConfig::default();
         transport.max_concurrent_bidi_streams(1024u32.into());
@@ -74,7 +67,7 @@ impl Receiver {
                     Some(incoming) => incoming,
                     None => break,
                 },
-                _ = shutdown.wait_for(|s| *s) => break,
+                _ = tally_http::serve::stopped(&mut shutdown) => break,
             };
             let this = this.clone();
             tokio::spawn(async move {
