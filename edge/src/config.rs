@@ -25,6 +25,11 @@ pub struct EdgeConfig {
     pub tenants_file: PathBuf,
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Requests with more events are answered 413.
+    #[serde(default = "defaults::max_events_per_request")]
+    pub max_events_per_request: usize,
+    /// Served at `GET /sdk/{name}` (a click SDK, test pages), if set.
+    pub static_dir: Option<PathBuf>,
     #[serde(default = "defaults::spool_max_bytes")]
     pub spool_max_bytes: u64,
     /// Move acknowledged batches to `<spool_dir>/sent/` instead of deleting them.
@@ -150,6 +155,9 @@ pub struct CoreSection {
 mod defaults {
     pub fn max_body_bytes() -> usize {
         8 << 20
+    }
+    pub fn max_events_per_request() -> usize {
+        100_000
     }
     pub fn spool_max_bytes() -> u64 {
         4 << 30

@@ -20,6 +20,7 @@ pub mod dedup;
 pub mod ingest;
 pub mod metrics;
 pub mod shipper;
+pub mod site;
 pub mod spool;
 
 use std::sync::atomic::AtomicBool;
@@ -150,6 +151,9 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
         wal: wal_tx.clone(),
         backpressure: backpressure.clone(),
         alt_svc,
+        static_dir: config.static_dir.clone(),
+        rate_limits: Default::default(),
+        max_events_per_request: config.max_events_per_request,
     });
     let shipper = Shipper {
         pipeline,

@@ -37,6 +37,7 @@ pub struct Metrics {
     pub wal_damaged: Counter,
     pub watermark_ms: Gauge,
     pub udp_rcvbuf_errors: Gauge,
+    pub redirects_unrecorded: Counter,
     pub dedup_entries: Gauge,
     pub dedup_memory_bytes: Gauge,
     pub dedup_evicted_early: Counter,
@@ -55,6 +56,7 @@ impl Metrics {
         let mut m = Metrics::default();
         let r = &mut m.registry;
         r.register("tally_edge_http_requests", "HTTP requests by status code and transport (tcp, tls, h3)", m.requests.clone());
+        r.register("tally_edge_redirects_unrecorded", "Click redirects answered although their click could not be recorded", m.redirects_unrecorded.clone());
         r.register("tally_edge_udp_rcvbuf_errors", "UDP datagrams the host dropped for a full receive buffer (kernel count, all sockets)", m.udp_rcvbuf_errors.clone());
         r.register("tally_edge_events_accepted", "Clicks accepted (first sighting)", m.events_accepted.clone());
         r.register("tally_edge_events_duplicate", "Clicks dropped as duplicates within the dedup horizon", m.events_duplicate.clone());

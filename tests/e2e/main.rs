@@ -10,3 +10,4 @@ mod sql;
 mod crash;
 mod billing;
 mod transports;
+mod browser_features;

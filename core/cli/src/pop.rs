@@ -135,6 +135,9 @@ impl LocalPop {
                 ingest_key: random_key("ing_"),
                 read_key: random_key("read_"),
                 admin_key: random_key("adm_"),
+                redirect_secret: Some(random_key("sig_")),
+                allowed_origins: Vec::new(),
+                max_events_per_sec: None,
             })
             .collect();
         let tenants_file = dir.join("tenants.toml");
@@ -206,6 +209,17 @@ impl LocalPop {
         self.edges.push(Edge { id: id.into(), http, process });
         self.state.pids = self.pids();
         Ok((self.edges.len() - 1, format!("http://{http}")))
+    }
+
+    /// Replaces the tenants file (keys, policies) and restarts edges and
+    /// core so they read it.
+    pub async fn set_tenants(&mut self, specs: Vec<TenantSpec>) -> Result<()> {
+        std::fs::write(&self.tenants_file, toml_tenants(&specs))?;
+        self.state.tenants = specs;
+        for i in 0..self.edges.len() {
+            self.restart_edge(i).await?;
+        }
+        self.restart_core().await
     }
 
     /// The spool directory of edge `i`.
@@ -335,6 +349,15 @@ fn toml_tenants(specs: &[TenantSpec]) -> String {
             "\n[[tenant]]\nid = {:?}\ningest_key = {:?}\nread_key = {:?}\nadmin_key = {:?}\n",
             t.id, t.ingest_key, t.read_key, t.admin_key
         ));
+        if let Some(secret) = &t.redirect_secret {
+            out.push_str(&format!("redirect_secret = {secret:?}\n"));
+        }
+        if !t.allowed_origins.is_empty() {
+            out.push_str(&format!("allowed_origins = {:?}\n", t.allowed_origins));
+        }
+        if let Some(rate) = t.max_events_per_sec {
+            out.push_str(&format!("max_events_per_sec = {rate}\n"));
+        }
     }
     out
 }

@@ -66,11 +66,15 @@ impl Client {
         if let Some(ct) = content_type {
             builder = builder.header(header::CONTENT_TYPE, ct);
         }
-        let req = builder
-            .body(Full::new(body.into()))
-            .map_err(|e| ClientError::Request { url: url.into(), message: e.to_string() })?;
-        let transport = |message: String| ClientError::Transport { method: method.clone(), url: url.into(), message };
-        let resp = self.inner.request(req).await.map_err(|e| transport(format!("{e:?}")))?;
+        let req = builder.body(body.into()).map_err(|e| ClientError::Request { url: url.into(), message: e.to_string() })?;
+        self.request(req).await
+    }
+
+    /// Sends a request built by the caller.
+    pub async fn request(&self, req: Request<Bytes>) -> Result<Reply, ClientError> {
+        let (method, url) = (req.method().clone(), req.uri().to_string());
+        let transport = |message: String| ClientError::Transport { method: method.clone(), url: url.clone(), message };
+        let resp = self.inner.request(req.map(Full::new)).await.map_err(|e| transport(format!("{e:?}")))?;
         let (parts, body) = resp.into_parts();
         let body = body.collect().await.map_err(|e| transport(e.to_string()))?.to_bytes();
         Ok(Reply { status: parts.status, headers: parts.headers, body })

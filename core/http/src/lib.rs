@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod h3;
+pub mod query;
 pub mod reply;
 pub mod serve;
 pub mod tls;

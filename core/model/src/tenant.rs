@@ -13,6 +13,10 @@
 //! ingest_key = "..."
 //! read_key = "..."
 //! admin_key = "..."
+//! # optional:
+//! redirect_secret = "..."         # signs click-redirect links (HMAC-SHA256)
+//! allowed_origins = ["https://news.example"]   # CORS for browser posts
+//! max_events_per_sec = 50000      # per edge; past it the edge answers 429
 //! ```
 
 use std::collections::HashMap;
@@ -45,6 +49,12 @@ impl TenantId {
     }
 }
 
+impl std::borrow::Borrow<str> for TenantId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for TenantId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -65,6 +75,20 @@ pub struct TenantSpec {
     pub ingest_key: String,
     pub read_key: String,
     pub admin_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_events_per_sec: Option<u32>,
+}
+
+/// What a tenant allows beyond its keys.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub redirect_secret: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub max_events_per_sec: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -90,6 +114,7 @@ pub const MIN_KEY_LEN: usize = 16;
 pub struct Tenants {
     by_key: HashMap<String, (TenantId, Role)>,
     ids: Vec<TenantId>,
+    policies: HashMap<TenantId, Policy>,
 }
 
 impl Tenants {
@@ -114,6 +139,15 @@ impl Tenants {
                     return Err(invalid(format!("{role:?} key is already used by another tenant or role")));
                 }
             }
+            if spec.redirect_secret.as_ref().is_some_and(|s| s.len() < MIN_KEY_LEN) {
+                return Err(invalid(format!("redirect_secret must be at least {MIN_KEY_LEN} characters")));
+            }
+            let policy = Policy {
+                redirect_secret: spec.redirect_secret.clone(),
+                allowed_origins: spec.allowed_origins.clone(),
+                max_events_per_sec: spec.max_events_per_sec,
+            };
+            tenants.policies.insert(id.clone(), policy);
             tenants.ids.push(id);
         }
         Ok(tenants)
@@ -136,6 +170,20 @@ impl Tenants {
     pub fn ids(&self) -> &[TenantId] {
         &self.ids
     }
+
+    /// A tenant by id (e.g. from a URL path), with its policy.
+    pub fn get(&self, id: &str) -> Option<(&TenantId, &Policy)> {
+        self.policies.get_key_value(id)
+    }
+
+    pub fn policy(&self, id: &TenantId) -> &Policy {
+        self.policies.get(id).expect("every tenant has a policy")
+    }
+
+    /// Whether any tenant lets `origin` post from a browser.
+    pub fn any_allows_origin(&self, origin: &str) -> bool {
+        self.policies.values().any(|p| p.allowed_origins.iter().any(|o| o == origin))
+    }
 }
 
 #[cfg(test)]
@@ -144,7 +192,15 @@ mod tests {
 
     fn spec(id: &str, n: u8) -> TenantSpec {
         let k = |r: &str| format!("{id}-{r}-key-{n:04}-xxxxxxxx");
-        TenantSpec { id: id.into(), ingest_key: k("ingest"), read_key: k("read"), admin_key: k("admin") }
+        TenantSpec {
+            id: id.into(),
+            ingest_key: k("ingest"),
+            read_key: k("read"),
+            admin_key: k("admin"),
+            redirect_secret: None,
+            allowed_origins: vec![],
+            max_events_per_sec: None,
+        }
     }
 
     #[test]

@@ -1,4 +1,10 @@
-//! The edge's HTTP routes: `POST /v1/clicks`, `GET /healthz`, `GET /metrics`.
+//! The edge's HTTP routes, the same on every transport:
+//! * `POST /v1/clicks` (key in `Authorization`), `POST /v1/beacon/{ingest_key}`
+//!   (for `navigator.sendBeacon`, which cannot set headers), `OPTIONS` on
+//!   both for CORS preflights;
+//! * `GET /c/{tenant}/{ad_id}?url=&sig=...`: record a click, `302` to the
+//!   signed landing URL (see [`super::redirect`]);
+//! * `GET /sdk/{name}`, `GET /openapi.json`, `GET /healthz`, `GET /metrics`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,28 +15,34 @@ use tokio::sync::{mpsc, oneshot};
 
 use tally_http::serve::{Handler, Peer, Transport};
 use tally_http::{reply, RequestBody, Response};
-use tally_model::tenant::{Role, Tenants};
+use tally_model::tenant::{Role, TenantId, Tenants};
 
 use super::body::{self, Format};
-use super::event::parse_click;
-use super::pipeline::{Admitted, Pipeline};
+use super::event::{click_key, parse_click, Click};
+use super::limits::RateLimits;
+use super::pipeline::{Admitted, Outcome, Pipeline};
+use super::{cors, encoding, redirect};
 use crate::metrics::{Metrics, RefusedLabel, StatusLabel};
 use crate::spool::group_commit::Command;
 
 /// What a client is told to wait before retrying when the edge is saturated.
 const RETRY_AFTER_SECS: &str = "5";
+pub const OPENAPI: &str = include_str!("../../../deploy/openapi/edge.json");
 
 pub struct Ingest {
     pub tenants: Tenants,
     pub pipeline: Arc<Mutex<Pipeline>>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    pub max_events_per_request: usize,
     /// `Some` in durable ack mode: the WAL thread.
     pub wal: Option<mpsc::Sender<Command>>,
     /// Set by the shipper while the spool cannot take more batches.
     pub backpressure: Arc<AtomicBool>,
     /// `Alt-Svc` value advertising HTTP/3 on TCP responses, if it is served.
     pub alt_svc: Option<HeaderValue>,
+    pub static_dir: Option<std::path::PathBuf>,
+    pub rate_limits: Mutex<RateLimits>,
 }
 
 pub fn now_ms() -> u64 {
@@ -39,17 +51,38 @@ pub fn now_ms() -> u64 {
 
 impl Handler for Ingest {
     async fn handle(self: Arc<Self>, req: http::Request<RequestBody>, peer: Peer) -> Response {
-        let mut resp = match (req.method(), req.uri().path()) {
-            (&Method::POST, "/v1/clicks") => self.post_clicks(req).await,
-            (_, "/v1/clicks") => reply::method_not_allowed("POST"),
-            (&Method::GET, "/healthz") => reply::with_type(StatusCode::OK, "ok\n".into(), "text/plain"),
-            (&Method::GET, "/metrics") => {
+        let path = req.uri().path().to_string();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let mut resp = match (req.method(), segments.as_slice()) {
+            (&Method::POST, ["v1", "clicks"]) => {
+                let key = reply::authorization(req.headers()).and_then(|h| h.strip_prefix("Bearer ")).map(str::to_owned);
+                self.post(req, key.as_deref()).await
+            }
+            (&Method::POST, ["v1", "beacon", key]) => {
+                let key = key.to_string();
+                self.post(req, Some(&key)).await
+            }
+            (&Method::OPTIONS, ["v1", "clicks"]) => {
+                let origin = cors::origin(req.headers());
+                cors::preflight(origin, origin.is_some_and(|o| self.tenants.any_allows_origin(o)))
+            }
+            (&Method::OPTIONS, ["v1", "beacon", key]) => {
+                let origin = cors::origin(req.headers());
+                let allowed = self.tenants.authenticate(key, Role::Ingest).map(|t| self.tenants.policy(t));
+                cors::preflight(origin, allowed.is_some_and(|p| origin.is_some_and(|o| p.allowed_origins.iter().any(|a| a == o))))
+            }
+            (_, ["v1", "clicks"] | ["v1", "beacon", _]) => reply::method_not_allowed("POST, OPTIONS"),
+            (&Method::GET, ["c", tenant, ad]) => self.redirect(&req, tenant, ad).await,
+            (&Method::GET, ["sdk", name]) => crate::site::serve(self.static_dir.as_deref(), name).await,
+            (&Method::GET, ["openapi.json"]) => reply::with_type(StatusCode::OK, OPENAPI.into(), "application/json"),
+            (&Method::GET, ["healthz"]) => reply::with_type(StatusCode::OK, "ok\n".into(), "text/plain"),
+            (&Method::GET, ["metrics"]) => {
                 if let Some(n) = tally_http::h3::udp_rcvbuf_errors() {
                     self.metrics.udp_rcvbuf_errors.set(n as i64);
                 }
                 reply::metrics(&self.metrics.registry)
             }
-            (_, "/healthz" | "/metrics") => reply::method_not_allowed("GET"),
+            (_, ["c", _, _] | ["sdk", _] | ["openapi.json"] | ["healthz"] | ["metrics"]) => reply::method_not_allowed("GET"),
             _ => reply::not_found(),
         };
         if let (Some(alt_svc), Transport::Tcp | Transport::Tls) = (&self.alt_svc, peer.transport) {
@@ -61,41 +94,82 @@ impl Handler for Ingest {
     }
 }
 
-fn unavailable(reason: impl Into<String>) -> Response {
-    let mut resp = reply::error(StatusCode::SERVICE_UNAVAILABLE, reason);
-    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+fn unavailable(status: StatusCode, retry_after: &str, reason: impl Into<String>) -> Response {
+    let mut resp = reply::error(status, reason);
+    if let Ok(v) = HeaderValue::from_str(retry_after) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
     resp
 }
 
 impl Ingest {
+    /// `POST /v1/clicks` and `POST /v1/beacon/{key}`: the same batch ingest.
     #[tracing::instrument(name = "post_clicks", skip_all, fields(tenant, events))]
-    async fn post_clicks(&self, req: http::Request<RequestBody>) -> Response {
-        let Some(tenant) = self.tenants.authenticate_bearer(reply::authorization(req.headers()), Role::Ingest).cloned() else {
+    async fn post(&self, req: http::Request<RequestBody>, key: Option<&str>) -> Response {
+        let Some(tenant) = key.and_then(|k| self.tenants.authenticate(k.trim(), Role::Ingest)).cloned() else {
             let mut resp = reply::error(StatusCode::UNAUTHORIZED, "missing or unknown ingest key (Authorization: Bearer <key>)");
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return resp;
         };
         tracing::Span::current().record("tenant", tenant.as_str());
+        let origin = cors::origin(req.headers()).map(str::to_owned);
+        let mut resp = self.ingest(&tenant, req).await;
+        cors::allow(&mut resp, origin.as_deref(), self.tenants.policy(&tenant));
+        resp
+    }
+
+    async fn ingest(&self, tenant: &TenantId, req: http::Request<RequestBody>) -> Response {
         if self.backpressure.load(Ordering::Relaxed) {
-            return unavailable("the edge's spool is full while the core catches up; retry later");
+            return unavailable(StatusCode::SERVICE_UNAVAILABLE, RETRY_AFTER_SECS, "the edge's spool is full while the core catches up; retry later");
         }
         let (parts, bytes) = match reply::read_body(req, self.max_body_bytes).await {
             Ok(read) => read,
             Err(e) => return e.into_response(),
+        };
+        let content_encoding = parts.headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
+        let bytes = match encoding::decode(content_encoding, bytes, self.max_body_bytes) {
+            Ok(b) => b,
+            Err(e @ encoding::DecodeError::TooLarge(_)) => return reply::error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+            Err(e @ encoding::DecodeError::Unsupported(_)) => return reply::error(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string()),
+            Err(e) => return reply::error(StatusCode::BAD_REQUEST, e.to_string()),
         };
         let format = Format::from_content_type(parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()));
         let raw = match body::split(&bytes, format) {
             Ok(raw) => raw,
             Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
         };
+        if raw.len() > self.max_events_per_request {
+            return reply::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("{} events in one request; at most {} are accepted", raw.len(), self.max_events_per_request),
+            );
+        }
         tracing::Span::current().record("events", raw.len());
         // Validate outside the lock; only admission needs it.
-        let clicks: Vec<_> = raw.into_iter().map(|r| r.and_then(|raw| parse_click(&tenant, raw))).collect();
-        let (outcome, admitted) = self.pipeline.lock().expect("pipeline lock poisoned").admit(&tenant, clicks, now_ms());
+        let clicks: Vec<_> = raw.into_iter().map(|r| r.and_then(|raw| parse_click(tenant, raw))).collect();
+        match self.accept(tenant, clicks).await {
+            Ok(outcome) => reply::json(StatusCode::OK, &outcome),
+            Err(resp) => resp,
+        }
+    }
+
+    /// Rate limit, admission, durability and metrics for a request's clicks.
+    async fn accept(&self, tenant: &TenantId, clicks: Vec<Result<Click, String>>) -> Result<Outcome, Response> {
+        if let Some(rate) = self.tenants.policy(tenant).max_events_per_sec {
+            let taken = self.rate_limits.lock().expect("rate limit lock poisoned").take(tenant, rate, clicks.len() as u64, now_ms());
+            if let Err(wait) = taken {
+                return Err(unavailable(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &wait.to_string(),
+                    format!("tenant {tenant} is limited to {rate} events/s; retry later"),
+                ));
+            }
+        }
+        let (outcome, admitted) = self.pipeline.lock().expect("pipeline lock poisoned").admit(tenant, clicks, now_ms());
         if let Some(admitted) = admitted {
             let refused = count_refused(&admitted);
             if let Err(reason) = self.make_durable(admitted).await {
-                return unavailable(format!("clicks not acknowledged, retry: {reason}"));
+                return Err(unavailable(StatusCode::SERVICE_UNAVAILABLE, RETRY_AFTER_SECS, format!("clicks not acknowledged, retry: {reason}")));
             }
             for (reason, n) in refused {
                 self.metrics.events_refused.get_or_create(&RefusedLabel { tenant: tenant.to_string(), reason }).inc_by(n);
@@ -106,7 +180,45 @@ impl Ingest {
         m.events_accepted.get_or_create(&label).inc_by(outcome.accepted);
         m.events_duplicate.get_or_create(&label).inc_by(outcome.duplicates);
         m.events_rejected.get_or_create(&label).inc_by(outcome.rejected.len() as u64);
-        reply::json(StatusCode::OK, &outcome)
+        Ok(outcome)
+    }
+
+    /// `GET /c/{tenant}/{ad_id}`: one click from the signed link, then `302`
+    /// to its landing URL.
+    #[tracing::instrument(name = "redirect", skip_all, fields(tenant))]
+    async fn redirect(&self, req: &http::Request<RequestBody>, tenant: &str, ad: &str) -> Response {
+        let Some((tenant, policy)) = self.tenants.get(tenant) else { return reply::not_found() };
+        let Some(secret) = &policy.redirect_secret else {
+            return reply::error(StatusCode::NOT_FOUND, "this tenant has no signed redirects (no redirect_secret)");
+        };
+        let link = match redirect::verify(secret, tenant.as_str(), ad, req.uri().query()) {
+            Ok(link) => link,
+            Err(reason) => return reply::error(StatusCode::FORBIDDEN, format!("not a valid signed link: {reason}")),
+        };
+        let click_id = link.click_id.clone().unwrap_or_else(|| format!("r-{:032x}", fastrand::u128(..)));
+        let click = Click {
+            key: click_key(tenant, &click_id),
+            ad_id: link.ad_id,
+            campaign_id: link.campaign_id.unwrap_or(0),
+            ts_ms: now_ms(),
+            cost_micros: link.cost_micros.unwrap_or(0),
+            user_hash: None,
+        };
+        // The visitor goes on even if recording failed: that is counted
+        // (503s in the request metrics would hide it), never silent.
+        if let Err(resp) = self.accept(tenant, vec![Ok(click)]).await {
+            tracing::warn!(status = %resp.status(), "redirect click not recorded");
+            self.metrics.redirects_unrecorded.inc();
+        }
+        let mut resp = reply::with_type(StatusCode::FOUND, bytes::Bytes::new(), "text/plain");
+        match HeaderValue::from_str(&link.url) {
+            Ok(v) => {
+                resp.headers_mut().insert(header::LOCATION, v);
+                resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                resp
+            }
+            Err(_) => reply::error(StatusCode::BAD_REQUEST, "url is not a valid header value"),
+        }
     }
 
     /// Durable mode: wait for the WAL thread's fsync. Memory mode: apply now.

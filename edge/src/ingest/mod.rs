@@ -4,9 +4,15 @@
 //! * [`event`] validates one event into a [`event::Click`];
 //! * [`pipeline`] runs dedup and aggregation over a request's clicks under
 //!   one lock (sans-IO, deterministic);
-//! * [`http`] is the thin hyper shell: routes, auth, status codes.
+//! * [`encoding`] undoes gzip/zstd, [`limits`] rate-limits tenants,
+//!   [`cors`] answers browsers, [`redirect`] verifies signed click links;
+//! * [`http`] is the thin shell: routes, auth, status codes.
 
 pub mod body;
+pub mod cors;
+pub mod encoding;
 pub mod event;
 pub mod http;
+pub mod limits;
 pub mod pipeline;
+pub mod redirect;

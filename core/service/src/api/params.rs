@@ -1,5 +1,6 @@
 //! Query parameters, parsed and checked without I/O.
 
+use tally_http::query::{get, pairs};
 use tally_model::timestamp::parse_millis;
 
 use crate::clickhouse::store::Step;
@@ -76,48 +77,13 @@ pub fn parse_range(query: Option<&str>, default_step: Step, now_ms: u64) -> Resu
 }
 
 pub fn parse_limit(query: Option<&str>) -> Result<u32, String> {
-    match pairs(query).into_iter().find(|(k, _)| k == "limit") {
+    match get(query, "limit") {
         None => Ok(10),
-        Some((_, v)) => match v.parse::<u32>() {
+        Some(v) => match v.parse::<u32>() {
             Ok(n) if (1..=1000).contains(&n) => Ok(n),
             _ => Err(format!("limit {v:?} must be 1..=1000")),
         },
     }
-}
-
-/// `key=value` pairs, percent-decoded (`+` is a space).
-fn pairs(query: Option<&str>) -> Vec<(String, String)> {
-    query
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn decode(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -147,10 +113,4 @@ mod tests {
         assert!(parse_limit(Some("limit=0")).is_err());
     }
 
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(decode("a%3Ab+c%"), "a:b c%");
-        assert_eq!(decode("%zz"), "%zz");
-        assert_eq!(decode("%41"), "A");
-    }
 }

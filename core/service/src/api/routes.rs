@@ -14,6 +14,7 @@ use crate::clickhouse::Store;
 use crate::metrics::{Metrics, RouteLabel};
 
 const DASHBOARD: &str = include_str!("dashboard.html");
+const OPENAPI: &str = include_str!("../../../../deploy/openapi/core.json");
 
 pub struct Api {
     pub tenants: Tenants,
@@ -98,8 +99,9 @@ impl Handler for Api {
             (_, ["v1", "ads"]) => ("top_ads", reply::method_not_allowed("GET")),
             (&Method::GET, [""] | ["dashboard"]) => ("dashboard", dashboard()),
             (&Method::GET, ["healthz"]) => ("healthz", reply::with_type(StatusCode::OK, "ok\n".into(), "text/plain")),
+            (&Method::GET, ["openapi.json"]) => ("openapi", reply::with_type(StatusCode::OK, OPENAPI.into(), "application/json")),
             (&Method::GET, ["metrics"]) => ("metrics", reply::metrics(&self.metrics.registry)),
-            (_, ["healthz" | "metrics" | "" | "dashboard"]) => ("other", reply::method_not_allowed("GET")),
+            (_, ["healthz" | "metrics" | "" | "dashboard" | "openapi.json"]) => ("other", reply::method_not_allowed("GET")),
             _ => ("other", reply::not_found()),
         };
         self.metrics.http_requests.get_or_create(&RouteLabel { route, code: resp.status().as_u16() }).inc();

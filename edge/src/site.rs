@@ -1,0 +1,32 @@
+//! Files served from the edge's own origin: `GET /sdk/{name}` from
+//! `static_dir` (a click SDK, a test page). Same-origin pages can post with
+//! `fetch` and `sendBeacon` without CORS. Names are single path segments of
+//! `[A-Za-z0-9._-]`, never starting with a dot, so nothing outside the
+//! directory can be named.
+
+use std::path::Path;
+
+use http::StatusCode;
+
+use tally_http::{reply, Response};
+
+pub async fn serve(dir: Option<&Path>, name: &str) -> Response {
+    let ok_name = !name.is_empty()
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    let Some(dir) = dir.filter(|_| ok_name) else { return reply::not_found() };
+    match tokio::fs::read(dir.join(name)).await {
+        Ok(bytes) => reply::with_type(StatusCode::OK, bytes.into(), content_type(name)),
+        Err(_) => reply::not_found(),
+    }
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next().unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json",
+        _ => "application/octet-stream",
+    }
+}
