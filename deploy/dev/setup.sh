@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Installs what Tally's demo and tests need on a fresh Debian machine:
-# ClickHouse 18.16 (Debian package), curl, and from PyPI chdb-core (a modern
-# ClickHouse engine, to prove the SQL also runs on 24.x+) and aioquic (an
-# HTTP/3 client nobody here wrote, for the conformance tests). Idempotent.
+# ClickHouse 18.16 (Debian package), curl, openssl and Chromium (clients
+# nobody here wrote, for the conformance tests), and from PyPI chdb-core (a
+# modern ClickHouse engine, to prove the SQL also runs on 24.x+), aioquic (an
+# HTTP/3 client) and schemathesis (checks the running servers against their
+# OpenAPI documents). Idempotent.
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if [ ! -x /usr/sbin/clickhouse-server ] || ! command -v curl >/dev/null; then
-  echo "setup: installing clickhouse-server and curl (Debian packages)"
+if [ ! -x /usr/sbin/clickhouse-server ] || ! command -v curl >/dev/null || ! command -v chromium >/dev/null || ! command -v openssl >/dev/null; then
+  echo "setup: installing clickhouse-server, curl, openssl, chromium (Debian packages)"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client curl >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client curl openssl chromium >/dev/null
 fi
 
-if ! python3 -c "import chdb, aioquic" 2>/dev/null; then
-  echo "setup: installing chdb-core and aioquic (PyPI)"
-  python3 -m pip install -q "chdb-core==26.9.0" "aioquic==1.7.2"
+if ! python3 -c "import chdb, aioquic, schemathesis" 2>/dev/null; then
+  echo "setup: installing chdb-core, aioquic, schemathesis (PyPI)"
+  python3 -m pip install -q "chdb-core==26.9.0" "aioquic==1.7.2" "schemathesis==4.32.5"
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with rustup first" >&2; exit 1; }

@@ -11,3 +11,4 @@ mod crash;
 mod billing;
 mod transports;
 mod browser_features;
+mod browser;

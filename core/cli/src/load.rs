@@ -1,35 +1,77 @@
-//! `tally load`: a closed-loop HTTP load generator for an edge.
+//! `tally load`: a closed-loop load generator for an edge, over HTTP/1.1,
+//! HTTP/2 (cleartext, prior knowledge) or HTTP/3.
 //!
-//! N connections each post batches of freshly numbered clicks (so dedup
-//! never hides work) back to back for a fixed time, then the report gives
-//! events/s, requests/s, request latency percentiles and errors by kind.
+//! `connections` x `streams` workers each post batches of freshly numbered
+//! clicks (so dedup never hides work) back to back for a fixed time, or
+//! paced to `--rate` events/s in total. A progress line updates every
+//! second; the report gives events/s, requests/s, request latency
+//! p50/p99/p99.9 and errors by kind. `--null-server` starts an in-process
+//! server that answers 200 without looking at the body, on the chosen
+//! transport: the baseline of what the transport alone costs.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use bytes::{Buf, Bytes};
+use http::{Method, Request, StatusCode};
+use tokio::sync::watch;
+
 use tally_http::client::Client;
+use tally_http::serve::{Handler, Peer};
+use tally_http::{reply, RequestBody, Response};
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Proto {
+    #[value(name = "1")]
+    H1,
+    #[value(name = "2")]
+    H2,
+    #[value(name = "3")]
+    H3,
+}
 
 #[derive(clap::Args)]
 pub struct LoadArgs {
-    /// Edge base URL, e.g. http://127.0.0.1:8080
-    #[arg(long)]
-    edge: String,
+    /// Edge base URL: http://HOST:PORT for HTTP/1.1 and 2, https://HOST:UDP-PORT for HTTP/3.
+    #[arg(long, required_unless_present = "null_server")]
+    edge: Option<String>,
     /// Ingest key.
-    #[arg(long)]
+    #[arg(long, default_value = "null-server-key-000")]
     key: String,
-    /// Concurrent connections (each with one request in flight).
+    /// HTTP version.
+    #[arg(long, value_enum, default_value = "1")]
+    http: Proto,
+    /// PEM certificate to trust for HTTP/3.
+    #[arg(long)]
+    cacert: Option<PathBuf>,
+    /// TLS server name for HTTP/3.
+    #[arg(long, default_value = "localhost")]
+    server_name: String,
+    /// Connections.
     #[arg(long, default_value_t = 8)]
     connections: usize,
+    /// Concurrent requests per connection (HTTP/2 and 3; HTTP/1.1 uses 1).
+    #[arg(long, default_value_t = 1)]
+    streams: usize,
     /// Events per request.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
     /// Seconds to run.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Target events/s over all workers (0: as fast as answers come back).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
     /// Distinct ads the clicks spread over.
     #[arg(long, default_value_t = 1000)]
     ads: u64,
+    /// Drive an in-process server that answers 200 at once (the baseline).
+    #[arg(long)]
+    null_server: bool,
 }
 
 #[derive(Default)]
@@ -37,24 +79,79 @@ struct Tally {
     events: u64,
     requests: u64,
     latencies_us: Vec<u64>,
-    errors: std::collections::BTreeMap<String, u64>,
+    errors: BTreeMap<String, u64>,
+}
+
+/// One way of sending a request body and getting a status back.
+#[derive(Clone)]
+enum Sender {
+    Hyper(Client),
+    H3(h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>),
+}
+
+impl Sender {
+    async fn post(&mut self, url: &str, authority: &str, key: &str, body: String) -> Result<StatusCode, String> {
+        match self {
+            Sender::Hyper(client) => {
+                let r = client.post_json(url, Some(key), body).await.map_err(|e| e.to_string())?;
+                Ok(r.status)
+            }
+            Sender::H3(send) => {
+                let req = Request::builder()
+                    .method(Method::POST)
+                    .uri(format!("https://{authority}/v1/clicks"))
+                    .header("authorization", format!("Bearer {key}"))
+                    .header("content-type", "application/json")
+                    .body(())
+                    .map_err(|e| e.to_string())?;
+                let mut stream = send.send_request(req).await.map_err(|e| e.to_string())?;
+                stream.send_data(Bytes::from(body)).await.map_err(|e| e.to_string())?;
+                stream.finish().await.map_err(|e| e.to_string())?;
+                let resp = stream.recv_response().await.map_err(|e| e.to_string())?;
+                while let Some(mut chunk) = stream.recv_data().await.map_err(|e| e.to_string())? {
+                    chunk.advance(chunk.remaining());
+                }
+                Ok(resp.status())
+            }
+        }
+    }
 }
 
 pub async fn run(args: LoadArgs) -> Result<()> {
-    let url = format!("{}/v1/clicks", args.edge.trim_end_matches('/'));
+    let (_stop_null, edge, cacert) = if args.null_server { start_null(args.http).await? } else { (None, args.edge.clone().unwrap(), args.cacert.clone()) };
+    let edge = edge.trim_end_matches('/').to_string();
+    let url = format!("{edge}/v1/clicks");
+    let authority = edge.split("://").nth(1).unwrap_or(&edge).to_string();
+    let mut senders = Vec::new();
+    for _ in 0..args.connections {
+        senders.push(match args.http {
+            Proto::H1 => Sender::Hyper(Client::new()),
+            Proto::H2 => Sender::Hyper(Client::http2_prior_knowledge()),
+            Proto::H3 => Sender::H3(h3_connect(&authority, &args.server_name, cacert.as_deref().context("--cacert is needed for HTTP/3")?).await?),
+        });
+    }
+    let workers = args.connections * if args.http == Proto::H1 { 1 } else { args.streams.max(1) };
     let run_id = tally::traffic::now_ms();
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let sent = Arc::new(AtomicU64::new(0));
     let args = Arc::new(args);
-    let mut tasks = Vec::new();
     let started = Instant::now();
-    for conn in 0..args.connections {
-        let (args, url) = (args.clone(), url.clone());
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (args, url, authority, sent) = (args.clone(), url.clone(), authority.clone(), sent.clone());
+        let mut sender = senders[w % senders.len()].clone();
         tasks.push(tokio::spawn(async move {
-            let client = Client::new();
             let mut tally = Tally::default();
-            let mut rng = fastrand::Rng::with_seed(conn as u64);
+            let mut rng = fastrand::Rng::with_seed(w as u64);
             let mut n = 0u64;
+            // Pacing: each worker's share of the rate, as request slots.
+            let interval = (args.rate > 0).then(|| Duration::from_secs_f64(args.batch as f64 * workers as f64 / args.rate as f64));
+            let mut next = Instant::now();
             while Instant::now() < deadline {
+                if let Some(i) = interval {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += i;
+                }
                 let now = tally::traffic::now_ms();
                 let mut body = String::with_capacity(args.batch * 120);
                 body.push('[');
@@ -65,28 +162,39 @@ pub async fn run(args: LoadArgs) -> Result<()> {
                     n += 1;
                     let ad = rng.u64(1..=args.ads);
                     body.push_str(&format!(
-                        r#"{{"click_id":"l{run_id}-{conn}-{n}","ad_id":{ad},"ts":{},"cost_micros":{},"user_id":"u{}"}}"#,
+                        r#"{{"click_id":"l{run_id}-{w}-{n}","ad_id":{ad},"ts":{},"cost_micros":{},"user_id":"u{}"}}"#,
                         now - rng.u64(0..2000),
                         rng.u64(100..5000),
                         rng.u64(0..100_000)
                     ));
                 }
                 body.push(']');
-                let sent = Instant::now();
-                let outcome = client.post_json(&url, Some(&args.key), body).await;
-                tally.latencies_us.push(sent.elapsed().as_micros() as u64);
+                let t = Instant::now();
+                let outcome = sender.post(&url, &authority, &args.key, body).await;
+                tally.latencies_us.push(t.elapsed().as_micros() as u64);
                 tally.requests += 1;
                 match outcome {
-                    Ok(r) if r.status.is_success() => {
-                        tally.events += r.json().ok().and_then(|v| v["accepted"].as_u64()).unwrap_or(0);
+                    Ok(s) if s.is_success() => {
+                        tally.events += args.batch as u64;
+                        sent.fetch_add(args.batch as u64, Ordering::Relaxed);
                     }
-                    Ok(r) => *tally.errors.entry(format!("HTTP {}", r.status.as_u16())).or_default() += 1,
-                    Err(e) => *tally.errors.entry(format!("transport: {}", short(&e.to_string()))).or_default() += 1,
+                    Ok(s) => *tally.errors.entry(format!("HTTP {}", s.as_u16())).or_default() += 1,
+                    Err(e) => *tally.errors.entry(e.chars().take(60).collect()).or_default() += 1,
                 }
             }
             tally
         }));
     }
+    let progress = tokio::spawn(async move {
+        let mut last = 0;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let total = sent.load(Ordering::Relaxed);
+            let secs = started.elapsed().as_secs();
+            eprint!("\r[{}{}] {secs:>3}s {:>10} events/s ", "#".repeat(secs.min(40) as usize), " ".repeat(40 - secs.min(40) as usize), total - last);
+            last = total;
+        }
+    });
     let mut total = Tally::default();
     for t in tasks {
         let t = t.await?;
@@ -97,15 +205,13 @@ pub async fn run(args: LoadArgs) -> Result<()> {
             *total.errors.entry(k).or_default() += v;
         }
     }
+    progress.abort();
+    eprintln!();
     let secs = started.elapsed().as_secs_f64();
     total.latencies_us.sort_unstable();
     let pct = |p: f64| {
         let l = &total.latencies_us;
-        if l.is_empty() {
-            0.0
-        } else {
-            l[((l.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
-        }
+        l.get(((l.len().max(1) - 1) as f64 * p).round() as usize).map_or(0.0, |us| *us as f64 / 1000.0)
     };
     println!(
         "events/s {:.0}  requests/s {:.0}  latency ms p50 {:.2} p99 {:.2} p99.9 {:.2}  errors {:?}",
@@ -119,6 +225,63 @@ pub async fn run(args: LoadArgs) -> Result<()> {
     Ok(())
 }
 
-fn short(s: &str) -> String {
-    s.chars().take(80).collect()
+async fn h3_connect(authority: &str, server_name: &str, cacert: &std::path::Path) -> Result<h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>> {
+    let addr: std::net::SocketAddr = authority.parse().context("HTTP/3 needs https://IP:PORT")?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::pem::PemObject::pem_file_iter(cacert)? {
+        roots.add(cert?)?;
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(Arc::new(tls))?;
+    let mut endpoint = quinn::Endpoint::client("0.0.0.0:0".parse()?)?;
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+    let conn = tokio::time::timeout(Duration::from_secs(5), endpoint.connect(addr, server_name)?).await.context("QUIC handshake timed out")??;
+    let (mut driver, send) = h3::client::new(h3_quinn::Connection::new(conn)).await?;
+    tokio::spawn(async move {
+        let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
+    });
+    Ok(send)
+}
+
+/// Answers 200 without reading more than the body.
+struct Null;
+
+impl Handler for Null {
+    async fn handle(self: Arc<Self>, req: http::Request<RequestBody>, _peer: Peer) -> Response {
+        let _ = reply::read_body(req, 64 << 20).await;
+        reply::with_type(StatusCode::OK, Bytes::from_static(b"{\"accepted\":0,\"duplicates\":0,\"rejected\":[]}"), "application/json")
+    }
+}
+
+/// Keeps the null server running (and its certificate's directory) while alive.
+struct NullServer {
+    _stop: watch::Sender<bool>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Starts the null server on the transport; returns its stop switch, base
+/// URL and (for HTTP/3) the certificate to trust.
+async fn start_null(proto: Proto) -> Result<(Option<NullServer>, String, Option<PathBuf>)> {
+    let (stop, stopped) = watch::channel(false);
+    match proto {
+        Proto::H1 | Proto::H2 => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            tokio::spawn(tally_http::serve::serve(listener, None, Arc::new(Null), stopped));
+            Ok((Some(NullServer { _stop: stop, _dir: None }), format!("http://{addr}"), None))
+        }
+        Proto::H3 => {
+            let dir = tempfile::Builder::new().prefix("tally-load-").tempdir()?;
+            let identity = tally_http::tls::load_or_create(dir.path(), "null", &["localhost".into()])?;
+            let config = tally_http::tls::server_config(&identity, &[tally_http::h3::ALPN], true)?;
+            let endpoint = tally_http::h3::bind("127.0.0.1:0".parse()?, config, 1024)?;
+            let addr = endpoint.local_addr()?;
+            tokio::spawn(tally_http::h3::serve(endpoint, Arc::new(Null), 64 << 20, stopped));
+            Ok((Some(NullServer { _stop: stop, _dir: Some(dir) }), format!("https://{addr}"), Some(identity.cert_path)))
+        }
+    }
 }

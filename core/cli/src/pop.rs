@@ -68,6 +68,8 @@ pub struct PopState {
     pub edge_https: String,
     pub edge_h3: String,
     pub edge_cert: PathBuf,
+    /// Served by the edges at `/sdk/{name}` (a test page, an SDK).
+    pub site_dir: PathBuf,
     pub core_http: String,
     pub clickhouse_http: String,
     /// The core's QUIC batch endpoint and the certificate edges trust for it.
@@ -141,6 +143,7 @@ impl LocalPop {
             })
             .collect();
         let tenants_file = dir.join("tenants.toml");
+        std::fs::create_dir_all(dir.join("site"))?;
         std::fs::write(&tenants_file, toml_tenants(&specs))?;
 
         let core_http = free_tcp()?;
@@ -165,6 +168,7 @@ impl LocalPop {
             edge_https: format!("https://127.0.0.1:{}", edge_https.port()),
             edge_h3: format!("https://127.0.0.1:{}", edge_h3.port()),
             edge_cert: tally_http::tls::generated_paths(&dir.join("local-edge-1-spool").join("tls"), "edge").0,
+            site_dir: dir.join("site"),
             tenant: first.id.clone(),
             ingest_key: first.ingest_key.clone(),
             read_key: first.read_key.clone(),
@@ -192,7 +196,8 @@ impl LocalPop {
         std::fs::write(
             &config,
             format!(
-                "edge_id = \"{id}\"\nlisten_http = \"{http}\"\nlisten_https = \"{https}\"\nlisten_h3 = \"{h3}\"\nspool_dir = {:?}\ntenants_file = {:?}\nship_interval_ms = {}\nheartbeat_ms = {}\nspool_archive_acknowledged = {}\n\n[ack]\nmode = \"{}\"\n\n[time]\nallowed_lateness_secs = {}\nidle_lag_secs = {}\n\n[core]\naddr = \"{}\"\nca_cert = {:?}\n",
+                "edge_id = \"{id}\"\nlisten_http = \"{http}\"\nlisten_https = \"{https}\"\nlisten_h3 = \"{h3}\"\nstatic_dir = {:?}\nspool_dir = {:?}\ntenants_file = {:?}\nship_interval_ms = {}\nheartbeat_ms = {}\nspool_archive_acknowledged = {}\n\n[ack]\nmode = \"{}\"\n\n[time]\nallowed_lateness_secs = {}\nidle_lag_secs = {}\n\n[core]\naddr = \"{}\"\nca_cert = {:?}\n",
+                dir.join("site"),
                 dir.join(format!("{id}-spool")),
                 self.tenants_file,
                 e.ship_interval_ms,

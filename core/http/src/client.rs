@@ -16,6 +16,13 @@ pub enum ClientError {
     Transport { method: Method, url: String, message: String },
 }
 
+/// Small requests must not wait for Nagle and delayed ACKs (40 ms).
+fn connector() -> HttpConnector {
+    let mut c = HttpConnector::new();
+    c.set_nodelay(true);
+    c
+}
+
 #[derive(Clone)]
 pub struct Client {
     inner: HyperClient<HttpConnector, Full<Bytes>>,
@@ -47,7 +54,12 @@ impl Default for Client {
 
 impl Client {
     pub fn new() -> Client {
-        Client { inner: HyperClient::builder(TokioExecutor::new()).build_http() }
+        Client { inner: HyperClient::builder(TokioExecutor::new()).build(connector()) }
+    }
+
+    /// HTTP/2 over cleartext TCP (prior knowledge, no upgrade).
+    pub fn http2_prior_knowledge() -> Client {
+        Client { inner: HyperClient::builder(TokioExecutor::new()).http2_only(true).build(connector()) }
     }
 
     /// Sends one request; `bearer` becomes `Authorization: Bearer <key>`.
