@@ -12,3 +12,4 @@ mod billing;
 mod transports;
 mod browser_features;
 mod browser;
+mod openapi;

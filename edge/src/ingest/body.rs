@@ -28,7 +28,7 @@ impl Format {
 pub type RawEvent<'a> = Result<&'a RawValue, String>;
 
 /// Splits `body` into raw events in order; `Err` means the body is not
-/// parseable at all (answer 400).
+/// parseable at all (answer 400). An empty NDJSON body is zero events.
 pub fn split(body: &[u8], format: Format) -> Result<Vec<RawEvent<'_>>, String> {
     let text = std::str::from_utf8(body).map_err(|e| format!("body is not UTF-8: {e}"))?;
     match format {
@@ -63,6 +63,7 @@ mod tests {
         assert!(nd[0].is_ok() && nd[1].is_err() && nd[2].is_ok());
         assert!(split(b"[{\"a\":1}", Format::Json).is_err());
         assert!(split(b"", Format::Json).is_err());
+        assert!(split(b"", Format::NdJson).unwrap().is_empty());
         assert!(split(b"42", Format::Json).is_err());
         assert!(split(&[0xff, 0xfe], Format::Json).is_err());
     }
