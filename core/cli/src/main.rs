@@ -49,7 +49,7 @@ fn init_logging() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| "info".parse().expect("static filter"));
-    tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_target(false)).with(filter).init();
+    tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr)).with(filter).init();
 }
 
 /// A channel that turns true on SIGINT or SIGTERM.
