@@ -16,7 +16,8 @@
 //! ```text
 //! <spool_dir>/
 //!   edge-id                      the edge id this spool belongs to
-//!   seal-state                   "<next seq> <wal sealed>": lower bounds
+//!   seal-state                   "<next seq> <wal sealed>": lower bounds, written
+//!                                at creation; a spool without it is refused
 //!   wal/<first lsn:020>.wal      accepted clicks (see `wal`)
 //!   outbox/<seq:020>.batch       one framed batch (see tally_model::batch::frame)
 //!   quarantine/<name>            files that failed to decode, kept for forensics
@@ -30,7 +31,9 @@
 //!   records `>= sealed` are replayed into the aggregator at start.
 //!   `sealed = max(seal-state, wal_to of every outbox batch)`: the batch
 //!   file is written before `seal-state`, so a crash between the two is
-//!   still read right.
+//!   still read right. Likewise `next seq = max(seal-state, newest outbox
+//!   batch + 1)`. A spool whose `seal-state` is gone is refused: the numbers
+//!   of acknowledged (deleted) batches cannot be recovered from it.
 //! * `outbox/N.batch` exists => batch N was sealed and not yet acknowledged
 //!   (or acknowledged and its delete was lost in a crash: the re-send is then
 //!   answered `Duplicate`, which is harmless).
@@ -56,6 +59,8 @@ pub enum SpoolError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("spool {path} belongs to edge {found:?}, not {expected:?}")]
     WrongEdge { path: PathBuf, found: String, expected: String },
+    #[error("{0} is missing or unreadable: this spool's sequence numbers cannot be trusted; move the spool aside and start the edge under a new edge_id")]
+    StateLost(PathBuf),
     #[error("spool is full ({used} of {max} bytes); waiting for the core to acknowledge batches")]
     Full { used: u64, max: u64 },
 }

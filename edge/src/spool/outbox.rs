@@ -79,18 +79,22 @@ impl Outbox {
                 return Err(SpoolError::WrongEdge { path: dir.into(), found: found.trim().into(), expected: edge.into() })
             }
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_atomic(dir, "edge-id", edge.as_bytes())?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A new spool: its state exists from the start, so a missing
+                // one later means damage, never "fresh".
+                write_atomic(dir, "seal-state", b"1 0")?;
+                write_atomic(dir, "edge-id", edge.as_bytes())?;
+            }
             Err(e) => return Err(io(&id_path)(e)),
         }
         let state_path = dir.join("seal-state");
-        let (next_seq, wal_sealed) = match fs::read_to_string(&state_path) {
-            Ok(s) => {
-                let mut parts = s.split_whitespace().map(|p| p.parse::<u64>().unwrap_or(0));
-                (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (0, 0),
-            Err(e) => return Err(io(&state_path)(e)),
-        };
+        let parsed = fs::read_to_string(&state_path).ok().and_then(|s| {
+            let mut parts = s.split_whitespace().map(|p| p.parse::<u64>().ok());
+            Some((parts.next()??, parts.next()??))
+        });
+        // Without it, sequence numbers of acknowledged (deleted) batches could
+        // be handed out again and their new content taken for re-sends.
+        let Some((next_seq, wal_sealed)) = parsed else { return Err(SpoolError::StateLost(state_path)) };
         let mut outbox =
             Outbox { dir: dir.into(), edge: edge.into(), next_seq: next_seq.max(1), wal_sealed, max_bytes, pending: BTreeMap::new(), bytes: 0, archive: false };
         let quarantined = outbox.load()?;
