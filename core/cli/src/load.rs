@@ -69,6 +69,15 @@ pub struct LoadArgs {
     /// Distinct ads the clicks spread over.
     #[arg(long, default_value_t = 1000)]
     ads: u64,
+    /// With --rate: send on schedule whether or not answers came back
+    /// (latency counted from the scheduled time, so a stall shows), instead
+    /// of pacing workers that wait for their answers.
+    #[arg(long, requires = "rate")]
+    open_loop: bool,
+    /// Open loop: requests in flight at most; past it a scheduled request is
+    /// counted as an error ("overloaded") instead of sent.
+    #[arg(long, default_value_t = 4096)]
+    max_in_flight: usize,
     /// Drive an in-process server that answers 200 at once (the baseline).
     #[arg(long)]
     null_server: bool,
@@ -117,6 +126,28 @@ impl Sender {
     }
 }
 
+/// A request body of `batch` freshly numbered clicks.
+fn body(rng: &mut fastrand::Rng, run_id: u64, worker: usize, n: &mut u64, batch: usize, ads: u64) -> String {
+    let now = tally::traffic::now_ms();
+    let mut body = String::with_capacity(batch * 120);
+    body.push('[');
+    for i in 0..batch {
+        if i > 0 {
+            body.push(',');
+        }
+        *n += 1;
+        let ad = rng.u64(1..=ads);
+        body.push_str(&format!(
+            r#"{{"click_id":"l{run_id}-{worker}-{n}","ad_id":{ad},"ts":{},"cost_micros":{},"user_id":"u{}"}}"#,
+            now - rng.u64(0..2000),
+            rng.u64(100..5000),
+            rng.u64(0..100_000)
+        ));
+    }
+    body.push(']');
+    body
+}
+
 pub async fn run(args: LoadArgs) -> Result<()> {
     let (_stop_null, edge, cacert) = if args.null_server { start_null(args.http).await? } else { (None, args.edge.clone().unwrap(), args.cacert.clone()) };
     let edge = edge.trim_end_matches('/').to_string();
@@ -136,6 +167,12 @@ pub async fn run(args: LoadArgs) -> Result<()> {
     let sent = Arc::new(AtomicU64::new(0));
     let args = Arc::new(args);
     let started = Instant::now();
+    let progress = spawn_progress(sent.clone(), started);
+    if args.open_loop {
+        let total = open_loop(&args, senders, &url, &authority, run_id, deadline, sent).await;
+        progress.abort();
+        return report(total, started);
+    }
     let mut tasks = Vec::new();
     for w in 0..workers {
         let (args, url, authority, sent) = (args.clone(), url.clone(), authority.clone(), sent.clone());
@@ -152,49 +189,17 @@ pub async fn run(args: LoadArgs) -> Result<()> {
                     tokio::time::sleep_until(next.into()).await;
                     next += i;
                 }
-                let now = tally::traffic::now_ms();
-                let mut body = String::with_capacity(args.batch * 120);
-                body.push('[');
-                for i in 0..args.batch {
-                    if i > 0 {
-                        body.push(',');
-                    }
-                    n += 1;
-                    let ad = rng.u64(1..=args.ads);
-                    body.push_str(&format!(
-                        r#"{{"click_id":"l{run_id}-{w}-{n}","ad_id":{ad},"ts":{},"cost_micros":{},"user_id":"u{}"}}"#,
-                        now - rng.u64(0..2000),
-                        rng.u64(100..5000),
-                        rng.u64(0..100_000)
-                    ));
-                }
-                body.push(']');
+                let body = body(&mut rng, run_id, w, &mut n, args.batch, args.ads);
                 let t = Instant::now();
                 let outcome = sender.post(&url, &authority, &args.key, body).await;
-                tally.latencies_us.push(t.elapsed().as_micros() as u64);
-                tally.requests += 1;
-                match outcome {
-                    Ok(s) if s.is_success() => {
-                        tally.events += args.batch as u64;
-                        sent.fetch_add(args.batch as u64, Ordering::Relaxed);
-                    }
-                    Ok(s) => *tally.errors.entry(format!("HTTP {}", s.as_u16())).or_default() += 1,
-                    Err(e) => *tally.errors.entry(e.chars().take(60).collect()).or_default() += 1,
+                if matches!(outcome, Ok(s) if s.is_success()) {
+                    sent.fetch_add(args.batch as u64, Ordering::Relaxed);
                 }
+                record(&mut tally, (t.elapsed(), outcome, args.batch as u64));
             }
             tally
         }));
     }
-    let progress = tokio::spawn(async move {
-        let mut last = 0;
-        loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let total = sent.load(Ordering::Relaxed);
-            let secs = started.elapsed().as_secs();
-            eprint!("\r[{}{}] {secs:>3}s {:>10} events/s ", "#".repeat(secs.min(40) as usize), " ".repeat(40 - secs.min(40) as usize), total - last);
-            last = total;
-        }
-    });
     let mut total = Tally::default();
     for t in tasks {
         let t = t.await?;
@@ -206,6 +211,83 @@ pub async fn run(args: LoadArgs) -> Result<()> {
         }
     }
     progress.abort();
+    report(total, started)
+}
+
+/// A progress line on stderr, once a second.
+fn spawn_progress(sent: Arc<AtomicU64>, started: Instant) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = 0;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let total = sent.load(Ordering::Relaxed);
+            let secs = started.elapsed().as_secs();
+            eprint!("\r[{}{}] {secs:>3}s {:>10} events/s ", "#".repeat(secs.min(40) as usize), " ".repeat(40 - secs.min(40) as usize), total - last);
+            last = total;
+        }
+    })
+}
+
+/// Sends on a fixed schedule for the whole run; each request is its own task.
+#[allow(clippy::too_many_arguments)]
+async fn open_loop(
+    args: &Arc<LoadArgs>,
+    senders: Vec<Sender>,
+    url: &str,
+    authority: &str,
+    run_id: u64,
+    deadline: Instant,
+    sent: Arc<AtomicU64>,
+) -> Tally {
+    let interval = Duration::from_secs_f64(args.batch as f64 / args.rate as f64);
+    let in_flight = Arc::new(AtomicU64::new(0));
+    let mut total = Tally::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut rng = fastrand::Rng::with_seed(run_id);
+    let (mut n, mut next, mut i) = (0u64, Instant::now(), 0usize);
+    while next < deadline {
+        tokio::time::sleep_until(next.into()).await;
+        let scheduled = next;
+        next += interval;
+        if in_flight.load(Ordering::Relaxed) as usize >= args.max_in_flight {
+            *total.errors.entry("overloaded: too many in flight".into()).or_default() += 1;
+            continue;
+        }
+        let body = body(&mut rng, run_id, 0, &mut n, args.batch, args.ads);
+        let mut sender = senders[i % senders.len()].clone();
+        i += 1;
+        let (url, authority, key, batch) = (url.to_string(), authority.to_string(), args.key.clone(), args.batch as u64);
+        let (in_flight, sent) = (in_flight.clone(), sent.clone());
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        tasks.spawn(async move {
+            let outcome = sender.post(&url, &authority, &key, body).await;
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+            if matches!(outcome, Ok(s) if s.is_success()) {
+                sent.fetch_add(batch, Ordering::Relaxed);
+            }
+            (scheduled.elapsed(), outcome, batch)
+        });
+        while let Some(Ok(done)) = tasks.try_join_next() {
+            record(&mut total, done);
+        }
+    }
+    while let Some(Ok(done)) = tasks.join_next().await {
+        record(&mut total, done);
+    }
+    total
+}
+
+fn record(total: &mut Tally, (latency, outcome, batch): (Duration, Result<StatusCode, String>, u64)) {
+    total.latencies_us.push(latency.as_micros() as u64);
+    total.requests += 1;
+    match outcome {
+        Ok(s) if s.is_success() => total.events += batch,
+        Ok(s) => *total.errors.entry(format!("HTTP {}", s.as_u16())).or_default() += 1,
+        Err(e) => *total.errors.entry(e.chars().take(60).collect()).or_default() += 1,
+    }
+}
+
+fn report(mut total: Tally, started: Instant) -> Result<()> {
     eprintln!();
     let secs = started.elapsed().as_secs_f64();
     total.latencies_us.sort_unstable();
