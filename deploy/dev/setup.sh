@@ -21,4 +21,9 @@ if ! python3 -c "import chdb, aioquic, schemathesis" 2>/dev/null; then
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with rustup first" >&2; exit 1; }
+# Tenant filters (plugins/) are WebAssembly components built from source.
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+  echo "setup: adding the wasm32-wasip2 target (rustup)"
+  rustup target add wasm32-wasip2
+fi
 echo "setup: ok ($(/usr/sbin/clickhouse-server --version 2>/dev/null | head -1 || echo clickhouse-server), chdb $(python3 -c 'import chdb; print(chdb.__version__)' 2>/dev/null))"

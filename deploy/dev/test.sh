@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Runs every test: unit and property tests, end-to-end tests across real
-# processes (private ClickHouse 18.16, core, edges), and the same SQL on a
-# modern ClickHouse engine (chdb). Ends with one summary line.
+# Runs every test: unit and property tests, the tenant filter plugins built
+# from source and run by the edge's wasmtime host, end-to-end tests across
+# real processes (private ClickHouse 18.16, core, edges), and the same SQL on
+# a modern ClickHouse engine (chdb). Ends with one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
+# The example filters are real components, built from source first.
+cargo build --release --locked --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
 cargo test --workspace --locked --lib --bins --tests 2>&1 | tee "$log"
 python3 deploy/clickhouse/check_modern.py
 passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')

@@ -63,7 +63,7 @@ fn main() {
             .iter()
             .map(|b| {
                 let raw: Vec<Result<&RawValue, String>> = split(b, Format::Json).unwrap();
-                raw.into_iter().filter(|r| r.as_ref().is_ok_and(|raw| parse_click(&tenant, raw).is_ok())).count()
+                raw.into_iter().filter(|r| r.as_ref().is_ok_and(|raw| parse_click(&tenant, raw, None).is_ok())).count()
             })
             .sum()
     });
@@ -73,7 +73,7 @@ fn main() {
         let mut n = 0;
         let now = 1_700_000_005_000;
         for (i, b) in bodies.iter().enumerate() {
-            let clicks = split(b, Format::Json).unwrap().into_iter().map(|r| r.and_then(|raw| parse_click(&tenant, raw))).collect();
+            let clicks = split(b, Format::Json).unwrap().into_iter().map(|r| r.and_then(|raw| parse_click(&tenant, raw, None))).collect();
             let (outcome, admitted) = pipeline.admit(&tenant, clicks, now);
             if let Some(mut admitted) = admitted {
                 admitted.record.lsn = pipeline.applied_to();

@@ -46,9 +46,28 @@ pub struct EdgeConfig {
     pub dedup: DedupSection,
     #[serde(default)]
     pub ack: AckSection,
+    /// Tenants' WebAssembly click filters (`wit/filter.wit`).
+    #[serde(default, rename = "filter")]
+    pub filters: Vec<FilterSection>,
     #[serde(default)]
     pub time: TimeSection,
     pub core: CoreSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSection {
+    pub tenant: String,
+    /// The plugin: a WebAssembly component exporting `tally:filter/filter`.
+    pub path: PathBuf,
+    /// What a batch gets when the filter fails: `open` (count the clicks)
+    /// or `closed` (answer 503 so the client retries).
+    #[serde(default = "defaults::filter_policy")]
+    pub policy: crate::filter::host::FailurePolicy,
+    #[serde(default = "defaults::filter_memory_mb")]
+    pub memory_mb: usize,
+    #[serde(default = "defaults::filter_timeout_ms")]
+    pub timeout_ms: u64,
 }
 
 /// The edge's certificate for HTTPS and HTTP/3. Without files, a
@@ -174,6 +193,15 @@ mod defaults {
     pub fn server_name() -> String {
         "localhost".into()
     }
+    pub fn filter_policy() -> crate::filter::host::FailurePolicy {
+        crate::filter::host::FailurePolicy::Open
+    }
+    pub fn filter_memory_mb() -> usize {
+        64
+    }
+    pub fn filter_timeout_ms() -> u64 {
+        100
+    }
     pub fn tls_names() -> Vec<String> {
         vec!["localhost".into(), "127.0.0.1".into()]
     }
@@ -222,6 +250,9 @@ impl EdgeConfig {
         }
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
             return Err("tls.cert_file and tls.key_file go together".into());
+        }
+        if self.filters.iter().any(|f| f.memory_mb == 0 || f.memory_mb > 256 || f.timeout_ms == 0) {
+            return Err("filter memory_mb must be 1..=256 and timeout_ms positive".into());
         }
         if self.core.max_in_flight == 0 {
             return Err("core.max_in_flight must be positive".into());

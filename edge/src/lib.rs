@@ -17,6 +17,7 @@
 pub mod aggregate;
 pub mod config;
 pub mod dedup;
+pub mod filter;
 pub mod ingest;
 pub mod metrics;
 pub mod shipper;
@@ -56,6 +57,43 @@ pub enum EdgeError {
     Tls(#[from] tally_http::tls::TlsError),
     #[error(transparent)]
     H3(#[from] tally_http::h3::H3Error),
+    #[error(transparent)]
+    Filter(#[from] filter::host::FilterError),
+}
+
+/// Loads the configured tenant filters. A plugin that cannot be loaded does
+/// not stop the edge: its tenant's batches follow the tenant's policy.
+fn load_filters(
+    config: &EdgeConfig,
+    tenants: &Tenants,
+    metrics: &Metrics,
+) -> Result<std::collections::HashMap<TenantId, ingest::http::TenantFilter>, EdgeError> {
+    let mut filters = std::collections::HashMap::new();
+    if config.filters.is_empty() {
+        return Ok(filters);
+    }
+    let engine = filter::host::FilterEngine::new()?;
+    for f in &config.filters {
+        let Some((tenant, _)) = tenants.get(&f.tenant) else {
+            tracing::error!(tenant = %f.tenant, "filter configured for an unknown tenant; ignored");
+            continue;
+        };
+        let limits = filter::host::Limits {
+            memory_bytes: f.memory_mb << 20,
+            timeout: Duration::from_millis(f.timeout_ms),
+        };
+        let plugin = filter::host::Plugin::load(&engine, &f.path, f.policy, limits).map_err(|e| e.to_string());
+        match &plugin {
+            Ok(p) => tracing::info!(%tenant, plugin = %p.name, policy = ?f.policy, "tenant filter loaded"),
+            Err(e) => {
+                tracing::error!(%tenant, error = %e, policy = ?f.policy, "tenant filter could not be loaded");
+                metrics.filter_quarantined.get_or_create(&Metrics::tenant(tenant.as_str())).set(1);
+            }
+        }
+        let plugin = plugin.map(|p| Arc::new(Mutex::new(p)));
+        filters.insert(tenant.clone(), ingest::http::TenantFilter { policy: f.policy, plugin });
+    }
+    Ok(filters)
 }
 
 /// Runs an edge until `shutdown` turns true; then stops taking requests,
@@ -142,6 +180,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
         None => None,
     };
     let alt_svc = config.listen_h3.and_then(|a| http::HeaderValue::from_str(&format!("h3=\":{}\"; ma=86400", a.port())).ok());
+    let filters = load_filters(&config, &tenants, &metrics)?;
     let backpressure = Arc::new(AtomicBool::new(false));
     let ingest = Arc::new(Ingest {
         tenants,
@@ -153,6 +192,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
         alt_svc,
         static_dir: config.static_dir.clone(),
         rate_limits: Default::default(),
+        filters,
         max_events_per_request: config.max_events_per_request,
     });
     let shipper = Shipper {

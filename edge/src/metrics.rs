@@ -38,6 +38,10 @@ pub struct Metrics {
     pub watermark_ms: Gauge,
     pub udp_rcvbuf_errors: Gauge,
     pub redirects_unrecorded: Counter,
+    pub filter_calls: Family<TenantLabel, Counter>,
+    pub filter_failures: Family<TenantLabel, Counter>,
+    pub filter_quarantined: Family<TenantLabel, Gauge>,
+    pub filter_seconds: Family<TenantLabel, Counter<f64>>,
     pub dedup_entries: Gauge,
     pub dedup_memory_bytes: Gauge,
     pub dedup_evicted_early: Counter,
@@ -56,6 +60,10 @@ impl Metrics {
         let mut m = Metrics::default();
         let r = &mut m.registry;
         r.register("tally_edge_http_requests", "HTTP requests by status code and transport (tcp, tls, h3)", m.requests.clone());
+        r.register("tally_edge_filter_calls", "Batches run through a tenant filter", m.filter_calls.clone());
+        r.register("tally_edge_filter_failures", "Tenant filter calls that trapped, timed out, ran out of memory or answered wrongly", m.filter_failures.clone());
+        r.register("tally_edge_filter_quarantined", "1 while a tenant's filter is quarantined after repeated failures", m.filter_quarantined.clone());
+        r.register("tally_edge_filter_seconds", "Time spent in tenant filters", m.filter_seconds.clone());
         r.register("tally_edge_redirects_unrecorded", "Click redirects answered although their click could not be recorded", m.redirects_unrecorded.clone());
         r.register("tally_edge_udp_rcvbuf_errors", "UDP datagrams the host dropped for a full receive buffer (kernel count, all sockets)", m.udp_rcvbuf_errors.clone());
         r.register("tally_edge_events_accepted", "Clicks accepted (first sighting)", m.events_accepted.clone());

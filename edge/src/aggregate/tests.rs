@@ -63,7 +63,7 @@ fn out_of_order_lands_in_own_second_and_refusals_are_kept() {
     agg.add(&t, &click(1, 5_000, 1, Some(9)));
     agg.add(&t, &click(1, 3_500, 2, Some(9)));
     agg.add(&t, &click(1, 5_999, 3, Some(9)));
-    let refused = RefusedRecord { id_hi: 1, id_lo: 1, ad_id: 1, ts_ms: 1, reason: RefusalReason::TooLate, at_ms: 9 };
+    let refused = RefusedRecord { id_hi: 1, id_lo: 1, ad_id: 1, ts_ms: 1, reason: RefusalReason::TooLate, code: 0, at_ms: 9 };
     agg.add_refused(&t, &refused);
     let sealed = agg.seal().remove(0);
     let rows = sealed.rows;

@@ -17,6 +17,8 @@ use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 use tally_model::tenant::TenantId;
 use tally_model::timestamp::parse_millis;
 
+use crate::filter::batch::Columns;
+
 pub const MAX_CLICK_ID_LEN: usize = 64;
 pub const MAX_USER_ID_LEN: usize = 256;
 pub const MAX_USER_AGENT_LEN: usize = 2048;
@@ -84,6 +86,8 @@ pub struct Click {
     pub ts_ms: u64,
     pub cost_micros: u64,
     pub user_hash: Option<u64>,
+    /// The tenant filter's verdict: 0 keeps the click, else a reason code.
+    pub verdict: u16,
 }
 
 impl Click {
@@ -92,8 +96,9 @@ impl Click {
     }
 }
 
-/// Parses and validates one JSON event for `tenant`.
-pub fn parse_click(tenant: &TenantId, raw: &RawValue) -> Result<Click, String> {
+/// Parses and validates one JSON event for `tenant`; a valid click's fields
+/// are also appended to `columns` when the tenant has a filter.
+pub fn parse_click(tenant: &TenantId, raw: &RawValue, columns: Option<&mut Columns>) -> Result<Click, String> {
     let wire: WireClick<'_> = serde_json::from_str(raw.get()).map_err(|e| strip_position(e.to_string()))?;
     if wire.click_id.is_empty() || wire.click_id.chars().count() > MAX_CLICK_ID_LEN {
         return Err(format!("click_id must be 1-{MAX_CLICK_ID_LEN} characters"));
@@ -105,7 +110,7 @@ pub fn parse_click(tenant: &TenantId, raw: &RawValue) -> Result<Click, String> {
     if !(MIN_TS_MS..=MAX_TS_MS).contains(&ts_ms) {
         return Err(format!("ts {ts_ms} is outside 2000-01-01..2106-02-07"));
     }
-    let user_hash = match wire.user_id {
+    let user_hash = match &wire.user_id {
         Some(u) if u.is_empty() || u.len() > MAX_USER_ID_LEN => {
             return Err(format!("user_id must be 1-{MAX_USER_ID_LEN} bytes"));
         }
@@ -118,14 +123,29 @@ pub fn parse_click(tenant: &TenantId, raw: &RawValue) -> Result<Click, String> {
     if wire.user_agent.as_ref().is_some_and(|ua| ua.len() > MAX_USER_AGENT_LEN) {
         return Err(format!("user_agent is longer than {MAX_USER_AGENT_LEN} bytes"));
     }
-    Ok(Click {
+    let click = Click {
         key: click_key(tenant, &wire.click_id),
         ad_id: wire.ad_id,
         campaign_id: wire.campaign_id.unwrap_or(0),
         ts_ms,
         cost_micros: wire.cost_micros.unwrap_or(0),
         user_hash,
-    })
+        verdict: 0,
+    };
+    if let Some(columns) = columns {
+        let text = |s: &Option<Cow<'_, str>>| s.as_deref().unwrap_or("").to_string();
+        columns.push(
+            click.ad_id,
+            click.campaign_id,
+            click.ts_ms,
+            click.cost_micros,
+            &wire.click_id,
+            &text(&wire.user_id),
+            &text(&wire.ip),
+            &text(&wire.user_agent),
+        );
+    }
+    Ok(click)
 }
 
 /// Identity of a click for dedup: tenants never collide with each other.
@@ -152,7 +172,7 @@ mod tests {
 
     fn parse(json: &str) -> Result<Click, String> {
         let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
-        parse_click(&TenantId::parse("t").unwrap(), &raw)
+        parse_click(&TenantId::parse("t").unwrap(), &raw, None)
     }
 
     #[test]

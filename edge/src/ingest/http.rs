@@ -6,6 +6,7 @@
 //!   signed landing URL (see [`super::redirect`]);
 //! * `GET /sdk/{name}`, `GET /openapi.json`, `GET /healthz`, `GET /metrics`.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -22,6 +23,8 @@ use super::event::{click_key, parse_click, Click};
 use super::limits::RateLimits;
 use super::pipeline::{Admitted, Outcome, Pipeline};
 use super::{cors, encoding, redirect};
+use crate::filter::batch::Columns;
+use crate::filter::host::{FailurePolicy, Failure, SharedPlugin};
 use crate::metrics::{Metrics, RefusedLabel, StatusLabel};
 use crate::spool::group_commit::Command;
 
@@ -43,6 +46,13 @@ pub struct Ingest {
     pub alt_svc: Option<HeaderValue>,
     pub static_dir: Option<std::path::PathBuf>,
     pub rate_limits: Mutex<RateLimits>,
+    pub filters: HashMap<TenantId, TenantFilter>,
+}
+
+/// A tenant's filter as configured: loaded, or why it could not be.
+pub struct TenantFilter {
+    pub policy: FailurePolicy,
+    pub plugin: Result<SharedPlugin, String>,
 }
 
 pub fn now_ms() -> u64 {
@@ -146,10 +156,67 @@ impl Ingest {
         }
         tracing::Span::current().record("events", raw.len());
         // Validate outside the lock; only admission needs it.
-        let clicks: Vec<_> = raw.into_iter().map(|r| r.and_then(|raw| parse_click(tenant, raw))).collect();
+        let filter = self.filters.get(tenant);
+        let mut columns = filter.map(|_| Columns::default());
+        let mut clicks: Vec<_> = raw.into_iter().map(|r| r.and_then(|raw| parse_click(tenant, raw, columns.as_mut()))).collect();
+        if let (Some(filter), Some(columns)) = (filter, columns) {
+            if let Err(resp) = self.apply_filter(tenant, filter, columns, &mut clicks).await {
+                return resp;
+            }
+        }
         match self.accept(tenant, clicks).await {
             Ok(outcome) => reply::json(StatusCode::OK, &outcome),
             Err(resp) => resp,
+        }
+    }
+
+    /// Runs the tenant's filter over the request's valid clicks and writes
+    /// the verdicts into them; on failure the tenant's policy decides.
+    async fn apply_filter(&self, tenant: &TenantId, filter: &TenantFilter, columns: Columns, clicks: &mut [Result<Click, String>]) -> Result<(), Response> {
+        if columns.is_empty() {
+            return Ok(());
+        }
+        let label = Metrics::tenant(tenant.as_str());
+        let verdicts = match &filter.plugin {
+            Err(load_error) => Err(load_error.clone()),
+            Ok(plugin) => {
+                let (plugin, batch) = (plugin.clone(), columns.into_batch());
+                let started = std::time::Instant::now();
+                // Off the async workers: a hostile filter may burn its whole deadline.
+                let ran = tokio::task::spawn_blocking(move || {
+                    let mut p = plugin.lock().expect("plugin lock poisoned");
+                    (p.run(&batch), p.is_quarantined(), p.name.clone())
+                })
+                .await;
+                self.metrics.filter_calls.get_or_create(&label).inc();
+                self.metrics.filter_seconds.get_or_create(&label).inc_by(started.elapsed().as_secs_f64());
+                match ran {
+                    Ok((result, quarantined, name)) => {
+                        self.metrics.filter_quarantined.get_or_create(&label).set(quarantined as i64);
+                        result.map_err(|f| match f {
+                            Failure::Quarantined => format!("filter {name} is quarantined after repeated failures"),
+                            Failure::Failed(e) => format!("filter {name} failed: {e}"),
+                        })
+                    }
+                    Err(e) => Err(format!("filter task failed: {e}")),
+                }
+            }
+        };
+        match verdicts {
+            Ok(verdicts) => {
+                for (click, verdict) in clicks.iter_mut().filter_map(|c| c.as_mut().ok()).zip(verdicts) {
+                    click.verdict = verdict;
+                }
+                Ok(())
+            }
+            Err(reason) => {
+                self.metrics.filter_failures.get_or_create(&label).inc();
+                tracing::warn!(%tenant, %reason, policy = ?filter.policy, "tenant filter failed");
+                match filter.policy {
+                    FailurePolicy::Open => Ok(()),
+                    FailurePolicy::Closed => Err(unavailable(StatusCode::SERVICE_UNAVAILABLE, RETRY_AFTER_SECS, format!("the tenant's filter failed; retry later ({reason})"))),
+                }
+            }
         }
     }
 
@@ -203,6 +270,7 @@ impl Ingest {
             ts_ms: now_ms(),
             cost_micros: link.cost_micros.unwrap_or(0),
             user_hash: None,
+            verdict: 0,
         };
         // The visitor goes on even if recording failed: that is counted
         // (503s in the request metrics would hide it), never silent.

@@ -108,7 +108,9 @@ impl Pipeline {
                     continue;
                 }
             };
-            let refusal = if click.ts_ms < earliest {
+            let refusal = if click.verdict != 0 {
+                Some((RefusalReason::Filtered, format!("dropped by the tenant's filter (reason code {})", click.verdict)))
+            } else if click.ts_ms < earliest {
                 Some((RefusalReason::TooLate, format!("ts {} is older than the edge accepts (before {})", format_millis(click.ts_ms), format_millis(earliest))))
             } else if click.ts_ms > latest {
                 Some((RefusalReason::Future, format!("ts {} is in the future (after {})", format_millis(click.ts_ms), format_millis(latest))))
@@ -123,6 +125,7 @@ impl Pipeline {
                     ad_id: click.ad_id,
                     ts_ms: click.ts_ms,
                     reason,
+                    code: click.verdict,
                     at_ms: now_ms,
                 });
             } else if self.dedup.first_sighting(click.key, now_ms) {

@@ -23,7 +23,7 @@ use super::{Batch, MAX_EDGE_ID_LEN};
 use crate::tenant::TenantId;
 
 pub const MAGIC: [u8; 4] = *b"TLYB";
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 pub const HEADER_LEN: usize = 20;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -78,6 +78,8 @@ pub enum RefusalReason {
     TooLate = 1,
     /// Event time too far ahead of the edge's clock.
     Future = 2,
+    /// Dropped by the tenant's filter, with its reason code.
+    Filtered = 3,
 }
 
 impl RefusalReason {
@@ -85,6 +87,7 @@ impl RefusalReason {
         match self {
             RefusalReason::TooLate => "too_late",
             RefusalReason::Future => "future",
+            RefusalReason::Filtered => "filtered",
         }
     }
 }
@@ -97,6 +100,8 @@ pub struct RefusedRecord {
     pub ad_id: u64,
     pub ts_ms: u64,
     pub reason: RefusalReason,
+    /// The filter's reason code (0 for the time refusals).
+    pub code: u16,
     pub at_ms: u64,
 }
 

@@ -33,7 +33,7 @@ fn tenant_rows() -> impl Strategy<Value = TenantRows> {
                 })
                 .collect(),
             refused: if refuse {
-                vec![RefusedRecord { id_hi: 1, id_lo: 2, ad_id: 3, ts_ms: 4, reason: RefusalReason::TooLate, at_ms: 5 }]
+                vec![RefusedRecord { id_hi: 1, id_lo: 2, ad_id: 3, ts_ms: 4, reason: RefusalReason::TooLate, code: 0, at_ms: 5 }]
             } else {
                 vec![]
             },

@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use xxhash_rust::xxh3::Xxh3;
 
-use tally_model::batch::{Batch, BatchTotals};
+use tally_model::batch::{Batch, BatchTotals, RefusalReason};
 use tally_model::reply::{Reply, Status};
 
 use super::plan::{decide, first_occurrences, resume, steps, Decision, LedgerState, Step, PARTS};
@@ -267,7 +267,10 @@ fn refused_rows(entries: &[Entry], wanted: &[(usize, Vec<u32>)]) -> Vec<RefusedR
         id_lo: r.id_lo,
         ad_id: r.ad_id,
         ts_ms: r.ts_ms,
-        reason: r.reason.as_str().to_string(),
+        reason: match r.reason {
+            RefusalReason::Filtered => format!("filtered:{}", r.code),
+            other => other.as_str().to_string(),
+        },
         at: (r.at_ms / 1000) as u32,
         edge: batch.edge.clone(),
         batch_seq: batch.seq,

@@ -10,7 +10,7 @@ fn policy() -> TimePolicy {
 }
 
 fn click(key: u128, ts_ms: u64) -> Result<Click, String> {
-    Ok(Click { key, ad_id: 1, campaign_id: 0, ts_ms, cost_micros: 10, user_hash: None })
+    Ok(Click { key, ad_id: 1, campaign_id: 0, ts_ms, cost_micros: 10, user_hash: None, verdict: 0 })
 }
 
 fn pipeline() -> Pipeline {

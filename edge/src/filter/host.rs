@@ -1,0 +1,177 @@
+//! The wasmtime host: one engine per edge, one plugin per tenant.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder};
+
+wasmtime::component::bindgen!({ path: "../wit", world: "filter" });
+
+pub use tally::filter::types::Strings;
+
+/// Consecutive failures after which a plugin is quarantined.
+pub const QUARANTINE_AFTER: u32 = 3;
+/// Epoch ticks are this long; deadlines are counted in them.
+const TICK: Duration = Duration::from_millis(10);
+/// Instances (so memories) the pooling allocator keeps slots for.
+const POOL_INSTANCES: u32 = 256;
+const MAX_MEMORY_BYTES: usize = 256 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    #[error("filter engine: {0}")]
+    Engine(String),
+    #[error("plugin {path}: {message}")]
+    Load { path: String, message: String },
+}
+
+/// The engine and its epoch ticker (which stops with the engine).
+#[derive(Clone)]
+pub struct FilterEngine {
+    engine: Engine,
+}
+
+impl FilterEngine {
+    pub fn new() -> Result<FilterEngine, FilterError> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(POOL_INSTANCES)
+            .total_core_instances(POOL_INSTANCES * 2)
+            .total_memories(POOL_INSTANCES * 2)
+            .total_tables(POOL_INSTANCES * 2)
+            .max_memory_size(MAX_MEMORY_BYTES);
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true).allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(|e| FilterError::Engine(format!("{e:#}")))?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("tally-filter-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })
+            .map_err(|e| FilterError::Engine(e.to_string()))?;
+        Ok(FilterEngine { engine })
+    }
+}
+
+/// What a tenant's batch gets when its filter fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailurePolicy {
+    /// Count the clicks as if the filter had kept them (and say so in metrics).
+    Open,
+    /// Refuse the request (503, Retry-After): the client sends it again.
+    Closed,
+}
+
+pub struct Limits {
+    pub memory_bytes: usize,
+    pub timeout: Duration,
+}
+
+struct State {
+    limits: StoreLimits,
+}
+
+struct Live {
+    store: Store<State>,
+    filter: Filter,
+}
+
+/// One tenant's plugin: compiled once, instantiated from `InstancePre`,
+/// rebuilt after a failure, quarantined after repeated ones.
+pub struct Plugin {
+    pub name: String,
+    pub policy: FailurePolicy,
+    engine: Engine,
+    pre: FilterPre<State>,
+    limits: Limits,
+    live: Option<Live>,
+    failures_in_a_row: u32,
+    quarantined: bool,
+}
+
+/// Why a call produced no verdicts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    Quarantined,
+    Failed(String),
+}
+
+impl Plugin {
+    pub fn load(engine: &FilterEngine, path: &Path, policy: FailurePolicy, limits: Limits) -> Result<Plugin, FilterError> {
+        let err = |message: String| FilterError::Load { path: path.display().to_string(), message };
+        let component = Component::from_file(&engine.engine, path).map_err(|e| err(format!("{e:#}")))?;
+        let mut linker = Linker::<State>::new(&engine.engine);
+        // The contract grants nothing: whatever a guest imports (a std guest
+        // links WASI) traps if called.
+        linker.define_unknown_imports_as_traps(&component).map_err(|e| err(format!("{e:#}")))?;
+        let pre = linker.instantiate_pre(&component).map_err(|e| err(format!("{e:#}")))?;
+        let pre = FilterPre::new(pre).map_err(|e| err(format!("does not implement tally:filter/filter: {e:#}")))?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut plugin = Plugin { name, policy, engine: engine.engine.clone(), pre, limits, live: None, failures_in_a_row: 0, quarantined: false };
+        // Instantiate now: a plugin that cannot start is refused at load.
+        plugin.live = Some(plugin.instantiate().map_err(err)?);
+        Ok(plugin)
+    }
+
+    fn instantiate(&self) -> Result<Live, String> {
+        let limits = StoreLimitsBuilder::new().memory_size(self.limits.memory_bytes).trap_on_grow_failure(true).build();
+        let mut store = Store::new(&self.engine, State { limits });
+        store.limiter(|s| &mut s.limits);
+        // Start-up code runs under the same deadline as a call.
+        store.set_epoch_deadline(self.deadline_ticks());
+        let filter = self.pre.instantiate(&mut store).map_err(|e| format!("instantiating: {e:#}"))?;
+        Ok(Live { store, filter })
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        (self.limits.timeout.as_millis() / TICK.as_millis()).max(1) as u64
+    }
+
+    pub fn is_quarantined(&self) -> bool {
+        self.quarantined
+    }
+
+    /// Runs the filter over a batch: one verdict per click, or why not.
+    pub fn run(&mut self, batch: &ClickBatch) -> Result<Vec<u16>, Failure> {
+        if self.quarantined {
+            return Err(Failure::Quarantined);
+        }
+        let result = self.call(batch);
+        match &result {
+            Ok(_) => self.failures_in_a_row = 0,
+            Err(_) => {
+                // A trapped instance cannot be entered again: start afresh.
+                self.live = None;
+                self.failures_in_a_row += 1;
+                if self.failures_in_a_row >= QUARANTINE_AFTER {
+                    self.quarantined = true;
+                }
+            }
+        }
+        result.map_err(Failure::Failed)
+    }
+
+    fn call(&mut self, batch: &ClickBatch) -> Result<Vec<u16>, String> {
+        if self.live.is_none() {
+            self.live = Some(self.instantiate()?);
+        }
+        let ticks = self.deadline_ticks();
+        let live = self.live.as_mut().expect("instantiated above");
+        live.store.set_epoch_deadline(ticks);
+        let verdicts = live.filter.call_filter(&mut live.store, batch).map_err(|e| format!("{e:#}"))?;
+        if verdicts.len() != batch.ad_id.len() {
+            return Err(format!("{} verdicts for {} clicks", verdicts.len(), batch.ad_id.len()));
+        }
+        Ok(verdicts)
+    }
+}
+
+/// Shared by request handlers; calls are serialized per plugin.
+pub type SharedPlugin = Arc<std::sync::Mutex<Plugin>>;
