@@ -13,3 +13,4 @@ mod transports;
 mod browser_features;
 mod browser;
 mod openapi;
+mod filters;

@@ -44,6 +44,8 @@ pub struct EdgeSettings {
     pub allowed_lateness_secs: u64,
     pub idle_lag_secs: u64,
     pub archive_acknowledged: bool,
+    /// Tenant filters: (tenant, plugin path, policy `open` or `closed`).
+    pub filters: Vec<(String, PathBuf, &'static str)>,
 }
 
 impl Default for EdgeSettings {
@@ -55,6 +57,7 @@ impl Default for EdgeSettings {
             allowed_lateness_secs: 3600,
             idle_lag_secs: 300,
             archive_acknowledged: false,
+            filters: Vec::new(),
         }
     }
 }
@@ -210,6 +213,11 @@ impl LocalPop {
                 self.state.core_cert,
             ),
         )?;
+        let mut text = std::fs::read_to_string(&config)?;
+        for (tenant, path, policy) in &e.filters {
+            text.push_str(&format!("\n[[filter]]\ntenant = {tenant:?}\npath = {path:?}\npolicy = {policy:?}\n"));
+        }
+        std::fs::write(&config, text)?;
         let process = spawn(&self.opts, "edge", &config, &dir.join(format!("{id}.log")), http).await?;
         self.edges.push(Edge { id: id.into(), http, process });
         self.state.pids = self.pids();

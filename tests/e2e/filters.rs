@@ -1,0 +1,62 @@
+//! Tenant WebAssembly filters in a running edge: a bot filter drops bot
+//! clicks (recorded with their reason, never silently), a hostile filter is
+//! contained by its tenant's fail-closed policy, and other tenants carry on.
+
+use std::path::PathBuf;
+
+use http::StatusCode;
+use tally::pop::EdgeSettings;
+use tally::traffic::now_ms;
+
+use crate::harness::{self, post_until_acked};
+
+fn plugin(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../plugins/target/wasm32-wasip2/release/tally_plugin_{name}.wasm"));
+    assert!(path.exists(), "{} missing: deploy/dev/test.sh builds the plugins first", path.display());
+    path
+}
+
+fn click(id: &str, ad: u64, ts: u64, ua: &str, ip: &str) -> String {
+    let ip = if ip.is_empty() { String::new() } else { format!(r#","ip":"{ip}""#) };
+    format!(r#"{{"click_id":"{id}","ad_id":{ad},"ts":{ts},"user_agent":"{ua}"{ip}}}"#)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_drop_bots_and_contain_hostile_plugins() {
+    let settings = EdgeSettings {
+        filters: vec![("acme".into(), plugin("bot_filter"), "open"), ("rogue".into(), plugin("hostile"), "closed")],
+        ..EdgeSettings::default()
+    };
+    let pop = harness::start_with(&["acme", "rogue", "plain"], settings).await;
+    let edge = pop.pop.state.edge_http.clone();
+    let now = now_ms();
+    let events = [
+        click("h1", 31, now, "Mozilla/5.0", "8.8.8.8"),
+        click("b1", 31, now, "Googlebot/2.1", "8.8.8.8"),
+        click("n1", 31, now, "Mozilla/5.0", "192.0.2.10"),
+        click("h2", 31, now, "Safari", "1.1.1.1"),
+    ];
+    let r = post_until_acked(&pop.client, &edge, &pop.ingest_key(0), &events).await;
+    assert_eq!(r["accepted"], 2, "{r}");
+    let reasons: Vec<&str> = r["rejected"].as_array().unwrap().iter().map(|x| x["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons, vec!["dropped by the tenant's filter (reason code 1)", "dropped by the tenant's filter (reason code 2)"], "{r}");
+
+    // The hostile tenant's filter loops; its policy is fail-closed: 503, retry later.
+    let bad = pop
+        .client
+        .post_json(&format!("{edge}/v1/clicks"), Some(&pop.ingest_key(1)), format!("[{}]", click("x", 1, now, "", "")))
+        .await
+        .unwrap();
+    assert_eq!(bad.status, StatusCode::SERVICE_UNAVAILABLE, "{}", bad.text());
+    assert!(bad.headers.get("retry-after").is_some());
+    // Other tenants are untouched, with or without a filter.
+    post_until_acked(&pop.client, &edge, &pop.ingest_key(2), &[click("p1", 32, now, "Googlebot", "")]).await;
+    post_until_acked(&pop.client, &edge, &pop.ingest_key(0), &[click("h3", 31, now, "Mozilla/5.0", "")]).await;
+
+    pop.wait_for_series(&pop.read_key(0), 31, now - 60_000, now + 60_000, "1m", 3).await;
+    pop.wait_for_series(&pop.read_key(2), 32, now - 60_000, now + 60_000, "1m", 1).await;
+    let metrics = pop.client.get(&format!("{edge}/metrics"), None).await.unwrap().text();
+    assert!(metrics.contains(r#"tally_edge_events_refused_total{tenant="acme",reason="filtered"} 2"#), "{metrics}");
+    assert!(metrics.contains(r#"tally_edge_filter_failures_total{tenant="rogue"} 1"#), "{metrics}");
+    pop.pop.stop().await;
+}
