@@ -133,16 +133,15 @@ pub fn parse_click(tenant: &TenantId, raw: &RawValue, columns: Option<&mut Colum
         verdict: 0,
     };
     if let Some(columns) = columns {
-        let text = |s: &Option<Cow<'_, str>>| s.as_deref().unwrap_or("").to_string();
         columns.push(
             click.ad_id,
             click.campaign_id,
             click.ts_ms,
             click.cost_micros,
             &wire.click_id,
-            &text(&wire.user_id),
-            &text(&wire.ip),
-            &text(&wire.user_agent),
+            wire.user_id.as_deref().unwrap_or(""),
+            wire.ip.as_deref().unwrap_or(""),
+            wire.user_agent.as_deref().unwrap_or(""),
         );
     }
     Ok(click)
