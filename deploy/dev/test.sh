@@ -8,7 +8,8 @@ cd "$(dirname "$0")/../.."
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 # The example filters are real components, built from source first.
-cargo build --release --locked --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
+# (always into plugins/target, where the tests look, whatever CARGO_TARGET_DIR says)
+cargo build --release --locked --target wasm32-wasip2 --manifest-path plugins/Cargo.toml --target-dir plugins/target
 cargo test --workspace --locked --lib --bins --tests 2>&1 | tee "$log"
 python3 deploy/clickhouse/check_modern.py
 passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
