@@ -53,10 +53,25 @@ async fn filters_drop_bots_and_contain_hostile_plugins() {
     post_until_acked(&pop.client, &edge, &pop.ingest_key(2), &[click("p1", 32, now, "Googlebot", "")]).await;
     post_until_acked(&pop.client, &edge, &pop.ingest_key(0), &[click("h3", 31, now, "Mozilla/5.0", "")]).await;
 
+    // A signed click link: the filter sees the visitor's User-Agent and IP
+    // from the connection; the bot still lands, but is not counted.
+    let secret = pop.pop.state.tenants[0].redirect_secret.clone().unwrap();
+    let url = "https://shop.example/";
+    let sig = tally_edge::ingest::redirect::sign(&secret, &tally_edge::ingest::redirect::signed_text("acme", 33, None, None, url));
+    for (ua, id) in [("Googlebot/2.1", "r-bot"), ("Mozilla/5.0", "r-human")] {
+        let req = http::Request::builder()
+            .uri(format!("{edge}/c/acme/33?url=https%3A%2F%2Fshop.example%2F&sig={sig}&click_id={id}"))
+            .header("user-agent", ua)
+            .body(bytes::Bytes::new())
+            .unwrap();
+        assert_eq!(pop.client.request(req).await.unwrap().status, StatusCode::FOUND);
+    }
+    pop.wait_for_series(&pop.read_key(0), 33, now - 60_000, now + 60_000, "1m", 1).await;
+
     pop.wait_for_series(&pop.read_key(0), 31, now - 60_000, now + 60_000, "1m", 3).await;
     pop.wait_for_series(&pop.read_key(2), 32, now - 60_000, now + 60_000, "1m", 1).await;
     let metrics = pop.client.get(&format!("{edge}/metrics"), None).await.unwrap().text();
-    assert!(metrics.contains(r#"tally_edge_events_refused_total{tenant="acme",reason="filtered"} 2"#), "{metrics}");
+    assert!(metrics.contains(r#"tally_edge_events_refused_total{tenant="acme",reason="filtered"} 3"#), "{metrics}");
     assert!(metrics.contains(r#"tally_edge_filter_failures_total{tenant="rogue"} 1"#), "{metrics}");
     pop.pop.stop().await;
 }

@@ -82,7 +82,7 @@ impl Handler for Ingest {
                 cors::preflight(origin, allowed.is_some_and(|p| origin.is_some_and(|o| p.allowed_origins.iter().any(|a| a == o))))
             }
             (_, ["v1", "clicks"] | ["v1", "beacon", _]) => reply::method_not_allowed("POST, OPTIONS"),
-            (&Method::GET, ["c", tenant, ad]) => self.redirect(&req, tenant, ad).await,
+            (&Method::GET, ["c", tenant, ad]) => self.redirect(&req, tenant, ad, peer).await,
             (&Method::GET, ["sdk", name]) => crate::site::serve(self.static_dir.as_deref(), name).await,
             (&Method::GET, ["openapi.json"]) => reply::with_type(StatusCode::OK, OPENAPI.into(), "application/json"),
             (&Method::GET, ["healthz"]) => reply::with_type(StatusCode::OK, "ok\n".into(), "text/plain"),
@@ -251,9 +251,10 @@ impl Ingest {
     }
 
     /// `GET /c/{tenant}/{ad_id}`: one click from the signed link, then `302`
-    /// to its landing URL.
+    /// to its landing URL. The visitor's IP and User-Agent come from the
+    /// connection; the tenant's filter sees them like any other click's.
     #[tracing::instrument(name = "redirect", skip_all, fields(tenant))]
-    async fn redirect(&self, req: &http::Request<RequestBody>, tenant: &str, ad: &str) -> Response {
+    async fn redirect(&self, req: &http::Request<RequestBody>, tenant: &str, ad: &str, peer: Peer) -> Response {
         let Some((tenant, policy)) = self.tenants.get(tenant) else { return reply::not_found() };
         let Some(secret) = &policy.redirect_secret else {
             return reply::error(StatusCode::NOT_FOUND, "this tenant has no signed redirects (no redirect_secret)");
@@ -272,9 +273,21 @@ impl Ingest {
             user_hash: None,
             verdict: 0,
         };
+        let mut clicks = vec![Ok(click)];
+        let mut recorded = Ok(());
+        if let Some(filter) = self.filters.get(tenant) {
+            let mut columns = Columns::default();
+            let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let c = clicks[0].as_ref().expect("built above");
+            columns.push(c.ad_id, c.campaign_id, c.ts_ms, c.cost_micros, &click_id, "", &peer.addr.ip().to_string(), user_agent);
+            recorded = self.apply_filter(tenant, filter, columns, &mut clicks).await;
+        }
         // The visitor goes on even if recording failed: that is counted
         // (503s in the request metrics would hide it), never silent.
-        if let Err(resp) = self.accept(tenant, vec![Ok(click)]).await {
+        if let Err(resp) = match recorded {
+            Ok(()) => self.accept(tenant, clicks).await.map(|_| ()),
+            Err(resp) => Err(resp),
+        } {
             tracing::warn!(status = %resp.status(), "redirect click not recorded");
             self.metrics.redirects_unrecorded.inc();
         }
