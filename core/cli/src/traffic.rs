@@ -166,9 +166,7 @@ pub async fn drive(
     }
 }
 
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
+pub use tally_model::timestamp::now_ms;
 
 #[cfg(test)]
 mod tests {

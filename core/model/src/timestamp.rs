@@ -17,6 +17,11 @@ pub fn parse_millis(s: &str) -> Result<u64, String> {
     u64::try_from(ms).map_err(|_| format!("timestamp {s:?} is before 1970"))
 }
 
+/// The wall clock, ms since the epoch (0 if the clock is before 1970).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 /// Formats ms since the epoch as RFC 3339 (UTC), for logs and messages.
 pub fn format_millis(ms: u64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)

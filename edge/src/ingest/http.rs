@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{header, HeaderValue, Method, StatusCode};
 use tokio::sync::{mpsc, oneshot};
@@ -17,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tally_http::serve::{Handler, Peer, Transport};
 use tally_http::{reply, RequestBody, Response};
 use tally_model::tenant::{Role, TenantId, Tenants};
+use tally_model::timestamp::now_ms;
 
 use super::body::{self, Format};
 use super::event::{click_key, parse_click, Click};
@@ -53,10 +53,6 @@ pub struct Ingest {
 pub struct TenantFilter {
     pub policy: FailurePolicy,
     pub plugin: Result<SharedPlugin, String>,
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl Handler for Ingest {

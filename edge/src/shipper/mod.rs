@@ -26,7 +26,7 @@ use tally_model::reply::{Reply, Status};
 
 pub use connection::{Connector, ShipError};
 
-use crate::ingest::http::now_ms;
+use tally_model::timestamp::now_ms;
 use crate::ingest::pipeline::Pipeline;
 use crate::metrics::Metrics;
 use crate::spool::group_commit::Command;

@@ -1,5 +1,4 @@
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{header, HeaderValue, Method, StatusCode};
 use serde::Serialize;
@@ -7,6 +6,7 @@ use serde::Serialize;
 use tally_http::serve::{Handler, Peer};
 use tally_http::{reply, RequestBody, Response};
 use tally_model::tenant::{Role, TenantId, Tenants};
+use tally_model::timestamp::now_ms;
 
 use super::params::{parse_limit, parse_range, step_name};
 use crate::clickhouse::store::{AdTotal, Point, Step, Totals};
@@ -80,10 +80,6 @@ struct TopAds {
     from: u64,
     to: u64,
     ads: Vec<AdTotal>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl Handler for Api {

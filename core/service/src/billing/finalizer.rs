@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -52,7 +52,7 @@ pub async fn pass(store: &Store, lookback_hours: u32) -> Result<Pass, StoreError
     let live = store.billing_live_all(from, end).await?;
     let billed = store.billing_statements(from, end).await?;
     let todo = deltas(&live, &billed, &marked);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
+    let now = (tally_model::timestamp::now_ms() / 1000) as u32;
     let rows: Vec<StatementRow> = todo
         .iter()
         .map(|d| StatementRow {

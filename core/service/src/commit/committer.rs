@@ -5,13 +5,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 use xxhash_rust::xxh3::Xxh3;
 
 use tally_model::batch::{Batch, BatchTotals, RefusalReason};
 use tally_model::reply::{Reply, Status};
+use tally_model::timestamp::now_ms;
 
 use super::plan::{decide, first_occurrences, resume, steps, Decision, LedgerState, Step, PARTS};
 use crate::clickhouse::store::{ClickRow, LandingRow, LedgerRow, RefusedRow};
@@ -171,7 +172,7 @@ async fn commit_group(store: &Store, entries: &[Entry], after_inserts: &mut impl
 }
 
 fn ledger_rows(entries: &[Entry], ix: &[usize], state: LedgerState) -> Vec<LedgerRow> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
+    let now = (now_ms() / 1000) as u32;
     ix.iter()
         .map(|&i| {
             let e = &entries[i];
