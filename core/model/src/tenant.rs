@@ -91,6 +91,13 @@ pub struct Policy {
     pub max_events_per_sec: Option<u32>,
 }
 
+impl Policy {
+    /// Whether a browser page from `origin` may post for this tenant.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allowed_origins.iter().any(|o| o == origin)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct TenantsFile {
@@ -182,7 +189,7 @@ impl Tenants {
 
     /// Whether any tenant lets `origin` post from a browser.
     pub fn any_allows_origin(&self, origin: &str) -> bool {
-        self.policies.values().any(|p| p.allowed_origins.iter().any(|o| o == origin))
+        self.policies.values().any(|p| p.allows_origin(origin))
     }
 }
 

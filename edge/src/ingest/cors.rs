@@ -17,7 +17,7 @@ pub fn origin(headers: &HeaderMap) -> Option<&str> {
 
 /// Adds the CORS headers to a response if `policy` allows `origin`.
 pub fn allow(resp: &mut Response, origin: Option<&str>, policy: &Policy) {
-    if let Some(origin) = origin.filter(|o| policy.allowed_origins.iter().any(|a| a == o)) {
+    if let Some(origin) = origin.filter(|o| policy.allows_origin(o)) {
         if let Ok(v) = HeaderValue::from_str(origin) {
             let h = resp.headers_mut();
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);

@@ -75,7 +75,7 @@ impl Handler for Ingest {
             (&Method::OPTIONS, ["v1", "beacon", key]) => {
                 let origin = cors::origin(req.headers());
                 let allowed = self.tenants.authenticate(key, Role::Ingest).map(|t| self.tenants.policy(t));
-                cors::preflight(origin, allowed.is_some_and(|p| origin.is_some_and(|o| p.allowed_origins.iter().any(|a| a == o))))
+                cors::preflight(origin, allowed.is_some_and(|p| origin.is_some_and(|o| p.allows_origin(o))))
             }
             (_, ["v1", "clicks"] | ["v1", "beacon", _]) => reply::method_not_allowed("POST, OPTIONS"),
             (&Method::GET, ["c", tenant, ad]) => self.redirect(&req, tenant, ad, peer).await,
