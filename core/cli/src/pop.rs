@@ -196,9 +196,7 @@ impl LocalPop {
         let e = &self.opts.edge;
         let dir = &self.opts.dir;
         let config = dir.join(format!("{id}.toml"));
-        std::fs::write(
-            &config,
-            format!(
+        let mut text = format!(
                 "edge_id = \"{id}\"\nlisten_http = \"{http}\"\nlisten_https = \"{https}\"\nlisten_h3 = \"{h3}\"\nstatic_dir = {:?}\nspool_dir = {:?}\ntenants_file = {:?}\nship_interval_ms = {}\nheartbeat_ms = {}\nspool_archive_acknowledged = {}\n\n[ack]\nmode = \"{}\"\n\n[time]\nallowed_lateness_secs = {}\nidle_lag_secs = {}\n\n[core]\naddr = \"{}\"\nca_cert = {:?}\n",
                 dir.join("site"),
                 dir.join(format!("{id}-spool")),
@@ -211,9 +209,7 @@ impl LocalPop {
                 e.idle_lag_secs,
                 self.core_quic,
                 self.state.core_cert,
-            ),
-        )?;
-        let mut text = std::fs::read_to_string(&config)?;
+            );
         for (tenant, path, policy) in &e.filters {
             text.push_str(&format!("\n[[filter]]\ntenant = {tenant:?}\npath = {path:?}\npolicy = {policy:?}\n"));
         }
