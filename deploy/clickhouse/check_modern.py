@@ -18,15 +18,21 @@ What it does, with the very same SQL files the service uses:
      commit-ledger rows (with click_records/refused counts and watermarks), click
      records (one id carried by two edges and by two batches of one edge, with
      different accepted_ms and different ad/cost, a verdict != 0 row, the same id
-     under two tenants, clicks in several hours), refused events, billing
+     under two tenants, clicks in several hours), refused events (filtered:<code>,
+     too_late and future reasons; several per ad/minute, in one INSERT and across
+     INSERTs, around an hour and a month boundary, event time with milliseconds),
+     click dimensions (the same rollup key in one INSERT and in two INSERTs, one
+     value summed over ads, a value with a quote, ties on clicks), plugin verdicts
+     (the same row in two batches, shadow and canary, a failed version), billing
      statements ('final' plus signed 'adjustment' rows for one key) and final hours;
   3. runs every file in queries/ (and fails if a file there is not checked) with
      '?' bound like the `clickhouse` crate binds (integers bare, strings quoted,
-     arrays as [..]) and {table}/{bucket} over all three rollups, checks output
-     column names and types exactly, and asserts the results equal the expected
-     values computed in Python (and, where it applies, the same aggregation
-     computed from the landing table in SQL);
-  4. OPTIMIZE ... FINAL on every table and checks everything again (state merges).
+     arrays as [..]) and {table}/{bucket} over all three rollups (clicks_by_*,
+     refused_by_*, dimensions_by_*), checks output column names and types exactly,
+     and asserts the results equal the expected values computed in Python (and,
+     where it applies, the same aggregation computed from the landing table in SQL);
+  4. OPTIMIZE ... FINAL on every table and checks everything again (state merges,
+     SummingMergeTree sums).
 
 Against a server the script uses the database `tally` and refuses to touch an
 existing one unless --reset is given (which DROPs it first). Exit status is 0 only
@@ -71,6 +77,12 @@ RECONCILE_ROLLUP_COLS = [("tenant", "String"), ("bucket", "UInt32"),
 RECONCILE_MANIFEST_COLS = [("edge", "String"), ("seq", "UInt64"), ("manifest_clicks", "UInt64"),
                            ("manifest_records", "UInt32"), ("lo", "UInt32"), ("hi", "UInt32")]
 RECONCILE_RECORDS_COLS = [("edge", "String"), ("seq", "UInt64"), ("records", "UInt64")]
+FILTERED_COLS = [("t", "UInt32"), ("filtered", "UInt64")]
+DIMENSION_VALUE_COLS = [("value", "String"), ("clicks", "UInt64"), ("spend_micros", "UInt64")]
+BILLING_FILTERED_COLS = [("hour", "UInt32"), ("ad_id", "UInt64"), ("filtered", "UInt64")]
+COMPARISON_COLS = [("active_version", "UInt32"), ("candidate_version", "UInt32"), ("mode", "UInt8"),
+                   ("applied_candidate", "UInt8"), ("active_code", "UInt16"), ("candidate_code", "UInt16"),
+                   ("clicks", "UInt64")]
 
 
 class CheckFailed(Exception):
@@ -302,14 +314,14 @@ LEDGER_COLUMNS = ("edge", "seq", "state", "rows", "click_records", "refused", "c
 LEDGER_TYPES = ("String", "UInt64", "UInt8", "UInt32", "UInt32", "UInt32", "UInt64", "UInt64",
                 "DateTime('UTC')", "DateTime('UTC')", "UInt64", "DateTime('UTC')")
 LEDGER = [
-    ("e1", 1, 1, 4, 4, 1, 13, 111, H0 + 5, H0 + 59, (H0 - 600) * 1000, D0 + 4000),
-    ("e1", 1, 2, 4, 4, 1, 13, 111, H0 + 5, H0 + 59, (H0 - 600) * 1000, D0 + 4001),
-    ("e1", 2, 1, 3, 3, 0, 14, 222, H0 + 5, H1 + 40, H0 * 1000, D0 + 8000),
-    ("e1", 2, 2, 3, 3, 0, 14, 222, H0 + 5, H1 + 40, H0 * 1000, D0 + 8001),
+    ("e1", 1, 1, 4, 4, 4, 13, 111, H0 + 5, H0 + 59, (H0 - 600) * 1000, D0 + 4000),
+    ("e1", 1, 2, 4, 4, 4, 13, 111, H0 + 5, H0 + 59, (H0 - 600) * 1000, D0 + 4001),
+    ("e1", 2, 1, 3, 3, 2, 14, 222, H0 + 5, H1 + 40, H0 * 1000, D0 + 8000),
+    ("e1", 2, 2, 3, 3, 2, 14, 222, H0 + 5, H1 + 40, H0 * 1000, D0 + 8001),
     ("e1", 3, 1, 2, 1, 0, 5, 333, D1, D1 + 1, D1 * 1000, D1 + 100),           # started, never committed
-    ("e2", 1, 1, 0, 2, 1, 0, 444, H0 + 17, H1 + 30, (H0 - 60) * 1000, D0 + 9000),  # records only
-    ("e2", 1, 2, 0, 2, 1, 0, 444, H0 + 17, H1 + 30, (H0 - 60) * 1000, D0 + 9001),
-    ("e2", 2, 2, 4, 2, 2, 15, 555, D1 + 61, D1 + 18001, (D1 + 60) * 1000, D1 + 20000),  # no visible 1
+    ("e2", 1, 1, 0, 2, 5, 0, 444, H0 + 17, H1 + 30, (H0 - 60) * 1000, D0 + 9000),  # records only
+    ("e2", 1, 2, 0, 2, 5, 0, 444, H0 + 17, H1 + 30, (H0 - 60) * 1000, D0 + 9001),
+    ("e2", 2, 2, 4, 2, 5, 15, 555, D1 + 61, D1 + 18001, (D1 + 60) * 1000, D1 + 20000),  # no visible 1
 ]
 
 CLICK_COLUMNS = ("tenant", "id_hi", "id_lo", "ad_id", "campaign_id", "ts_ms", "second", "cost_micros",
@@ -350,12 +362,85 @@ CLICK_BATCHES = [
 CLICKS = [r for b in CLICK_BATCHES for r in b]
 
 REFUSED_COLUMNS = ("tenant", "id_hi", "id_lo", "ad_id", "ts_ms", "reason", "at", "edge", "batch_seq", "row_idx")
-REFUSED = [
-    ("t1", 9, 1, 10, (D0 - 7200) * 1000, "too_late", H0 + 6, "e1", 1, 0),
-    ("t1", 9, 2, 11, (H0 - 7200) * 1000, "too_late", H0 + 20, "e2", 1, 0),
-    ("t1", 9, 3, 10, (D1 + 3 * 86400) * 1000, "future", D1 + 70, "e2", 2, 0),
-    ("t2", 9, 4, 10, (D1 + 3 * 86400) * 1000, "future", D1 + 80, "e2", 2, 1),
+# One INSERT per batch. The rollups bucket ts_ms (event time, floored to the second);
+# only reasons 'filtered:<code>' count as filtered.
+REFUSED_BATCHES = [
+    [
+        ("t1", 9, 1, 10, (D0 - 7200) * 1000, "too_late", H0 + 6, "e1", 1, 0),
+        ("t1", 8, 1, 10, (H0 + 5) * 1000 + 10, "filtered:3", H0 + 6, "e1", 1, 1),
+        ("t1", 8, 2, 10, (H0 + 50) * 1000, "filtered:3", H0 + 51, "e1", 1, 2),         # same ad/minute/reason as row 1
+        ("t1", 8, 3, 10, (H0 + 59) * 1000 + 999, "filtered:7", H0 + 60, "e1", 1, 3),   # other code; .999 stays in H0's minute
+    ],
+    [
+        ("t1", 9, 2, 11, (H0 - 7200) * 1000, "too_late", H0 + 20, "e2", 1, 0),
+        ("t1", 8, 4, 10, (H0 + 30) * 1000, "too_late", H0 + 31, "e2", 1, 1),          # not filtered, same ad/minute
+        ("t1", 8, 5, 10, (H0 + 20) * 1000, "filtered:3", H0 + 21, "e2", 1, 2),        # same rollup key as e1/1 rows 1-2
+        ("t2", 8, 6, 10, (H0 + 5) * 1000, "filtered:3", H0 + 6, "e2", 1, 3),          # other tenant
+        ("t1", 8, 7, 11, (H1 + 60) * 1000, "filtered:3", H1 + 61, "e2", 1, 4),
+    ],
+    [
+        ("t1", 8, 8, 10, (H1 + 30) * 1000 + 1, "filtered:12", H1 + 31, "e1", 2, 0),
+        ("t1", 8, 9, 10, (D1 - 1) * 1000 + 500, "filtered:3", D1, "e1", 2, 1),        # last second of November
+    ],
+    [
+        ("t1", 9, 3, 10, (D1 + 3 * 86400) * 1000, "future", D1 + 70, "e2", 2, 0),
+        ("t2", 9, 4, 10, (D1 + 3 * 86400) * 1000, "future", D1 + 80, "e2", 2, 1),
+        ("t1", 8, 10, 10, D1 * 1000, "filtered:3", D1 + 2, "e2", 2, 2),               # first second of December
+        ("t1", 8, 11, 12, (D1 + 5 * 3600 + 1) * 1000, "filtered:3", D1 + 5 * 3600 + 3, "e2", 2, 3),
+        ("t1", 8, 12, 10, (D1 + 3600) * 1000, "future", H1 + 5, "e2", 2, 4),          # not filtered, inside the ranges
+    ],
 ]
+REFUSED = [r for b in REFUSED_BATCHES for r in b]
+
+DIMENSION_COLUMNS = ("tenant", "ad_id", "campaign_id", "second", "dimension", "value", "clicks", "spend_micros",
+                     "edge", "batch_seq", "row_idx")
+# One INSERT per batch. t1/country over everything: DE 11 clicks, FR 11 (tie: by value).
+DIMENSION_BATCHES = [
+    [
+        ("t1", 10, 100, H0 + 5, "country", "DE", 2, 200, "e1", 1, 0),
+        ("t1", 10, 100, H0 + 5, "country", "FR", 1, 100, "e1", 1, 1),
+        ("t1", 10, 100, H0 + 17, "country", "DE", 1, 50, "e1", 1, 2),      # same rollup key as row 0, same INSERT
+        ("t1", 11, 100, H0 + 17, "country", "DE", 7, 700, "e1", 1, 3),     # other ad: a value sums over ads
+        ("t1", 10, 101, H0 + 59, "device", "mobile", 1, 90, "e1", 1, 4),
+    ],
+    [
+        ("t1", 10, 100, H0 + 5, "country", "DE", 1, 100, "e1", 2, 0),      # same key as e1/1 row 0, other INSERT
+        ("t1", 10, 100, H1 + 30, "country", "FR", 4, 400, "e1", 2, 1),
+        ("t1", 10, 100, H1 + 40, "country", "it's", 4, 40, "e1", 2, 2),    # quote; ties with FR in H1
+        ("t2", 10, 200, H0 + 5, "country", "DE", 9, 900, "e1", 2, 3),      # other tenant
+    ],
+    [
+        ("t1", 12, 102, D1, "country", "US", 3, 30, "e1", 3, 0),           # batch never committed
+    ],
+    [
+        ("t1", 10, 100, D1 + 61, "country", "FR", 5, 500, "e2", 2, 0),
+        ("t1", 10, 100, D1 + 61, "device", "desktop", 5, 500, "e2", 2, 1),
+        ("t1", 12, 102, D1 + 5 * 3600 + 1, "country", "US", 2, 20, "e2", 2, 2),
+        ("t1", 10, 100, D1 + 18001, "country", "FR", 1, 10, "e2", 2, 3),   # the manifest's max_second
+    ],
+]
+DIMENSIONS = [r for b in DIMENSION_BATCHES for r in b]
+
+VERDICT_COLUMNS = ("tenant", "minute", "active_version", "candidate_version", "mode", "applied_candidate",
+                   "active_code", "candidate_code", "clicks", "edge", "batch_seq", "row_idx")
+VERDICT_BATCHES = [  # one INSERT per batch; mode 1 = shadow, 2 = canary; code 65535 = that version failed
+    [
+        ("t1", H0, 1, 2, 1, 0, 0, 0, 10, "e1", 1, 0),
+        ("t1", H0, 1, 2, 1, 0, 0, 3, 2, "e1", 1, 1),         # the candidate would filter
+        ("t1", H0 + 60, 1, 2, 1, 0, 0, 0, 5, "e1", 1, 2),    # row 0's group, next minute: summed
+    ],
+    [
+        ("t1", H0, 1, 2, 1, 0, 0, 0, 4, "e1", 2, 0),         # row 0 of e1/1 again, other batch: summed
+        ("t1", H1, 2, 3, 2, 1, 0, 65535, 1, "e1", 2, 1),     # canary, the candidate failed
+        ("t1", H1 + 60, 2, 3, 2, 0, 3, 3, 6, "e1", 2, 2),
+        ("t2", H0, 1, 2, 1, 0, 0, 0, 9, "e1", 2, 3),         # other tenant
+    ],
+    [
+        ("t1", D1 + 60, 2, 3, 2, 1, 3, 0, 3, "e2", 2, 0),
+        ("t1", D1 + 5 * 3600, 3, 4, 1, 0, 65535, 7, 1, "e2", 2, 1),
+    ],
+]
+VERDICTS = [r for b in VERDICT_BATCHES for r in b]
 
 STATEMENT_COLUMNS = ("tenant", "hour", "ad_id", "kind", "clicks", "spend_micros", "recorded_at")
 STATEMENT_BATCHES = [
@@ -381,6 +466,8 @@ FINAL_HOUR_BATCHES = [
 FINAL_HOURS = [r for b in FINAL_HOUR_BATCHES for r in b]
 
 DT = "DateTime('UTC')"
+LANDING_COLUMNS = ("tenant", "ad_id", "campaign_id", "second", "clicks", "spend_micros", "user_hashes",
+                   "edge", "batch_seq", "row_idx")
 INSERT_LAYOUTS = [  # (table, columns, types) of every table the service inserts into
     ("batches", LEDGER_COLUMNS, LEDGER_TYPES),
     ("click_records", CLICK_COLUMNS, ("String", "UInt64", "UInt64", "UInt64", "UInt64", "UInt64", DT,
@@ -389,9 +476,12 @@ INSERT_LAYOUTS = [  # (table, columns, types) of every table the service inserts
                                          "String", "UInt64", "UInt32")),
     ("billing_statements", STATEMENT_COLUMNS, ("String", DT, "UInt64", "String", "Int64", "Int64", DT)),
     ("billing_final_hours", ("hour", "finalized_at"), (DT, DT)),
-    ("clicks_by_second", ("tenant", "ad_id", "campaign_id", "second", "clicks", "spend_micros", "user_hashes",
-                          "edge", "batch_seq", "row_idx"),
+    ("clicks_by_second", LANDING_COLUMNS,
      ("String", "UInt64", "UInt64", DT, "UInt64", "UInt64", "Array(UInt64)", "String", "UInt64", "UInt32")),
+    ("click_dimensions", DIMENSION_COLUMNS, ("String", "UInt64", "UInt64", DT, "String", "String", "UInt64",
+                                             "UInt64", "String", "UInt64", "UInt32")),
+    ("plugin_verdicts", VERDICT_COLUMNS, ("String", DT, "UInt32", "UInt32", "UInt8", "UInt8", "UInt16", "UInt16",
+                                          "UInt64", "String", "UInt64", "UInt32")),
 ]
 
 
@@ -517,7 +607,52 @@ def expected_batch_rows_present(edge, seq, lo, hi):
     return sorted(
         [(0, r[9]) for r in LANDING if r[7] == edge and r[8] == seq and lo <= r[3] <= hi]
         + [(1, r[12]) for r in CLICKS if r[10] == edge and r[11] == seq and lo <= r[6] <= hi]
-        + [(2, r[9]) for r in REFUSED if r[7] == edge and r[8] == seq])
+        + [(2, r[9]) for r in REFUSED if r[7] == edge and r[8] == seq]
+        + [(3, r[10]) for r in DIMENSIONS if r[8] == edge and r[9] == seq and lo <= r[3] <= hi]
+        + [(4, r[11]) for r in VERDICTS if r[9] == edge and r[10] == seq])
+
+
+def is_filtered(reason):
+    return reason.startswith("filtered:")
+
+
+def expected_filtered(tenant, ad, frm, to, size):
+    """Filtered refusals of an ad per bucket b (of the event second), frm <= b < to."""
+    acc = {}
+    for (tn, _hi, _lo, a, ts_ms, reason, _at, _e, _s, _i) in REFUSED:
+        sec = ts_ms // 1000
+        b = sec - sec % size
+        if tn == tenant and a == ad and is_filtered(reason) and frm <= b < to:
+            acc[b] = acc.get(b, 0) + 1
+    return sorted(acc.items())
+
+
+def expected_billing_filtered(tenant, frm, to):
+    acc = {}
+    for (tn, _hi, _lo, a, ts_ms, reason, _at, _e, _s, _i) in REFUSED:
+        h = hour_of(ts_ms // 1000)
+        if tn == tenant and is_filtered(reason) and frm <= h < to:
+            acc[(h, a)] = acc.get((h, a), 0) + 1
+    return sorted(k + (v,) for k, v in acc.items())
+
+
+def expected_dimension_values(tenant, dimension, frm, to, size, limit):
+    acc = {}
+    for (tn, _a, _c, sec, dim, value, clicks, spend, _e, _s, _i) in DIMENSIONS:
+        b = sec - sec % size
+        if tn == tenant and dim == dimension and frm <= b < to:
+            c, sp = acc.get(value, (0, 0))
+            acc[value] = (c + clicks, sp + spend)
+    rows = sorted(((v, c, sp) for v, (c, sp) in acc.items()), key=lambda r: (-r[1], r[0].encode()))
+    return rows[:limit]
+
+
+def expected_comparison(tenant, frm, to):
+    acc = {}
+    for (tn, minute, *key, clicks, _e, _s, _i) in VERDICTS:
+        if tn == tenant and frm <= minute < to:
+            acc[tuple(key)] = acc.get(tuple(key), 0) + clicks
+    return sorted(k + (v,) for k, v in acc.items())
 
 
 # --------------------------------------------------------------------------- the check
@@ -625,6 +760,7 @@ def check_queries(ck, phase):
     check_ledger_queries(ck, q, phase)
     check_billing_queries(ck, q, phase)
     check_reconcile_queries(ck, q, phase)
+    check_filter_queries(ck, q, phase)
 
 
 def expect(got, exp, what):
@@ -641,8 +777,9 @@ def check_ledger_queries(ck, q, phase):
         for a, b in ((lo, hi), (lo + 1, hi), (lo, hi - 1)):
             where = "[%s] %s/%d [%d,%d]" % (phase, edge, seq, a, b)
             # UNION ALL without ORDER BY: compare as a sorted multiset
-            got = sorted(ck.select(bind(q["batch_rows_present"], [edge, seq, a, b, edge, seq, a, b, edge, seq]),
-                                   "batch_rows_present " + where, BATCH_ROWS_COLS))
+            binds = [edge, seq, a, b, edge, seq, a, b, edge, seq, edge, seq, a, b, edge, seq]  # as the Store binds
+            got = sorted(ck.select(bind(q["batch_rows_present"], binds), "batch_rows_present " + where,
+                                   BATCH_ROWS_COLS))
             expect(got, expected_batch_rows_present(edge, seq, a, b), "batch_rows_present " + where)
 
     got = ck.select(bind(q["edge_watermarks"], []), "edge_watermarks [%s]" % phase, WATERMARK_COLS)
@@ -707,12 +844,97 @@ def check_reconcile_queries(ck, q, phase):
         expect(got, expected_batch_records(lo, hi), "reconcile_batch_records " + where)
 
 
+FILTER_RANGES = [
+    (D0, D1 + 86400),                 # everything
+    (D0, D1),                         # first day only
+    (H0, H1),                         # one hour
+    (H0 + 60, H1 + 60),               # minute aligned, not hour aligned
+    (H0 + 30, H1 + 30),               # not minute aligned
+    (D1 - 60, D1 + 60),               # across the month boundary
+    (D1 + 86400, D1 + 2 * 86400),     # empty
+]
+
+
+def check_filter_queries(ck, q, phase):
+    """Filtered clicks (refused_by_*), dimension values (dimensions_by_*), filtered
+    clicks for billing and plugin comparisons."""
+    pairs = sorted({(r[0], r[3]) for r in REFUSED}) + [("t1", 999), ("nobody", 10)]
+    for tenant, ad in pairs:
+        for frm, to in FILTER_RANGES:
+            where = "[%s] tenant=%s ad=%d [%d,%d)" % (phase, tenant, ad, frm, to)
+            for _table, bucket, size in ROLLUPS:
+                got = ck.select(bind(q["series_filtered"], [tenant, ad, frm, to], {"bucket": bucket}),
+                                "series_filtered %s %s" % (bucket, where), FILTERED_COLS)
+                expect(got, expected_filtered(tenant, ad, frm, to, size),
+                       "series_filtered %s %s" % (bucket, where))
+                if frm % size == 0 and to % size == 0:
+                    ref = ck.select(
+                        "SELECT toUInt32(intDiv(ts_ms, %d) * %d) AS t, toUInt64(count()) AS filtered "
+                        "FROM tally.refused_events WHERE tenant = %s AND ad_id = %d AND reason LIKE 'filtered:%%' "
+                        "AND ts_ms >= %d AND ts_ms < %d GROUP BY t ORDER BY t" % (
+                            size * 1000, size, sql_literal(tenant), ad, frm * 1000, to * 1000),
+                        "landing reference filtered %s %s" % (bucket, where), FILTERED_COLS)
+                    if got != ref:
+                        fail("series_filtered %s %s: rollup %s != refused_events %s" % (bucket, where, got, ref))
+
+    for tenant, dimension in (("t1", "country"), ("t1", "device"), ("t1", "nope"), ("t2", "country"),
+                              ("nobody", "country")):
+        for frm, to in FILTER_RANGES:
+            for _table, bucket, size in ROLLUPS:
+                for limit in ((1, 2, 10) if (tenant, dimension) == ("t1", "country") else (10,)):
+                    where = "%s [%s] tenant=%s dimension=%s [%d,%d) limit %d" % (
+                        bucket, phase, tenant, dimension, frm, to, limit)
+                    got = ck.select(bind(q["dimension_values"], [tenant, dimension, frm, to, limit],
+                                         {"bucket": bucket}), "dimension_values " + where, DIMENSION_VALUE_COLS)
+                    expect(got, expected_dimension_values(tenant, dimension, frm, to, size, limit),
+                           "dimension_values " + where)
+                    if frm % size == 0 and to % size == 0:
+                        ref = ck.select(
+                            "SELECT value, toUInt64(sum(clicks)) AS clicks, toUInt64(sum(spend_micros)) AS "
+                            "spend_micros FROM tally.click_dimensions WHERE tenant = %s AND dimension = %s AND "
+                            "second >= %d AND second < %d GROUP BY value ORDER BY clicks DESC, value LIMIT %d" % (
+                                sql_literal(tenant), sql_literal(dimension), frm, to, limit),
+                            "landing reference dimension " + where, DIMENSION_VALUE_COLS)
+                        if got != ref:
+                            fail("dimension_values %s: rollup %s != click_dimensions %s" % (where, got, ref))
+
+    for frm, to in BILLING_RANGES + [(H0 + 1, H0 + 61)]:
+        for tenant in ("t1", "t2", "nobody"):
+            where = "[%s] tenant=%s [%d,%d)" % (phase, tenant, frm, to)
+            got = ck.select(bind(q["billing_filtered"], [tenant, frm, to]), "billing_filtered " + where,
+                            BILLING_FILTERED_COLS)
+            expect(got, expected_billing_filtered(tenant, frm, to), "billing_filtered " + where)
+            got = ck.select(bind(q["plugin_comparison"], [tenant, frm, to]), "plugin_comparison " + where,
+                            COMPARISON_COLS)
+            expect(got, expected_comparison(tenant, frm, to), "plugin_comparison " + where)
+
+    # Spot values, independent of the Python model above: too_late/future are not
+    # filtered, several codes of one ad/hour add up, ts_ms .999 stays in its minute,
+    # event time (not `at`) picks the bucket, both sides of the month boundary.
+    got = ck.select(bind(q["billing_filtered"], ["t1", H0, H1 + 3600]), "billing_filtered spot [%s]" % phase,
+                    BILLING_FILTERED_COLS)
+    expect(got, [(H0, 10, 4), (H1, 10, 1), (H1, 11, 1)], "billing_filtered spot [%s]" % phase)
+    for bucket, exp in (("minute", [(H0, 4), (H1, 1), (D1 - 60, 1), (D1, 1)]),
+                        ("hour", [(H0, 4), (H1, 1), (D1 - 3600, 1), (D1, 1)]),
+                        ("day", [(D0, 6), (D1, 1)])):
+        got = ck.select(bind(q["series_filtered"], ["t1", 10, D0, D1 + 86400], {"bucket": bucket}),
+                        "series_filtered spot %s [%s]" % (bucket, phase), FILTERED_COLS)
+        expect(got, exp, "series_filtered spot %s [%s]" % (bucket, phase))
+    got = ck.select(bind(q["dimension_values"], ["t1", "country", D0, D1 + 86400, 10], {"bucket": "minute"}),
+                    "dimension_values spot [%s]" % phase, DIMENSION_VALUE_COLS)
+    expect(got, [("DE", 11, 1050), ("FR", 11, 1010), ("US", 5, 50), ("it's", 4, 40)],
+           "dimension_values spot [%s]" % phase)
+    got = ck.select(bind(q["plugin_comparison"], ["t1", H0, H0 + 3600]), "plugin_comparison spot [%s]" % phase,
+                    COMPARISON_COLS)
+    expect(got, [(1, 2, 1, 0, 0, 0, 19), (1, 2, 1, 0, 0, 3, 2)], "plugin_comparison spot [%s]" % phase)
+
+
 CHECKED_QUERIES = (
     "series_second", "total_second", "series_rollup", "total_rollup", "top_ads",
     "ledger_states", "batch_rows_present", "edge_watermarks",
     "billing_live", "billing_live_all_tenants", "billing_statements", "final_hours",
     "reconcile_hours", "reconcile_rollup", "reconcile_manifests", "reconcile_batch_records",
-    "repair_rollup",
+    "repair_rollup", "series_filtered", "dimension_values", "billing_filtered", "plugin_comparison",
 )
 
 REPAIR_FNS = {"minute": "toStartOfMinute", "hour": "toStartOfHour", "day": "toStartOfDay"}
@@ -724,28 +946,51 @@ def rollup_totals(ck, table):
                      "totals of %s" % table)
 
 
+def sum_totals(ck, table):
+    """Per-tenant sums of a SummingMergeTree rollup of migration 0005."""
+    spend = ", toUInt64(sum(spend_micros)) AS s" if table.startswith("dimensions_by_") else ""
+    return ck.select("SELECT tenant, toUInt64(sum(clicks)) AS c%s FROM tally.%s GROUP BY tenant ORDER BY tenant"
+                     % (spend, table), "totals of %s" % table)
+
+
+TOKEN_CASES = [  # (landing table, columns, one row, its rollups, totals of a rollup)
+    ("clicks_by_second", LANDING_COLUMNS, ("d1", 1, 0, D0, 3, 30, [7], "ed", 1, 0),
+     [r[0] for r in ROLLUPS], rollup_totals),
+    ("click_records", CLICK_COLUMNS, click("d1", 7, 7, 1, 0, D0 * 1000, 30, 0, D0 * 1000 + 1, "ed", 1, 0),
+     [], None),
+    ("refused_events", REFUSED_COLUMNS, ("d1", 7, 7, 1, D0 * 1000, "filtered:1", D0, "ed", 1, 0),
+     ["refused_by_" + b for _t, b, _s in ROLLUPS], sum_totals),
+    ("click_dimensions", DIMENSION_COLUMNS, ("d1", 1, 0, D0, "country", "DE", 3, 30, "ed", 1, 0),
+     ["dimensions_by_" + b for _t, b, _s in ROLLUPS], sum_totals),
+    ("plugin_verdicts", VERDICT_COLUMNS, ("d1", D0, 1, 2, 1, 0, 0, 0, 3, "ed", 1, 0), [], None),
+]
+
+
 def check_dedup_token(ck):
     """Modern engines only: modern/*.sql turns on the per-table token window,
     and an INSERT re-sent with the same insert_deduplication_token changes
-    neither the landing table nor its rollups."""
+    neither the landing table nor its rollups (every table the service inserts
+    into with a token)."""
     for name in sorted(os.listdir(os.path.join(HERE, "modern"))):
         for i, stmt in enumerate(split_statements(read(os.path.join("modern", name)))):
             ck.run(stmt, "modern/%s statement %d" % (name, i + 1))
-    before = [rollup_totals(ck, t) for t, _, _ in ROLLUPS]
-    rows = ck.select("SELECT toUInt64(count()) AS n FROM tally.clicks_by_second", "landing rows")
-    insert = ("INSERT INTO tally.clicks_by_second (tenant, ad_id, campaign_id, second, clicks, spend_micros, "
-              "user_hashes, edge, batch_seq, row_idx) SETTINGS insert_deduplication_token = 'e-tok-1', "
-              "deduplicate_blocks_in_dependent_materialized_views = 1 VALUES ('d1', 1, 0, %d, 3, 30, [7], 'ed', 1, 0)" % D0)
-    ck.run(insert, "insert with a token")
-    after = [rollup_totals(ck, t) for t, _, _ in ROLLUPS]
-    if after == before:
-        fail("the tokened insert did not reach the rollups")
-    ck.run(insert, "the same insert re-sent")
-    if [rollup_totals(ck, t) for t, _, _ in ROLLUPS] != after:
-        fail("a re-sent insert with the same token changed the rollups")
-    got = ck.select("SELECT toUInt64(count()) AS n FROM tally.clicks_by_second", "landing rows")
-    if got != [(rows[0][0] + 1,)]:
-        fail("a re-sent insert with the same token was not dropped: %s rows, expected %d" % (got, rows[0][0] + 1))
+    for table, columns, row, rollups, totals in TOKEN_CASES:
+        before = [totals(ck, t) for t in rollups]
+        rows = ck.select("SELECT toUInt64(count()) AS n FROM tally.%s" % table, "%s rows" % table)
+        insert = ("INSERT INTO tally.%s (%s) SETTINGS insert_deduplication_token = 'tok-%s', "
+                  "deduplicate_blocks_in_dependent_materialized_views = 1 VALUES %s" % (
+                      table, ", ".join(columns), table, landing_values([row])))
+        ck.run(insert, "insert into %s with a token" % table)
+        after = [totals(ck, t) for t in rollups]
+        if rollups and after == before:
+            fail("the tokened insert into %s did not reach its rollups" % table)
+        ck.run(insert, "the same insert into %s re-sent" % table)
+        if [totals(ck, t) for t in rollups] != after:
+            fail("a re-sent insert into %s with the same token changed its rollups" % table)
+        got = ck.select("SELECT toUInt64(count()) AS n FROM tally.%s" % table, "%s rows" % table)
+        if got != [(rows[0][0] + 1,)]:
+            fail("a re-sent insert into %s with the same token was not dropped: %s rows, expected %d" % (
+                table, got, rows[0][0] + 1))
 
 
 def check_repair(ck):
@@ -779,8 +1024,13 @@ def check_repair(ck):
             fail("a second repair of %s added rows" % table)
 
 
+# SummingMergeTree rollups of migration 0005: (table, key columns), bucket names as in ROLLUPS
+SUM_ROLLUPS = [("dimensions_by_" + b, "tenant, dimension, value, ad_id, " + b) for _t, b, _s in ROLLUPS] + [
+    ("refused_by_" + b, "tenant, ad_id, reason, " + b) for _t, b, _s in ROLLUPS]
+
 TABLES = ["clicks_by_second", "batches", "click_records", "refused_events", "billing_statements",
-          "billing_final_hours"] + [r[0] for r in ROLLUPS]
+          "billing_final_hours", "click_dimensions", "plugin_verdicts"] + [r[0] for r in ROLLUPS] + [
+          r[0] for r in SUM_ROLLUPS]
 
 
 def check_parts(ck, merged):
@@ -794,6 +1044,15 @@ def check_parts(ck, merged):
         if not merged and not raw[0][0] > keys[0][0]:
             fail("%s before merges: %s rows for %s keys; expected partial states to be "
                  "spread over several rows (did the MV fire for every INSERT?)" % (table, raw, keys))
+    for table, key in SUM_ROLLUPS:
+        raw = ck.select("SELECT toUInt64(count()) AS n FROM tally.%s" % table, "count " + table)
+        keys = ck.select("SELECT toUInt64(count()) AS n FROM (SELECT DISTINCT %s FROM tally.%s)" % (key, table),
+                         "count keys " + table)
+        if merged and raw != keys:
+            fail("%s after OPTIMIZE FINAL: %s rows for %s keys (SummingMergeTree did not sum)" % (table, raw, keys))
+        if not merged and not raw[0][0] > keys[0][0]:
+            fail("%s before merges: %s rows for %s keys; expected one key in several INSERTs "
+                 "(did the MV fire for every INSERT?)" % (table, raw, keys))
     raw = ck.select("SELECT toUInt64(count()) AS n FROM tally.batches", "count batches")
     exp = len({(r[0], r[1]) for r in LEDGER}) if merged else len(LEDGER)
     if raw != [(exp,)]:
@@ -805,7 +1064,8 @@ def check_parts(ck, merged):
         fail("tally.billing_final_hours holds %s rows, expected %d (%s)" % (
             raw, exp, "merged" if merged else "unmerged"))
     for table, rows in (("click_records", CLICKS), ("refused_events", REFUSED),
-                        ("billing_statements", STATEMENTS)):  # plain MergeTree: merges keep every row
+                        ("billing_statements", STATEMENTS), ("click_dimensions", DIMENSIONS),
+                        ("plugin_verdicts", VERDICTS)):  # plain MergeTree: merges keep every row
         raw = ck.select("SELECT toUInt64(count()) AS n FROM tally.%s" % table, "count " + table)
         if raw != [(len(rows),)]:
             fail("tally.%s holds %s rows, expected %d" % (table, raw, len(rows)))
@@ -879,8 +1139,8 @@ def main():
             ck.run("SYSTEM STOP MERGES tally.%s" % t, "stop merges %s" % t)
 
         for i, b in enumerate(BATCHES):
-            ck.run("INSERT INTO tally.clicks_by_second (tenant, ad_id, campaign_id, second, clicks, "
-                   "spend_micros, user_hashes, edge, batch_seq, row_idx) VALUES " + landing_values(b),
+            ck.run("INSERT INTO tally.clicks_by_second (%s) VALUES %s" % (", ".join(LANDING_COLUMNS),
+                                                                         landing_values(b)),
                    "landing insert %d" % (i + 1))
         for row in LEDGER:  # one INSERT per ledger write, as the service does
             ck.run("INSERT INTO tally.batches (%s) VALUES %s" % (", ".join(LEDGER_COLUMNS), landing_values([row])),
@@ -888,10 +1148,18 @@ def main():
         for i, b in enumerate(CLICK_BATCHES):
             ck.run("INSERT INTO tally.click_records (%s) VALUES %s" % (", ".join(CLICK_COLUMNS), landing_values(b)),
                    "click_records insert %d" % (i + 1))
-        for i, row in enumerate(REFUSED):
+        for i, b in enumerate(REFUSED_BATCHES):
             ck.run("INSERT INTO tally.refused_events (%s) VALUES %s" % (", ".join(REFUSED_COLUMNS),
-                                                                       landing_values([row])),
+                                                                       landing_values(b)),
                    "refused_events insert %d" % (i + 1))
+        for i, b in enumerate(DIMENSION_BATCHES):
+            ck.run("INSERT INTO tally.click_dimensions (%s) VALUES %s" % (", ".join(DIMENSION_COLUMNS),
+                                                                         landing_values(b)),
+                   "click_dimensions insert %d" % (i + 1))
+        for i, b in enumerate(VERDICT_BATCHES):
+            ck.run("INSERT INTO tally.plugin_verdicts (%s) VALUES %s" % (", ".join(VERDICT_COLUMNS),
+                                                                        landing_values(b)),
+                   "plugin_verdicts insert %d" % (i + 1))
         for i, b in enumerate(STATEMENT_BATCHES):
             ck.run("INSERT INTO tally.billing_statements (%s) VALUES %s" % (", ".join(STATEMENT_COLUMNS),
                                                                            landing_values(b)),

@@ -52,6 +52,24 @@ pub struct EdgeConfig {
     #[serde(default)]
     pub time: TimeSection,
     pub core: CoreSection,
+    /// The central plugin registry; tenants listed there override `[[filter]]`.
+    pub registry: Option<RegistrySection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySection {
+    /// The core's HTTP API, e.g. `http://core.internal:8080`.
+    pub url: String,
+    /// The core's `registry.edge_token`.
+    pub token: String,
+    /// How often the manifest is polled: new versions run within this.
+    #[serde(default = "defaults::registry_poll_ms")]
+    pub poll_ms: u64,
+    #[serde(default = "defaults::filter_memory_mb")]
+    pub memory_mb: usize,
+    #[serde(default = "defaults::filter_timeout_ms")]
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,7 +81,7 @@ pub struct FilterSection {
     /// What a batch gets when the filter fails: `open` (count the clicks)
     /// or `closed` (answer 503 so the client retries).
     #[serde(default = "defaults::filter_policy")]
-    pub policy: crate::filter::host::FailurePolicy,
+    pub policy: tally_filter::host::FailurePolicy,
     #[serde(default = "defaults::filter_memory_mb")]
     pub memory_mb: usize,
     #[serde(default = "defaults::filter_timeout_ms")]
@@ -193,8 +211,11 @@ mod defaults {
     pub fn server_name() -> String {
         "localhost".into()
     }
-    pub fn filter_policy() -> crate::filter::host::FailurePolicy {
-        crate::filter::host::FailurePolicy::Open
+    pub fn filter_policy() -> tally_filter::host::FailurePolicy {
+        tally_filter::host::FailurePolicy::Open
+    }
+    pub fn registry_poll_ms() -> u64 {
+        1000
     }
     pub fn filter_memory_mb() -> usize {
         64
@@ -253,6 +274,11 @@ impl EdgeConfig {
         }
         if self.filters.iter().any(|f| f.memory_mb == 0 || f.memory_mb > 256 || f.timeout_ms == 0) {
             return Err("filter memory_mb must be 1..=256 and timeout_ms positive".into());
+        }
+        if let Some(r) = &self.registry {
+            if r.memory_mb == 0 || r.memory_mb > 256 || r.timeout_ms == 0 || !(10..=600_000).contains(&r.poll_ms) {
+                return Err("registry memory_mb must be 1..=256, timeout_ms positive, poll_ms 10..=600000".into());
+            }
         }
         if self.core.max_in_flight == 0 {
             return Err("core.max_in_flight must be positive".into());

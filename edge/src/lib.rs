@@ -34,6 +34,9 @@ use tokio::sync::watch;
 
 use tally_model::tenant::{TenantId, Tenants, TenantsError};
 
+use filter::registry::RegistrySync;
+use filter::slot::Filters;
+
 use config::{AckMode, EdgeConfig};
 use dedup::DedupConfig;
 use ingest::http::Ingest;
@@ -58,42 +61,7 @@ pub enum EdgeError {
     #[error(transparent)]
     H3(#[from] tally_http::h3::H3Error),
     #[error(transparent)]
-    Filter(#[from] filter::host::FilterError),
-}
-
-/// Loads the configured tenant filters. A plugin that cannot be loaded does
-/// not stop the edge: its tenant's batches follow the tenant's policy.
-fn load_filters(
-    config: &EdgeConfig,
-    tenants: &Tenants,
-    metrics: &Metrics,
-) -> Result<std::collections::HashMap<TenantId, ingest::http::TenantFilter>, EdgeError> {
-    let mut filters = std::collections::HashMap::new();
-    if config.filters.is_empty() {
-        return Ok(filters);
-    }
-    let engine = filter::host::FilterEngine::new()?;
-    for f in &config.filters {
-        let Some((tenant, _)) = tenants.get(&f.tenant) else {
-            tracing::error!(tenant = %f.tenant, "filter configured for an unknown tenant; ignored");
-            continue;
-        };
-        let limits = filter::host::Limits {
-            memory_bytes: f.memory_mb << 20,
-            timeout: Duration::from_millis(f.timeout_ms),
-        };
-        let plugin = filter::host::Plugin::load(&engine, &f.path, f.policy, limits).map_err(|e| e.to_string());
-        match &plugin {
-            Ok(p) => tracing::info!(%tenant, plugin = %p.name, policy = ?f.policy, "tenant filter loaded"),
-            Err(e) => {
-                tracing::error!(%tenant, error = %e, policy = ?f.policy, "tenant filter could not be loaded");
-                metrics.filter_quarantined.get_or_create(&Metrics::tenant(tenant.as_str())).set(1);
-            }
-        }
-        let plugin = plugin.map(|p| Arc::new(Mutex::new(p)));
-        filters.insert(tenant.clone(), ingest::http::TenantFilter { policy: f.policy, plugin });
-    }
-    Ok(filters)
+    Filter(#[from] tally_filter::host::FilterError),
 }
 
 /// Runs an edge until `shutdown` turns true; then stops taking requests,
@@ -180,7 +148,21 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
         None => None,
     };
     let alt_svc = config.listen_h3.and_then(|a| http::HeaderValue::from_str(&format!("h3=\":{}\"; ma=86400", a.port())).ok());
-    let filters = load_filters(&config, &tenants, &metrics)?;
+    let filters = Arc::new(Filters::default());
+    let mut registry = None;
+    if !config.filters.is_empty() || config.registry.is_some() {
+        let engine = tally_filter::host::FilterEngine::new()?;
+        filter::slot::load_config(&config, &engine, &tenants, &metrics, &filters);
+        if let Some(r) = &config.registry {
+            let limits = tally_filter::host::Limits { memory_bytes: r.memory_mb << 20, timeout: Duration::from_millis(r.timeout_ms) };
+            let poll = Duration::from_millis(r.poll_ms);
+            let cache = config.spool_dir.join("plugins");
+            let mut sync = RegistrySync::new(&r.url, &r.token, poll, cache, limits, engine, tenants.clone(), filters.clone(), metrics.clone());
+            sync.apply_cached().await;
+            registry = Some(sync);
+        }
+    }
+    let registry = registry.map(|sync| tokio::spawn(sync.run(shutdown.clone())));
     let backpressure = Arc::new(AtomicBool::new(false));
     let ingest = Arc::new(Ingest {
         tenants,
@@ -219,6 +201,9 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
     }
     servers.spawn(tally_http::serve::serve(listener, None, ingest, shutdown));
     while servers.join_next().await.is_some() {}
+    if let Some(sync) = registry {
+        let _ = sync.await;
+    }
     let _ = ship_stop_tx.send(true);
     let _ = shipping.await;
     // Every sender is gone with the shipper and the handlers: the WAL thread ends.

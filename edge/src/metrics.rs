@@ -17,6 +17,25 @@ pub struct RefusedLabel {
     pub reason: &'static str,
 }
 
+/// A tenant's plugin version in a role (`active` or `candidate`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabel {
+    pub tenant: String,
+    pub role: &'static str,
+    pub version: u32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoleLabel {
+    pub tenant: String,
+    pub role: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
     pub code: u16,
@@ -42,6 +61,10 @@ pub struct Metrics {
     pub filter_failures: Family<TenantLabel, Counter>,
     pub filter_quarantined: Family<TenantLabel, Gauge>,
     pub filter_seconds: Family<TenantLabel, Counter<f64>>,
+    pub filter_version_failures: Family<VersionLabel, Counter>,
+    pub filter_version: Family<RoleLabel, Gauge>,
+    pub filter_tags_ignored: Family<TenantLabel, Counter>,
+    pub registry_syncs: Family<ResultLabel, Counter>,
     pub dedup_entries: Gauge,
     pub dedup_memory_bytes: Gauge,
     pub dedup_evicted_early: Counter,
@@ -64,6 +87,10 @@ impl Metrics {
         r.register("tally_edge_filter_failures", "Tenant filter calls that trapped, timed out, ran out of memory or answered wrongly", m.filter_failures.clone());
         r.register("tally_edge_filter_quarantined", "1 while a tenant's filter is quarantined after repeated failures", m.filter_quarantined.clone());
         r.register("tally_edge_filter_seconds", "Time spent in tenant filters", m.filter_seconds.clone());
+        r.register("tally_edge_filter_version_failures", "Failed calls per plugin version and role", m.filter_version_failures.clone());
+        r.register("tally_edge_filter_version", "Plugin version running per tenant and role (0: from the config file)", m.filter_version.clone());
+        r.register("tally_edge_filter_tags_ignored", "Enrichment tags dropped: dimension not declared by the tenant", m.filter_tags_ignored.clone());
+        r.register("tally_edge_registry_syncs", "Registry polls by result (unchanged, applied, error)", m.registry_syncs.clone());
         r.register("tally_edge_redirects_unrecorded", "Click redirects answered although their click could not be recorded", m.redirects_unrecorded.clone());
         r.register("tally_edge_udp_rcvbuf_errors", "UDP datagrams the host dropped for a full receive buffer (kernel count, all sockets)", m.udp_rcvbuf_errors.clone());
         r.register("tally_edge_events_accepted", "Clicks accepted (first sighting)", m.events_accepted.clone());

@@ -40,6 +40,7 @@ async fn corrupt_batches_are_rejected_and_resends_commit_once() {
             ],
             clicks: (0..2).map(|i| record(i, second - 1, 10)).chain((2..7).map(|i| record(i, second, 100))).collect(),
             refused: vec![],
+            ..TenantRows::default()
         }],
     };
     let good = frame::encode(&batch);

@@ -3,6 +3,7 @@
 mod billing;
 mod demo;
 mod load;
+mod plugin;
 
 use std::path::PathBuf;
 
@@ -42,6 +43,8 @@ enum Command {
     /// Billing tools: reconciliation of billing, rollups and batch manifests.
     #[command(subcommand)]
     Billing(billing::BillingCommand),
+    /// A tenant's filter plugins in the registry: push, shadow, canary, promote, rollback, compare.
+    Plugin(plugin::PluginArgs),
 }
 
 fn init_logging() {
@@ -84,5 +87,6 @@ async fn main() -> Result<()> {
         Command::Demo(args) => demo::run(args, shutdown).await,
         Command::Billing(command) => billing::run(command).await,
         Command::Load(args) => load::run(args).await,
+        Command::Plugin(args) => plugin::run(args).await,
     }
 }

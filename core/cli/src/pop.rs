@@ -46,6 +46,8 @@ pub struct EdgeSettings {
     pub archive_acknowledged: bool,
     /// Tenant filters: (tenant, plugin path, policy `open` or `closed`).
     pub filters: Vec<(String, PathBuf, &'static str)>,
+    /// How often edges poll the core's plugin registry.
+    pub registry_poll_ms: u64,
 }
 
 impl Default for EdgeSettings {
@@ -58,6 +60,7 @@ impl Default for EdgeSettings {
             idle_lag_secs: 300,
             archive_acknowledged: false,
             filters: Vec::new(),
+            registry_poll_ms: 1000,
         }
     }
 }
@@ -104,6 +107,8 @@ pub struct LocalPop {
     core_http: SocketAddr,
     core_quic: SocketAddr,
     tenants_file: PathBuf,
+    /// Edges present it to read the core's plugin registry.
+    edge_token: String,
 }
 
 fn free_tcp() -> Result<SocketAddr> {
@@ -143,6 +148,7 @@ impl LocalPop {
                 redirect_secret: Some(random_key("sig_")),
                 allowed_origins: Vec::new(),
                 max_events_per_sec: None,
+                dimensions: vec!["country".into(), "device".into()],
             })
             .collect();
         let tenants_file = dir.join("tenants.toml");
@@ -151,11 +157,12 @@ impl LocalPop {
 
         let core_http = free_tcp()?;
         let core_quic = free_udp()?;
+        let edge_token = random_key("edge_");
         let core_dir = dir.join("core");
         std::fs::write(
             dir.join("core.toml"),
             format!(
-                "listen_http = \"{core_http}\"\nlisten_quic = \"{core_quic}\"\ndata_dir = {core_dir:?}\ntenants_file = {tenants_file:?}\n\n[clickhouse]\nurl = \"{clickhouse_url}\"\n\n[billing]\nfinalize_interval_ms = {}\n",
+                "listen_http = \"{core_http}\"\nlisten_quic = \"{core_quic}\"\ndata_dir = {core_dir:?}\ntenants_file = {tenants_file:?}\n\n[clickhouse]\nurl = \"{clickhouse_url}\"\n\n[billing]\nfinalize_interval_ms = {}\n\n[registry]\nedge_token = \"{edge_token}\"\n",
                 opts.finalize_interval_ms
             ),
         )?;
@@ -181,7 +188,7 @@ impl LocalPop {
             dir: dir.clone(),
             pids: Vec::new(),
         };
-        let mut pop = LocalPop { state, clickhouse, core, edges: Vec::new(), opts, core_http, core_quic, tenants_file };
+        let mut pop = LocalPop { state, clickhouse, core, edges: Vec::new(), opts, core_http, core_quic, tenants_file, edge_token };
         pop.add_edge_on("local-edge-1", edge_http, edge_https, edge_h3).await?;
         Ok(pop)
     }
@@ -210,6 +217,7 @@ impl LocalPop {
                 self.core_quic,
                 self.state.core_cert,
             );
+        text.push_str(&format!("\n[registry]\nurl = \"http://{}\"\ntoken = \"{}\"\npoll_ms = {}\n", self.core_http, self.edge_token, e.registry_poll_ms));
         for (tenant, path, policy) in &e.filters {
             text.push_str(&format!("\n[[filter]]\ntenant = {tenant:?}\npath = {path:?}\npolicy = {policy:?}\n"));
         }

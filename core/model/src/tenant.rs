@@ -17,6 +17,7 @@
 //! redirect_secret = "..."         # signs click-redirect links (HMAC-SHA256)
 //! allowed_origins = ["https://news.example"]   # CORS for browser posts
 //! max_events_per_sec = 50000      # per edge; past it the edge answers 429
+//! dimensions = ["country", "device"]   # enrichment its filter may set
 //! ```
 
 use std::collections::HashMap;
@@ -81,7 +82,12 @@ pub struct TenantSpec {
     pub allowed_origins: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_events_per_sec: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dimensions: Vec<String>,
 }
+
+/// Most dimensions a tenant may declare.
+pub const MAX_DIMENSIONS: usize = 8;
 
 /// What a tenant allows beyond its keys.
 #[derive(Debug, Clone, Default)]
@@ -89,6 +95,8 @@ pub struct Policy {
     pub redirect_secret: Option<String>,
     pub allowed_origins: Vec<String>,
     pub max_events_per_sec: Option<u32>,
+    /// Enrichment dimensions its filter may set (others are ignored).
+    pub dimensions: Vec<String>,
 }
 
 impl Policy {
@@ -149,10 +157,15 @@ impl Tenants {
             if spec.redirect_secret.as_ref().is_some_and(|s| s.len() < MIN_KEY_LEN) {
                 return Err(invalid(format!("redirect_secret must be at least {MIN_KEY_LEN} characters")));
             }
+            let ok_dimension = |d: &String| !d.is_empty() && d.len() <= 64 && d.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if spec.dimensions.len() > MAX_DIMENSIONS || !spec.dimensions.iter().all(ok_dimension) {
+                return Err(invalid(format!("at most {MAX_DIMENSIONS} dimensions, each 1-64 of [a-z0-9_]")));
+            }
             let policy = Policy {
                 redirect_secret: spec.redirect_secret.clone(),
                 allowed_origins: spec.allowed_origins.clone(),
                 max_events_per_sec: spec.max_events_per_sec,
+                dimensions: spec.dimensions.clone(),
             };
             tenants.policies.insert(id.clone(), policy);
             tenants.ids.push(id);
@@ -207,6 +220,7 @@ mod tests {
             redirect_secret: None,
             allowed_origins: vec![],
             max_events_per_sec: None,
+            dimensions: vec!["country".into()],
         }
     }
 

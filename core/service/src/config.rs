@@ -27,6 +27,21 @@ pub struct CoreConfig {
     pub tls_names: Vec<String>,
     #[serde(default)]
     pub billing: BillingSection,
+    #[serde(default)]
+    pub registry: RegistrySection,
+}
+
+/// The plugin registry (tenants' filter components).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySection {
+    /// Where components and rollout state live; default `<data_dir>/registry`.
+    pub dir: Option<PathBuf>,
+    /// Edges present it (`Authorization: Bearer`) to fetch the manifest and
+    /// components; without it edges cannot use the registry.
+    pub edge_token: Option<String>,
+    /// Largest component accepted (default 16 MiB).
+    pub max_plugin_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -5,6 +5,7 @@
 //!   (validate: checksum, bytecheck)   (ledger protocol)        │ materialized views
 //!                                                              ▼
 //!  dashboards ── HTTP ──► api ◄──────────────── minute / hour / day rollups
+//!  tenant admins ── HTTP ──► api ──► registry ◄── HTTP (poll) ── edges
 //! ```
 //!
 //! Start reading at [`run`], then [`commit`] for the exactly-once protocol.
@@ -16,6 +17,7 @@ pub mod commit;
 pub mod config;
 pub mod metrics;
 pub mod receiver;
+pub mod registry;
 pub mod supervise;
 
 use std::sync::Arc;
@@ -30,6 +32,7 @@ use clickhouse::{Store, StoreError};
 use config::CoreConfig;
 use metrics::Metrics;
 use receiver::{Receiver, ReceiverError};
+use registry::Registry;
 use tally_http::tls::{self, TlsError};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +45,8 @@ pub enum CoreError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Receiver(#[from] ReceiverError),
+    #[error(transparent)]
+    Registry(#[from] registry::RegistryError),
     #[error("listening on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
 }
@@ -80,8 +85,10 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
         let interval = std::time::Duration::from_millis(config.billing.finalize_interval_ms);
         tokio::spawn(billing::finalizer::run(store.clone(), metrics.clone(), interval, config.billing.lookback_hours, shutdown.clone()));
     }
+    let registry_dir = config.registry.dir.clone().unwrap_or_else(|| config.data_dir.join("registry"));
+    let registry = Registry::open(&registry_dir, config.registry.max_plugin_bytes.unwrap_or(16 << 20))?;
     let receiving = tokio::spawn(receiver.run(shutdown.clone()));
-    let api = Arc::new(Api { tenants, store, metrics });
+    let api = Arc::new(Api { tenants, store, metrics, registry: Arc::new(registry), edge_token: config.registry.edge_token.clone() });
     tally_http::serve::serve(listener, None, api, shutdown).await;
     // The receiver owns the job sender: once it stops, the committer drains
     // what is queued and ends.

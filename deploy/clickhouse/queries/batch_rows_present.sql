@@ -9,3 +9,11 @@ UNION ALL
 SELECT toUInt8(2) AS part, row_idx
 FROM tally.refused_events
 WHERE edge = ? AND batch_seq = ?
+UNION ALL
+SELECT toUInt8(3) AS part, row_idx
+FROM tally.click_dimensions
+WHERE edge = ? AND batch_seq = ? AND second >= ? AND second <= ?
+UNION ALL
+SELECT toUInt8(4) AS part, row_idx
+FROM tally.plugin_verdicts
+WHERE edge = ? AND batch_seq = ?

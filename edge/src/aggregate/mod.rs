@@ -1,8 +1,10 @@
 //! Per-second pre-aggregation by event time, plus the per-click records.
 //!
 //! Clicks are summed per `(tenant, ad, campaign, second of ts)` between two
-//! seals; the same clicks are also kept as compact records for billing, and
-//! refused (too late / future) clicks as refusal records. An out-of-order
+//! seals, and again per declared dimension value the tenant's filter tagged
+//! them with; the same clicks are also kept as compact records for billing,
+//! and refused (too late / future / filtered) clicks as refusal records.
+//! Rollout verdict counts are summed per minute and version pair. An out-of-order
 //! click simply lands in its own second's row; since ClickHouse sums rows of
 //! the same key, a second that appears in several batches is still counted
 //! right. Sans-IO and deterministic: `seal` returns tenants and rows in a
@@ -11,10 +13,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use tally_model::batch::{RefusedRecord, SecondRow, TenantRows};
+use tally_model::batch::{DimRow, RefusedRecord, SecondRow, TenantRows, VerdictRow};
 use tally_model::tenant::TenantId;
 
-use crate::spool::wal::WalClick;
+use crate::spool::wal::{WalClick, WalRecord};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct RowKey {
@@ -30,9 +32,21 @@ struct Acc {
     user_hashes: Vec<u64>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct DimKey {
+    ad_id: u64,
+    campaign_id: u64,
+    second: u32,
+    dimension: String,
+    value: String,
+}
+
 #[derive(Debug, Default)]
 struct TenantAcc {
     rows: HashMap<RowKey, Acc>,
+    dims: HashMap<DimKey, (u64, u64)>,
+    /// Verdict rows keyed with `clicks` zeroed.
+    verdicts: HashMap<VerdictRow, u64>,
     clicks: Vec<tally_model::batch::ClickRecord>,
     refused: Vec<RefusedRecord>,
 }
@@ -51,7 +65,26 @@ impl Aggregator {
         self.tenants.get_mut(tenant).expect("inserted above")
     }
 
-    pub fn add(&mut self, tenant: &TenantId, click: &WalClick) {
+    /// Adds a durable WAL record: its clicks, tags, refusals and verdicts.
+    pub fn add_record(&mut self, tenant: &TenantId, record: &WalRecord) {
+        for click in &record.clicks {
+            self.add(tenant, click);
+        }
+        let t = self.tenant(tenant);
+        for tag in &record.tags {
+            let Some(c) = record.clicks.get(tag.click as usize).map(|c| &c.record) else { continue };
+            let key = DimKey { ad_id: c.ad_id, campaign_id: c.campaign_id, second: c.second(), dimension: tag.dimension.clone(), value: tag.value.clone() };
+            let acc = t.dims.entry(key).or_default();
+            acc.0 += 1;
+            acc.1 = acc.1.saturating_add(c.cost_micros);
+        }
+        t.refused.extend_from_slice(&record.refused);
+        for v in &record.verdicts {
+            *t.verdicts.entry(VerdictRow { clicks: 0, ..*v }).or_default() += v.clicks;
+        }
+    }
+
+    fn add(&mut self, tenant: &TenantId, click: &WalClick) {
         let t = self.tenant(tenant);
         let c = &click.record;
         let acc = t.rows.entry(RowKey { ad_id: c.ad_id, campaign_id: c.campaign_id, second: c.second() }).or_default();
@@ -62,10 +95,6 @@ impl Aggregator {
         }
         t.clicks.push(*c);
         self.clicks += 1;
-    }
-
-    pub fn add_refused(&mut self, tenant: &TenantId, refused: &RefusedRecord) {
-        self.tenant(tenant).refused.push(*refused);
     }
 
     /// Clicks added since the last seal.
@@ -96,7 +125,22 @@ impl Aggregator {
                         }
                     })
                     .collect();
-                TenantRows { tenant: tenant.to_string(), rows, clicks: acc.clicks, refused: acc.refused }
+                let dims: BTreeMap<DimKey, (u64, u64)> = acc.dims.into_iter().collect();
+                let dims = dims
+                    .into_iter()
+                    .map(|(k, (clicks, spend_micros))| DimRow {
+                        ad_id: k.ad_id,
+                        campaign_id: k.campaign_id,
+                        second: k.second,
+                        dimension: k.dimension,
+                        value: k.value,
+                        clicks,
+                        spend_micros,
+                    })
+                    .collect();
+                let verdicts: BTreeMap<VerdictRow, u64> = acc.verdicts.into_iter().collect();
+                let verdicts = verdicts.into_iter().map(|(k, clicks)| VerdictRow { clicks, ..k }).collect();
+                TenantRows { tenant: tenant.to_string(), rows, clicks: acc.clicks, refused: acc.refused, dims, verdicts }
             })
             .collect()
     }

@@ -1,5 +1,7 @@
 use proptest::prelude::*;
-use tally_model::batch::{ClickRecord, RefusalReason};
+use tally_model::batch::{ClickRecord, RefusalReason, MODE_CANARY};
+
+use crate::spool::wal::WalTag;
 
 use super::*;
 
@@ -56,6 +58,10 @@ proptest! {
     }
 }
 
+fn record(clicks: Vec<WalClick>) -> WalRecord {
+    WalRecord { lsn: 0, tenant: "t".into(), clicks, refused: vec![], tags: vec![], verdicts: vec![] }
+}
+
 #[test]
 fn out_of_order_lands_in_own_second_and_refusals_are_kept() {
     let t = TenantId::parse("t").unwrap();
@@ -64,7 +70,7 @@ fn out_of_order_lands_in_own_second_and_refusals_are_kept() {
     agg.add(&t, &click(1, 3_500, 2, Some(9)));
     agg.add(&t, &click(1, 5_999, 3, Some(9)));
     let refused = RefusedRecord { id_hi: 1, id_lo: 1, ad_id: 1, ts_ms: 1, reason: RefusalReason::TooLate, code: 0, at_ms: 9 };
-    agg.add_refused(&t, &refused);
+    agg.add_record(&t, &WalRecord { refused: vec![refused], ..record(vec![]) });
     let sealed = agg.seal().remove(0);
     let rows = sealed.rows;
     assert_eq!(rows.iter().map(|r| (r.second, r.clicks, r.spend_micros)).collect::<Vec<_>>(), vec![(3, 1, 2), (5, 2, 4)]);
@@ -72,4 +78,33 @@ fn out_of_order_lands_in_own_second_and_refusals_are_kept() {
     assert_eq!(sealed.clicks.iter().map(|c| c.ts_ms).collect::<Vec<_>>(), vec![5_000, 3_500, 5_999]);
     assert_eq!(sealed.refused, vec![refused]);
     assert!(agg.seal().is_empty());
+}
+
+#[test]
+fn tags_count_per_dimension_value_and_verdicts_sum_per_key() {
+    let t = TenantId::parse("t").unwrap();
+    let mut agg = Aggregator::default();
+    let tag = |click, value: &str| WalTag { click, dimension: "country".into(), value: value.into() };
+    let verdict = |clicks| VerdictRow {
+        minute: 7,
+        active_version: 1,
+        candidate_version: 2,
+        mode: MODE_CANARY,
+        applied_candidate: true,
+        active_code: 0,
+        candidate_code: 3,
+        clicks,
+    };
+    for _ in 0..2 {
+        let r = WalRecord {
+            tags: vec![tag(0, "DE"), tag(1, "DE"), tag(2, "FR")],
+            verdicts: vec![verdict(2)],
+            ..record(vec![click(1, 5_000, 10, None), click(1, 5_500, 20, None), click(2, 5_100, 5, None)])
+        };
+        agg.add_record(&t, &r);
+    }
+    let sealed = agg.seal().remove(0);
+    let dims: Vec<_> = sealed.dims.iter().map(|d| (d.ad_id, d.value.as_str(), d.clicks, d.spend_micros)).collect();
+    assert_eq!(dims, vec![(1, "DE", 4, 60), (2, "FR", 2, 10)]);
+    assert_eq!(sealed.verdicts, vec![verdict(4)]);
 }

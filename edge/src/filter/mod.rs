@@ -1,17 +1,17 @@
-//! Tenant WebAssembly filters (contract: `wit/filter.wit`).
+//! Tenant filters at the edge: which plugin versions run for a tenant
+//! ([`slot`]), how an active version and a candidate in rollout combine
+//! ([`rollout`], sans-IO), running them off the async workers ([`run`]), and
+//! keeping the versions in step with the central registry ([`registry`]).
 //!
-//! # Design constraints
-//! * Fast enough to leave on: batches cross as columns ([`batch`]), one
-//!   call per request, one instance per tenant kept warm between calls.
-//! * Contained: a filter imports nothing (WASI calls a std guest links are
-//!   defined as traps), runs under an epoch deadline and a memory cap, and
-//!   any failure — trap, timeout, memory, a verdict list of the wrong
-//!   length — costs only its own batch, which follows the tenant's policy.
-//!   The instance is rebuilt from its pre-instantiated component; after
-//!   [`host::QUARANTINE_AFTER`] failures in a row the plugin is quarantined
-//!   (no more calls; the policy applies to every batch) until reloaded.
-//! * Compiled once per plugin at start (`Component::from_file`), never from
-//!   untrusted precompiled artifacts.
+//! # Invariants
+//! * A request sees one [`slot::TenantFilter`] from start to end: a swap
+//!   replaces the slot between requests, never inside one, so a click is
+//!   judged by exactly one set of versions.
+//! * A swap touches nothing but the filters: dedup, the WAL and the
+//!   aggregator carry on, so hot swapping loses and doubles nothing.
+//! * Nothing from the registry runs before its sha256 matched the manifest.
 
-pub mod batch;
-pub mod host;
+pub mod registry;
+pub mod rollout;
+pub mod run;
+pub mod slot;

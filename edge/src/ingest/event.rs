@@ -4,6 +4,7 @@
 //! neighbours in the same request are unaffected.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use std::fmt;
@@ -17,11 +18,15 @@ use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 use tally_model::tenant::TenantId;
 use tally_model::timestamp::parse_millis;
 
-use crate::filter::batch::Columns;
+use tally_filter::batch::{ClickView, Columns};
 
 pub const MAX_CLICK_ID_LEN: usize = 64;
 pub const MAX_USER_ID_LEN: usize = 256;
 pub const MAX_USER_AGENT_LEN: usize = 2048;
+pub const MAX_PLACE_LEN: usize = 16;
+pub const MAX_ATTRS: usize = 16;
+pub const MAX_ATTR_KEY_LEN: usize = 64;
+pub const MAX_ATTR_VALUE_LEN: usize = 256;
 /// 2000-01-01T00:00:00Z: anything earlier is a client bug, not a click.
 pub const MIN_TS_MS: u64 = 946_684_800_000;
 /// The per-second tables store seconds as u32.
@@ -42,6 +47,13 @@ struct WireClick<'a> {
     ip: Option<Cow<'a, str>>,
     #[serde(borrow)]
     user_agent: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    country: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    region: Option<Cow<'a, str>>,
+    /// Custom attributes, for the tenant's filter only.
+    #[serde(borrow)]
+    attrs: Option<BTreeMap<Cow<'a, str>, Cow<'a, str>>>,
 }
 
 /// `ts` as sent: a number or a string. Deserialized by hand: serde's
@@ -88,6 +100,8 @@ pub struct Click {
     pub user_hash: Option<u64>,
     /// The tenant filter's verdict: 0 keeps the click, else a reason code.
     pub verdict: u16,
+    /// The filter's enrichment: (declared dimension, value).
+    pub tags: Vec<(String, String)>,
 }
 
 impl Click {
@@ -123,6 +137,19 @@ pub fn parse_click(tenant: &TenantId, raw: &RawValue, columns: Option<&mut Colum
     if wire.user_agent.as_ref().is_some_and(|ua| ua.len() > MAX_USER_AGENT_LEN) {
         return Err(format!("user_agent is longer than {MAX_USER_AGENT_LEN} bytes"));
     }
+    for (name, place) in [("country", &wire.country), ("region", &wire.region)] {
+        if place.as_ref().is_some_and(|p| p.is_empty() || p.len() > MAX_PLACE_LEN) {
+            return Err(format!("{name} must be 1-{MAX_PLACE_LEN} bytes"));
+        }
+    }
+    if let Some(attrs) = &wire.attrs {
+        if attrs.len() > MAX_ATTRS {
+            return Err(format!("{} attrs; at most {MAX_ATTRS}", attrs.len()));
+        }
+        if attrs.iter().any(|(k, v)| k.is_empty() || k.len() > MAX_ATTR_KEY_LEN || v.len() > MAX_ATTR_VALUE_LEN) {
+            return Err(format!("attrs keys must be 1-{MAX_ATTR_KEY_LEN} bytes and values at most {MAX_ATTR_VALUE_LEN}"));
+        }
+    }
     let click = Click {
         key: click_key(tenant, &wire.click_id),
         ad_id: wire.ad_id,
@@ -131,18 +158,22 @@ pub fn parse_click(tenant: &TenantId, raw: &RawValue, columns: Option<&mut Colum
         cost_micros: wire.cost_micros.unwrap_or(0),
         user_hash,
         verdict: 0,
+        tags: Vec::new(),
     };
     if let Some(columns) = columns {
-        columns.push(
-            click.ad_id,
-            click.campaign_id,
-            click.ts_ms,
-            click.cost_micros,
-            &wire.click_id,
-            wire.user_id.as_deref().unwrap_or(""),
-            wire.ip.as_deref().unwrap_or(""),
-            wire.user_agent.as_deref().unwrap_or(""),
-        );
+        let view = ClickView {
+            ad_id: click.ad_id,
+            campaign_id: click.campaign_id,
+            ts_ms: click.ts_ms,
+            cost_micros: click.cost_micros,
+            click_id: &wire.click_id,
+            user_id: wire.user_id.as_deref().unwrap_or(""),
+            ip: wire.ip.as_deref().unwrap_or(""),
+            user_agent: wire.user_agent.as_deref().unwrap_or(""),
+            country: wire.country.as_deref().unwrap_or(""),
+            region: wire.region.as_deref().unwrap_or(""),
+        };
+        columns.push(&view, wire.attrs.iter().flatten().map(|(k, v)| (k.as_ref(), v.as_ref())));
     }
     Ok(click)
 }
@@ -194,6 +225,9 @@ mod tests {
             (r#"{"click_id":"c","ad_id":1,"ts":1700000000123,"ip":"1.2.3"}"#, "not an IPv4"),
             (r#"{"click_id":"c","ad_id":1,"ts":1700000000123,"user_id":""}"#, "user_id must be"),
             ("[1]", "invalid type"),
+            (r#"{"click_id":"c","ad_id":1,"ts":1700000000123,"country":""}"#, "country must be"),
+            (r#"{"click_id":"c","ad_id":1,"ts":1700000000123,"attrs":{"":"x"}}"#, "attrs keys"),
+            (r#"{"click_id":"c","ad_id":1,"ts":1700000000123,"attrs":{"k":1}}"#, "invalid type"),
         ];
         for (json, want) in cases {
             let err = parse(json).unwrap_err();

@@ -6,7 +6,6 @@
 //!   signed landing URL (see [`super::redirect`]);
 //! * `GET /sdk/{name}`, `GET /openapi.json`, `GET /healthz`, `GET /metrics`.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -23,8 +22,12 @@ use super::event::{click_key, parse_click, Click};
 use super::limits::RateLimits;
 use super::pipeline::{Admitted, Outcome, Pipeline};
 use super::{cors, encoding, redirect};
-use crate::filter::batch::Columns;
-use crate::filter::host::{FailurePolicy, Failure, SharedPlugin};
+use tally_filter::batch::{ClickView, Columns};
+use tally_filter::host::FailurePolicy;
+use tally_model::batch::VerdictRow;
+
+use crate::filter::run::judge;
+use crate::filter::slot::{Filters, TenantFilter};
 use crate::metrics::{Metrics, RefusedLabel, StatusLabel};
 use crate::spool::group_commit::Command;
 
@@ -46,13 +49,8 @@ pub struct Ingest {
     pub alt_svc: Option<HeaderValue>,
     pub static_dir: Option<std::path::PathBuf>,
     pub rate_limits: Mutex<RateLimits>,
-    pub filters: HashMap<TenantId, TenantFilter>,
-}
-
-/// A tenant's filter as configured: loaded, or why it could not be.
-pub struct TenantFilter {
-    pub policy: FailurePolicy,
-    pub plugin: Result<SharedPlugin, String>,
+    /// Tenants' filters, swapped by the registry sync between requests.
+    pub filters: Arc<Filters>,
 }
 
 impl Handler for Ingest {
@@ -153,63 +151,62 @@ impl Ingest {
         tracing::Span::current().record("events", raw.len());
         // Validate outside the lock; only admission needs it.
         let filter = self.filters.get(tenant);
-        let mut columns = filter.map(|_| Columns::default());
+        let mut columns = filter.as_ref().map(|_| Columns::default());
         let mut clicks: Vec<_> = raw.into_iter().map(|r| r.and_then(|raw| parse_click(tenant, raw, columns.as_mut()))).collect();
+        let mut verdicts = Vec::new();
         if let (Some(filter), Some(columns)) = (filter, columns) {
-            if let Err(resp) = self.apply_filter(tenant, filter, columns, &mut clicks).await {
-                return resp;
+            match self.apply_filter(tenant, filter, columns, &mut clicks).await {
+                Ok(v) => verdicts = v,
+                Err(resp) => return resp,
             }
         }
-        match self.accept(tenant, clicks).await {
+        match self.accept(tenant, clicks, verdicts).await {
             Ok(outcome) => reply::json(StatusCode::OK, &outcome),
             Err(resp) => resp,
         }
     }
 
     /// Runs the tenant's filter over the request's valid clicks and writes
-    /// the verdicts into them; on failure the tenant's policy decides.
-    async fn apply_filter(&self, tenant: &TenantId, filter: &TenantFilter, columns: Columns, clicks: &mut [Result<Click, String>]) -> Result<(), Response> {
+    /// the verdicts and declared tags into them; on failure the tenant's
+    /// policy decides. Returns the rollout counts to record.
+    async fn apply_filter(
+        &self,
+        tenant: &TenantId,
+        filter: Arc<TenantFilter>,
+        columns: Columns,
+        clicks: &mut [Result<Click, String>],
+    ) -> Result<Vec<VerdictRow>, Response> {
         if columns.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        let label = Metrics::tenant(tenant.as_str());
-        let verdicts = match &filter.plugin {
-            Err(load_error) => Err(load_error.clone()),
-            Ok(plugin) => {
-                let (plugin, batch) = (plugin.clone(), columns.into_batch());
-                let started = std::time::Instant::now();
-                // Off the async workers: a hostile filter may burn its whole deadline.
-                let ran = tokio::task::spawn_blocking(move || {
-                    let mut p = plugin.lock().expect("plugin lock poisoned");
-                    (p.run(&batch), p.is_quarantined(), p.name.clone())
-                })
-                .await;
-                self.metrics.filter_calls.get_or_create(&label).inc();
-                self.metrics.filter_seconds.get_or_create(&label).inc_by(started.elapsed().as_secs_f64());
-                match ran {
-                    Ok((result, quarantined, name)) => {
-                        self.metrics.filter_quarantined.get_or_create(&label).set(quarantined as i64);
-                        result.map_err(|f| match f {
-                            Failure::Quarantined => format!("filter {name} is quarantined after repeated failures"),
-                            Failure::Failed(e) => format!("filter {name} failed: {e}"),
-                        })
+        let keys: Vec<u128> = clicks.iter().filter_map(|c| c.as_ref().ok()).map(|c| c.key).collect();
+        let policy = filter.policy;
+        let judged = judge(tenant, filter, columns.into_batch(), keys, now_ms(), &self.metrics).await;
+        match judged.answer {
+            Ok(answer) => {
+                let mut valid: Vec<&mut Click> = clicks.iter_mut().filter_map(|c| c.as_mut().ok()).collect();
+                for (click, code) in valid.iter_mut().zip(&answer.codes) {
+                    click.verdict = *code;
+                }
+                let declared = &self.tenants.policy(tenant).dimensions;
+                let mut ignored = 0u64;
+                for tag in answer.tags {
+                    if declared.iter().any(|d| *d == tag.key) {
+                        valid[tag.click as usize].tags.push((tag.key, tag.value));
+                    } else {
+                        ignored += 1;
                     }
-                    Err(e) => Err(format!("filter task failed: {e}")),
                 }
-            }
-        };
-        match verdicts {
-            Ok(verdicts) => {
-                for (click, verdict) in clicks.iter_mut().filter_map(|c| c.as_mut().ok()).zip(verdicts) {
-                    click.verdict = verdict;
+                if ignored > 0 {
+                    self.metrics.filter_tags_ignored.get_or_create(&Metrics::tenant(tenant.as_str())).inc_by(ignored);
                 }
-                Ok(())
+                Ok(judged.verdicts)
             }
             Err(reason) => {
-                self.metrics.filter_failures.get_or_create(&label).inc();
-                tracing::warn!(%tenant, %reason, policy = ?filter.policy, "tenant filter failed");
-                match filter.policy {
-                    FailurePolicy::Open => Ok(()),
+                self.metrics.filter_failures.get_or_create(&Metrics::tenant(tenant.as_str())).inc();
+                tracing::warn!(%tenant, %reason, ?policy, "tenant filter failed");
+                match policy {
+                    FailurePolicy::Open => Ok(judged.verdicts),
                     FailurePolicy::Closed => Err(unavailable(StatusCode::SERVICE_UNAVAILABLE, RETRY_AFTER_SECS, format!("the tenant's filter failed; retry later ({reason})"))),
                 }
             }
@@ -217,7 +214,7 @@ impl Ingest {
     }
 
     /// Rate limit, admission, durability and metrics for a request's clicks.
-    async fn accept(&self, tenant: &TenantId, clicks: Vec<Result<Click, String>>) -> Result<Outcome, Response> {
+    async fn accept(&self, tenant: &TenantId, clicks: Vec<Result<Click, String>>, verdicts: Vec<VerdictRow>) -> Result<Outcome, Response> {
         if let Some(rate) = self.tenants.policy(tenant).max_events_per_sec {
             let taken = self.rate_limits.lock().expect("rate limit lock poisoned").take(tenant, rate, clicks.len() as u64, now_ms());
             if let Err(wait) = taken {
@@ -228,7 +225,7 @@ impl Ingest {
                 ));
             }
         }
-        let (outcome, admitted) = self.pipeline.lock().expect("pipeline lock poisoned").admit(tenant, clicks, now_ms());
+        let (outcome, admitted) = self.pipeline.lock().expect("pipeline lock poisoned").admit(tenant, clicks, verdicts, now_ms());
         if let Some(admitted) = admitted {
             let refused = count_refused(&admitted);
             if let Err(reason) = self.make_durable(admitted).await {
@@ -268,20 +265,32 @@ impl Ingest {
             cost_micros: link.cost_micros.unwrap_or(0),
             user_hash: None,
             verdict: 0,
+            tags: Vec::new(),
         };
         let mut clicks = vec![Ok(click)];
-        let mut recorded = Ok(());
+        let mut recorded = Ok(Vec::new());
         if let Some(filter) = self.filters.get(tenant) {
             let mut columns = Columns::default();
             let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let ip = peer.addr.ip().to_string();
             let c = clicks[0].as_ref().expect("built above");
-            columns.push(c.ad_id, c.campaign_id, c.ts_ms, c.cost_micros, &click_id, "", &peer.addr.ip().to_string(), user_agent);
+            let view = ClickView {
+                ad_id: c.ad_id,
+                campaign_id: c.campaign_id,
+                ts_ms: c.ts_ms,
+                cost_micros: c.cost_micros,
+                click_id: &click_id,
+                ip: &ip,
+                user_agent,
+                ..ClickView::default()
+            };
+            columns.push(&view, []);
             recorded = self.apply_filter(tenant, filter, columns, &mut clicks).await;
         }
         // The visitor goes on even if recording failed: that is counted
         // (503s in the request metrics would hide it), never silent.
         if let Err(resp) = match recorded {
-            Ok(()) => self.accept(tenant, clicks).await.map(|_| ()),
+            Ok(verdicts) => self.accept(tenant, clicks, verdicts).await.map(|_| ()),
             Err(resp) => Err(resp),
         } {
             tracing::warn!(status = %resp.status(), "redirect click not recorded");

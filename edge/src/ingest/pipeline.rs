@@ -5,8 +5,12 @@
 //! a request's clicks:
 //! 1. [`Pipeline::admit`] (one lock per request): each click is refused if
 //!    its event time is outside the edge's window, a duplicate if its id
-//!    was seen within the horizon, else accepted. The accepted and refused
-//!    ones form one WAL record, tracked as in flight.
+//!    was seen within the horizon, else accepted, or filtered if the
+//!    tenant's filter dropped it. A click id is decided once: a re-sent
+//!    filtered click is a duplicate, so `filtered` counts each click once,
+//!    like `clicks`. The accepted, filtered and refused ones form one WAL
+//!    record (with the filter's tags and rollout counts), tracked as in
+//!    flight.
 //! 2. The caller makes the record durable (or not, in memory ack mode) and
 //!    calls [`Pipeline::apply`] in WAL order; only then is it aggregated.
 //!    If it could not be made durable, [`Pipeline::abort`] undoes step 1.
@@ -26,14 +30,14 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use tally_model::batch::{ClickRecord, RefusalReason, RefusedRecord, VERDICT_COUNTED};
+use tally_model::batch::{ClickRecord, RefusalReason, RefusedRecord, VerdictRow, VERDICT_COUNTED};
 use tally_model::tenant::TenantId;
 use tally_model::timestamp::format_millis;
 
 use super::event::Click;
 use crate::aggregate::Aggregator;
 use crate::dedup::{Dedup, DedupConfig};
-use crate::spool::wal::{WalClick, WalRecord};
+use crate::spool::wal::{WalClick, WalRecord, WalTag};
 use crate::spool::Sealing;
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -93,13 +97,14 @@ impl Pipeline {
         }
     }
 
-    /// Step 1; see the module docs. `events[i]` is the request's i-th event.
-    pub fn admit(&mut self, tenant: &TenantId, events: Vec<Result<Click, String>>, now_ms: u64) -> (Outcome, Option<Admitted>) {
+    /// Step 1; see the module docs. `events[i]` is the request's i-th event;
+    /// `verdicts` what the filter versions in rollout answered for them.
+    pub fn admit(&mut self, tenant: &TenantId, events: Vec<Result<Click, String>>, verdicts: Vec<VerdictRow>, now_ms: u64) -> (Outcome, Option<Admitted>) {
         self.advance(now_ms);
         let earliest = self.watermark_ms.saturating_sub(self.policy.allowed_lateness_ms);
         let latest = now_ms.saturating_add(self.policy.max_future_ms);
         let mut outcome = Outcome::default();
-        let mut record = WalRecord { lsn: 0, tenant: tenant.to_string(), clicks: Vec::new(), refused: Vec::new() };
+        let mut record = WalRecord { lsn: 0, tenant: tenant.to_string(), clicks: Vec::new(), refused: Vec::new(), tags: Vec::new(), verdicts };
         for (index, event) in events.into_iter().enumerate() {
             let click = match event {
                 Ok(click) => click,
@@ -108,9 +113,7 @@ impl Pipeline {
                     continue;
                 }
             };
-            let refusal = if click.verdict != 0 {
-                Some((RefusalReason::Filtered, format!("dropped by the tenant's filter (reason code {})", click.verdict)))
-            } else if click.ts_ms < earliest {
+            let refusal = if click.ts_ms < earliest {
                 Some((RefusalReason::TooLate, format!("ts {} is older than the edge accepts (before {})", format_millis(click.ts_ms), format_millis(earliest))))
             } else if click.ts_ms > latest {
                 Some((RefusalReason::Future, format!("ts {} is in the future (after {})", format_millis(click.ts_ms), format_millis(latest))))
@@ -128,8 +131,23 @@ impl Pipeline {
                     code: click.verdict,
                     at_ms: now_ms,
                 });
-            } else if self.dedup.first_sighting(click.key, now_ms) {
+            } else if !self.dedup.first_sighting(click.key, now_ms) {
+                outcome.duplicates += 1;
+            } else if click.verdict != 0 {
+                outcome.rejected.push(Rejection { index, reason: format!("dropped by the tenant's filter (reason code {})", click.verdict) });
+                record.refused.push(RefusedRecord {
+                    id_hi: (click.key >> 64) as u64,
+                    id_lo: click.key as u64,
+                    ad_id: click.ad_id,
+                    ts_ms: click.ts_ms,
+                    reason: RefusalReason::Filtered,
+                    code: click.verdict,
+                    at_ms: now_ms,
+                });
+            } else {
                 outcome.accepted += 1;
+                let at = record.clicks.len() as u32;
+                record.tags.extend(click.tags.into_iter().map(|(dimension, value)| WalTag { click: at, dimension, value }));
                 record.clicks.push(WalClick {
                     record: ClickRecord {
                         id_hi: (click.key >> 64) as u64,
@@ -143,8 +161,6 @@ impl Pipeline {
                     },
                     user_hash: click.user_hash,
                 });
-            } else {
-                outcome.duplicates += 1;
             }
         }
         if let Some(latest) = record.clicks.iter().map(|c| c.record.ts_ms).max() {
@@ -167,12 +183,7 @@ impl Pipeline {
     }
 
     fn aggregate(&mut self, tenant: &TenantId, record: &WalRecord) {
-        for click in &record.clicks {
-            self.aggregator.add(tenant, click);
-        }
-        for refused in &record.refused {
-            self.aggregator.add_refused(tenant, refused);
-        }
+        self.aggregator.add_record(tenant, record);
         self.applied_to = self.applied_to.max(record.lsn + 1);
     }
 
@@ -183,6 +194,9 @@ impl Pipeline {
         for click in &admitted.record.clicks {
             self.dedup.forget((click.record.id_hi as u128) << 64 | click.record.id_lo as u128);
         }
+        for refused in admitted.record.refused.iter().filter(|r| r.reason == RefusalReason::Filtered) {
+            self.dedup.forget((refused.id_hi as u128) << 64 | refused.id_lo as u128);
+        }
     }
 
     /// At start-up, a record read back from the WAL: its clicks are known to
@@ -192,6 +206,9 @@ impl Pipeline {
             let key = (click.record.id_hi as u128) << 64 | click.record.id_lo as u128;
             self.dedup.first_sighting(key, click.record.accepted_ms);
             self.watermark_ms = self.watermark_ms.max(click.record.ts_ms);
+        }
+        for refused in record.refused.iter().filter(|r| r.reason == RefusalReason::Filtered) {
+            self.dedup.first_sighting((refused.id_hi as u128) << 64 | refused.id_lo as u128, refused.at_ms);
         }
         if record.lsn >= self.sealed_to {
             self.aggregate(tenant, record);

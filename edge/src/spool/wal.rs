@@ -28,7 +28,7 @@ use rkyv::util::AlignedVec;
 use rkyv::{Archive, Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
-use tally_model::batch::{ClickRecord, RefusedRecord};
+use tally_model::batch::{ClickRecord, RefusedRecord, VerdictRow};
 
 use super::{io, SpoolError};
 
@@ -43,6 +43,18 @@ pub struct WalRecord {
     pub tenant: String,
     pub clicks: Vec<WalClick>,
     pub refused: Vec<RefusedRecord>,
+    /// Enrichment of `clicks` by the tenant's filter.
+    pub tags: Vec<WalTag>,
+    /// What the plugin versions in rollout answered for this request.
+    pub verdicts: Vec<VerdictRow>,
+}
+
+/// Dimension `dimension` = `value` on click `clicks[click]` of the record.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct WalTag {
+    pub click: u32,
+    pub dimension: String,
+    pub value: String,
 }
 
 /// A click as the aggregator needs it: the billing record plus the user.

@@ -6,12 +6,18 @@
 
 pub mod rules;
 
+use tally_filter_sdk::{Batch, Filter, Verdicts, KEEP};
+
+#[derive(Default)]
 struct BotFilter;
 
-impl tally_filter_sdk::Filter for BotFilter {
-    fn filter(batch: &tally_filter_sdk::Batch, verdicts: &mut [u16]) {
-        for (i, v) in verdicts.iter_mut().enumerate() {
-            *v = rules::verdict(batch.user_agent(i), batch.ip(i));
+impl Filter for BotFilter {
+    fn filter(&mut self, batch: &Batch, out: &mut Verdicts) {
+        for i in 0..batch.len() {
+            let code = rules::verdict(batch.user_agent(i), batch.ip(i));
+            if code != KEEP {
+                out.drop(i, code);
+            }
         }
     }
 }

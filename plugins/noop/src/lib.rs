@@ -1,8 +1,11 @@
 //! Keeps every click: the cost of the boundary alone.
+use tally_filter_sdk::{Batch, Filter, Verdicts};
+
+#[derive(Default)]
 struct Noop;
 
-impl tally_filter_sdk::Filter for Noop {
-    fn filter(_batch: &tally_filter_sdk::Batch, _verdicts: &mut [u16]) {}
+impl Filter for Noop {
+    fn filter(&mut self, _batch: &Batch, _out: &mut Verdicts) {}
 }
 
 tally_filter_sdk::export_filter!(Noop);

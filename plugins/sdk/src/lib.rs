@@ -1,18 +1,34 @@
 //! Write a Tally click filter in Rust.
 //!
-//! ```ignore
-//! struct MyFilter;
-//! impl tally_filter_sdk::Filter for MyFilter {
-//!     fn filter(batch: &tally_filter_sdk::Batch, verdicts: &mut [u16]) {
+//! ```no_run
+//! use tally_filter_sdk::{Batch, Filter, Verdicts};
+//!
+//! #[derive(Default)]
+//! struct MyFilter {
+//!     seen: u64,
+//! }
+//!
+//! impl Filter for MyFilter {
+//!     fn filter(&mut self, batch: &Batch, out: &mut Verdicts) {
 //!         for i in 0..batch.len() {
-//!             if batch.user_agent(i).contains("bot") { verdicts[i] = 1; }
+//!             self.seen += 1;
+//!             if batch.user_agent(i).contains("bot") {
+//!                 out.drop(i, 1);
+//!             } else if let Some(plan) = batch.attr(i, "plan") {
+//!                 out.tag(i, "plan", plan);
+//!             }
 //!         }
 //!     }
 //! }
+//!
 //! tally_filter_sdk::export_filter!(MyFilter);
 //! ```
 //! Build with `cargo build --release --target wasm32-wasip2`: the `cdylib`
 //! is the component the edge runs. The contract is `wit/filter.wit`.
+//!
+//! The exported filter is one `Default` instance kept across calls, so it
+//! can keep state (counters, caches); the edge may rebuild it at any time,
+//! so that state must be safe to lose.
 
 #[doc(hidden)]
 pub mod bindings {
@@ -24,7 +40,8 @@ pub mod bindings {
     });
 }
 
-pub use bindings::tally::filter::types::{ClickBatch, Strings};
+use bindings::tally::filter::types as wire;
+pub use wire::{ClickBatch, Strings};
 
 /// Keep the click.
 pub const KEEP: u16 = 0;
@@ -63,16 +80,79 @@ impl Batch {
     pub fn user_agent(&self, i: usize) -> &str {
         get(&self.0.user_agent, i)
     }
+    /// ISO 3166-1 alpha-2 country the click carried, or "".
+    pub fn country(&self, i: usize) -> &str {
+        get(&self.0.country, i)
+    }
+    /// Region code the click carried, or "".
+    pub fn region(&self, i: usize) -> &str {
+        get(&self.0.region, i)
+    }
+    /// Custom attributes of click i, as (key, value) pairs in the order sent.
+    pub fn attrs(&self, i: usize) -> impl Iterator<Item = (&str, &str)> {
+        let b = &self.0;
+        (start(&b.attr_ends, i)..b.attr_ends[i] as usize).map(|p| (get(&b.attr_keys, p), get(&b.attr_values, p)))
+    }
+    /// The first value of attribute `key` on click i.
+    pub fn attr(&self, i: usize, key: &str) -> Option<&str> {
+        self.attrs(i).find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+}
+
+fn start(ends: &[u32], i: usize) -> usize {
+    if i == 0 {
+        0
+    } else {
+        ends[i - 1] as usize
+    }
 }
 
 fn get(s: &Strings, i: usize) -> &str {
-    let start = if i == 0 { 0 } else { s.ends[i - 1] as usize };
-    std::str::from_utf8(&s.bytes[start..s.ends[i] as usize]).unwrap_or("")
+    std::str::from_utf8(&s.bytes[start(&s.ends, i)..s.ends[i] as usize]).unwrap_or("")
 }
 
-/// A click filter: set `verdicts[i]` to a non-zero reason code to drop click i.
-pub trait Filter {
-    fn filter(batch: &Batch, verdicts: &mut [u16]);
+/// The answer being built: every click starts kept and untagged.
+///
+/// The edge refuses the whole answer (and applies the tenant's failure
+/// policy to the batch) if it holds more than 4 tags per click on average,
+/// a key over 64 bytes or a value over 256.
+pub struct Verdicts(wire::Verdicts);
+
+impl Verdicts {
+    fn new(clicks: usize) -> Verdicts {
+        let empty = || Strings { bytes: Vec::new(), ends: Vec::new() };
+        Verdicts(wire::Verdicts { codes: vec![KEEP; clicks], tag_click: Vec::new(), tag_keys: empty(), tag_values: empty() })
+    }
+    /// Drops click i with reason `code` (non-zero: 0 is [`KEEP`]).
+    pub fn drop(&mut self, i: usize, code: u16) {
+        self.0.codes[i] = code;
+    }
+    /// Tags click i with dimension `key` = `value`.
+    pub fn tag(&mut self, i: usize, key: &str, value: &str) {
+        self.0.tag_click.push(i as u32);
+        push(&mut self.0.tag_keys, key);
+        push(&mut self.0.tag_values, value);
+    }
+}
+
+fn push(s: &mut Strings, v: &str) {
+    s.bytes.extend_from_slice(v.as_bytes());
+    s.ends.push(s.bytes.len() as u32);
+}
+
+/// A click filter. The component keeps one instance, made by `Default` on
+/// the first call, for as long as the edge keeps the component alive.
+pub trait Filter: Default {
+    fn filter(&mut self, batch: &Batch, out: &mut Verdicts);
+}
+
+/// Runs `filter` over a raw batch: what [`export_filter!`] calls.
+#[doc(hidden)]
+pub fn run<F: Filter>(filter: &mut F, batch: ClickBatch) -> wire::Verdicts {
+    let batch = Batch(batch);
+    let mut out = Verdicts::new(batch.len());
+    filter.filter(&batch, &mut out);
+    out.0
 }
 
 /// Exports a [`Filter`] as the component's `filter` function.
@@ -81,13 +161,77 @@ macro_rules! export_filter {
     ($t:ty) => {
         struct __TallyExport;
         impl $crate::bindings::Guest for __TallyExport {
-            fn filter(batch: $crate::ClickBatch) -> ::std::vec::Vec<u16> {
-                let batch = $crate::Batch(batch);
-                let mut verdicts = ::std::vec![$crate::KEEP; batch.len()];
-                <$t as $crate::Filter>::filter(&batch, &mut verdicts);
-                verdicts
+            fn filter(batch: $crate::ClickBatch) -> $crate::bindings::tally::filter::types::Verdicts {
+                // Calls come one at a time on one thread: the instance lives
+                // here between them.
+                ::std::thread_local! {
+                    static FILTER: ::std::cell::RefCell<$t> = ::std::cell::RefCell::new(<$t as ::std::default::Default>::default());
+                }
+                FILTER.with_borrow_mut(|f| $crate::run(f, batch))
             }
         }
         $crate::bindings::export!(__TallyExport with_types_in $crate::bindings);
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(items: &[&str]) -> Strings {
+        let mut s = Strings { bytes: Vec::new(), ends: Vec::new() };
+        items.iter().for_each(|v| push(&mut s, v));
+        s
+    }
+
+    fn batch() -> Batch {
+        Batch(ClickBatch {
+            ad_id: vec![1, 2, 3],
+            campaign_id: vec![10, 20, 30],
+            ts_ms: vec![100, 200, 300],
+            cost_micros: vec![0, 5, 0],
+            click_id: strings(&["a", "b", "c"]),
+            user_id: strings(&["u1", "", "u3"]),
+            ip: strings(&["10.1.2.3", "", "::1"]),
+            user_agent: strings(&["Mozilla", "bot", ""]),
+            country: strings(&["", "DE", "FR"]),
+            region: strings(&["", "BY", ""]),
+            attr_ends: vec![2, 2, 3],
+            attr_keys: strings(&["plan", "ab", "plan"]),
+            attr_values: strings(&["pro", "b", "free"]),
+        })
+    }
+
+    #[test]
+    fn batch_reads_columns_per_click() {
+        let b = batch();
+        assert_eq!((b.len(), b.ad_id(2), b.ts_ms(1), b.click_id(1)), (3, 3, 200, "b"));
+        assert_eq!((b.ip(0), b.user_id(1), b.country(1), b.region(1), b.country(0)), ("10.1.2.3", "", "DE", "BY", ""));
+        assert_eq!(b.attrs(0).collect::<Vec<_>>(), [("plan", "pro"), ("ab", "b")]);
+        assert_eq!(b.attrs(1).count(), 0);
+        assert_eq!((b.attr(2, "plan"), b.attr(0, "ab"), b.attr(1, "plan")), (Some("free"), Some("b"), None));
+    }
+
+    #[derive(Default)]
+    struct Counting(u32);
+
+    impl Filter for Counting {
+        fn filter(&mut self, batch: &Batch, out: &mut Verdicts) {
+            self.0 += 1;
+            out.drop(1, 7);
+            out.tag(0, "calls", &self.0.to_string());
+            out.tag(2, "country", batch.country(2));
+        }
+    }
+
+    #[test]
+    fn verdicts_hold_one_code_per_click_and_the_tags() {
+        let mut f = Counting::default();
+        run(&mut f, batch().0);
+        let v = run(&mut f, batch().0);
+        assert_eq!(v.codes, [0, 7, 0]);
+        assert_eq!(v.tag_click, [0, 2]);
+        assert_eq!((v.tag_keys.bytes, v.tag_keys.ends), (b"callscountry".to_vec(), vec![5, 12]));
+        assert_eq!((v.tag_values.bytes, v.tag_values.ends), (b"2FR".to_vec(), vec![1, 3]));
+    }
 }

@@ -23,7 +23,7 @@ use super::{Batch, MAX_EDGE_ID_LEN};
 use crate::tenant::TenantId;
 
 pub const MAGIC: [u8; 4] = *b"TLYB";
-pub const VERSION: u16 = 3;
+pub const VERSION: u16 = 4;
 pub const HEADER_LEN: usize = 20;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -133,6 +133,16 @@ pub fn validate(batch: &Batch) -> Result<(), String> {
             if row.user_hashes.len() as u64 > row.clicks {
                 return Err(format!("tenant {} ad {}: more users than clicks", t.tenant, row.ad_id));
             }
+        }
+        let mut dim_clicks: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        for d in &t.dims {
+            if d.clicks == 0 || d.dimension.is_empty() {
+                return Err(format!("tenant {}: dimension row with zero clicks or no name", t.tenant));
+            }
+            *dim_clicks.entry(d.dimension.as_str()).or_default() += d.clicks;
+        }
+        if let Some((name, n)) = dim_clicks.into_iter().find(|(_, n)| *n > row_clicks) {
+            return Err(format!("tenant {}: dimension {name} counts {n} clicks of {row_clicks}", t.tenant));
         }
         rows += t.rows.len();
     }

@@ -10,6 +10,11 @@
 //! * A tenant's `clicks` are exactly the clicks its `rows` count: as many
 //!   records as the rows' clicks, spend summing to the rows' spend. The rows
 //!   feed the near-real-time rollups; the records feed billing.
+//! * `dims` re-count clicks of `clicks` by the dimensions the tenant's filter
+//!   tagged them with: unique per `(ad_id, campaign_id, second, dimension,
+//!   value)`, and a dimension's rows never count more clicks than the tenant
+//!   has. `verdicts` count what the filter versions answered (rollout
+//!   comparison): statistics about the clicks, not clicks.
 //! * `low_watermark_ms`: after this batch, its edge accepts no click with an
 //!   event time below it, and every click it accepted below it is in this
 //!   batch or an earlier one.
@@ -44,7 +49,44 @@ pub struct TenantRows {
     pub rows: Vec<SecondRow>,
     pub clicks: Vec<ClickRecord>,
     pub refused: Vec<RefusedRecord>,
+    pub dims: Vec<DimRow>,
+    pub verdicts: Vec<VerdictRow>,
 }
+
+/// Clicks of one ad in one second with one value of a tenant-declared
+/// dimension, as the tenant's filter tagged them (enrichment).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct DimRow {
+    pub ad_id: u64,
+    pub campaign_id: u64,
+    pub second: u32,
+    pub dimension: String,
+    pub value: String,
+    pub clicks: u64,
+    pub spend_micros: u64,
+}
+
+/// How a plugin rollout ran: clicks of one minute (edge wall clock) for
+/// which the active and the candidate version answered these codes.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VerdictRow {
+    pub minute: u32,
+    pub active_version: u32,
+    pub candidate_version: u32,
+    /// [`MODE_SHADOW`] or [`MODE_CANARY`].
+    pub mode: u8,
+    /// Whether the candidate's verdict was the one applied (canary share).
+    pub applied_candidate: bool,
+    /// Codes as in the contract; [`CODE_FAILED`] when that version failed.
+    pub active_code: u16,
+    pub candidate_code: u16,
+    pub clicks: u64,
+}
+
+pub const MODE_SHADOW: u8 = 1;
+pub const MODE_CANARY: u8 = 2;
+/// A version that failed on a batch answered nothing; recorded as this code.
+pub const CODE_FAILED: u16 = u16::MAX;
 
 /// Verdict of an accepted click: counted.
 pub const VERDICT_COUNTED: u8 = 0;
@@ -124,6 +166,8 @@ pub struct BatchTotals {
     pub rows: u32,
     pub click_records: u32,
     pub refused: u32,
+    pub dims: u32,
+    pub verdicts: u32,
     pub clicks: u64,
     pub min_second: u32,
     pub max_second: u32,
@@ -141,7 +185,10 @@ impl Batch {
         for t in &self.tenants {
             totals.click_records += t.clicks.len() as u32;
             totals.refused += t.refused.len() as u32;
-            for s in t.clicks.iter().map(|c| c.second()).chain(t.refused.iter().map(|r| (r.ts_ms / 1000) as u32)) {
+            totals.dims += t.dims.len() as u32;
+            totals.verdicts += t.verdicts.len() as u32;
+            let dims = t.dims.iter().map(|d| d.second);
+            for s in t.clicks.iter().map(|c| c.second()).chain(t.refused.iter().map(|r| (r.ts_ms / 1000) as u32)).chain(dims) {
                 totals.min_second = totals.min_second.min(s);
                 totals.max_second = totals.max_second.max(s);
             }
@@ -165,6 +212,16 @@ impl Batch {
     /// Refused records with their stable index inside the batch.
     pub fn indexed_refused(&self) -> impl Iterator<Item = (u32, &str, &RefusedRecord)> {
         indexed(&self.tenants, |t| &t.refused)
+    }
+
+    /// Dimension rows with their stable index inside the batch.
+    pub fn indexed_dims(&self) -> impl Iterator<Item = (u32, &str, &DimRow)> {
+        indexed(&self.tenants, |t| &t.dims)
+    }
+
+    /// Rollout verdict counts with their stable index inside the batch.
+    pub fn indexed_verdicts(&self) -> impl Iterator<Item = (u32, &str, &VerdictRow)> {
+        indexed(&self.tenants, |t| &t.verdicts)
     }
 }
 

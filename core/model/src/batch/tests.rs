@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::frame::*;
-use super::{Batch, ClickRecord, RefusalReason, RefusedRecord, SecondRow, TenantRows, VERDICT_COUNTED};
+use super::{Batch, ClickRecord, DimRow, RefusalReason, RefusedRecord, SecondRow, TenantRows, VerdictRow, MODE_SHADOW, VERDICT_COUNTED};
 
 fn click() -> impl Strategy<Value = ClickRecord> {
     (any::<u64>(), any::<u64>(), any::<u64>(), 0..1_000_000_000u64, any::<u32>())
@@ -37,6 +37,29 @@ fn tenant_rows() -> impl Strategy<Value = TenantRows> {
             } else {
                 vec![]
             },
+            // Every click tagged with one value of one dimension.
+            dims: clicks
+                .iter()
+                .map(|(c, _)| DimRow {
+                    ad_id: c.ad_id,
+                    campaign_id: c.campaign_id,
+                    second: c.second(),
+                    dimension: "country".into(),
+                    value: "DE".into(),
+                    clicks: 1,
+                    spend_micros: c.cost_micros,
+                })
+                .collect(),
+            verdicts: vec![VerdictRow {
+                minute: 1,
+                active_version: 1,
+                candidate_version: 2,
+                mode: MODE_SHADOW,
+                applied_candidate: false,
+                active_code: 0,
+                candidate_code: 3,
+                clicks: 1,
+            }],
             clicks: clicks.into_iter().map(|(c, _)| c).collect(),
             tenant,
         },
@@ -114,7 +137,7 @@ fn one_tenant(rows: Vec<SecondRow>, clicks: Vec<ClickRecord>) -> Batch {
         low_watermark_ms: 0,
         wal_from: 0,
         wal_to: 1,
-        tenants: vec![TenantRows { tenant: "t".into(), rows, clicks, refused: vec![] }],
+        tenants: vec![TenantRows { tenant: "t".into(), rows, clicks, refused: vec![], ..Default::default() }],
     }
 }
 
@@ -131,12 +154,19 @@ fn rejects_semantically_invalid_batches() {
     assert!(matches!(decode(&encode(&reversed)), Err(FrameError::Invalid(_))));
     let ok = one_tenant(vec![r(1, 1, 2)], records(1, 1, 2));
     assert_eq!(decode(&encode(&ok)).unwrap(), ok);
+    // A dimension cannot count more clicks than the tenant has.
+    let dim = |value: &str, clicks| DimRow { ad_id: 1, campaign_id: 0, second: 1, dimension: "country".into(), value: value.into(), clicks, spend_micros: 0 };
+    let mut tagged = ok.clone();
+    tagged.tenants[0].dims = vec![dim("DE", 1), dim("FR", 1)];
+    assert_eq!(decode(&encode(&tagged)).unwrap(), tagged);
+    tagged.tenants[0].dims.push(dim("JP", 1));
+    assert!(matches!(decode(&encode(&tagged)), Err(FrameError::Invalid(e)) if e.contains("dimension country counts 3 clicks of 2")));
 }
 
 #[test]
 fn totals_and_row_identity() {
     let mut b = one_tenant(vec![r(1, 10, 2), r(2, 12, 3)], [records(1, 10, 2), records(2, 12, 3)].concat());
-    b.tenants.push(TenantRows { tenant: "u".into(), rows: vec![r(1, 9, 1)], clicks: records(1, 9, 1), refused: vec![] });
+    b.tenants.push(TenantRows { tenant: "u".into(), rows: vec![r(1, 9, 1)], clicks: records(1, 9, 1), refused: vec![], ..Default::default() });
     let t = b.totals();
     assert_eq!((t.rows, t.click_records, t.clicks, t.min_second, t.max_second), (3, 6, 6, 9, 12));
     let ids: Vec<_> = b.indexed_rows().map(|(i, t, r)| (i, t.to_string(), r.ad_id)).collect();

@@ -4,12 +4,16 @@
 //! * `GET /v1/ads?from=&to=&limit=`: top ads by clicks (read key)
 //! * `GET /v1/billing?from=&to=`: exact hourly billing per ad, with `final`
 //!   per hour (read key)
+//! * `GET /v1/dimensions/{name}?from=&to=&step=&limit=`: clicks per value of
+//!   an enrichment dimension (read key)
+//! * the plugin registry, see [`plugins`]
 //! * `GET /` the dashboard, `GET /healthz`, `GET /metrics`
 //!
 //! Steps of a minute or more read the rollup tables, never the per-second
 //! landing table. [`params`] parses and checks query strings (pure).
 
 pub mod params;
+mod plugins;
 mod routes;
 
 pub use routes::Api;

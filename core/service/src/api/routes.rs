@@ -11,6 +11,7 @@ use tally_model::timestamp::now_ms;
 use super::params::{parse_limit, parse_range, step_name};
 use crate::clickhouse::store::{AdTotal, Point, Step, Totals};
 use crate::clickhouse::Store;
+use crate::registry::Registry;
 use crate::metrics::{Metrics, RouteLabel};
 
 const DASHBOARD: &str = include_str!("dashboard.html");
@@ -20,6 +21,9 @@ pub struct Api {
     pub tenants: Tenants,
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    pub registry: Arc<Registry>,
+    /// What edges present to read the registry; `None`: they cannot.
+    pub edge_token: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -29,6 +33,9 @@ struct PointOut {
     clicks: u64,
     spend_micros: u64,
     users: u64,
+    /// Clicks the tenant's filter dropped (steps of a minute or more).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filtered: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -39,6 +46,8 @@ struct Series {
     to: u64,
     points: Vec<PointOut>,
     total: Totals,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_filtered: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -48,6 +57,8 @@ struct BilledAd {
     spend_micros: i64,
     /// Adjustment rows included (clicks that arrived after the hour was final).
     adjustments: u64,
+    /// Clicks of this ad and hour the tenant's filter dropped: not billed.
+    filtered: u64,
 }
 
 #[derive(Serialize)]
@@ -65,6 +76,7 @@ struct BillingHour {
 struct BillingTotal {
     clicks: i64,
     spend_micros: i64,
+    filtered: u64,
 }
 
 #[derive(Serialize)]
@@ -93,6 +105,18 @@ impl Handler for Api {
             (&Method::GET, ["v1", "billing"]) => ("billing", self.billing(&req).await),
             (_, ["v1", "billing"]) => ("billing", reply::method_not_allowed("GET")),
             (_, ["v1", "ads"]) => ("top_ads", reply::method_not_allowed("GET")),
+            (&Method::GET, ["v1", "dimensions", name]) => ("dimensions", self.dimension(&req, name).await),
+            (_, ["v1", "dimensions", _]) => ("dimensions", reply::method_not_allowed("GET")),
+            (&Method::POST, ["v1", "plugins"]) => ("plugin_push", self.push_plugin(req).await),
+            (&Method::GET, ["v1", "plugins"]) => ("plugins", self.plugin_state(&req)),
+            (_, ["v1", "plugins"]) => ("plugins", reply::method_not_allowed("GET, POST")),
+            (&Method::POST, ["v1", "plugins", "rollout"]) => ("plugin_rollout", self.rollout(req).await),
+            (_, ["v1", "plugins", "rollout"]) => ("plugin_rollout", reply::method_not_allowed("POST")),
+            (&Method::GET, ["v1", "plugins", "comparison"]) => ("plugin_comparison", self.comparison(&req).await),
+            (_, ["v1", "plugins", "comparison"]) => ("plugin_comparison", reply::method_not_allowed("GET")),
+            (&Method::GET, ["v1", "registry", "manifest"]) => ("registry_manifest", self.manifest(&req)),
+            (&Method::GET, ["v1", "registry", "blobs", sha]) => ("registry_blob", self.blob(&req, sha)),
+            (_, ["v1", "registry", "manifest"] | ["v1", "registry", "blobs", _]) => ("registry", reply::method_not_allowed("GET")),
             (&Method::GET, [""] | ["dashboard"]) => ("dashboard", dashboard()),
             (&Method::GET, ["healthz"]) => ("healthz", reply::with_type(StatusCode::OK, "ok\n".into(), "text/plain")),
             (&Method::GET, ["openapi.json"]) => ("openapi", reply::with_type(StatusCode::OK, OPENAPI.into(), "application/json")),
@@ -129,10 +153,13 @@ impl Api {
         };
         let series = self.store.series(tenant.as_str(), ad_id, range.from, range.to, range.step);
         let totals = self.store.totals(tenant.as_str(), ad_id, range.from, range.to, range.step);
-        let (series, total) = match tokio::try_join!(series, totals) {
+        let filtered = self.store.filtered_series(tenant.as_str(), ad_id, range.from, range.to, range.step);
+        let (series, total, filtered) = match tokio::try_join!(series, totals, filtered) {
             Ok(found) => found,
             Err(e) => return storage_error(e),
         };
+        let filtered_at = |t: u32| filtered.as_ref().map(|f| f.iter().find(|p| p.t == t).map_or(0, |p| p.filtered));
+        let total_filtered = filtered.as_ref().map(|f| f.iter().map(|p| p.filtered).sum());
         // Dense series: empty buckets are explicit zeros, which is what a chart wants.
         let mut found = series.into_iter().peekable();
         let points = range
@@ -142,7 +169,7 @@ impl Api {
                     Some(p) if p.t == t => found.next().unwrap(),
                     _ => Point { t, clicks: 0, spend_micros: 0, users: 0 },
                 };
-                PointOut { t: p.t as u64 * 1000, clicks: p.clicks, spend_micros: p.spend_micros, users: p.users }
+                PointOut { t: p.t as u64 * 1000, clicks: p.clicks, spend_micros: p.spend_micros, users: p.users, filtered: filtered_at(t) }
             })
             .collect();
         reply::json(
@@ -154,6 +181,7 @@ impl Api {
                 to: range.to as u64 * 1000,
                 points,
                 total,
+                total_filtered,
             },
         )
     }
@@ -175,6 +203,27 @@ impl Api {
 }
 
 impl Api {
+    /// `GET /v1/dimensions/{name}?from=&to=&step=&limit=`: clicks per value
+    /// of an enrichment dimension, most clicked first.
+    async fn dimension(&self, req: &http::Request<RequestBody>, name: &str) -> Response {
+        let tenant = match self.tenant(req) {
+            Ok(t) => t,
+            Err(resp) => return resp,
+        };
+        let (range, limit) = match parse_range(req.uri().query(), Step::Minute, now_ms()).and_then(|r| Ok((r, parse_limit(req.uri().query())?))) {
+            Ok(found) => found,
+            Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
+        };
+        match self.store.dimension_values(tenant.as_str(), name, range.from, range.to, range.step, limit).await {
+            Ok(Ok(values)) => reply::json(
+                StatusCode::OK,
+                &serde_json::json!({ "dimension": name, "from": range.from as u64 * 1000, "to": range.to as u64 * 1000, "values": values }),
+            ),
+            Ok(Err(reason)) => reply::error(StatusCode::BAD_REQUEST, reason),
+            Err(e) => storage_error(e),
+        }
+    }
+
     /// Exact per-hour, per-ad billing: statements for final hours, live
     /// records (each click id once) for the others.
     #[tracing::instrument(name = "query_billing", skip_all)]
@@ -192,8 +241,9 @@ impl Api {
             self.store.final_hours(range.from, range.to),
             self.store.billing_statements(range.from, range.to),
             self.store.billing_live(tenant.as_str(), range.from, range.to),
+            self.store.billing_filtered(tenant.as_str(), range.from, range.to),
         );
-        let (final_hours, billed, live) = match fetched {
+        let (final_hours, billed, live, filtered) = match fetched {
             Ok(found) => found,
             Err(e) => return storage_error(e),
         };
@@ -202,21 +252,29 @@ impl Api {
             .buckets()
             .map(|hour| {
                 let is_final = final_hours.contains(&hour);
-                let ads: Vec<BilledAd> = if is_final {
+                let mut ads: Vec<BilledAd> = if is_final {
                     billed
                         .iter()
                         .filter(|b| b.hour == hour && b.tenant == tenant.as_str() && (b.clicks != 0 || b.spend_micros != 0))
-                        .map(|b| BilledAd { ad_id: b.ad_id, clicks: b.clicks, spend_micros: b.spend_micros, adjustments: b.adjustments })
+                        .map(|b| BilledAd { ad_id: b.ad_id, clicks: b.clicks, spend_micros: b.spend_micros, adjustments: b.adjustments, filtered: 0 })
                         .collect()
                 } else {
                     live.iter()
                         .filter(|l| l.hour == hour)
-                        .map(|l| BilledAd { ad_id: l.ad_id, clicks: l.clicks, spend_micros: l.spend_micros, adjustments: 0 })
+                        .map(|l| BilledAd { ad_id: l.ad_id, clicks: l.clicks, spend_micros: l.spend_micros, adjustments: 0, filtered: 0 })
                         .collect()
                 };
+                for f in filtered.iter().filter(|f| f.hour == hour) {
+                    match ads.iter_mut().find(|a| a.ad_id == f.ad_id) {
+                        Some(ad) => ad.filtered = f.filtered,
+                        None => ads.push(BilledAd { ad_id: f.ad_id, clicks: 0, spend_micros: 0, adjustments: 0, filtered: f.filtered }),
+                    }
+                }
+                ads.sort_by_key(|a| a.ad_id);
                 for ad in &ads {
                     total.clicks += ad.clicks;
                     total.spend_micros += ad.spend_micros;
+                    total.filtered += ad.filtered;
                 }
                 BillingHour { hour: hour as u64 * 1000, is_final, ads }
             })
@@ -225,7 +283,7 @@ impl Api {
     }
 }
 
-fn storage_error(e: crate::clickhouse::StoreError) -> Response {
+pub(super) fn storage_error(e: crate::clickhouse::StoreError) -> Response {
     tracing::error!(error = %e, "query failed");
     reply::error(StatusCode::SERVICE_UNAVAILABLE, format!("storage unavailable: {e}"))
 }

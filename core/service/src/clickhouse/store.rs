@@ -38,7 +38,7 @@ pub enum StoreError {
     Query { what: String, source: clickhouse::error::Error },
 }
 
-fn err(what: impl Into<String>) -> impl FnOnce(clickhouse::error::Error) -> StoreError {
+pub(super) fn err(what: impl Into<String>) -> impl FnOnce(clickhouse::error::Error) -> StoreError {
     let what = what.into();
     move |source| StoreError::Query { what, source }
 }
@@ -67,7 +67,7 @@ impl Step {
 
     /// Rollup table, bucket column and the function mapping a second to its
     /// bucket; `None` for the per-second landing table.
-    fn rollup(self) -> Option<(&'static str, &'static str, &'static str)> {
+    pub(super) fn rollup(self) -> Option<(&'static str, &'static str, &'static str)> {
         match self {
             Step::Second => None,
             Step::Minute => Some(("clicks_by_minute", "minute", "toStartOfMinute")),
@@ -134,6 +134,39 @@ pub struct RefusedRow {
     pub ts_ms: u64,
     pub reason: String,
     pub at: u32,
+    pub edge: String,
+    pub batch_seq: u64,
+    pub row_idx: u32,
+}
+
+/// A row of `tally.click_dimensions`, in column order.
+#[derive(Debug, Clone, clickhouse::Row, Serialize)]
+pub struct DimensionRow {
+    pub tenant: String,
+    pub ad_id: u64,
+    pub campaign_id: u64,
+    pub second: u32,
+    pub dimension: String,
+    pub value: String,
+    pub clicks: u64,
+    pub spend_micros: u64,
+    pub edge: String,
+    pub batch_seq: u64,
+    pub row_idx: u32,
+}
+
+/// A row of `tally.plugin_verdicts`, in column order.
+#[derive(Debug, Clone, clickhouse::Row, Serialize)]
+pub struct PluginVerdictRow {
+    pub tenant: String,
+    pub minute: u32,
+    pub active_version: u32,
+    pub candidate_version: u32,
+    pub mode: u8,
+    pub applied_candidate: u8,
+    pub active_code: u16,
+    pub candidate_code: u16,
+    pub clicks: u64,
     pub edge: String,
     pub batch_seq: u64,
     pub row_idx: u32,
@@ -295,7 +328,7 @@ struct Applied {
 #[derive(Clone)]
 pub struct Store {
     server: Client,
-    db: Client,
+    pub(super) db: Client,
     version: String,
     /// The server drops a re-sent INSERT carrying the same
     /// `insert_deduplication_token` (22.2+; 18.16 rejects the setting).
@@ -383,8 +416,7 @@ impl Store {
         Ok(rows.into_iter().map(|r| (r.seq, r.state)).collect())
     }
 
-    /// Row indices of a batch already present, per part (landing rows,
-    /// click records, refused events).
+    /// Row indices of a batch already present, per part (see `plan::PARTS`).
     pub async fn batch_rows_present(&self, edge: &str, seq: u64, min_second: u32, max_second: u32) -> Result<Vec<(usize, u32)>, StoreError> {
         let rows = self
             .db
@@ -393,6 +425,12 @@ impl Store {
             .bind(seq)
             .bind(min_second)
             .bind(max_second)
+            .bind(edge)
+            .bind(seq)
+            .bind(min_second)
+            .bind(max_second)
+            .bind(edge)
+            .bind(seq)
             .bind(edge)
             .bind(seq)
             .bind(min_second)
@@ -421,6 +459,14 @@ impl Store {
 
     pub async fn insert_refused(&self, rows: &[RefusedRow], token: &str) -> Result<(), StoreError> {
         self.insert_rows("refused_events", rows, Some(token)).await
+    }
+
+    pub async fn insert_dimensions(&self, rows: &[DimensionRow], token: &str) -> Result<(), StoreError> {
+        self.insert_rows("click_dimensions", rows, Some(token)).await
+    }
+
+    pub async fn insert_plugin_verdicts(&self, rows: &[PluginVerdictRow], token: &str) -> Result<(), StoreError> {
+        self.insert_rows("plugin_verdicts", rows, Some(token)).await
     }
 
     pub async fn insert_statements(&self, rows: &[StatementRow]) -> Result<(), StoreError> {

@@ -15,7 +15,7 @@ use tally_model::reply::{Reply, Status};
 use tally_model::timestamp::now_ms;
 
 use super::plan::{decide, first_occurrences, resume, steps, Decision, LedgerState, Step, PARTS};
-use crate::clickhouse::store::{ClickRow, LandingRow, LedgerRow, RefusedRow};
+use crate::clickhouse::store::{ClickRow, DimensionRow, LandingRow, LedgerRow, PluginVerdictRow, RefusedRow};
 use crate::clickhouse::{Store, StoreError};
 use crate::metrics::Metrics;
 
@@ -37,7 +37,7 @@ struct Entry {
 impl Entry {
     /// Rows per part, in the order of `plan::PARTS`.
     fn counts(&self) -> [u32; PARTS] {
-        [self.totals.rows, self.totals.click_records, self.totals.refused]
+        [self.totals.rows, self.totals.click_records, self.totals.refused, self.totals.dims, self.totals.verdicts]
     }
 }
 
@@ -159,7 +159,9 @@ async fn commit_group(store: &Store, entries: &[Entry], after_inserts: &mut impl
                 match part {
                     0 => store.insert_landing(&landing_rows(entries, &rows), &token).await?,
                     1 => store.insert_click_records(&click_rows(entries, &rows), &token).await?,
-                    _ => store.insert_refused(&refused_rows(entries, &rows), &token).await?,
+                    2 => store.insert_refused(&refused_rows(entries, &rows), &token).await?,
+                    3 => store.insert_dimensions(&dimension_rows(entries, &rows), &token).await?,
+                    _ => store.insert_plugin_verdicts(&verdict_rows(entries, &rows), &token).await?,
                 }
             }
             Step::Finish(ix) => {
@@ -273,6 +275,39 @@ fn refused_rows(entries: &[Entry], wanted: &[(usize, Vec<u32>)]) -> Vec<RefusedR
             other => other.as_str().to_string(),
         },
         at: (r.at_ms / 1000) as u32,
+        edge: batch.edge.clone(),
+        batch_seq: batch.seq,
+        row_idx: idx,
+    })
+}
+
+fn dimension_rows(entries: &[Entry], wanted: &[(usize, Vec<u32>)]) -> Vec<DimensionRow> {
+    pick(entries, wanted, |b| Box::new(b.indexed_dims()), |batch, idx, tenant, d| DimensionRow {
+        tenant: tenant.to_string(),
+        ad_id: d.ad_id,
+        campaign_id: d.campaign_id,
+        second: d.second,
+        dimension: d.dimension.clone(),
+        value: d.value.clone(),
+        clicks: d.clicks,
+        spend_micros: d.spend_micros,
+        edge: batch.edge.clone(),
+        batch_seq: batch.seq,
+        row_idx: idx,
+    })
+}
+
+fn verdict_rows(entries: &[Entry], wanted: &[(usize, Vec<u32>)]) -> Vec<PluginVerdictRow> {
+    pick(entries, wanted, |b| Box::new(b.indexed_verdicts()), |batch, idx, tenant, v| PluginVerdictRow {
+        tenant: tenant.to_string(),
+        minute: v.minute,
+        active_version: v.active_version,
+        candidate_version: v.candidate_version,
+        mode: v.mode,
+        applied_candidate: v.applied_candidate as u8,
+        active_code: v.active_code,
+        candidate_code: v.candidate_code,
+        clicks: v.clicks,
         edge: batch.edge.clone(),
         batch_seq: batch.seq,
         row_idx: idx,

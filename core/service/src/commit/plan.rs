@@ -22,8 +22,9 @@ impl LedgerState {
 }
 
 /// A batch's rows go to several tables ("parts"), each with its own row
-/// index space: the per-second rows, the click records, the refused events.
-pub const PARTS: usize = 3;
+/// index space: the per-second rows, the click records, the refused events,
+/// the dimension rows and the rollout verdict counts.
+pub const PARTS: usize = 5;
 
 /// Row indices per part.
 pub type PartRows = [Vec<u32>; PARTS];

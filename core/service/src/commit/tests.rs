@@ -74,7 +74,7 @@ proptest! {
     /// once, and no row is ever present twice.
     #[test]
     fn exactly_once_under_crashes(
-        rows in proptest::collection::vec([0u32..4, 0u32..4, 0u32..3], 1..6),
+        rows in proptest::collection::vec([0u32..4, 0u32..4, 0u32..3, 0u32..3, 0u32..2], 1..6),
         schedule in proptest::collection::vec((proptest::collection::vec(any::<prop::sample::Index>(), 1..4), 0u32..12), 1..20),
     ) {
         let mut m = Model::default();
@@ -108,17 +108,18 @@ proptest! {
 #[test]
 fn duplicate_writes_nothing_and_order_is_start_insert_finish() {
     let none = Decision::Resume { missing: Default::default() };
-    let s = steps(&[([2, 1, 0], Decision::Fresh), ([3, 3, 3], Decision::Duplicate), ([4, 4, 4], none)]);
+    let s = steps(&[([2, 1, 0, 0, 1], Decision::Fresh), ([3, 3, 3, 3, 3], Decision::Duplicate), ([4, 4, 4, 4, 4], none)]);
     assert_eq!(
         s,
         vec![
             Step::Start(vec![0]),
             Step::Insert { part: 0, rows: vec![(0, vec![0, 1])] },
             Step::Insert { part: 1, rows: vec![(0, vec![0])] },
+            Step::Insert { part: 4, rows: vec![(0, vec![0])] },
             Step::Finish(vec![0, 2])
         ]
     );
-    assert!(steps(&[([5, 5, 5], Decision::Duplicate)]).is_empty());
-    let present = [[1, 3].into_iter().collect(), BTreeSet::new(), [0].into_iter().collect()];
-    assert_eq!(resume([4, 1, 1], &present), Decision::Resume { missing: [vec![0, 2], vec![0], vec![]] });
+    assert!(steps(&[([5; 5], Decision::Duplicate)]).is_empty());
+    let present = [[1, 3].into_iter().collect(), BTreeSet::new(), [0].into_iter().collect(), BTreeSet::new(), [0].into_iter().collect()];
+    assert_eq!(resume([4, 1, 1, 2, 1], &present), Decision::Resume { missing: [vec![0, 2], vec![0], vec![], vec![0, 1], vec![]] });
 }

@@ -13,6 +13,7 @@ fn rows(clicks: u64) -> Sealing {
             rows: vec![SecondRow { ad_id: 1, campaign_id: 0, second: 100, clicks, spend_micros: 0, user_hashes: vec![] }],
             clicks: (0..clicks).map(record).collect(),
             refused: vec![],
+            ..Default::default()
         }],
         wal_from: clicks,
         wal_to: clicks + 1,

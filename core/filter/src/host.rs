@@ -1,4 +1,5 @@
-//! The wasmtime host: one engine per edge, one plugin per tenant.
+//! The wasmtime host: one engine per process, a compiled component per
+//! plugin version, one live instance per (tenant, version).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,24 +8,26 @@ use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder};
 
-wasmtime::component::bindgen!({ path: "../wit", world: "filter" });
+use crate::answer::{self, Answer};
+
+wasmtime::component::bindgen!({ path: "../../wit", world: "filter" });
 
 pub use tally::filter::types::Strings;
 
-/// Consecutive failures after which a plugin is quarantined.
+/// Consecutive failures after which a plugin version is quarantined.
 pub const QUARANTINE_AFTER: u32 = 3;
 /// Epoch ticks are this long; deadlines are counted in them.
 const TICK: Duration = Duration::from_millis(10);
 /// Instances (so memories) the pooling allocator keeps slots for.
 const POOL_INSTANCES: u32 = 256;
-const MAX_MEMORY_BYTES: usize = 256 << 20;
+pub const MAX_MEMORY_BYTES: usize = 256 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FilterError {
     #[error("filter engine: {0}")]
     Engine(String),
-    #[error("plugin {path}: {message}")]
-    Load { path: String, message: String },
+    #[error("plugin {name}: {message}")]
+    Load { name: String, message: String },
 }
 
 /// The engine and its epoch ticker (which stops with the engine).
@@ -60,15 +63,17 @@ impl FilterEngine {
 }
 
 /// What a tenant's batch gets when its filter fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum FailurePolicy {
     /// Count the clicks as if the filter had kept them (and say so in metrics).
+    #[default]
     Open,
     /// Refuse the request (503, Retry-After): the client sends it again.
     Closed,
 }
 
+#[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub memory_bytes: usize,
     pub timeout: Duration,
@@ -78,25 +83,52 @@ struct State {
     limits: StoreLimits,
 }
 
+/// A plugin version compiled and linked against the contract, ready to
+/// instantiate; shared by every instance of it.
+pub struct Compiled {
+    pub name: String,
+    engine: Engine,
+    pre: FilterPre<State>,
+}
+
+impl Compiled {
+    /// Compiles a component and checks it against the contract: it must
+    /// export `tally:filter/filter@0.2.0`; its imports link as traps.
+    pub fn new(engine: &FilterEngine, name: &str, bytes: &[u8]) -> Result<Arc<Compiled>, FilterError> {
+        let err = |message: String| FilterError::Load { name: name.to_string(), message };
+        let component = Component::new(&engine.engine, bytes).map_err(|e| err(format!("{e:#}")))?;
+        let mut linker = Linker::<State>::new(&engine.engine);
+        // The contract grants nothing: whatever a guest imports (a std guest
+        // links WASI) traps if called.
+        linker.define_unknown_imports_as_traps(&component).map_err(|e| err(format!("{e:#}")))?;
+        let pre = linker.instantiate_pre(&component).map_err(|e| err(format!("{e:#}")))?;
+        let pre = FilterPre::new(pre).map_err(|e| err(format!("does not implement tally:filter/filter@0.2.0: {e:#}")))?;
+        Ok(Arc::new(Compiled { name: name.to_string(), engine: engine.engine.clone(), pre }))
+    }
+
+    pub fn from_file(engine: &FilterEngine, path: &Path) -> Result<Arc<Compiled>, FilterError> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let bytes = std::fs::read(path).map_err(|e| FilterError::Load { name: path.display().to_string(), message: e.to_string() })?;
+        Compiled::new(engine, &name, &bytes)
+    }
+}
+
 struct Live {
     store: Store<State>,
     filter: Filter,
 }
 
-/// One tenant's plugin: compiled once, instantiated from `InstancePre`,
-/// rebuilt after a failure, quarantined after repeated ones.
+/// One live plugin: instantiated from its [`Compiled`] version, rebuilt
+/// after a failure, quarantined after repeated ones.
 pub struct Plugin {
-    pub name: String,
-    pub policy: FailurePolicy,
-    engine: Engine,
-    pre: FilterPre<State>,
+    compiled: Arc<Compiled>,
     limits: Limits,
     live: Option<Live>,
     failures_in_a_row: u32,
     quarantined: bool,
 }
 
-/// Why a call produced no verdicts.
+/// Why a call produced no answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
     Quarantined,
@@ -104,29 +136,29 @@ pub enum Failure {
 }
 
 impl Plugin {
-    pub fn load(engine: &FilterEngine, path: &Path, policy: FailurePolicy, limits: Limits) -> Result<Plugin, FilterError> {
-        let err = |message: String| FilterError::Load { path: path.display().to_string(), message };
-        let component = Component::from_file(&engine.engine, path).map_err(|e| err(format!("{e:#}")))?;
-        let mut linker = Linker::<State>::new(&engine.engine);
-        // The contract grants nothing: whatever a guest imports (a std guest
-        // links WASI) traps if called.
-        linker.define_unknown_imports_as_traps(&component).map_err(|e| err(format!("{e:#}")))?;
-        let pre = linker.instantiate_pre(&component).map_err(|e| err(format!("{e:#}")))?;
-        let pre = FilterPre::new(pre).map_err(|e| err(format!("does not implement tally:filter/filter: {e:#}")))?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let mut plugin = Plugin { name, policy, engine: engine.engine.clone(), pre, limits, live: None, failures_in_a_row: 0, quarantined: false };
-        // Instantiate now: a plugin that cannot start is refused at load.
-        plugin.live = Some(plugin.instantiate().map_err(err)?);
+    /// Instantiates now: a plugin that cannot start is refused here.
+    pub fn new(compiled: Arc<Compiled>, limits: Limits) -> Result<Plugin, FilterError> {
+        let mut plugin = Plugin { compiled, limits, live: None, failures_in_a_row: 0, quarantined: false };
+        let live = plugin.instantiate().map_err(|message| FilterError::Load { name: plugin.compiled.name.clone(), message })?;
+        plugin.live = Some(live);
         Ok(plugin)
+    }
+
+    pub fn load(engine: &FilterEngine, path: &Path, limits: Limits) -> Result<Plugin, FilterError> {
+        Plugin::new(Compiled::from_file(engine, path)?, limits)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.compiled.name
     }
 
     fn instantiate(&self) -> Result<Live, String> {
         let limits = StoreLimitsBuilder::new().memory_size(self.limits.memory_bytes).trap_on_grow_failure(true).build();
-        let mut store = Store::new(&self.engine, State { limits });
+        let mut store = Store::new(&self.compiled.engine, State { limits });
         store.limiter(|s| &mut s.limits);
         // Start-up code runs under the same deadline as a call.
         store.set_epoch_deadline(self.deadline_ticks());
-        let filter = self.pre.instantiate(&mut store).map_err(|e| format!("instantiating: {e:#}"))?;
+        let filter = self.compiled.pre.instantiate(&mut store).map_err(|e| format!("instantiating: {e:#}"))?;
         Ok(Live { store, filter })
     }
 
@@ -138,8 +170,8 @@ impl Plugin {
         self.quarantined
     }
 
-    /// Runs the filter over a batch: one verdict per click, or why not.
-    pub fn run(&mut self, batch: &ClickBatch) -> Result<Vec<u16>, Failure> {
+    /// Runs the filter over a batch: a checked answer, or why not.
+    pub fn run(&mut self, batch: &ClickBatch) -> Result<Answer, Failure> {
         if self.quarantined {
             return Err(Failure::Quarantined);
         }
@@ -147,7 +179,8 @@ impl Plugin {
         match &result {
             Ok(_) => self.failures_in_a_row = 0,
             Err(_) => {
-                // A trapped instance cannot be entered again: start afresh.
+                // A trapped instance cannot be entered again, and one that
+                // answered nonsense may be in any state: start afresh.
                 self.live = None;
                 self.failures_in_a_row += 1;
                 if self.failures_in_a_row >= QUARANTINE_AFTER {
@@ -158,7 +191,7 @@ impl Plugin {
         result.map_err(Failure::Failed)
     }
 
-    fn call(&mut self, batch: &ClickBatch) -> Result<Vec<u16>, String> {
+    fn call(&mut self, batch: &ClickBatch) -> Result<Answer, String> {
         if self.live.is_none() {
             self.live = Some(self.instantiate()?);
         }
@@ -166,10 +199,7 @@ impl Plugin {
         let live = self.live.as_mut().expect("instantiated above");
         live.store.set_epoch_deadline(ticks);
         let verdicts = live.filter.call_filter(&mut live.store, batch).map_err(|e| format!("{e:#}"))?;
-        if verdicts.len() != batch.ad_id.len() {
-            return Err(format!("{} verdicts for {} clicks", verdicts.len(), batch.ad_id.len()));
-        }
-        Ok(verdicts)
+        answer::check(verdicts, batch.ad_id.len())
     }
 }
 

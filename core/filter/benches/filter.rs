@@ -1,0 +1,131 @@
+//! Cost of tenant filters per click, one core.
+//!
+//! `cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml --target-dir plugins/target`
+//! `deploy/dev/plugins-c.sh` (the C bot filter)
+//! `cargo bench -p tally-filter --bench filter`
+//!
+//! Batches of 1000 clicks (realistic User-Agents and IPs). Rows:
+//! * each example plugin's native Rust reference;
+//! * building the columnar batch (paid whenever a tenant has a filter);
+//! * each plugin: the call only (lifting the columns into the guest,
+//!   running it, lowering and checking the answer).
+//! Best of 5 runs of 200 batches.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tally_filter::batch::{ClickView, Columns};
+use tally_filter::host::{FilterEngine, Limits, Plugin};
+
+#[allow(dead_code, unused_imports)]
+#[path = "../../../plugins/bot-filter/src/rules.rs"]
+mod rules;
+#[allow(dead_code, unused_imports)]
+#[path = "../../../plugins/flood-filter/src/rules.rs"]
+mod flood;
+#[allow(dead_code, unused_imports)]
+#[path = "../../../plugins/geo-enrich/src/rules.rs"]
+mod geo;
+
+const BATCH: usize = 1000;
+const BATCHES: usize = 200;
+const AGENTS: [&str; 4] = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+    "Googlebot/2.1 (+http://www.google.com/bot.html)",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
+];
+const IPS: [&str; 4] = ["81.2.69.160", "192.0.2.44", "2001:db8::1", "203.0.113.200"];
+
+fn fields(i: usize) -> (&'static str, &'static str) {
+    (AGENTS[i % AGENTS.len()], IPS[(i / 3) % IPS.len()])
+}
+
+fn columns() -> Columns {
+    let mut c = Columns::default();
+    for i in 0..BATCH {
+        let (ua, ip) = fields(i);
+        let view = ClickView {
+            ad_id: (i % 50) as u64,
+            campaign_id: 7,
+            ts_ms: 1_700_000_000_000 + i as u64,
+            cost_micros: 1500,
+            click_id: "click-0123456789abcdef",
+            user_id: "user-42",
+            ip,
+            user_agent: ua,
+            ..Default::default()
+        };
+        c.push(&view, []);
+    }
+    c
+}
+
+fn best_ns_per_click(mut f: impl FnMut()) -> f64 {
+    let mut best = Duration::MAX;
+    for _ in 0..5 {
+        let start = Instant::now();
+        for _ in 0..BATCHES {
+            f();
+        }
+        best = best.min(start.elapsed());
+    }
+    best.as_nanos() as f64 / (BATCHES * BATCH) as f64
+}
+
+fn plugin(engine: &FilterEngine, file: &str) -> Plugin {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins/target").join(file);
+    Plugin::load(engine, &path, Limits { memory_bytes: 64 << 20, timeout: Duration::from_secs(1) }).unwrap_or_else(|e| panic!("{e}: build the plugins first"))
+}
+
+fn rust(name: &str) -> String {
+    format!("wasm32-wasip2/release/tally_plugin_{name}.wasm")
+}
+
+fn main() {
+    let native = best_ns_per_click(|| {
+        let v: Vec<u16> = (0..BATCH).map(|i| {
+            let (ua, ip) = fields(i);
+            rules::verdict(ua, ip)
+        }).collect();
+        std::hint::black_box(v);
+    });
+    let build = best_ns_per_click(|| {
+        std::hint::black_box(columns().into_batch());
+    });
+    let native_flood = best_ns_per_click(|| {
+        let mut f = flood::Flood::new();
+        let v: Vec<u16> = (0..BATCH).map(|i| f.verdict(fields(i).1, "user-42", (i % 50) as u64, 1_700_000_000_000 + i as u64)).collect();
+        std::hint::black_box(v);
+    });
+    let native_geo = best_ns_per_click(|| {
+        let v: Vec<_> = (0..BATCH).map(|i| (geo::country(fields(i).1, ""), geo::device(fields(i).0))).collect();
+        std::hint::black_box(v);
+    });
+    let engine = FilterEngine::new().unwrap();
+    let batch = columns().into_batch();
+    println!("{BATCH}-click batches, best of 5 x {BATCHES}");
+    println!("{:<44} {:>10}", "stage", "ns/click");
+    println!("{:<44} {:>10.1}", "native bot rules (reference)", native);
+    println!("{:<44} {:>10.1}", "native flood rules (reference)", native_flood);
+    println!("{:<44} {:>10.1}", "native geo + device rules (reference)", native_geo);
+    println!("{:<44} {:>10.1}", "build the columnar batch (no plugin call)", build);
+    let mut bot_ns = 0.0;
+    for (label, file) in [
+        ("no-op plugin call", rust("noop")),
+        ("bot-filter plugin call (Rust)", rust("bot_filter")),
+        ("bot-filter plugin call (C)", "c/tally_plugin_bot_filter_c.wasm".to_string()),
+        ("flood-filter plugin call", rust("flood_filter")),
+        ("geo-enrich plugin call", rust("geo_enrich")),
+    ] {
+        let mut p = plugin(&engine, &file);
+        let ns = best_ns_per_click(|| {
+            std::hint::black_box(p.run(&batch).unwrap());
+        });
+        if file == rust("bot_filter") {
+            bot_ns = ns;
+        }
+        println!("{label:<44} {ns:>10.1}");
+    }
+    println!("bot filter (Rust) / native: {:.2}x", bot_ns / native);
+}

@@ -1,0 +1,123 @@
+//! A filter's answer, checked against the contract's shape and size limits
+//! before the edge believes a word of it.
+
+use crate::host::{Strings, Verdicts};
+
+/// Tags allowed per batch: this many per click, on average.
+pub const MAX_TAGS_PER_CLICK: usize = 4;
+pub const MAX_TAG_KEY_BYTES: usize = 64;
+pub const MAX_TAG_VALUE_BYTES: usize = 256;
+
+/// One enrichment: click `click` of the batch gets dimension `key` = `value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    pub click: u32,
+    pub key: String,
+    pub value: String,
+}
+
+/// A checked answer: one code per click, tags naming clicks of the batch.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Answer {
+    pub codes: Vec<u16>,
+    pub tags: Vec<Tag>,
+}
+
+impl Answer {
+    /// Everything kept, nothing tagged: what fail-open counts.
+    pub fn keep_all(clicks: usize) -> Answer {
+        Answer { codes: vec![0; clicks], tags: Vec::new() }
+    }
+}
+
+/// Checks an answer for a batch of `clicks` clicks.
+pub fn check(v: Verdicts, clicks: usize) -> Result<Answer, String> {
+    if v.codes.len() != clicks {
+        return Err(format!("{} verdicts for {} clicks", v.codes.len(), clicks));
+    }
+    let n = v.tag_click.len();
+    if n > clicks * MAX_TAGS_PER_CLICK {
+        return Err(format!("{n} tags for {clicks} clicks (at most {MAX_TAGS_PER_CLICK} per click)"));
+    }
+    let keys = split(&v.tag_keys, n, MAX_TAG_KEY_BYTES, "tag key")?;
+    let values = split(&v.tag_values, n, MAX_TAG_VALUE_BYTES, "tag value")?;
+    let mut tags = Vec::with_capacity(n);
+    for ((click, key), value) in v.tag_click.into_iter().zip(keys).zip(values) {
+        if click as usize >= clicks {
+            return Err(format!("a tag names click {click} of a {clicks}-click batch"));
+        }
+        tags.push(Tag { click, key, value });
+    }
+    Ok(Answer { codes: v.codes, tags })
+}
+
+/// The `n` strings of an arena, each at most `max` bytes of UTF-8.
+fn split(s: &Strings, n: usize, max: usize, what: &str) -> Result<Vec<String>, String> {
+    if s.ends.len() != n {
+        return Err(format!("{} {what}s for {n} tags", s.ends.len()));
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut start = 0usize;
+    for &end in &s.ends {
+        let end = end as usize;
+        if end < start || end > s.bytes.len() {
+            return Err(format!("{what} offsets out of order or past the arena"));
+        }
+        if end - start > max {
+            return Err(format!("a {what} of {} bytes (at most {max})", end - start));
+        }
+        let text = std::str::from_utf8(&s.bytes[start..end]).map_err(|_| format!("a {what} is not UTF-8"))?;
+        out.push(text.to_owned());
+        start = end;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(items: &[&str]) -> Strings {
+        let mut s = Strings { bytes: Vec::new(), ends: Vec::new() };
+        for i in items {
+            s.bytes.extend_from_slice(i.as_bytes());
+            s.ends.push(s.bytes.len() as u32);
+        }
+        s
+    }
+
+    fn verdicts(codes: Vec<u16>, tags: &[(u32, &str, &str)]) -> Verdicts {
+        Verdicts {
+            codes,
+            tag_click: tags.iter().map(|t| t.0).collect(),
+            tag_keys: strings(&tags.iter().map(|t| t.1).collect::<Vec<_>>()),
+            tag_values: strings(&tags.iter().map(|t| t.2).collect::<Vec<_>>()),
+        }
+    }
+
+    #[test]
+    fn accepts_a_well_formed_answer() {
+        let a = check(verdicts(vec![0, 3], &[(0, "country", "DE"), (1, "device", "mobile")]), 2).unwrap();
+        assert_eq!(a.codes, vec![0, 3]);
+        assert_eq!(a.tags[1], Tag { click: 1, key: "device".into(), value: "mobile".into() });
+    }
+
+    #[test]
+    fn refuses_answers_of_the_wrong_shape_or_size() {
+        let long = "x".repeat(MAX_TAG_VALUE_BYTES + 1);
+        let many: Vec<(u32, &str, &str)> = (0..9).map(|_| (0, "k", "v")).collect();
+        let cases = [
+            (verdicts(vec![0; 3], &[]), "3 verdicts for 2 clicks"),
+            (verdicts(vec![0; 2], &[(2, "k", "v")]), "names click 2"),
+            (verdicts(vec![0; 2], &[(0, "k", &long)]), "tag value of 257 bytes"),
+            (verdicts(vec![0; 2], &many), "9 tags for 2 clicks"),
+        ];
+        for (v, want) in cases {
+            let err = check(v, 2).unwrap_err();
+            assert!(err.contains(want), "{err}");
+        }
+        let mut v = verdicts(vec![0; 2], &[(0, "k", "v")]);
+        v.tag_values.ends = vec![];
+        assert!(check(v, 2).unwrap_err().contains("0 tag values for 1 tags"));
+    }
+}

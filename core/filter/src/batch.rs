@@ -1,0 +1,104 @@
+//! The columnar batch a filter sees, built while the request is parsed.
+
+use crate::host::{ClickBatch, Strings};
+
+/// One click's fields as the filter sees them (empty strings when absent).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClickView<'a> {
+    pub ad_id: u64,
+    pub campaign_id: u64,
+    pub ts_ms: u64,
+    pub cost_micros: u64,
+    pub click_id: &'a str,
+    pub user_id: &'a str,
+    pub ip: &'a str,
+    pub user_agent: &'a str,
+    pub country: &'a str,
+    pub region: &'a str,
+}
+
+/// Column builder: one push per valid click, in request order.
+#[derive(Debug, Default)]
+pub struct Columns {
+    batch: ClickBatch,
+}
+
+fn push_str(s: &mut Strings, value: &str) {
+    s.bytes.extend_from_slice(value.as_bytes());
+    s.ends.push(s.bytes.len() as u32);
+}
+
+impl Columns {
+    /// Appends a click and its custom attributes.
+    pub fn push<'a>(&mut self, c: &ClickView<'_>, attrs: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        let b = &mut self.batch;
+        b.ad_id.push(c.ad_id);
+        b.campaign_id.push(c.campaign_id);
+        b.ts_ms.push(c.ts_ms);
+        b.cost_micros.push(c.cost_micros);
+        push_str(&mut b.click_id, c.click_id);
+        push_str(&mut b.user_id, c.user_id);
+        push_str(&mut b.ip, c.ip);
+        push_str(&mut b.user_agent, c.user_agent);
+        push_str(&mut b.country, c.country);
+        push_str(&mut b.region, c.region);
+        for (k, v) in attrs {
+            push_str(&mut b.attr_keys, k);
+            push_str(&mut b.attr_values, v);
+        }
+        b.attr_ends.push(b.attr_keys.ends.len() as u32);
+    }
+
+    pub fn len(&self) -> usize {
+        self.batch.ad_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn into_batch(self) -> ClickBatch {
+        self.batch
+    }
+}
+
+impl Default for ClickBatch {
+    fn default() -> Self {
+        let empty = || Strings { bytes: Vec::new(), ends: Vec::new() };
+        ClickBatch {
+            ad_id: Vec::new(),
+            campaign_id: Vec::new(),
+            ts_ms: Vec::new(),
+            cost_micros: Vec::new(),
+            click_id: empty(),
+            user_id: empty(),
+            ip: empty(),
+            user_agent: empty(),
+            country: empty(),
+            region: empty(),
+            attr_ends: Vec::new(),
+            attr_keys: empty(),
+            attr_values: empty(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_an_arena_with_end_offsets() {
+        let mut c = Columns::default();
+        c.push(&ClickView { ad_id: 1, click_id: "a", ip: "10.0.0.1", user_agent: "Mozilla", ..Default::default() }, [("k", "v"), ("x", "yz")]);
+        c.push(&ClickView { ad_id: 5, click_id: "bb", user_id: "u", country: "DE", ..Default::default() }, []);
+        let b = c.into_batch();
+        assert_eq!(b.ad_id, vec![1, 5]);
+        assert_eq!((b.click_id.bytes.as_slice(), b.click_id.ends.as_slice()), (&b"abb"[..], &[1u32, 3][..]));
+        assert_eq!(b.user_id.ends, vec![0, 1]);
+        assert_eq!(b.ip.ends, vec![8, 8]);
+        assert_eq!(b.country.ends, vec![0, 2]);
+        assert_eq!(b.attr_ends, vec![2, 2]);
+        assert_eq!((b.attr_values.bytes.as_slice(), b.attr_values.ends.as_slice()), (&b"vyz"[..], &[1u32, 3][..]));
+    }
+}

@@ -1,0 +1,46 @@
+//! What the central registry tells edges to run: per tenant, the active
+//! plugin version and an optional candidate in rollout. Edges fetch it as
+//! JSON and fetch each version's component by its sha256, which they
+//! verify before compiling it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::host::FailurePolicy;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Manifest {
+    pub tenants: Vec<TenantPlugins>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantPlugins {
+    pub tenant: String,
+    pub policy: FailurePolicy,
+    pub active: Option<VersionRef>,
+    pub candidate: Option<Candidate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRef {
+    pub version: u32,
+    /// Hex sha256 of the component's bytes.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "mode")]
+pub enum Mode {
+    /// Runs on every click; its verdicts are recorded, never applied.
+    Shadow,
+    /// Its verdicts apply to `percent` of clicks, chosen by click id (so a
+    /// re-sent click takes the same side).
+    Canary { percent: u8 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    #[serde(flatten)]
+    pub version: VersionRef,
+    #[serde(flatten)]
+    pub mode: Mode,
+}

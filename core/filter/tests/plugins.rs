@@ -1,0 +1,175 @@
+//! Real plugins, built from `plugins/` for wasm32-wasip2 (and the C one
+//! from `plugins/c/`; deploy/dev/test.sh builds them first), run by the host
+//! and compared with their native references on generated clicks.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tally_filter::answer::{Answer, Tag};
+use tally_filter::batch::{ClickView, Columns};
+use tally_filter::host::{ClickBatch, Failure, FilterEngine, Limits, Plugin};
+
+#[allow(dead_code, unused_imports)]
+#[path = "../../../plugins/bot-filter/src/rules.rs"]
+mod bot;
+#[allow(dead_code, unused_imports)]
+#[path = "../../../plugins/flood-filter/src/rules.rs"]
+mod flood;
+#[allow(dead_code, unused_imports)]
+#[path = "../../../plugins/geo-enrich/src/rules.rs"]
+mod geo;
+
+fn plugins_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins/target")
+}
+
+fn plugin(name: &str) -> PathBuf {
+    let path = plugins_dir().join(format!("wasm32-wasip2/release/tally_plugin_{name}.wasm"));
+    assert!(path.exists(), "{} missing: build the plugins (deploy/dev/test.sh does)", path.display());
+    path
+}
+
+fn limits() -> Limits {
+    Limits { memory_bytes: 32 << 20, timeout: Duration::from_millis(200) }
+}
+
+fn load(engine: &FilterEngine, path: &std::path::Path) -> Plugin {
+    Plugin::load(engine, path, limits()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+const AGENTS: [&str; 7] = ["Mozilla/5.0 (X11; Linux)", "Googlebot/2.1", "curl/8.0", "Mozilla/5.0 HeadlessChrome", "", "Safari", "Mozilla/5.0 (iPhone) Mobile"];
+const IPS: [&str; 9] = ["10.1.2.3", "192.0.2.77", "203.0.113.9", "8.8.8.8", "", "::1", "10.2.9.9", "81.2.69.160", "10.3.0.1"];
+const COUNTRIES: [&str; 4] = ["", "", "", "NL"];
+
+/// One generated click: (user agent, ip, user id, ad, ts, carried country).
+type Fields = (&'static str, &'static str, String, u64, u64, &'static str);
+
+fn clicks(n: usize, seed: u64) -> (ClickBatch, Vec<Fields>) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut cols = Columns::default();
+    let mut fields = Vec::new();
+    for i in 0..n {
+        let f: Fields = (
+            AGENTS[rng.usize(..AGENTS.len())],
+            IPS[rng.usize(..IPS.len())],
+            if rng.bool() { format!("u{}", rng.u8(..4)) } else { String::new() },
+            rng.u64(1..4),
+            1_700_000_000_000 + seed * 50_000 + rng.u64(..90_000),
+            COUNTRIES[rng.usize(..COUNTRIES.len())],
+        );
+        let click_id = format!("c{seed}-{i}");
+        let view = ClickView { ad_id: f.3, ts_ms: f.4, click_id: &click_id, user_id: &f.2, ip: f.1, user_agent: f.0, country: f.5, ..Default::default() };
+        cols.push(&view, [("placement", "top")]);
+        fields.push(f);
+    }
+    (cols.into_batch(), fields)
+}
+
+fn bot_reference(fields: &[Fields]) -> Answer {
+    Answer { codes: fields.iter().map(|f| bot::verdict(f.0, f.1)).collect(), tags: vec![] }
+}
+
+#[test]
+fn bot_filters_in_rust_and_c_agree_with_the_native_rules() {
+    let engine = FilterEngine::new().unwrap();
+    let c = plugins_dir().join("c/tally_plugin_bot_filter_c.wasm");
+    assert!(c.exists(), "{} missing: build the C plugin (deploy/dev/plugins-c.sh)", c.display());
+    for path in [plugin("bot_filter"), c] {
+        let mut p = load(&engine, &path);
+        for seed in 0..5 {
+            let (batch, fields) = clicks(500, seed);
+            let answer = p.run(&batch).unwrap();
+            assert_eq!(answer, bot_reference(&fields), "{}", path.display());
+            assert!(answer.codes.contains(&bot::BOT_USER_AGENT) && answer.codes.contains(&bot::BLOCKED_NETWORK));
+        }
+    }
+    let mut noop = load(&engine, &plugin("noop"));
+    assert_eq!(noop.run(&clicks(10, 1).0).unwrap(), Answer::keep_all(10));
+    assert_eq!(noop.run(&Columns::default().into_batch()).unwrap(), Answer::keep_all(0));
+}
+
+#[test]
+fn flood_filter_keeps_state_across_batches_like_its_reference() {
+    let engine = FilterEngine::new().unwrap();
+    let mut p = load(&engine, &plugin("flood_filter"));
+    let mut reference = flood::Flood::new();
+    let mut dropped = 0;
+    // Consecutive batches share sources and minutes: counts carry over.
+    for seed in 0..8 {
+        let (batch, fields) = clicks(300, seed / 2);
+        let want: Vec<u16> = fields.iter().map(|f| reference.verdict(f.1, &f.2, f.3, f.4)).collect();
+        let answer = p.run(&batch).unwrap();
+        assert_eq!(answer.codes, want, "batch {seed}");
+        dropped += want.iter().filter(|c| **c == flood::FLOODING).count();
+    }
+    assert!(dropped > 100, "the generated clicks should flood: {dropped}");
+}
+
+#[test]
+fn geo_enrichment_tags_like_its_reference() {
+    let engine = FilterEngine::new().unwrap();
+    let mut p = load(&engine, &plugin("geo_enrich"));
+    for seed in 0..3 {
+        let (batch, fields) = clicks(400, seed);
+        let answer = p.run(&batch).unwrap();
+        assert_eq!(answer.codes, vec![0; 400]);
+        let mut want = Vec::new();
+        for (i, f) in fields.iter().enumerate() {
+            if let Some(c) = geo::country(f.1, f.5) {
+                want.push(Tag { click: i as u32, key: "country".into(), value: c.into() });
+            }
+            if let Some(d) = geo::device(f.0) {
+                want.push(Tag { click: i as u32, key: "device".into(), value: d.into() });
+            }
+        }
+        let mut got = answer.tags.clone();
+        got.sort_by(|a, b| (a.click, &a.key).cmp(&(b.click, &b.key)));
+        want.sort_by(|a, b| (a.click, &a.key).cmp(&(b.click, &b.key)));
+        assert_eq!(got, want);
+        assert!(want.iter().any(|t| t.value == "NL") && want.iter().any(|t| t.value == "DE"));
+    }
+}
+
+/// ad id of the first click selects the hostile behaviour (see plugins/hostile).
+fn hostile_batch(ad: u64) -> ClickBatch {
+    let mut cols = Columns::default();
+    cols.push(&ClickView { ad_id: ad, ts_ms: 1_700_000_000_000, click_id: "c", ..Default::default() }, []);
+    cols.push(&ClickView { ad_id: 99, ts_ms: 1_700_000_000_000, click_id: "d", ..Default::default() }, []);
+    cols.into_batch()
+}
+
+#[test]
+fn hostile_plugins_are_contained_rebuilt_and_quarantined() {
+    let engine = FilterEngine::new().unwrap();
+    let mut hostile = load(&engine, &plugin("hostile"));
+    assert_eq!(hostile.run(&hostile_batch(9)).unwrap(), Answer::keep_all(2));
+    // Each failure is contained and the next call runs on a fresh instance.
+    // (A Rust guest's panic ends in a trap whose text depends on the toolchain.)
+    for (ad, what) in [(1, "interrupt"), (3, "wasm"), (9, ""), (5, "tag"), (9, ""), (2, ""), (9, "")] {
+        match hostile.run(&hostile_batch(ad)) {
+            Ok(a) => assert!(what.is_empty() && ad == 9 && a == Answer::keep_all(2), "ad {ad}: {a:?}"),
+            Err(Failure::Failed(e)) => assert!(ad != 9 && e.to_lowercase().contains(what), "ad {ad}: {e}"),
+            Err(f) => panic!("ad {ad}: {f:?}"),
+        }
+    }
+    assert!(matches!(hostile.run(&hostile_batch(4)), Err(Failure::Failed(e)) if e.contains("20 verdicts for 2 clicks")));
+    // Three failures in a row: quarantined, no more calls.
+    assert!(matches!(hostile.run(&hostile_batch(3)), Err(Failure::Failed(_))));
+    assert!(matches!(hostile.run(&hostile_batch(1)), Err(Failure::Failed(_))));
+    assert!(hostile.is_quarantined());
+    assert_eq!(hostile.run(&hostile_batch(9)), Err(Failure::Quarantined));
+    // Another tenant's plugin on the same engine is unaffected.
+    let mut noop = load(&engine, &plugin("noop"));
+    assert_eq!(noop.run(&hostile_batch(1)).unwrap(), Answer::keep_all(2));
+}
+
+#[test]
+fn refuses_what_is_not_a_filter() {
+    let engine = FilterEngine::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"\0asm not really").unwrap();
+    let limits = || Limits { memory_bytes: 1 << 20, timeout: Duration::from_millis(10) };
+    assert!(Plugin::load(&engine, &junk, limits()).is_err());
+    assert!(Plugin::load(&engine, &dir.path().join("missing.wasm"), limits()).is_err());
+}

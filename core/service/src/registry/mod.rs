@@ -1,0 +1,169 @@
+//! The plugin registry: tenants upload filter components, edges fetch what
+//! to run.
+//!
+//! # Design constraints
+//! * An upload is accepted only if it compiles and instantiates against
+//!   the contract (`tally_filter`, the same code the edges run) within the
+//!   size limit: what the registry hands an edge, the edge can run.
+//! * Tenants are isolated by their admin key: the key names the tenant, so
+//!   no request can read, replace or roll out another tenant's plugin.
+//!   Component bytes are served only to edges (edge token), by hash.
+//! * Edges verify each component's sha256 before compiling it, so a blob
+//!   damaged on disk or in transit is never run.
+//!
+//! # On-disk layout
+//! ```text
+//! <dir>/blobs/<sha256 hex>.wasm   component bytes, written once, never changed
+//! <dir>/tenants/<tenant>.json     state::TenantState (versions, rollout, policy)
+//! ```
+//! Every file is written to a temporary name, fsynced and renamed, and a
+//! blob is in place before the state that names it.
+
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use tally_filter::host::{Compiled, FilterEngine, Limits, Plugin};
+use tally_filter::manifest::Manifest;
+
+use state::{Action, RolloutError, TenantState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("registry storage {path}: {message}")]
+    Io { path: String, message: String },
+    #[error("the component is {0} bytes; the limit is {1}")]
+    TooLarge(usize, usize),
+    #[error("the component was refused: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Rollout(#[from] RolloutError),
+    #[error("no component with sha256 {0}")]
+    NoBlob(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
+    move |e| RegistryError::Io { path: path.display().to_string(), message: e.to_string() }
+}
+
+/// What an upload produced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Pushed {
+    pub version: u32,
+    pub sha256: String,
+    pub bytes: u64,
+    /// False when the same bytes were uploaded before (same version).
+    pub created: bool,
+}
+
+pub struct Registry {
+    dir: PathBuf,
+    engine: FilterEngine,
+    max_bytes: usize,
+    states: Mutex<BTreeMap<String, TenantState>>,
+}
+
+/// Limits an upload must start within to be accepted.
+const VALIDATE_LIMITS: Limits = Limits { memory_bytes: 64 << 20, timeout: std::time::Duration::from_secs(1) };
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
+}
+
+impl Registry {
+    pub fn open(dir: &Path, max_bytes: usize) -> Result<Registry, RegistryError> {
+        let tenants = dir.join("tenants");
+        std::fs::create_dir_all(dir.join("blobs")).map_err(io(dir))?;
+        std::fs::create_dir_all(&tenants).map_err(io(&tenants))?;
+        let mut states = BTreeMap::new();
+        for entry in std::fs::read_dir(&tenants).map_err(io(&tenants))? {
+            let path = entry.map_err(io(&tenants))?.path();
+            let Some(tenant) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".json")) else { continue };
+            let text = std::fs::read(&path).map_err(io(&path))?;
+            let state: TenantState = serde_json::from_slice(&text).map_err(|e| RegistryError::Io { path: path.display().to_string(), message: e.to_string() })?;
+            states.insert(tenant.to_string(), state);
+        }
+        let engine = FilterEngine::new().map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        Ok(Registry { dir: dir.to_path_buf(), engine, max_bytes, states: Mutex::new(states) })
+    }
+
+    /// Validates and stores a component as the tenant's next version.
+    pub async fn push(&self, tenant: &str, name: &str, bytes: Vec<u8>, now_ms: u64) -> Result<Pushed, RegistryError> {
+        if bytes.len() > self.max_bytes {
+            return Err(RegistryError::TooLarge(bytes.len(), self.max_bytes));
+        }
+        let (engine, label) = (self.engine.clone(), name.to_string());
+        // Compiling takes tens of milliseconds: off the async workers.
+        let bytes = tokio::task::spawn_blocking(move || {
+            let compiled = Compiled::new(&engine, &label, &bytes).map_err(|e| RegistryError::Invalid(e.to_string()))?;
+            Plugin::new(compiled, VALIDATE_LIMITS).map_err(|e| RegistryError::Invalid(e.to_string()))?;
+            Ok::<_, RegistryError>(bytes)
+        })
+        .await
+        .map_err(|e| RegistryError::Invalid(format!("validation task failed: {e}")))??;
+        let sha256 = sha256_hex(&bytes);
+        let blob = self.blob_path(&sha256);
+        if !blob.exists() {
+            write_atomic(&blob, &bytes)?;
+        }
+        let mut states = self.states.lock().expect("registry lock poisoned");
+        let mut state = states.get(tenant).cloned().unwrap_or_default();
+        let (version, created) = state.push(&sha256, bytes.len() as u64, name, now_ms);
+        self.save(tenant, &state)?;
+        states.insert(tenant.to_string(), state);
+        Ok(Pushed { version, sha256, bytes: bytes.len() as u64, created })
+    }
+
+    pub fn apply(&self, tenant: &str, action: Action) -> Result<TenantState, RegistryError> {
+        let mut states = self.states.lock().expect("registry lock poisoned");
+        let mut state = states.get(tenant).cloned().unwrap_or_default();
+        state.apply(action)?;
+        self.save(tenant, &state)?;
+        states.insert(tenant.to_string(), state.clone());
+        Ok(state)
+    }
+
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    pub fn state(&self, tenant: &str) -> TenantState {
+        self.states.lock().expect("registry lock poisoned").get(tenant).cloned().unwrap_or_default()
+    }
+
+    /// What every edge should run.
+    pub fn manifest(&self) -> Manifest {
+        let states = self.states.lock().expect("registry lock poisoned");
+        Manifest { tenants: states.iter().filter_map(|(t, s)| s.manifest(t)).collect() }
+    }
+
+    /// A component by hash (for edges).
+    pub fn blob(&self, sha256: &str) -> Result<Vec<u8>, RegistryError> {
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+            return Err(RegistryError::NoBlob(sha256.to_string()));
+        }
+        std::fs::read(self.blob_path(sha256)).map_err(|_| RegistryError::NoBlob(sha256.to_string()))
+    }
+
+    fn blob_path(&self, sha256: &str) -> PathBuf {
+        self.dir.join("blobs").join(format!("{sha256}.wasm"))
+    }
+
+    fn save(&self, tenant: &str, state: &TenantState) -> Result<(), RegistryError> {
+        let json = serde_json::to_vec_pretty(state).expect("state serializes");
+        write_atomic(&self.dir.join("tenants").join(format!("{tenant}.json")), &json)
+    }
+}
+
+/// Temporary file, fsync, rename, fsync of the directory.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    let dir = path.parent().expect("registry files live in a directory");
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}

@@ -1,0 +1,215 @@
+//! Keeps this edge's tenant filters in step with the central registry.
+//!
+//! Every `poll_ms` the edge fetches the manifest (`GET /v1/registry/manifest`)
+//! and, for each tenant whose versions changed, fetches the components it
+//! lacks by hash, verifies their sha256, compiles them and swaps the
+//! tenant's slot. A version that cannot be fetched or verified leaves the
+//! tenant's current slot in place until a later poll succeeds.
+//!
+//! # On-disk layout
+//! ```text
+//! <spool_dir>/plugins/manifest.json    the last manifest applied
+//! <spool_dir>/plugins/<sha256>.wasm    components, verified before use
+//! ```
+//! At start the cached manifest is applied before the edge takes requests,
+//! so a restarted edge runs its tenants' filters even while the core is down.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use tally_filter::host::{Compiled, FilterEngine, Limits, Plugin, SharedPlugin};
+use tally_filter::manifest::{Manifest, TenantPlugins, VersionRef};
+use tally_http::client::Client;
+use tally_model::tenant::Tenants;
+
+use super::slot::{shared, Filters, Loaded, TenantFilter};
+use crate::metrics::{Metrics, ResultLabel, RoleLabel};
+
+pub struct RegistrySync {
+    pub url: String,
+    pub token: String,
+    pub poll: Duration,
+    pub cache_dir: PathBuf,
+    pub limits: Limits,
+    pub engine: FilterEngine,
+    pub tenants: Tenants,
+    pub filters: Arc<Filters>,
+    pub metrics: Arc<Metrics>,
+    client: Client,
+    /// What each tenant's slot was built from.
+    applied: HashMap<String, TenantPlugins>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
+}
+
+impl RegistrySync {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(url: &str, token: &str, poll: Duration, cache_dir: PathBuf, limits: Limits, engine: FilterEngine, tenants: Tenants, filters: Arc<Filters>, metrics: Arc<Metrics>) -> RegistrySync {
+        RegistrySync {
+            url: url.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            poll,
+            cache_dir,
+            limits,
+            engine,
+            tenants,
+            filters,
+            metrics,
+            client: Client::new(),
+            applied: HashMap::new(),
+        }
+    }
+
+    /// Applies the cached manifest, if any (start-up, before serving).
+    pub async fn apply_cached(&mut self) {
+        let Ok(text) = std::fs::read(self.cache_dir.join("manifest.json")) else { return };
+        match serde_json::from_slice::<Manifest>(&text) {
+            Ok(m) => {
+                self.apply(m).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "cached plugin manifest unreadable; waiting for the registry"),
+        }
+    }
+
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let result = match self.poll_once().await {
+                Ok(true) => "applied",
+                Ok(false) => "unchanged",
+                Err(e) => {
+                    tracing::warn!(error = %e, "plugin registry poll failed");
+                    "error"
+                }
+            };
+            self.metrics.registry_syncs.get_or_create(&ResultLabel { result }).inc();
+            tokio::select! {
+                _ = tokio::time::sleep(self.poll) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// One poll: true if some tenant's filter changed.
+    pub async fn poll_once(&mut self) -> Result<bool, String> {
+        let reply = self.client.get(&format!("{}/v1/registry/manifest", self.url), Some(&self.token)).await.map_err(|e| e.to_string())?;
+        if !reply.status.is_success() {
+            return Err(format!("manifest: HTTP {}: {}", reply.status, reply.text()));
+        }
+        let manifest: Manifest = serde_json::from_slice(&reply.body).map_err(|e| format!("manifest: {e}"))?;
+        let changed = self.apply(manifest.clone()).await;
+        if changed {
+            let path = self.cache_dir.join("manifest.json");
+            let json = serde_json::to_vec(&manifest).expect("manifest serializes");
+            if let Err(e) = write_atomic(&path, &json) {
+                tracing::warn!(error = %e, "could not cache the plugin manifest");
+            }
+        }
+        Ok(changed)
+    }
+
+    async fn apply(&mut self, manifest: Manifest) -> bool {
+        let mut changed = false;
+        let listed: Vec<String> = manifest.tenants.iter().map(|t| t.tenant.clone()).collect();
+        for entry in manifest.tenants {
+            if self.applied.get(&entry.tenant) == Some(&entry) {
+                continue;
+            }
+            let Some((tenant, _)) = self.tenants.get(&entry.tenant) else { continue };
+            let tenant = tenant.clone();
+            match self.build(&entry).await {
+                Ok(filter) => {
+                    let label = |role| RoleLabel { tenant: tenant.to_string(), role };
+                    self.metrics.filter_version.get_or_create(&label("active")).set(filter.active.version as i64);
+                    self.metrics.filter_version.get_or_create(&label("candidate")).set(filter.candidate.as_ref().map_or(0, |c| c.0.version as i64));
+                    tracing::info!(%tenant, active = filter.active.version, candidate = ?filter.candidate.as_ref().map(|c| (c.0.version, c.1)), "tenant filter swapped");
+                    self.filters.set(tenant, Some(filter));
+                    self.applied.insert(entry.tenant.clone(), entry);
+                    changed = true;
+                }
+                Err(e) => tracing::warn!(%tenant, error = %e, "plugin version not applied; keeping the current one"),
+            }
+        }
+        let gone: Vec<String> = self.applied.keys().filter(|t| !listed.contains(t)).cloned().collect();
+        for t in gone {
+            self.applied.remove(&t);
+            if let Some((tenant, _)) = self.tenants.get(&t) {
+                tracing::info!(%tenant, "tenant filter removed by the registry");
+                self.filters.set(tenant.clone(), None);
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    async fn build(&self, entry: &TenantPlugins) -> Result<TenantFilter, String> {
+        let active = entry.active.as_ref().ok_or("no active version")?;
+        let current = self.tenants.get(&entry.tenant).and_then(|(t, _)| self.filters.get(t));
+        let active = self.load(active, current.as_deref()).await?;
+        let candidate = match &entry.candidate {
+            Some(c) => Some((self.load(&c.version, current.as_deref()).await?, c.mode)),
+            None => None,
+        };
+        Ok(TenantFilter { policy: entry.policy, active, candidate })
+    }
+
+    /// A live plugin for a version: the tenant's current instance of the same
+    /// bytes if it has one (its state carries over, e.g. on promote), else a
+    /// new one from a verified component.
+    async fn load(&self, v: &VersionRef, current: Option<&TenantFilter>) -> Result<Loaded, String> {
+        let running = current.into_iter().flat_map(|c| std::iter::once(&c.active).chain(c.candidate.as_ref().map(|(l, _)| l)));
+        if let Some(plugin) = running.filter(|l| l.sha256 == v.sha256).find_map(|l| l.plugin.as_ref().ok()) {
+            return Ok(Loaded { version: v.version, sha256: v.sha256.clone(), plugin: Ok(plugin.clone()) });
+        }
+        let bytes = self.component(&v.sha256).await?;
+        let (engine, limits, name) = (self.engine.clone(), self.limits, format!("v{}-{}", v.version, &v.sha256[..12.min(v.sha256.len())]));
+        let plugin = tokio::task::spawn_blocking(move || -> Result<SharedPlugin, String> {
+            let compiled = Compiled::new(&engine, &name, &bytes).map_err(|e| e.to_string())?;
+            Ok(shared(Plugin::new(compiled, limits).map_err(|e| e.to_string())?))
+        })
+        .await
+        .map_err(|e| format!("compile task failed: {e}"))?;
+        Ok(Loaded { version: v.version, sha256: v.sha256.clone(), plugin })
+    }
+
+    /// A component's bytes, from the cache or the registry, verified.
+    async fn component(&self, sha256: &str) -> Result<Vec<u8>, String> {
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("malformed sha256 {sha256:?} in the manifest"));
+        }
+        let path = self.cache_dir.join(format!("{sha256}.wasm"));
+        if let Ok(bytes) = std::fs::read(&path) {
+            if sha256_hex(&bytes) == sha256 {
+                return Ok(bytes);
+            }
+            tracing::warn!(path = %path.display(), "cached component does not match its hash; fetching it again");
+        }
+        let reply = self.client.get(&format!("{}/v1/registry/blobs/{sha256}", self.url), Some(&self.token)).await.map_err(|e| e.to_string())?;
+        if !reply.status.is_success() {
+            return Err(format!("component {sha256}: HTTP {}", reply.status));
+        }
+        let got = sha256_hex(&reply.body);
+        if got != sha256 {
+            return Err(format!("component {sha256} arrived with sha256 {got}; refused"));
+        }
+        write_atomic(&path, &reply.body).map_err(|e| format!("caching {}: {e}", path.display()))?;
+        Ok(reply.body.to_vec())
+    }
+}
+
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
