@@ -14,3 +14,4 @@ mod browser_features;
 mod browser;
 mod openapi;
 mod filters;
+mod registry;

@@ -375,6 +375,9 @@ fn toml_tenants(specs: &[TenantSpec]) -> String {
         if let Some(rate) = t.max_events_per_sec {
             out.push_str(&format!("max_events_per_sec = {rate}\n"));
         }
+        if !t.dimensions.is_empty() {
+            out.push_str(&format!("dimensions = {:?}\n", t.dimensions));
+        }
     }
     out
 }
