@@ -26,4 +26,6 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   echo "setup: adding the wasm32-wasip2 target (rustup)"
   rustup target add wasm32-wasip2
 fi
+# A tenant filter written in C (plugins/c/): clang, wasm-ld, wit-bindgen, wasm-tools.
+"$(dirname "$0")/plugins-c.sh" --install-only
 echo "setup: ok ($(/usr/sbin/clickhouse-server --version 2>/dev/null | head -1 || echo clickhouse-server), chdb $(python3 -c 'import chdb; print(chdb.__version__)' 2>/dev/null))"

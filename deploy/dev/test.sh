@@ -10,6 +10,8 @@ trap 'rm -f "$log"' EXIT
 # The example filters are real components, built from source first.
 # (always into plugins/target, where the tests look, whatever CARGO_TARGET_DIR says)
 cargo build --release --locked --target wasm32-wasip2 --manifest-path plugins/Cargo.toml --target-dir plugins/target
+# ... and the second-language one (C); this installs its tools on first use.
+deploy/dev/plugins-c.sh
 cargo test --workspace --locked --lib --bins --tests 2>&1 | tee "$log"
 python3 deploy/clickhouse/check_modern.py
 passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
