@@ -91,7 +91,10 @@ done
 T0=$(now)
 rm -rf "$BUILD"
 mkdir -p "$BUILD/bindings" "$OUT"
-"$WIT_BINDGEN" c "$ROOT/wit" --world filter --out-dir "$BUILD/bindings" >/dev/null
+if ! out=$("$WIT_BINDGEN" c "$ROOT/wit" --world filter --out-dir "$BUILD/bindings" 2>&1); then
+  echo "$out" >&2
+  exit 1
+fi
 
 # Freestanding wasm32: plugins/c/include stands in for the libc headers, and
 # the wasm32 target of clang itself has no OS, so nothing can import WASI.
