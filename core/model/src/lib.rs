@@ -6,12 +6,14 @@
 //! * [`tenant`]: tenants and their API keys, shared by edge and core.
 //! * [`timestamp`]: the two timestamp spellings the public API accepts.
 //! * [`config_file`]: reading the TOML files edge, core and tenants use.
+//! * [`durable_file`]: replacing a small file atomically and durably.
 //!
 //! Both sides depend on this crate and nothing else of each other, so the
 //! wire contract lives in exactly one place.
 
 pub mod batch;
 pub mod config_file;
+pub mod durable_file;
 pub mod reply;
 pub mod tenant;
 pub mod timestamp;

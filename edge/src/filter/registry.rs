@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tally_filter::host::{Compiled, FilterEngine, Limits, Plugin, SharedPlugin};
 use tally_filter::manifest::{Manifest, TenantPlugins, VersionRef};
 use tally_http::client::Client;
+use tally_model::durable_file::write_atomic;
 use tally_model::tenant::Tenants;
 
 use super::slot::{shared, Filters, Loaded, TenantFilter};
@@ -106,7 +107,7 @@ impl RegistrySync {
         if changed {
             let path = self.cache_dir.join("manifest.json");
             let json = serde_json::to_vec(&manifest).expect("manifest serializes");
-            if let Err(e) = write_atomic(&path, &json) {
+            if let Err(e) = std::fs::create_dir_all(&self.cache_dir).and_then(|_| write_atomic(&path, &json)) {
                 tracing::warn!(error = %e, "could not cache the plugin manifest");
             }
         }
@@ -149,10 +150,13 @@ impl RegistrySync {
 
     async fn build(&self, entry: &TenantPlugins) -> Result<TenantFilter, String> {
         let active = entry.active.as_ref().ok_or("no active version")?;
-        let current = self.tenants.get(&entry.tenant).and_then(|(t, _)| self.filters.get(t));
-        let active = self.load(active, current.as_deref()).await?;
+        // Live instances carry over only while their limits stay the same.
+        let same_limits = self.applied.get(&entry.tenant).is_some_and(|e| e.limits == entry.limits);
+        let current = self.tenants.get(&entry.tenant).and_then(|(t, _)| self.filters.get(t)).filter(|_| same_limits);
+        let limits = self.limits_for(entry);
+        let active = self.load(active, current.as_deref(), limits).await?;
         let candidate = match &entry.candidate {
-            Some(c) => Some((self.load(&c.version, current.as_deref()).await?, c.mode)),
+            Some(c) => Some((self.load(&c.version, current.as_deref(), limits).await?, c.mode)),
             None => None,
         };
         Ok(TenantFilter { policy: entry.policy, active, candidate })
@@ -161,13 +165,25 @@ impl RegistrySync {
     /// A live plugin for a version: the tenant's current instance of the same
     /// bytes if it has one (its state carries over, e.g. on promote), else a
     /// new one from a verified component.
-    async fn load(&self, v: &VersionRef, current: Option<&TenantFilter>) -> Result<Loaded, String> {
+    /// The tenant's limits, capped at this edge's configured ones.
+    fn limits_for(&self, entry: &TenantPlugins) -> Limits {
+        match entry.limits {
+            None => self.limits,
+            Some(t) => Limits {
+                memory_bytes: (t.memory_mb as usize) << 20,
+                timeout: Duration::from_millis(t.timeout_ms as u64),
+            }
+            .capped(self.limits),
+        }
+    }
+
+    async fn load(&self, v: &VersionRef, current: Option<&TenantFilter>, limits: Limits) -> Result<Loaded, String> {
         let running = current.into_iter().flat_map(|c| std::iter::once(&c.active).chain(c.candidate.as_ref().map(|(l, _)| l)));
         if let Some(plugin) = running.filter(|l| l.sha256 == v.sha256).find_map(|l| l.plugin.as_ref().ok()) {
             return Ok(Loaded { version: v.version, sha256: v.sha256.clone(), plugin: Ok(plugin.clone()) });
         }
         let bytes = self.component(&v.sha256).await?;
-        let (engine, limits, name) = (self.engine.clone(), self.limits, format!("v{}-{}", v.version, &v.sha256[..12.min(v.sha256.len())]));
+        let (engine, name) = (self.engine.clone(), format!("v{}-{}", v.version, &v.sha256[..12.min(v.sha256.len())]));
         let plugin = tokio::task::spawn_blocking(move || -> Result<SharedPlugin, String> {
             let compiled = Compiled::new(&engine, &name, &bytes).map_err(|e| e.to_string())?;
             Ok(shared(Plugin::new(compiled, limits).map_err(|e| e.to_string())?))
@@ -197,19 +213,7 @@ impl RegistrySync {
         if got != sha256 {
             return Err(format!("component {sha256} arrived with sha256 {got}; refused"));
         }
-        write_atomic(&path, &reply.body).map_err(|e| format!("caching {}: {e}", path.display()))?;
+        std::fs::create_dir_all(&self.cache_dir).and_then(|_| write_atomic(&path, &reply.body)).map_err(|e| format!("caching {}: {e}", path.display()))?;
         Ok(reply.body.to_vec())
     }
-}
-
-fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }

@@ -47,8 +47,6 @@ pub mod group_commit;
 mod outbox;
 pub mod wal;
 
-use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use outbox::{Outbox, Quarantined, Sealed, Sealing};
@@ -69,14 +67,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
     move |source| SpoolError::Io { path: path.to_path_buf(), source }
 }
 
-/// tmp + fsync + rename + fsync(dir): the file is either absent or complete.
+/// The file is either absent, its old content or complete (see `durable_file`).
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), SpoolError> {
-    let tmp = dir.join(format!("{name}.tmp"));
     let path = dir.join(name);
-    let mut f = File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_data().map_err(io(&tmp))?;
-    fs::rename(&tmp, &path).map_err(io(&path))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
-    Ok(())
+    tally_model::durable_file::write_atomic(&path, bytes).map_err(io(&path))
 }

@@ -4,20 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::sql;
 use super::store::{err, Step};
 use super::{Store, StoreError};
-
-mod sql {
-    macro_rules! query {
-        ($name:literal) => {
-            include_str!(concat!("../../../../deploy/clickhouse/queries/", $name, ".sql"))
-        };
-    }
-    pub const SERIES_FILTERED: &str = query!("series_filtered");
-    pub const DIMENSION_VALUES: &str = query!("dimension_values");
-    pub const BILLING_FILTERED: &str = query!("billing_filtered");
-    pub const PLUGIN_COMPARISON: &str = query!("plugin_comparison");
-}
 
 #[derive(Debug, Clone, Copy, clickhouse::Row, Deserialize, PartialEq, Eq)]
 pub struct FilteredPoint {

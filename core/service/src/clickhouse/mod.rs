@@ -16,6 +16,7 @@
 pub mod filters;
 pub mod private_server;
 pub mod schema;
+mod sql;
 pub mod store;
 
 pub use store::{Store, StoreError};

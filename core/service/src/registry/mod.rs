@@ -27,6 +27,7 @@ use std::sync::Mutex;
 
 use tally_filter::host::{Compiled, FilterEngine, Limits, Plugin};
 use tally_filter::manifest::Manifest;
+use tally_model::durable_file::write_atomic;
 
 use state::{Action, RolloutError, TenantState};
 
@@ -106,7 +107,7 @@ impl Registry {
         let sha256 = sha256_hex(&bytes);
         let blob = self.blob_path(&sha256);
         if !blob.exists() {
-            write_atomic(&blob, &bytes)?;
+            write_atomic(&blob, &bytes).map_err(io(&blob))?;
         }
         let mut states = self.states.lock().expect("registry lock poisoned");
         let mut state = states.get(tenant).cloned().unwrap_or_default();
@@ -153,17 +154,7 @@ impl Registry {
 
     fn save(&self, tenant: &str, state: &TenantState) -> Result<(), RegistryError> {
         let json = serde_json::to_vec_pretty(state).expect("state serializes");
-        write_atomic(&self.dir.join("tenants").join(format!("{tenant}.json")), &json)
+        let path = self.dir.join("tenants").join(format!("{tenant}.json"));
+        write_atomic(&path, &json).map_err(io(&path))
     }
-}
-
-/// Temporary file, fsync, rename, fsync of the directory.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    let dir = path.parent().expect("registry files live in a directory");
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }

@@ -1,0 +1,29 @@
+//! Every query the service runs, compiled in from `deploy/clickhouse/queries/`
+//! (where `check_modern.py` runs the same text on chdb and 18.16).
+
+macro_rules! query {
+    ($name:literal) => {
+        include_str!(concat!("../../../../deploy/clickhouse/queries/", $name, ".sql"))
+    };
+}
+pub const SERIES_SECOND: &str = query!("series_second");
+pub const TOTAL_SECOND: &str = query!("total_second");
+pub const SERIES_ROLLUP: &str = query!("series_rollup");
+pub const TOTAL_ROLLUP: &str = query!("total_rollup");
+pub const TOP_ADS: &str = query!("top_ads");
+pub const LEDGER_STATES: &str = query!("ledger_states");
+pub const BATCH_ROWS_PRESENT: &str = query!("batch_rows_present");
+pub const EDGE_WATERMARKS: &str = query!("edge_watermarks");
+pub const BILLING_LIVE: &str = query!("billing_live");
+pub const BILLING_LIVE_ALL_TENANTS: &str = query!("billing_live_all_tenants");
+pub const BILLING_STATEMENTS: &str = query!("billing_statements");
+pub const FINAL_HOURS: &str = query!("final_hours");
+pub const RECONCILE_HOURS: &str = query!("reconcile_hours");
+pub const RECONCILE_ROLLUP: &str = query!("reconcile_rollup");
+pub const RECONCILE_MANIFESTS: &str = query!("reconcile_manifests");
+pub const RECONCILE_BATCH_RECORDS: &str = query!("reconcile_batch_records");
+pub const REPAIR_ROLLUP: &str = query!("repair_rollup");
+pub const SERIES_FILTERED: &str = query!("series_filtered");
+pub const DIMENSION_VALUES: &str = query!("dimension_values");
+pub const BILLING_FILTERED: &str = query!("billing_filtered");
+pub const PLUGIN_COMPARISON: &str = query!("plugin_comparison");
