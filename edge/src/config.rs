@@ -66,6 +66,7 @@ pub struct RegistrySection {
     /// How often the manifest is polled: new versions run within this.
     #[serde(default = "defaults::registry_poll_ms")]
     pub poll_ms: u64,
+    /// Limits of a registry plugin, unless its tenant set lower ones.
     #[serde(default = "defaults::filter_memory_mb")]
     pub memory_mb: usize,
     #[serde(default = "defaults::filter_timeout_ms")]

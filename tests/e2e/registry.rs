@@ -148,7 +148,7 @@ async fn registry_hot_swap_shadow_canary_and_isolation() {
 
     // Shadow: v1 (no-op) runs beside v2 and is only compared.
     let state = cli(&pop, &admin, &["shadow", "1"]);
-    assert_eq!(state["candidate"][0], 1, "{state}");
+    assert_eq!(state["candidate"], serde_json::json!({"version": 1, "mode": "shadow"}), "{state}");
     wait_for_version(&pop, "acme", "candidate", 1).await;
     let t = now_ms();
     let events: Vec<String> = (0..40).map(|i| click(&format!("sh{i}"), 42, t, i % 4 == 0, "10.2.0.9")).collect();

@@ -47,6 +47,13 @@ enum PluginCommand {
     Rollback,
     /// What a failing plugin's batches get: open or closed.
     Policy { policy: String },
+    /// Memory and time per call for the tenant's plugins (edges cap them).
+    Limits {
+        #[arg(long)]
+        memory_mb: u32,
+        #[arg(long)]
+        timeout_ms: u32,
+    },
     /// Versions and rollout state.
     Status,
     /// Active vs candidate verdicts over a range (default: the last hour).
@@ -83,7 +90,7 @@ pub async fn run(args: PluginArgs) -> Result<()> {
             let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let url = format!("{base}/v1/plugins?name={}", name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '.' && c != '-' && c != '_', "_"));
-            let reply = client.send(Method::POST, &url, Some(&key), Some("application/wasm"), bytes).await.context("upload")?;
+            let reply = client.send(Method::POST, &url, Some(&key), Some("application/octet-stream"), bytes).await.context("upload")?;
             let version = reply.json().ok().and_then(|v| v["version"].as_u64());
             print(reply)?;
             if let (true, Some(version)) = (activate, version) {
@@ -97,6 +104,9 @@ pub async fn run(args: PluginArgs) -> Result<()> {
         PluginCommand::Promote => print(rollout(serde_json::json!({"action": "promote"})).await?),
         PluginCommand::Rollback => print(rollout(serde_json::json!({"action": "rollback"})).await?),
         PluginCommand::Policy { policy } => print(rollout(serde_json::json!({"action": "policy", "policy": policy})).await?),
+        PluginCommand::Limits { memory_mb, timeout_ms } => {
+            print(rollout(serde_json::json!({"action": "limits", "memory_mb": memory_mb, "timeout_ms": timeout_ms})).await?)
+        }
         PluginCommand::Status => print(client.get(&format!("{base}/v1/plugins"), Some(&key)).await?),
         PluginCommand::Compare { from, to } => {
             let now = tally_model::timestamp::now_ms();

@@ -73,10 +73,17 @@ pub enum FailurePolicy {
     Closed,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub memory_bytes: usize,
     pub timeout: Duration,
+}
+
+impl Limits {
+    /// These limits, but no more than `max`'s.
+    pub fn capped(self, max: Limits) -> Limits {
+        Limits { memory_bytes: self.memory_bytes.min(max.memory_bytes), timeout: self.timeout.min(max.timeout) }
+    }
 }
 
 struct State {

@@ -18,6 +18,27 @@ pub struct TenantPlugins {
     pub policy: FailurePolicy,
     pub active: Option<VersionRef>,
     pub candidate: Option<Candidate>,
+    /// The tenant's own limits; edges cap them at their configured maxima.
+    #[serde(default)]
+    pub limits: Option<TenantLimits>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantLimits {
+    pub memory_mb: u32,
+    pub timeout_ms: u32,
+}
+
+impl TenantLimits {
+    pub const MAX_MEMORY_MB: u32 = 256;
+    pub const MAX_TIMEOUT_MS: u32 = 10_000;
+
+    pub fn check(&self) -> Result<(), String> {
+        if !(1..=Self::MAX_MEMORY_MB).contains(&self.memory_mb) || !(1..=Self::MAX_TIMEOUT_MS).contains(&self.timeout_ms) {
+            return Err(format!("memory_mb must be 1-{} and timeout_ms 1-{}", Self::MAX_MEMORY_MB, Self::MAX_TIMEOUT_MS));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use tally_filter::host::FailurePolicy;
-use tally_filter::manifest::{Candidate, Mode, TenantPlugins, VersionRef};
+use tally_filter::manifest::{Candidate, Mode, TenantLimits, TenantPlugins, VersionRef};
 
 /// One uploaded version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,8 +22,19 @@ pub struct Version {
 pub struct TenantState {
     pub versions: Vec<Version>,
     pub active: Option<u32>,
-    pub candidate: Option<(u32, Mode)>,
+    pub candidate: Option<CandidateState>,
     pub policy: FailurePolicy,
+    /// Memory and time per call for this tenant's plugins; `None`: the edges' defaults.
+    #[serde(default)]
+    pub limits: Option<TenantLimits>,
+}
+
+/// The version in rollout and how (`{"version": 2, "mode": "canary", "percent": 10}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CandidateState {
+    pub version: u32,
+    #[serde(flatten)]
+    pub mode: Mode,
 }
 
 /// A rollout step a tenant's admin asks for.
@@ -42,6 +53,9 @@ pub enum Action {
     Rollback,
     /// What the tenant's batches get when a plugin fails.
     Policy { policy: FailurePolicy },
+    /// Memory (MiB) and time (ms per call) for the tenant's plugins; edges
+    /// cap them at their own configured maxima.
+    Limits { memory_mb: u32, timeout_ms: u32 },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -56,6 +70,8 @@ pub enum RolloutError {
     AlreadyActive(u32),
     #[error("a shadow or canary needs an active version to compare with; activate one first")]
     NoActive,
+    #[error("limits: {0}")]
+    Limits(String),
 }
 
 impl TenantState {
@@ -87,16 +103,21 @@ impl TenantState {
                     Action::Canary { percent, .. } => Mode::Canary { percent },
                     _ => Mode::Shadow,
                 };
-                self.candidate = Some((version, mode));
+                self.candidate = Some(CandidateState { version, mode });
             }
             Action::Promote => {
-                let (version, _) = self.candidate.take().ok_or(RolloutError::NoCandidate)?;
-                self.active = Some(version);
+                let candidate = self.candidate.take().ok_or(RolloutError::NoCandidate)?;
+                self.active = Some(candidate.version);
             }
             Action::Rollback => {
                 self.candidate.take().ok_or(RolloutError::NoCandidate)?;
             }
             Action::Policy { policy } => self.policy = policy,
+            Action::Limits { memory_mb, timeout_ms } => {
+                let limits = TenantLimits { memory_mb, timeout_ms };
+                limits.check().map_err(RolloutError::Limits)?;
+                self.limits = Some(limits);
+            }
         }
         Ok(())
     }
@@ -109,8 +130,8 @@ impl TenantState {
     /// What edges run for this tenant, if anything.
     pub fn manifest(&self, tenant: &str) -> Option<TenantPlugins> {
         let active = self.active.map(|v| self.reference(v))?;
-        let candidate = self.candidate.map(|(v, mode)| Candidate { version: self.reference(v), mode });
-        Some(TenantPlugins { tenant: tenant.to_string(), policy: self.policy, active: Some(active), candidate })
+        let candidate = self.candidate.map(|c| Candidate { version: self.reference(c.version), mode: c.mode });
+        Some(TenantPlugins { tenant: tenant.to_string(), policy: self.policy, active: Some(active), candidate, limits: self.limits })
     }
 }
 
@@ -140,7 +161,15 @@ mod tests {
         s.apply(Action::Canary { version: 2, percent: 10 }).unwrap();
         s.apply(Action::Promote).unwrap();
         assert_eq!((s.active, s.candidate), (Some(2), None));
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["active"], 2);
+        s.apply(Action::Canary { version: 1, percent: 7 }).unwrap();
+        assert_eq!(serde_json::to_value(&s).unwrap()["candidate"], serde_json::json!({"version": 1, "mode": "canary", "percent": 7}));
+        assert_eq!(serde_json::from_value::<TenantState>(serde_json::to_value(&s).unwrap()).unwrap(), s);
         s.apply(Action::Policy { policy: FailurePolicy::Closed }).unwrap();
         assert_eq!(s.manifest("t").unwrap().policy, FailurePolicy::Closed);
+        assert!(matches!(s.apply(Action::Limits { memory_mb: 0, timeout_ms: 5 }), Err(RolloutError::Limits(_))));
+        s.apply(Action::Limits { memory_mb: 8, timeout_ms: 20 }).unwrap();
+        assert_eq!(s.manifest("t").unwrap().limits, Some(TenantLimits { memory_mb: 8, timeout_ms: 20 }));
     }
 }

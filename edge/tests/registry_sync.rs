@@ -1,0 +1,108 @@
+//! The edge's registry sync against a fake registry: a component is run
+//! only once its bytes match the manifest's sha256, a bad one leaves the
+//! tenant's current filter in place, and the cache lets a restarted edge
+//! run its filters without the registry.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::StatusCode;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use tally_edge::filter::registry::RegistrySync;
+use tally_edge::filter::slot::Filters;
+use tally_edge::metrics::Metrics;
+use tally_filter::host::{FailurePolicy, FilterEngine, Limits};
+use tally_filter::manifest::{Manifest, TenantPlugins, VersionRef};
+use tally_http::serve::{Handler, Peer};
+use tally_http::{reply, RequestBody, Response};
+use tally_model::tenant::{TenantId, TenantSpec, Tenants};
+
+/// Serves one manifest and one blob, whatever their hashes say.
+struct FakeRegistry {
+    manifest: Mutex<Manifest>,
+    blob: Mutex<Vec<u8>>,
+}
+
+impl Handler for FakeRegistry {
+    async fn handle(self: Arc<Self>, req: http::Request<RequestBody>, _peer: Peer) -> Response {
+        if reply::authorization(req.headers()) != Some("Bearer edge-token") {
+            return reply::error(StatusCode::UNAUTHORIZED, "token");
+        }
+        if req.uri().path() == "/v1/registry/manifest" {
+            return reply::json(StatusCode::OK, &*self.manifest.lock().unwrap());
+        }
+        reply::with_type(StatusCode::OK, self.blob.lock().unwrap().clone().into(), "application/wasm")
+    }
+}
+
+fn noop() -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/target/wasm32-wasip2/release/tally_plugin_noop.wasm");
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (build the plugins first)", path.display()))
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
+}
+
+fn tenants() -> Tenants {
+    let k = |r: &str| format!("acme-{r}-key-0000-xxxxxxxx");
+    let spec = TenantSpec {
+        id: "acme".into(),
+        ingest_key: k("ingest"),
+        read_key: k("read"),
+        admin_key: k("admin"),
+        redirect_secret: None,
+        allowed_origins: vec![],
+        max_events_per_sec: None,
+        dimensions: vec![],
+    };
+    Tenants::from_specs(&[spec]).unwrap()
+}
+
+fn manifest(sha256: &str) -> Manifest {
+    let active = Some(VersionRef { version: 1, sha256: sha256.into() });
+    Manifest { tenants: vec![TenantPlugins { tenant: "acme".into(), policy: FailurePolicy::Open, active, candidate: None, limits: None }] }
+}
+
+#[tokio::test]
+async fn components_run_only_when_their_hash_matches() {
+    let bytes = noop();
+    let fake = Arc::new(FakeRegistry { manifest: Mutex::new(manifest(&sha256(&bytes))), blob: Mutex::new(b"\0asm tampered".to_vec()) });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = watch::channel(false);
+    let server = tokio::spawn(tally_http::serve::serve(listener, None, fake.clone(), stopped));
+    let cache = tempfile::tempdir().unwrap();
+    let engine = FilterEngine::new().unwrap();
+    let limits = Limits { memory_bytes: 16 << 20, timeout: Duration::from_millis(100) };
+    let acme = TenantId::parse("acme").unwrap();
+    let sync = |filters: Arc<Filters>| {
+        RegistrySync::new(&url, "edge-token", Duration::from_millis(10), cache.path().to_path_buf(), limits, engine.clone(), tenants(), filters, Arc::new(Metrics::new()))
+    };
+
+    // Tampered bytes: refused, nothing runs, nothing is cached.
+    let filters = Arc::new(Filters::default());
+    let mut s = sync(filters.clone());
+    assert_eq!(s.poll_once().await, Ok(false));
+    assert!(filters.get(&acme).is_none());
+    assert!(!cache.path().join("manifest.json").exists());
+
+    // The right bytes: verified, compiled, swapped in, cached.
+    *fake.blob.lock().unwrap() = bytes.clone();
+    assert_eq!(s.poll_once().await, Ok(true));
+    assert_eq!(filters.get(&acme).unwrap().active.version, 1);
+    assert_eq!(s.poll_once().await, Ok(false), "an unchanged manifest changes nothing");
+
+    // A restarted edge, registry gone: the cache is enough.
+    let _ = stop.send(true);
+    server.await.unwrap();
+    let filters = Arc::new(Filters::default());
+    let mut restarted = sync(filters.clone());
+    restarted.apply_cached().await;
+    assert!(filters.get(&acme).unwrap().active.plugin.is_ok());
+    assert!(restarted.poll_once().await.is_err(), "the registry is down");
+    assert!(filters.get(&acme).is_some(), "and the filter stays");
+}
