@@ -81,7 +81,19 @@ pub struct LoadArgs {
     /// Drive an in-process server that answers 200 at once (the baseline).
     #[arg(long)]
     null_server: bool,
+    /// Give each click a browser's User-Agent (one in four a bot's) and an
+    /// IP, what tenant filters look at.
+    #[arg(long)]
+    browser_fields: bool,
 }
+
+/// What `--browser-fields` adds to clicks, picked at random.
+const AGENTS: [&str; 4] = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+    "Googlebot/2.1 (+http://www.google.com/bot.html)",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
+];
 
 #[derive(Default)]
 struct Tally {
@@ -127,7 +139,7 @@ impl Sender {
 }
 
 /// A request body of `batch` freshly numbered clicks.
-fn body(rng: &mut fastrand::Rng, run_id: u64, worker: usize, n: &mut u64, batch: usize, ads: u64) -> String {
+fn body(rng: &mut fastrand::Rng, run_id: u64, worker: usize, n: &mut u64, batch: usize, ads: u64, browser: bool) -> String {
     let now = tally::traffic::now_ms();
     let mut body = String::with_capacity(batch * 120);
     body.push('[');
@@ -138,11 +150,16 @@ fn body(rng: &mut fastrand::Rng, run_id: u64, worker: usize, n: &mut u64, batch:
         *n += 1;
         let ad = rng.u64(1..=ads);
         body.push_str(&format!(
-            r#"{{"click_id":"l{run_id}-{worker}-{n}","ad_id":{ad},"ts":{},"cost_micros":{},"user_id":"u{}"}}"#,
+            r#"{{"click_id":"l{run_id}-{worker}-{n}","ad_id":{ad},"ts":{},"cost_micros":{},"user_id":"u{}""#,
             now - rng.u64(0..2000),
             rng.u64(100..5000),
             rng.u64(0..100_000)
         ));
+        if browser {
+            let ua = AGENTS[rng.usize(..AGENTS.len())];
+            body.push_str(&format!(r#","user_agent":"{ua}","ip":"10.{}.{}.{}""#, rng.u8(1..7), rng.u8(..), rng.u8(1..255)));
+        }
+        body.push('}');
     }
     body.push(']');
     body
@@ -189,7 +206,7 @@ pub async fn run(args: LoadArgs) -> Result<()> {
                     tokio::time::sleep_until(next.into()).await;
                     next += i;
                 }
-                let body = body(&mut rng, run_id, w, &mut n, args.batch, args.ads);
+                let body = body(&mut rng, run_id, w, &mut n, args.batch, args.ads, args.browser_fields);
                 let t = Instant::now();
                 let outcome = sender.post(&url, &authority, &args.key, body).await;
                 if matches!(outcome, Ok(s) if s.is_success()) {
@@ -253,7 +270,7 @@ async fn open_loop(
             *total.errors.entry("overloaded: too many in flight".into()).or_default() += 1;
             continue;
         }
-        let body = body(&mut rng, run_id, 0, &mut n, args.batch, args.ads);
+        let body = body(&mut rng, run_id, 0, &mut n, args.batch, args.ads, args.browser_fields);
         let mut sender = senders[i % senders.len()].clone();
         i += 1;
         let (url, authority, key, batch) = (url.to_string(), authority.to_string(), args.key.clone(), args.batch as u64);
