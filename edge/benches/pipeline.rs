@@ -74,7 +74,7 @@ fn main() {
         let now = 1_700_000_005_000;
         for (i, b) in bodies.iter().enumerate() {
             let clicks = split(b, Format::Json).unwrap().into_iter().map(|r| r.and_then(|raw| parse_click(&tenant, raw, None))).collect();
-            let (outcome, admitted) = pipeline.admit(&tenant, clicks, vec![], now);
+            let (outcome, admitted) = pipeline.admit(&tenant, clicks, None, now);
             if let Some(mut admitted) = admitted {
                 admitted.record.lsn = pipeline.applied_to();
                 pipeline.apply(&admitted);

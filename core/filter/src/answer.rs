@@ -41,18 +41,24 @@ pub fn check(v: Verdicts, clicks: usize) -> Result<Answer, String> {
     }
     let keys = split(&v.tag_keys, n, MAX_TAG_KEY_BYTES, "tag key")?;
     let values = split(&v.tag_values, n, MAX_TAG_VALUE_BYTES, "tag value")?;
+    // A click counted twice under one dimension would count more clicks
+    // than there are: one value per (click, key).
+    let mut seen = std::collections::HashSet::with_capacity(n);
     let mut tags = Vec::with_capacity(n);
-    for ((click, key), value) in v.tag_click.into_iter().zip(keys).zip(values) {
+    for ((&click, key), value) in v.tag_click.iter().zip(keys).zip(values) {
         if click as usize >= clicks {
             return Err(format!("a tag names click {click} of a {clicks}-click batch"));
         }
-        tags.push(Tag { click, key, value });
+        if !seen.insert((click, key)) {
+            return Err(format!("click {click} is tagged {key:?} twice"));
+        }
+        tags.push(Tag { click, key: key.to_owned(), value: value.to_owned() });
     }
     Ok(Answer { codes: v.codes, tags })
 }
 
 /// The `n` strings of an arena, each at most `max` bytes of UTF-8.
-fn split(s: &Strings, n: usize, max: usize, what: &str) -> Result<Vec<String>, String> {
+fn split<'a>(s: &'a Strings, n: usize, max: usize, what: &str) -> Result<Vec<&'a str>, String> {
     if s.ends.len() != n {
         return Err(format!("{} {what}s for {n} tags", s.ends.len()));
     }
@@ -66,8 +72,7 @@ fn split(s: &Strings, n: usize, max: usize, what: &str) -> Result<Vec<String>, S
         if end - start > max {
             return Err(format!("a {what} of {} bytes (at most {max})", end - start));
         }
-        let text = std::str::from_utf8(&s.bytes[start..end]).map_err(|_| format!("a {what} is not UTF-8"))?;
-        out.push(text.to_owned());
+        out.push(std::str::from_utf8(&s.bytes[start..end]).map_err(|_| format!("a {what} is not UTF-8"))?);
         start = end;
     }
     Ok(out)
@@ -111,6 +116,7 @@ mod tests {
             (verdicts(vec![0; 2], &[(2, "k", "v")]), "names click 2"),
             (verdicts(vec![0; 2], &[(0, "k", &long)]), "tag value of 257 bytes"),
             (verdicts(vec![0; 2], &many), "9 tags for 2 clicks"),
+            (verdicts(vec![0; 2], &[(1, "country", "DE"), (0, "country", "DE"), (1, "country", "FR")]), "click 1 is tagged \"country\" twice"),
         ];
         for (v, want) in cases {
             let err = check(v, 2).unwrap_err();

@@ -2,7 +2,8 @@
 //!
 //! # Design constraints
 //! * Fast enough to leave on: batches cross as columns ([`batch`]), one
-//!   call per request, one instance per tenant kept warm between calls.
+//!   call per request, and a tenant's instance of a version is kept warm
+//!   between calls.
 //! * Contained: a filter imports nothing (WASI calls a std guest links are
 //!   defined as traps), runs under an epoch deadline and a memory cap, and
 //!   its answer is checked against output limits ([`answer`]). Any failure
@@ -11,8 +12,9 @@
 //!   rebuilt from its pre-instantiated component; after
 //!   [`host::QUARANTINE_AFTER`] failures in a row that plugin version is
 //!   quarantined (no more calls; the policy applies to every batch).
-//! * Compiled once per plugin version ([`host::Compiled`], shared by every
-//!   instance), from the component's own bytes, never from precompiled
+//! * Compiled once per plugin version and tenant ([`host::Compiled`]; the
+//!   edge compiles again only when the tenant's limits change), from the
+//!   component's own bytes, never from precompiled
 //!   artifacts (deserializing those is unsafe, so a tenant must not supply
 //!   them).
 //! * The same code validates an upload in the central registry and runs it

@@ -7,6 +7,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::host::FailurePolicy;
 
+/// How manifests name components: lowercase hex sha256 of their bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
+}
+
+/// Whether `s` is such a name (64 lowercase hex digits), so safe in a path.
+pub fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Manifest {
     pub tenants: Vec<TenantPlugins>,

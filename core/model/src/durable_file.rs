@@ -5,12 +5,16 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Writes `bytes` to `path` atomically and durably. The temporary file is
-/// `path` with the extension `.tmp`, in the same directory.
+/// Writes `bytes` to `path` atomically and durably. The temporary file sits
+/// next to it, named per process and call, so concurrent writers of one
+/// path never share it (the last rename wins, whole).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("{}.{n}.tmp", std::process::id()));
     let mut f = File::create(&tmp)?;
     f.write_all(bytes)?;
     f.sync_data()?;

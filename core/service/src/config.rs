@@ -94,7 +94,12 @@ fn default_tls_names() -> Vec<String> {
 
 impl CoreConfig {
     pub fn load(path: &Path) -> Result<CoreConfig, ConfigError> {
-        load_toml(path)
+        let config: CoreConfig = load_toml(path)?;
+        if config.registry.edge_token.as_ref().is_some_and(|t| t.len() < tally_model::tenant::MIN_KEY_LEN) {
+            let message = format!("registry.edge_token must be at least {} characters", tally_model::tenant::MIN_KEY_LEN);
+            return Err(ConfigError::invalid(path, message));
+        }
+        Ok(config)
     }
 }
 

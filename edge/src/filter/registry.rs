@@ -4,7 +4,11 @@
 //! and, for each tenant whose versions changed, fetches the components it
 //! lacks by hash, verifies their sha256, compiles them and swaps the
 //! tenant's slot. A version that cannot be fetched or verified leaves the
-//! tenant's current slot in place until a later poll succeeds.
+//! tenant's current slot in place until a later poll succeeds; so does one
+//! that cannot be compiled or started here. A tenant the registry no longer
+//! lists goes back to the filter of the edge's config file, if any. Every
+//! request to the registry has a deadline, so a hung core never stalls the
+//! edge (or its shutdown).
 //!
 //! # On-disk layout
 //! ```text
@@ -22,31 +26,32 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use tally_filter::host::{Compiled, FilterEngine, Limits, Plugin, SharedPlugin};
-use tally_filter::manifest::{Manifest, TenantPlugins, VersionRef};
+use tally_filter::manifest::{is_sha256, sha256_hex, Manifest, TenantPlugins, VersionRef};
 use tally_http::client::Client;
 use tally_model::durable_file::write_atomic;
-use tally_model::tenant::Tenants;
+use tally_model::tenant::{TenantId, Tenants};
 
 use super::slot::{shared, Filters, Loaded, TenantFilter};
 use crate::metrics::{Metrics, ResultLabel, RoleLabel};
 
+/// Longest a request to the registry may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct RegistrySync {
-    pub url: String,
-    pub token: String,
-    pub poll: Duration,
-    pub cache_dir: PathBuf,
-    pub limits: Limits,
-    pub engine: FilterEngine,
-    pub tenants: Tenants,
-    pub filters: Arc<Filters>,
-    pub metrics: Arc<Metrics>,
+    url: String,
+    token: String,
+    poll: Duration,
+    cache_dir: PathBuf,
+    limits: Limits,
+    engine: FilterEngine,
+    tenants: Tenants,
+    filters: Arc<Filters>,
+    metrics: Arc<Metrics>,
     client: Client,
     /// What each tenant's slot was built from.
     applied: HashMap<String, TenantPlugins>,
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
+    /// The slots from the edge's config file, for tenants the registry drops.
+    from_config: HashMap<TenantId, Arc<TenantFilter>>,
 }
 
 impl RegistrySync {
@@ -59,12 +64,26 @@ impl RegistrySync {
             cache_dir,
             limits,
             engine,
-            tenants,
-            filters,
             metrics,
             client: Client::new(),
             applied: HashMap::new(),
+            from_config: tenants.ids().iter().filter_map(|t| Some((t.clone(), filters.get(t)?))).collect(),
+            tenants,
+            filters,
         }
+    }
+
+    /// GET with the edge token, under [`REQUEST_TIMEOUT`].
+    async fn get(&self, path: &str) -> Result<bytes::Bytes, String> {
+        let url = format!("{}{path}", self.url);
+        let reply = tokio::time::timeout(REQUEST_TIMEOUT, self.client.get(&url, Some(&self.token)))
+            .await
+            .map_err(|_| format!("GET {url}: no answer within {REQUEST_TIMEOUT:?}"))?
+            .map_err(|e| e.to_string())?;
+        if !reply.status.is_success() {
+            return Err(format!("GET {url}: HTTP {}: {}", reply.status, reply.text()));
+        }
+        Ok(reply.body)
     }
 
     /// Applies the cached manifest, if any (start-up, before serving).
@@ -80,7 +99,11 @@ impl RegistrySync {
 
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         loop {
-            let result = match self.poll_once().await {
+            let polled = tokio::select! {
+                polled = self.poll_once() => polled,
+                _ = shutdown.changed() => return,
+            };
+            let result = match polled {
                 Ok(true) => "applied",
                 Ok(false) => "unchanged",
                 Err(e) => {
@@ -98,11 +121,8 @@ impl RegistrySync {
 
     /// One poll: true if some tenant's filter changed.
     pub async fn poll_once(&mut self) -> Result<bool, String> {
-        let reply = self.client.get(&format!("{}/v1/registry/manifest", self.url), Some(&self.token)).await.map_err(|e| e.to_string())?;
-        if !reply.status.is_success() {
-            return Err(format!("manifest: HTTP {}: {}", reply.status, reply.text()));
-        }
-        let manifest: Manifest = serde_json::from_slice(&reply.body).map_err(|e| format!("manifest: {e}"))?;
+        let body = self.get("/v1/registry/manifest").await?;
+        let manifest: Manifest = serde_json::from_slice(&body).map_err(|e| format!("manifest: {e}"))?;
         let changed = self.apply(manifest.clone()).await;
         if changed {
             let path = self.cache_dir.join("manifest.json");
@@ -140,8 +160,8 @@ impl RegistrySync {
         for t in gone {
             self.applied.remove(&t);
             if let Some((tenant, _)) = self.tenants.get(&t) {
-                tracing::info!(%tenant, "tenant filter removed by the registry");
-                self.filters.set(tenant.clone(), None);
+                tracing::info!(%tenant, config_file = self.from_config.contains_key(tenant), "tenant filter removed by the registry");
+                self.filters.put(tenant.clone(), self.from_config.get(tenant).cloned());
                 changed = true;
             }
         }
@@ -162,9 +182,6 @@ impl RegistrySync {
         Ok(TenantFilter { policy: entry.policy, active, candidate })
     }
 
-    /// A live plugin for a version: the tenant's current instance of the same
-    /// bytes if it has one (its state carries over, e.g. on promote), else a
-    /// new one from a verified component.
     /// The tenant's limits, capped at this edge's configured ones.
     fn limits_for(&self, entry: &TenantPlugins) -> Limits {
         match entry.limits {
@@ -177,9 +194,14 @@ impl RegistrySync {
         }
     }
 
+    /// A live plugin for a version: the tenant's current instance of the same
+    /// bytes if it has one (its state carries over, e.g. on promote), else a
+    /// new one from a verified component.
     async fn load(&self, v: &VersionRef, current: Option<&TenantFilter>, limits: Limits) -> Result<Loaded, String> {
         let running = current.into_iter().flat_map(|c| std::iter::once(&c.active).chain(c.candidate.as_ref().map(|(l, _)| l)));
-        if let Some(plugin) = running.filter(|l| l.sha256 == v.sha256).find_map(|l| l.plugin.as_ref().ok()) {
+        // A quarantined instance is not carried over: a new rollout step is a fresh start.
+        let live = |p: &&SharedPlugin| !p.lock().expect("plugin lock poisoned").is_quarantined();
+        if let Some(plugin) = running.filter(|l| l.sha256 == v.sha256).filter_map(|l| l.plugin.as_ref().ok()).find(live) {
             return Ok(Loaded { version: v.version, sha256: v.sha256.clone(), plugin: Ok(plugin.clone()) });
         }
         let bytes = self.component(&v.sha256).await?;
@@ -189,13 +211,13 @@ impl RegistrySync {
             Ok(shared(Plugin::new(compiled, limits).map_err(|e| e.to_string())?))
         })
         .await
-        .map_err(|e| format!("compile task failed: {e}"))?;
-        Ok(Loaded { version: v.version, sha256: v.sha256.clone(), plugin })
+        .map_err(|e| format!("compile task failed: {e}"))??;
+        Ok(Loaded { version: v.version, sha256: v.sha256.clone(), plugin: Ok(plugin) })
     }
 
     /// A component's bytes, from the cache or the registry, verified.
     async fn component(&self, sha256: &str) -> Result<Vec<u8>, String> {
-        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_sha256(sha256) {
             return Err(format!("malformed sha256 {sha256:?} in the manifest"));
         }
         let path = self.cache_dir.join(format!("{sha256}.wasm"));
@@ -205,15 +227,12 @@ impl RegistrySync {
             }
             tracing::warn!(path = %path.display(), "cached component does not match its hash; fetching it again");
         }
-        let reply = self.client.get(&format!("{}/v1/registry/blobs/{sha256}", self.url), Some(&self.token)).await.map_err(|e| e.to_string())?;
-        if !reply.status.is_success() {
-            return Err(format!("component {sha256}: HTTP {}", reply.status));
-        }
-        let got = sha256_hex(&reply.body);
+        let body = self.get(&format!("/v1/registry/blobs/{sha256}")).await?;
+        let got = sha256_hex(&body);
         if got != sha256 {
             return Err(format!("component {sha256} arrived with sha256 {got}; refused"));
         }
-        std::fs::create_dir_all(&self.cache_dir).and_then(|_| write_atomic(&path, &reply.body)).map_err(|e| format!("caching {}: {e}", path.display()))?;
-        Ok(reply.body.to_vec())
+        std::fs::create_dir_all(&self.cache_dir).and_then(|_| write_atomic(&path, &body)).map_err(|e| format!("caching {}: {e}", path.display()))?;
+        Ok(body.to_vec())
     }
 }

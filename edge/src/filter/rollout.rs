@@ -3,17 +3,20 @@
 //!
 //! * No candidate: the active answer (or its failure) is the answer.
 //! * Shadow: the active answer applies; the candidate's codes are only
-//!   counted next to the active ones. A failing shadow costs nothing.
+//!   compared with the active ones. A failing shadow costs nothing.
 //! * Canary of p%: click i takes the candidate's code and tags if its id
 //!   hashes into the first p of 100 buckets, else the active's; a re-sent
-//!   click lands on the same side. If a version whose answer is needed
-//!   failed, the batch failed (and the tenant's policy applies).
-
-use std::collections::BTreeMap;
+//!   click lands on the same side. A failing candidate costs nothing either:
+//!   its clicks take the active answer (and the failure is recorded), so a
+//!   bad canary never puts more than the active version's own failures on
+//!   the tenant's policy.
+//!
+//! The per-click comparison travels with the click and is counted only for
+//! clicks the edge decides (first sightings), like the clicks themselves.
 
 use tally_filter::answer::Answer;
 use tally_filter::manifest::Mode;
-use tally_model::batch::{VerdictRow, CODE_FAILED, MODE_CANARY, MODE_SHADOW};
+use tally_model::batch::{CODE_FAILED, MODE_CANARY, MODE_SHADOW};
 
 /// Whether a click (by its 128-bit id) is in a canary of `percent`.
 pub fn in_canary(key: u128, percent: u8) -> bool {
@@ -26,57 +29,61 @@ pub struct Ran {
     pub result: Result<Answer, String>,
 }
 
-/// Combines the results for a batch whose clicks have ids `keys`.
-pub fn combine(active: Ran, candidate: Option<(Ran, Mode)>, keys: &[u128], minute: u32) -> (Result<Answer, String>, Vec<VerdictRow>) {
-    let Some((candidate, mode)) = candidate else { return (active.result, Vec::new()) };
-    let code = |r: &Result<Answer, String>, i: usize| r.as_ref().map_or(CODE_FAILED, |a| a.codes[i]);
-    let canary = |i: usize| match mode {
-        Mode::Shadow => false,
-        Mode::Canary { percent } => in_canary(keys[i], percent),
-    };
-    let mut counts: BTreeMap<(bool, u16, u16), u64> = BTreeMap::new();
-    for i in 0..keys.len() {
-        *counts.entry((canary(i), code(&active.result, i), code(&candidate.result, i))).or_default() += 1;
-    }
-    let rows = counts
-        .into_iter()
-        .map(|((applied_candidate, active_code, candidate_code), clicks)| VerdictRow {
-            minute,
-            active_version: active.version,
-            candidate_version: candidate.version,
-            mode: if mode == Mode::Shadow { MODE_SHADOW } else { MODE_CANARY },
-            applied_candidate,
-            active_code,
-            candidate_code,
-            clicks,
-        })
-        .collect();
-    let applied = match mode {
-        Mode::Shadow => active.result,
-        Mode::Canary { .. } => pick(active.result, candidate.result, keys.len(), canary),
-    };
-    (applied, rows)
+/// Which versions a request's comparisons are between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rollout {
+    pub active_version: u32,
+    pub candidate_version: u32,
+    /// `MODE_SHADOW` or `MODE_CANARY`.
+    pub mode: u8,
 }
 
-/// Per click, the code and tags of the side `canary(i)` names.
-fn pick(active: Result<Answer, String>, candidate: Result<Answer, String>, clicks: usize, canary: impl Fn(usize) -> bool) -> Result<Answer, String> {
-    let needs = |want: bool| (0..clicks).any(|i| canary(i) == want);
+/// What both versions answered for one click, and whose answer applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Compared {
+    pub applied_candidate: bool,
+    /// `CODE_FAILED` when that version failed.
+    pub active_code: u16,
+    pub candidate_code: u16,
+}
+
+/// The combined answer for a batch whose clicks have ids `keys`, and with a
+/// candidate, the versions compared and one comparison per click.
+pub fn combine(active: Ran, candidate: Option<(Ran, Mode)>, keys: &[u128]) -> (Result<Answer, String>, Option<(Rollout, Vec<Compared>)>) {
+    let Some((candidate, mode)) = candidate else { return (active.result, None) };
+    let code = |r: &Result<Answer, String>, i: usize| r.as_ref().map_or(CODE_FAILED, |a| a.codes[i]);
+    let canary = |i: usize| match (mode, &candidate.result) {
+        (Mode::Canary { percent }, Ok(_)) => in_canary(keys[i], percent),
+        _ => false,
+    };
+    let compared = (0..keys.len())
+        .map(|i| Compared { applied_candidate: canary(i), active_code: code(&active.result, i), candidate_code: code(&candidate.result, i) })
+        .collect();
+    let rollout = Rollout {
+        active_version: active.version,
+        candidate_version: candidate.version,
+        mode: if mode == Mode::Shadow { MODE_SHADOW } else { MODE_CANARY },
+    };
+    let applied = match &candidate.result {
+        Ok(c) if (0..keys.len()).any(canary) => pick(active.result, c, keys.len(), canary),
+        _ => active.result,
+    };
+    (applied, Some((rollout, compared)))
+}
+
+/// Per click, the code and tags of the side `canary(i)` names; the active
+/// side is needed (and must have answered) only if some click is not in it.
+fn pick(active: Result<Answer, String>, candidate: &Answer, clicks: usize, canary: impl Fn(usize) -> bool) -> Result<Answer, String> {
     let active = match active {
-        Err(e) if needs(false) => return Err(e),
-        other => other.ok(),
+        Ok(a) => Some(a),
+        Err(e) if (0..clicks).any(|i| !canary(i)) => return Err(e),
+        Err(_) => None,
     };
-    let candidate = match candidate {
-        Err(e) if needs(true) => return Err(format!("candidate: {e}")),
-        other => other.ok(),
-    };
-    let side = |i: usize| if canary(i) { candidate.as_ref() } else { active.as_ref() }.expect("a needed side answered");
+    let side = |i: usize| if canary(i) { candidate } else { active.as_ref().expect("answered: a click needs it") };
     let codes = (0..clicks).map(|i| side(i).codes[i]).collect();
-    let mut tags = Vec::new();
+    let mut tags: Vec<_> = candidate.tags.iter().filter(|t| canary(t.click as usize)).cloned().collect();
     if let Some(a) = &active {
         tags.extend(a.tags.iter().filter(|t| !canary(t.click as usize)).cloned());
-    }
-    if let Some(c) = &candidate {
-        tags.extend(c.tags.iter().filter(|t| canary(t.click as usize)).cloned());
     }
     Ok(Answer { codes, tags })
 }
@@ -96,6 +103,10 @@ mod tests {
         (0..n).map(|i: u128| i.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C834)).collect()
     }
 
+    fn tag_of(a: &Answer, i: usize) -> &str {
+        a.tags.iter().find(|t| t.click as usize == i).unwrap().value.as_str()
+    }
+
     #[test]
     fn canary_share_is_about_its_percent_and_stable() {
         let keys = keys(10_000);
@@ -105,44 +116,50 @@ mod tests {
     }
 
     #[test]
-    fn shadow_applies_the_active_answer_and_counts_both() {
+    fn shadow_applies_the_active_answer_and_compares_both() {
         let k = keys(4);
-        let (applied, rows) = combine(
+        let (applied, rollout) = combine(
             Ran { version: 1, result: Ok(answer(&[0, 0, 1, 1], "a")) },
             Some((Ran { version: 2, result: Ok(answer(&[0, 3, 1, 3], "c")) }, Mode::Shadow)),
             &k,
-            9,
         );
         assert_eq!(applied.unwrap(), answer(&[0, 0, 1, 1], "a"));
-        let got: Vec<_> = rows.iter().map(|r| (r.applied_candidate, r.active_code, r.candidate_code, r.clicks, r.mode)).collect();
-        assert_eq!(got, vec![(false, 0, 0, 1, MODE_SHADOW), (false, 0, 3, 1, MODE_SHADOW), (false, 1, 1, 1, MODE_SHADOW), (false, 1, 3, 1, MODE_SHADOW)]);
+        let (r, compared) = rollout.unwrap();
+        assert_eq!(r, Rollout { active_version: 1, candidate_version: 2, mode: MODE_SHADOW });
+        let got: Vec<_> = compared.iter().map(|c| (c.applied_candidate, c.active_code, c.candidate_code)).collect();
+        assert_eq!(got, vec![(false, 0, 0), (false, 0, 3), (false, 1, 1), (false, 1, 3)]);
         // A failing shadow is recorded, never applied.
-        let (applied, rows) = combine(Ran { version: 1, result: Ok(answer(&[0; 4], "a")) }, Some((Ran { version: 2, result: Err("trap".into()) }, Mode::Shadow)), &k, 9);
+        let (applied, rollout) = combine(Ran { version: 1, result: Ok(answer(&[0; 4], "a")) }, Some((Ran { version: 2, result: Err("trap".into()) }, Mode::Shadow)), &k);
         assert!(applied.is_ok());
-        assert_eq!((rows[0].candidate_code, rows[0].clicks), (CODE_FAILED, 4));
+        assert!(rollout.unwrap().1.iter().all(|c| c.candidate_code == CODE_FAILED));
     }
 
     #[test]
     fn canary_takes_code_and_tags_from_the_side_of_each_click() {
         let k = keys(200);
-        let active = answer(&[0; 200], "a");
-        let candidate = answer(&[5; 200], "c");
         let mode = Mode::Canary { percent: 30 };
-        let (applied, rows) = combine(Ran { version: 1, result: Ok(active) }, Some((Ran { version: 2, result: Ok(candidate) }, mode)), &k, 9);
+        let (applied, rollout) = combine(Ran { version: 1, result: Ok(answer(&[0; 200], "a")) }, Some((Ran { version: 2, result: Ok(answer(&[5; 200], "c")) }, mode)), &k);
         let applied = applied.unwrap();
         for (i, key) in k.iter().enumerate() {
             let want = if in_canary(*key, 30) { (5, "c") } else { (0, "a") };
-            assert_eq!((applied.codes[i], applied.tags.iter().find(|t| t.click as usize == i).unwrap().value.as_str()), want);
+            assert_eq!((applied.codes[i], tag_of(&applied, i)), want);
         }
         assert_eq!(applied.tags.len(), 200);
-        let to_candidate: u64 = rows.iter().filter(|r| r.applied_candidate).map(|r| r.clicks).sum();
-        assert_eq!(to_candidate as usize, k.iter().filter(|key| in_canary(**key, 30)).count());
-        // The canary's failure fails the batch only if a click needed it.
-        let failed = || Some((Ran { version: 2, result: Err("trap".into()) }, mode));
-        let (applied, _) = combine(Ran { version: 1, result: Ok(answer(&[0; 200], "a")) }, failed(), &k, 9);
-        assert!(applied.unwrap_err().contains("candidate: trap"));
-        let outside: Vec<u128> = k.iter().copied().filter(|key| !in_canary(*key, 30)).take(3).collect();
-        let (applied, _) = combine(Ran { version: 1, result: Ok(answer(&[0; 3], "a")) }, failed(), &outside, 9);
-        assert_eq!(applied.unwrap().codes, vec![0; 3]);
+        let (_, compared) = rollout.unwrap();
+        assert_eq!(compared.iter().filter(|c| c.applied_candidate).count(), k.iter().filter(|key| in_canary(**key, 30)).count());
+    }
+
+    #[test]
+    fn a_failing_canary_falls_back_to_the_active_answer() {
+        let k = keys(200);
+        let failed = Some((Ran { version: 2, result: Err("trap".into()) }, Mode::Canary { percent: 30 }));
+        let (applied, rollout) = combine(Ran { version: 1, result: Ok(answer(&[0; 200], "a")) }, failed, &k);
+        assert_eq!(applied.unwrap(), answer(&[0; 200], "a"));
+        assert!(rollout.unwrap().1.iter().all(|c| !c.applied_candidate && c.candidate_code == CODE_FAILED));
+        // With the active version failed, only an all-canary batch gets by.
+        let ok = || Some((Ran { version: 2, result: Ok(answer(&[0; 200], "c")) }, Mode::Canary { percent: 100 }));
+        assert!(combine(Ran { version: 1, result: Err("trap".into()) }, ok(), &k).0.is_ok());
+        let half = Some((Ran { version: 2, result: Ok(answer(&[0; 200], "c")) }, Mode::Canary { percent: 50 }));
+        assert_eq!(combine(Ran { version: 1, result: Err("trap".into()) }, half, &k).0.unwrap_err(), "trap");
     }
 }

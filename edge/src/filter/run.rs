@@ -6,18 +6,17 @@ use std::time::Instant;
 
 use tally_filter::answer::Answer;
 use tally_filter::host::{ClickBatch, Failure, SharedPlugin};
-use tally_model::batch::VerdictRow;
 use tally_model::tenant::TenantId;
 
-use super::rollout::{combine, Ran};
+use super::rollout::{combine, Compared, Ran, Rollout};
 use super::slot::{Loaded, TenantFilter};
 use crate::metrics::{Metrics, VersionLabel};
 
-/// The answer for the request's valid clicks (or why there is none) and
-/// what the versions in rollout answered.
+/// The answer for the request's valid clicks (or why there is none) and,
+/// with a candidate in rollout, what both versions answered per click.
 pub struct Judged {
     pub answer: Result<Answer, String>,
-    pub verdicts: Vec<VerdictRow>,
+    pub rollout: Option<(Rollout, Vec<Compared>)>,
 }
 
 fn call(loaded: &Loaded, batch: &ClickBatch) -> (Result<Answer, String>, bool) {
@@ -33,7 +32,7 @@ fn call(loaded: &Loaded, batch: &ClickBatch) -> (Result<Answer, String>, bool) {
     (result, p.is_quarantined())
 }
 
-pub async fn judge(tenant: &TenantId, filter: Arc<TenantFilter>, batch: ClickBatch, keys: Vec<u128>, now_ms: u64, metrics: &Metrics) -> Judged {
+pub async fn judge(tenant: &TenantId, filter: Arc<TenantFilter>, batch: ClickBatch, keys: Vec<u128>, metrics: &Metrics) -> Judged {
     let started = Instant::now();
     let f = filter.clone();
     let ran = tokio::task::spawn_blocking(move || {
@@ -47,7 +46,7 @@ pub async fn judge(tenant: &TenantId, filter: Arc<TenantFilter>, batch: ClickBat
     metrics.filter_seconds.get_or_create(&label).inc_by(started.elapsed().as_secs_f64());
     let ((active, active_quarantined), candidate) = match ran {
         Ok(ran) => ran,
-        Err(e) => return Judged { answer: Err(format!("filter task failed: {e}")), verdicts: Vec::new() },
+        Err(e) => return Judged { answer: Err(format!("filter task failed: {e}")), rollout: None },
     };
     let mut quarantined = active_quarantined;
     let record = |loaded: &Loaded, role: &'static str, result: &Result<Answer, String>| {
@@ -65,7 +64,6 @@ pub async fn judge(tenant: &TenantId, filter: Arc<TenantFilter>, batch: ClickBat
         (Ran { version: loaded.version, result }, mode)
     });
     metrics.filter_quarantined.get_or_create(&label).set(quarantined as i64);
-    let minute = (now_ms / 60_000 * 60) as u32;
-    let (answer, verdicts) = combine(Ran { version: filter.active.version, result: active }, candidate, &keys, minute);
-    Judged { answer, verdicts }
+    let (answer, rollout) = combine(Ran { version: filter.active.version, result: active }, candidate, &keys);
+    Judged { answer, rollout }
 }

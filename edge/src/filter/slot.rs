@@ -37,9 +37,13 @@ impl Filters {
     }
 
     pub fn set(&self, tenant: TenantId, filter: Option<TenantFilter>) {
+        self.put(tenant, filter.map(Arc::new));
+    }
+
+    pub fn put(&self, tenant: TenantId, filter: Option<Arc<TenantFilter>>) {
         let mut slots = self.slots.write().expect("filters lock poisoned");
         match filter {
-            Some(f) => slots.insert(tenant, Arc::new(f)),
+            Some(f) => slots.insert(tenant, f),
             None => slots.remove(&tenant),
         };
     }

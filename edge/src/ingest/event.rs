@@ -20,6 +20,8 @@ use tally_model::timestamp::parse_millis;
 
 use tally_filter::batch::{ClickView, Columns};
 
+use crate::filter::rollout::Compared;
+
 pub const MAX_CLICK_ID_LEN: usize = 64;
 pub const MAX_USER_ID_LEN: usize = 256;
 pub const MAX_USER_AGENT_LEN: usize = 2048;
@@ -102,6 +104,8 @@ pub struct Click {
     pub verdict: u16,
     /// The filter's enrichment: (declared dimension, value).
     pub tags: Vec<(String, String)>,
+    /// With a plugin version in rollout: what both versions answered.
+    pub compared: Option<Compared>,
 }
 
 impl Click {
@@ -159,6 +163,7 @@ pub fn parse_click(tenant: &TenantId, raw: &RawValue, columns: Option<&mut Colum
         user_hash,
         verdict: 0,
         tags: Vec::new(),
+        compared: None,
     };
     if let Some(columns) = columns {
         let view = ClickView {

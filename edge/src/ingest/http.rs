@@ -24,8 +24,8 @@ use super::pipeline::{Admitted, Outcome, Pipeline};
 use super::{cors, encoding, redirect};
 use tally_filter::batch::{ClickView, Columns};
 use tally_filter::host::FailurePolicy;
-use tally_model::batch::VerdictRow;
 
+use crate::filter::rollout::Rollout;
 use crate::filter::run::judge;
 use crate::filter::slot::{Filters, TenantFilter};
 use crate::metrics::{Metrics, RefusedLabel, StatusLabel};
@@ -149,42 +149,54 @@ impl Ingest {
             );
         }
         tracing::Span::current().record("events", raw.len());
+        // Over its rate, a tenant's clicks go no further (its filter's state
+        // included).
+        if let Err(resp) = self.rate_limit(tenant, raw.len()) {
+            return resp;
+        }
         // Validate outside the lock; only admission needs it.
         let filter = self.filters.get(tenant);
         let mut columns = filter.as_ref().map(|_| Columns::default());
         let mut clicks: Vec<_> = raw.into_iter().map(|r| r.and_then(|raw| parse_click(tenant, raw, columns.as_mut()))).collect();
-        let mut verdicts = Vec::new();
+        let mut rollout = None;
         if let (Some(filter), Some(columns)) = (filter, columns) {
             match self.apply_filter(tenant, filter, columns, &mut clicks).await {
-                Ok(v) => verdicts = v,
+                Ok(r) => rollout = r,
                 Err(resp) => return resp,
             }
         }
-        match self.accept(tenant, clicks, verdicts).await {
+        match self.accept(tenant, clicks, rollout).await {
             Ok(outcome) => reply::json(StatusCode::OK, &outcome),
             Err(resp) => resp,
         }
     }
 
     /// Runs the tenant's filter over the request's valid clicks and writes
-    /// the verdicts and declared tags into them; on failure the tenant's
-    /// policy decides. Returns the rollout counts to record.
+    /// the verdicts, declared tags and rollout comparisons into them; on
+    /// failure the tenant's policy decides. Returns which versions were
+    /// compared, if a candidate is in rollout.
     async fn apply_filter(
         &self,
         tenant: &TenantId,
         filter: Arc<TenantFilter>,
         columns: Columns,
         clicks: &mut [Result<Click, String>],
-    ) -> Result<Vec<VerdictRow>, Response> {
+    ) -> Result<Option<Rollout>, Response> {
         if columns.is_empty() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let keys: Vec<u128> = clicks.iter().filter_map(|c| c.as_ref().ok()).map(|c| c.key).collect();
         let policy = filter.policy;
-        let judged = judge(tenant, filter, columns.into_batch(), keys, now_ms(), &self.metrics).await;
+        let judged = judge(tenant, filter, columns.into_batch(), keys, &self.metrics).await;
+        let mut valid: Vec<&mut Click> = clicks.iter_mut().filter_map(|c| c.as_mut().ok()).collect();
+        let rollout = judged.rollout.map(|(rollout, compared)| {
+            for (click, c) in valid.iter_mut().zip(compared) {
+                click.compared = Some(c);
+            }
+            rollout
+        });
         match judged.answer {
             Ok(answer) => {
-                let mut valid: Vec<&mut Click> = clicks.iter_mut().filter_map(|c| c.as_mut().ok()).collect();
                 for (click, code) in valid.iter_mut().zip(&answer.codes) {
                     click.verdict = *code;
                 }
@@ -200,32 +212,31 @@ impl Ingest {
                 if ignored > 0 {
                     self.metrics.filter_tags_ignored.get_or_create(&Metrics::tenant(tenant.as_str())).inc_by(ignored);
                 }
-                Ok(judged.verdicts)
+                Ok(rollout)
             }
             Err(reason) => {
                 self.metrics.filter_failures.get_or_create(&Metrics::tenant(tenant.as_str())).inc();
                 tracing::warn!(%tenant, %reason, ?policy, "tenant filter failed");
                 match policy {
-                    FailurePolicy::Open => Ok(judged.verdicts),
+                    FailurePolicy::Open => Ok(rollout),
                     FailurePolicy::Closed => Err(unavailable(StatusCode::SERVICE_UNAVAILABLE, RETRY_AFTER_SECS, format!("the tenant's filter failed; retry later ({reason})"))),
                 }
             }
         }
     }
 
-    /// Rate limit, admission, durability and metrics for a request's clicks.
-    async fn accept(&self, tenant: &TenantId, clicks: Vec<Result<Click, String>>, verdicts: Vec<VerdictRow>) -> Result<Outcome, Response> {
-        if let Some(rate) = self.tenants.policy(tenant).max_events_per_sec {
-            let taken = self.rate_limits.lock().expect("rate limit lock poisoned").take(tenant, rate, clicks.len() as u64, now_ms());
-            if let Err(wait) = taken {
-                return Err(unavailable(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    &wait.to_string(),
-                    format!("tenant {tenant} is limited to {rate} events/s; retry later"),
-                ));
-            }
-        }
-        let (outcome, admitted) = self.pipeline.lock().expect("pipeline lock poisoned").admit(tenant, clicks, verdicts, now_ms());
+    /// `429` with `Retry-After` if `events` more would put the tenant over its rate.
+    fn rate_limit(&self, tenant: &TenantId, events: usize) -> Result<(), Response> {
+        let Some(rate) = self.tenants.policy(tenant).max_events_per_sec else { return Ok(()) };
+        let taken = self.rate_limits.lock().expect("rate limit lock poisoned").take(tenant, rate, events as u64, now_ms());
+        taken.map_err(|wait| {
+            unavailable(StatusCode::TOO_MANY_REQUESTS, &wait.to_string(), format!("tenant {tenant} is limited to {rate} events/s; retry later"))
+        })
+    }
+
+    /// Admission, durability and metrics for a request's clicks.
+    async fn accept(&self, tenant: &TenantId, clicks: Vec<Result<Click, String>>, rollout: Option<Rollout>) -> Result<Outcome, Response> {
+        let (outcome, admitted) = self.pipeline.lock().expect("pipeline lock poisoned").admit(tenant, clicks, rollout, now_ms());
         if let Some(admitted) = admitted {
             let refused = count_refused(&admitted);
             if let Err(reason) = self.make_durable(admitted).await {
@@ -266,10 +277,11 @@ impl Ingest {
             user_hash: None,
             verdict: 0,
             tags: Vec::new(),
+            compared: None,
         };
         let mut clicks = vec![Ok(click)];
-        let mut recorded = Ok(Vec::new());
-        if let Some(filter) = self.filters.get(tenant) {
+        let mut recorded = self.rate_limit(tenant, 1).map(|()| None);
+        if let (Ok(_), Some(filter)) = (&recorded, self.filters.get(tenant)) {
             let mut columns = Columns::default();
             let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
             let ip = peer.addr.ip().to_string();
@@ -290,7 +302,7 @@ impl Ingest {
         // The visitor goes on even if recording failed: that is counted
         // (503s in the request metrics would hide it), never silent.
         if let Err(resp) = match recorded {
-            Ok(verdicts) => self.accept(tenant, clicks, verdicts).await.map(|_| ()),
+            Ok(rollout) => self.accept(tenant, clicks, rollout).await.map(|_| ()),
             Err(resp) => Err(resp),
         } {
             tracing::warn!(status = %resp.status(), "redirect click not recorded");

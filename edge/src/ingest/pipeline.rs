@@ -35,6 +35,7 @@ use tally_model::tenant::TenantId;
 use tally_model::timestamp::format_millis;
 
 use super::event::Click;
+use crate::filter::rollout::{Compared, Rollout};
 use crate::aggregate::Aggregator;
 use crate::dedup::{Dedup, DedupConfig};
 use crate::spool::wal::{WalClick, WalRecord, WalTag};
@@ -98,13 +99,15 @@ impl Pipeline {
     }
 
     /// Step 1; see the module docs. `events[i]` is the request's i-th event;
-    /// `verdicts` what the filter versions in rollout answered for them.
-    pub fn admit(&mut self, tenant: &TenantId, events: Vec<Result<Click, String>>, verdicts: Vec<VerdictRow>, now_ms: u64) -> (Outcome, Option<Admitted>) {
+    /// `rollout` names the versions whose answers the clicks compare.
+    pub fn admit(&mut self, tenant: &TenantId, events: Vec<Result<Click, String>>, rollout: Option<Rollout>, now_ms: u64) -> (Outcome, Option<Admitted>) {
         self.advance(now_ms);
         let earliest = self.watermark_ms.saturating_sub(self.policy.allowed_lateness_ms);
         let latest = now_ms.saturating_add(self.policy.max_future_ms);
         let mut outcome = Outcome::default();
-        let mut record = WalRecord { lsn: 0, tenant: tenant.to_string(), clicks: Vec::new(), refused: Vec::new(), tags: Vec::new(), verdicts };
+        let mut record = WalRecord { lsn: 0, tenant: tenant.to_string(), clicks: Vec::new(), refused: Vec::new(), tags: Vec::new(), verdicts: Vec::new() };
+        // Comparisons of the clicks decided here (first sightings), like the clicks themselves.
+        let mut compared: BTreeMap<Compared, u64> = BTreeMap::new();
         for (index, event) in events.into_iter().enumerate() {
             let click = match event {
                 Ok(click) => click,
@@ -128,12 +131,19 @@ impl Pipeline {
                     ad_id: click.ad_id,
                     ts_ms: click.ts_ms,
                     reason,
-                    code: click.verdict,
+                    code: 0,
                     at_ms: now_ms,
                 });
-            } else if !self.dedup.first_sighting(click.key, now_ms) {
+                continue;
+            }
+            if !self.dedup.first_sighting(click.key, now_ms) {
                 outcome.duplicates += 1;
-            } else if click.verdict != 0 {
+                continue;
+            }
+            if let Some(c) = click.compared {
+                *compared.entry(c).or_default() += 1;
+            }
+            if click.verdict != 0 {
                 outcome.rejected.push(Rejection { index, reason: format!("dropped by the tenant's filter (reason code {})", click.verdict) });
                 record.refused.push(RefusedRecord {
                     id_hi: (click.key >> 64) as u64,
@@ -165,6 +175,22 @@ impl Pipeline {
         }
         if let Some(latest) = record.clicks.iter().map(|c| c.record.ts_ms).max() {
             self.watermark_ms = self.watermark_ms.max(latest);
+        }
+        if let Some(r) = rollout {
+            let minute = (now_ms / 60_000 * 60) as u32;
+            record.verdicts = compared
+                .into_iter()
+                .map(|(c, clicks)| VerdictRow {
+                    minute,
+                    active_version: r.active_version,
+                    candidate_version: r.candidate_version,
+                    mode: r.mode,
+                    applied_candidate: c.applied_candidate,
+                    active_code: c.active_code,
+                    candidate_code: c.candidate_code,
+                    clicks,
+                })
+                .collect();
         }
         if record.clicks.is_empty() && record.refused.is_empty() {
             return (outcome, None);

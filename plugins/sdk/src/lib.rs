@@ -127,7 +127,8 @@ impl Verdicts {
     pub fn drop(&mut self, i: usize, code: u16) {
         self.0.codes[i] = code;
     }
-    /// Tags click i with dimension `key` = `value`.
+    /// Tags click i with dimension `key` = `value` (once per key and click:
+    /// the edge refuses an answer that tags a click twice with one key).
     pub fn tag(&mut self, i: usize, key: &str, value: &str) {
         self.0.tag_click.push(i as u32);
         push(&mut self.0.tag_keys, key);

@@ -139,7 +139,11 @@ pub fn validate(batch: &Batch) -> Result<(), String> {
             if d.clicks == 0 || d.dimension.is_empty() {
                 return Err(format!("tenant {}: dimension row with zero clicks or no name", t.tenant));
             }
-            *dim_clicks.entry(d.dimension.as_str()).or_default() += d.clicks;
+            let n = dim_clicks.entry(d.dimension.as_str()).or_default();
+            *n = n.checked_add(d.clicks).ok_or_else(|| format!("tenant {}: dimension {} overflows", t.tenant, d.dimension))?;
+        }
+        if t.verdicts.iter().any(|v| v.clicks == 0 || !matches!(v.mode, super::MODE_SHADOW | super::MODE_CANARY)) {
+            return Err(format!("tenant {}: rollout verdict row with zero clicks or an unknown mode", t.tenant));
         }
         if let Some((name, n)) = dim_clicks.into_iter().find(|(_, n)| *n > row_clicks) {
             return Err(format!("tenant {}: dimension {name} counts {n} clicks of {row_clicks}", t.tenant));

@@ -160,7 +160,8 @@ pub struct SecondRow {
     pub user_hashes: Vec<u64>,
 }
 
-/// Totals of a batch, recorded in the commit ledger and used to check it.
+/// Totals of a batch: row counts per part (what the commit protocol
+/// probes for), and what the commit ledger records of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BatchTotals {
     pub rows: u32,

@@ -6,7 +6,7 @@
 //!   store it as the next version;
 //! * `GET /v1/plugins`: versions, active, candidate, policy;
 //! * `POST /v1/plugins/rollout` with a JSON action (`activate`, `shadow`,
-//!   `canary` with `percent`, `promote`, `rollback`, `policy`);
+//!   `canary` with `percent`, `promote`, `rollback`, `policy`, `limits`);
 //! * `GET /v1/plugins/comparison?from=&to=`: what the active and candidate
 //!   versions answered, per version pair, with agreement.
 //!
@@ -28,7 +28,8 @@ use super::routes::{storage_error, Api};
 use crate::clickhouse::filters::VerdictCount;
 use crate::clickhouse::store::Step;
 use crate::registry::state::Action;
-use crate::registry::{sha256_hex, RegistryError};
+use crate::registry::RegistryError;
+use tally_filter::manifest::sha256_hex;
 
 /// One version pair's rollout, summed over the range.
 #[derive(Serialize)]

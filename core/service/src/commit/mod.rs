@@ -4,25 +4,27 @@
 //! and an INSERT is not atomic across partitions or across a table and its
 //! materialized views. So re-sends are made harmless by the protocol itself,
 //! using a ledger table (`tally.batches`, highest state wins) and the batch
-//! identity carried on every landing row (`edge`, `batch_seq`, `row_idx`).
+//! identity carried on every row (`edge`, `batch_seq`, `row_idx`) of each of
+//! its parts ([`plan::PARTS`]: landing rows, click records, refused events,
+//! dimension rows, rollout verdict counts).
 //!
 //! # Protocol, per group of batches (one committer, so no two commits race)
 //! 1. Read the ledger state of every `(edge, seq)` in the group.
 //! 2. `Committed` -> answer `Duplicate`; nothing is written.
 //! 3. `Absent` -> write ledger `Started`, then insert all its rows.
 //!    `Started` (an earlier attempt died somewhere after step 3's ledger
-//!    write) -> probe which `row_idx` of the batch the landing table holds
-//!    and insert only the missing ones.
+//!    write) -> probe which `row_idx` of each part ClickHouse holds and
+//!    insert only the missing ones.
 //! 4. Write ledger `Committed`, then answer `Committed`.
 //!
 //! # Invariants
-//! * A landing row `(edge, seq, idx)` is only ever inserted while the ledger
+//! * A row `(edge, seq, part, idx)` is only ever inserted while the ledger
 //!   says `Started` for `(edge, seq)` (step 3 orders the ledger write first),
-//!   so a batch the ledger does not know has no landing rows.
+//!   so a batch the ledger does not know has no rows.
 //! * Every attempt inserts exactly the complement of what is present, so
 //!   after any sequence of crashes and re-sends each row is present once.
 //! * The core answers `Committed` only after step 4, so an acknowledged
-//!   batch is entirely in the landing table.
+//!   batch is entirely in ClickHouse.
 //!
 //! The rollup tables are derived: they receive exactly what each landing
 //! insert carried. If an MV insert fails after its landing part was written,

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use tally_filter::host::{Compiled, FilterEngine, Limits, Plugin};
-use tally_filter::manifest::Manifest;
+use tally_filter::manifest::{is_sha256, sha256_hex, Manifest};
 use tally_model::durable_file::write_atomic;
 
 use state::{Action, RolloutError, TenantState};
@@ -64,14 +64,13 @@ pub struct Registry {
     engine: FilterEngine,
     max_bytes: usize,
     states: Mutex<BTreeMap<String, TenantState>>,
+    /// One upload compiles at a time: compiling is CPU-bound and must not
+    /// crowd out the committer.
+    compiling: tokio::sync::Semaphore,
 }
 
 /// Limits an upload must start within to be accepted.
 const VALIDATE_LIMITS: Limits = Limits { memory_bytes: 64 << 20, timeout: std::time::Duration::from_secs(1) };
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
-}
 
 impl Registry {
     pub fn open(dir: &Path, max_bytes: usize) -> Result<Registry, RegistryError> {
@@ -82,12 +81,20 @@ impl Registry {
         for entry in std::fs::read_dir(&tenants).map_err(io(&tenants))? {
             let path = entry.map_err(io(&tenants))?.path();
             let Some(tenant) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".json")) else { continue };
-            let text = std::fs::read(&path).map_err(io(&path))?;
-            let state: TenantState = serde_json::from_slice(&text).map_err(|e| RegistryError::Io { path: path.display().to_string(), message: e.to_string() })?;
-            states.insert(tenant.to_string(), state);
+            // One damaged state file costs its tenant's plugins, not the core.
+            let state = std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| serde_json::from_slice::<TenantState>(&text).map_err(|e| e.to_string()))
+                .and_then(|s| if s.is_consistent() { Ok(s) } else { Err("names a version it does not list".into()) });
+            match state {
+                Ok(state) => {
+                    states.insert(tenant.to_string(), state);
+                }
+                Err(e) => tracing::error!(path = %path.display(), error = %e, "plugin registry state unreadable; that tenant's plugins are off until it is fixed"),
+            }
         }
         let engine = FilterEngine::new().map_err(|e| RegistryError::Invalid(e.to_string()))?;
-        Ok(Registry { dir: dir.to_path_buf(), engine, max_bytes, states: Mutex::new(states) })
+        Ok(Registry { dir: dir.to_path_buf(), engine, max_bytes, states: Mutex::new(states), compiling: tokio::sync::Semaphore::new(1) })
     }
 
     /// Validates and stores a component as the tenant's next version.
@@ -95,6 +102,7 @@ impl Registry {
         if bytes.len() > self.max_bytes {
             return Err(RegistryError::TooLarge(bytes.len(), self.max_bytes));
         }
+        let _permit = self.compiling.acquire().await.map_err(|_| RegistryError::Invalid("the registry is shutting down".into()))?;
         let (engine, label) = (self.engine.clone(), name.to_string());
         // Compiling takes tens of milliseconds: off the async workers.
         let bytes = tokio::task::spawn_blocking(move || {
@@ -142,7 +150,7 @@ impl Registry {
 
     /// A component by hash (for edges).
     pub fn blob(&self, sha256: &str) -> Result<Vec<u8>, RegistryError> {
-        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        if !is_sha256(sha256) {
             return Err(RegistryError::NoBlob(sha256.to_string()));
         }
         std::fs::read(self.blob_path(sha256)).map_err(|_| RegistryError::NoBlob(sha256.to_string()))

@@ -122,15 +122,21 @@ impl TenantState {
         Ok(())
     }
 
-    fn reference(&self, version: u32) -> VersionRef {
-        let v = self.versions.iter().find(|v| v.version == version).expect("transitions only name known versions");
-        VersionRef { version, sha256: v.sha256.clone() }
+    fn reference(&self, version: u32) -> Option<VersionRef> {
+        let v = self.versions.iter().find(|v| v.version == version)?;
+        Some(VersionRef { version, sha256: v.sha256.clone() })
+    }
+
+    /// Whether every version the state names exists (a state file edited
+    /// by hand may say otherwise).
+    pub fn is_consistent(&self) -> bool {
+        self.active.is_none_or(|v| self.reference(v).is_some()) && self.candidate.is_none_or(|c| self.reference(c.version).is_some())
     }
 
     /// What edges run for this tenant, if anything.
     pub fn manifest(&self, tenant: &str) -> Option<TenantPlugins> {
-        let active = self.active.map(|v| self.reference(v))?;
-        let candidate = self.candidate.map(|c| Candidate { version: self.reference(c.version), mode: c.mode });
+        let active = self.reference(self.active?)?;
+        let candidate = self.candidate.and_then(|c| Some(Candidate { version: self.reference(c.version)?, mode: c.mode }));
         Some(TenantPlugins { tenant: tenant.to_string(), policy: self.policy, active: Some(active), candidate, limits: self.limits })
     }
 }

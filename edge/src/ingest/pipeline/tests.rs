@@ -10,7 +10,7 @@ fn policy() -> TimePolicy {
 }
 
 fn click(key: u128, ts_ms: u64) -> Result<Click, String> {
-    Ok(Click { key, ad_id: 1, campaign_id: 0, ts_ms, cost_micros: 10, user_hash: None, verdict: 0, tags: vec![] })
+    Ok(Click { key, ad_id: 1, campaign_id: 0, ts_ms, cost_micros: 10, user_hash: None, verdict: 0, tags: vec![], compared: None })
 }
 
 fn pipeline() -> Pipeline {
@@ -28,7 +28,7 @@ fn counts_duplicates_rejects_and_refusals() {
     let t = TenantId::parse("t").unwrap();
     let mut p = pipeline();
     let events = vec![click(1, NOW), Err("bad".into()), click(1, NOW), click(2, NOW - 2 * HOUR), click(3, NOW + HOUR), click(4, NOW - HOUR + 1)];
-    let (out, admitted) = p.admit(&t, events, vec![], NOW);
+    let (out, admitted) = p.admit(&t, events, None, NOW);
     assert_eq!((out.accepted, out.duplicates), (2, 1));
     assert_eq!(out.rejected.iter().map(|r| r.index).collect::<Vec<_>>(), vec![1, 3, 4]);
     assert!(out.rejected[1].reason.contains("older"), "{}", out.rejected[1].reason);
@@ -42,7 +42,7 @@ fn counts_duplicates_rejects_and_refusals() {
     assert_eq!(s.tenants[0].refused.len(), 2);
     assert_eq!(s.low_watermark_ms, NOW - HOUR);
     // Nothing new: an empty sealing that still carries the watermark.
-    let (out, admitted) = p.admit(&t, vec![click(1, NOW)], vec![], NOW + 1000);
+    let (out, admitted) = p.admit(&t, vec![click(1, NOW)], None, NOW + 1000);
     assert_eq!((out.duplicates, admitted.is_none()), (1, true));
     let empty = p.seal(NOW + 1000, None);
     assert!(empty.tenants.is_empty());
@@ -53,9 +53,9 @@ fn counts_duplicates_rejects_and_refusals() {
 fn aborted_clicks_count_when_retried() {
     let t = TenantId::parse("t").unwrap();
     let mut p = pipeline();
-    let (_, a) = p.admit(&t, vec![click(1, NOW)], vec![], NOW);
+    let (_, a) = p.admit(&t, vec![click(1, NOW)], None, NOW);
     p.abort(&a.unwrap());
-    let (out, a) = p.admit(&t, vec![click(1, NOW)], vec![], NOW);
+    let (out, a) = p.admit(&t, vec![click(1, NOW)], None, NOW);
     assert_eq!(out.accepted, 1);
     durable(&mut p, a.unwrap());
     assert_eq!(p.seal(NOW, None).tenants[0].clicks.len(), 1);
@@ -67,7 +67,7 @@ fn replay_restores_dedup_and_unsealed_aggregates() {
     let mut p = pipeline();
     let mut records = Vec::new();
     for key in 0..4 {
-        let (_, a) = p.admit(&t, vec![click(key, NOW)], vec![], NOW);
+        let (_, a) = p.admit(&t, vec![click(key, NOW)], None, NOW);
         let mut a = a.unwrap();
         a.record.lsn = key as u64;
         records.push(a.record);
@@ -77,7 +77,7 @@ fn replay_restores_dedup_and_unsealed_aggregates() {
     for r in &records {
         q.replay(&t, r);
     }
-    let (out, _) = q.admit(&t, vec![click(0, NOW), click(3, NOW), click(9, NOW)], vec![], NOW + 1);
+    let (out, _) = q.admit(&t, vec![click(0, NOW), click(3, NOW), click(9, NOW)], None, NOW + 1);
     assert_eq!((out.accepted, out.duplicates), (1, 2));
     let s = q.seal(NOW + 1, None);
     assert_eq!((s.wal_from, s.wal_to), (2, 4));
@@ -105,7 +105,7 @@ proptest! {
             match op {
                 0 | 1 => {
                     key += 1;
-                    let (_, a) = p.admit(&t, vec![click(key, now.saturating_sub(back))], vec![], now);
+                    let (_, a) = p.admit(&t, vec![click(key, now.saturating_sub(back))], None, now);
                     if let Some(a) = a {
                         for c in &a.record.clicks {
                             prop_assert!(c.record.ts_ms >= max_w, "admitted ts {} below sealed watermark {max_w}", c.record.ts_ms);
@@ -140,11 +140,11 @@ fn watermark_follows_event_time_and_idle_lag() {
     let policy = TimePolicy { allowed_lateness_ms: 1000, max_future_ms: 1000, idle_lag_ms: 10 * HOUR };
     let mut p = Pipeline::new(DedupConfig { horizon_ms: HOUR, max_entries: 100 }, policy, 0);
     // A fresh edge takes a backfill hours old, then its watermark follows it.
-    let (out, a) = p.admit(&t, vec![click(1, NOW - 3 * HOUR), click(2, NOW - 3 * HOUR + 5000)], vec![], NOW);
+    let (out, a) = p.admit(&t, vec![click(1, NOW - 3 * HOUR), click(2, NOW - 3 * HOUR + 5000)], None, NOW);
     assert_eq!(out.accepted, 2);
     assert_eq!(p.watermark_ms(), NOW - 3 * HOUR + 5000);
     durable(&mut p, a.unwrap());
-    let (out, _) = p.admit(&t, vec![click(3, NOW - 3 * HOUR)], vec![], NOW);
+    let (out, _) = p.admit(&t, vec![click(3, NOW - 3 * HOUR)], None, NOW);
     assert_eq!((out.accepted, out.rejected.len()), (0, 1));
     assert_eq!(p.seal(NOW, None).low_watermark_ms, NOW - 3 * HOUR + 4000);
     // Idle: the wall clock pulls the watermark along.
@@ -157,7 +157,7 @@ fn a_filtered_click_is_decided_once_and_tags_ride_with_kept_clicks() {
     let mut p = pipeline();
     let filtered = |key| Ok(Click { verdict: 3, ..click(key, NOW).unwrap() });
     let tagged = Ok(Click { tags: vec![("country".into(), "DE".into())], ..click(2, NOW).unwrap() });
-    let (out, a) = p.admit(&t, vec![filtered(1), tagged], vec![], NOW);
+    let (out, a) = p.admit(&t, vec![filtered(1), tagged], None, NOW);
     assert_eq!((out.accepted, out.duplicates, out.rejected.len()), (1, 0, 1));
     assert!(out.rejected[0].reason.contains("reason code 3"));
     let a = a.unwrap();
@@ -165,13 +165,27 @@ fn a_filtered_click_is_decided_once_and_tags_ride_with_kept_clicks() {
     assert_eq!(a.record.tags, vec![WalTag { click: 0, dimension: "country".into(), value: "DE".into() }]);
     // Aborted: the retry is judged afresh.
     p.abort(&a);
-    let (out, a) = p.admit(&t, vec![filtered(1)], vec![], NOW);
+    let (out, a) = p.admit(&t, vec![filtered(1)], None, NOW);
     assert_eq!(out.rejected.len(), 1);
     durable(&mut p, a.unwrap());
     // Re-sent, even if a new filter version would keep it: a duplicate.
-    let (out, a) = p.admit(&t, vec![click(1, NOW)], vec![], NOW);
+    let (out, a) = p.admit(&t, vec![click(1, NOW)], None, NOW);
     assert_eq!((out.accepted, out.duplicates, out.rejected.len()), (0, 1, 0));
     assert!(a.is_none());
     let sealed = p.seal(NOW, None);
     assert_eq!(sealed.tenants[0].refused.len(), 1);
+}
+
+#[test]
+fn rollout_comparisons_count_first_sightings_only() {
+    let t = TenantId::parse("t").unwrap();
+    let mut p = pipeline();
+    let rollout = Some(Rollout { active_version: 1, candidate_version: 2, mode: tally_model::batch::MODE_SHADOW });
+    let compared = |key, ts, code| Ok(Click { compared: Some(Compared { applied_candidate: false, active_code: 0, candidate_code: code }), ..click(key, ts).unwrap() });
+    // Two new clicks (one the candidate would drop), a duplicate in the same request, one too late.
+    let events = vec![compared(1, NOW, 0), compared(2, NOW, 7), compared(1, NOW, 0), compared(3, NOW - 2 * HOUR, 0)];
+    let (out, a) = p.admit(&t, events, rollout, NOW);
+    assert_eq!((out.accepted, out.duplicates, out.rejected.len()), (2, 1, 1));
+    let rows: Vec<_> = a.unwrap().record.verdicts.iter().map(|v| (v.candidate_code, v.clicks, v.minute)).collect();
+    assert_eq!(rows, vec![(0, 1, (NOW / 60_000 * 60) as u32), (7, 1, (NOW / 60_000 * 60) as u32)]);
 }
