@@ -1,8 +1,23 @@
 SELECT
-    toUInt32(hour) AS hour,
-    ad_id,
-    toUInt64(sum(clicks)) AS filtered
-FROM tally.refused_by_hour
-WHERE tenant = ? AND hour >= ? AND hour < ? AND reason LIKE 'filtered:%'
+    toUInt32(toStartOfHour(toDateTime(intDiv(first_ts, 1000), 'UTC'))) AS hour,
+    first_ad AS ad_id,
+    toUInt64(count()) AS filtered
+FROM
+(
+    SELECT
+        id_hi,
+        id_lo,
+        argMin(ad_id, at) AS first_ad,
+        argMin(ts_ms, at) AS first_ts
+    FROM tally.refused_events
+    WHERE tenant = ? AND intDiv(ts_ms, 1000) >= ? AND intDiv(ts_ms, 1000) < ? AND reason LIKE 'filtered:%'
+    GROUP BY id_hi, id_lo
+)
+WHERE (id_hi, id_lo) NOT IN
+(
+    SELECT id_hi, id_lo
+    FROM tally.click_records
+    WHERE tenant = ? AND second >= ? AND second < ? AND verdict = 0
+)
 GROUP BY hour, ad_id
 ORDER BY hour, ad_id

@@ -65,7 +65,8 @@ impl Store {
     }
 
     pub async fn billing_filtered(&self, tenant: &str, from: u32, to: u32) -> Result<Vec<FilteredHour>, StoreError> {
-        self.db.query(sql::BILLING_FILTERED).bind(tenant).bind(from).bind(to).fetch_all().await.map_err(err("reading filtered clicks for billing"))
+        let query = self.db.query(sql::BILLING_FILTERED).bind(tenant).bind(from).bind(to).bind(tenant).bind(from).bind(to);
+        query.fetch_all().await.map_err(err("reading filtered clicks for billing"))
     }
 
     pub async fn plugin_comparison(&self, tenant: &str, from: u32, to: u32) -> Result<Vec<VerdictCount>, StoreError> {
