@@ -15,7 +15,7 @@ use tally_edge::filter::registry::RegistrySync;
 use tally_edge::filter::slot::Filters;
 use tally_edge::metrics::Metrics;
 use tally_filter::host::{FailurePolicy, FilterEngine, Limits};
-use tally_filter::manifest::{Manifest, TenantPlugins, VersionRef};
+use tally_filter::manifest::{sha256_hex, Manifest, TenantPlugins, VersionRef};
 use tally_http::serve::{Handler, Peer};
 use tally_http::{reply, RequestBody, Response};
 use tally_model::tenant::{TenantId, TenantSpec, Tenants};
@@ -43,10 +43,6 @@ fn noop() -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (build the plugins first)", path.display()))
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
-}
-
 fn tenants() -> Tenants {
     let k = |r: &str| format!("acme-{r}-key-0000-xxxxxxxx");
     let spec = TenantSpec {
@@ -63,14 +59,14 @@ fn tenants() -> Tenants {
 }
 
 fn manifest(sha256: &str) -> Manifest {
-    let active = Some(VersionRef { version: 1, sha256: sha256.into() });
+    let active = VersionRef { version: 1, sha256: sha256.into() };
     Manifest { tenants: vec![TenantPlugins { tenant: "acme".into(), policy: FailurePolicy::Open, active, candidate: None, limits: None }] }
 }
 
 #[tokio::test]
 async fn components_run_only_when_their_hash_matches() {
     let bytes = noop();
-    let fake = Arc::new(FakeRegistry { manifest: Mutex::new(manifest(&sha256(&bytes))), blob: Mutex::new(b"\0asm tampered".to_vec()) });
+    let fake = Arc::new(FakeRegistry { manifest: Mutex::new(manifest(&sha256_hex(&bytes))), blob: Mutex::new(b"\0asm tampered".to_vec()) });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = watch::channel(false);

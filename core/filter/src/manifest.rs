@@ -26,7 +26,8 @@ pub struct Manifest {
 pub struct TenantPlugins {
     pub tenant: String,
     pub policy: FailurePolicy,
-    pub active: Option<VersionRef>,
+    /// A tenant without an active version is not in the manifest.
+    pub active: VersionRef,
     pub candidate: Option<Candidate>,
     /// The tenant's own limits; edges cap them at their configured maxima.
     #[serde(default)]

@@ -169,12 +169,11 @@ impl RegistrySync {
     }
 
     async fn build(&self, entry: &TenantPlugins) -> Result<TenantFilter, String> {
-        let active = entry.active.as_ref().ok_or("no active version")?;
         // Live instances carry over only while their limits stay the same.
         let same_limits = self.applied.get(&entry.tenant).is_some_and(|e| e.limits == entry.limits);
         let current = self.tenants.get(&entry.tenant).and_then(|(t, _)| self.filters.get(t)).filter(|_| same_limits);
         let limits = self.limits_for(entry);
-        let active = self.load(active, current.as_deref(), limits).await?;
+        let active = self.load(&entry.active, current.as_deref(), limits).await?;
         let candidate = match &entry.candidate {
             Some(c) => Some((self.load(&c.version, current.as_deref(), limits).await?, c.mode)),
             None => None,

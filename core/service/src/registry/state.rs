@@ -137,7 +137,7 @@ impl TenantState {
     pub fn manifest(&self, tenant: &str) -> Option<TenantPlugins> {
         let active = self.reference(self.active?)?;
         let candidate = self.candidate.and_then(|c| Some(Candidate { version: self.reference(c.version)?, mode: c.mode }));
-        Some(TenantPlugins { tenant: tenant.to_string(), policy: self.policy, active: Some(active), candidate, limits: self.limits })
+        Some(TenantPlugins { tenant: tenant.to_string(), policy: self.policy, active, candidate, limits: self.limits })
     }
 }
 
@@ -159,7 +159,7 @@ mod tests {
         assert_eq!(s.apply(Action::Shadow { version: 3 }), Err(RolloutError::UnknownVersion(3)));
         s.apply(Action::Shadow { version: 2 }).unwrap();
         let m = s.manifest("t").unwrap();
-        assert_eq!((m.active.unwrap().version, m.candidate.unwrap().mode), (1, Mode::Shadow));
+        assert_eq!((m.active.version, m.candidate.unwrap().mode), (1, Mode::Shadow));
         s.apply(Action::Canary { version: 2, percent: 10 }).unwrap();
         s.apply(Action::Rollback).unwrap();
         assert_eq!(s.manifest("t").unwrap().candidate, None);
