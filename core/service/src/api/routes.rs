@@ -151,13 +151,22 @@ impl Api {
             Ok(r) => r,
             Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
         };
+        // ClickHouse reads are not one snapshot, so a commit may land between
+        // queries. Clicks and spend add up and are summed from the points;
+        // `users` (a sketch merge) is read after them, so it covers at least
+        // the clicks the points show (committed data only grows).
         let series = self.store.series(tenant.as_str(), ad_id, range.from, range.to, range.step);
-        let totals = self.store.totals(tenant.as_str(), ad_id, range.from, range.to, range.step);
         let filtered = self.store.filtered_series(tenant.as_str(), ad_id, range.from, range.to, range.step);
-        let (series, total, filtered) = match tokio::try_join!(series, totals, filtered) {
+        let (series, filtered) = match tokio::try_join!(series, filtered) {
             Ok(found) => found,
             Err(e) => return storage_error(e),
         };
+        let mut total = match self.store.totals(tenant.as_str(), ad_id, range.from, range.to, range.step).await {
+            Ok(t) => t,
+            Err(e) => return storage_error(e),
+        };
+        total.clicks = series.iter().map(|p| p.clicks).sum();
+        total.spend_micros = series.iter().map(|p| p.spend_micros).sum();
         let filtered_at = |t: u32| filtered.as_ref().map(|f| f.iter().find(|p| p.t == t).map_or(0, |p| p.filtered));
         let total_filtered = filtered.as_ref().map(|f| f.iter().map(|p| p.filtered).sum());
         // Dense series: empty buckets are explicit zeros, which is what a chart wants.
