@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,9 +105,10 @@ async fn registry_hot_swap_shadow_canary_and_isolation() {
     let now = now_ms();
     // Four senders, each its own ids, each re-sending until acknowledged.
     let swapped = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
     let senders: Vec<_> = (0..4)
         .map(|sender| {
-            let (client, edge, key, swapped) = (pop.client.clone(), edge.clone(), key.clone(), swapped.clone());
+            let (client, edge, key, swapped, answered) = (pop.client.clone(), edge.clone(), key.clone(), swapped.clone(), answered.clone());
             tokio::spawn(async move {
                 let (mut accepted, mut filtered, mut sent) = (0u64, 0u64, 0u64);
                 let mut per_batch = Vec::new();
@@ -126,13 +127,21 @@ async fn registry_hot_swap_shadow_canary_and_isolation() {
                     filtered += r["rejected"].as_array().unwrap().len() as u64;
                     sent += 50;
                     per_batch.push(r["rejected"].as_array().unwrap().len());
+                    if batch == 0 {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 (accepted, filtered, sent, per_batch)
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The swap happens under load: every sender has been answered by v1 first.
+    let deadline = tokio::time::Instant::now() + harness::CONVERGE;
+    while answered.load(Ordering::SeqCst) < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "the senders never got going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let v2 = cli(&pop, &admin, &["push", plugin("bot_filter").to_str().unwrap(), "--activate"]);
     assert_eq!(v2["active"], 2, "{v2}");
     wait_for_version(&pop, "acme", "active", 2).await;
