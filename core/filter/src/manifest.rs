@@ -3,9 +3,11 @@
 //! JSON and fetch each version's component by its sha256, which they
 //! verify before compiling it.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
-use crate::host::FailurePolicy;
+use crate::host::{FailurePolicy, Limits};
 
 /// How manifests name components: lowercase hex sha256 of their bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -49,6 +51,10 @@ impl TenantLimits {
             return Err(format!("memory_mb must be 1-{} and timeout_ms 1-{}", Self::MAX_MEMORY_MB, Self::MAX_TIMEOUT_MS));
         }
         Ok(())
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits { memory_bytes: (self.memory_mb as usize) << 20, timeout: Duration::from_millis(self.timeout_ms as u64) }
     }
 }
 

@@ -185,11 +185,7 @@ impl RegistrySync {
     fn limits_for(&self, entry: &TenantPlugins) -> Limits {
         match entry.limits {
             None => self.limits,
-            Some(t) => Limits {
-                memory_bytes: (t.memory_mb as usize) << 20,
-                timeout: Duration::from_millis(t.timeout_ms as u64),
-            }
-            .capped(self.limits),
+            Some(t) => t.limits().capped(self.limits),
         }
     }
 

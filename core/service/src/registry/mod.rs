@@ -69,7 +69,8 @@ pub struct Registry {
     compiling: tokio::sync::Semaphore,
 }
 
-/// Limits an upload must start within to be accepted.
+/// Limits an upload must start within to be accepted, unless its tenant
+/// has its own.
 const VALIDATE_LIMITS: Limits = Limits { memory_bytes: 64 << 20, timeout: std::time::Duration::from_secs(1) };
 
 impl Registry {
@@ -103,11 +104,14 @@ impl Registry {
             return Err(RegistryError::TooLarge(bytes.len(), self.max_bytes));
         }
         let _permit = self.compiling.acquire().await.map_err(|_| RegistryError::Invalid("the registry is shutting down".into()))?;
+        // Within the limits the edges will give it: a version that cannot
+        // start there is refused here, not discovered on every edge.
+        let limits = self.state(tenant).limits.map_or(VALIDATE_LIMITS, |l| l.limits());
         let (engine, label) = (self.engine.clone(), name.to_string());
         // Compiling takes tens of milliseconds: off the async workers.
         let bytes = tokio::task::spawn_blocking(move || {
             let compiled = Compiled::new(&engine, &label, &bytes).map_err(|e| RegistryError::Invalid(e.to_string()))?;
-            Plugin::new(compiled, VALIDATE_LIMITS).map_err(|e| RegistryError::Invalid(e.to_string()))?;
+            Plugin::new(compiled, limits).map_err(|e| RegistryError::Invalid(e.to_string()))?;
             Ok::<_, RegistryError>(bytes)
         })
         .await
