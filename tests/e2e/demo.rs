@@ -13,6 +13,21 @@ fn alive(pid: u32) -> bool {
     unsafe { libc::kill(pid as i32, 0) == 0 }
 }
 
+/// The demo's children lead their own process groups, so killing the demo
+/// does not take them: if the test fails, this does.
+struct ReapOnPanic(Vec<u32>);
+
+impl Drop for ReapOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for &pid in &self.0 {
+                // SAFETY: these are the groups of the processes this test started.
+                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_runs_a_pop_and_stops_everything() {
     let dir = tempfile::tempdir().unwrap();
@@ -36,6 +51,7 @@ async fn demo_runs_a_pop_and_stops_everything() {
         assert!(state[key].is_string(), "state lacks {key}: {state}");
     }
     let pids: Vec<u32> = state["pids"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap() as u32).collect();
+    let _reap = ReapOnPanic(pids.clone());
     assert_eq!(pids.len(), 3);
     assert!(pids.iter().all(|&p| alive(p)));
 
@@ -46,6 +62,7 @@ async fn demo_runs_a_pop_and_stops_everything() {
     let r = client.post_json(&format!("{}/v1/clicks", s("edge_http")), Some(&s("ingest_key")), body).await.unwrap();
     assert_eq!(r.json().unwrap()["accepted"], 2);
     let url = format!("{}/v1/ads/5/clicks?step=1m&from={}&to={}", s("core_http"), now - 120_000, now + 120_000);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         let v = client.get(&url, Some(&s("read_key"))).await.unwrap().json().unwrap();
         if v["total"]["clicks"] == 2 {

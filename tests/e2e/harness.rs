@@ -25,7 +25,8 @@ pub async fn start(tenants: &[&str]) -> Pop {
 }
 
 /// Edges seal every 200 ms and send heartbeats every second; the core
-/// finalizes billing every 500 ms.
+/// finalizes billing every 500 ms. Filter calls get 2 s, so a good filter
+/// never misses its deadline on a loaded machine (a looping one still does).
 pub async fn start_with(tenants: &[&str], edge: EdgeSettings) -> Pop {
     let dir = tempfile::Builder::new().prefix("tally-e2e-").tempdir().unwrap();
     let pop = LocalPop::start(PopOptions {
@@ -33,7 +34,7 @@ pub async fn start_with(tenants: &[&str], edge: EdgeSettings) -> Pop {
         dir: dir.path().to_path_buf(),
         clickhouse_url: None,
         tenants: tenants.iter().map(|t| t.to_string()).collect(),
-        edge: EdgeSettings { ship_interval_ms: 200, heartbeat_ms: 1000, ..edge },
+        edge: EdgeSettings { ship_interval_ms: 200, heartbeat_ms: 1000, filter_timeout_ms: 2000, ..edge },
         finalize_interval_ms: 500,
         log: "info".into(),
     })

@@ -43,7 +43,7 @@ fn cli(pop: &Pop, admin_key: &str, args: &[&str]) -> Value {
 /// Waits until the edge runs `version` for the tenant in `role`.
 async fn wait_for_version(pop: &Pop, tenant: &str, role: &str, version: u64) {
     let want = format!(r#"tally_edge_filter_version{{tenant="{tenant}",role="{role}"}} {version}"#);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let deadline = tokio::time::Instant::now() + harness::CONVERGE;
     loop {
         let metrics = pop.client.get(&format!("{}/metrics", pop.pop.state.edge_http), None).await.unwrap().text();
         if metrics.contains(&want) {
@@ -61,7 +61,7 @@ fn click(id: &str, ad: u64, ts: u64, bot: bool, ip: &str) -> String {
 
 /// Polls a JSON query until `done` holds.
 async fn wait_for(pop: &Pop, key: &str, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let deadline = tokio::time::Instant::now() + harness::CONVERGE;
     loop {
         let reply = pop.query(key, path).await;
         let v: Value = reply.json().unwrap_or(Value::Null);

@@ -48,6 +48,8 @@ pub struct EdgeSettings {
     pub filters: Vec<(String, PathBuf, &'static str)>,
     /// How often edges poll the core's plugin registry.
     pub registry_poll_ms: u64,
+    /// A filter call's deadline (registry and `filters` plugins alike).
+    pub filter_timeout_ms: u64,
 }
 
 impl Default for EdgeSettings {
@@ -61,6 +63,7 @@ impl Default for EdgeSettings {
             archive_acknowledged: false,
             filters: Vec::new(),
             registry_poll_ms: 1000,
+            filter_timeout_ms: 100,
         }
     }
 }
@@ -217,9 +220,9 @@ impl LocalPop {
                 self.core_quic,
                 self.state.core_cert,
             );
-        text.push_str(&format!("\n[registry]\nurl = \"http://{}\"\ntoken = \"{}\"\npoll_ms = {}\n", self.core_http, self.edge_token, e.registry_poll_ms));
+        text.push_str(&format!("\n[registry]\nurl = \"http://{}\"\ntoken = \"{}\"\npoll_ms = {}\ntimeout_ms = {}\n", self.core_http, self.edge_token, e.registry_poll_ms, e.filter_timeout_ms));
         for (tenant, path, policy) in &e.filters {
-            text.push_str(&format!("\n[[filter]]\ntenant = {tenant:?}\npath = {path:?}\npolicy = {policy:?}\n"));
+            text.push_str(&format!("\n[[filter]]\ntenant = {tenant:?}\npath = {path:?}\npolicy = {policy:?}\ntimeout_ms = {}\n", e.filter_timeout_ms));
         }
         std::fs::write(&config, text)?;
         let process = spawn(&self.opts, "edge", &config, &dir.join(format!("{id}.log")), http).await?;

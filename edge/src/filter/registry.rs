@@ -145,11 +145,14 @@ impl RegistrySync {
             let tenant = tenant.clone();
             match self.build(&entry).await {
                 Ok(filter) => {
+                    let (active, candidate) = (filter.active.version, filter.candidate.as_ref().map(|c| (c.0.version, c.1)));
+                    // Swapped first: whoever sees the new version in the
+                    // metrics or the log finds it running.
+                    self.filters.set(tenant.clone(), Some(filter));
                     let label = |role| RoleLabel { tenant: tenant.to_string(), role };
-                    self.metrics.filter_version.get_or_create(&label("active")).set(filter.active.version as i64);
-                    self.metrics.filter_version.get_or_create(&label("candidate")).set(filter.candidate.as_ref().map_or(0, |c| c.0.version as i64));
-                    tracing::info!(%tenant, active = filter.active.version, candidate = ?filter.candidate.as_ref().map(|c| (c.0.version, c.1)), "tenant filter swapped");
-                    self.filters.set(tenant, Some(filter));
+                    self.metrics.filter_version.get_or_create(&label("active")).set(active as i64);
+                    self.metrics.filter_version.get_or_create(&label("candidate")).set(candidate.map_or(0, |c| c.0 as i64));
+                    tracing::info!(%tenant, active, ?candidate, "tenant filter swapped");
                     self.applied.insert(entry.tenant.clone(), entry);
                     changed = true;
                 }

@@ -246,13 +246,19 @@ impl Api {
             Ok(_) => return reply::error(StatusCode::BAD_REQUEST, "billing is hourly: step must be 1h"),
             Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
         };
+        // The finalizer writes an hour's statements before marking it final,
+        // and reads are not one snapshot: the marks are read first, so an
+        // hour shown final always has its statements.
+        let final_hours = match self.store.final_hours(range.from, range.to).await {
+            Ok(hours) => hours,
+            Err(e) => return storage_error(e),
+        };
         let fetched = tokio::try_join!(
-            self.store.final_hours(range.from, range.to),
             self.store.billing_statements(range.from, range.to),
             self.store.billing_live(tenant.as_str(), range.from, range.to),
             self.store.billing_filtered(tenant.as_str(), range.from, range.to),
         );
-        let (final_hours, billed, live, filtered) = match fetched {
+        let (billed, live, filtered) = match fetched {
             Ok(found) => found,
             Err(e) => return storage_error(e),
         };

@@ -151,10 +151,12 @@ async fn commit_group(store: &Store, entries: &[Entry], after_inserts: &mut impl
         decisions.push((e.counts(), decision));
     }
     // 3-4. Writes, in protocol order.
+    let mut wrote = false;
     for step in steps(&decisions) {
         match step {
             Step::Start(ix) => store.insert_ledger(&ledger_rows(entries, &ix, LedgerState::Started)).await?,
             Step::Insert { part, rows } => {
+                wrote = true;
                 let token = insert_token(entries, part, &rows);
                 match part {
                     0 => store.insert_landing(&landing_rows(entries, &rows), &token).await?,
@@ -165,7 +167,10 @@ async fn commit_group(store: &Store, entries: &[Entry], after_inserts: &mut impl
                 }
             }
             Step::Finish(ix) => {
-                after_inserts();
+                // Only groups that wrote rows count (not empty heartbeats).
+                if wrote {
+                    after_inserts();
+                }
                 store.insert_ledger(&ledger_rows(entries, &ix, LedgerState::Committed)).await?
             }
         }
