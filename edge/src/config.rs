@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use tally_model::config_file::ConfigError;
 use tally_model::config_file::load_toml;
+pub use tally_model::config_file::ConfigError;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -303,7 +303,11 @@ mod tests {
     fn rejects_nonsense() {
         let base = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/edge.toml")).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        for (from, to) in [("ship_interval_ms = 1000", "ship_interval_ms = 0"), ("edge_id = \"pop-fra-1\"", "edge_id = \"\""), ("max_in_flight = 8", "max_in_flight = 8\nbogus = 1")] {
+        for (from, to) in [
+            ("ship_interval_ms = 1000", "ship_interval_ms = 0"),
+            ("edge_id = \"pop-fra-1\"", "edge_id = \"\""),
+            ("max_in_flight = 8", "max_in_flight = 8\nbogus = 1"),
+        ] {
             let p = dir.path().join("e.toml");
             std::fs::write(&p, base.replace(from, to)).unwrap();
             assert!(EdgeConfig::load(&p).is_err(), "{to}");

@@ -121,9 +121,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
     };
 
     let connector = Connector::new(config.core.addr, &config.core.server_name, &config.core.ca_cert)?;
-    let listener = TcpListener::bind(config.listen_http)
-        .await
-        .map_err(|source| EdgeError::Listen { addr: config.listen_http, source })?;
+    let listener = TcpListener::bind(config.listen_http).await.map_err(|source| EdgeError::Listen { addr: config.listen_http, source })?;
     tracing::info!(addr = %config.listen_http, "edge accepting clicks over HTTP/1.1 and HTTP/2");
 
     let identity = match (&config.tls.cert_file, &config.tls.key_file) {

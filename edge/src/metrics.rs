@@ -84,7 +84,11 @@ impl Metrics {
         let r = &mut m.registry;
         r.register("tally_edge_http_requests", "HTTP requests by status code and transport (tcp, tls, h3)", m.requests.clone());
         r.register("tally_edge_filter_calls", "Batches run through a tenant filter", m.filter_calls.clone());
-        r.register("tally_edge_filter_failures", "Tenant filter calls that trapped, timed out, ran out of memory or answered wrongly", m.filter_failures.clone());
+        r.register(
+            "tally_edge_filter_failures",
+            "Tenant filter calls that trapped, timed out, ran out of memory or answered wrongly",
+            m.filter_failures.clone(),
+        );
         r.register("tally_edge_filter_quarantined", "1 while a tenant's filter is quarantined after repeated failures", m.filter_quarantined.clone());
         r.register("tally_edge_filter_seconds", "Time spent in tenant filters", m.filter_seconds.clone());
         r.register("tally_edge_filter_version_failures", "Failed calls per plugin version and role", m.filter_version_failures.clone());
@@ -92,7 +96,11 @@ impl Metrics {
         r.register("tally_edge_filter_tags_ignored", "Enrichment tags dropped: dimension not declared by the tenant", m.filter_tags_ignored.clone());
         r.register("tally_edge_registry_syncs", "Registry polls by result (unchanged, applied, error)", m.registry_syncs.clone());
         r.register("tally_edge_redirects_unrecorded", "Click redirects answered although their click could not be recorded", m.redirects_unrecorded.clone());
-        r.register("tally_edge_udp_rcvbuf_errors", "UDP datagrams the host dropped for a full receive buffer (kernel count, all sockets)", m.udp_rcvbuf_errors.clone());
+        r.register(
+            "tally_edge_udp_rcvbuf_errors",
+            "UDP datagrams the host dropped for a full receive buffer (kernel count, all sockets)",
+            m.udp_rcvbuf_errors.clone(),
+        );
         r.register("tally_edge_events_accepted", "Clicks accepted (first sighting)", m.events_accepted.clone());
         r.register("tally_edge_events_duplicate", "Clicks dropped as duplicates within the dedup horizon", m.events_duplicate.clone());
         r.register("tally_edge_events_rejected", "Clicks rejected as malformed", m.events_rejected.clone());

@@ -11,9 +11,7 @@ use http::StatusCode;
 use tally_http::{reply, Response};
 
 pub async fn serve(dir: Option<&Path>, name: &str) -> Response {
-    let ok_name = !name.is_empty()
-        && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    let ok_name = !name.is_empty() && !name.starts_with('.') && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     let Some(dir) = dir.filter(|_| ok_name) else { return reply::not_found() };
     match tokio::fs::read(dir.join(name)).await {
         Ok(bytes) => reply::with_type(StatusCode::OK, bytes.into(), content_type(name)),

@@ -76,7 +76,17 @@ async fn components_run_only_when_their_hash_matches() {
     let limits = Limits { memory_bytes: 16 << 20, timeout: Duration::from_secs(2) };
     let acme = TenantId::parse("acme").unwrap();
     let sync = |filters: Arc<Filters>| {
-        RegistrySync::new(&url, "edge-token", Duration::from_millis(10), cache.path().to_path_buf(), limits, engine.clone(), tenants(), filters, Arc::new(Metrics::new()))
+        RegistrySync::new(
+            &url,
+            "edge-token",
+            Duration::from_millis(10),
+            cache.path().to_path_buf(),
+            limits,
+            engine.clone(),
+            tenants(),
+            filters,
+            Arc::new(Metrics::new()),
+        )
     };
 
     // Tampered bytes: refused, nothing runs, nothing is cached.

@@ -90,8 +90,7 @@ async fn billing_is_exact_final_and_adjusted_across_edges() {
 
 async fn reconcile(pop: &harness::Pop, from: u64, to: u64, repair: bool) -> (bool, String) {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"));
-    cmd.args(["billing", "reconcile", "--clickhouse-url", &pop.pop.state.clickhouse_http])
-        .args(["--from", &from.to_string(), "--to", &to.to_string()]);
+    cmd.args(["billing", "reconcile", "--clickhouse-url", &pop.pop.state.clickhouse_http]).args(["--from", &from.to_string(), "--to", &to.to_string()]);
     if repair {
         cmd.arg("--repair");
     }

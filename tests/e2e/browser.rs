@@ -16,10 +16,7 @@ use crate::harness;
 fn spki_hash(cert: &std::path::Path) -> String {
     let out = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "openssl x509 -pubkey -noout -in '{}' | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64",
-            cert.display()
-        ))
+        .arg(format!("openssl x509 -pubkey -noout -in '{}' | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64", cert.display()))
         .output()
         .expect("openssl runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -71,7 +71,12 @@ async fn compression_limits_beacon_cors_and_redirects() {
 
     // sendBeacon: key in the path, text/plain body, CORS for allowed origins only.
     let origin = ("origin", "https://news.example".to_string());
-    let r = post(format!("{edge}/v1/beacon/{key}"), vec![origin.clone(), ("content-type", "text/plain;charset=UTF-8".into())], events("bc", 5, 55, now).into_bytes()).await;
+    let r = post(
+        format!("{edge}/v1/beacon/{key}"),
+        vec![origin.clone(), ("content-type", "text/plain;charset=UTF-8".into())],
+        events("bc", 5, 55, now).into_bytes(),
+    )
+    .await;
     assert_eq!(r.json().unwrap()["accepted"], 5, "{}", r.text());
     assert_eq!(r.headers.get("access-control-allow-origin").unwrap(), "https://news.example");
     let r = post(format!("{edge}/v1/beacon/{key}"), vec![("origin", "https://evil.example".into())], events("bd", 1, 55, now).into_bytes()).await;
@@ -79,7 +84,14 @@ async fn compression_limits_beacon_cors_and_redirects() {
     let r = post(format!("{edge}/v1/beacon/not-a-key-000000000"), vec![], b"[]".to_vec()).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let pre = c
-        .request(http::Request::builder().method(Method::OPTIONS).uri(format!("{edge}/v1/clicks")).header("origin", "https://news.example").body(Vec::new().into()).unwrap())
+        .request(
+            http::Request::builder()
+                .method(Method::OPTIONS)
+                .uri(format!("{edge}/v1/clicks"))
+                .header("origin", "https://news.example")
+                .body(Vec::new().into())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(pre.status, StatusCode::NO_CONTENT);

@@ -55,9 +55,7 @@ async fn edge_killed_under_load_loses_nothing_it_acknowledged() {
     let gens = [Arc::new(Mutex::new(generator(21))), Arc::new(Mutex::new(generator(22)))];
     let edge = pop.pop.state.edge_http.clone();
     let done = Arc::new(AtomicUsize::new(0));
-    let loads: Vec<_> = (0..2)
-        .map(|t| tokio::spawn(load_counted(edge.clone(), pop.ingest_key(t), gens[t].clone(), ROUNDS, done.clone())))
-        .collect();
+    let loads: Vec<_> = (0..2).map(|t| tokio::spawn(load_counted(edge.clone(), pop.ingest_key(t), gens[t].clone(), ROUNDS, done.clone()))).collect();
     // Once traffic flows, kill -9 the edge with requests in flight; clients
     // retry until it is back on the same spool.
     let deadline = tokio::time::Instant::now() + harness::CONVERGE;

@@ -23,10 +23,8 @@ fn click(id: &str, ad: u64, ts: u64, ua: &str, ip: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_drop_bots_and_contain_hostile_plugins() {
-    let settings = EdgeSettings {
-        filters: vec![("acme".into(), plugin("bot_filter"), "open"), ("rogue".into(), plugin("hostile"), "closed")],
-        ..EdgeSettings::default()
-    };
+    let settings =
+        EdgeSettings { filters: vec![("acme".into(), plugin("bot_filter"), "open"), ("rogue".into(), plugin("hostile"), "closed")], ..EdgeSettings::default() };
     let pop = harness::start_with(&["acme", "rogue", "plain"], settings).await;
     let edge = pop.pop.state.edge_http.clone();
     let now = now_ms();
@@ -42,11 +40,7 @@ async fn filters_drop_bots_and_contain_hostile_plugins() {
     assert_eq!(reasons, vec!["dropped by the tenant's filter (reason code 1)", "dropped by the tenant's filter (reason code 2)"], "{r}");
 
     // The hostile tenant's filter loops; its policy is fail-closed: 503, retry later.
-    let bad = pop
-        .client
-        .post_json(&format!("{edge}/v1/clicks"), Some(&pop.ingest_key(1)), format!("[{}]", click("x", 1, now, "", "")))
-        .await
-        .unwrap();
+    let bad = pop.client.post_json(&format!("{edge}/v1/clicks"), Some(&pop.ingest_key(1)), format!("[{}]", click("x", 1, now, "", ""))).await.unwrap();
     assert_eq!(bad.status, StatusCode::SERVICE_UNAVAILABLE, "{}", bad.text());
     assert!(bad.headers.get("retry-after").is_some());
     // Other tenants are untouched, with or without a filter.

@@ -2,16 +2,16 @@
 //! `tally core` and a `tally edge`, driven over HTTP and QUIC, with results
 //! compared against exact ground truth.
 
+mod billing;
+mod browser;
+mod browser_features;
+mod crash;
+mod demo;
+mod filters;
 mod harness;
 mod ingest;
-mod shipping;
-mod demo;
-mod sql;
-mod crash;
-mod billing;
-mod transports;
-mod browser_features;
-mod browser;
 mod openapi;
-mod filters;
 mod registry;
+mod shipping;
+mod sql;
+mod transports;

@@ -192,7 +192,8 @@ async fn registry_hot_swap_shadow_canary_and_isolation() {
     let r = post_until_acked(&pop.client, &edge, &key, &events).await;
     assert_eq!(r["accepted"].as_u64(), Some(canary.len() as u64), "only canary clicks escape the bot filter: {r}");
     let range = format!("from={}&to={}", t - 120_000, t + 120_000);
-    let dims = wait_for(&pop, &pop.read_key(0), &format!("/v1/dimensions/country?{range}"), |v| v["values"][0]["clicks"].as_u64() == Some(canary.len() as u64)).await;
+    let dims =
+        wait_for(&pop, &pop.read_key(0), &format!("/v1/dimensions/country?{range}"), |v| v["values"][0]["clicks"].as_u64() == Some(canary.len() as u64)).await;
     assert_eq!(dims["values"][0]["value"], "DE", "{dims}");
     let cmp = wait_for(&pop, &admin, &format!("/v1/plugins/comparison?{range}"), |v| {
         v["versions"].as_array().is_some_and(|a| a.iter().any(|c| c["mode"] == "canary" && c["clicks"] == 200))

@@ -49,12 +49,7 @@ async fn corrupt_batches_are_rejected_and_resends_commit_once() {
     let mut flipped = good.clone();
     *flipped.last_mut().unwrap() ^= 1;
     let invalid = frame::encode(&Batch { tenants: vec![TenantRows { tenant: "NOT A TENANT".into(), ..TenantRows::default() }], ..batch.clone() });
-    for (what, bytes) in [
-        ("garbage", b"hello core".to_vec()),
-        ("flipped", flipped),
-        ("truncated", good[..good.len() - 3].to_vec()),
-        ("invalid", invalid),
-    ] {
+    for (what, bytes) in [("garbage", b"hello core".to_vec()), ("flipped", flipped), ("truncated", good[..good.len() - 3].to_vec()), ("invalid", invalid)] {
         let reply = connector.send(Bytes::from(bytes)).await.unwrap();
         assert_eq!(reply.status, Status::Rejected, "{what}: {reply:?}");
         assert!(!reply.reason.is_empty());

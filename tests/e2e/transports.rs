@@ -22,8 +22,16 @@ fn h3(pop: &harness::Pop, method: &str, path: &str, key: Option<&str>, data: &st
     let state = &pop.pop.state;
     let port = state.edge_h3.rsplit(':').next().unwrap();
     let mut cmd = std::process::Command::new("python3");
-    cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients/h3_request.py"))
-        .args(["--cafile", state.edge_cert.to_str().unwrap(), "--port", port, "--method", method, "--data", data]);
+    cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients/h3_request.py")).args([
+        "--cafile",
+        state.edge_cert.to_str().unwrap(),
+        "--port",
+        port,
+        "--method",
+        method,
+        "--data",
+        data,
+    ]);
     if let Some(k) = key {
         cmd.args(["--header", &format!("authorization: Bearer {k}")]);
     }
@@ -52,14 +60,24 @@ async fn one_contract_on_every_transport() {
 
     // curl, HTTP/1.1 and HTTP/2 (prior knowledge) in clear.
     for (name, flag) in [("h1", "--http1.1"), ("h2c", "--http2-prior-knowledge")] {
-        let (code, headers, resp) = curl(&[flag, "-H", &auth, "-H", "content-type: application/json", "--data-binary", &body(name, 10, now), &format!("{}/v1/clicks", state.edge_http)]);
+        let (code, headers, resp) = curl(&[
+            flag,
+            "-H",
+            &auth,
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            &body(name, 10, now),
+            &format!("{}/v1/clicks", state.edge_http),
+        ]);
         assert_eq!(code, 200, "{name}: {headers}{resp}");
         assert!(headers.to_lowercase().contains("alt-svc: h3=\":"), "{name} lacks Alt-Svc: {headers}");
         sent += 10;
     }
     // curl over TLS, HTTP/1.1 and HTTP/2, verifying the edge's certificate.
     for (name, flag) in [("tls-h1", "--http1.1"), ("tls-h2", "--http2")] {
-        let (code, headers, resp) = curl(&[flag, "--cacert", &cacert, "--resolve", &resolve, "-H", &auth, "--data-binary", &body(name, 10, now), &format!("{https}/v1/clicks")]);
+        let (code, headers, resp) =
+            curl(&[flag, "--cacert", &cacert, "--resolve", &resolve, "-H", &auth, "--data-binary", &body(name, 10, now), &format!("{https}/v1/clicks")]);
         assert_eq!(code, 200, "{name}: {headers}{resp}");
         let want = if name == "tls-h2" { "HTTP/2 200" } else { "HTTP/1.1 200" };
         assert!(headers.contains(want), "{name}: {headers}");

@@ -82,7 +82,10 @@ pub async fn run(args: DemoArgs, mut shutdown: watch::Receiver<bool>) -> Result<
     }
     println!("\nTally local POP is up (files in {}):", dir.display());
     println!("  dashboard   {}", state.dashboard);
-    println!("  edge ingest curl -H 'Authorization: Bearer {}' -d '{{\"click_id\":\"c1\",\"ad_id\":1,\"ts\":\"2026-01-01T00:00:00Z\"}}' {}/v1/clicks", state.ingest_key, state.edge_http);
+    println!(
+        "  edge ingest curl -H 'Authorization: Bearer {}' -d '{{\"click_id\":\"c1\",\"ad_id\":1,\"ts\":\"2026-01-01T00:00:00Z\"}}' {}/v1/clicks",
+        state.ingest_key, state.edge_http
+    );
     println!("  query       curl -H 'Authorization: Bearer {}' '{}/v1/ads/1/clicks?step=1m'", state.read_key, state.core_http);
     println!("  metrics     {}/metrics  {}/metrics", state.edge_http, state.core_http);
     println!("  clickhouse  {}", state.clickhouse_http);

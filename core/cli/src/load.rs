@@ -247,15 +247,7 @@ fn spawn_progress(sent: Arc<AtomicU64>, started: Instant) -> tokio::task::JoinHa
 
 /// Sends on a fixed schedule for the whole run; each request is its own task.
 #[allow(clippy::too_many_arguments)]
-async fn open_loop(
-    args: &Arc<LoadArgs>,
-    senders: Vec<Sender>,
-    url: &str,
-    authority: &str,
-    run_id: u64,
-    deadline: Instant,
-    sent: Arc<AtomicU64>,
-) -> Tally {
+async fn open_loop(args: &Arc<LoadArgs>, senders: Vec<Sender>, url: &str, authority: &str, run_id: u64, deadline: Instant, sent: Arc<AtomicU64>) -> Tally {
     let interval = Duration::from_secs_f64(args.batch as f64 / args.rate as f64);
     let in_flight = Arc::new(AtomicU64::new(0));
     let mut total = Tally::default();

@@ -48,10 +48,7 @@ enum Command {
 }
 
 fn init_logging() {
-    let filter: Targets = std::env::var("TALLY_LOG")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| "info".parse().expect("static filter"));
+    let filter: Targets = std::env::var("TALLY_LOG").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| "info".parse().expect("static filter"));
     tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr)).with(filter).init();
 }
 

@@ -98,10 +98,9 @@ impl ClickGen {
 
     /// Total truth for one ad.
     pub fn ad_total(&self, ad: u64) -> Truth {
-        self.truth.range((ad, 0)..(ad + 1, 0)).fold(Truth::default(), |acc, (_, t)| Truth {
-            clicks: acc.clicks + t.clicks,
-            spend_micros: acc.spend_micros + t.spend_micros,
-        })
+        self.truth
+            .range((ad, 0)..(ad + 1, 0))
+            .fold(Truth::default(), |acc, (_, t)| Truth { clicks: acc.clicks + t.clicks, spend_micros: acc.spend_micros + t.spend_micros })
     }
 }
 
@@ -120,15 +119,7 @@ pub struct TrafficStats {
 
 /// Posts generated clicks to `edge` at about `rate` events/s in batches of
 /// `batch` until `stop` turns true.
-pub async fn drive(
-    edge: String,
-    ingest_key: String,
-    rate: u64,
-    batch: usize,
-    opts: GenOptions,
-    stats: Arc<TrafficStats>,
-    mut stop: watch::Receiver<bool>,
-) {
+pub async fn drive(edge: String, ingest_key: String, rate: u64, batch: usize, opts: GenOptions, stats: Arc<TrafficStats>, mut stop: watch::Receiver<bool>) {
     let client = Client::new();
     let url = format!("{edge}/v1/clicks");
     let mut generator = ClickGen::new(opts);

@@ -18,14 +18,14 @@ use tally_filter::batch::{ClickView, Columns};
 use tally_filter::host::{FilterEngine, Limits, Plugin};
 
 #[allow(dead_code, unused_imports)]
-#[path = "../../../plugins/bot-filter/src/rules.rs"]
-mod rules;
-#[allow(dead_code, unused_imports)]
 #[path = "../../../plugins/flood-filter/src/rules.rs"]
 mod flood;
 #[allow(dead_code, unused_imports)]
 #[path = "../../../plugins/geo-enrich/src/rules.rs"]
 mod geo;
+#[allow(dead_code, unused_imports)]
+#[path = "../../../plugins/bot-filter/src/rules.rs"]
+mod rules;
 
 const BATCH: usize = 1000;
 const BATCHES: usize = 200;
@@ -84,10 +84,12 @@ fn rust(name: &str) -> String {
 
 fn main() {
     let native = best_ns_per_click(|| {
-        let v: Vec<u16> = (0..BATCH).map(|i| {
-            let (ua, ip) = fields(i);
-            rules::verdict(ua, ip)
-        }).collect();
+        let v: Vec<u16> = (0..BATCH)
+            .map(|i| {
+                let (ua, ip) = fields(i);
+                rules::verdict(ua, ip)
+            })
+            .collect();
         std::hint::black_box(v);
     });
     let build = best_ns_per_click(|| {

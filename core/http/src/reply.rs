@@ -74,11 +74,7 @@ const DRAIN_CAP: u64 = 64 << 20;
 /// Reads a whole request body, refusing more than `limit` bytes.
 pub async fn read_body(req: http::Request<crate::RequestBody>, limit: usize) -> Result<(http::request::Parts, Bytes), BodyError> {
     let (parts, mut body) = req.into_parts();
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > DRAIN_CAP) {
         return Err(BodyError::TooLarge(limit));
     }

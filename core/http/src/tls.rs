@@ -41,15 +41,9 @@ pub fn load_or_create(dir: &Path, name: &str, names: &[String]) -> Result<Identi
     if !cert_path.exists() {
         std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e.to_string()))?;
         let generated = rcgen::generate_simple_self_signed(names.to_vec()).map_err(|e| TlsError::Generate(e.to_string()))?;
-        let mut key = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&key_path)
-            .map_err(|e| file_err(&key_path, e.to_string()))?;
-        std::io::Write::write_all(&mut key, generated.signing_key.serialize_pem().as_bytes())
-            .map_err(|e| file_err(&key_path, e.to_string()))?;
+        let mut key =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&key_path).map_err(|e| file_err(&key_path, e.to_string()))?;
+        std::io::Write::write_all(&mut key, generated.signing_key.serialize_pem().as_bytes()).map_err(|e| file_err(&key_path, e.to_string()))?;
         // The certificate last: its presence means the pair is complete.
         std::fs::write(&cert_path, generated.cert.pem()).map_err(|e| file_err(&cert_path, e.to_string()))?;
         tracing::info!(cert = %cert_path.display(), "generated a self-signed certificate");
@@ -73,16 +67,10 @@ pub fn load(cert_path: &Path, key_path: &Path) -> Result<Identity, TlsError> {
 pub fn server_config(identity: &Identity, alpn: &[&[u8]], tls13_only: bool) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider);
-    let builder = if tls13_only {
-        builder.with_protocol_versions(&[&rustls::version::TLS13])
-    } else {
-        builder.with_safe_default_protocol_versions()
-    }
-    .map_err(|e| TlsError::Config(e.to_string()))?;
-    let mut config = builder
-        .with_no_client_auth()
-        .with_single_cert(identity.certs.clone(), identity.key.clone_key())
+    let builder = if tls13_only { builder.with_protocol_versions(&[&rustls::version::TLS13]) } else { builder.with_safe_default_protocol_versions() }
         .map_err(|e| TlsError::Config(e.to_string()))?;
+    let mut config =
+        builder.with_no_client_auth().with_single_cert(identity.certs.clone(), identity.key.clone_key()).map_err(|e| TlsError::Config(e.to_string()))?;
     config.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
     Ok(Arc::new(config))
 }

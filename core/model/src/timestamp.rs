@@ -11,8 +11,7 @@ pub fn parse_millis(s: &str) -> Result<u64, String> {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return s.parse::<u64>().map_err(|_| format!("timestamp {s:?} is out of range"));
     }
-    let t = OffsetDateTime::parse(s, &Rfc3339)
-        .map_err(|e| format!("timestamp {s:?} is neither ms since the epoch nor RFC 3339: {e}"))?;
+    let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("timestamp {s:?} is neither ms since the epoch nor RFC 3339: {e}"))?;
     let ms = t.unix_timestamp_nanos() / 1_000_000;
     u64::try_from(ms).map_err(|_| format!("timestamp {s:?} is before 1970"))
 }
@@ -24,10 +23,7 @@ pub fn now_ms() -> u64 {
 
 /// Formats ms since the epoch as RFC 3339 (UTC), for logs and messages.
 pub fn format_millis(ms: u64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| format!("{ms}ms"))
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok().and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_else(|| format!("{ms}ms"))
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use tally_model::config_file::ConfigError;
 use tally_model::config_file::load_toml;
+pub use tally_model::config_file::ConfigError;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

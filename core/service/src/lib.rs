@@ -75,9 +75,7 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     let (jobs_tx, jobs_rx) = mpsc::channel(COMMIT_QUEUE);
     let receiver = Receiver::bind(config.listen_quic, &identity, config.max_batch_bytes, jobs_tx, metrics.clone())?;
     tracing::info!(addr = %config.listen_quic, cert = %cert.display(), "receiving batches over QUIC");
-    let listener = TcpListener::bind(config.listen_http)
-        .await
-        .map_err(|source| CoreError::Listen { addr: config.listen_http, source })?;
+    let listener = TcpListener::bind(config.listen_http).await.map_err(|source| CoreError::Listen { addr: config.listen_http, source })?;
     tracing::info!(addr = %config.listen_http, "serving the query API and dashboard");
 
     let committer = tokio::spawn(commit::committer::run(store.clone(), metrics.clone(), jobs_rx, fault_after_inserts()));

@@ -54,7 +54,11 @@ impl Metrics {
         r.register("tally_core_commit_errors", "Group commits that failed (batches answered Retry)", m.commit_errors.clone());
         r.register("tally_core_commit_seconds", "Duration of a group commit", m.commit_seconds.clone());
         r.register("tally_core_billing_hours_finalized", "Hours marked final for billing", m.billing_hours_finalized.clone());
-        r.register("tally_core_billing_adjustments", "Adjustment rows written for clicks that arrived after their hour was final", m.billing_adjustments.clone());
+        r.register(
+            "tally_core_billing_adjustments",
+            "Adjustment rows written for clicks that arrived after their hour was final",
+            m.billing_adjustments.clone(),
+        );
         r.register("tally_core_http_requests", "HTTP requests by route and status", m.http_requests.clone());
         m
     }

@@ -30,11 +30,7 @@ pub struct Supervised {
 impl Supervised {
     pub fn spawn(name: &str, mut command: Command) -> Result<Supervised, SuperviseError> {
         let program = PathBuf::from(command.as_std().get_program());
-        let child = command
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| SuperviseError::Spawn { name: name.into(), program, source })?;
+        let child = command.process_group(0).kill_on_drop(true).spawn().map_err(|source| SuperviseError::Spawn { name: name.into(), program, source })?;
         Ok(Supervised { name: name.into(), child: Some(child) })
     }
 

@@ -56,7 +56,17 @@ pub struct RegistrySync {
 
 impl RegistrySync {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(url: &str, token: &str, poll: Duration, cache_dir: PathBuf, limits: Limits, engine: FilterEngine, tenants: Tenants, filters: Arc<Filters>, metrics: Arc<Metrics>) -> RegistrySync {
+    pub fn new(
+        url: &str,
+        token: &str,
+        poll: Duration,
+        cache_dir: PathBuf,
+        limits: Limits,
+        engine: FilterEngine,
+        tenants: Tenants,
+        filters: Arc<Filters>,
+        metrics: Arc<Metrics>,
+    ) -> RegistrySync {
         RegistrySync {
             url: url.trim_end_matches('/').to_string(),
             token: token.to_string(),

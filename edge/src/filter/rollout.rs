@@ -59,11 +59,8 @@ pub fn combine(active: Ran, candidate: Option<(Ran, Mode)>, keys: &[u128]) -> (R
     let compared = (0..keys.len())
         .map(|i| Compared { applied_candidate: canary(i), active_code: code(&active.result, i), candidate_code: code(&candidate.result, i) })
         .collect();
-    let rollout = Rollout {
-        active_version: active.version,
-        candidate_version: candidate.version,
-        mode: if mode == Mode::Shadow { MODE_SHADOW } else { MODE_CANARY },
-    };
+    let rollout =
+        Rollout { active_version: active.version, candidate_version: candidate.version, mode: if mode == Mode::Shadow { MODE_SHADOW } else { MODE_CANARY } };
     let applied = match &candidate.result {
         Ok(c) if (0..keys.len()).any(canary) => pick(active.result, c, keys.len(), canary),
         _ => active.result,
@@ -129,7 +126,8 @@ mod tests {
         let got: Vec<_> = compared.iter().map(|c| (c.applied_candidate, c.active_code, c.candidate_code)).collect();
         assert_eq!(got, vec![(false, 0, 0), (false, 0, 3), (false, 1, 1), (false, 1, 3)]);
         // A failing shadow is recorded, never applied.
-        let (applied, rollout) = combine(Ran { version: 1, result: Ok(answer(&[0; 4], "a")) }, Some((Ran { version: 2, result: Err("trap".into()) }, Mode::Shadow)), &k);
+        let (applied, rollout) =
+            combine(Ran { version: 1, result: Ok(answer(&[0; 4], "a")) }, Some((Ran { version: 2, result: Err("trap".into()) }, Mode::Shadow)), &k);
         assert!(applied.is_ok());
         assert!(rollout.unwrap().1.iter().all(|c| c.candidate_code == CODE_FAILED));
     }
@@ -138,7 +136,8 @@ mod tests {
     fn canary_takes_code_and_tags_from_the_side_of_each_click() {
         let k = keys(200);
         let mode = Mode::Canary { percent: 30 };
-        let (applied, rollout) = combine(Ran { version: 1, result: Ok(answer(&[0; 200], "a")) }, Some((Ran { version: 2, result: Ok(answer(&[5; 200], "c")) }, mode)), &k);
+        let (applied, rollout) =
+            combine(Ran { version: 1, result: Ok(answer(&[0; 200], "a")) }, Some((Ran { version: 2, result: Ok(answer(&[5; 200], "c")) }, mode)), &k);
         let applied = applied.unwrap();
         for (i, key) in k.iter().enumerate() {
             let want = if in_canary(*key, 30) { (5, "c") } else { (0, "a") };

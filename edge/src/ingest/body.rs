@@ -41,9 +41,7 @@ pub fn split(body: &[u8], format: Format) -> Result<Vec<RawEvent<'_>>, String> {
             Some(b'[') => serde_json::from_str::<Vec<&RawValue>>(text)
                 .map(|events| events.into_iter().map(Ok).collect())
                 .map_err(|e| format!("body is not a JSON array of events: {e}")),
-            Some(b'{') => serde_json::from_str::<&RawValue>(text)
-                .map(|event| vec![Ok(event)])
-                .map_err(|e| format!("body is not a JSON object: {e}")),
+            Some(b'{') => serde_json::from_str::<&RawValue>(text).map(|event| vec![Ok(event)]).map_err(|e| format!("body is not a JSON object: {e}")),
             Some(_) => Err("body must be a JSON array, a JSON object, or NDJSON with Content-Type application/x-ndjson".into()),
             None => Err("body is empty".into()),
         },

@@ -212,7 +212,9 @@ mod tests {
 
     #[test]
     fn accepts_full_and_minimal_events() {
-        let c = parse(r#"{"click_id":"c1","ad_id":7,"ts":1700000000123,"campaign_id":3,"cost_micros":250,"user_id":"u","ip":"::1","user_agent":"x","extra":1}"#).unwrap();
+        let c =
+            parse(r#"{"click_id":"c1","ad_id":7,"ts":1700000000123,"campaign_id":3,"cost_micros":250,"user_id":"u","ip":"::1","user_agent":"x","extra":1}"#)
+                .unwrap();
         assert_eq!((c.ad_id, c.campaign_id, c.ts_ms, c.cost_micros, c.second()), (7, 3, 1_700_000_000_123, 250, 1_700_000_000));
         assert!(c.user_hash.is_some());
         let m = parse(r#"{"click_id":"c1","ad_id":7,"ts":"2023-11-14T22:13:20Z"}"#).unwrap();

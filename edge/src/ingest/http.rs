@@ -219,7 +219,9 @@ impl Ingest {
                 tracing::warn!(%tenant, %reason, ?policy, "tenant filter failed");
                 match policy {
                     FailurePolicy::Open => Ok(rollout),
-                    FailurePolicy::Closed => Err(unavailable(StatusCode::SERVICE_UNAVAILABLE, RETRY_AFTER_SECS, format!("the tenant's filter failed; retry later ({reason})"))),
+                    FailurePolicy::Closed => {
+                        Err(unavailable(StatusCode::SERVICE_UNAVAILABLE, RETRY_AFTER_SECS, format!("the tenant's filter failed; retry later ({reason})")))
+                    }
                 }
             }
         }

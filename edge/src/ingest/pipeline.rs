@@ -35,9 +35,9 @@ use tally_model::tenant::TenantId;
 use tally_model::timestamp::format_millis;
 
 use super::event::Click;
-use crate::filter::rollout::{Compared, Rollout};
 use crate::aggregate::Aggregator;
 use crate::dedup::{Dedup, DedupConfig};
+use crate::filter::rollout::{Compared, Rollout};
 use crate::spool::wal::{WalClick, WalRecord, WalTag};
 use crate::spool::Sealing;
 
@@ -251,11 +251,8 @@ impl Pipeline {
     pub fn seal(&mut self, now_ms: u64, held_min_event_ms: Option<u64>) -> Sealing {
         self.advance(now_ms);
         let inflight_min = self.inflight.values().copied().min();
-        let low_watermark_ms = [Some(self.watermark_ms.saturating_sub(self.policy.allowed_lateness_ms)), inflight_min, held_min_event_ms]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(0);
+        let low_watermark_ms =
+            [Some(self.watermark_ms.saturating_sub(self.policy.allowed_lateness_ms)), inflight_min, held_min_event_ms].into_iter().flatten().min().unwrap_or(0);
         let sealing = Sealing { tenants: self.aggregator.seal(), wal_from: self.sealed_to, wal_to: self.applied_to, low_watermark_ms };
         self.sealed_to = self.applied_to;
         sealing

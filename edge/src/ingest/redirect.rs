@@ -47,8 +47,7 @@ pub fn verify(secret: &str, tenant: &str, ad: &str, query: Option<&str>) -> Resu
     let sig = query::get(query, "sig").ok_or("sig is missing")?;
     let sig = hex::decode(&sig).map_err(|_| "sig is not hex".to_string())?;
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-    hmac::verify(&key, signed_text(tenant, ad_id, campaign_id, cost_micros, &url).as_bytes(), &sig)
-        .map_err(|_| "signature does not match".to_string())?;
+    hmac::verify(&key, signed_text(tenant, ad_id, campaign_id, cost_micros, &url).as_bytes(), &sig).map_err(|_| "signature does not match".to_string())?;
     let click_id = query::get(query, "click_id").filter(|c| !c.is_empty());
     Ok(Redirect { ad_id, campaign_id, cost_micros, url, click_id })
 }

@@ -42,8 +42,7 @@ pub struct Connector {
 impl Connector {
     pub fn new(addr: SocketAddr, server_name: &str, ca_cert: &Path) -> Result<Connector, ShipError> {
         let mut roots = rustls::RootCertStore::empty();
-        let certs = CertificateDer::pem_file_iter(ca_cert)
-            .map_err(|e| ShipError::Tls(format!("reading {}: {e}", ca_cert.display())))?;
+        let certs = CertificateDer::pem_file_iter(ca_cert).map_err(|e| ShipError::Tls(format!("reading {}: {e}", ca_cert.display())))?;
         for cert in certs {
             let cert = cert.map_err(|e| ShipError::Tls(format!("parsing {}: {e}", ca_cert.display())))?;
             roots.add(cert).map_err(|e| ShipError::Tls(format!("trusting {}: {e}", ca_cert.display())))?;
@@ -61,8 +60,7 @@ impl Connector {
         transport.keep_alive_interval(Some(Duration::from_secs(5)));
         client.transport_config(Arc::new(transport));
         let bind: SocketAddr = if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }.parse().unwrap();
-        let mut endpoint =
-            quinn::Endpoint::client(bind).map_err(|e| ShipError::Connect { addr, message: format!("binding UDP socket: {e}") })?;
+        let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| ShipError::Connect { addr, message: format!("binding UDP socket: {e}") })?;
         endpoint.set_default_client_config(client);
         Ok(Connector { endpoint, addr, server_name: server_name.into(), current: Arc::new(Mutex::new(None)) })
     }
@@ -95,9 +93,6 @@ impl Connector {
             let bytes = recv.read_to_end(MAX_REPLY_LEN).await.map_err(|e| ShipError::Stream(e.to_string()))?;
             Reply::decode(&bytes).map_err(ShipError::Reply)
         };
-        tokio::time::timeout(SEND_TIMEOUT, exchange)
-            .await
-            .map_err(|_| ShipError::Stream(format!("no reply within {SEND_TIMEOUT:?}")))?
+        tokio::time::timeout(SEND_TIMEOUT, exchange).await.map_err(|_| ShipError::Stream(format!("no reply within {SEND_TIMEOUT:?}")))?
     }
-
 }

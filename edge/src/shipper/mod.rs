@@ -26,11 +26,11 @@ use tally_model::reply::{Reply, Status};
 
 pub use connection::{Connector, ShipError};
 
-use tally_model::timestamp::now_ms;
 use crate::ingest::pipeline::Pipeline;
 use crate::metrics::Metrics;
 use crate::spool::group_commit::Command;
 use crate::spool::{Outbox, Sealing};
+use tally_model::timestamp::now_ms;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight and pending batches.

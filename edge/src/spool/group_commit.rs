@@ -27,12 +27,7 @@ pub enum Command {
     Release(u64),
 }
 
-pub fn start(
-    mut wal: Wal,
-    pipeline: Arc<Mutex<Pipeline>>,
-    metrics: Arc<Metrics>,
-    linger: Duration,
-) -> (mpsc::Sender<Command>, JoinHandle<()>) {
+pub fn start(mut wal: Wal, pipeline: Arc<Mutex<Pipeline>>, metrics: Arc<Metrics>, linger: Duration) -> (mpsc::Sender<Command>, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Command>(MAX_GROUP);
     let handle = std::thread::Builder::new()
         .name("tally-wal".into())

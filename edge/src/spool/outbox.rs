@@ -75,9 +75,7 @@ impl Outbox {
         }
         let id_path = dir.join("edge-id");
         match fs::read_to_string(&id_path) {
-            Ok(found) if found.trim() != edge => {
-                return Err(SpoolError::WrongEdge { path: dir.into(), found: found.trim().into(), expected: edge.into() })
-            }
+            Ok(found) if found.trim() != edge => return Err(SpoolError::WrongEdge { path: dir.into(), found: found.trim().into(), expected: edge.into() }),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // A new spool: its state exists from the start, so a missing

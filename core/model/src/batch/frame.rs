@@ -65,8 +65,7 @@ pub fn decode(frame: &[u8]) -> Result<Batch, FrameError> {
     // rkyv needs the archive aligned; network buffers are not.
     let mut aligned = AlignedVec::<16>::with_capacity(payload.len());
     aligned.extend_from_slice(payload);
-    let batch = rkyv::from_bytes::<Batch, rancor::Error>(&aligned)
-        .map_err(|e| FrameError::Archive(e.to_string()))?;
+    let batch = rkyv::from_bytes::<Batch, rancor::Error>(&aligned).map_err(|e| FrameError::Archive(e.to_string()))?;
     validate(&batch).map_err(FrameError::Invalid)?;
     Ok(batch)
 }
@@ -120,11 +119,7 @@ pub fn validate(batch: &Batch) -> Result<(), String> {
         let row_spend: u64 = t.rows.iter().map(|r| r.spend_micros).fold(0, u64::saturating_add);
         let record_spend: u64 = t.clicks.iter().map(|c| c.cost_micros).fold(0, u64::saturating_add);
         if row_clicks != t.clicks.len() as u64 || row_spend != record_spend {
-            return Err(format!(
-                "tenant {}: rows count {row_clicks} clicks / {row_spend} spend, records {} / {record_spend}",
-                t.tenant,
-                t.clicks.len()
-            ));
+            return Err(format!("tenant {}: rows count {row_clicks} clicks / {row_spend} spend, records {} / {record_spend}", t.tenant, t.clicks.len()));
         }
         for row in &t.rows {
             if row.clicks == 0 {

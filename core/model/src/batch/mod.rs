@@ -226,15 +226,8 @@ impl Batch {
     }
 }
 
-fn indexed<'a, T: 'a>(
-    tenants: &'a [TenantRows],
-    part: impl Fn(&'a TenantRows) -> &'a Vec<T> + 'a,
-) -> impl Iterator<Item = (u32, &'a str, &'a T)> + 'a {
-    tenants
-        .iter()
-        .flat_map(move |t| part(t).iter().map(move |r| (t.tenant.as_str(), r)))
-        .enumerate()
-        .map(|(i, (tenant, item))| (i as u32, tenant, item))
+fn indexed<'a, T: 'a>(tenants: &'a [TenantRows], part: impl Fn(&'a TenantRows) -> &'a Vec<T> + 'a) -> impl Iterator<Item = (u32, &'a str, &'a T)> + 'a {
+    tenants.iter().flat_map(move |t| part(t).iter().map(move |r| (t.tenant.as_str(), r))).enumerate().map(|(i, (tenant, item))| (i as u32, tenant, item))
 }
 
 #[cfg(test)]

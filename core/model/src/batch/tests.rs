@@ -4,17 +4,16 @@ use super::frame::*;
 use super::{Batch, ClickRecord, DimRow, RefusalReason, RefusedRecord, SecondRow, TenantRows, VerdictRow, MODE_SHADOW, VERDICT_COUNTED};
 
 fn click() -> impl Strategy<Value = ClickRecord> {
-    (any::<u64>(), any::<u64>(), any::<u64>(), 0..1_000_000_000u64, any::<u32>())
-        .prop_map(|(id_hi, id_lo, ad_id, ts_ms, cost)| ClickRecord {
-            id_hi,
-            id_lo,
-            ad_id,
-            campaign_id: ad_id / 3,
-            ts_ms,
-            cost_micros: cost as u64,
-            verdict: VERDICT_COUNTED,
-            accepted_ms: ts_ms + 5,
-        })
+    (any::<u64>(), any::<u64>(), any::<u64>(), 0..1_000_000_000u64, any::<u32>()).prop_map(|(id_hi, id_lo, ad_id, ts_ms, cost)| ClickRecord {
+        id_hi,
+        id_lo,
+        ad_id,
+        campaign_id: ad_id / 3,
+        ts_ms,
+        cost_micros: cost as u64,
+        verdict: VERDICT_COUNTED,
+        accepted_ms: ts_ms + 5,
+    })
 }
 
 /// A tenant's part, consistent: one row per click (rows and records agree).

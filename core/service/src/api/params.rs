@@ -112,5 +112,4 @@ mod tests {
         assert_eq!(parse_limit(None).unwrap(), 10);
         assert!(parse_limit(Some("limit=0")).is_err());
     }
-
 }

@@ -186,7 +186,10 @@ impl Api {
             Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
         };
         match self.store.plugin_comparison(tenant.as_str(), range.from, range.to).await {
-            Ok(rows) => reply::json(StatusCode::OK, &serde_json::json!({ "from": range.from as u64 * 1000, "to": range.to as u64 * 1000, "versions": summarize(&rows) })),
+            Ok(rows) => reply::json(
+                StatusCode::OK,
+                &serde_json::json!({ "from": range.from as u64 * 1000, "to": range.to as u64 * 1000, "versions": summarize(&rows) }),
+            ),
             Err(e) => storage_error(e),
         }
     }
@@ -215,7 +218,15 @@ mod tests {
 
     #[test]
     fn summarizes_agreement_per_version_pair() {
-        let row = |mode, applied, a, c, clicks| VerdictCount { active_version: 1, candidate_version: 2, mode, applied_candidate: applied, active_code: a, candidate_code: c, clicks };
+        let row = |mode, applied, a, c, clicks| VerdictCount {
+            active_version: 1,
+            candidate_version: 2,
+            mode,
+            applied_candidate: applied,
+            active_code: a,
+            candidate_code: c,
+            clicks,
+        };
         let rows = [row(MODE_CANARY, 0, 0, 0, 80), row(MODE_CANARY, 1, 0, 0, 10), row(MODE_CANARY, 1, 0, 3, 5), row(MODE_CANARY, 0, 0, CODE_FAILED, 5)];
         let s = summarize(&rows);
         assert_eq!(s.len(), 1);

@@ -11,8 +11,8 @@ use tally_model::timestamp::now_ms;
 use super::params::{parse_limit, parse_range, step_name};
 use crate::clickhouse::store::{AdTotal, Point, Step, Totals};
 use crate::clickhouse::Store;
-use crate::registry::Registry;
 use crate::metrics::{Metrics, RouteLabel};
+use crate::registry::Registry;
 
 const DASHBOARD: &str = include_str!("dashboard.html");
 const OPENAPI: &str = include_str!("../../../../deploy/openapi/core.json");
@@ -183,15 +183,7 @@ impl Api {
             .collect();
         reply::json(
             StatusCode::OK,
-            &Series {
-                ad_id,
-                step: step_name(range.step),
-                from: range.from as u64 * 1000,
-                to: range.to as u64 * 1000,
-                points,
-                total,
-                total_filtered,
-            },
+            &Series { ad_id, step: step_name(range.step), from: range.from as u64 * 1000, to: range.to as u64 * 1000, points, total, total_filtered },
         )
     }
 

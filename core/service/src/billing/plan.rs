@@ -80,11 +80,7 @@ mod tests {
     #[test]
     fn writes_only_what_differs_and_labels_late_ones() {
         let final_hours: BTreeSet<u32> = [3600].into_iter().collect();
-        let d = deltas(
-            &[live("a", 0, 1, 5), live("a", 3600, 1, 7), live("b", 3600, 2, 1)],
-            &[billed("a", 3600, 1, 6), billed("a", 0, 1, 5)],
-            &final_hours,
-        );
+        let d = deltas(&[live("a", 0, 1, 5), live("a", 3600, 1, 7), live("b", 3600, 2, 1)], &[billed("a", 3600, 1, 6), billed("a", 0, 1, 5)], &final_hours);
         assert_eq!(
             d,
             vec![

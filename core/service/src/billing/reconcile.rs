@@ -83,8 +83,7 @@ pub async fn reconcile(store: &Store, from: u32, to: u32) -> Result<Report, Stor
     let manifests = store.manifests(from, to).await?;
     let mut batch_mismatches = Vec::new();
     if let (Some(lo), Some(hi)) = (manifests.iter().map(|m| m.lo).min(), manifests.iter().map(|m| m.hi).max()) {
-        let found: BTreeMap<(String, u64), u64> =
-            store.batch_records(lo, hi).await?.into_iter().map(|r| ((r.edge, r.seq), r.records)).collect();
+        let found: BTreeMap<(String, u64), u64> = store.batch_records(lo, hi).await?.into_iter().map(|r| ((r.edge, r.seq), r.records)).collect();
         for m in &manifests {
             let records_found = found.get(&(m.edge.clone(), m.seq)).copied().unwrap_or(0);
             if records_found != m.records as u64 {

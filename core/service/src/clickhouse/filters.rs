@@ -54,7 +54,15 @@ impl Store {
     }
 
     /// Clicks per value of a dimension in `[from, to)`, most clicked first.
-    pub async fn dimension_values(&self, tenant: &str, dimension: &str, from: u32, to: u32, step: Step, limit: u32) -> Result<Result<Vec<DimensionValue>, String>, StoreError> {
+    pub async fn dimension_values(
+        &self,
+        tenant: &str,
+        dimension: &str,
+        from: u32,
+        to: u32,
+        step: Step,
+        limit: u32,
+    ) -> Result<Result<Vec<DimensionValue>, String>, StoreError> {
         let bucket = match bucket(step) {
             Ok(b) => b,
             Err(reason) => return Ok(Err(reason)),

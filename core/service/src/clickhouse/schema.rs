@@ -29,7 +29,8 @@ pub const MODERN: &[&str] = &[
 ];
 
 /// In order; a test checks this list against the directory.
-pub const MIGRATIONS: &[Migration] = &[migration!(0001, "landing"), migration!(0002, "rollups"), migration!(0003, "batches"), migration!(0004, "billing"), migration!(0005, "filters")];
+pub const MIGRATIONS: &[Migration] =
+    &[migration!(0001, "landing"), migration!(0002, "rollups"), migration!(0003, "batches"), migration!(0004, "billing"), migration!(0005, "filters")];
 
 /// Splits a file into statements: each ends with `;` at the end of a line;
 /// lines holding only a `--` comment are dropped.
@@ -60,11 +61,8 @@ mod tests {
     #[test]
     fn list_matches_directory() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/clickhouse/migrations");
-        let mut files: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.ends_with(".sql"))
-            .collect();
+        let mut files: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| n.ends_with(".sql")).collect();
         files.sort();
         let listed: Vec<String> = MIGRATIONS.iter().map(|m| format!("{:04}_{}.sql", m.version, m.name)).collect();
         assert_eq!(files, listed);

@@ -328,12 +328,7 @@ impl Store {
             server = server.with_password(password);
         }
         let db = server.clone().with_database(DATABASE);
-        let version = server
-            .query("SELECT version() AS version")
-            .fetch_one::<Version>()
-            .await
-            .map_err(err(format!("connecting to {url}")))?
-            .version;
+        let version = server.query("SELECT version() AS version").fetch_one::<Version>().await.map_err(err(format!("connecting to {url}")))?.version;
         let dedup_tokens = at_least(&version, 22, 2);
         Ok(Store { server, db, version, dedup_tokens })
     }
@@ -380,15 +375,7 @@ impl Store {
 
     /// Highest ledger state per seq of `edge` in `[lo, hi]` (absent = none).
     pub async fn ledger_states(&self, edge: &str, lo: u64, hi: u64) -> Result<Vec<(u64, u8)>, StoreError> {
-        let rows = self
-            .db
-            .query(sql::LEDGER_STATES)
-            .bind(edge)
-            .bind(lo)
-            .bind(hi)
-            .fetch_all::<LedgerState>()
-            .await
-            .map_err(err("reading the batch ledger"))?;
+        let rows = self.db.query(sql::LEDGER_STATES).bind(edge).bind(lo).bind(hi).fetch_all::<LedgerState>().await.map_err(err("reading the batch ledger"))?;
         Ok(rows.into_iter().map(|r| (r.seq, r.state)).collect())
     }
 
@@ -461,9 +448,7 @@ impl Store {
         let what = format!("inserting into {table}");
         let mut insert = self.db.insert::<T>(table).await.map_err(err(what.clone()))?;
         if let (Some(token), true) = (token, self.dedup_tokens) {
-            insert = insert
-                .with_setting("insert_deduplication_token", token)
-                .with_setting("deduplicate_blocks_in_dependent_materialized_views", "1");
+            insert = insert.with_setting("insert_deduplication_token", token).with_setting("deduplicate_blocks_in_dependent_materialized_views", "1");
         }
         for row in rows {
             insert.write(row).await.map_err(err(what.clone()))?;
@@ -478,15 +463,8 @@ impl Store {
 
     /// Exact billing from the click records, each click id counted once.
     pub async fn billing_live(&self, tenant: &str, from: u32, to: u32) -> Result<Vec<LiveBilling>, StoreError> {
-        let rows = self
-            .db
-            .query(sql::BILLING_LIVE)
-            .bind(tenant)
-            .bind(from)
-            .bind(to)
-            .fetch_all::<LiveBillingOneTenant>()
-            .await
-            .map_err(err("computing billing"))?;
+        let rows =
+            self.db.query(sql::BILLING_LIVE).bind(tenant).bind(from).bind(to).fetch_all::<LiveBillingOneTenant>().await.map_err(err("computing billing"))?;
         Ok(rows
             .into_iter()
             .map(|r| LiveBilling { tenant: tenant.to_string(), hour: r.hour, ad_id: r.ad_id, clicks: r.clicks, spend_micros: r.spend_micros })
@@ -494,13 +472,7 @@ impl Store {
     }
 
     pub async fn billing_live_all(&self, from: u32, to: u32) -> Result<Vec<LiveBilling>, StoreError> {
-        self.db
-            .query(sql::BILLING_LIVE_ALL_TENANTS)
-            .bind(from)
-            .bind(to)
-            .fetch_all()
-            .await
-            .map_err(err("computing billing"))
+        self.db.query(sql::BILLING_LIVE_ALL_TENANTS).bind(from).bind(to).fetch_all().await.map_err(err("computing billing"))
     }
 
     pub async fn billing_statements(&self, from: u32, to: u32) -> Result<Vec<Billed>, StoreError> {
@@ -548,39 +520,15 @@ impl Store {
 
     /// Buckets with data in `[from, to)` (seconds, aligned to the step).
     pub async fn series(&self, tenant: &str, ad_id: u64, from: u32, to: u32, step: Step) -> Result<Vec<Point>, StoreError> {
-        self.db
-            .query(&step.series_sql())
-            .bind(tenant)
-            .bind(ad_id)
-            .bind(from)
-            .bind(to)
-            .fetch_all::<Point>()
-            .await
-            .map_err(err("querying a click series"))
+        self.db.query(&step.series_sql()).bind(tenant).bind(ad_id).bind(from).bind(to).fetch_all::<Point>().await.map_err(err("querying a click series"))
     }
 
     pub async fn totals(&self, tenant: &str, ad_id: u64, from: u32, to: u32, step: Step) -> Result<Totals, StoreError> {
-        self.db
-            .query(&step.total_sql())
-            .bind(tenant)
-            .bind(ad_id)
-            .bind(from)
-            .bind(to)
-            .fetch_one::<Totals>()
-            .await
-            .map_err(err("querying click totals"))
+        self.db.query(&step.total_sql()).bind(tenant).bind(ad_id).bind(from).bind(to).fetch_one::<Totals>().await.map_err(err("querying click totals"))
     }
 
     pub async fn top_ads(&self, tenant: &str, from: u32, to: u32, limit: u32) -> Result<Vec<AdTotal>, StoreError> {
-        self.db
-            .query(sql::TOP_ADS)
-            .bind(tenant)
-            .bind(from)
-            .bind(to)
-            .bind(limit)
-            .fetch_all::<AdTotal>()
-            .await
-            .map_err(err("querying top ads"))
+        self.db.query(sql::TOP_ADS).bind(tenant).bind(from).bind(to).bind(limit).fetch_all::<AdTotal>().await.map_err(err("querying top ads"))
     }
 }
 

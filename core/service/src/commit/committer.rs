@@ -236,85 +236,110 @@ fn pick<'a, T: 'a, R>(
 }
 
 fn landing_rows(entries: &[Entry], wanted: &[(usize, Vec<u32>)]) -> Vec<LandingRow> {
-    pick(entries, wanted, |b| Box::new(b.indexed_rows()), |batch, idx, tenant, row| LandingRow {
-        tenant: tenant.to_string(),
-        ad_id: row.ad_id,
-        campaign_id: row.campaign_id,
-        second: row.second,
-        clicks: row.clicks,
-        spend_micros: row.spend_micros,
-        user_hashes: row.user_hashes.clone(),
-        edge: batch.edge.clone(),
-        batch_seq: batch.seq,
-        row_idx: idx,
-    })
+    pick(
+        entries,
+        wanted,
+        |b| Box::new(b.indexed_rows()),
+        |batch, idx, tenant, row| LandingRow {
+            tenant: tenant.to_string(),
+            ad_id: row.ad_id,
+            campaign_id: row.campaign_id,
+            second: row.second,
+            clicks: row.clicks,
+            spend_micros: row.spend_micros,
+            user_hashes: row.user_hashes.clone(),
+            edge: batch.edge.clone(),
+            batch_seq: batch.seq,
+            row_idx: idx,
+        },
+    )
 }
 
 fn click_rows(entries: &[Entry], wanted: &[(usize, Vec<u32>)]) -> Vec<ClickRow> {
-    pick(entries, wanted, |b| Box::new(b.indexed_clicks()), |batch, idx, tenant, c| ClickRow {
-        tenant: tenant.to_string(),
-        id_hi: c.id_hi,
-        id_lo: c.id_lo,
-        ad_id: c.ad_id,
-        campaign_id: c.campaign_id,
-        ts_ms: c.ts_ms,
-        second: c.second(),
-        cost_micros: c.cost_micros,
-        verdict: c.verdict,
-        accepted_ms: c.accepted_ms,
-        edge: batch.edge.clone(),
-        batch_seq: batch.seq,
-        row_idx: idx,
-    })
+    pick(
+        entries,
+        wanted,
+        |b| Box::new(b.indexed_clicks()),
+        |batch, idx, tenant, c| ClickRow {
+            tenant: tenant.to_string(),
+            id_hi: c.id_hi,
+            id_lo: c.id_lo,
+            ad_id: c.ad_id,
+            campaign_id: c.campaign_id,
+            ts_ms: c.ts_ms,
+            second: c.second(),
+            cost_micros: c.cost_micros,
+            verdict: c.verdict,
+            accepted_ms: c.accepted_ms,
+            edge: batch.edge.clone(),
+            batch_seq: batch.seq,
+            row_idx: idx,
+        },
+    )
 }
 
 fn refused_rows(entries: &[Entry], wanted: &[(usize, Vec<u32>)]) -> Vec<RefusedRow> {
-    pick(entries, wanted, |b| Box::new(b.indexed_refused()), |batch, idx, tenant, r| RefusedRow {
-        tenant: tenant.to_string(),
-        id_hi: r.id_hi,
-        id_lo: r.id_lo,
-        ad_id: r.ad_id,
-        ts_ms: r.ts_ms,
-        reason: match r.reason {
-            RefusalReason::Filtered => format!("filtered:{}", r.code),
-            other => other.as_str().to_string(),
+    pick(
+        entries,
+        wanted,
+        |b| Box::new(b.indexed_refused()),
+        |batch, idx, tenant, r| RefusedRow {
+            tenant: tenant.to_string(),
+            id_hi: r.id_hi,
+            id_lo: r.id_lo,
+            ad_id: r.ad_id,
+            ts_ms: r.ts_ms,
+            reason: match r.reason {
+                RefusalReason::Filtered => format!("filtered:{}", r.code),
+                other => other.as_str().to_string(),
+            },
+            at: (r.at_ms / 1000) as u32,
+            edge: batch.edge.clone(),
+            batch_seq: batch.seq,
+            row_idx: idx,
         },
-        at: (r.at_ms / 1000) as u32,
-        edge: batch.edge.clone(),
-        batch_seq: batch.seq,
-        row_idx: idx,
-    })
+    )
 }
 
 fn dimension_rows(entries: &[Entry], wanted: &[(usize, Vec<u32>)]) -> Vec<DimensionRow> {
-    pick(entries, wanted, |b| Box::new(b.indexed_dims()), |batch, idx, tenant, d| DimensionRow {
-        tenant: tenant.to_string(),
-        ad_id: d.ad_id,
-        campaign_id: d.campaign_id,
-        second: d.second,
-        dimension: d.dimension.clone(),
-        value: d.value.clone(),
-        clicks: d.clicks,
-        spend_micros: d.spend_micros,
-        edge: batch.edge.clone(),
-        batch_seq: batch.seq,
-        row_idx: idx,
-    })
+    pick(
+        entries,
+        wanted,
+        |b| Box::new(b.indexed_dims()),
+        |batch, idx, tenant, d| DimensionRow {
+            tenant: tenant.to_string(),
+            ad_id: d.ad_id,
+            campaign_id: d.campaign_id,
+            second: d.second,
+            dimension: d.dimension.clone(),
+            value: d.value.clone(),
+            clicks: d.clicks,
+            spend_micros: d.spend_micros,
+            edge: batch.edge.clone(),
+            batch_seq: batch.seq,
+            row_idx: idx,
+        },
+    )
 }
 
 fn verdict_rows(entries: &[Entry], wanted: &[(usize, Vec<u32>)]) -> Vec<PluginVerdictRow> {
-    pick(entries, wanted, |b| Box::new(b.indexed_verdicts()), |batch, idx, tenant, v| PluginVerdictRow {
-        tenant: tenant.to_string(),
-        minute: v.minute,
-        active_version: v.active_version,
-        candidate_version: v.candidate_version,
-        mode: v.mode,
-        applied_candidate: v.applied_candidate as u8,
-        active_code: v.active_code,
-        candidate_code: v.candidate_code,
-        clicks: v.clicks,
-        edge: batch.edge.clone(),
-        batch_seq: batch.seq,
-        row_idx: idx,
-    })
+    pick(
+        entries,
+        wanted,
+        |b| Box::new(b.indexed_verdicts()),
+        |batch, idx, tenant, v| PluginVerdictRow {
+            tenant: tenant.to_string(),
+            minute: v.minute,
+            active_version: v.active_version,
+            candidate_version: v.candidate_version,
+            mode: v.mode,
+            applied_candidate: v.applied_candidate as u8,
+            active_code: v.active_code,
+            candidate_code: v.candidate_code,
+            clicks: v.clicks,
+            edge: batch.edge.clone(),
+            batch_seq: batch.seq,
+            row_idx: idx,
+        },
+    )
 }

@@ -91,7 +91,9 @@ impl Registry {
                 Ok(state) => {
                     states.insert(tenant.to_string(), state);
                 }
-                Err(e) => tracing::error!(path = %path.display(), error = %e, "plugin registry state unreadable; that tenant's plugins are off until it is fixed"),
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "plugin registry state unreadable; that tenant's plugins are off until it is fixed")
+                }
             }
         }
         let engine = FilterEngine::new().map_err(|e| RegistryError::Invalid(e.to_string()))?;

@@ -181,7 +181,8 @@ fn rollout_comparisons_count_first_sightings_only() {
     let t = TenantId::parse("t").unwrap();
     let mut p = pipeline();
     let rollout = Some(Rollout { active_version: 1, candidate_version: 2, mode: tally_model::batch::MODE_SHADOW });
-    let compared = |key, ts, code| Ok(Click { compared: Some(Compared { applied_candidate: false, active_code: 0, candidate_code: code }), ..click(key, ts).unwrap() });
+    let compared =
+        |key, ts, code| Ok(Click { compared: Some(Compared { applied_candidate: false, active_code: 0, candidate_code: code }), ..click(key, ts).unwrap() });
     // Two new clicks (one the candidate would drop), a duplicate in the same request, one too late.
     let events = vec![compared(1, NOW, 0), compared(2, NOW, 7), compared(1, NOW, 0), compared(3, NOW - 2 * HOUR, 0)];
     let (out, a) = p.admit(&t, events, rollout, NOW);

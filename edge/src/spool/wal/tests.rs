@@ -4,7 +4,16 @@ use super::*;
 
 fn record(tenant: &str, n: u64) -> WalRecord {
     let click = |i: u64| WalClick {
-        record: ClickRecord { id_hi: i, id_lo: n, ad_id: 1, campaign_id: 0, ts_ms: 1_700_000_000_000, cost_micros: i, verdict: VERDICT_COUNTED, accepted_ms: 0 },
+        record: ClickRecord {
+            id_hi: i,
+            id_lo: n,
+            ad_id: 1,
+            campaign_id: 0,
+            ts_ms: 1_700_000_000_000,
+            cost_micros: i,
+            verdict: VERDICT_COUNTED,
+            accepted_ms: 0,
+        },
         user_hash: Some(i),
     };
     WalRecord { lsn: 0, tenant: tenant.into(), clicks: (0..n).map(click).collect(), refused: vec![], tags: vec![], verdicts: vec![] }
