@@ -605,13 +605,14 @@ def expected_batch_records(lo, hi):
     return sorted(k + (v,) for k, v in acc.items())
 
 
-def expected_batch_rows_present(edge, seq, lo, hi):
+def expected_batch_rows_present(edge, seq, lo, hi, wlo, whi):
+    """[lo, hi] bounds event seconds; [wlo, whi] the edge's clock (refusal `at`, verdict `minute`)."""
     return sorted(
         [(0, r[9]) for r in LANDING if r[7] == edge and r[8] == seq and lo <= r[3] <= hi]
         + [(1, r[12]) for r in CLICKS if r[10] == edge and r[11] == seq and lo <= r[6] <= hi]
-        + [(2, r[9]) for r in REFUSED if r[7] == edge and r[8] == seq]
+        + [(2, r[9]) for r in REFUSED if r[7] == edge and r[8] == seq and wlo <= r[6] <= whi]
         + [(3, r[10]) for r in DIMENSIONS if r[8] == edge and r[9] == seq and lo <= r[3] <= hi]
-        + [(4, r[11]) for r in VERDICTS if r[9] == edge and r[10] == seq])
+        + [(4, r[11]) for r in VERDICTS if r[9] == edge and r[10] == seq and wlo <= r[1] <= whi])
 
 
 def is_filtered(reason):
@@ -784,13 +785,16 @@ def check_ledger_queries(ck, q, phase):
         led = [r for r in LEDGER if r[0] == edge and r[1] == seq]
         lo = min((r[8] for r in led), default=D0)   # what the committer binds: the manifest's range
         hi = max((r[9] for r in led), default=D1)
-        for a, b in ((lo, hi), (lo + 1, hi), (lo, hi - 1)):
-            where = "[%s] %s/%d [%d,%d]" % (phase, edge, seq, a, b)
+        # the edge's clock range, as the committer computes it from the batch
+        wall = [r[6] for r in REFUSED if r[7] == edge and r[8] == seq] + [r[1] for r in VERDICTS if r[9] == edge and r[10] == seq]
+        wlo, whi = min(wall, default=D0), max(wall, default=D1)
+        for a, b, wa, wb in ((lo, hi, wlo, whi), (lo + 1, hi, wlo + 1, whi), (lo, hi - 1, wlo, whi - 1)):
+            where = "[%s] %s/%d [%d,%d] [%d,%d]" % (phase, edge, seq, a, b, wa, wb)
             # UNION ALL without ORDER BY: compare as a sorted multiset
-            binds = [edge, seq, a, b, edge, seq, a, b, edge, seq, edge, seq, a, b, edge, seq]  # as the Store binds
+            binds = [edge, seq, a, b, edge, seq, a, b, edge, seq, wa, wb, edge, seq, a, b, edge, seq, wa, wb]  # as the Store binds
             got = sorted(ck.select(bind(q["batch_rows_present"], binds), "batch_rows_present " + where,
                                    BATCH_ROWS_COLS))
-            expect(got, expected_batch_rows_present(edge, seq, a, b), "batch_rows_present " + where)
+            expect(got, expected_batch_rows_present(edge, seq, a, b, wa, wb), "batch_rows_present " + where)
 
     got = ck.select(bind(q["edge_watermarks"], []), "edge_watermarks [%s]" % phase, WATERMARK_COLS)
     expect(got, expected_watermarks(), "edge_watermarks [%s]" % phase)

@@ -170,13 +170,18 @@ pub struct BatchTotals {
     pub dims: u32,
     pub verdicts: u32,
     pub clicks: u64,
+    /// Event-time range of the rows keyed by event time.
     pub min_second: u32,
     pub max_second: u32,
+    /// The edge's clock (seconds) over refusals and verdict minutes: the
+    /// rows keyed by when the edge decided, not by event time.
+    pub min_decided: u32,
+    pub max_decided: u32,
 }
 
 impl Batch {
     pub fn totals(&self) -> BatchTotals {
-        let mut totals = BatchTotals { min_second: u32::MAX, ..BatchTotals::default() };
+        let mut totals = BatchTotals { min_second: u32::MAX, min_decided: u32::MAX, ..BatchTotals::default() };
         for row in self.tenants.iter().flat_map(|t| t.rows.iter()) {
             totals.rows += 1;
             totals.clicks += row.clicks;
@@ -193,9 +198,16 @@ impl Batch {
                 totals.min_second = totals.min_second.min(s);
                 totals.max_second = totals.max_second.max(s);
             }
+            for s in t.refused.iter().map(|r| (r.at_ms / 1000) as u32).chain(t.verdicts.iter().map(|v| v.minute)) {
+                totals.min_decided = totals.min_decided.min(s);
+                totals.max_decided = totals.max_decided.max(s);
+            }
         }
         if totals.min_second == u32::MAX {
             totals.min_second = 0;
+        }
+        if totals.min_decided == u32::MAX {
+            totals.min_decided = 0;
         }
         totals
     }

@@ -168,6 +168,14 @@ fn totals_and_row_identity() {
     b.tenants.push(TenantRows { tenant: "u".into(), rows: vec![r(1, 9, 1)], clicks: records(1, 9, 1), refused: vec![], ..Default::default() });
     let t = b.totals();
     assert_eq!((t.rows, t.click_records, t.clicks, t.min_second, t.max_second), (3, 6, 6, 9, 12));
+    assert_eq!((t.min_decided, t.max_decided), (0, 0), "nothing decided by the edge's clock");
+    // Refusals and verdicts are keyed by when the edge decided, not by event time.
+    let refused = |ts_ms, at_ms| RefusedRecord { id_hi: 1, id_lo: 2, ad_id: 3, ts_ms, reason: RefusalReason::TooLate, code: 0, at_ms };
+    b.tenants[1].refused = vec![refused(5_000, 20_500), refused(13_000, 40_000)];
+    let verdict = VerdictRow { minute: 60, active_version: 1, candidate_version: 2, mode: MODE_SHADOW, applied_candidate: false, active_code: 0, candidate_code: 0, clicks: 1 };
+    b.tenants[1].verdicts = vec![verdict];
+    let t = b.totals();
+    assert_eq!((t.min_second, t.max_second, t.min_decided, t.max_decided), (5, 13, 20, 60));
     let ids: Vec<_> = b.indexed_rows().map(|(i, t, r)| (i, t.to_string(), r.ad_id)).collect();
     assert_eq!(ids, vec![(0, "t".into(), 1), (1, "t".into(), 2), (2, "u".into(), 1)]);
     assert_eq!(b.indexed_clicks().map(|(i, _, _)| i).collect::<Vec<_>>(), (0..6).collect::<Vec<_>>());

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::schema::{statements, BOOTSTRAP, MIGRATIONS, MODERN};
 use super::sql;
+use tally_model::batch::BatchTotals;
 
 const DATABASE: &str = "tally";
 
@@ -380,26 +381,33 @@ impl Store {
     }
 
     /// Row indices of a batch already present, per part (see `plan::PARTS`).
-    pub async fn batch_rows_present(&self, edge: &str, seq: u64, min_second: u32, max_second: u32) -> Result<Vec<(usize, u32)>, StoreError> {
+    /// The ranges bound the scan to the partitions the batch can be in.
+    pub async fn batch_rows_present(&self, edge: &str, seq: u64, totals: &BatchTotals) -> Result<Vec<(usize, u32)>, StoreError> {
+        let (lo, hi) = (totals.min_second, totals.max_second);
+        let (decided_lo, decided_hi) = (totals.min_decided, totals.max_decided);
         let rows = self
             .db
             .query(sql::BATCH_ROWS_PRESENT)
             .bind(edge)
             .bind(seq)
-            .bind(min_second)
-            .bind(max_second)
+            .bind(lo)
+            .bind(hi)
             .bind(edge)
             .bind(seq)
-            .bind(min_second)
-            .bind(max_second)
+            .bind(lo)
+            .bind(hi)
             .bind(edge)
             .bind(seq)
+            .bind(decided_lo)
+            .bind(decided_hi)
             .bind(edge)
             .bind(seq)
-            .bind(min_second)
-            .bind(max_second)
+            .bind(lo)
+            .bind(hi)
             .bind(edge)
             .bind(seq)
+            .bind(decided_lo)
+            .bind(decided_hi)
             .fetch_all::<PartRow>()
             .await
             .map_err(err("probing the rows of a batch"))?;

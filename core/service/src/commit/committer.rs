@@ -133,7 +133,7 @@ async fn commit_group(store: &Store, entries: &[Entry], after_inserts: &mut impl
         let decision = match decide(state) {
             Decision::Probe => {
                 let mut present: [BTreeSet<u32>; PARTS] = Default::default();
-                for (part, idx) in store.batch_rows_present(&e.batch.edge, e.batch.seq, e.totals.min_second, e.totals.max_second).await? {
+                for (part, idx) in store.batch_rows_present(&e.batch.edge, e.batch.seq, &e.totals).await? {
                     if part < PARTS {
                         present[part].insert(idx);
                     }
