@@ -49,6 +49,11 @@ pub struct EdgeConfig {
     /// Tenants' WebAssembly click filters (`wit/filter.wit`).
     #[serde(default, rename = "filter")]
     pub filters: Vec<FilterSection>,
+    /// Live plugin instances this edge keeps slots for: a tenant's active
+    /// version and its candidate take one each. Each slot reserves address
+    /// space (not RAM) for a plugin's memory.
+    #[serde(default = "defaults::filter_instances")]
+    pub filter_instances: u32,
     #[serde(default)]
     pub time: TimeSection,
     pub core: CoreSection,
@@ -221,6 +226,10 @@ mod defaults {
     pub fn filter_memory_mb() -> usize {
         64
     }
+    pub fn filter_instances() -> u32 {
+        tally_filter::host::DEFAULT_INSTANCES
+    }
+
     pub fn filter_timeout_ms() -> u64 {
         100
     }
@@ -275,6 +284,9 @@ impl EdgeConfig {
         }
         if self.filters.iter().any(|f| f.memory_mb == 0 || f.memory_mb > 256 || f.timeout_ms == 0) {
             return Err("filter memory_mb must be 1..=256 and timeout_ms positive".into());
+        }
+        if !(1..=10_000).contains(&self.filter_instances) {
+            return Err("filter_instances must be 1..=10000".into());
         }
         if let Some(r) = &self.registry {
             if r.memory_mb == 0 || r.memory_mb > 256 || r.timeout_ms == 0 || !(10..=600_000).contains(&r.poll_ms) {

@@ -149,7 +149,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
     let filters = Arc::new(Filters::default());
     let mut registry = None;
     if !config.filters.is_empty() || config.registry.is_some() {
-        let engine = tally_filter::host::FilterEngine::new()?;
+        let engine = tally_filter::host::FilterEngine::new(config.filter_instances)?;
         filter::slot::load_config(&config, &engine, &tenants, &metrics, &filters);
         if let Some(r) = &config.registry {
             let limits = tally_filter::host::Limits { memory_bytes: r.memory_mb << 20, timeout: Duration::from_millis(r.timeout_ms) };

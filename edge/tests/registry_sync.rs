@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tally_edge::filter::registry::RegistrySync;
 use tally_edge::filter::slot::Filters;
 use tally_edge::metrics::Metrics;
-use tally_filter::host::{FailurePolicy, FilterEngine, Limits};
+use tally_filter::host::{FailurePolicy, FilterEngine, Limits, DEFAULT_INSTANCES};
 use tally_filter::manifest::{sha256_hex, Manifest, TenantPlugins, VersionRef};
 use tally_http::serve::{Handler, Peer};
 use tally_http::{reply, RequestBody, Response};
@@ -72,7 +72,7 @@ async fn components_run_only_when_their_hash_matches() {
     let (stop, stopped) = watch::channel(false);
     let server = tokio::spawn(tally_http::serve::serve(listener, None, fake.clone(), stopped));
     let cache = tempfile::tempdir().unwrap();
-    let engine = FilterEngine::new().unwrap();
+    let engine = FilterEngine::new(DEFAULT_INSTANCES).unwrap();
     let limits = Limits { memory_bytes: 16 << 20, timeout: Duration::from_secs(2) };
     let acme = TenantId::parse("acme").unwrap();
     let sync = |filters: Arc<Filters>| {

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tally_filter::batch::{ClickView, Columns};
-use tally_filter::host::{FilterEngine, Limits, Plugin};
+use tally_filter::host::{FilterEngine, Limits, Plugin, DEFAULT_INSTANCES};
 
 #[allow(dead_code, unused_imports)]
 #[path = "../../../plugins/flood-filter/src/rules.rs"]
@@ -104,7 +104,7 @@ fn main() {
         let v: Vec<_> = (0..BATCH).map(|i| (geo::country(fields(i).1, ""), geo::device(fields(i).0))).collect();
         std::hint::black_box(v);
     });
-    let engine = FilterEngine::new().unwrap();
+    let engine = FilterEngine::new(DEFAULT_INSTANCES).unwrap();
     let batch = columns().into_batch();
     println!("{BATCH}-click batches, best of 5 x {BATCHES}");
     println!("{:<44} {:>10}", "stage", "ns/click");

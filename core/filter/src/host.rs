@@ -1,12 +1,19 @@
 //! The wasmtime host: one engine per process, a compiled component per
 //! plugin version, one live instance per (tenant, version).
+//!
+//! Instances live in one pooling allocator per engine, sized once
+//! (`FilterEngine::new`): a tenant's active version and its candidate hold
+//! a slot each. When no slot is free the call fails with
+//! [`Failure::NoCapacity`], which follows the tenant's policy like any
+//! failure but is not the plugin's fault, so it never counts towards
+//! quarantine.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolConcurrencyLimitError, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder};
 
 use crate::answer::{self, Answer};
 
@@ -18,8 +25,8 @@ pub use tally::filter::types::Strings;
 pub const QUARANTINE_AFTER: u32 = 3;
 /// Epoch ticks are this long; deadlines are counted in them.
 const TICK: Duration = Duration::from_millis(10);
-/// Instances (so memories) the pooling allocator keeps slots for.
-const POOL_INSTANCES: u32 = 256;
+/// Instances the pooling allocator keeps slots for, unless configured.
+pub const DEFAULT_INSTANCES: u32 = 256;
 pub const MAX_MEMORY_BYTES: usize = 256 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,12 +44,17 @@ pub struct FilterEngine {
 }
 
 impl FilterEngine {
-    pub fn new() -> Result<FilterEngine, FilterError> {
+    /// An engine with slots for `instances` live plugin instances (each
+    /// reserves address space for its memory, not RAM).
+    pub fn new(instances: u32) -> Result<FilterEngine, FilterError> {
+        // A component is several core modules: a Rust guest instantiates 3
+        // (shim, main, fixup) with 1 memory and 2 tables; room for 4 of each
+        // kind keeps `instances` a count of plugins, not of their parts.
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(POOL_INSTANCES)
-            .total_core_instances(POOL_INSTANCES * 2)
-            .total_memories(POOL_INSTANCES * 2)
-            .total_tables(POOL_INSTANCES * 2)
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * 4)
+            .total_memories(instances * 2)
+            .total_tables(instances * 4)
             .max_memory_size(MAX_MEMORY_BYTES);
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true).allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
@@ -136,17 +148,23 @@ pub struct Plugin {
 }
 
 /// Why a call produced no answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
+    #[error("quarantined after repeated failures")]
     Quarantined,
+    /// The plugin trapped, ran out of time or memory, or answered nonsense.
+    #[error("{0}")]
     Failed(String),
+    /// The engine had no instance slot free: not the plugin's doing.
+    #[error("{0}")]
+    NoCapacity(String),
 }
 
 impl Plugin {
     /// Instantiates now: a plugin that cannot start is refused here.
     pub fn new(compiled: Arc<Compiled>, limits: Limits) -> Result<Plugin, FilterError> {
         let mut plugin = Plugin { compiled, limits, live: None, failures_in_a_row: 0, quarantined: false };
-        let live = plugin.instantiate().map_err(|message| FilterError::Load { name: plugin.compiled.name.clone(), message })?;
+        let live = plugin.instantiate().map_err(|f| FilterError::Load { name: plugin.compiled.name.clone(), message: f.to_string() })?;
         plugin.live = Some(live);
         Ok(plugin)
     }
@@ -159,13 +177,19 @@ impl Plugin {
         &self.compiled.name
     }
 
-    fn instantiate(&self) -> Result<Live, String> {
+    fn instantiate(&self) -> Result<Live, Failure> {
         let limits = StoreLimitsBuilder::new().memory_size(self.limits.memory_bytes).trap_on_grow_failure(true).build();
         let mut store = Store::new(&self.compiled.engine, State { limits });
         store.limiter(|s| &mut s.limits);
         // Start-up code runs under the same deadline as a call.
         store.set_epoch_deadline(self.deadline_ticks());
-        let filter = self.compiled.pre.instantiate(&mut store).map_err(|e| format!("instantiating: {e:#}"))?;
+        let filter = self.compiled.pre.instantiate(&mut store).map_err(|e| {
+            if e.chain().any(|c| c.is::<PoolConcurrencyLimitError>()) {
+                Failure::NoCapacity(format!("no instance slot free on this engine: {e:#}"))
+            } else {
+                Failure::Failed(format!("instantiating: {e:#}"))
+            }
+        })?;
         Ok(Live { store, filter })
     }
 
@@ -185,6 +209,8 @@ impl Plugin {
         let result = self.call(batch);
         match &result {
             Ok(_) => self.failures_in_a_row = 0,
+            // No instance was made: nothing to rebuild, nothing to blame.
+            Err(Failure::NoCapacity(_)) => {}
             Err(_) => {
                 // A trapped instance cannot be entered again, and one that
                 // answered nonsense may be in any state: start afresh.
@@ -195,18 +221,18 @@ impl Plugin {
                 }
             }
         }
-        result.map_err(Failure::Failed)
+        result
     }
 
-    fn call(&mut self, batch: &ClickBatch) -> Result<Answer, String> {
+    fn call(&mut self, batch: &ClickBatch) -> Result<Answer, Failure> {
         if self.live.is_none() {
             self.live = Some(self.instantiate()?);
         }
         let ticks = self.deadline_ticks();
         let live = self.live.as_mut().expect("instantiated above");
         live.store.set_epoch_deadline(ticks);
-        let verdicts = live.filter.call_filter(&mut live.store, batch).map_err(|e| format!("{e:#}"))?;
-        answer::check(verdicts, batch.ad_id.len())
+        let verdicts = live.filter.call_filter(&mut live.store, batch).map_err(|e| Failure::Failed(format!("{e:#}")))?;
+        answer::check(verdicts, batch.ad_id.len()).map_err(Failure::Failed)
     }
 }
 

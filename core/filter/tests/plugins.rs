@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tally_filter::answer::{Answer, Tag};
 use tally_filter::batch::{ClickView, Columns};
-use tally_filter::host::{ClickBatch, Failure, FilterEngine, Limits, Plugin};
+use tally_filter::host::{ClickBatch, Failure, FilterEngine, Limits, Plugin, DEFAULT_INSTANCES, QUARANTINE_AFTER};
 
 #[allow(dead_code, unused_imports)]
 #[path = "../../../plugins/bot-filter/src/rules.rs"]
@@ -72,7 +72,7 @@ fn bot_reference(fields: &[Fields]) -> Answer {
 
 #[test]
 fn bot_filters_in_rust_and_c_agree_with_the_native_rules() {
-    let engine = FilterEngine::new().unwrap();
+    let engine = FilterEngine::new(DEFAULT_INSTANCES).unwrap();
     let c = plugins_dir().join("c/tally_plugin_bot_filter_c.wasm");
     assert!(c.exists(), "{} missing: build the C plugin (deploy/dev/plugins-c.sh)", c.display());
     for path in [plugin("bot_filter"), c] {
@@ -91,7 +91,7 @@ fn bot_filters_in_rust_and_c_agree_with_the_native_rules() {
 
 #[test]
 fn flood_filter_keeps_state_across_batches_like_its_reference() {
-    let engine = FilterEngine::new().unwrap();
+    let engine = FilterEngine::new(DEFAULT_INSTANCES).unwrap();
     let mut p = load(&engine, &plugin("flood_filter"));
     let mut reference = flood::Flood::new();
     let mut dropped = 0;
@@ -108,7 +108,7 @@ fn flood_filter_keeps_state_across_batches_like_its_reference() {
 
 #[test]
 fn geo_enrichment_tags_like_its_reference() {
-    let engine = FilterEngine::new().unwrap();
+    let engine = FilterEngine::new(DEFAULT_INSTANCES).unwrap();
     let mut p = load(&engine, &plugin("geo_enrich"));
     for seed in 0..3 {
         let (batch, fields) = clicks(400, seed);
@@ -141,7 +141,7 @@ fn hostile_batch(ad: u64) -> ClickBatch {
 
 #[test]
 fn hostile_plugins_are_contained_rebuilt_and_quarantined() {
-    let engine = FilterEngine::new().unwrap();
+    let engine = FilterEngine::new(DEFAULT_INSTANCES).unwrap();
     // A shorter deadline: its loops run into it twice.
     let mut hostile = Plugin::load(&engine, &plugin("hostile"), Limits { timeout: Duration::from_millis(300), ..limits() }).unwrap();
     assert_eq!(hostile.run(&hostile_batch(9)).unwrap(), Answer::keep_all(2));
@@ -167,11 +167,33 @@ fn hostile_plugins_are_contained_rebuilt_and_quarantined() {
 
 #[test]
 fn refuses_what_is_not_a_filter() {
-    let engine = FilterEngine::new().unwrap();
+    let engine = FilterEngine::new(DEFAULT_INSTANCES).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.wasm");
     std::fs::write(&junk, b"\0asm not really").unwrap();
     let limits = || Limits { memory_bytes: 1 << 20, timeout: Duration::from_millis(10) };
     assert!(Plugin::load(&engine, &junk, limits()).is_err());
     assert!(Plugin::load(&engine, &dir.path().join("missing.wasm"), limits()).is_err());
+}
+
+/// Slots are shared by every plugin on an engine. A call that finds none
+/// free fails as `NoCapacity`, which is not the plugin's fault: it never
+/// quarantines it, and the plugin runs again once a slot is free.
+#[test]
+fn a_full_engine_is_not_held_against_a_plugin() {
+    let engine = FilterEngine::new(2).unwrap();
+    let _first = load(&engine, &plugin("noop"));
+    let mut hostile = Plugin::load(&engine, &plugin("hostile"), Limits { timeout: Duration::from_millis(300), ..limits() }).unwrap();
+    // Every slot is taken: a third plugin cannot start.
+    assert!(Plugin::load(&engine, &plugin("noop"), limits()).is_err(), "a third instance on a 2-slot engine");
+    // A trap frees the hostile plugin's slot (its instance is dropped) and
+    // a neighbour takes it before the rebuild.
+    assert!(matches!(hostile.run(&hostile_batch(3)), Err(Failure::Failed(_))));
+    let neighbour = load(&engine, &plugin("noop"));
+    for _ in 0..QUARANTINE_AFTER + 2 {
+        assert!(matches!(hostile.run(&hostile_batch(9)), Err(Failure::NoCapacity(e)) if e.contains("no instance slot")));
+    }
+    assert!(!hostile.is_quarantined(), "a full engine counted against the plugin");
+    drop(neighbour);
+    assert_eq!(hostile.run(&hostile_batch(9)).unwrap(), Answer::keep_all(2));
 }

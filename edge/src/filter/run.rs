@@ -26,8 +26,9 @@ fn call(loaded: &Loaded, batch: &ClickBatch) -> (Result<Answer, String>, bool) {
     };
     let mut p = plugin.lock().expect("plugin lock poisoned");
     let result = p.run(batch).map_err(|f| match f {
-        Failure::Quarantined => format!("plugin {} (version {}) is quarantined after repeated failures", p.name(), loaded.version),
+        Failure::Quarantined => format!("plugin {} (version {}) is {f}", p.name(), loaded.version),
         Failure::Failed(e) => format!("plugin {} (version {}) failed: {e}", p.name(), loaded.version),
+        Failure::NoCapacity(e) => format!("plugin {} (version {}) could not run: {e}", p.name(), loaded.version),
     });
     (result, p.is_quarantined())
 }

@@ -96,7 +96,8 @@ impl Registry {
                 }
             }
         }
-        let engine = FilterEngine::new().map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        // Uploads are validated one at a time: a couple of slots suffice.
+        let engine = FilterEngine::new(4).map_err(|e| RegistryError::Invalid(e.to_string()))?;
         Ok(Registry { dir: dir.to_path_buf(), engine, max_bytes, states: Mutex::new(states), compiling: tokio::sync::Semaphore::new(1) })
     }
 
