@@ -98,11 +98,16 @@ async fn reconcile(pop: &harness::Pop, from: u64, to: u64, repair: bool) -> (boo
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
-/// A rollup that missed rows (its view was gone while they landed) is
-/// reported by reconcile and repaired from the landing table.
+/// Rollups that missed rows (their views were gone while the rows landed)
+/// are reported by reconcile and repaired from their landing tables:
+/// clicks, refused clicks and enrichment dimensions alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollup_drift_is_reported_and_repaired() {
-    let pop = harness::start(&["acme"]).await;
+    // The geo filter tags clicks carrying a country; lateness is one minute,
+    // so a click ten minutes old is refused (and recorded).
+    let geo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins/target/wasm32-wasip2/release/tally_plugin_geo_enrich.wasm");
+    let settings = EdgeSettings { allowed_lateness_secs: 60, filters: vec![("acme".into(), geo, "open")], ..EdgeSettings::default() };
+    let pop = harness::start_with(&["acme"], settings).await;
     let (key, read) = (pop.ingest_key(0), pop.read_key(0));
     let edge = pop.pop.state.edge_http.clone();
     let clickhouse = pop.pop.state.clickhouse_http.clone();
@@ -120,17 +125,34 @@ async fn rollup_drift_is_reported_and_repaired() {
     let (from, to) = (now - 60_000, now + 60_000);
     pop.wait_for_totals(&read, &generator, &ads, from, to).await;
 
-    // The hourly view disappears while more clicks land, then comes back.
-    sql("DROP TABLE tally.clicks_by_hour_mv".into()).await;
+    // The hourly views disappear while more rows land, then come back.
+    for view in ["clicks_by_hour_mv", "refused_by_hour_mv", "dimensions_by_hour_mv"] {
+        sql(format!("DROP TABLE tally.{view}")).await;
+    }
     post_until_acked(&pop.client, &edge, &key, &generator.events(300, now)).await;
-    pop.wait_for_totals(&read, &generator, &ads, from, to).await;
-    for stmt in tally_core::clickhouse::schema::statements(tally_core::clickhouse::schema::MIGRATIONS[1].sql) {
-        sql(stmt).await;
+    let tagged: Vec<String> =
+        (0..20).map(|i| format!(r#"{{"click_id":"de-{i}","ad_id":9,"ts":{now},"cost_micros":5,"country":"DE"}}"#)).collect();
+    let late: Vec<String> = (0..5).map(|i| click(&format!("late-{i}"), 9, now - 600_000, 5)).collect();
+    let r = post_until_acked(&pop.client, &edge, &key, &[tagged, late].concat()).await;
+    assert_eq!((r["accepted"].as_u64(), r["rejected"].as_array().map(Vec::len)), (Some(20), Some(5)), "{r}");
+    let (hour_from, hour_to) = ((now / HOUR_MS - 1) * HOUR_MS, (now / HOUR_MS + 1) * HOUR_MS);
+    // Every family drifts once its landing rows are committed.
+    let deadline = tokio::time::Instant::now() + harness::CONVERGE;
+    loop {
+        let (ok, text) = reconcile(&pop, hour_from, hour_to, false).await;
+        if text.contains("ROLLUP DRIFT (clicks, refused, dimensions)") {
+            assert!(!ok);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "drift never showed in every family: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for migration in [1, 4] {
+        for stmt in tally_core::clickhouse::schema::statements(tally_core::clickhouse::schema::MIGRATIONS[migration].sql) {
+            sql(stmt).await;
+        }
     }
 
-    let (hour_from, hour_to) = ((now / HOUR_MS - 1) * HOUR_MS, (now / HOUR_MS + 1) * HOUR_MS);
-    let (ok, text) = reconcile(&pop, hour_from, hour_to, false).await;
-    assert!(!ok && text.contains("ROLLUP DRIFT"), "{text}");
     let (ok, text) = reconcile(&pop, hour_from, hour_to, true).await;
     assert!(ok, "{text}");
     for ad in ads {
@@ -138,5 +160,10 @@ async fn rollup_drift_is_reported_and_repaired() {
         assert_eq!(s["total"]["clicks"].as_u64().unwrap(), generator.ad_total(ad).clicks, "ad {ad}");
         assert_eq!(s["total"]["spend_micros"].as_u64().unwrap(), generator.ad_total(ad).spend_micros, "ad {ad}");
     }
+    let dims = pop.query(&read, &format!("/v1/dimensions/country?from={hour_from}&to={hour_to}&step=1h")).await.json().unwrap();
+    assert_eq!((dims["values"][0]["value"].as_str(), dims["values"][0]["clicks"].as_u64()), (Some("DE"), Some(20)), "{dims}");
+    // Repairing again finds nothing to add.
+    let (ok, text) = reconcile(&pop, hour_from, hour_to, true).await;
+    assert!(ok && !text.contains("repaired"), "{text}");
     pop.pop.stop().await;
 }

@@ -3,14 +3,15 @@
 use anyhow::{Context, Result};
 
 use tally_core::billing::reconcile::reconcile;
-use tally_core::clickhouse::store::Step;
+use tally_core::clickhouse::store::{Family, Step};
 use tally_core::clickhouse::Store;
 use tally_model::timestamp::{format_millis, parse_millis};
 
 #[derive(clap::Subcommand)]
 pub enum BillingCommand {
     /// Compare, per tenant and hour, billing with the dashboard rollups and
-    /// the landing table, and every batch's manifest with the records found.
+    /// the landing table (clicks, refused clicks, dimensions), and every
+    /// batch's manifest with the records found.
     /// Exits 1 if anything disagrees.
     Reconcile {
         /// ClickHouse HTTP URL.
@@ -43,8 +44,10 @@ pub async fn run(command: BillingCommand) -> Result<()> {
             if repair && !report.ok() {
                 // Day buckets are repaired whole, so the range widens to days.
                 let (day_from, day_to) = (from / 86_400 * 86_400, to.div_ceil(86_400) * 86_400);
-                for step in Step::ROLLUPS {
-                    store.repair_rollup(step, day_from, day_to).await?;
+                for family in Family::ALL {
+                    for step in Step::ROLLUPS {
+                        store.repair_rollup(family, step, day_from, day_to).await?;
+                    }
                 }
                 eprintln!("repaired the rollups over the days around the range; checking again");
                 report = reconcile(&store, from, to).await?;
@@ -54,7 +57,8 @@ pub async fn run(command: BillingCommand) -> Result<()> {
             } else {
                 println!("{:<20} {:<20} {:>12} {:>12} {:>12}  status", "tenant", "hour", "landing", "rollup", "billing");
                 for h in &report.hours {
-                    let status = if h.drift() { "ROLLUP DRIFT" } else { "ok" };
+                    let drift: Vec<&str> = h.drift().into_iter().map(Family::name).collect();
+                    let status = if drift.is_empty() { "ok".to_string() } else { format!("ROLLUP DRIFT ({})", drift.join(", ")) };
                     println!(
                         "{:<20} {:<20} {:>12} {:>12} {:>12}  {status}",
                         h.tenant,

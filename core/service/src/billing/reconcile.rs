@@ -6,7 +6,9 @@
 //!   a difference is drift, e.g. a materialized view insert that failed
 //!   after its landing part was written);
 //! * `billing`: clicks counted once per click id across edges (at most
-//!   landing; the difference is clicks that reached several edges).
+//!   landing; the difference is clicks that reached several edges);
+//! * the same landing/rollup pair for refused clicks (`filtered` on the
+//!   dashboards) and for enrichment dimensions.
 //!
 //! and for every committed batch, the click records its manifest promised
 //! against the records found. [`Report::ok`] is false on any drift or any
@@ -16,7 +18,15 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::clickhouse::store::Family;
 use crate::clickhouse::{Store, StoreError};
+
+/// A landing table's hour next to its rollup's.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Pair {
+    pub landing: u64,
+    pub rollup: u64,
+}
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct HourCheck {
@@ -29,11 +39,20 @@ pub struct HourCheck {
     pub landing_spend_micros: u64,
     pub rollup_spend_micros: u64,
     pub billing_spend_micros: i64,
+    /// Refused clicks (filtered and out of time).
+    pub refused: Pair,
+    pub dimension_clicks: Pair,
+    pub dimension_spend_micros: Pair,
 }
 
 impl HourCheck {
-    pub fn drift(&self) -> bool {
-        self.landing_clicks != self.rollup_clicks || self.landing_spend_micros != self.rollup_spend_micros
+    /// The families whose rollup disagrees with their landing table.
+    pub fn drift(&self) -> Vec<Family> {
+        let clicks = self.landing_clicks != self.rollup_clicks || self.landing_spend_micros != self.rollup_spend_micros;
+        let refused = self.refused.landing != self.refused.rollup;
+        let dims = self.dimension_clicks.landing != self.dimension_clicks.rollup
+            || self.dimension_spend_micros.landing != self.dimension_spend_micros.rollup;
+        [(Family::Clicks, clicks), (Family::Refused, refused), (Family::Dimensions, dims)].into_iter().filter(|d| d.1).map(|d| d.0).collect()
     }
 }
 
@@ -56,7 +75,7 @@ pub struct Report {
 
 impl Report {
     pub fn ok(&self) -> bool {
-        self.batch_mismatches.is_empty() && !self.hours.iter().any(HourCheck::drift)
+        self.batch_mismatches.is_empty() && self.hours.iter().all(|h| h.drift().is_empty())
     }
 }
 
@@ -65,15 +84,23 @@ pub async fn reconcile(store: &Store, from: u32, to: u32) -> Result<Report, Stor
     fn entry<'a>(hours: &'a mut BTreeMap<(String, u32), HourCheck>, tenant: &str, hour: u32) -> &'a mut HourCheck {
         hours.entry((tenant.to_string(), hour)).or_insert_with(|| HourCheck { tenant: tenant.into(), hour, ..HourCheck::default() })
     }
-    for (tenant, t) in store.landing_hours(from, to).await? {
-        let e = entry(&mut hours, &tenant, t.hour);
-        e.landing_clicks = t.clicks;
-        e.landing_spend_micros = t.spend_micros;
-    }
-    for (tenant, t) in store.rollup_hours(from, to).await? {
-        let e = entry(&mut hours, &tenant, t.hour);
-        e.rollup_clicks = t.clicks;
-        e.rollup_spend_micros = t.spend_micros;
+    for family in Family::ALL {
+        for (tenant, t) in store.landing_hours(family, from, to).await? {
+            let e = entry(&mut hours, &tenant, t.hour);
+            match family {
+                Family::Clicks => (e.landing_clicks, e.landing_spend_micros) = (t.clicks, t.spend_micros),
+                Family::Refused => e.refused.landing = t.clicks,
+                Family::Dimensions => (e.dimension_clicks.landing, e.dimension_spend_micros.landing) = (t.clicks, t.spend_micros),
+            }
+        }
+        for (tenant, t) in store.rollup_hours(family, from, to).await? {
+            let e = entry(&mut hours, &tenant, t.hour);
+            match family {
+                Family::Clicks => (e.rollup_clicks, e.rollup_spend_micros) = (t.clicks, t.spend_micros),
+                Family::Refused => e.refused.rollup = t.clicks,
+                Family::Dimensions => (e.dimension_clicks.rollup, e.dimension_spend_micros.rollup) = (t.clicks, t.spend_micros),
+            }
+        }
     }
     for b in store.billing_live_all(from, to).await? {
         let e = entry(&mut hours, &b.tenant, b.hour);

@@ -68,6 +68,53 @@ impl Step {
     }
 }
 
+/// The landing tables that materialized views roll up by minute, hour and
+/// day (`<name>_by_<bucket>`), which reconciliation compares and repairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// `clicks_by_second` (clicks, spend, users).
+    Clicks,
+    /// `refused_events` (counts per reason; no spend).
+    Refused,
+    /// `click_dimensions` (clicks and spend per enrichment value).
+    Dimensions,
+}
+
+struct FamilyQueries {
+    landing_hours: &'static str,
+    rollup_hours: &'static str,
+    repair: &'static str,
+}
+
+impl Family {
+    pub const ALL: [Family; 3] = [Family::Clicks, Family::Refused, Family::Dimensions];
+
+    /// Also the rollup tables' prefix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Clicks => "clicks",
+            Family::Refused => "refused",
+            Family::Dimensions => "dimensions",
+        }
+    }
+
+    fn queries(self) -> FamilyQueries {
+        match self {
+            Family::Clicks => FamilyQueries { landing_hours: sql::RECONCILE_HOURS, rollup_hours: sql::RECONCILE_ROLLUP, repair: sql::REPAIR_ROLLUP },
+            Family::Refused => FamilyQueries {
+                landing_hours: sql::RECONCILE_REFUSED_HOURS,
+                rollup_hours: sql::RECONCILE_REFUSED_ROLLUP,
+                repair: sql::REPAIR_REFUSED_ROLLUP,
+            },
+            Family::Dimensions => FamilyQueries {
+                landing_hours: sql::RECONCILE_DIMENSION_HOURS,
+                rollup_hours: sql::RECONCILE_DIMENSION_ROLLUP,
+                repair: sql::REPAIR_DIMENSION_ROLLUP,
+            },
+        }
+    }
+}
+
 /// A row of `tally.clicks_by_second`, in column order.
 #[derive(Debug, Clone, clickhouse::Row, Serialize)]
 pub struct LandingRow {
@@ -492,29 +539,30 @@ impl Store {
         Ok(rows.into_iter().map(|h| h.hour).collect())
     }
 
-    /// Per (tenant, hour) totals of the landing table.
-    pub async fn landing_hours(&self, from: u32, to: u32) -> Result<Vec<(String, HourTotals)>, StoreError> {
-        self.tenant_hours(sql::RECONCILE_HOURS, from, to, "reconciling the landing table").await
+    /// Per (tenant, hour) totals of a landing table, by event time.
+    pub async fn landing_hours(&self, family: Family, from: u32, to: u32) -> Result<Vec<(String, HourTotals)>, StoreError> {
+        self.tenant_hours(family.queries().landing_hours, from, to, format!("reconciling the {} landing table", family.name())).await
     }
 
-    /// Per (tenant, hour) totals of the hourly rollup.
-    pub async fn rollup_hours(&self, from: u32, to: u32) -> Result<Vec<(String, HourTotals)>, StoreError> {
-        self.tenant_hours(sql::RECONCILE_ROLLUP, from, to, "reconciling the hourly rollup").await
+    /// Per (tenant, hour) totals of a family's hourly rollup.
+    pub async fn rollup_hours(&self, family: Family, from: u32, to: u32) -> Result<Vec<(String, HourTotals)>, StoreError> {
+        self.tenant_hours(family.queries().rollup_hours, from, to, format!("reconciling the {} hourly rollup", family.name())).await
     }
 
-    async fn tenant_hours(&self, query: &str, from: u32, to: u32, what: &str) -> Result<Vec<(String, HourTotals)>, StoreError> {
+    async fn tenant_hours(&self, query: &str, from: u32, to: u32, what: String) -> Result<Vec<(String, HourTotals)>, StoreError> {
         let rows = self.db.query(query).bind(from).bind(to).fetch_all::<TenantHourTotals>().await.map_err(err(what))?;
         Ok(rows.into_iter().map(|r| (r.tenant, HourTotals { hour: r.hour, clicks: r.clicks, spend_micros: r.spend_micros })).collect())
     }
 
-    /// Adds to a rollup whatever the landing table holds in `[from, to)`
-    /// (aligned to the step) that the rollup lacks: clicks and spend as
-    /// deltas, users as the landing users (a union, so re-adding is
-    /// harmless). Idempotent; a rollup holding more than the landing table
-    /// is left for a person to look at.
-    pub async fn repair_rollup(&self, step: Step, from: u32, to: u32) -> Result<(), StoreError> {
-        let Some((table, bucket, bucket_fn)) = step.rollup() else { return Ok(()) };
-        let sql = sql::REPAIR_ROLLUP.replace("{table}", table).replace("{bucket}", bucket).replace("{fn}", bucket_fn);
+    /// Adds to a rollup whatever its landing table holds in `[from, to)`
+    /// (aligned to the step) that the rollup lacks: counts and spend as
+    /// deltas (click rollups: users as the landing users, a union, so
+    /// re-adding is harmless). Idempotent; a rollup holding more than its
+    /// landing table is left for a person to look at.
+    pub async fn repair_rollup(&self, family: Family, step: Step, from: u32, to: u32) -> Result<(), StoreError> {
+        let Some((_, bucket, bucket_fn)) = step.rollup() else { return Ok(()) };
+        let table = format!("{}_by_{bucket}", family.name());
+        let sql = family.queries().repair.replace("{table}", &table).replace("{bucket}", bucket).replace("{fn}", bucket_fn);
         self.db.query(&sql).bind(from).bind(to).bind(from).bind(to).execute().await.map_err(err(format!("repairing {table}")))
     }
 

@@ -1,0 +1,38 @@
+INSERT INTO tally.{table} (tenant, dimension, value, ad_id, {bucket}, clicks, spend_micros)
+SELECT
+    tenant,
+    dimension,
+    value,
+    ad_id,
+    {bucket},
+    toUInt64(landing_clicks - rollup_clicks) AS clicks,
+    toUInt64(landing_spend - rollup_spend) AS spend_micros
+FROM
+(
+    SELECT
+        tenant,
+        dimension,
+        value,
+        ad_id,
+        {fn}(second) AS {bucket},
+        sum(clicks) AS landing_clicks,
+        sum(spend_micros) AS landing_spend
+    FROM tally.click_dimensions
+    WHERE second >= ? AND second < ?
+    GROUP BY tenant, dimension, value, ad_id, {bucket}
+) AS landing
+ANY LEFT JOIN
+(
+    SELECT
+        tenant,
+        dimension,
+        value,
+        ad_id,
+        {bucket},
+        sum(clicks) AS rollup_clicks,
+        sum(spend_micros) AS rollup_spend
+    FROM tally.{table}
+    WHERE {bucket} >= ? AND {bucket} < ?
+    GROUP BY tenant, dimension, value, ad_id, {bucket}
+) AS rollup USING (tenant, dimension, value, ad_id, {bucket})
+WHERE landing_clicks > rollup_clicks AND landing_spend >= rollup_spend

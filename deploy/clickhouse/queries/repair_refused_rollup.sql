@@ -1,0 +1,32 @@
+INSERT INTO tally.{table} (tenant, ad_id, reason, {bucket}, clicks)
+SELECT
+    tenant,
+    ad_id,
+    reason,
+    {bucket},
+    toUInt64(landing_clicks - rollup_clicks) AS clicks
+FROM
+(
+    SELECT
+        tenant,
+        ad_id,
+        reason,
+        {fn}(toDateTime(intDiv(ts_ms, 1000), 'UTC')) AS {bucket},
+        count() AS landing_clicks
+    FROM tally.refused_events
+    WHERE ts_ms >= ? * 1000 AND ts_ms < ? * 1000
+    GROUP BY tenant, ad_id, reason, {bucket}
+) AS landing
+ANY LEFT JOIN
+(
+    SELECT
+        tenant,
+        ad_id,
+        reason,
+        {bucket},
+        sum(clicks) AS rollup_clicks
+    FROM tally.{table}
+    WHERE {bucket} >= ? AND {bucket} < ?
+    GROUP BY tenant, ad_id, reason, {bucket}
+) AS rollup USING (tenant, ad_id, reason, {bucket})
+WHERE landing_clicks > rollup_clicks
