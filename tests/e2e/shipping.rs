@@ -55,6 +55,14 @@ async fn corrupt_batches_are_rejected_and_resends_commit_once() {
         assert!(!reply.reason.is_empty());
     }
 
+    // A frame of another Tally version is not damage: the edge is asked to
+    // keep it (retry) until a core that reads it is up.
+    let mut newer = good.clone();
+    newer[4..6].copy_from_slice(&(frame::VERSION + 1).to_le_bytes());
+    let reply = connector.send(Bytes::from(newer)).await.unwrap();
+    assert_eq!(reply.status, Status::Retry, "{reply:?}");
+    assert!(reply.reason.contains(&format!("version {}", frame::VERSION + 1)), "{reply:?}");
+
     // The real batch commits once; re-sends (also concurrent ones) are duplicates.
     let first = connector.send(Bytes::from(good.clone())).await.unwrap();
     assert_eq!(first.status, Status::Committed, "{first:?}");
@@ -71,6 +79,7 @@ async fn corrupt_batches_are_rejected_and_resends_commit_once() {
 
     let metrics = pop.client.get(&format!("{}/metrics", state.core_http), None).await.unwrap().text();
     assert!(metrics.contains("tally_core_batches_rejected_total 4"), "{metrics}");
+    assert!(metrics.contains("tally_core_batches_unreadable_version_total 1"), "{metrics}");
     assert!(metrics.contains("tally_core_batches_duplicate_total 4"), "{metrics}");
     pop.pop.stop().await;
 }

@@ -6,7 +6,8 @@
 //! ```
 //! Only `Committed` and `Duplicate` let the edge forget the batch. `Rejected`
 //! is permanent (the batch can never be committed as sent: corrupt or
-//! invalid); `Retry` is transient (storage unavailable, shutting down).
+//! invalid); `Retry` is transient (storage unavailable, shutting down, a
+//! frame version this core does not read yet).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]

@@ -18,6 +18,7 @@ pub struct Metrics {
     pub batches_committed: Counter,
     pub batches_duplicate: Counter,
     pub batches_rejected: Counter,
+    pub batches_unreadable_version: Counter,
     pub clicks_committed: Counter,
     pub commit_groups: Counter,
     pub commit_errors: Counter,
@@ -35,6 +36,7 @@ impl Metrics {
             batches_committed: Counter::default(),
             batches_duplicate: Counter::default(),
             batches_rejected: Counter::default(),
+            batches_unreadable_version: Counter::default(),
             clicks_committed: Counter::default(),
             commit_groups: Counter::default(),
             commit_errors: Counter::default(),
@@ -49,6 +51,11 @@ impl Metrics {
         r.register("tally_core_batches_committed", "Batches committed to ClickHouse", m.batches_committed.clone());
         r.register("tally_core_batches_duplicate", "Re-sent batches found already committed", m.batches_duplicate.clone());
         r.register("tally_core_batches_rejected", "Batches refused as corrupt or invalid", m.batches_rejected.clone());
+        r.register(
+            "tally_core_batches_unreadable_version",
+            "Batches in a frame version this core does not read, left with their edge (retry)",
+            m.batches_unreadable_version.clone(),
+        );
         r.register("tally_core_clicks_committed", "Clicks in committed batches", m.clicks_committed.clone());
         r.register("tally_core_commit_groups", "Group commits attempted", m.commit_groups.clone());
         r.register("tally_core_commit_errors", "Group commits that failed (batches answered Retry)", m.commit_errors.clone());

@@ -16,6 +16,8 @@
 //! ```text
 //! <spool_dir>/
 //!   edge-id                      the edge id this spool belongs to
+//!   format                       the layout of the files below ([`FORMAT`]);
+//!                                a spool in another format is refused
 //!   seal-state                   "<next seq> <wal sealed>": lower bounds, written
 //!                                at creation; a spool without it is refused
 //!   wal/<first lsn:020>.wal      accepted clicks (see `wal`)
@@ -38,6 +40,10 @@
 //!   (or acknowledged and its delete was lost in a crash: the re-send is then
 //!   answered `Duplicate`, which is harmless).
 //! * WAL segments are deleted only when all their records are sealed.
+//! * An edge only opens a spool in its own [`FORMAT`]: decoding another
+//!   layout would lose acknowledged clicks. An upgrade that changes it drains
+//!   the spool with the old binary first (spools from before the `format`
+//!   file existed are format 1).
 //!
 //! # Limits
 //! The outbox holds at most `max_bytes`; past it sealing stops, the rows
@@ -51,6 +57,10 @@ use std::path::{Path, PathBuf};
 
 pub use outbox::{Outbox, Quarantined, Sealed, Sealing};
 
+/// The spool's layout: `wal::WalRecord` and the batch frame
+/// (`tally_model::batch::frame::VERSION`). Bump it when either changes.
+pub const FORMAT: u32 = 1;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
     #[error("spool {path}: {source}")]
@@ -59,6 +69,8 @@ pub enum SpoolError {
     WrongEdge { path: PathBuf, found: String, expected: String },
     #[error("{0} is missing or unreadable: this spool's sequence numbers cannot be trusted; move the spool aside and start the edge under a new edge_id")]
     StateLost(PathBuf),
+    #[error("spool {path} is in format {found}, this edge reads format {FORMAT} only: drain it with the Tally version that wrote it, or move it aside")]
+    Format { path: PathBuf, found: String },
     #[error("spool is full ({used} of {max} bytes); waiting for the core to acknowledge batches")]
     Full { used: u64, max: u64 },
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use tally_model::batch::{frame, Batch, TenantRows};
 
-use super::{io, write_atomic, SpoolError};
+use super::{io, write_atomic, SpoolError, FORMAT};
 
 /// What the pipeline hands over to become batch `seq`.
 #[derive(Debug, Clone, Default)]
@@ -81,9 +81,23 @@ impl Outbox {
                 // A new spool: its state exists from the start, so a missing
                 // one later means damage, never "fresh".
                 write_atomic(dir, "seal-state", b"1 0")?;
+                write_atomic(dir, "format", FORMAT.to_string().as_bytes())?;
                 write_atomic(dir, "edge-id", edge.as_bytes())?;
             }
             Err(e) => return Err(io(&id_path)(e)),
+        }
+        let format_path = dir.join("format");
+        let (found, recorded) = match fs::read_to_string(&format_path) {
+            Ok(found) => (found.trim().to_string(), true),
+            // Written before format files existed: format 1.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ("1".to_string(), false),
+            Err(e) => return Err(io(&format_path)(e)),
+        };
+        if found != FORMAT.to_string() {
+            return Err(SpoolError::Format { path: dir.into(), found });
+        }
+        if !recorded {
+            write_atomic(dir, "format", found.as_bytes())?;
         }
         let state_path = dir.join("seal-state");
         let parsed = fs::read_to_string(&state_path).ok().and_then(|s| {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use quinn::crypto::rustls::QuicServerConfig;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use tally_model::batch::frame;
+use tally_model::batch::frame::{self, FrameError};
 use tally_model::reply::{Reply, Status};
 
 use crate::commit::committer::Job;
@@ -107,6 +107,13 @@ impl Receiver {
                 return;
             }
             Ok(bytes) => match frame::decode(&bytes) {
+                // Another Tally version's batch is not damaged: the edge keeps
+                // it (and backs off) until a core that reads it is up.
+                Err(e @ FrameError::Version(_)) => {
+                    self.metrics.batches_unreadable_version.inc();
+                    tracing::warn!(%peer, reason = %e, "a batch in another frame version; asking the edge to keep it");
+                    Reply::new(Status::Retry, format!("{e}; this core reads version {}", frame::VERSION))
+                }
                 Err(e) => self.reject(peer, e.to_string()),
                 Ok(batch) => {
                     let (tx, rx) = oneshot::channel();

@@ -106,6 +106,23 @@ fn refuses_another_edges_spool_and_caps_size() {
     s.seal(rows(1), 0).unwrap();
 }
 
+#[test]
+fn opens_only_its_own_format() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Outbox::open(dir.path(), "e1", 1 << 20).unwrap());
+    assert_eq!(fs::read_to_string(dir.path().join("format")).unwrap(), FORMAT.to_string());
+    // A spool from before format files existed is format 1, and says so now.
+    fs::remove_file(dir.path().join("format")).unwrap();
+    drop(Outbox::open(dir.path(), "e1", 1 << 20).unwrap());
+    assert_eq!(fs::read_to_string(dir.path().join("format")).unwrap(), "1");
+    // Another layout is refused, not misread.
+    fs::write(dir.path().join("format"), "2").unwrap();
+    match Outbox::open(dir.path(), "e1", 1 << 20) {
+        Err(e @ SpoolError::Format { .. }) => assert!(e.to_string().contains("in format 2"), "{e}"),
+        other => panic!("opened a spool in another format: {:?}", other.map(|_| ())),
+    }
+}
+
 mod model {
     use std::collections::BTreeMap;
 
