@@ -572,17 +572,38 @@ def expected_watermarks():
     return sorted(wm.items())
 
 
-def expected_landing_hours(frm, to, by_bucket):
+def expected_landing_hours(frm, to, by_bucket, items=None):
     """Landing clicks/spend per (tenant, hour). by_bucket: select hours frm <= hour < to
-    (rollup table); otherwise select seconds frm <= second < to (landing table)."""
+    (rollup table); otherwise select seconds frm <= second < to (landing table).
+    items: (tenant, second, clicks, spend) per landing row; default the click landing table."""
+    if items is None:
+        items = [(tn, sec, clicks, spend) for (tn, _a, _c, sec, clicks, spend, _u, _e, _s, _i) in LANDING]
     acc = {}
-    for (tn, _a, _c, sec, clicks, spend, _u, _e, _s, _i) in LANDING:
+    for (tn, sec, clicks, spend) in items:
         h = hour_of(sec)
         if not (frm <= (h if by_bucket else sec) < to):
             continue
         c, sp = acc.get((tn, h), (0, 0))
         acc[(tn, h)] = (c + clicks, sp + spend)
     return sorted(k + v for k, v in acc.items())
+
+
+def refused_items():
+    """refused_events as reconcile_refused_* see them: one click per row at its event
+    second (ts_ms floored), every reason, no spend."""
+    return [(r[0], r[4] // 1000, 1, 0) for r in REFUSED]
+
+
+def dimension_items():
+    return [(r[0], r[3], r[6], r[7]) for r in DIMENSIONS]
+
+
+# (landing query, rollup query, landing rows as (tenant, second, clicks, spend)) per family
+RECONCILE_FAMILIES = [
+    ("reconcile_hours", "reconcile_rollup", None),
+    ("reconcile_refused_hours", "reconcile_refused_rollup", refused_items),
+    ("reconcile_dimension_hours", "reconcile_dimension_rollup", dimension_items),
+]
 
 
 def expected_manifests(frm, to):
@@ -840,14 +861,15 @@ def check_billing_queries(ck, q, phase):
 def check_reconcile_queries(ck, q, phase):
     for frm, to in BILLING_RANGES:
         where = "[%s] [%d,%d)" % (phase, frm, to)
-        hours = ck.select(bind(q["reconcile_hours"], [frm, to]), "reconcile_hours " + where,
-                          RECONCILE_HOURS_COLS)
-        expect(hours, expected_landing_hours(frm, to, by_bucket=False), "reconcile_hours " + where)
-        rollup = ck.select(bind(q["reconcile_rollup"], [frm, to]), "reconcile_rollup " + where,
-                           RECONCILE_ROLLUP_COLS)
-        expect(rollup, expected_landing_hours(frm, to, by_bucket=True), "reconcile_rollup " + where)
-        if frm % 3600 == 0 and to % 3600 == 0 and rollup != hours:
-            fail("reconcile_rollup %s: rollup %s != landing %s" % (where, rollup, hours))
+        for hours_q, rollup_q, landing_rows in RECONCILE_FAMILIES:
+            items = landing_rows() if landing_rows else None
+            hours = ck.select(bind(q[hours_q], [frm, to]), "%s %s" % (hours_q, where), RECONCILE_HOURS_COLS)
+            expect(hours, expected_landing_hours(frm, to, False, items), "%s %s" % (hours_q, where))
+            rollup = ck.select(bind(q[rollup_q], [frm, to]), "%s %s" % (rollup_q, where), RECONCILE_ROLLUP_COLS)
+            expect(rollup, expected_landing_hours(frm, to, True, items), "%s %s" % (rollup_q, where))
+            # views untouched so far: on hour-aligned ranges every rollup equals its landing table
+            if frm % 3600 == 0 and to % 3600 == 0 and rollup != hours:
+                fail("%s %s: rollup %s != landing %s" % (rollup_q, where, rollup, hours))
         got = ck.select(bind(q["reconcile_manifests"], [frm, to]), "reconcile_manifests " + where,
                         RECONCILE_MANIFEST_COLS)
         expect(got, expected_manifests(frm, to), "reconcile_manifests " + where)
@@ -856,6 +878,17 @@ def check_reconcile_queries(ck, q, phase):
         got = ck.select(bind(q["reconcile_batch_records"], [lo, hi]), "reconcile_batch_records " + where,
                         RECONCILE_RECORDS_COLS)
         expect(got, expected_batch_records(lo, hi), "reconcile_batch_records " + where)
+
+    # Spot values, independent of the Python model above: refusals count every reason
+    # by event time (ts_ms .999 stays in its hour), with spend 0; dimensions sum clicks
+    # and spend over dimensions, values and ads.
+    for name, exp in (("reconcile_refused_hours", [("t1", H0, 5, 0), ("t1", H1, 4, 0), ("t2", H0, 1, 0)]),
+                      ("reconcile_refused_rollup", [("t1", H0, 5, 0), ("t1", H1, 4, 0), ("t2", H0, 1, 0)]),
+                      ("reconcile_dimension_hours", [("t1", H0, 13, 1240), ("t1", H1, 8, 440), ("t2", H0, 9, 900)]),
+                      ("reconcile_dimension_rollup", [("t1", H0, 13, 1240), ("t1", H1, 8, 440), ("t2", H0, 9, 900)])):
+        cols = RECONCILE_ROLLUP_COLS if name.endswith("_rollup") else RECONCILE_HOURS_COLS
+        got = ck.select(bind(q[name], [H0, H1 + 3600]), "%s spot [%s]" % (name, phase), cols)
+        expect(got, exp, "%s spot [%s]" % (name, phase))
 
 
 FILTER_RANGES = [
@@ -949,7 +982,9 @@ CHECKED_QUERIES = (
     "ledger_states", "batch_rows_present", "edge_watermarks",
     "billing_live", "billing_live_all_tenants", "billing_statements", "final_hours",
     "reconcile_hours", "reconcile_rollup", "reconcile_manifests", "reconcile_batch_records",
-    "repair_rollup", "series_filtered", "dimension_values", "billing_filtered", "plugin_comparison",
+    "repair_rollup", "reconcile_refused_hours", "reconcile_refused_rollup", "repair_refused_rollup",
+    "reconcile_dimension_hours", "reconcile_dimension_rollup", "repair_dimension_rollup",
+    "series_filtered", "dimension_values", "billing_filtered", "plugin_comparison",
 )
 
 REPAIR_FNS = {"minute": "toStartOfMinute", "hour": "toStartOfHour", "day": "toStartOfDay"}
@@ -1013,6 +1048,8 @@ def check_repair(ck):
     by the migration), then repair_rollup: every rollup equals the landing
     table again, and a second repair adds nothing."""
     for table, bucket, _ in ROLLUPS:
+        # a background merge between the two row counts below is not a second repair
+        ck.run("SYSTEM STOP MERGES tally.%s" % table, "stop merges %s" % table)
         ck.run("DROP TABLE tally.%s_mv" % table, "drop %s_mv" % table)
     ck.run("INSERT INTO tally.clicks_by_second (tenant, ad_id, campaign_id, second, clicks, spend_micros, "
            "user_hashes, edge, batch_seq, row_idx) VALUES ('r1', 5, 0, %d, 4, 40, [91, 92], 'er', 1, 0), "
@@ -1037,11 +1074,97 @@ def check_repair(ck):
         ck.run(bind(q, [lo, hi, lo, hi], idents), "repair %s again" % table)
         if ck.select("SELECT toUInt64(count()) AS n FROM tally.%s" % table, "rows of %s" % table) != rows:
             fail("a second repair of %s added rows" % table)
+        ck.run("SYSTEM START MERGES tally.%s" % table, "start merges %s" % table)
 
 
 # SummingMergeTree rollups of migration 0005: (table, key columns), bucket names as in ROLLUPS
 SUM_ROLLUPS = [("dimensions_by_" + b, "tenant, dimension, value, ad_id, " + b) for _t, b, _s in ROLLUPS] + [
     ("refused_by_" + b, "tenant, ad_id, reason, " + b) for _t, b, _s in ROLLUPS]
+
+# Families of migration 0005 for check_filter_repair: (rollup prefix, landing table,
+# repair query, reconcile query prefix, rollup key, landing second, rollup sums, the
+# same sums from the landing table). Sums are in the shape of sum_totals.
+FILTER_REPAIRS = [
+    ("refused", "refused_events", "repair_refused_rollup", "reconcile_refused",
+     "tenant, ad_id, reason", "toDateTime(intDiv(ts_ms, 1000), 'UTC')",
+     "toUInt64(sum(clicks)) AS c", "toUInt64(count()) AS c"),
+    ("dimensions", "click_dimensions", "repair_dimension_rollup", "reconcile_dimension",
+     "tenant, dimension, value, ad_id", "second",
+     "toUInt64(sum(clicks)) AS c, toUInt64(sum(spend_micros)) AS s",
+     "toUInt64(sum(clicks)) AS c, toUInt64(sum(spend_micros)) AS s"),
+]
+
+
+def check_filter_repair(ck):
+    """check_repair for the SummingMergeTree rollups of migration 0005 (refused_by_*,
+    dimensions_by_*): views dropped while rows land, re-created by re-running 0005,
+    the reconcile queries see the drift, repair_{refused,dimension}_rollup makes every
+    rollup equal its landing table (per tenant and per rollup key), and a second
+    repair adds no rows."""
+    tables = [r[0] for r in SUM_ROLLUPS]
+    for t in tables:  # row counts below must not shrink by a background merge
+        ck.run("SYSTEM STOP MERGES tally.%s" % t, "stop merges %s" % t)
+    for t in tables:
+        ck.run("DROP TABLE tally.%s_mv" % t, "drop %s_mv" % t)
+    ck.run("INSERT INTO tally.refused_events (%s) VALUES %s" % (", ".join(REFUSED_COLUMNS), landing_values([
+        ("r1", 7, 1, 5, (D0 + 7) * 1000, "filtered:3", D0 + 8, "er", 1, 0),          # new tenant
+        ("t1", 8, 20, 10, (H0 + 5) * 1000 + 1, "filtered:3", H0 + 6, "er", 1, 1),    # key already holding 3
+        ("t1", 8, 21, 11, (D1 - 1) * 1000 + 999, "too_late", D1 + 1, "er", 1, 2),    # last ms of November
+    ])), "refused_events insert without views")
+    ck.run("INSERT INTO tally.click_dimensions (%s) VALUES %s" % (", ".join(DIMENSION_COLUMNS), landing_values([
+        ("r1", 5, 0, D0 + 7, "country", "DE", 4, 40, "er", 1, 0),                   # new tenant
+        ("t1", 10, 100, H0 + 5, "country", "DE", 2, 20, "er", 1, 1),                # key already holding 4/350
+        ("t1", 10, 100, D1 + 61, "device", "desktop", 1, 10, "er", 1, 2),
+    ])), "click_dimensions insert without views")
+    for i, stmt in enumerate(split_statements(read("migrations/0005_filters.sql"))):
+        ck.run(stmt, "re-create 0005 statement %d" % (i + 1))
+    views = ck.select("SELECT name FROM system.tables WHERE database = 'tally' AND name IN (%s) ORDER BY name"
+                      % ", ".join(sql_literal(t + "_mv") for t in tables), "views after re-running 0005")
+    if views != sorted((t + "_mv",) for t in tables):
+        fail("re-running 0005 left the views %s, expected every one of %s" % (views, tables))
+
+    lo, hi = D0 - 86400, D1 + 2 * 86400
+    for family, landing_table, query, reconcile, key, second, rollup_sums, landing_sums in FILTER_REPAIRS:
+        landing = ck.select("SELECT tenant, %s FROM tally.%s GROUP BY tenant ORDER BY tenant" % (
+            landing_sums, landing_table), "%s totals after drift" % landing_table)
+        family_tables = ["%s_by_%s" % (family, b) for _t, b, _s in ROLLUPS]
+        for t in family_tables:
+            if sum_totals(ck, t) == landing:
+                fail("no drift was made in %s" % t)
+        hours = ck.select(bind(read("queries/%s_hours.sql" % reconcile), [lo, hi]),
+                          "%s_hours after drift" % reconcile, RECONCILE_HOURS_COLS)
+        rollup = ck.select(bind(read("queries/%s_rollup.sql" % reconcile), [lo, hi]),
+                           "%s_rollup after drift" % reconcile, RECONCILE_ROLLUP_COLS)
+        if rollup == hours:
+            fail("%s_rollup does not see the drift: %s" % (reconcile, rollup))
+        q = read("queries/%s.sql" % query)
+        for (_t, bucket, _s), table in zip(ROLLUPS, family_tables):
+            idents = {"table": table, "bucket": bucket, "fn": REPAIR_FNS[bucket]}
+            ck.run(bind(q, [lo, hi, lo, hi], idents), "repair %s" % table)
+            got = sum_totals(ck, table)
+            if got != landing:
+                fail("after repair %s holds %s, landing %s" % (table, got, landing))
+            per_key = "SELECT %s, toUInt32(%%s) AS t, %%s FROM tally.%%s GROUP BY %s, t ORDER BY %s, t" % (
+                key, key, key)
+            got = ck.select(per_key % (bucket, rollup_sums, table), "%s per key" % table)
+            ref = ck.select(per_key % ("%s(%s)" % (REPAIR_FNS[bucket], second), landing_sums, landing_table),
+                            "%s per %s key" % (landing_table, bucket))
+            if got != ref:
+                fail("after repair %s per key %s, landing %s" % (table, got, ref))
+            rows = ck.select("SELECT toUInt64(count()) AS n FROM tally.%s" % table, "rows of %s" % table)
+            ck.run(bind(q, [lo, hi, lo, hi], idents), "repair %s again" % table)
+            if ck.select("SELECT toUInt64(count()) AS n FROM tally.%s" % table, "rows of %s" % table) != rows:
+                fail("a second repair of %s added rows" % table)
+            # repairs go minute, hour, day: the reconcile rollup (the hourly table) matches
+            # its landing table once, and only once, the hourly table is repaired
+            rollup = ck.select(bind(read("queries/%s_rollup.sql" % reconcile), [lo, hi]),
+                               "%s_rollup after repairing %s" % (reconcile, table), RECONCILE_ROLLUP_COLS)
+            if (rollup == hours) != (bucket != "minute"):
+                fail("%s_rollup after repairing %s: %s, landing %s (does it read %s_by_hour?)" % (
+                    reconcile, table, rollup, hours, family))
+    for t in tables:
+        ck.run("SYSTEM START MERGES tally.%s" % t, "start merges %s" % t)
+
 
 TABLES = ["clicks_by_second", "batches", "click_records", "refused_events", "billing_statements",
           "billing_final_hours", "click_dimensions", "plugin_verdicts"] + [r[0] for r in ROLLUPS] + [
@@ -1201,6 +1324,7 @@ def main():
             fail("ReplacingMergeTree kept state %s for e1/1, expected 2" % got)
 
         check_repair(ck)
+        check_filter_repair(ck)  # re-creates the views: before the token check, which needs them
         if isinstance(backend, ChdbBackend):
             check_dedup_token(ck)
 

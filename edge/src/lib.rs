@@ -152,7 +152,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
         let engine = tally_filter::host::FilterEngine::new(config.filter_instances)?;
         filter::slot::load_config(&config, &engine, &tenants, &metrics, &filters);
         if let Some(r) = &config.registry {
-            let limits = tally_filter::host::Limits { memory_bytes: r.memory_mb << 20, timeout: Duration::from_millis(r.timeout_ms) };
+            let limits = tally_filter::host::Limits::new(r.memory_mb << 20, Duration::from_millis(r.timeout_ms));
             let poll = Duration::from_millis(r.poll_ms);
             let cache = config.spool_dir.join("plugins");
             let mut sync = RegistrySync::new(&r.url, &r.token, poll, cache, limits, engine, tenants.clone(), filters.clone(), metrics.clone());

@@ -73,7 +73,7 @@ async fn components_run_only_when_their_hash_matches() {
     let server = tokio::spawn(tally_http::serve::serve(listener, None, fake.clone(), stopped));
     let cache = tempfile::tempdir().unwrap();
     let engine = FilterEngine::new(DEFAULT_INSTANCES).unwrap();
-    let limits = Limits { memory_bytes: 16 << 20, timeout: Duration::from_secs(2) };
+    let limits = Limits::new(16 << 20, Duration::from_secs(2));
     let acme = TenantId::parse("acme").unwrap();
     let sync = |filters: Arc<Filters>| {
         RegistrySync::new(

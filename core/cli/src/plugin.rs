@@ -47,12 +47,16 @@ enum PluginCommand {
     Rollback,
     /// What a failing plugin's batches get: open or closed.
     Policy { policy: String },
-    /// Memory and time per call for the tenant's plugins (edges cap them).
+    /// Memory, time per call and output for the tenant's plugins (edges
+    /// cap them).
     Limits {
         #[arg(long)]
         memory_mb: u32,
         #[arg(long)]
         timeout_ms: u32,
+        /// Tags per click on average (0-4; default 4, the contract's maximum).
+        #[arg(long)]
+        tags_per_click: Option<u32>,
     },
     /// Versions and rollout state.
     Status,
@@ -104,9 +108,10 @@ pub async fn run(args: PluginArgs) -> Result<()> {
         PluginCommand::Promote => print(rollout(serde_json::json!({"action": "promote"})).await?),
         PluginCommand::Rollback => print(rollout(serde_json::json!({"action": "rollback"})).await?),
         PluginCommand::Policy { policy } => print(rollout(serde_json::json!({"action": "policy", "policy": policy})).await?),
-        PluginCommand::Limits { memory_mb, timeout_ms } => {
-            print(rollout(serde_json::json!({"action": "limits", "memory_mb": memory_mb, "timeout_ms": timeout_ms})).await?)
-        }
+        PluginCommand::Limits { memory_mb, timeout_ms, tags_per_click } => print(
+            rollout(serde_json::json!({"action": "limits", "memory_mb": memory_mb, "timeout_ms": timeout_ms, "tags_per_click": tags_per_click}))
+                .await?,
+        ),
         PluginCommand::Status => print(client.get(&format!("{base}/v1/plugins"), Some(&key)).await?),
         PluginCommand::Compare { from, to } => {
             let now = tally_model::timestamp::now_ms();

@@ -75,7 +75,7 @@ fn best_ns_per_click(mut f: impl FnMut()) -> f64 {
 
 fn plugin(engine: &FilterEngine, file: &str) -> Plugin {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins/target").join(file);
-    Plugin::load(engine, &path, Limits { memory_bytes: 64 << 20, timeout: Duration::from_secs(1) }).unwrap_or_else(|e| panic!("{e}: build the plugins first"))
+    Plugin::load(engine, &path, Limits::new(64 << 20, Duration::from_secs(1))).unwrap_or_else(|e| panic!("{e}: build the plugins first"))
 }
 
 fn rust(name: &str) -> String {

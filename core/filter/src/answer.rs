@@ -3,7 +3,8 @@
 
 use crate::host::{Strings, Verdicts};
 
-/// Tags allowed per batch: this many per click, on average.
+/// Tags allowed per batch: this many per click, on average (a tenant's
+/// limits may allow fewer).
 pub const MAX_TAGS_PER_CLICK: usize = 4;
 pub const MAX_TAG_KEY_BYTES: usize = 64;
 pub const MAX_TAG_VALUE_BYTES: usize = 256;
@@ -30,14 +31,16 @@ impl Answer {
     }
 }
 
-/// Checks an answer for a batch of `clicks` clicks.
-pub fn check(v: Verdicts, clicks: usize) -> Result<Answer, String> {
+/// Checks an answer for a batch of `clicks` clicks, allowed
+/// `tags_per_click` tags per click on average.
+pub fn check(v: Verdicts, clicks: usize, tags_per_click: usize) -> Result<Answer, String> {
     if v.codes.len() != clicks {
         return Err(format!("{} verdicts for {} clicks", v.codes.len(), clicks));
     }
     let n = v.tag_click.len();
-    if n > clicks * MAX_TAGS_PER_CLICK {
-        return Err(format!("{n} tags for {clicks} clicks (at most {MAX_TAGS_PER_CLICK} per click)"));
+    let max_tags = tags_per_click.min(MAX_TAGS_PER_CLICK);
+    if n > clicks * max_tags {
+        return Err(format!("{n} tags for {clicks} clicks (at most {max_tags} per click)"));
     }
     let keys = split(&v.tag_keys, n, MAX_TAG_KEY_BYTES, "tag key")?;
     let values = split(&v.tag_values, n, MAX_TAG_VALUE_BYTES, "tag value")?;
@@ -102,7 +105,7 @@ mod tests {
 
     #[test]
     fn accepts_a_well_formed_answer() {
-        let a = check(verdicts(vec![0, 3], &[(0, "country", "DE"), (1, "device", "mobile")]), 2).unwrap();
+        let a = check(verdicts(vec![0, 3], &[(0, "country", "DE"), (1, "device", "mobile")]), 2, MAX_TAGS_PER_CLICK).unwrap();
         assert_eq!(a.codes, vec![0, 3]);
         assert_eq!(a.tags[1], Tag { click: 1, key: "device".into(), value: "mobile".into() });
     }
@@ -119,11 +122,21 @@ mod tests {
             (verdicts(vec![0; 2], &[(1, "country", "DE"), (0, "country", "DE"), (1, "country", "FR")]), "click 1 is tagged \"country\" twice"),
         ];
         for (v, want) in cases {
-            let err = check(v, 2).unwrap_err();
+            let err = check(v, 2, MAX_TAGS_PER_CLICK).unwrap_err();
             assert!(err.contains(want), "{err}");
         }
         let mut v = verdicts(vec![0; 2], &[(0, "k", "v")]);
         v.tag_values.ends = vec![];
-        assert!(check(v, 2).unwrap_err().contains("0 tag values for 1 tags"));
+        assert!(check(v, 2, MAX_TAGS_PER_CLICK).unwrap_err().contains("0 tag values for 1 tags"));
+    }
+
+    #[test]
+    fn a_tenants_output_limit_is_at_most_the_contracts() {
+        let three = || verdicts(vec![0; 2], &[(0, "a", "1"), (0, "b", "2"), (1, "a", "3")]);
+        assert!(check(three(), 2, 1).unwrap_err().contains("3 tags for 2 clicks (at most 1 per click)"));
+        assert_eq!(check(three(), 2, 2).unwrap().tags.len(), 3);
+        assert!(check(verdicts(vec![0], &[(0, "a", "1")]), 1, 0).is_err(), "0: no enrichment at all");
+        let many: Vec<(u32, &str, &str)> = ["a", "b", "c", "d", "e"].iter().map(|k| (0, *k, "v")).collect();
+        assert!(check(verdicts(vec![0], &many), 1, 100).unwrap_err().contains("at most 4 per click"));
     }
 }

@@ -85,16 +85,29 @@ pub enum FailurePolicy {
     Closed,
 }
 
+/// What one tenant's plugin may use: memory, time per call, and output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub memory_bytes: usize,
     pub timeout: Duration,
+    /// Tags per batch, per click on average (at most the contract's
+    /// [`answer::MAX_TAGS_PER_CLICK`]).
+    pub tags_per_click: usize,
 }
 
 impl Limits {
+    /// Memory and time as given; output as much as the contract allows.
+    pub const fn new(memory_bytes: usize, timeout: Duration) -> Limits {
+        Limits { memory_bytes, timeout, tags_per_click: answer::MAX_TAGS_PER_CLICK }
+    }
+
     /// These limits, but no more than `max`'s.
     pub fn capped(self, max: Limits) -> Limits {
-        Limits { memory_bytes: self.memory_bytes.min(max.memory_bytes), timeout: self.timeout.min(max.timeout) }
+        Limits {
+            memory_bytes: self.memory_bytes.min(max.memory_bytes),
+            timeout: self.timeout.min(max.timeout),
+            tags_per_click: self.tags_per_click.min(max.tags_per_click),
+        }
     }
 }
 
@@ -232,7 +245,7 @@ impl Plugin {
         let live = self.live.as_mut().expect("instantiated above");
         live.store.set_epoch_deadline(ticks);
         let verdicts = live.filter.call_filter(&mut live.store, batch).map_err(|e| Failure::Failed(format!("{e:#}")))?;
-        answer::check(verdicts, batch.ad_id.len()).map_err(Failure::Failed)
+        answer::check(verdicts, batch.ad_id.len(), self.limits.tags_per_click).map_err(Failure::Failed)
     }
 }
 

@@ -40,6 +40,13 @@ pub struct TenantPlugins {
 pub struct TenantLimits {
     pub memory_mb: u32,
     pub timeout_ms: u32,
+    /// Output: tags per click on average, at most the contract's maximum.
+    #[serde(default = "max_tags_per_click")]
+    pub tags_per_click: u32,
+}
+
+fn max_tags_per_click() -> u32 {
+    crate::answer::MAX_TAGS_PER_CLICK as u32
 }
 
 impl TenantLimits {
@@ -47,14 +54,26 @@ impl TenantLimits {
     pub const MAX_TIMEOUT_MS: u32 = 10_000;
 
     pub fn check(&self) -> Result<(), String> {
-        if !(1..=Self::MAX_MEMORY_MB).contains(&self.memory_mb) || !(1..=Self::MAX_TIMEOUT_MS).contains(&self.timeout_ms) {
-            return Err(format!("memory_mb must be 1-{} and timeout_ms 1-{}", Self::MAX_MEMORY_MB, Self::MAX_TIMEOUT_MS));
+        if !(1..=Self::MAX_MEMORY_MB).contains(&self.memory_mb)
+            || !(1..=Self::MAX_TIMEOUT_MS).contains(&self.timeout_ms)
+            || self.tags_per_click > max_tags_per_click()
+        {
+            return Err(format!(
+                "memory_mb must be 1-{}, timeout_ms 1-{} and tags_per_click 0-{}",
+                Self::MAX_MEMORY_MB,
+                Self::MAX_TIMEOUT_MS,
+                max_tags_per_click()
+            ));
         }
         Ok(())
     }
 
     pub fn limits(&self) -> Limits {
-        Limits { memory_bytes: (self.memory_mb as usize) << 20, timeout: Duration::from_millis(self.timeout_ms as u64) }
+        Limits {
+            memory_bytes: (self.memory_mb as usize) << 20,
+            timeout: Duration::from_millis(self.timeout_ms as u64),
+            tags_per_click: self.tags_per_click as usize,
+        }
     }
 }
 

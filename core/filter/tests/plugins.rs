@@ -31,7 +31,7 @@ fn plugin(name: &str) -> PathBuf {
 
 /// Generous, so a loaded machine never fails a good plugin's call.
 fn limits() -> Limits {
-    Limits { memory_bytes: 32 << 20, timeout: Duration::from_secs(2) }
+    Limits::new(32 << 20, Duration::from_secs(2))
 }
 
 fn load(engine: &FilterEngine, path: &std::path::Path) -> Plugin {
@@ -131,6 +131,18 @@ fn geo_enrichment_tags_like_its_reference() {
     }
 }
 
+/// A tenant's output limit binds its plugin: the geo filter tags most
+/// clicks twice, more than one tag per click is refused as a failure.
+#[test]
+fn a_tenants_output_limit_binds_its_plugin() {
+    let engine = FilterEngine::new(DEFAULT_INSTANCES).unwrap();
+    let (batch, _) = clicks(400, 0);
+    let mut two = Plugin::load(&engine, &plugin("geo_enrich"), Limits { tags_per_click: 2, ..limits() }).unwrap();
+    assert!(two.run(&batch).is_ok());
+    let mut one = Plugin::load(&engine, &plugin("geo_enrich"), Limits { tags_per_click: 1, ..limits() }).unwrap();
+    assert!(matches!(one.run(&batch), Err(Failure::Failed(e)) if e.contains("at most 1 per click")));
+}
+
 /// ad id of the first click selects the hostile behaviour (see plugins/hostile).
 fn hostile_batch(ad: u64) -> ClickBatch {
     let mut cols = Columns::default();
@@ -171,7 +183,7 @@ fn refuses_what_is_not_a_filter() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.wasm");
     std::fs::write(&junk, b"\0asm not really").unwrap();
-    let limits = || Limits { memory_bytes: 1 << 20, timeout: Duration::from_millis(10) };
+    let limits = || Limits::new(1 << 20, Duration::from_millis(10));
     assert!(Plugin::load(&engine, &junk, limits()).is_err());
     assert!(Plugin::load(&engine, &dir.path().join("missing.wasm"), limits()).is_err());
 }

@@ -19,7 +19,7 @@ async fn uploads_start_within_the_tenants_limits_and_persist() {
     let registry = Registry::open(dir.path(), 16 << 20).unwrap();
 
     // The no-op's memory starts at 17 pages (1.06 MiB): more than 1 MiB.
-    registry.apply("acme", Action::Limits { memory_mb: 1, timeout_ms: 100 }).unwrap();
+    registry.apply("acme", Action::Limits { memory_mb: 1, timeout_ms: 100, tags_per_click: None }).unwrap();
     match registry.push("acme", "noop.wasm", noop(), 1).await {
         Err(RegistryError::Invalid(why)) => assert!(why.contains("instantiating"), "{why}"),
         other => panic!("a component that cannot start within the tenant's limits was taken: {other:?}"),
@@ -29,7 +29,7 @@ async fn uploads_start_within_the_tenants_limits_and_persist() {
     let pushed = registry.push("globex", "noop.wasm", noop(), 2).await.unwrap();
     assert_eq!((pushed.version, pushed.created), (1, true));
 
-    registry.apply("acme", Action::Limits { memory_mb: 2, timeout_ms: 100 }).unwrap();
+    registry.apply("acme", Action::Limits { memory_mb: 2, timeout_ms: 100, tags_per_click: None }).unwrap();
     let pushed = registry.push("acme", "noop.wasm", noop(), 3).await.unwrap();
     assert_eq!(pushed.version, 1);
     // Junk is refused with the reason.

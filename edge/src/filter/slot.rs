@@ -61,7 +61,7 @@ pub fn load_config(config: &EdgeConfig, engine: &FilterEngine, tenants: &Tenants
             tracing::error!(tenant = %f.tenant, "filter configured for an unknown tenant; ignored");
             continue;
         };
-        let limits = Limits { memory_bytes: f.memory_mb << 20, timeout: Duration::from_millis(f.timeout_ms) };
+        let limits = Limits::new(f.memory_mb << 20, Duration::from_millis(f.timeout_ms));
         let plugin = Plugin::load(engine, &f.path, limits).map_err(|e| e.to_string());
         match &plugin {
             Ok(p) => tracing::info!(%tenant, plugin = %p.name(), policy = ?f.policy, "tenant filter loaded"),

@@ -71,7 +71,7 @@ pub struct Registry {
 
 /// Limits an upload must start within to be accepted, unless its tenant
 /// has its own.
-const VALIDATE_LIMITS: Limits = Limits { memory_bytes: 64 << 20, timeout: std::time::Duration::from_secs(1) };
+const VALIDATE_LIMITS: Limits = Limits::new(64 << 20, std::time::Duration::from_secs(1));
 
 impl Registry {
     pub fn open(dir: &Path, max_bytes: usize) -> Result<Registry, RegistryError> {

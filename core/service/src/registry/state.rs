@@ -55,7 +55,12 @@ pub enum Action {
     Policy { policy: FailurePolicy },
     /// Memory (MiB) and time (ms per call) for the tenant's plugins; edges
     /// cap them at their own configured maxima.
-    Limits { memory_mb: u32, timeout_ms: u32 },
+    Limits {
+        memory_mb: u32,
+        timeout_ms: u32,
+        /// Output: tags per click on average (default: the contract's maximum).
+        tags_per_click: Option<u32>,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -113,8 +118,9 @@ impl TenantState {
                 self.candidate.take().ok_or(RolloutError::NoCandidate)?;
             }
             Action::Policy { policy } => self.policy = policy,
-            Action::Limits { memory_mb, timeout_ms } => {
-                let limits = TenantLimits { memory_mb, timeout_ms };
+            Action::Limits { memory_mb, timeout_ms, tags_per_click } => {
+                let tags_per_click = tags_per_click.unwrap_or(tally_filter::answer::MAX_TAGS_PER_CLICK as u32);
+                let limits = TenantLimits { memory_mb, timeout_ms, tags_per_click };
                 limits.check().map_err(RolloutError::Limits)?;
                 self.limits = Some(limits);
             }
@@ -174,8 +180,11 @@ mod tests {
         assert_eq!(serde_json::from_value::<TenantState>(serde_json::to_value(&s).unwrap()).unwrap(), s);
         s.apply(Action::Policy { policy: FailurePolicy::Closed }).unwrap();
         assert_eq!(s.manifest("t").unwrap().policy, FailurePolicy::Closed);
-        assert!(matches!(s.apply(Action::Limits { memory_mb: 0, timeout_ms: 5 }), Err(RolloutError::Limits(_))));
-        s.apply(Action::Limits { memory_mb: 8, timeout_ms: 20 }).unwrap();
-        assert_eq!(s.manifest("t").unwrap().limits, Some(TenantLimits { memory_mb: 8, timeout_ms: 20 }));
+        assert!(matches!(s.apply(Action::Limits { memory_mb: 0, timeout_ms: 5, tags_per_click: None }), Err(RolloutError::Limits(_))));
+        assert!(matches!(s.apply(Action::Limits { memory_mb: 8, timeout_ms: 5, tags_per_click: Some(5) }), Err(RolloutError::Limits(_))));
+        s.apply(Action::Limits { memory_mb: 8, timeout_ms: 20, tags_per_click: None }).unwrap();
+        assert_eq!(s.manifest("t").unwrap().limits, Some(TenantLimits { memory_mb: 8, timeout_ms: 20, tags_per_click: 4 }));
+        s.apply(Action::Limits { memory_mb: 8, timeout_ms: 20, tags_per_click: Some(1) }).unwrap();
+        assert_eq!(s.manifest("t").unwrap().limits.unwrap().limits().tags_per_click, 1);
     }
 }
