@@ -11,11 +11,12 @@ use http::StatusCode;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use tally_edge::filter::registry::RegistrySync;
+use tally_edge::filter::registry::{RegistryClient, RegistrySync};
 use tally_edge::filter::slot::Filters;
 use tally_edge::metrics::Metrics;
 use tally_filter::host::{FailurePolicy, FilterEngine, Limits, DEFAULT_INSTANCES};
 use tally_filter::manifest::{sha256_hex, Manifest, TenantPlugins, VersionRef};
+use tally_http::client::{Client, PinnedHttps};
 use tally_http::serve::{Handler, Peer};
 use tally_http::{reply, RequestBody, Response};
 use tally_model::tenant::{TenantId, TenantSpec, Tenants};
@@ -78,6 +79,7 @@ async fn components_run_only_when_their_hash_matches() {
     let sync = |filters: Arc<Filters>| {
         RegistrySync::new(
             &url,
+            RegistryClient::Plain(Client::new()),
             "edge-token",
             Duration::from_millis(10),
             cache.path().to_path_buf(),
@@ -111,4 +113,34 @@ async fn components_run_only_when_their_hash_matches() {
     assert!(filters.get(&acme).unwrap().active.plugin.is_ok());
     assert!(restarted.poll_once().await.is_err(), "the registry is down");
     assert!(filters.get(&acme).is_some(), "and the filter stays");
+}
+
+/// Over `https://` the edge trusts only the core's certificate: the
+/// registry answers through it, and a server with another certificate is
+/// not believed (the edge token is never sent to it).
+#[tokio::test]
+async fn https_registry_is_pinned_to_the_cores_certificate() {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let names = vec!["localhost".to_string()];
+    let core = tally_http::tls::load_or_create(dirs.0.path(), "core", &names).unwrap();
+    let stranger = tally_http::tls::load_or_create(dirs.1.path(), "core", &names).unwrap();
+    let fake = Arc::new(FakeRegistry { manifest: Mutex::new(manifest(&sha256_hex(b"x"))), blob: Mutex::new(Vec::new()) });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/v1/registry/manifest", listener.local_addr().unwrap());
+    let tls = tokio_rustls::TlsAcceptor::from(tally_http::tls::server_config(&core, &[b"http/1.1"], false).unwrap());
+    let (stop, stopped) = watch::channel(false);
+    let server = tokio::spawn(tally_http::serve::serve(listener, Some(tls), fake, stopped));
+
+    let pinned = PinnedHttps::new(&core.cert_path, "localhost").unwrap();
+    let reply = pinned.get(&url, Some("edge-token")).await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(serde_json::from_slice::<Manifest>(&reply.body).unwrap().tenants[0].tenant, "acme");
+    let wrong_ca = PinnedHttps::new(&stranger.cert_path, "localhost").unwrap();
+    let err = wrong_ca.get(&url, Some("edge-token")).await.unwrap_err().to_string();
+    assert!(err.contains("TLS"), "{err}");
+    let wrong_name = PinnedHttps::new(&core.cert_path, "core.example").unwrap();
+    assert!(wrong_name.get(&url, Some("edge-token")).await.is_err());
+    assert!(pinned.get(&url.replace("https://", "http://"), None).await.is_err(), "https only");
+    stop.send(true).unwrap();
+    server.await.unwrap();
 }

@@ -130,8 +130,7 @@ async fn rollup_drift_is_reported_and_repaired() {
         sql(format!("DROP TABLE tally.{view}")).await;
     }
     post_until_acked(&pop.client, &edge, &key, &generator.events(300, now)).await;
-    let tagged: Vec<String> =
-        (0..20).map(|i| format!(r#"{{"click_id":"de-{i}","ad_id":9,"ts":{now},"cost_micros":5,"country":"DE"}}"#)).collect();
+    let tagged: Vec<String> = (0..20).map(|i| format!(r#"{{"click_id":"de-{i}","ad_id":9,"ts":{now},"cost_micros":5,"country":"DE"}}"#)).collect();
     let late: Vec<String> = (0..5).map(|i| click(&format!("late-{i}"), 9, now - 600_000, 5)).collect();
     let r = post_until_acked(&pop.client, &edge, &key, &[tagged, late].concat()).await;
     assert_eq!((r["accepted"].as_u64(), r["rejected"].as_array().map(Vec::len)), (Some(20), Some(5)), "{r}");

@@ -108,10 +108,9 @@ pub async fn run(args: PluginArgs) -> Result<()> {
         PluginCommand::Promote => print(rollout(serde_json::json!({"action": "promote"})).await?),
         PluginCommand::Rollback => print(rollout(serde_json::json!({"action": "rollback"})).await?),
         PluginCommand::Policy { policy } => print(rollout(serde_json::json!({"action": "policy", "policy": policy})).await?),
-        PluginCommand::Limits { memory_mb, timeout_ms, tags_per_click } => print(
-            rollout(serde_json::json!({"action": "limits", "memory_mb": memory_mb, "timeout_ms": timeout_ms, "tags_per_click": tags_per_click}))
-                .await?,
-        ),
+        PluginCommand::Limits { memory_mb, timeout_ms, tags_per_click } => {
+            print(rollout(serde_json::json!({"action": "limits", "memory_mb": memory_mb, "timeout_ms": timeout_ms, "tags_per_click": tags_per_click})).await?)
+        }
         PluginCommand::Status => print(client.get(&format!("{base}/v1/plugins"), Some(&key)).await?),
         PluginCommand::Compare { from, to } => {
             let now = tally_model::timestamp::now_ms();

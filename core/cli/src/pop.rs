@@ -80,6 +80,8 @@ pub struct PopState {
     /// Served by the edges at `/sdk/{name}` (a test page, an SDK).
     pub site_dir: PathBuf,
     pub core_http: String,
+    /// The same API over TLS (the core's certificate, `core_cert`).
+    pub core_https: String,
     pub clickhouse_http: String,
     /// The core's QUIC batch endpoint and the certificate edges trust for it.
     pub core_quic: SocketAddr,
@@ -108,6 +110,8 @@ pub struct LocalPop {
     edges: Vec<Edge>,
     opts: PopOptions,
     core_http: SocketAddr,
+    /// The core's API over TLS: edges read the registry there.
+    core_https: SocketAddr,
     core_quic: SocketAddr,
     tenants_file: PathBuf,
     /// Edges present it to read the core's plugin registry.
@@ -158,14 +162,14 @@ impl LocalPop {
         std::fs::create_dir_all(dir.join("site"))?;
         std::fs::write(&tenants_file, toml_tenants(&specs))?;
 
-        let core_http = free_tcp()?;
+        let (core_http, core_https) = (free_tcp()?, free_tcp()?);
         let core_quic = free_udp()?;
         let edge_token = random_key("edge_");
         let core_dir = dir.join("core");
         std::fs::write(
             dir.join("core.toml"),
             format!(
-                "listen_http = \"{core_http}\"\nlisten_quic = \"{core_quic}\"\ndata_dir = {core_dir:?}\ntenants_file = {tenants_file:?}\n\n[clickhouse]\nurl = \"{clickhouse_url}\"\n\n[billing]\nfinalize_interval_ms = {}\n\n[registry]\nedge_token = \"{edge_token}\"\n",
+                "listen_http = \"{core_http}\"\nlisten_https = \"{core_https}\"\nlisten_quic = \"{core_quic}\"\ndata_dir = {core_dir:?}\ntenants_file = {tenants_file:?}\n\n[clickhouse]\nurl = \"{clickhouse_url}\"\n\n[billing]\nfinalize_interval_ms = {}\n\n[registry]\nedge_token = \"{edge_token}\"\n",
                 opts.finalize_interval_ms
             ),
         )?;
@@ -175,6 +179,7 @@ impl LocalPop {
         let state = PopState {
             edge_http: format!("http://{edge_http}"),
             core_http: format!("http://{core_http}"),
+            core_https: format!("https://{core_https}"),
             clickhouse_http: clickhouse_url,
             core_quic,
             core_cert: tally_http::tls::generated_paths(&core_dir, "core").0,
@@ -191,7 +196,7 @@ impl LocalPop {
             dir: dir.clone(),
             pids: Vec::new(),
         };
-        let mut pop = LocalPop { state, clickhouse, core, edges: Vec::new(), opts, core_http, core_quic, tenants_file, edge_token };
+        let mut pop = LocalPop { state, clickhouse, core, edges: Vec::new(), opts, core_http, core_https, core_quic, tenants_file, edge_token };
         pop.add_edge_on("local-edge-1", edge_http, edge_https, edge_h3).await?;
         Ok(pop)
     }
@@ -221,8 +226,8 @@ impl LocalPop {
                 self.state.core_cert,
             );
         text.push_str(&format!(
-            "\n[registry]\nurl = \"http://{}\"\ntoken = \"{}\"\npoll_ms = {}\ntimeout_ms = {}\n",
-            self.core_http, self.edge_token, e.registry_poll_ms, e.filter_timeout_ms
+            "\n[registry]\nurl = \"https://{}\"\ntoken = \"{}\"\npoll_ms = {}\ntimeout_ms = {}\n",
+            self.core_https, self.edge_token, e.registry_poll_ms, e.filter_timeout_ms
         ));
         for (tenant, path, policy) in &e.filters {
             text.push_str(&format!("\n[[filter]]\ntenant = {tenant:?}\npath = {path:?}\npolicy = {policy:?}\ntimeout_ms = {}\n", e.filter_timeout_ms));

@@ -27,6 +27,10 @@ pub const QUARANTINE_AFTER: u32 = 3;
 const TICK: Duration = Duration::from_millis(10);
 /// Instances the pooling allocator keeps slots for, unless configured.
 pub const DEFAULT_INSTANCES: u32 = 256;
+/// What one plugin may instantiate (see `FilterEngine::new`).
+const CORE_INSTANCES_PER_PLUGIN: u32 = 4;
+const MEMORIES_PER_PLUGIN: u32 = 2;
+const TABLES_PER_PLUGIN: u32 = 4;
 pub const MAX_MEMORY_BYTES: usize = 256 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,13 +52,18 @@ impl FilterEngine {
     /// reserves address space for its memory, not RAM).
     pub fn new(instances: u32) -> Result<FilterEngine, FilterError> {
         // A component is several core modules: a Rust guest instantiates 3
-        // (shim, main, fixup) with 1 memory and 2 tables; room for 4 of each
-        // kind keeps `instances` a count of plugins, not of their parts.
+        // (shim, main, fixup) with 1 memory and 2 tables. Each plugin gets a
+        // budget of 4 / 2 / 4 and the totals are that times `instances`, so a
+        // slot is one plugin whatever it is made of; a component needing more
+        // fails to start (and is refused at upload).
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(instances)
-            .total_core_instances(instances * 4)
-            .total_memories(instances * 2)
-            .total_tables(instances * 4)
+            .max_core_instances_per_component(CORE_INSTANCES_PER_PLUGIN)
+            .max_memories_per_component(MEMORIES_PER_PLUGIN)
+            .max_tables_per_component(TABLES_PER_PLUGIN)
+            .total_core_instances(instances * CORE_INSTANCES_PER_PLUGIN)
+            .total_memories(instances * MEMORIES_PER_PLUGIN)
+            .total_tables(instances * TABLES_PER_PLUGIN)
             .max_memory_size(MAX_MEMORY_BYTES);
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true).allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

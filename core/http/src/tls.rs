@@ -29,6 +29,10 @@ pub struct Identity {
     pub cert_path: PathBuf,
 }
 
+fn file_err(path: &Path, message: String) -> TlsError {
+    TlsError::File { path: path.into(), message }
+}
+
 /// File names of a generated identity called `name` in `dir`.
 pub fn generated_paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (dir.join(format!("{name}-cert.pem")), dir.join(format!("{name}-key.pem")))
@@ -37,7 +41,6 @@ pub fn generated_paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 /// Loads `dir/<name>-{cert,key}.pem`, generating them first if absent.
 pub fn load_or_create(dir: &Path, name: &str, names: &[String]) -> Result<Identity, TlsError> {
     let (cert_path, key_path) = generated_paths(dir, name);
-    let file_err = |path: &Path, message: String| TlsError::File { path: path.into(), message };
     if !cert_path.exists() {
         std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e.to_string()))?;
         let generated = rcgen::generate_simple_self_signed(names.to_vec()).map_err(|e| TlsError::Generate(e.to_string()))?;
@@ -53,13 +56,31 @@ pub fn load_or_create(dir: &Path, name: &str, names: &[String]) -> Result<Identi
 
 /// Loads a PEM certificate chain and private key.
 pub fn load(cert_path: &Path, key_path: &Path) -> Result<Identity, TlsError> {
-    let file_err = |path: &Path, message: String| TlsError::File { path: path.into(), message };
     let certs = CertificateDer::pem_file_iter(cert_path)
         .map_err(|e| file_err(cert_path, e.to_string()))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| file_err(cert_path, e.to_string()))?;
     let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| file_err(key_path, e.to_string()))?;
     Ok(Identity { certs, key, cert_path: cert_path.into() })
+}
+
+/// A TLS 1.3 client configuration trusting only the certificates (or CA)
+/// in `ca_cert`: how an edge reaches its core (QUIC and the registry).
+pub fn client_config(ca_cert: &Path, alpn: &[&[u8]]) -> Result<rustls::ClientConfig, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(ca_cert).map_err(|e| file_err(ca_cert, e.to_string()))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| file_err(ca_cert, e.to_string()))?;
+        roots.add(cert).map_err(|e| file_err(ca_cert, format!("trusting it: {e}")))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+    Ok(config)
 }
 
 /// A rustls server configuration with ring as the only provider (a second

@@ -11,8 +11,12 @@ pub use tally_model::config_file::ConfigError;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CoreConfig {
-    /// Query API and dashboard.
+    /// Query API, dashboard and plugin registry, in clear.
     pub listen_http: SocketAddr,
+    /// The same over TLS (HTTP/1.1 and HTTP/2) with the core's certificate,
+    /// if set: what edges and admins use across a network (edges pin the
+    /// certificate as they do for QUIC).
+    pub listen_https: Option<SocketAddr>,
     /// QUIC endpoint edges ship batches to.
     pub listen_quic: SocketAddr,
     /// Holds the TLS key and certificate (created on first start).

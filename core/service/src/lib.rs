@@ -77,6 +77,15 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     tracing::info!(addr = %config.listen_quic, cert = %cert.display(), "receiving batches over QUIC");
     let listener = TcpListener::bind(config.listen_http).await.map_err(|source| CoreError::Listen { addr: config.listen_http, source })?;
     tracing::info!(addr = %config.listen_http, "serving the query API and dashboard");
+    let https = match config.listen_https {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await.map_err(|source| CoreError::Listen { addr, source })?;
+            let tls = tls::server_config(&identity, &[b"h2", b"http/1.1"], false)?;
+            tracing::info!(%addr, "serving the query API, dashboard and registry over HTTPS");
+            Some((listener, tokio_rustls::TlsAcceptor::from(tls)))
+        }
+        None => None,
+    };
 
     let committer = tokio::spawn(commit::committer::run(store.clone(), metrics.clone(), jobs_rx, fault_after_inserts()));
     if config.billing.finalize {
@@ -87,7 +96,13 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     let registry = Registry::open(&registry_dir, config.registry.max_plugin_bytes.unwrap_or(16 << 20))?;
     let receiving = tokio::spawn(receiver.run(shutdown.clone()));
     let api = Arc::new(Api { tenants, store, metrics, registry: Arc::new(registry), edge_token: config.registry.edge_token.clone() });
-    tally_http::serve::serve(listener, None, api, shutdown).await;
+    let (https_api, https_shutdown) = (api.clone(), shutdown.clone());
+    let serve_https = async move {
+        if let Some((listener, acceptor)) = https {
+            tally_http::serve::serve(listener, Some(acceptor), https_api, https_shutdown).await;
+        }
+    };
+    tokio::join!(tally_http::serve::serve(listener, None, api, shutdown), serve_https);
     // The receiver owns the job sender: once it stops, the committer drains
     // what is queued and ends.
     let _ = receiving.await;

@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use quinn::crypto::rustls::QuicClientConfig;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 use tokio::sync::Mutex;
 
 use tally_model::reply::{Reply, MAX_REPLY_LEN};
@@ -41,19 +39,7 @@ pub struct Connector {
 
 impl Connector {
     pub fn new(addr: SocketAddr, server_name: &str, ca_cert: &Path) -> Result<Connector, ShipError> {
-        let mut roots = rustls::RootCertStore::empty();
-        let certs = CertificateDer::pem_file_iter(ca_cert).map_err(|e| ShipError::Tls(format!("reading {}: {e}", ca_cert.display())))?;
-        for cert in certs {
-            let cert = cert.map_err(|e| ShipError::Tls(format!("parsing {}: {e}", ca_cert.display())))?;
-            roots.add(cert).map_err(|e| ShipError::Tls(format!("trusting {}: {e}", ca_cert.display())))?;
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| ShipError::Tls(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let tls = tally_http::tls::client_config(ca_cert, &[ALPN]).map_err(|e| ShipError::Tls(e.to_string()))?;
         let quic = QuicClientConfig::try_from(Arc::new(tls)).map_err(|e| ShipError::Tls(e.to_string()))?;
         let mut client = quinn::ClientConfig::new(Arc::new(quic));
         let mut transport = quinn::TransportConfig::default();

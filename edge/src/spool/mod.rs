@@ -42,8 +42,8 @@
 //! * WAL segments are deleted only when all their records are sealed.
 //! * An edge only opens a spool in its own [`FORMAT`]: decoding another
 //!   layout would lose acknowledged clicks. An upgrade that changes it drains
-//!   the spool with the old binary first (spools from before the `format`
-//!   file existed are format 1).
+//!   the spool with the old binary first. A spool from before the `format`
+//!   file existed is opened only if it holds no WAL segment or batch.
 //!
 //! # Limits
 //! The outbox holds at most `max_bytes`; past it sealing stops, the rows

@@ -55,6 +55,23 @@ pub struct Outbox {
     archive: bool,
 }
 
+/// No WAL segment and no pending batch: nothing whose layout matters.
+fn holds_nothing(dir: &Path) -> Result<bool, SpoolError> {
+    for sub in ["wal", "outbox"] {
+        let path = dir.join(sub);
+        match fs::read_dir(&path) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Ok(false);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&path)(e)),
+        }
+    }
+    Ok(true)
+}
+
 impl Outbox {
     /// Keep acknowledged batches in `sent/` instead of deleting them (for
     /// audits and replay drills; nothing reads them back).
@@ -87,17 +104,18 @@ impl Outbox {
             Err(e) => return Err(io(&id_path)(e)),
         }
         let format_path = dir.join("format");
-        let (found, recorded) = match fs::read_to_string(&format_path) {
-            Ok(found) => (found.trim().to_string(), true),
-            // Written before format files existed: format 1.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ("1".to_string(), false),
+        match fs::read_to_string(&format_path) {
+            Ok(found) if found.trim() == FORMAT.to_string() => {}
+            Ok(found) => return Err(SpoolError::Format { path: dir.into(), found: found.trim().into() }),
+            // Written before format files existed: its layout is unknown, so
+            // it is taken only if it holds nothing to misread.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && holds_nothing(dir)? => {
+                write_atomic(dir, "format", FORMAT.to_string().as_bytes())?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SpoolError::Format { path: dir.into(), found: "unknown (no format file)".into() })
+            }
             Err(e) => return Err(io(&format_path)(e)),
-        };
-        if found != FORMAT.to_string() {
-            return Err(SpoolError::Format { path: dir.into(), found });
-        }
-        if !recorded {
-            write_atomic(dir, "format", found.as_bytes())?;
         }
         let state_path = dir.join("seal-state");
         let parsed = fs::read_to_string(&state_path).ok().and_then(|s| {

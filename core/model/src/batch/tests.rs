@@ -172,7 +172,16 @@ fn totals_and_row_identity() {
     // Refusals and verdicts are keyed by when the edge decided, not by event time.
     let refused = |ts_ms, at_ms| RefusedRecord { id_hi: 1, id_lo: 2, ad_id: 3, ts_ms, reason: RefusalReason::TooLate, code: 0, at_ms };
     b.tenants[1].refused = vec![refused(5_000, 20_500), refused(13_000, 40_000)];
-    let verdict = VerdictRow { minute: 60, active_version: 1, candidate_version: 2, mode: MODE_SHADOW, applied_candidate: false, active_code: 0, candidate_code: 0, clicks: 1 };
+    let verdict = VerdictRow {
+        minute: 60,
+        active_version: 1,
+        candidate_version: 2,
+        mode: MODE_SHADOW,
+        applied_candidate: false,
+        active_code: 0,
+        candidate_code: 0,
+        clicks: 1,
+    };
     b.tenants[1].verdicts = vec![verdict];
     let t = b.totals();
     assert_eq!((t.min_second, t.max_second, t.min_decided, t.max_decided), (5, 13, 20, 60));

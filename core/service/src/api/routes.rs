@@ -167,6 +167,9 @@ impl Api {
         };
         total.clicks = series.iter().map(|p| p.clicks).sum();
         total.spend_micros = series.iter().map(|p| p.spend_micros).sum();
+        // Read later, it may include a commit the points lack; a click has
+        // at most one user.
+        total.users = total.users.min(total.clicks);
         let filtered_at = |t: u32| filtered.as_ref().map(|f| f.iter().find(|p| p.t == t).map_or(0, |p| p.filtered));
         let total_filtered = filtered.as_ref().map(|f| f.iter().map(|p| p.filtered).sum());
         // Dense series: empty buckets are explicit zeros, which is what a chart wants.

@@ -50,8 +50,7 @@ impl HourCheck {
     pub fn drift(&self) -> Vec<Family> {
         let clicks = self.landing_clicks != self.rollup_clicks || self.landing_spend_micros != self.rollup_spend_micros;
         let refused = self.refused.landing != self.refused.rollup;
-        let dims = self.dimension_clicks.landing != self.dimension_clicks.rollup
-            || self.dimension_spend_micros.landing != self.dimension_spend_micros.rollup;
+        let dims = self.dimension_clicks.landing != self.dimension_clicks.rollup || self.dimension_spend_micros.landing != self.dimension_spend_micros.rollup;
         [(Family::Clicks, clicks), (Family::Refused, refused), (Family::Dimensions, dims)].into_iter().filter(|d| d.1).map(|d| d.0).collect()
     }
 }

@@ -101,11 +101,9 @@ impl Family {
     fn queries(self) -> FamilyQueries {
         match self {
             Family::Clicks => FamilyQueries { landing_hours: sql::RECONCILE_HOURS, rollup_hours: sql::RECONCILE_ROLLUP, repair: sql::REPAIR_ROLLUP },
-            Family::Refused => FamilyQueries {
-                landing_hours: sql::RECONCILE_REFUSED_HOURS,
-                rollup_hours: sql::RECONCILE_REFUSED_ROLLUP,
-                repair: sql::REPAIR_REFUSED_ROLLUP,
-            },
+            Family::Refused => {
+                FamilyQueries { landing_hours: sql::RECONCILE_REFUSED_HOURS, rollup_hours: sql::RECONCILE_REFUSED_ROLLUP, repair: sql::REPAIR_REFUSED_ROLLUP }
+            }
             Family::Dimensions => FamilyQueries {
                 landing_hours: sql::RECONCILE_DIMENSION_HOURS,
                 rollup_hours: sql::RECONCILE_DIMENSION_ROLLUP,

@@ -69,8 +69,8 @@ pub struct Registry {
     compiling: tokio::sync::Semaphore,
 }
 
-/// Limits an upload must start within to be accepted, unless its tenant
-/// has its own.
+/// Limits an upload must start within to be accepted (its tenant's, if
+/// lower: edges cap tenants' limits at their own, 64 MiB by default).
 const VALIDATE_LIMITS: Limits = Limits::new(64 << 20, std::time::Duration::from_secs(1));
 
 impl Registry {
@@ -109,7 +109,7 @@ impl Registry {
         let _permit = self.compiling.acquire().await.map_err(|_| RegistryError::Invalid("the registry is shutting down".into()))?;
         // Within the limits the edges will give it: a version that cannot
         // start there is refused here, not discovered on every edge.
-        let limits = self.state(tenant).limits.map_or(VALIDATE_LIMITS, |l| l.limits());
+        let limits = self.state(tenant).limits.map_or(VALIDATE_LIMITS, |l| l.limits().capped(VALIDATE_LIMITS));
         let (engine, label) = (self.engine.clone(), name.to_string());
         // Compiling takes tens of milliseconds: off the async workers.
         let bytes = tokio::task::spawn_blocking(move || {

@@ -111,10 +111,17 @@ fn opens_only_its_own_format() {
     let dir = tempfile::tempdir().unwrap();
     drop(Outbox::open(dir.path(), "e1", 1 << 20).unwrap());
     assert_eq!(fs::read_to_string(dir.path().join("format")).unwrap(), FORMAT.to_string());
-    // A spool from before format files existed is format 1, and says so now.
+    // A spool from before format files existed is taken only while it holds
+    // nothing to misread.
     fs::remove_file(dir.path().join("format")).unwrap();
     drop(Outbox::open(dir.path(), "e1", 1 << 20).unwrap());
-    assert_eq!(fs::read_to_string(dir.path().join("format")).unwrap(), "1");
+    assert_eq!(fs::read_to_string(dir.path().join("format")).unwrap(), FORMAT.to_string());
+    let (mut s, _) = Outbox::open(dir.path(), "e1", 1 << 20).unwrap();
+    s.seal(rows(1), 0).unwrap();
+    drop(s);
+    fs::remove_file(dir.path().join("format")).unwrap();
+    assert!(matches!(Outbox::open(dir.path(), "e1", 1 << 20), Err(SpoolError::Format { .. })));
+    fs::write(dir.path().join("format"), FORMAT.to_string()).unwrap();
     // Another layout is refused, not misread.
     fs::write(dir.path().join("format"), "2").unwrap();
     match Outbox::open(dir.path(), "e1", 1 << 20) {
