@@ -89,9 +89,7 @@ impl Client {
         let (method, url) = (req.method().clone(), req.uri().to_string());
         let transport = |message: String| ClientError::Transport { method: method.clone(), url: url.clone(), message };
         let resp = self.inner.request(req.map(Full::new)).await.map_err(|e| transport(format!("{e:?}")))?;
-        let (parts, body) = resp.into_parts();
-        let body = body.collect().await.map_err(|e| transport(e.to_string()))?.to_bytes();
-        Ok(Reply { status: parts.status, headers: parts.headers, body })
+        read_reply(resp).await.map_err(transport)
     }
 
     pub async fn get(&self, url: &str, bearer: Option<&str>) -> Result<Reply, ClientError> {
@@ -101,6 +99,13 @@ impl Client {
     pub async fn post_json(&self, url: &str, bearer: Option<&str>, body: impl Into<Bytes>) -> Result<Reply, ClientError> {
         self.send(Method::POST, url, bearer, Some("application/json"), body).await
     }
+}
+
+/// A response, its body read in full.
+async fn read_reply(resp: http::Response<hyper::body::Incoming>) -> Result<Reply, String> {
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok(Reply { status: parts.status, headers: parts.headers, body })
 }
 
 /// HTTPS to one server, trusting only the certificates (or CA) given and
@@ -140,9 +145,7 @@ impl PinnedHttps {
         let req = builder.body(Full::new(Bytes::new())).map_err(|e| ClientError::Request { url: url.into(), message: e.to_string() })?;
         let result = async {
             let resp = sender.send_request(req).await.map_err(|e| transport(e.to_string()))?;
-            let (parts, body) = resp.into_parts();
-            let body = body.collect().await.map_err(|e| transport(e.to_string()))?.to_bytes();
-            Ok(Reply { status: parts.status, headers: parts.headers, body })
+            read_reply(resp).await.map_err(transport)
         }
         .await;
         driver.abort();
