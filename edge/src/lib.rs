@@ -34,7 +34,7 @@ use tokio::sync::watch;
 
 use tally_model::tenant::{TenantId, Tenants, TenantsError};
 
-use filter::registry::{RegistryClient, RegistrySync};
+use filter::registry::RegistrySync;
 use filter::slot::Filters;
 
 use config::{AckMode, EdgeConfig};
@@ -155,7 +155,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
             let limits = tally_filter::host::Limits::new(r.memory_mb << 20, Duration::from_millis(r.timeout_ms));
             let poll = Duration::from_millis(r.poll_ms);
             let cache = config.spool_dir.join("plugins");
-            let client = RegistryClient::for_url(&r.url, &config.core.ca_cert, &config.core.server_name)?;
+            let client = tally_http::client::ApiClient::for_url(&r.url, Some(&config.core.ca_cert), &config.core.server_name)?;
             let mut sync = RegistrySync::new(&r.url, client, &r.token, poll, cache, limits, engine, tenants.clone(), filters.clone(), metrics.clone());
             sync.apply_cached().await;
             registry = Some(sync);

@@ -11,12 +11,12 @@ use http::StatusCode;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use tally_edge::filter::registry::{RegistryClient, RegistrySync};
+use tally_edge::filter::registry::RegistrySync;
 use tally_edge::filter::slot::Filters;
 use tally_edge::metrics::Metrics;
 use tally_filter::host::{FailurePolicy, FilterEngine, Limits, DEFAULT_INSTANCES};
 use tally_filter::manifest::{sha256_hex, Manifest, TenantPlugins, VersionRef};
-use tally_http::client::{Client, PinnedHttps};
+use tally_http::client::{ApiClient, Client, PinnedHttps};
 use tally_http::serve::{Handler, Peer};
 use tally_http::{reply, RequestBody, Response};
 use tally_model::tenant::{TenantId, TenantSpec, Tenants};
@@ -79,7 +79,7 @@ async fn components_run_only_when_their_hash_matches() {
     let sync = |filters: Arc<Filters>| {
         RegistrySync::new(
             &url,
-            RegistryClient::Plain(Client::new()),
+            ApiClient::Plain(Client::new()),
             "edge-token",
             Duration::from_millis(10),
             cache.path().to_path_buf(),
@@ -141,6 +141,11 @@ async fn https_registry_is_pinned_to_the_cores_certificate() {
     let wrong_name = PinnedHttps::new(&core.cert_path, "core.example").unwrap();
     assert!(wrong_name.get(&url, Some("edge-token")).await.is_err());
     assert!(pinned.get(&url.replace("https://", "http://"), None).await.is_err(), "https only");
+    // Chosen by URL: https needs the certificate to trust.
+    let err = ApiClient::for_url(&url, None, "localhost").err().expect("https without a certificate").to_string();
+    assert!(err.contains("certificate to trust"), "{err}");
+    let api = ApiClient::for_url(&url, Some(&core.cert_path), "localhost").unwrap();
+    assert_eq!(api.get(&url, Some("edge-token")).await.unwrap().status, StatusCode::OK);
     stop.send(true).unwrap();
     server.await.unwrap();
 }

@@ -139,6 +139,8 @@ async fn rollup_drift_is_reported_and_repaired() {
     let late: Vec<String> = (0..5).map(|i| click(&format!("late-{i}"), 9, now - HOUR_MS, 5)).collect();
     let r = post_until_acked(&pop.client, &edge, &key, &[tagged, late].concat()).await;
     assert_eq!((r["accepted"].as_u64(), r["rejected"].as_array().map(Vec::len)), (Some(20), Some(5)), "{r}");
+    // Batches commit in any order: every generated click has landed before the repair.
+    pop.wait_for_totals(&read, &generator, &ads, from, to).await;
     let (hour_from, hour_to) = ((now / HOUR_MS - 1) * HOUR_MS, (now / HOUR_MS + 1) * HOUR_MS);
     // Every family drifts once its landing rows are committed.
     let deadline = tokio::time::Instant::now() + harness::CONVERGE;

@@ -60,7 +60,8 @@ async fn filters_drop_bots_and_contain_hostile_plugins() {
             .unwrap();
         assert_eq!(pop.client.request(req).await.unwrap().status, StatusCode::FOUND);
     }
-    pop.wait_for_series(&pop.read_key(0), 33, now - 60_000, now + 60_000, "1m", 1).await;
+    // Redirect clicks carry the edge's clock, not `now`.
+    pop.wait_for_series(&pop.read_key(0), 33, now - 60_000, now_ms() + 60_000, "1m", 1).await;
 
     pop.wait_for_series(&pop.read_key(0), 31, now - 60_000, now + 60_000, "1m", 3).await;
     pop.wait_for_series(&pop.read_key(2), 32, now - 60_000, now + 60_000, "1m", 1).await;

@@ -29,7 +29,9 @@ fn plugin(name: &str) -> PathBuf {
 fn cli(pop: &Pop, admin_key: &str, args: &[&str]) -> Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
         .arg("plugin")
-        .args(["--core", &pop.pop.state.core_http, "--key", admin_key])
+        .args(["--core", &pop.pop.state.core_https, "--key", admin_key])
+        .arg("--ca-cert")
+        .arg(&pop.pop.state.core_cert)
         .args(args)
         .output()
         .expect("running tally plugin");

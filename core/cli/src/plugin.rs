@@ -1,19 +1,28 @@
 //! `tally plugin ...`: a tenant admin's tool for the plugin registry on the
 //! core (`POST /v1/plugins`, `POST /v1/plugins/rollout`, ...). Every call
-//! carries the tenant's admin key, which names the tenant.
+//! carries the tenant's admin key, which names the tenant; over `https://`
+//! the core's certificate is pinned (`--ca-cert`), so the key cannot be read
+//! on the way.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use http::Method;
 
-use tally_http::client::{Client, Reply};
+use tally_http::client::{ApiClient, Reply};
 
 #[derive(clap::Args)]
 pub struct PluginArgs {
     /// The core's HTTP API.
     #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
     core: String,
+    /// The certificate (or CA) to trust for an `https://` core: the core's own
+    /// (`<data_dir>/core-cert.pem`).
+    #[arg(long, env = "TALLY_CORE_CA_CERT", global = true)]
+    ca_cert: Option<PathBuf>,
+    /// The name the core's certificate is issued for.
+    #[arg(long, default_value = "localhost", global = true)]
+    server_name: String,
     /// The tenant's admin key (or TALLY_ADMIN_KEY).
     #[arg(long, env = "TALLY_ADMIN_KEY", global = true, hide_env_values = true)]
     key: Option<String>,
@@ -84,7 +93,7 @@ fn print(reply: Reply) -> Result<()> {
 pub async fn run(args: PluginArgs) -> Result<()> {
     let key = args.key.context("--key or TALLY_ADMIN_KEY: the tenant's admin key")?;
     let base = args.core.trim_end_matches('/');
-    let client = Client::new();
+    let client = ApiClient::for_url(base, args.ca_cert.as_deref(), &args.server_name).context("--core")?;
     let rollout = |action: serde_json::Value| {
         let (client, key, url) = (client.clone(), key.clone(), format!("{base}/v1/plugins/rollout"));
         async move { client.post_json(&url, Some(&key), action.to_string()).await.context("rollout") }

@@ -39,6 +39,9 @@ pub enum FilterError {
     Engine(String),
     #[error("plugin {name}: {message}")]
     Load { name: String, message: String },
+    /// The engine had no instance slot free to start it.
+    #[error("plugin {name}: {message}")]
+    NoCapacity { name: String, message: String },
 }
 
 /// The engine and its epoch ticker (which stops with the engine).
@@ -185,10 +188,21 @@ pub enum Failure {
 impl Plugin {
     /// Instantiates now: a plugin that cannot start is refused here.
     pub fn new(compiled: Arc<Compiled>, limits: Limits) -> Result<Plugin, FilterError> {
-        let mut plugin = Plugin { compiled, limits, live: None, failures_in_a_row: 0, quarantined: false };
-        let live = plugin.instantiate().map_err(|f| FilterError::Load { name: plugin.compiled.name.clone(), message: f.to_string() })?;
+        let mut plugin = Plugin::unstarted(compiled, limits);
+        let name = plugin.compiled.name.clone();
+        let live = plugin.instantiate().map_err(|f| match f {
+            Failure::NoCapacity(message) => FilterError::NoCapacity { name, message },
+            f => FilterError::Load { name, message: f.to_string() },
+        })?;
         plugin.live = Some(live);
         Ok(plugin)
+    }
+
+    /// Not instantiated yet: the first call does it (and fails with
+    /// [`Failure::NoCapacity`] until a slot is free). For a version already
+    /// known to start, waiting for a slot (see `Plugin::new`).
+    pub fn unstarted(compiled: Arc<Compiled>, limits: Limits) -> Plugin {
+        Plugin { compiled, limits, live: None, failures_in_a_row: 0, quarantined: false }
     }
 
     pub fn load(engine: &FilterEngine, path: &Path, limits: Limits) -> Result<Plugin, FilterError> {

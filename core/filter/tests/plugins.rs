@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tally_filter::answer::{Answer, Tag};
 use tally_filter::batch::{ClickView, Columns};
-use tally_filter::host::{ClickBatch, Failure, FilterEngine, Limits, Plugin, DEFAULT_INSTANCES, QUARANTINE_AFTER};
+use tally_filter::host::{ClickBatch, Compiled, Failure, FilterEngine, FilterError, Limits, Plugin, DEFAULT_INSTANCES, QUARANTINE_AFTER};
 
 #[allow(dead_code, unused_imports)]
 #[path = "../../../plugins/bot-filter/src/rules.rs"]
@@ -197,7 +197,11 @@ fn a_full_engine_is_not_held_against_a_plugin() {
     let _first = load(&engine, &plugin("noop"));
     let mut hostile = Plugin::load(&engine, &plugin("hostile"), Limits { timeout: Duration::from_millis(300), ..limits() }).unwrap();
     // Every slot is taken: a third plugin cannot start.
-    assert!(Plugin::load(&engine, &plugin("noop"), limits()).is_err(), "a third instance on a 2-slot engine");
+    let third = Plugin::load(&engine, &plugin("noop"), limits());
+    assert!(matches!(third, Err(FilterError::NoCapacity { .. })), "a third instance on a 2-slot engine");
+    // One waiting for a slot fails its calls as `NoCapacity` until one is free.
+    let mut waiting = Plugin::unstarted(Compiled::from_file(&engine, &plugin("noop")).unwrap(), limits());
+    assert!(matches!(waiting.run(&hostile_batch(1)), Err(Failure::NoCapacity(_))));
     // A trap frees the hostile plugin's slot (its instance is dropped) and
     // a neighbour takes it before the rebuild.
     assert!(matches!(hostile.run(&hostile_batch(3)), Err(Failure::Failed(_))));
@@ -208,4 +212,7 @@ fn a_full_engine_is_not_held_against_a_plugin() {
     assert!(!hostile.is_quarantined(), "a full engine counted against the plugin");
     drop(neighbour);
     assert_eq!(hostile.run(&hostile_batch(9)).unwrap(), Answer::keep_all(2));
+    drop(_first);
+    assert_eq!(waiting.run(&hostile_batch(1)).unwrap(), Answer::keep_all(2), "started once a slot freed");
+    assert!(!waiting.is_quarantined());
 }

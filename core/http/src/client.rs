@@ -1,7 +1,8 @@
 //! A small HTTP/1.1 client over hyper for tools and tests: the demo traffic
 //! generator and the end-to-end suite talk to edge and core through it.
-//! [`PinnedHttps`] is how an edge reaches its core's registry: HTTPS to a
-//! server whose certificate it pins.
+//! [`PinnedHttps`] is HTTPS to a server whose certificate the caller pins
+//! (an edge polling its core's registry, `tally plugin` reaching the core);
+//! [`ApiClient`] picks one of the two by URL.
 
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
@@ -128,7 +129,19 @@ impl PinnedHttps {
 
     /// `GET https://host:port/path`; `bearer` becomes `Authorization: Bearer <key>`.
     pub async fn get(&self, url: &str, bearer: Option<&str>) -> Result<Reply, ClientError> {
-        let transport = |message: String| ClientError::Transport { method: Method::GET, url: url.into(), message };
+        self.send(Method::GET, url, bearer, None, Bytes::new()).await
+    }
+
+    /// One request to `https://host:port/path`, as [`Client::send`].
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        bearer: Option<&str>,
+        content_type: Option<&str>,
+        body: impl Into<Bytes>,
+    ) -> Result<Reply, ClientError> {
+        let transport = |message: String| ClientError::Transport { method: method.clone(), url: url.into(), message };
         let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| ClientError::Request { url: url.into(), message: e.to_string() })?;
         let (Some("https"), Some(authority)) = (uri.scheme_str(), uri.authority().cloned()) else {
             return Err(ClientError::Request { url: url.into(), message: "not an https:// URL with a host".into() });
@@ -138,11 +151,15 @@ impl PinnedHttps {
         let tls = self.tls.connect(self.server_name.clone(), tcp).await.map_err(|e| transport(format!("TLS: {e}")))?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.map_err(|e| transport(e.to_string()))?;
         let driver = tokio::spawn(connection);
-        let mut builder = Request::builder().uri(uri.path_and_query().map_or("/", |p| p.as_str())).header(header::HOST, authority.as_str());
+        let mut builder =
+            Request::builder().method(method.clone()).uri(uri.path_and_query().map_or("/", |p| p.as_str())).header(header::HOST, authority.as_str());
         if let Some(key) = bearer {
             builder = builder.header(header::AUTHORIZATION, format!("Bearer {key}"));
         }
-        let req = builder.body(Full::new(Bytes::new())).map_err(|e| ClientError::Request { url: url.into(), message: e.to_string() })?;
+        if let Some(ct) = content_type {
+            builder = builder.header(header::CONTENT_TYPE, ct);
+        }
+        let req = builder.body(Full::new(body.into())).map_err(|e| ClientError::Request { url: url.into(), message: e.to_string() })?;
         let result = async {
             let resp = sender.send_request(req).await.map_err(|e| transport(e.to_string()))?;
             read_reply(resp).await.map_err(transport)
@@ -150,5 +167,49 @@ impl PinnedHttps {
         .await;
         driver.abort();
         result
+    }
+}
+
+/// A client for one of our own APIs by its URL: over `https://` it trusts
+/// only the certificate (or CA) given, checked against `server_name`, so a
+/// bearer key cannot be read or a reply forged on the way; `http://` is for
+/// a server on the same host or behind a TLS-terminating proxy.
+#[derive(Clone)]
+pub enum ApiClient {
+    Plain(Client),
+    Pinned(PinnedHttps),
+}
+
+impl ApiClient {
+    /// `ca_cert` is required for an `https://` URL (there is no system trust
+    /// store here: our servers carry their own certificates).
+    pub fn for_url(url: &str, ca_cert: Option<&std::path::Path>, server_name: &str) -> Result<ApiClient, crate::tls::TlsError> {
+        if !url.starts_with("https://") {
+            return Ok(ApiClient::Plain(Client::new()));
+        }
+        let ca_cert = ca_cert.ok_or_else(|| crate::tls::TlsError::Config(format!("{url} is https: the certificate to trust for it is needed")))?;
+        Ok(ApiClient::Pinned(PinnedHttps::new(ca_cert, server_name)?))
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        bearer: Option<&str>,
+        content_type: Option<&str>,
+        body: impl Into<Bytes>,
+    ) -> Result<Reply, ClientError> {
+        match self {
+            ApiClient::Plain(c) => c.send(method, url, bearer, content_type, body).await,
+            ApiClient::Pinned(c) => c.send(method, url, bearer, content_type, body).await,
+        }
+    }
+
+    pub async fn get(&self, url: &str, bearer: Option<&str>) -> Result<Reply, ClientError> {
+        self.send(Method::GET, url, bearer, None, Bytes::new()).await
+    }
+
+    pub async fn post_json(&self, url: &str, bearer: Option<&str>, body: impl Into<Bytes>) -> Result<Reply, ClientError> {
+        self.send(Method::POST, url, bearer, Some("application/json"), body).await
     }
 }

@@ -19,7 +19,7 @@ async fn uploads_start_within_the_tenants_limits_and_persist() {
     let registry = Registry::open(dir.path(), 16 << 20).unwrap();
 
     // The no-op's memory starts at 17 pages (1.06 MiB): more than 1 MiB.
-    registry.apply("acme", Action::Limits { memory_mb: 1, timeout_ms: 100, tags_per_click: None }).unwrap();
+    registry.apply("acme", Action::Limits { memory_mb: 1, timeout_ms: 100, tags_per_click: None }).await.unwrap();
     match registry.push("acme", "noop.wasm", noop(), 1).await {
         Err(RegistryError::Invalid(why)) => assert!(why.contains("instantiating"), "{why}"),
         other => panic!("a component that cannot start within the tenant's limits was taken: {other:?}"),
@@ -29,7 +29,7 @@ async fn uploads_start_within_the_tenants_limits_and_persist() {
     let pushed = registry.push("globex", "noop.wasm", noop(), 2).await.unwrap();
     assert_eq!((pushed.version, pushed.created), (1, true));
 
-    registry.apply("acme", Action::Limits { memory_mb: 2, timeout_ms: 100, tags_per_click: None }).unwrap();
+    registry.apply("acme", Action::Limits { memory_mb: 2, timeout_ms: 100, tags_per_click: None }).await.unwrap();
     let pushed = registry.push("acme", "noop.wasm", noop(), 3).await.unwrap();
     assert_eq!(pushed.version, 1);
     // Junk is refused with the reason.
@@ -39,9 +39,35 @@ async fn uploads_start_within_the_tenants_limits_and_persist() {
     // Reopened, the registry knows what it stored.
     drop(registry);
     let registry = Registry::open(dir.path(), 16 << 20).unwrap();
-    registry.apply("acme", Action::Activate { version: 1 }).unwrap();
+    registry.apply("acme", Action::Activate { version: 1 }).await.unwrap();
     let manifest = registry.manifest();
     let acme = manifest.tenants.iter().find(|t| t.tenant == "acme").unwrap();
     assert_eq!(acme.active.sha256, pushed.sha256);
     assert_eq!(registry.blob(&pushed.sha256).unwrap(), noop());
+
+    // Limits the running version cannot start within are refused, and the
+    // old ones stay.
+    match registry.apply("acme", Action::Limits { memory_mb: 1, timeout_ms: 100, tags_per_click: None }).await {
+        Err(RegistryError::Invalid(why)) => assert!(why.contains("version 1 cannot run"), "{why}"),
+        other => panic!("limits the active version cannot start within were taken: {other:?}"),
+    }
+    assert_eq!(registry.state("acme").limits.map(|l| l.memory_mb), Some(2));
+    registry.apply("acme", Action::Limits { memory_mb: 3, timeout_ms: 100, tags_per_click: None }).await.unwrap();
+}
+
+/// A version uploaded under generous limits cannot be activated once the
+/// tenant's limits are too tight for it.
+#[tokio::test]
+async fn rollout_steps_start_their_versions_within_the_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path(), 16 << 20).unwrap();
+    registry.push("acme", "noop.wasm", noop(), 1).await.unwrap();
+    registry.apply("acme", Action::Limits { memory_mb: 1, timeout_ms: 100, tags_per_click: None }).await.unwrap();
+    match registry.apply("acme", Action::Activate { version: 1 }).await {
+        Err(RegistryError::Invalid(why)) => assert!(why.contains("version 1 cannot run"), "{why}"),
+        other => panic!("a version that cannot start was activated: {other:?}"),
+    }
+    assert_eq!(registry.state("acme").active, None);
+    registry.apply("acme", Action::Limits { memory_mb: 2, timeout_ms: 100, tags_per_click: None }).await.unwrap();
+    assert_eq!(registry.apply("acme", Action::Activate { version: 1 }).await.unwrap().active, Some(1));
 }

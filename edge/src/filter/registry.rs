@@ -19,7 +19,7 @@
 //! so a restarted edge runs its tenants' filters even while the core is down.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,8 +27,7 @@ use tokio::sync::watch;
 
 use tally_filter::host::{Compiled, FilterEngine, Limits, Plugin, SharedPlugin};
 use tally_filter::manifest::{is_sha256, sha256_hex, Manifest, TenantPlugins, VersionRef};
-use tally_http::client::{Client, ClientError, PinnedHttps, Reply};
-use tally_http::tls::TlsError;
+use tally_http::client::ApiClient;
 use tally_model::durable_file::write_atomic;
 use tally_model::tenant::{TenantId, Tenants};
 
@@ -37,28 +36,6 @@ use crate::metrics::{Metrics, ResultLabel, RoleLabel};
 
 /// Longest a request to the registry may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How the edge reaches the registry: over `https://` it trusts only the
-/// core's certificate (the one it pins for QUIC), so the edge token and the
-/// manifest cannot be read or forged on the way; `http://` is for a core on
-/// the same host or behind a TLS-terminating proxy.
-pub enum RegistryClient {
-    Plain(Client),
-    Pinned(PinnedHttps),
-}
-
-impl RegistryClient {
-    pub fn for_url(url: &str, ca_cert: &Path, server_name: &str) -> Result<RegistryClient, TlsError> {
-        Ok(if url.starts_with("https://") { RegistryClient::Pinned(PinnedHttps::new(ca_cert, server_name)?) } else { RegistryClient::Plain(Client::new()) })
-    }
-
-    async fn get(&self, url: &str, bearer: &str) -> Result<Reply, ClientError> {
-        match self {
-            RegistryClient::Plain(c) => c.get(url, Some(bearer)).await,
-            RegistryClient::Pinned(c) => c.get(url, Some(bearer)).await,
-        }
-    }
-}
 
 pub struct RegistrySync {
     url: String,
@@ -70,7 +47,8 @@ pub struct RegistrySync {
     tenants: Tenants,
     filters: Arc<Filters>,
     metrics: Arc<Metrics>,
-    client: RegistryClient,
+    /// Over `https://` it trusts only the core's certificate (the one pinned for QUIC).
+    client: ApiClient,
     /// What each tenant's slot was built from.
     applied: HashMap<String, TenantPlugins>,
     /// The slots from the edge's config file, for tenants the registry drops.
@@ -81,7 +59,7 @@ impl RegistrySync {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         url: &str,
-        client: RegistryClient,
+        client: ApiClient,
         token: &str,
         poll: Duration,
         cache_dir: PathBuf,
@@ -110,7 +88,7 @@ impl RegistrySync {
     /// GET with the edge token, under [`REQUEST_TIMEOUT`].
     async fn get(&self, path: &str) -> Result<bytes::Bytes, String> {
         let url = format!("{}{path}", self.url);
-        let reply = tokio::time::timeout(REQUEST_TIMEOUT, self.client.get(&url, &self.token))
+        let reply = tokio::time::timeout(REQUEST_TIMEOUT, self.client.get(&url, Some(&self.token)))
             .await
             .map_err(|_| format!("GET {url}: no answer within {REQUEST_TIMEOUT:?}"))?
             .map_err(|e| e.to_string())?;

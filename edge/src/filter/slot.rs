@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tally_filter::host::{FailurePolicy, FilterEngine, Limits, Plugin, SharedPlugin};
+use tally_filter::host::{Compiled, FailurePolicy, FilterEngine, FilterError, Limits, Plugin, SharedPlugin};
 use tally_filter::manifest::Mode;
 use tally_model::tenant::{TenantId, Tenants};
 
@@ -55,6 +55,8 @@ pub fn shared(plugin: Plugin) -> SharedPlugin {
 
 /// Loads the filters named in the config file. A plugin that cannot be
 /// loaded does not stop the edge: its tenant's batches follow the policy.
+/// One that compiles but finds every instance slot taken starts on a later
+/// call, once a slot is free (its calls fail as `NoCapacity` until then).
 pub fn load_config(config: &EdgeConfig, engine: &FilterEngine, tenants: &Tenants, metrics: &Metrics, filters: &Filters) {
     for f in &config.filters {
         let Some((tenant, _)) = tenants.get(&f.tenant) else {
@@ -62,7 +64,14 @@ pub fn load_config(config: &EdgeConfig, engine: &FilterEngine, tenants: &Tenants
             continue;
         };
         let limits = Limits::new(f.memory_mb << 20, Duration::from_millis(f.timeout_ms));
-        let plugin = Plugin::load(engine, &f.path, limits).map_err(|e| e.to_string());
+        let plugin = Compiled::from_file(engine, &f.path).and_then(|compiled| match Plugin::new(compiled.clone(), limits) {
+            Err(FilterError::NoCapacity { message, .. }) => {
+                tracing::warn!(%tenant, reason = %message, "no instance slot free for the tenant filter; it starts when one is");
+                Ok(Plugin::unstarted(compiled, limits))
+            }
+            started => started,
+        });
+        let plugin = plugin.map_err(|e| e.to_string());
         match &plugin {
             Ok(p) => tracing::info!(%tenant, plugin = %p.name(), policy = ?f.policy, "tenant filter loaded"),
             Err(e) => {

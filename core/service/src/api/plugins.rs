@@ -167,7 +167,7 @@ impl Api {
             Ok(a) => a,
             Err(e) => return reply::error(StatusCode::BAD_REQUEST, format!("not a rollout action: {e}")),
         };
-        match self.registry.apply(tenant.as_str(), action) {
+        match self.registry.apply(tenant.as_str(), action).await {
             Ok(state) => {
                 tracing::info!(?action, "plugin rollout");
                 reply::json(StatusCode::OK, &state)

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use tally_filter::host::{Compiled, FilterEngine, Limits, Plugin};
-use tally_filter::manifest::{is_sha256, sha256_hex, Manifest};
+use tally_filter::manifest::{is_sha256, sha256_hex, Manifest, VersionRef};
 use tally_model::durable_file::write_atomic;
 
 use state::{Action, RolloutError, TenantState};
@@ -64,14 +64,20 @@ pub struct Registry {
     engine: FilterEngine,
     max_bytes: usize,
     states: Mutex<BTreeMap<String, TenantState>>,
-    /// One upload compiles at a time: compiling is CPU-bound and must not
-    /// crowd out the committer.
-    compiling: tokio::sync::Semaphore,
+    /// One change (upload or rollout step) at a time: each may compile,
+    /// which is CPU-bound and must not crowd out the committer, and a step
+    /// is checked against the state it changes.
+    changing: tokio::sync::Semaphore,
 }
 
 /// Limits an upload must start within to be accepted (its tenant's, if
 /// lower: edges cap tenants' limits at their own, 64 MiB by default).
 const VALIDATE_LIMITS: Limits = Limits::new(64 << 20, std::time::Duration::from_secs(1));
+
+/// What a tenant's plugins must start within: the limits edges will give them.
+fn validate_limits(state: &TenantState) -> Limits {
+    state.limits.map_or(VALIDATE_LIMITS, |l| l.limits().capped(VALIDATE_LIMITS))
+}
 
 impl Registry {
     pub fn open(dir: &Path, max_bytes: usize) -> Result<Registry, RegistryError> {
@@ -98,7 +104,7 @@ impl Registry {
         }
         // Uploads are validated one at a time: a couple of slots suffice.
         let engine = FilterEngine::new(4).map_err(|e| RegistryError::Invalid(e.to_string()))?;
-        Ok(Registry { dir: dir.to_path_buf(), engine, max_bytes, states: Mutex::new(states), compiling: tokio::sync::Semaphore::new(1) })
+        Ok(Registry { dir: dir.to_path_buf(), engine, max_bytes, states: Mutex::new(states), changing: tokio::sync::Semaphore::new(1) })
     }
 
     /// Validates and stores a component as the tenant's next version.
@@ -106,19 +112,10 @@ impl Registry {
         if bytes.len() > self.max_bytes {
             return Err(RegistryError::TooLarge(bytes.len(), self.max_bytes));
         }
-        let _permit = self.compiling.acquire().await.map_err(|_| RegistryError::Invalid("the registry is shutting down".into()))?;
-        // Within the limits the edges will give it: a version that cannot
-        // start there is refused here, not discovered on every edge.
-        let limits = self.state(tenant).limits.map_or(VALIDATE_LIMITS, |l| l.limits().capped(VALIDATE_LIMITS));
-        let (engine, label) = (self.engine.clone(), name.to_string());
-        // Compiling takes tens of milliseconds: off the async workers.
-        let bytes = tokio::task::spawn_blocking(move || {
-            let compiled = Compiled::new(&engine, &label, &bytes).map_err(|e| RegistryError::Invalid(e.to_string()))?;
-            Plugin::new(compiled, limits).map_err(|e| RegistryError::Invalid(e.to_string()))?;
-            Ok::<_, RegistryError>(bytes)
-        })
-        .await
-        .map_err(|e| RegistryError::Invalid(format!("validation task failed: {e}")))??;
+        let _permit = self.changing.acquire().await.map_err(|_| RegistryError::Invalid("the registry is shutting down".into()))?;
+        // Within the limits edges will give it: a version that cannot start
+        // there is refused here, not discovered on every edge.
+        let bytes = self.validate(name, bytes, validate_limits(&self.state(tenant))).await?;
         let sha256 = sha256_hex(&bytes);
         let blob = self.blob_path(&sha256);
         if !blob.exists() {
@@ -132,13 +129,38 @@ impl Registry {
         Ok(Pushed { version, sha256, bytes: bytes.len() as u64, created })
     }
 
-    pub fn apply(&self, tenant: &str, action: Action) -> Result<TenantState, RegistryError> {
-        let mut states = self.states.lock().expect("registry lock poisoned");
-        let mut state = states.get(tenant).cloned().unwrap_or_default();
-        state.apply(action)?;
-        self.save(tenant, &state)?;
-        states.insert(tenant.to_string(), state.clone());
-        Ok(state)
+    /// Takes a rollout step. Every version it sets running anew (or under
+    /// new limits) must start within the tenant's limits, or the step is
+    /// refused: edges would otherwise fail it and fall back to the policy.
+    pub async fn apply(&self, tenant: &str, action: Action) -> Result<TenantState, RegistryError> {
+        let _permit = self.changing.acquire().await.map_err(|_| RegistryError::Invalid("the registry is shutting down".into()))?;
+        let before = self.state(tenant);
+        let mut after = before.clone();
+        after.apply(action)?;
+        let limits = validate_limits(&after);
+        let unchanged = |v: &VersionRef| before.limits == after.limits && before.running().contains(v);
+        for v in after.running().into_iter().filter(|v| !unchanged(v)) {
+            let bytes = self.blob(&v.sha256)?;
+            self.validate(&format!("v{}", v.version), bytes, limits)
+                .await
+                .map_err(|e| RegistryError::Invalid(format!("version {} cannot run within the tenant's limits: {e}", v.version)))?;
+        }
+        self.save(tenant, &after)?;
+        self.states.lock().expect("registry lock poisoned").insert(tenant.to_string(), after.clone());
+        Ok(after)
+    }
+
+    /// Compiles and starts a component within `limits`, as an edge would.
+    async fn validate(&self, name: &str, bytes: Vec<u8>, limits: Limits) -> Result<Vec<u8>, RegistryError> {
+        let (engine, label) = (self.engine.clone(), name.to_string());
+        // Compiling takes tens of milliseconds: off the async workers.
+        tokio::task::spawn_blocking(move || {
+            let compiled = Compiled::new(&engine, &label, &bytes).map_err(|e| RegistryError::Invalid(e.to_string()))?;
+            Plugin::new(compiled, limits).map_err(|e| RegistryError::Invalid(e.to_string()))?;
+            Ok::<_, RegistryError>(bytes)
+        })
+        .await
+        .map_err(|e| RegistryError::Invalid(format!("validation task failed: {e}")))?
     }
 
     pub fn max_bytes(&self) -> usize {

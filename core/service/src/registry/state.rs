@@ -133,6 +133,11 @@ impl TenantState {
         Some(VersionRef { version, sha256: v.sha256.clone() })
     }
 
+    /// The versions edges run for this tenant: the active one and the candidate.
+    pub fn running(&self) -> Vec<VersionRef> {
+        self.active.into_iter().chain(self.candidate.map(|c| c.version)).filter_map(|v| self.reference(v)).collect()
+    }
+
     /// Whether every version the state names exists (a state file edited
     /// by hand may say otherwise).
     pub fn is_consistent(&self) -> bool {
