@@ -8,7 +8,9 @@
 //! * each example plugin's native Rust reference;
 //! * building the columnar batch (paid whenever a tenant has a filter);
 //! * each plugin: the call only (lifting the columns into the guest,
-//!   running it, lowering and checking the answer).
+//!   running it, lowering and checking the answer);
+//! * the no-op and bot plugins called once per click (1-click batches): the
+//!   record-per-event ABI's cost, the baseline the columnar batch beats.
 //! Best of 5 runs of 200 batches.
 
 use std::path::PathBuf;
@@ -42,8 +44,12 @@ fn fields(i: usize) -> (&'static str, &'static str) {
 }
 
 fn columns() -> Columns {
+    columns_of(0..BATCH)
+}
+
+fn columns_of(clicks: std::ops::Range<usize>) -> Columns {
     let mut c = Columns::default();
-    for i in 0..BATCH {
+    for i in clicks {
         let (ua, ip) = fields(i);
         let view = ClickView {
             ad_id: (i % 50) as u64,
@@ -127,6 +133,17 @@ fn main() {
         if file == rust("bot_filter") {
             bot_ns = ns;
         }
+        println!("{label:<44} {ns:>10.1}");
+    }
+    // Same plugins, one click per call: what a record-per-event ABI pays.
+    let singles: Vec<_> = (0..BATCH).map(|i| columns_of(i..i + 1).into_batch()).collect();
+    for (label, file) in [("no-op plugin, one click per call", rust("noop")), ("bot-filter plugin (Rust), one click per call", rust("bot_filter"))] {
+        let mut p = plugin(&engine, &file);
+        let ns = best_ns_per_click(|| {
+            for one in &singles {
+                std::hint::black_box(p.run(one).unwrap());
+            }
+        });
         println!("{label:<44} {ns:>10.1}");
     }
     println!("bot filter (Rust) / native: {:.2}x", bot_ns / native);
