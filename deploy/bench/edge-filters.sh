@@ -3,6 +3,7 @@
 # ClickHouse 18.16) with a tenant filter from the registry, against no filter,
 # in one run on this machine. Clicks carry a User-Agent and an IP.
 # Usage: deploy/bench/edge-filters.sh [connections] [batch] [seconds]
+# TALLY_BIN: the tally binary to measure; TALLY_FILTERS: which plugins (default: all, after none).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN="${TALLY_BIN:-target/release/tally}"
@@ -11,7 +12,7 @@ PLUGINS=plugins/target/wasm32-wasip2/release
 [ -x "$BIN" ] || cargo build --release --locked -p tally
 [ -f "$PLUGINS/tally_plugin_noop.wasm" ] || cargo build --release --locked --target wasm32-wasip2 --manifest-path plugins/Cargo.toml --target-dir plugins/target
 field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
-for plugin in none noop bot_filter geo_enrich flood_filter; do
+for plugin in ${TALLY_FILTERS:-none noop bot_filter geo_enrich flood_filter}; do
   dir="$(mktemp -d)"
   "$BIN" demo --no-traffic --state-file "$dir/state.json" --dir "$dir/pop" >"$dir/demo.log" 2>&1 &
   pid=$!
@@ -25,6 +26,8 @@ for plugin in none noop bot_filter geo_enrich flood_filter; do
   fi
   printf '%-13s ' "$plugin"
   "$BIN" load --edge "$edge" --key "$(field "$dir/state.json" ingest_key)" --connections "$CONNS" --batch "$BATCH" --seconds "$SECS" --browser-fields
+  # How many requests shared a filter call (absent on binaries without the metric).
+  curl -s "$edge/metrics" | awk '/^tally_edge_filter_calls_total/ {c=$2} /^tally_edge_filter_clicks_total/ {k=$2} END {if (c > 0 && k > 0) printf "              %d filter calls, %.1f clicks per call\n", c, k / c}'
   kill -TERM "$pid"; wait "$pid" || true
   rm -rf "$dir"
 done

@@ -58,6 +58,7 @@ pub struct Metrics {
     pub udp_rcvbuf_errors: Gauge,
     pub redirects_unrecorded: Counter,
     pub filter_calls: Family<TenantLabel, Counter>,
+    pub filter_clicks: Family<TenantLabel, Counter>,
     pub filter_failures: Family<TenantLabel, Counter>,
     pub filter_quarantined: Family<TenantLabel, Gauge>,
     pub filter_seconds: Family<TenantLabel, Counter<f64>>,
@@ -83,7 +84,8 @@ impl Metrics {
         let mut m = Metrics::default();
         let r = &mut m.registry;
         r.register("tally_edge_http_requests", "HTTP requests by status code and transport (tcp, tls, h3)", m.requests.clone());
-        r.register("tally_edge_filter_calls", "Batches run through a tenant filter", m.filter_calls.clone());
+        r.register("tally_edge_filter_calls", "Calls into a tenant filter (requests queued meanwhile share one)", m.filter_calls.clone());
+        r.register("tally_edge_filter_clicks", "Clicks run through a tenant filter", m.filter_clicks.clone());
         r.register(
             "tally_edge_filter_failures",
             "Tenant filter calls that trapped, timed out, ran out of memory or answered wrongly",

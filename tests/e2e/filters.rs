@@ -60,13 +60,30 @@ async fn filters_drop_bots_and_contain_hostile_plugins() {
             .unwrap();
         assert_eq!(pop.client.request(req).await.unwrap().status, StatusCode::FOUND);
     }
+    // Concurrent one-click requests share filter calls (those that queue
+    // while one runs); each still gets exactly its own verdict.
+    let mut posts = tokio::task::JoinSet::new();
+    for i in 0..64 {
+        let (client, edge, key) = (pop.client.clone(), edge.clone(), pop.ingest_key(0));
+        let ua = if i % 3 == 0 { "Googlebot/2.1" } else { "Mozilla/5.0" };
+        let event = click(&format!("c{i}"), 34, now, ua, "8.8.8.8");
+        posts.spawn(async move { (i, post_until_acked(&client, &edge, &key, &[event]).await) });
+    }
+    while let Some(posted) = posts.join_next().await {
+        let (i, r) = posted.unwrap();
+        let want = if i % 3 == 0 { (0, 1) } else { (1, 0) };
+        assert_eq!((r["accepted"].as_u64().unwrap(), r["rejected"].as_array().unwrap().len()), want, "request {i}: {r}");
+    }
+    pop.wait_for_series(&pop.read_key(0), 34, now - 60_000, now + 60_000, "1m", 42).await;
+
     // Redirect clicks carry the edge's clock, not `now`.
     pop.wait_for_series(&pop.read_key(0), 33, now - 60_000, now_ms() + 60_000, "1m", 1).await;
 
     pop.wait_for_series(&pop.read_key(0), 31, now - 60_000, now + 60_000, "1m", 3).await;
     pop.wait_for_series(&pop.read_key(2), 32, now - 60_000, now + 60_000, "1m", 1).await;
     let metrics = pop.client.get(&format!("{edge}/metrics"), None).await.unwrap().text();
-    assert!(metrics.contains(r#"tally_edge_events_refused_total{tenant="acme",reason="filtered"} 3"#), "{metrics}");
+    // Two bots and a bad IP posted, the redirect bot, and the 22 concurrent bots.
+    assert!(metrics.contains(r#"tally_edge_events_refused_total{tenant="acme",reason="filtered"} 25"#), "{metrics}");
     assert!(metrics.contains(r#"tally_edge_filter_failures_total{tenant="rogue"} 1"#), "{metrics}");
     pop.pop.stop().await;
 }

@@ -13,8 +13,8 @@ use tally_http::client::{ApiClient, Reply};
 
 #[derive(clap::Args)]
 pub struct PluginArgs {
-    /// The core's HTTP API.
-    #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
+    /// The core's HTTP API (`https://` pins `--ca-cert`).
+    #[arg(long, env = "TALLY_CORE", default_value = "http://127.0.0.1:8080", global = true)]
     core: String,
     /// The certificate (or CA) to trust for an `https://` core: the core's own
     /// (`<data_dir>/core-cert.pem`).

@@ -31,6 +31,29 @@ impl Answer {
     }
 }
 
+impl Answer {
+    /// The answers of consecutive parts of the batch, `lens[i]` clicks
+    /// each (summing to the batch's), tags renumbered within their part.
+    pub fn split(self, lens: &[usize]) -> Vec<Answer> {
+        let mut starts = Vec::with_capacity(lens.len());
+        let mut parts: Vec<Answer> = Vec::with_capacity(lens.len());
+        let mut codes = self.codes.into_iter();
+        let mut start = 0;
+        for &len in lens {
+            starts.push(start);
+            parts.push(Answer { codes: codes.by_ref().take(len).collect(), tags: Vec::new() });
+            start += len;
+        }
+        for mut tag in self.tags {
+            // The last part starting at or before the tag's click.
+            let part = starts.partition_point(|&s| s <= tag.click as usize) - 1;
+            tag.click -= starts[part] as u32;
+            parts[part].tags.push(tag);
+        }
+        parts
+    }
+}
+
 /// Checks an answer for a batch of `clicks` clicks, allowed
 /// `tags_per_click` tags per click on average.
 pub fn check(v: Verdicts, clicks: usize, tags_per_click: usize) -> Result<Answer, String> {
@@ -128,6 +151,17 @@ mod tests {
         let mut v = verdicts(vec![0; 2], &[(0, "k", "v")]);
         v.tag_values.ends = vec![];
         assert!(check(v, 2, MAX_TAGS_PER_CLICK).unwrap_err().contains("0 tag values for 1 tags"));
+    }
+
+    #[test]
+    fn split_answers_renumber_their_tags() {
+        let tag = |click: u32, value: &str| Tag { click, key: "k".into(), value: value.into() };
+        let whole = Answer { codes: vec![0, 1, 2, 3, 4, 5], tags: vec![tag(5, "f"), tag(0, "a"), tag(3, "d"), tag(2, "c")] };
+        let parts = whole.split(&[2, 0, 1, 3]);
+        assert_eq!(parts[0], Answer { codes: vec![0, 1], tags: vec![tag(0, "a")] });
+        assert_eq!(parts[1], Answer::default());
+        assert_eq!(parts[2], Answer { codes: vec![2], tags: vec![tag(0, "c")] });
+        assert_eq!(parts[3], Answer { codes: vec![3, 4, 5], tags: vec![tag(2, "f"), tag(0, "d")] });
     }
 
     #[test]

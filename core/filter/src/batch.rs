@@ -28,6 +28,12 @@ fn push_str(s: &mut Strings, value: &str) {
     s.ends.push(s.bytes.len() as u32);
 }
 
+fn append_strings(s: &mut Strings, other: Strings) {
+    let base = s.bytes.len() as u32;
+    s.bytes.extend(other.bytes);
+    s.ends.extend(other.ends.into_iter().map(|e| e + base));
+}
+
 impl Columns {
     /// Appends a click and its custom attributes.
     pub fn push<'a>(&mut self, c: &ClickView<'_>, attrs: impl IntoIterator<Item = (&'a str, &'a str)>) {
@@ -47,6 +53,33 @@ impl Columns {
             push_str(&mut b.attr_values, v);
         }
         b.attr_ends.push(b.attr_keys.ends.len() as u32);
+    }
+
+    /// Appends another request's clicks after these (one call for both).
+    pub fn append(&mut self, other: Columns) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        let (b, o) = (&mut self.batch, other.batch);
+        b.ad_id.extend(o.ad_id);
+        b.campaign_id.extend(o.campaign_id);
+        b.ts_ms.extend(o.ts_ms);
+        b.cost_micros.extend(o.cost_micros);
+        for (s, o) in [
+            (&mut b.click_id, o.click_id),
+            (&mut b.user_id, o.user_id),
+            (&mut b.ip, o.ip),
+            (&mut b.user_agent, o.user_agent),
+            (&mut b.country, o.country),
+            (&mut b.region, o.region),
+        ] {
+            append_strings(s, o);
+        }
+        let pairs = b.attr_keys.ends.len() as u32;
+        b.attr_ends.extend(o.attr_ends.into_iter().map(|e| e + pairs));
+        append_strings(&mut b.attr_keys, o.attr_keys);
+        append_strings(&mut b.attr_values, o.attr_values);
     }
 
     pub fn len(&self) -> usize {
@@ -100,5 +133,30 @@ mod tests {
         assert_eq!(b.country.ends, vec![0, 2]);
         assert_eq!(b.attr_ends, vec![2, 2]);
         assert_eq!((b.attr_values.bytes.as_slice(), b.attr_values.ends.as_slice()), (&b"vyz"[..], &[1u32, 3][..]));
+    }
+
+    type Click = (u64, String, String, Vec<(String, String)>);
+
+    fn columns(clicks: &[Click]) -> Columns {
+        let mut c = Columns::default();
+        for (ad, id, ua, attrs) in clicks {
+            c.push(&ClickView { ad_id: *ad, click_id: id, user_agent: ua, ts_ms: *ad * 7, ..Default::default() }, attrs.iter().map(|(k, v)| (&k[..], &v[..])));
+        }
+        c
+    }
+
+    proptest::proptest! {
+        /// Appending requests' columns is building one batch of all their
+        /// clicks, in order.
+        #[test]
+        fn appending_equals_building_one_batch(requests in proptest::collection::vec(proptest::collection::vec(
+            (0u64..50, "[a-z]{0,6}", "[ -~]{0,12}", proptest::collection::vec(("[a-z]{1,3}", "[a-z]{0,3}"), 0..3)), 0..5), 0..5)) {
+            let mut appended = Columns::default();
+            for r in &requests {
+                appended.append(columns(r));
+            }
+            let all: Vec<Click> = requests.concat();
+            proptest::prop_assert_eq!(appended.into_batch(), columns(&all).into_batch());
+        }
     }
 }

@@ -17,7 +17,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolConcurrencyLimitE
 
 use crate::answer::{self, Answer};
 
-wasmtime::component::bindgen!({ path: "../../wit", world: "filter" });
+wasmtime::component::bindgen!({ path: "../../wit", world: "filter", additional_derives: [PartialEq] });
 
 pub use tally::filter::types::Strings;
 

@@ -1,6 +1,7 @@
 //! Tenant filters at the edge: which plugin versions run for a tenant
 //! ([`slot`]), how an active version and a candidate in rollout combine
-//! ([`rollout`], sans-IO), running them off the async workers ([`run`]), and
+//! ([`rollout`], sans-IO), running them off the async workers ([`run`]), one
+//! call for the requests that queue meanwhile ([`coalesce`], sans-IO), and
 //! keeping the versions in step with the central registry ([`registry`]).
 //!
 //! # Invariants
@@ -11,6 +12,7 @@
 //!   aggregator carry on, so hot swapping loses and doubles nothing.
 //! * Nothing from the registry runs before its sha256 matched the manifest.
 
+pub mod coalesce;
 pub mod registry;
 pub mod rollout;
 pub mod run;

@@ -193,7 +193,7 @@ impl RegistrySync {
             Some(c) => Some((self.load(&c.version, current.as_deref(), limits).await?, c.mode)),
             None => None,
         };
-        Ok(TenantFilter { policy: entry.policy, active, candidate })
+        Ok(TenantFilter::new(entry.policy, active, candidate))
     }
 
     /// The tenant's limits, capped at this edge's configured ones.

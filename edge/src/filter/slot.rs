@@ -8,6 +8,8 @@ use tally_filter::host::{Compiled, FailurePolicy, FilterEngine, FilterError, Lim
 use tally_filter::manifest::Mode;
 use tally_model::tenant::{TenantId, Tenants};
 
+use super::coalesce::Queue;
+use super::run::Reply;
 use crate::config::EdgeConfig;
 use crate::metrics::Metrics;
 
@@ -23,6 +25,14 @@ pub struct TenantFilter {
     pub policy: FailurePolicy,
     pub active: Loaded,
     pub candidate: Option<(Loaded, Mode)>,
+    /// Requests waiting for the next call of these versions.
+    pub queue: Queue<Reply>,
+}
+
+impl TenantFilter {
+    pub fn new(policy: FailurePolicy, active: Loaded, candidate: Option<(Loaded, Mode)>) -> TenantFilter {
+        TenantFilter { policy, active, candidate, queue: Queue::default() }
+    }
 }
 
 /// Every tenant's filter; swapped whole per tenant.
@@ -80,6 +90,6 @@ pub fn load_config(config: &EdgeConfig, engine: &FilterEngine, tenants: &Tenants
             }
         }
         let active = Loaded { version: 0, sha256: String::new(), plugin: plugin.map(shared) };
-        filters.set(tenant.clone(), Some(TenantFilter { policy: f.policy, active, candidate: None }));
+        filters.set(tenant.clone(), Some(TenantFilter::new(f.policy, active, None)));
     }
 }

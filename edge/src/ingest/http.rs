@@ -187,7 +187,7 @@ impl Ingest {
         }
         let keys: Vec<u128> = clicks.iter().filter_map(|c| c.as_ref().ok()).map(|c| c.key).collect();
         let policy = filter.policy;
-        let judged = judge(tenant, filter, columns.into_batch(), keys, &self.metrics).await;
+        let judged = judge(tenant, filter, columns, keys, &self.metrics).await;
         let mut valid: Vec<&mut Click> = clicks.iter_mut().filter_map(|c| c.as_mut().ok()).collect();
         let rollout = judged.rollout.map(|(rollout, compared)| {
             for (click, c) in valid.iter_mut().zip(compared) {
