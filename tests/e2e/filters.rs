@@ -82,7 +82,7 @@ async fn filters_drop_bots_and_contain_hostile_plugins() {
     pop.wait_for_series(&pop.read_key(0), 31, now - 60_000, now + 60_000, "1m", 3).await;
     pop.wait_for_series(&pop.read_key(2), 32, now - 60_000, now + 60_000, "1m", 1).await;
     let metrics = pop.client.get(&format!("{edge}/metrics"), None).await.unwrap().text();
-    // Two bots and a bad IP posted, the redirect bot, and the 22 concurrent bots.
+    // A bot and a bad IP posted, the redirect bot, and the 22 concurrent bots.
     assert!(metrics.contains(r#"tally_edge_events_refused_total{tenant="acme",reason="filtered"} 25"#), "{metrics}");
     assert!(metrics.contains(r#"tally_edge_filter_failures_total{tenant="rogue"} 1"#), "{metrics}");
     pop.pop.stop().await;

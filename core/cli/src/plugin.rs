@@ -20,9 +20,9 @@ pub struct PluginArgs {
     /// (`<data_dir>/core-cert.pem`).
     #[arg(long, env = "TALLY_CORE_CA_CERT", global = true)]
     ca_cert: Option<PathBuf>,
-    /// The name the core's certificate is issued for.
-    #[arg(long, default_value = "localhost", global = true)]
-    server_name: String,
+    /// The name the core's certificate is issued for (default: the host in `--core`).
+    #[arg(long, env = "TALLY_CORE_SERVER_NAME", global = true)]
+    server_name: Option<String>,
     /// The tenant's admin key (or TALLY_ADMIN_KEY).
     #[arg(long, env = "TALLY_ADMIN_KEY", global = true, hide_env_values = true)]
     key: Option<String>,
@@ -93,7 +93,9 @@ fn print(reply: Reply) -> Result<()> {
 pub async fn run(args: PluginArgs) -> Result<()> {
     let key = args.key.context("--key or TALLY_ADMIN_KEY: the tenant's admin key")?;
     let base = args.core.trim_end_matches('/');
-    let client = ApiClient::for_url(base, args.ca_cert.as_deref(), &args.server_name).context("--core")?;
+    let host = || base.parse::<http::Uri>().ok().and_then(|u| u.host().map(|h| h.trim_matches(['[', ']']).to_string()));
+    let server_name = args.server_name.or_else(host).with_context(|| format!("--core {base}: not a URL with a host"))?;
+    let client = ApiClient::for_url(base, args.ca_cert.as_deref(), &server_name).context("--core")?;
     let rollout = |action: serde_json::Value| {
         let (client, key, url) = (client.clone(), key.clone(), format!("{base}/v1/plugins/rollout"));
         async move { client.post_json(&url, Some(&key), action.to_string()).await.context("rollout") }

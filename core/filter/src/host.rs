@@ -199,8 +199,9 @@ impl Plugin {
     }
 
     /// Not instantiated yet: the first call does it (and fails with
-    /// [`Failure::NoCapacity`] until a slot is free). For a version already
-    /// known to start, waiting for a slot (see `Plugin::new`).
+    /// [`Failure::NoCapacity`] until a slot is free). For a compiled version
+    /// that found no slot free in [`Plugin::new`]: if it then fails to start,
+    /// that counts as the plugin's failure like any other.
     pub fn unstarted(compiled: Arc<Compiled>, limits: Limits) -> Plugin {
         Plugin { compiled, limits, live: None, failures_in_a_row: 0, quarantined: false }
     }

@@ -48,7 +48,10 @@ async fn uploads_start_within_the_tenants_limits_and_persist() {
     // Limits the running version cannot start within are refused, and the
     // old ones stay.
     match registry.apply("acme", Action::Limits { memory_mb: 1, timeout_ms: 100, tags_per_click: None }).await {
-        Err(RegistryError::Invalid(why)) => assert!(why.contains("version 1 cannot run"), "{why}"),
+        Err(e @ RegistryError::CannotStart { version: 1, .. }) => {
+            let why = e.to_string();
+            assert!(why.starts_with("version 1 cannot start within the tenant's limits (1 MiB, 100 ms): plugin v1: instantiating"), "{why}");
+        }
         other => panic!("limits the active version cannot start within were taken: {other:?}"),
     }
     assert_eq!(registry.state("acme").limits.map(|l| l.memory_mb), Some(2));
@@ -64,7 +67,7 @@ async fn rollout_steps_start_their_versions_within_the_limits() {
     registry.push("acme", "noop.wasm", noop(), 1).await.unwrap();
     registry.apply("acme", Action::Limits { memory_mb: 1, timeout_ms: 100, tags_per_click: None }).await.unwrap();
     match registry.apply("acme", Action::Activate { version: 1 }).await {
-        Err(RegistryError::Invalid(why)) => assert!(why.contains("version 1 cannot run"), "{why}"),
+        Err(RegistryError::CannotStart { version: 1, memory_mb: 1, .. }) => {}
         other => panic!("a version that cannot start was activated: {other:?}"),
     }
     assert_eq!(registry.state("acme").active, None);

@@ -5,7 +5,8 @@
 //! lacks by hash, verifies their sha256, compiles them and swaps the
 //! tenant's slot. A version that cannot be fetched or verified leaves the
 //! tenant's current slot in place until a later poll succeeds; so does one
-//! that cannot be compiled or started here. A tenant the registry no longer
+//! that cannot be compiled or started here (one that finds no instance slot
+//! free is swapped in and starts once a slot is). A tenant the registry no longer
 //! lists goes back to the filter of the edge's config file, if any. Every
 //! request to the registry has a deadline, so a hung core never stalls the
 //! edge (or its shutdown).
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use tally_filter::host::{Compiled, FilterEngine, Limits, Plugin, SharedPlugin};
+use tally_filter::host::{Compiled, FilterEngine, FilterError, Limits, Plugin, SharedPlugin};
 use tally_filter::manifest::{is_sha256, sha256_hex, Manifest, TenantPlugins, VersionRef};
 use tally_http::client::ApiClient;
 use tally_model::durable_file::write_atomic;
@@ -218,7 +219,15 @@ impl RegistrySync {
         let (engine, name) = (self.engine.clone(), format!("v{}-{}", v.version, &v.sha256[..12.min(v.sha256.len())]));
         let plugin = tokio::task::spawn_blocking(move || -> Result<SharedPlugin, String> {
             let compiled = Compiled::new(&engine, &name, &bytes).map_err(|e| e.to_string())?;
-            Ok(shared(Plugin::new(compiled, limits).map_err(|e| e.to_string())?))
+            match Plugin::new(compiled.clone(), limits) {
+                Ok(p) => Ok(shared(p)),
+                // The core saw it start; it starts here once a slot is free.
+                Err(FilterError::NoCapacity { message, .. }) => {
+                    tracing::warn!(plugin = %name, reason = %message, "no instance slot free for the plugin; it starts when one is");
+                    Ok(shared(Plugin::unstarted(compiled, limits)))
+                }
+                Err(e) => Err(e.to_string()),
+            }
         })
         .await
         .map_err(|e| format!("compile task failed: {e}"))??;

@@ -96,6 +96,8 @@ fn registry_error(e: RegistryError) -> Response {
         RegistryError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         RegistryError::Rollout(_) => StatusCode::CONFLICT,
         RegistryError::NoBlob(_) => StatusCode::NOT_FOUND,
+        RegistryError::CannotStart { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        RegistryError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::error!(error = %e, "plugin registry");

@@ -4,7 +4,14 @@
 //! # Design constraints
 //! * An upload is accepted only if it compiles and instantiates against
 //!   the contract (`tally_filter`, the same code the edges run) within the
-//!   size limit: what the registry hands an edge, the edge can run.
+//!   size limit and the tenant's limits (at most the edges' defaults); a
+//!   rollout step that sets a version running anew, or under new limits,
+//!   only if that version starts within them. So an edge with the default
+//!   limits can start whatever the registry hands it.
+//! * One change per tenant at a time (read, validate, save), and one
+//!   compile at a time for the whole registry: compiling is CPU-bound and
+//!   must not crowd out the committer. A slow upload of one tenant never
+//!   holds up another tenant's rollback.
 //! * Tenants are isolated by their admin key: the key names the tenant, so
 //!   no request can read, replace or roll out another tenant's plugin.
 //!   Component bytes are served only to edges (edge token), by hash.
@@ -23,9 +30,9 @@ pub mod state;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use tally_filter::host::{Compiled, FilterEngine, Limits, Plugin};
+use tally_filter::host::{Compiled, FilterEngine, FilterError, Limits, Plugin};
 use tally_filter::manifest::{is_sha256, sha256_hex, Manifest, VersionRef};
 use tally_model::durable_file::write_atomic;
 
@@ -43,6 +50,18 @@ pub enum RegistryError {
     Rollout(#[from] RolloutError),
     #[error("no component with sha256 {0}")]
     NoBlob(String),
+    #[error("version {version} cannot start within the tenant's limits ({memory_mb} MiB, {timeout_ms} ms): {reason}")]
+    CannotStart { version: u32, memory_mb: usize, timeout_ms: u128, reason: String },
+    /// No instance slot was free to try a component (retry).
+    #[error("the registry is busy: {0}")]
+    Busy(String),
+}
+
+/// Why a component did not pass validation.
+enum Refused {
+    /// It does not compile, link against the contract or start in time and memory.
+    CannotStart(String),
+    Registry(RegistryError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
@@ -64,15 +83,17 @@ pub struct Registry {
     engine: FilterEngine,
     max_bytes: usize,
     states: Mutex<BTreeMap<String, TenantState>>,
-    /// One change (upload or rollout step) at a time: each may compile,
-    /// which is CPU-bound and must not crowd out the committer, and a step
-    /// is checked against the state it changes.
-    changing: tokio::sync::Semaphore,
+    /// Per tenant: held from reading its state to saving the change.
+    changing: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One compile at a time, held by the compiling thread itself (so a
+    /// caller that goes away does not let a second one start beside it).
+    compiling: Arc<tokio::sync::Semaphore>,
 }
 
-/// Limits an upload must start within to be accepted (its tenant's, if
-/// lower: edges cap tenants' limits at their own, 64 MiB by default).
-const VALIDATE_LIMITS: Limits = Limits::new(64 << 20, std::time::Duration::from_secs(1));
+/// Limits a version must start within (its tenant's, if lower): the edges'
+/// defaults, at which they cap tenants' limits. An edge configured lower may
+/// still fail a version that passed here.
+const VALIDATE_LIMITS: Limits = Limits::new(64 << 20, std::time::Duration::from_millis(100));
 
 /// What a tenant's plugins must start within: the limits edges will give them.
 fn validate_limits(state: &TenantState) -> Limits {
@@ -102,9 +123,10 @@ impl Registry {
                 }
             }
         }
-        // Uploads are validated one at a time: a couple of slots suffice.
+        // One compile at a time: a couple of slots suffice.
         let engine = FilterEngine::new(4).map_err(|e| RegistryError::Invalid(e.to_string()))?;
-        Ok(Registry { dir: dir.to_path_buf(), engine, max_bytes, states: Mutex::new(states), changing: tokio::sync::Semaphore::new(1) })
+        let (states, changing, compiling) = (Mutex::new(states), Mutex::default(), Arc::new(tokio::sync::Semaphore::new(1)));
+        Ok(Registry { dir: dir.to_path_buf(), engine, max_bytes, states, changing, compiling })
     }
 
     /// Validates and stores a component as the tenant's next version.
@@ -112,55 +134,74 @@ impl Registry {
         if bytes.len() > self.max_bytes {
             return Err(RegistryError::TooLarge(bytes.len(), self.max_bytes));
         }
-        let _permit = self.changing.acquire().await.map_err(|_| RegistryError::Invalid("the registry is shutting down".into()))?;
+        let lock = self.tenant_lock(tenant);
+        let _changing = lock.lock().await;
+        let mut state = self.state(tenant);
         // Within the limits edges will give it: a version that cannot start
         // there is refused here, not discovered on every edge.
-        let bytes = self.validate(name, bytes, validate_limits(&self.state(tenant))).await?;
+        let bytes = self.validate(name, bytes, validate_limits(&state)).await.map_err(|e| match e {
+            Refused::CannotStart(reason) => RegistryError::Invalid(reason),
+            Refused::Registry(e) => e,
+        })?;
         let sha256 = sha256_hex(&bytes);
         let blob = self.blob_path(&sha256);
         if !blob.exists() {
             write_atomic(&blob, &bytes).map_err(io(&blob))?;
         }
-        let mut states = self.states.lock().expect("registry lock poisoned");
-        let mut state = states.get(tenant).cloned().unwrap_or_default();
         let (version, created) = state.push(&sha256, bytes.len() as u64, name, now_ms);
         self.save(tenant, &state)?;
-        states.insert(tenant.to_string(), state);
+        self.states.lock().expect("registry lock poisoned").insert(tenant.to_string(), state);
         Ok(Pushed { version, sha256, bytes: bytes.len() as u64, created })
     }
 
     /// Takes a rollout step. Every version it sets running anew (or under
     /// new limits) must start within the tenant's limits, or the step is
-    /// refused: edges would otherwise fail it and fall back to the policy.
+    /// refused: edges would fail to build it and keep running what they run.
     pub async fn apply(&self, tenant: &str, action: Action) -> Result<TenantState, RegistryError> {
-        let _permit = self.changing.acquire().await.map_err(|_| RegistryError::Invalid("the registry is shutting down".into()))?;
+        let lock = self.tenant_lock(tenant);
+        let _changing = lock.lock().await;
         let before = self.state(tenant);
         let mut after = before.clone();
         after.apply(action)?;
         let limits = validate_limits(&after);
         let unchanged = |v: &VersionRef| before.limits == after.limits && before.running().contains(v);
         for v in after.running().into_iter().filter(|v| !unchanged(v)) {
-            let bytes = self.blob(&v.sha256)?;
-            self.validate(&format!("v{}", v.version), bytes, limits)
-                .await
-                .map_err(|e| RegistryError::Invalid(format!("version {} cannot run within the tenant's limits: {e}", v.version)))?;
+            // Stored before any state named it: missing is damage, not a bad request.
+            let blob = self.blob_path(&v.sha256);
+            let bytes = std::fs::read(&blob).map_err(io(&blob))?;
+            self.validate(&format!("v{}", v.version), bytes, limits).await.map_err(|e| match e {
+                Refused::CannotStart(reason) => {
+                    RegistryError::CannotStart { version: v.version, memory_mb: limits.memory_bytes >> 20, timeout_ms: limits.timeout.as_millis(), reason }
+                }
+                Refused::Registry(e) => e,
+            })?;
         }
         self.save(tenant, &after)?;
         self.states.lock().expect("registry lock poisoned").insert(tenant.to_string(), after.clone());
         Ok(after)
     }
 
+    fn tenant_lock(&self, tenant: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.changing.lock().expect("registry lock poisoned").entry(tenant.to_string()).or_default().clone()
+    }
+
     /// Compiles and starts a component within `limits`, as an edge would.
-    async fn validate(&self, name: &str, bytes: Vec<u8>, limits: Limits) -> Result<Vec<u8>, RegistryError> {
+    async fn validate(&self, name: &str, bytes: Vec<u8>, limits: Limits) -> Result<Vec<u8>, Refused> {
+        let busy = |why: String| Refused::Registry(RegistryError::Busy(why));
+        let permit = self.compiling.clone().acquire_owned().await.map_err(|_| busy("shutting down".into()))?;
         let (engine, label) = (self.engine.clone(), name.to_string());
         // Compiling takes tens of milliseconds: off the async workers.
         tokio::task::spawn_blocking(move || {
-            let compiled = Compiled::new(&engine, &label, &bytes).map_err(|e| RegistryError::Invalid(e.to_string()))?;
-            Plugin::new(compiled, limits).map_err(|e| RegistryError::Invalid(e.to_string()))?;
-            Ok::<_, RegistryError>(bytes)
+            let _permit = permit;
+            let compiled = Compiled::new(&engine, &label, &bytes).map_err(|e| Refused::CannotStart(e.to_string()))?;
+            match Plugin::new(compiled, limits) {
+                Ok(_) => Ok(bytes),
+                Err(FilterError::NoCapacity { message, .. }) => Err(busy(message)),
+                Err(e) => Err(Refused::CannotStart(e.to_string())),
+            }
         })
         .await
-        .map_err(|e| RegistryError::Invalid(format!("validation task failed: {e}")))?
+        .map_err(|e| busy(format!("validation task failed: {e}")))?
     }
 
     pub fn max_bytes(&self) -> usize {
