@@ -79,6 +79,7 @@ RECONCILE_MANIFEST_COLS = [("edge", "String"), ("seq", "UInt64"), ("manifest_cli
 RECONCILE_RECORDS_COLS = [("edge", "String"), ("seq", "UInt64"), ("records", "UInt64")]
 FILTERED_COLS = [("t", "UInt32"), ("filtered", "UInt64")]
 DIMENSION_VALUE_COLS = [("value", "String"), ("clicks", "UInt64"), ("spend_micros", "UInt64")]
+REASON_COLS = [("reason", "String"), ("clicks", "UInt64")]
 BILLING_FILTERED_COLS = [("hour", "UInt32"), ("ad_id", "UInt64"), ("filtered", "UInt64")]
 COMPARISON_COLS = [("active_version", "UInt32"), ("candidate_version", "UInt32"), ("mode", "UInt8"),
                    ("applied_candidate", "UInt8"), ("active_code", "UInt16"), ("candidate_code", "UInt16"),
@@ -668,6 +669,18 @@ def expected_billing_filtered(tenant, frm, to):
     return sorted(k + (v,) for k, v in acc.items())
 
 
+def expected_refused_reasons(tenant, frm, to, size, limit):
+    """Refused clicks per reason, buckets b (of the event second) with frm <= b < to."""
+    acc = {}
+    for (tn, _hi, _lo, _a, ts_ms, reason, _at, _e, _s, _i) in REFUSED:
+        sec = ts_ms // 1000
+        b = sec - sec % size
+        if tn == tenant and frm <= b < to:
+            acc[reason] = acc.get(reason, 0) + 1
+    rows = sorted(acc.items(), key=lambda r: (-r[1], r[0].encode()))
+    return rows[:limit]
+
+
 def expected_dimension_values(tenant, dimension, frm, to, size, limit):
     acc = {}
     for (tn, _a, _c, sec, dim, value, clicks, spend, _e, _s, _i) in DIMENSIONS:
@@ -924,6 +937,15 @@ def check_filter_queries(ck, q, phase):
                     if got != ref:
                         fail("series_filtered %s %s: rollup %s != refused_events %s" % (bucket, where, got, ref))
 
+    for tenant in ("t1", "t2", "nobody"):
+        for frm, to in FILTER_RANGES:
+            for _table, bucket, size in ROLLUPS:
+                for limit in ((1, 2, 10) if tenant == "t1" else (10,)):
+                    where = "%s [%s] tenant=%s [%d,%d) limit %d" % (bucket, phase, tenant, frm, to, limit)
+                    got = ck.select(bind(q["refused_reasons"], [tenant, frm, to, limit], {"bucket": bucket}),
+                                    "refused_reasons " + where, REASON_COLS)
+                    expect(got, expected_refused_reasons(tenant, frm, to, size, limit), "refused_reasons " + where)
+
     for tenant, dimension in (("t1", "country"), ("t1", "device"), ("t1", "nope"), ("t2", "country"),
                               ("nobody", "country")):
         for frm, to in FILTER_RANGES:
@@ -984,7 +1006,7 @@ CHECKED_QUERIES = (
     "reconcile_hours", "reconcile_rollup", "reconcile_manifests", "reconcile_batch_records",
     "repair_rollup", "reconcile_refused_hours", "reconcile_refused_rollup", "repair_refused_rollup",
     "reconcile_dimension_hours", "reconcile_dimension_rollup", "repair_dimension_rollup",
-    "series_filtered", "dimension_values", "billing_filtered", "plugin_comparison",
+    "series_filtered", "dimension_values", "refused_reasons", "billing_filtered", "plugin_comparison",
 )
 
 REPAIR_FNS = {"minute": "toStartOfMinute", "hour": "toStartOfHour", "day": "toStartOfDay"}

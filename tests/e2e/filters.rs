@@ -1,6 +1,8 @@
 //! Tenant WebAssembly filters in a running edge: a bot filter drops bot
-//! clicks (recorded with their reason, never silently), a hostile filter is
-//! contained by its tenant's fail-closed policy, and other tenants carry on.
+//! clicks (recorded with their reason code, never silently), a hostile
+//! filter is contained by its tenant's fail-closed policy and quarantined,
+//! fail-open counts and tags the clicks of a failing filter, and other
+//! tenants carry on.
 
 use std::path::PathBuf;
 
@@ -23,9 +25,10 @@ fn click(id: &str, ad: u64, ts: u64, ua: &str, ip: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_drop_bots_and_contain_hostile_plugins() {
-    let settings =
-        EdgeSettings { filters: vec![("acme".into(), plugin("bot_filter"), "open"), ("rogue".into(), plugin("hostile"), "closed")], ..EdgeSettings::default() };
-    let pop = harness::start_with(&["acme", "rogue", "plain"], settings).await;
+    let filters =
+        vec![("acme".into(), plugin("bot_filter"), "open"), ("rogue".into(), plugin("hostile"), "closed"), ("lenient".into(), plugin("hostile"), "open")];
+    let settings = EdgeSettings { filters, ..EdgeSettings::default() };
+    let pop = harness::start_with(&["acme", "rogue", "plain", "lenient"], settings).await;
     let edge = pop.pop.state.edge_http.clone();
     let now = now_ms();
     let events = [
@@ -39,13 +42,26 @@ async fn filters_drop_bots_and_contain_hostile_plugins() {
     let reasons: Vec<&str> = r["rejected"].as_array().unwrap().iter().map(|x| x["reason"].as_str().unwrap()).collect();
     assert_eq!(reasons, vec!["dropped by the tenant's filter (reason code 1)", "dropped by the tenant's filter (reason code 2)"], "{r}");
 
-    // The hostile tenant's filter loops; its policy is fail-closed: 503, retry later.
-    let bad = pop.client.post_json(&format!("{edge}/v1/clicks"), Some(&pop.ingest_key(1)), format!("[{}]", click("x", 1, now, "", ""))).await.unwrap();
-    assert_eq!(bad.status, StatusCode::SERVICE_UNAVAILABLE, "{}", bad.text());
-    assert!(bad.headers.get("retry-after").is_some());
-    // Other tenants are untouched, with or without a filter.
+    // The hostile tenant's filter loops (ad 1), blows its memory (2), traps
+    // (3) and answers too much (5); its policy is fail-closed: 503, retry later.
+    let hostile = |ad: u64| {
+        let (client, url, key) = (pop.client.clone(), format!("{edge}/v1/clicks"), pop.ingest_key(1));
+        async move { client.post_json(&url, Some(&key), format!("[{}]", click(&format!("x{ad}"), ad, now, "", ""))).await.unwrap() }
+    };
+    let looping = tokio::spawn(hostile(1));
+    // Other tenants carry on meanwhile, with or without a filter.
     post_until_acked(&pop.client, &edge, &pop.ingest_key(2), &[click("p1", 32, now, "Googlebot", "")]).await;
     post_until_acked(&pop.client, &edge, &pop.ingest_key(0), &[click("h3", 31, now, "Mozilla/5.0", "")]).await;
+    for bad in [looping.await.unwrap(), hostile(2).await, hostile(3).await] {
+        assert_eq!(bad.status, StatusCode::SERVICE_UNAVAILABLE, "{}", bad.text());
+        assert!(bad.headers.get("retry-after").is_some());
+    }
+    // Three failures in a row quarantine that version: refused without a call.
+    let bad = hostile(5).await;
+    assert!(bad.status == StatusCode::SERVICE_UNAVAILABLE && bad.text().contains("quarantined"), "{}", bad.text());
+    // Fail-open: a trapping filter's clicks are counted, tagged `filter` = `failed_open`.
+    let r = post_until_acked(&pop.client, &edge, &pop.ingest_key(3), &[click("l1", 3, now, "", "")]).await;
+    assert_eq!(r["accepted"], 1, "{r}");
 
     // A signed click link: the filter sees the visitor's User-Agent and IP
     // from the connection; the bot still lands, but is not counted.
@@ -81,9 +97,18 @@ async fn filters_drop_bots_and_contain_hostile_plugins() {
 
     pop.wait_for_series(&pop.read_key(0), 31, now - 60_000, now + 60_000, "1m", 3).await;
     pop.wait_for_series(&pop.read_key(2), 32, now - 60_000, now + 60_000, "1m", 1).await;
+    pop.wait_for_series(&pop.read_key(3), 3, now - 60_000, now + 60_000, "1m", 1).await;
+    let range = format!("from={}&to={}&step=1m", now - 60_000, now_ms() + 60_000);
+    let failed_open = serde_json::json!([{"value": "failed_open", "clicks": 1, "spend_micros": 0}]);
+    pop.wait_for(&pop.read_key(3), &format!("/v1/dimensions/filter?{range}"), |v| v["values"] == failed_open).await;
+    // Refused clicks per reason code: a bot and a bad IP posted, the
+    // redirect bot and the 22 concurrent bots.
+    let reasons = serde_json::json!([{"reason": "filtered:1", "clicks": 24}, {"reason": "filtered:2", "clicks": 1}]);
+    pop.wait_for(&pop.read_key(0), &format!("/v1/refused?{range}"), |v| v["reasons"] == reasons).await;
     let metrics = pop.client.get(&format!("{edge}/metrics"), None).await.unwrap().text();
-    // A bot and a bad IP posted, the redirect bot, and the 22 concurrent bots.
     assert!(metrics.contains(r#"tally_edge_events_refused_total{tenant="acme",reason="filtered"} 25"#), "{metrics}");
-    assert!(metrics.contains(r#"tally_edge_filter_failures_total{tenant="rogue"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"tally_edge_filter_failures_total{tenant="rogue"} 4"#), "{metrics}");
+    assert!(metrics.contains(r#"tally_edge_filter_quarantined{tenant="rogue"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"tally_edge_filter_failures_total{tenant="lenient"} 1"#), "{metrics}");
     pop.pop.stop().await;
 }

@@ -69,6 +69,20 @@ impl Pop {
         reply.json().unwrap()
     }
 
+    /// Polls a JSON query until `done` holds; returns its answer.
+    pub async fn wait_for(&self, key: &str, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + CONVERGE;
+        loop {
+            let reply = self.query(key, path).await;
+            let v: Value = reply.json().unwrap_or(Value::Null);
+            if reply.status.is_success() && done(&v) {
+                return v;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{path} never converged: {} {}", reply.status, reply.text());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Polls a series until its total clicks equal `clicks`; returns it.
     pub async fn wait_for_series(&self, key: &str, ad: u64, from_ms: u64, to_ms: u64, step: &str, clicks: u64) -> Value {
         let deadline = tokio::time::Instant::now() + CONVERGE;

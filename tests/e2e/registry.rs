@@ -61,20 +61,6 @@ fn click(id: &str, ad: u64, ts: u64, bot: bool, ip: &str) -> String {
     format!(r#"{{"click_id":"{id}","ad_id":{ad},"ts":{ts},"user_agent":"{ua}","ip":"{ip}"}}"#)
 }
 
-/// Polls a JSON query until `done` holds.
-async fn wait_for(pop: &Pop, key: &str, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + harness::CONVERGE;
-    loop {
-        let reply = pop.query(key, path).await;
-        let v: Value = reply.json().unwrap_or(Value::Null);
-        if reply.status.is_success() && done(&v) {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{path} never converged: {} {}", reply.status, reply.text());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_hot_swap_shadow_canary_and_isolation() {
     let settings = EdgeSettings { registry_poll_ms: 100, ..EdgeSettings::default() };
@@ -158,10 +144,11 @@ async fn registry_hot_swap_shadow_canary_and_isolation() {
     }
     // The counts equal the answers: nothing lost, nothing doubled.
     pop.wait_for_series(&pop.read_key(0), 41, now - 60_000, now + 60_000, "1m", accepted).await;
-    let series = wait_for(&pop, &pop.read_key(0), &format!("/v1/ads/41/clicks?from={}&to={}&step=1m", now - 60_000, now + 60_000), |s| {
-        s["total_filtered"].as_u64() == Some(filtered)
-    })
-    .await;
+    let series = pop
+        .wait_for(&pop.read_key(0), &format!("/v1/ads/41/clicks?from={}&to={}&step=1m", now - 60_000, now + 60_000), |s| {
+            s["total_filtered"].as_u64() == Some(filtered)
+        })
+        .await;
     assert_eq!(series["total"]["clicks"].as_u64(), Some(accepted));
 
     // Shadow: v1 (no-op) runs beside v2 and is only compared.
@@ -173,10 +160,11 @@ async fn registry_hot_swap_shadow_canary_and_isolation() {
     let r = post_until_acked(&pop.client, &edge, &key, &events).await;
     assert_eq!((r["accepted"].as_u64(), r["rejected"].as_array().unwrap().len()), (Some(30), 10), "the active version applies: {r}");
     let range = format!("from={}&to={}", t - 120_000, t + 120_000);
-    let cmp = wait_for(&pop, &admin, &format!("/v1/plugins/comparison?{range}"), |v| {
-        v["versions"].as_array().is_some_and(|a| a.iter().any(|c| c["mode"] == "shadow" && c["clicks"] == 40))
-    })
-    .await;
+    let cmp = pop
+        .wait_for(&admin, &format!("/v1/plugins/comparison?{range}"), |v| {
+            v["versions"].as_array().is_some_and(|a| a.iter().any(|c| c["mode"] == "shadow" && c["clicks"] == 40))
+        })
+        .await;
     let shadow = cmp["versions"].as_array().unwrap().iter().find(|c| c["mode"] == "shadow").unwrap().clone();
     assert_eq!((shadow["active_version"].as_u64(), shadow["candidate_version"].as_u64()), (Some(2), Some(1)));
     assert_eq!((shadow["agree"].as_u64(), shadow["applied_candidate"].as_u64()), (Some(30), Some(0)), "{shadow}");
@@ -195,12 +183,13 @@ async fn registry_hot_swap_shadow_canary_and_isolation() {
     assert_eq!(r["accepted"].as_u64(), Some(canary.len() as u64), "only canary clicks escape the bot filter: {r}");
     let range = format!("from={}&to={}", t - 120_000, t + 120_000);
     let dims =
-        wait_for(&pop, &pop.read_key(0), &format!("/v1/dimensions/country?{range}"), |v| v["values"][0]["clicks"].as_u64() == Some(canary.len() as u64)).await;
+        pop.wait_for(&pop.read_key(0), &format!("/v1/dimensions/country?{range}"), |v| v["values"][0]["clicks"].as_u64() == Some(canary.len() as u64)).await;
     assert_eq!(dims["values"][0]["value"], "DE", "{dims}");
-    let cmp = wait_for(&pop, &admin, &format!("/v1/plugins/comparison?{range}"), |v| {
-        v["versions"].as_array().is_some_and(|a| a.iter().any(|c| c["mode"] == "canary" && c["clicks"] == 200))
-    })
-    .await;
+    let cmp = pop
+        .wait_for(&admin, &format!("/v1/plugins/comparison?{range}"), |v| {
+            v["versions"].as_array().is_some_and(|a| a.iter().any(|c| c["mode"] == "canary" && c["clicks"] == 200))
+        })
+        .await;
     let c = cmp["versions"].as_array().unwrap().iter().find(|c| c["mode"] == "canary").unwrap().clone();
     assert_eq!((c["applied_candidate"].as_u64(), c["agree"].as_u64()), (Some(canary.len() as u64), Some(0)), "{c}");
 
@@ -213,10 +202,11 @@ async fn registry_hot_swap_shadow_canary_and_isolation() {
     assert!(state["candidate"].is_null(), "{state}");
 
     // Billing shows what was filtered, next to what is billed.
-    let billing = wait_for(&pop, &pop.read_key(0), &format!("/v1/billing?from={}&to={}", now - 3_600_000, now + 3_600_000), |b| {
-        b["total"]["filtered"].as_u64() == Some(filtered + 10 + (200 - canary.len() as u64))
-    })
-    .await;
+    let billing = pop
+        .wait_for(&pop.read_key(0), &format!("/v1/billing?from={}&to={}", now - 3_600_000, now + 3_600_000), |b| {
+            b["total"]["filtered"].as_u64() == Some(filtered + 10 + (200 - canary.len() as u64))
+        })
+        .await;
     assert!(billing["total"]["clicks"].as_i64().unwrap() > 0, "{billing}");
     pop.pop.stop().await;
 }

@@ -89,6 +89,12 @@ pub struct TenantSpec {
 /// Most dimensions a tenant may declare.
 pub const MAX_DIMENSIONS: usize = 8;
 
+/// The dimension the edge itself sets, reserved: clicks a failing filter let
+/// through under the fail-open policy carry `filter` = [`FILTER_FAILED_OPEN`]
+/// (`GET /v1/dimensions/filter` counts them).
+pub const FILTER_DIMENSION: &str = "filter";
+pub const FILTER_FAILED_OPEN: &str = "failed_open";
+
 /// What a tenant allows beyond its keys.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
@@ -160,6 +166,9 @@ impl Tenants {
             let ok_dimension = |d: &String| !d.is_empty() && d.len() <= 64 && d.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
             if spec.dimensions.len() > MAX_DIMENSIONS || !spec.dimensions.iter().all(ok_dimension) {
                 return Err(invalid(format!("at most {MAX_DIMENSIONS} dimensions, each 1-64 of [a-z0-9_]")));
+            }
+            if spec.dimensions.iter().any(|d| d == FILTER_DIMENSION) {
+                return Err(invalid(format!("dimension {FILTER_DIMENSION:?} is reserved: the edge tags clicks a failing filter let through with it")));
             }
             let policy = Policy {
                 redirect_secret: spec.redirect_secret.clone(),
@@ -245,6 +254,9 @@ mod tests {
         short.admin_key = "short".into();
         assert!(Tenants::from_specs(&[short]).is_err());
         assert!(Tenants::from_specs(&[spec("Bad!", 1)]).is_err());
+        let mut reserved = spec("a", 1);
+        reserved.dimensions = vec!["country".into(), FILTER_DIMENSION.into()];
+        assert!(Tenants::from_specs(&[reserved]).unwrap_err().to_string().contains("reserved"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use tally_http::serve::{Handler, Peer, Transport};
 use tally_http::{reply, RequestBody, Response};
-use tally_model::tenant::{Role, TenantId, Tenants};
+use tally_model::tenant::{Role, TenantId, Tenants, FILTER_DIMENSION, FILTER_FAILED_OPEN};
 use tally_model::timestamp::now_ms;
 
 use super::body::{self, Format};
@@ -203,7 +203,7 @@ impl Ingest {
                 let declared = &self.tenants.policy(tenant).dimensions;
                 let mut ignored = 0u64;
                 for tag in answer.tags {
-                    if declared.iter().any(|d| *d == tag.key) {
+                    if declared.contains(&tag.key) {
                         valid[tag.click as usize].tags.push((tag.key, tag.value));
                     } else {
                         ignored += 1;
@@ -218,7 +218,13 @@ impl Ingest {
                 self.metrics.filter_failures.get_or_create(&Metrics::tenant(tenant.as_str())).inc();
                 tracing::warn!(%tenant, %reason, ?policy, "tenant filter failed");
                 match policy {
-                    FailurePolicy::Open => Ok(rollout),
+                    // Kept, and tagged so they can be told apart (and counted) downstream.
+                    FailurePolicy::Open => {
+                        for click in valid {
+                            click.tags.push((FILTER_DIMENSION.to_string(), FILTER_FAILED_OPEN.to_string()));
+                        }
+                        Ok(rollout)
+                    }
                     FailurePolicy::Closed => {
                         Err(unavailable(StatusCode::SERVICE_UNAVAILABLE, RETRY_AFTER_SECS, format!("the tenant's filter failed; retry later ({reason})")))
                     }

@@ -107,6 +107,8 @@ impl Handler for Api {
             (_, ["v1", "ads"]) => ("top_ads", reply::method_not_allowed("GET")),
             (&Method::GET, ["v1", "dimensions", name]) => ("dimensions", self.dimension(&req, name).await),
             (_, ["v1", "dimensions", _]) => ("dimensions", reply::method_not_allowed("GET")),
+            (&Method::GET, ["v1", "refused"]) => ("refused", self.refused(&req).await),
+            (_, ["v1", "refused"]) => ("refused", reply::method_not_allowed("GET")),
             (&Method::POST, ["v1", "plugins"]) => ("plugin_push", self.push_plugin(req).await),
             (&Method::GET, ["v1", "plugins"]) => ("plugins", self.plugin_state(&req)),
             (_, ["v1", "plugins"]) => ("plugins", reply::method_not_allowed("GET, POST")),
@@ -223,6 +225,25 @@ impl Api {
                 StatusCode::OK,
                 &serde_json::json!({ "dimension": name, "from": range.from as u64 * 1000, "to": range.to as u64 * 1000, "values": values }),
             ),
+            Ok(Err(reason)) => reply::error(StatusCode::BAD_REQUEST, reason),
+            Err(e) => storage_error(e),
+        }
+    }
+
+    /// Refused clicks per reason (`filtered:<code>` per filter reason code).
+    async fn refused(&self, req: &http::Request<RequestBody>) -> Response {
+        let tenant = match self.tenant(req) {
+            Ok(t) => t,
+            Err(resp) => return resp,
+        };
+        let (range, limit) = match parse_range(req.uri().query(), Step::Minute, now_ms()).and_then(|r| Ok((r, parse_limit(req.uri().query())?))) {
+            Ok(found) => found,
+            Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
+        };
+        match self.store.refused_reasons(tenant.as_str(), range.from, range.to, range.step, limit).await {
+            Ok(Ok(reasons)) => {
+                reply::json(StatusCode::OK, &serde_json::json!({ "from": range.from as u64 * 1000, "to": range.to as u64 * 1000, "reasons": reasons }))
+            }
             Ok(Err(reason)) => reply::error(StatusCode::BAD_REQUEST, reason),
             Err(e) => storage_error(e),
         }

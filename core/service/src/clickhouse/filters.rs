@@ -1,5 +1,5 @@
-//! Queries about tenant filters: filtered clicks, enrichment dimensions and
-//! plugin rollout comparisons. Rollup steps only: none of these reads
+//! Queries about tenant filters: filtered clicks (also per reason),
+//! enrichment dimensions and plugin rollout comparisons. Rollup steps only: none of these reads
 //! per-click tables.
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,14 @@ pub struct DimensionValue {
     pub value: String,
     pub clicks: u64,
     pub spend_micros: u64,
+}
+
+/// Refused clicks of one reason: `filtered:<code>` per filter reason code,
+/// `too_late`, `future`.
+#[derive(Debug, Clone, clickhouse::Row, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ReasonCount {
+    pub reason: String,
+    pub clicks: u64,
 }
 
 #[derive(Debug, Clone, Copy, clickhouse::Row, Deserialize, PartialEq, Eq)]
@@ -69,6 +77,17 @@ impl Store {
         };
         let sql = sql::DIMENSION_VALUES.replace("{bucket}", bucket);
         let rows = self.db.query(&sql).bind(tenant).bind(dimension).bind(from).bind(to).bind(limit).fetch_all().await.map_err(err("querying a dimension"))?;
+        Ok(Ok(rows))
+    }
+
+    /// A tenant's refused clicks per reason in `[from, to)`, most first.
+    pub async fn refused_reasons(&self, tenant: &str, from: u32, to: u32, step: Step, limit: u32) -> Result<Result<Vec<ReasonCount>, String>, StoreError> {
+        let bucket = match bucket(step) {
+            Ok(b) => b,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let sql = sql::REFUSED_REASONS.replace("{bucket}", bucket);
+        let rows = self.db.query(&sql).bind(tenant).bind(from).bind(to).bind(limit).fetch_all().await.map_err(err("querying refused reasons"))?;
         Ok(Ok(rows))
     }
 

@@ -31,5 +31,6 @@ pub const RECONCILE_DIMENSION_ROLLUP: &str = query!("reconcile_dimension_rollup"
 pub const REPAIR_DIMENSION_ROLLUP: &str = query!("repair_dimension_rollup");
 pub const SERIES_FILTERED: &str = query!("series_filtered");
 pub const DIMENSION_VALUES: &str = query!("dimension_values");
+pub const REFUSED_REASONS: &str = query!("refused_reasons");
 pub const BILLING_FILTERED: &str = query!("billing_filtered");
 pub const PLUGIN_COMPARISON: &str = query!("plugin_comparison");
