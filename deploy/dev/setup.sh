@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Tally's demo and tests need on a fresh Debian machine:
 # ClickHouse 18.16 (Debian package), curl, openssl and Chromium (clients
-# nobody here wrote, for the conformance tests), and from PyPI chdb-core (a
+# nobody here wrote, for the conformance tests), python3-venv (the C filter's
+# differential test runs wasmtime-py in a venv), and from PyPI chdb-core (a
 # modern ClickHouse engine, to prove the SQL also runs on 24.x+), aioquic (an
 # HTTP/3 client) and schemathesis (checks the running servers against their
 # OpenAPI documents). Idempotent.
@@ -9,10 +10,11 @@ set -euo pipefail
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if [ ! -x /usr/sbin/clickhouse-server ] || ! command -v curl >/dev/null || ! command -v chromium >/dev/null || ! command -v openssl >/dev/null; then
-  echo "setup: installing clickhouse-server, curl, openssl, chromium (Debian packages)"
+if [ ! -x /usr/sbin/clickhouse-server ] || ! command -v curl >/dev/null || ! command -v chromium >/dev/null || ! command -v openssl >/dev/null \
+  || ! python3 -c "import ensurepip" 2>/dev/null; then
+  echo "setup: installing clickhouse-server, curl, openssl, chromium, python3-venv (Debian packages)"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client curl openssl chromium >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client curl openssl chromium python3-venv >/dev/null
 fi
 
 if ! python3 -c "import chdb, aioquic, schemathesis" 2>/dev/null; then

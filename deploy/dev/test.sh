@@ -12,8 +12,12 @@ trap 'rm -f "$log"' EXIT
 cargo build --release --locked --target wasm32-wasip2 --manifest-path plugins/Cargo.toml --target-dir plugins/target
 # ... and the second-language one (C); this installs its tools on first use.
 deploy/dev/plugins-c.sh
-cargo test --workspace --locked --lib --bins --tests 2>&1 | tee "$log"
+# The plugins' own unit tests (SDK, rules) on the host, and the C bot filter
+# against its Rust reference on random clicks (wasmtime-py runs the component).
+cargo test --locked --manifest-path plugins/Cargo.toml --target-dir plugins/target 2>&1 | tee "$log"
+plugins/c/bot-filter/test/run.sh 20000 2>&1 | tee -a "$log"
+cargo test --workspace --locked --lib --bins --tests 2>&1 | tee -a "$log"
 python3 deploy/clickhouse/check_modern.py
-passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+passed=$(grep -Eo 'test result: ok\. [0-9]+ passed|^[0-9]+ passed, [0-9]+ failed$' "$log" | grep -Eo '[0-9]+ passed' | awk '{s += $1} END {print s + 0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
 echo "tally: $((passed + 1)) passed, $failed failed"

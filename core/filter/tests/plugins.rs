@@ -106,6 +106,27 @@ fn flood_filter_keeps_state_across_batches_like_its_reference() {
     assert!(dropped > 100, "the generated clicks should flood: {dropped}");
 }
 
+/// The flood filter's state stays within a tenant's memory limit: past its
+/// cap of counters it stops adding (as its reference does), it does not
+/// grow until the limit kills it.
+#[test]
+fn flood_state_at_its_cap_fits_a_tenants_memory_limit() {
+    let engine = FilterEngine::new(DEFAULT_INSTANCES).unwrap();
+    let mut p = Plugin::load(&engine, &plugin("flood_filter"), Limits::new(32 << 20, Duration::from_secs(5))).unwrap();
+    let mut reference = flood::Flood::new();
+    let batches = flood::MAX_KEYS / 1000 + 20;
+    for b in 0..batches {
+        let mut cols = Columns::default();
+        // A new source per click: the cap is reached, then passed.
+        let ips: Vec<String> = (0..1000).map(|i| format!("10.{b}.{}.{}", i / 256, i % 256)).collect();
+        for ip in &ips {
+            cols.push(&ClickView { ad_id: 1, ts_ms: 1_700_000_000_000, click_id: "c", ip, ..Default::default() }, []);
+        }
+        let want: Vec<u16> = ips.iter().map(|ip| reference.verdict(ip, "", 1, 1_700_000_000_000)).collect();
+        assert_eq!(p.run(&cols.into_batch()).unwrap().codes, want, "batch {b}");
+    }
+}
+
 #[test]
 fn geo_enrichment_tags_like_its_reference() {
     let engine = FilterEngine::new(DEFAULT_INSTANCES).unwrap();
@@ -159,7 +180,7 @@ fn hostile_plugins_are_contained_rebuilt_and_quarantined() {
     assert_eq!(hostile.run(&hostile_batch(9)).unwrap(), Answer::keep_all(2));
     // Each failure is contained and the next call runs on a fresh instance.
     // (A Rust guest's panic ends in a trap whose text depends on the toolchain.)
-    for (ad, what) in [(1, "interrupt"), (3, "wasm"), (9, ""), (5, "tag"), (9, ""), (2, ""), (9, "")] {
+    for (ad, what) in [(1, "interrupt"), (3, "wasm"), (9, ""), (5, "tags for 2 clicks"), (9, ""), (2, "memory"), (9, "")] {
         match hostile.run(&hostile_batch(ad)) {
             Ok(a) => assert!(what.is_empty() && ad == 9 && a == Answer::keep_all(2), "ad {ad}: {a:?}"),
             Err(Failure::Failed(e)) => assert!(ad != 9 && e.to_lowercase().contains(what), "ad {ad}: {e}"),
