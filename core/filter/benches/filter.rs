@@ -48,7 +48,7 @@ fn columns() -> Columns {
 }
 
 fn columns_of(clicks: std::ops::Range<usize>) -> Columns {
-    let mut c = Columns::default();
+    let mut c = Columns::with_capacity(clicks.len());
     for i in clicks {
         let (ua, ip) = fields(i);
         let view = ClickView {

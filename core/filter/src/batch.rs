@@ -55,6 +55,28 @@ impl Columns {
         b.attr_ends.push(b.attr_keys.ends.len() as u32);
     }
 
+    /// Room for `clicks` clicks without growing (strings: an average size).
+    pub fn with_capacity(clicks: usize) -> Columns {
+        let strings = |avg: usize| Strings { bytes: Vec::with_capacity(clicks * avg), ends: Vec::with_capacity(clicks) };
+        Columns {
+            batch: ClickBatch {
+                ad_id: Vec::with_capacity(clicks),
+                campaign_id: Vec::with_capacity(clicks),
+                ts_ms: Vec::with_capacity(clicks),
+                cost_micros: Vec::with_capacity(clicks),
+                click_id: strings(24),
+                user_id: strings(16),
+                ip: strings(16),
+                user_agent: strings(112),
+                country: strings(2),
+                region: strings(0),
+                attr_ends: Vec::with_capacity(clicks),
+                attr_keys: strings(0),
+                attr_values: strings(0),
+            },
+        }
+    }
+
     /// Appends another request's clicks after these (one call for both).
     pub fn append(&mut self, other: Columns) {
         if self.is_empty() {
