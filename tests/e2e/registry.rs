@@ -86,6 +86,12 @@ async fn registry_hot_swap_shadow_canary_and_isolation() {
     assert_eq!(theirs["versions"].as_array().unwrap().len(), 0, "another tenant sees nothing: {theirs}");
     let steal = pop.client.post_json(&format!("{core}/v1/plugins/rollout"), Some(&other_admin), r#"{"action":"activate","version":1}"#).await.unwrap();
     assert_eq!(steal.status, StatusCode::CONFLICT, "{}", steal.text());
+    assert_eq!(cli(&pop, &admin, &["status"])["active"], 1, "the other tenant's step changed nothing here");
+    // Component bytes go to edges only, whoever's admin key asks.
+    let blob = format!("{core}/v1/registry/blobs/{}", v1["versions"][0]["sha256"].as_str().unwrap());
+    for key in [&admin, &other_admin] {
+        assert_eq!(pop.client.get(&blob, Some(key)).await.unwrap().status, StatusCode::UNAUTHORIZED);
+    }
     wait_for_version(&pop, "acme", "active", 1).await;
 
     // Hot swap under load: clicks keep coming while v2 (the bot filter)
