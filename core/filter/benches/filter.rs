@@ -10,7 +10,8 @@
 //! * each plugin: the call only (lifting the columns into the guest,
 //!   running it, lowering and checking the answer);
 //! * the no-op and bot plugins called once per click (1-click batches): the
-//!   record-per-event ABI's cost, the baseline the columnar batch beats.
+//!   record-per-event ABI's cost, the baseline the columnar batch beats;
+//! * the no-op call at several batch sizes.
 //! Best of 5 runs of 200 batches.
 
 use std::path::PathBuf;
@@ -145,6 +146,19 @@ fn main() {
             }
         });
         println!("{label:<44} {ns:>10.1}");
+    }
+    // The no-op's cost per click by batch size: the call's fixed cost spread
+    // over its clicks, then flat (lifting costs per column, not per record).
+    let mut noop = plugin(&engine, &rust("noop"));
+    for size in [10, 100, 1000, 4096] {
+        let batches: Vec<_> = (0..BATCH / size.min(BATCH)).map(|b| columns_of(b * size..(b + 1) * size).into_batch()).collect();
+        let ns = best_ns_per_click(|| {
+            for batch in &batches {
+                std::hint::black_box(noop.run(batch).unwrap());
+            }
+        }) * BATCH as f64
+            / (batches.len() * size) as f64;
+        println!("{:<44} {ns:>10.1}", format!("no-op plugin call, {size}-click batches"));
     }
     println!("bot filter (Rust) / native: {:.2}x", bot_ns / native);
 }
