@@ -88,7 +88,7 @@ impl Metrics {
         r.register("tally_edge_filter_clicks", "Clicks run through a tenant filter", m.filter_clicks.clone());
         r.register(
             "tally_edge_filter_failures",
-            "Tenant filter calls that trapped, timed out, ran out of memory or answered wrongly",
+            "Requests whose tenant filter trapped, timed out, ran out of memory or answered wrongly (their clicks followed the tenant's policy)",
             m.filter_failures.clone(),
         );
         r.register("tally_edge_filter_quarantined", "1 while a tenant's filter is quarantined after repeated failures", m.filter_quarantined.clone());

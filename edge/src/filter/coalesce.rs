@@ -15,8 +15,10 @@
 //!   request's together; each request gets the answer for exactly its own.
 //! * At most one runner per queue (a version's instance takes one call at
 //!   a time anyway), and a queue with requests in it always has one.
-//! * A call's failure is every request's in it: each then follows the
-//!   tenant's policy on its own, like a request that failed alone.
+//! * Each request's answer is combined from the call's results on its own
+//!   (`rollout::combine_parts`), as if it had been called alone: a failed
+//!   version fails the requests that need its answer, each of which then
+//!   follows the tenant's policy on its own.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;

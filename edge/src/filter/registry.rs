@@ -210,8 +210,9 @@ impl RegistrySync {
     /// new one from a verified component.
     async fn load(&self, v: &VersionRef, current: Option<&TenantFilter>, limits: Limits) -> Result<Loaded, String> {
         let running = current.into_iter().flat_map(|c| std::iter::once(&c.active).chain(c.candidate.as_ref().map(|(l, _)| l)));
-        // A quarantined instance is not carried over: a new rollout step is a fresh start.
-        let live = |p: &&SharedPlugin| !p.lock().expect("plugin lock poisoned").is_quarantined();
+        // A quarantined instance is not carried over: a new rollout step is a
+        // fresh start; nor is one poisoned by a host panic.
+        let live = |p: &&SharedPlugin| p.lock().is_ok_and(|p| !p.is_quarantined());
         if let Some(plugin) = running.filter(|l| l.sha256 == v.sha256).filter_map(|l| l.plugin.as_ref().ok()).find(live) {
             return Ok(Loaded { version: v.version, sha256: v.sha256.clone(), plugin: Ok(plugin.clone()) });
         }

@@ -49,14 +49,14 @@ pub struct Compared {
 
 /// The combined answer for a batch whose clicks have ids `keys`, and with a
 /// candidate, the versions compared and one comparison per click.
-pub fn combine(active: Ran, candidate: Option<(Ran, Mode)>, keys: &[u128]) -> (Result<Answer, String>, Option<(Rollout, Vec<Compared>)>) {
+pub fn combine(active: Ran, candidate: Option<(Ran, Mode)>, keys: &[u128]) -> Combined {
     let Some((candidate, mode)) = candidate else { return (active.result, None) };
     let code = |r: &Result<Answer, String>, i: usize| r.as_ref().map_or(CODE_FAILED, |a| a.codes[i]);
     let canary = |i: usize| match (mode, &candidate.result) {
         (Mode::Canary { percent }, Ok(_)) => in_canary(keys[i], percent),
         _ => false,
     };
-    let compared = (0..keys.len())
+    let compared: Vec<Compared> = (0..keys.len())
         .map(|i| Compared { applied_candidate: canary(i), active_code: code(&active.result, i), candidate_code: code(&candidate.result, i) })
         .collect();
     let rollout =
@@ -65,8 +65,46 @@ pub fn combine(active: Ran, candidate: Option<(Ran, Mode)>, keys: &[u128]) -> (R
         Ok(c) if (0..keys.len()).any(canary) => pick(active.result, c, keys.len(), canary),
         _ => active.result,
     };
+    // An answer that failed applied neither side.
+    let compared = match applied {
+        Ok(_) => compared,
+        Err(_) => compared.into_iter().map(|c| Compared { applied_candidate: false, ..c }).collect(),
+    };
     (applied, Some((rollout, compared)))
 }
+
+/// [`combine`] for each of the requests that shared a call: `lens[i]`
+/// clicks each, in order, `keys` theirs. Each request is combined on its
+/// own, as if it had been called alone (a failed side costs only the
+/// requests that need it).
+pub fn combine_parts(active: Ran, candidate: Option<(Ran, Mode)>, keys: &[u128], lens: &[usize]) -> Vec<Combined> {
+    let split = |r: Result<Answer, String>| -> Vec<Result<Answer, String>> {
+        match r {
+            Ok(a) => a.split(lens).into_iter().map(Ok).collect(),
+            Err(e) => lens.iter().map(|_| Err(e.clone())).collect(),
+        }
+    };
+    let (active_version, actives) = (active.version, split(active.result));
+    let mut candidates: Vec<Option<(Ran, Mode)>> = match candidate {
+        Some((c, mode)) => split(c.result).into_iter().map(|result| Some((Ran { version: c.version, result }, mode))).collect(),
+        None => lens.iter().map(|_| None).collect(),
+    };
+    let mut start = 0;
+    actives
+        .into_iter()
+        .zip(lens)
+        .enumerate()
+        .map(|(i, (result, &len))| {
+            let part = &keys[start..start + len];
+            start += len;
+            combine(Ran { version: active_version, result }, candidates[i].take(), part)
+        })
+        .collect()
+}
+
+/// One request's answer and, with a candidate, the versions compared and
+/// one comparison per click.
+pub type Combined = (Result<Answer, String>, Option<(Rollout, Vec<Compared>)>);
 
 /// Per click, the code and tags of the side `canary(i)` names; the active
 /// side is needed (and must have answered) only if some click is not in it.
@@ -159,6 +197,29 @@ mod tests {
         let ok = || Some((Ran { version: 2, result: Ok(answer(&[0; 200], "c")) }, Mode::Canary { percent: 100 }));
         assert!(combine(Ran { version: 1, result: Err("trap".into()) }, ok(), &k).0.is_ok());
         let half = Some((Ran { version: 2, result: Ok(answer(&[0; 200], "c")) }, Mode::Canary { percent: 50 }));
-        assert_eq!(combine(Ran { version: 1, result: Err("trap".into()) }, half, &k).0.unwrap_err(), "trap");
+        let (applied, rollout) = combine(Ran { version: 1, result: Err("trap".into()) }, half, &k);
+        assert_eq!(applied.unwrap_err(), "trap");
+        assert!(rollout.unwrap().1.iter().all(|c| !c.applied_candidate), "nothing applied");
+    }
+
+    /// Requests that shared a call are combined one by one: with the active
+    /// version failed, a request whose clicks are all in the canary still
+    /// gets the candidate's answer, whatever its neighbours need.
+    #[test]
+    fn shared_calls_combine_per_request() {
+        let k = keys(400);
+        let (all_canary, active_side): (Vec<u128>, Vec<u128>) = k.iter().partition(|key| in_canary(**key, 30));
+        let keys = [&all_canary[..20], &active_side[..10], &all_canary[20..21]].concat();
+        let lens = [20, 10, 1];
+        let candidate = || Some((Ran { version: 2, result: Ok(answer(&[7; 31], "c")) }, Mode::Canary { percent: 30 }));
+        let parts = combine_parts(Ran { version: 1, result: Err("trap".into()) }, candidate(), &keys, &lens);
+        assert_eq!(parts[0].0.as_ref().unwrap(), &answer(&[7; 20], "c"), "tags renumbered within the request");
+        assert_eq!(parts[1].0.as_ref().unwrap_err(), "trap");
+        assert_eq!(parts[2].0.as_ref().unwrap(), &answer(&[7], "c"));
+        let compared: Vec<usize> = parts.iter().map(|p| p.1.as_ref().unwrap().1.len()).collect();
+        assert_eq!(compared, lens);
+        // Without a candidate, each request gets its part of the active answer.
+        let parts = combine_parts(Ran { version: 1, result: Ok(answer(&[0, 1, 2], "a")) }, None, &keys[..3], &[2, 1]);
+        assert_eq!((parts[0].0.as_ref().unwrap(), parts[1].0.as_ref().unwrap()), (&answer(&[0, 1], "a"), &answer(&[2], "a")));
     }
 }

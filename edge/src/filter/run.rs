@@ -13,7 +13,9 @@ use tally_filter::batch::Columns;
 use tally_filter::host::{ClickBatch, Failure, SharedPlugin};
 use tally_model::tenant::TenantId;
 
-use super::rollout::{combine, Compared, Ran, Rollout};
+use tally_filter::manifest::Mode;
+
+use super::rollout::{combine_parts, Compared, Ran, Rollout};
 use super::slot::{Loaded, TenantFilter};
 use crate::metrics::{Metrics, VersionLabel};
 
@@ -30,20 +32,6 @@ pub type Reply = oneshot::Sender<Judged>;
 impl Judged {
     fn failed(reason: &str) -> Judged {
         Judged { answer: Err(reason.to_string()), rollout: None }
-    }
-
-    /// Each request's part of a call's answer, `lens[i]` clicks each.
-    fn split(self, lens: &[usize]) -> Vec<Judged> {
-        let answers: Vec<Result<Answer, String>> = match self.answer {
-            Ok(a) => a.split(lens).into_iter().map(Ok).collect(),
-            Err(e) => lens.iter().map(|_| Err(e.clone())).collect(),
-        };
-        let mut compared = self.rollout.map(|(r, c)| (r, c.into_iter()));
-        answers
-            .into_iter()
-            .zip(lens)
-            .map(|(answer, &len)| Judged { answer, rollout: compared.as_mut().map(|(r, c)| (*r, c.by_ref().take(len).collect())) })
-            .collect()
     }
 }
 
@@ -72,9 +60,15 @@ impl Runner {
             let batch = group.columns.into_batch();
             // The host turns traps into errors; anything else must not leave
             // the queue without a runner.
-            let judged = std::panic::catch_unwind(AssertUnwindSafe(|| call_versions(&self.tenant, &self.filter, &batch, &group.keys, &self.metrics)))
-                .unwrap_or_else(|_| Judged::failed("the filter host panicked"));
-            for (judged, (_, reply)) in judged.split(&lens).into_iter().zip(group.parts) {
+            let ran = std::panic::catch_unwind(AssertUnwindSafe(|| call_versions(&self.tenant, &self.filter, &batch, group.keys.len(), &self.metrics)));
+            let judged: Vec<Judged> = match ran {
+                // Each request is combined on its own, as if called alone.
+                Ok((active, candidate)) => {
+                    combine_parts(active, candidate, &group.keys, &lens).into_iter().map(|(answer, rollout)| Judged { answer, rollout }).collect()
+                }
+                Err(_) => lens.iter().map(|_| Judged::failed("the filter host panicked")).collect(),
+            };
+            for (judged, (_, reply)) in judged.into_iter().zip(group.parts) {
                 // A request whose client went away no longer listens.
                 let _ = reply.send(judged);
             }
@@ -112,14 +106,14 @@ fn call(loaded: &Loaded, batch: &ClickBatch) -> (Result<Answer, String>, bool) {
 }
 
 /// One call of the active version, and of the candidate if one is in
-/// rollout, combined into one answer.
-fn call_versions(tenant: &TenantId, filter: &TenantFilter, batch: &ClickBatch, keys: &[u128], metrics: &Metrics) -> Judged {
+/// rollout.
+fn call_versions(tenant: &TenantId, filter: &TenantFilter, batch: &ClickBatch, clicks: usize, metrics: &Metrics) -> (Ran, Option<(Ran, Mode)>) {
     let started = Instant::now();
     let (active, active_quarantined) = call(&filter.active, batch);
     let candidate = filter.candidate.as_ref().map(|(loaded, mode)| (call(loaded, batch), *mode));
     let label = Metrics::tenant(tenant.as_str());
     metrics.filter_calls.get_or_create(&label).inc();
-    metrics.filter_clicks.get_or_create(&label).inc_by(keys.len() as u64);
+    metrics.filter_clicks.get_or_create(&label).inc_by(clicks as u64);
     metrics.filter_seconds.get_or_create(&label).inc_by(started.elapsed().as_secs_f64());
     let mut quarantined = active_quarantined;
     let record = |loaded: &Loaded, role: &'static str, result: &Result<Answer, String>| {
@@ -137,29 +131,5 @@ fn call_versions(tenant: &TenantId, filter: &TenantFilter, batch: &ClickBatch, k
         (Ran { version: loaded.version, result }, mode)
     });
     metrics.filter_quarantined.get_or_create(&label).set(quarantined as i64);
-    let (answer, rollout) = combine(Ran { version: filter.active.version, result: active }, candidate, keys);
-    Judged { answer, rollout }
-}
-
-#[cfg(test)]
-mod tests {
-    use tally_filter::answer::Tag;
-
-    use super::*;
-
-    #[test]
-    fn a_calls_answer_splits_per_request() {
-        let tag = |click: u32| Tag { click, key: "k".into(), value: "v".into() };
-        let compared = |i: u16| Compared { applied_candidate: i % 2 == 0, active_code: i, candidate_code: i };
-        let rollout = Rollout { active_version: 1, candidate_version: 2, mode: 1 };
-        let whole = Judged { answer: Ok(Answer { codes: vec![0, 1, 2], tags: vec![tag(2)] }), rollout: Some((rollout, (0..3).map(compared).collect())) };
-        let parts = whole.split(&[2, 1]);
-        assert_eq!(parts[0].answer, Ok(Answer { codes: vec![0, 1], tags: vec![] }));
-        assert_eq!(parts[1].answer, Ok(Answer { codes: vec![2], tags: vec![tag(0)] }));
-        assert_eq!(parts[0].rollout, Some((rollout, vec![compared(0), compared(1)])));
-        assert_eq!(parts[1].rollout, Some((rollout, vec![compared(2)])));
-        // A failed call fails every request in it.
-        let parts = Judged::failed("trap").split(&[1, 4]);
-        assert!(parts.iter().all(|j| j.answer == Err("trap".to_string()) && j.rollout.is_none()));
-    }
+    (Ran { version: filter.active.version, result: active }, candidate)
 }
