@@ -74,13 +74,7 @@ impl Client {
         content_type: Option<&str>,
         body: impl Into<Bytes>,
     ) -> Result<Reply, ClientError> {
-        let mut builder = Request::builder().method(method.clone()).uri(url);
-        if let Some(key) = bearer {
-            builder = builder.header(header::AUTHORIZATION, format!("Bearer {key}"));
-        }
-        if let Some(ct) = content_type {
-            builder = builder.header(header::CONTENT_TYPE, ct);
-        }
+        let builder = with_headers(Request::builder().method(method.clone()).uri(url), bearer, content_type);
         let req = builder.body(body.into()).map_err(|e| ClientError::Request { url: url.into(), message: e.to_string() })?;
         self.request(req).await
     }
@@ -100,6 +94,17 @@ impl Client {
     pub async fn post_json(&self, url: &str, bearer: Option<&str>, body: impl Into<Bytes>) -> Result<Reply, ClientError> {
         self.send(Method::POST, url, bearer, Some("application/json"), body).await
     }
+}
+
+/// `Authorization: Bearer <key>` and `Content-Type`, when given.
+fn with_headers(mut builder: http::request::Builder, bearer: Option<&str>, content_type: Option<&str>) -> http::request::Builder {
+    if let Some(key) = bearer {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {key}"));
+    }
+    if let Some(ct) = content_type {
+        builder = builder.header(header::CONTENT_TYPE, ct);
+    }
+    builder
 }
 
 /// A response, its body read in full.
@@ -151,14 +156,8 @@ impl PinnedHttps {
         let tls = self.tls.connect(self.server_name.clone(), tcp).await.map_err(|e| transport(format!("TLS: {e}")))?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.map_err(|e| transport(e.to_string()))?;
         let driver = tokio::spawn(connection);
-        let mut builder =
-            Request::builder().method(method.clone()).uri(uri.path_and_query().map_or("/", |p| p.as_str())).header(header::HOST, authority.as_str());
-        if let Some(key) = bearer {
-            builder = builder.header(header::AUTHORIZATION, format!("Bearer {key}"));
-        }
-        if let Some(ct) = content_type {
-            builder = builder.header(header::CONTENT_TYPE, ct);
-        }
+        let builder = Request::builder().method(method.clone()).uri(uri.path_and_query().map_or("/", |p| p.as_str())).header(header::HOST, authority.as_str());
+        let builder = with_headers(builder, bearer, content_type);
         let req = builder.body(Full::new(body.into())).map_err(|e| ClientError::Request { url: url.into(), message: e.to_string() })?;
         let result = async {
             let resp = sender.send_request(req).await.map_err(|e| transport(e.to_string()))?;

@@ -8,7 +8,7 @@ use tally_http::{reply, RequestBody, Response};
 use tally_model::tenant::{Role, TenantId, Tenants};
 use tally_model::timestamp::now_ms;
 
-use super::params::{parse_limit, parse_range, step_name};
+use super::params::{parse_limit, parse_range, step_name, Range};
 use crate::clickhouse::store::{AdTotal, Point, Step, Totals};
 use crate::clickhouse::Store;
 use crate::metrics::{Metrics, RouteLabel};
@@ -132,6 +132,16 @@ impl Handler for Api {
 }
 
 impl Api {
+    /// The caller's tenant and the `from`, `to`, `step` and `limit` of a
+    /// query for the top entries of a range.
+    fn ranked_query(&self, req: &http::Request<RequestBody>) -> Result<(TenantId, Range, u32), Response> {
+        let tenant = self.tenant(req)?;
+        let query = req.uri().query();
+        let range = parse_range(query, Step::Minute, now_ms()).map_err(|reason| reply::error(StatusCode::BAD_REQUEST, reason))?;
+        let limit = parse_limit(query).map_err(|reason| reply::error(StatusCode::BAD_REQUEST, reason))?;
+        Ok((tenant, range, limit))
+    }
+
     fn tenant(&self, req: &http::Request<RequestBody>) -> Result<TenantId, Response> {
         self.tenants.authenticate_bearer(reply::authorization(req.headers()), Role::Read).cloned().ok_or_else(|| {
             let mut resp = reply::error(StatusCode::UNAUTHORIZED, "missing or unknown read key (Authorization: Bearer <key>)");
@@ -193,13 +203,9 @@ impl Api {
     }
 
     async fn top_ads(&self, req: &http::Request<RequestBody>) -> Response {
-        let tenant = match self.tenant(req) {
-            Ok(t) => t,
-            Err(resp) => return resp,
-        };
-        let (range, limit) = match parse_range(req.uri().query(), Step::Minute, now_ms()).and_then(|r| Ok((r, parse_limit(req.uri().query())?))) {
+        let (tenant, range, limit) = match self.ranked_query(req) {
             Ok(found) => found,
-            Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
+            Err(resp) => return resp,
         };
         match self.store.top_ads(tenant.as_str(), range.from, range.to, limit).await {
             Ok(ads) => reply::json(StatusCode::OK, &TopAds { from: range.from as u64 * 1000, to: range.to as u64 * 1000, ads }),
@@ -212,13 +218,9 @@ impl Api {
     /// `GET /v1/dimensions/{name}?from=&to=&step=&limit=`: clicks per value
     /// of an enrichment dimension, most clicked first.
     async fn dimension(&self, req: &http::Request<RequestBody>, name: &str) -> Response {
-        let tenant = match self.tenant(req) {
-            Ok(t) => t,
-            Err(resp) => return resp,
-        };
-        let (range, limit) = match parse_range(req.uri().query(), Step::Minute, now_ms()).and_then(|r| Ok((r, parse_limit(req.uri().query())?))) {
+        let (tenant, range, limit) = match self.ranked_query(req) {
             Ok(found) => found,
-            Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
+            Err(resp) => return resp,
         };
         match self.store.dimension_values(tenant.as_str(), name, range.from, range.to, range.step, limit).await {
             Ok(Ok(values)) => reply::json(
@@ -232,13 +234,9 @@ impl Api {
 
     /// Refused clicks per reason (`filtered:<code>` per filter reason code).
     async fn refused(&self, req: &http::Request<RequestBody>) -> Response {
-        let tenant = match self.tenant(req) {
-            Ok(t) => t,
-            Err(resp) => return resp,
-        };
-        let (range, limit) = match parse_range(req.uri().query(), Step::Minute, now_ms()).and_then(|r| Ok((r, parse_limit(req.uri().query())?))) {
+        let (tenant, range, limit) = match self.ranked_query(req) {
             Ok(found) => found,
-            Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
+            Err(resp) => return resp,
         };
         match self.store.refused_reasons(tenant.as_str(), range.from, range.to, range.step, limit).await {
             Ok(Ok(reasons)) => {
