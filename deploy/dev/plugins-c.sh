@@ -12,7 +12,9 @@
 #      few libc functions come from plugins/c/runtime/), links it with
 #      wasm-ld, and wraps it with `wasm-tools component new` (no adapter);
 #   4. checks each component: `wasm-tools validate`, and that it exports the
-#      filter world and imports nothing but the types-only interface.
+#      filter world and imports nothing but the types-only interface;
+#   5. builds the test fixtures of plugins/fixtures/ (components that are not
+#      filters of this contract) into plugins/target/fixtures/.
 #
 # Output: plugins/target/c/tally_plugin_<name>_c.wasm (e.g. bot-filter ->
 # tally_plugin_bot_filter_c.wasm); intermediates in plugins/target/c/build/.
@@ -141,3 +143,13 @@ for dir in "$ROOT"/plugins/c/*/; do
 done
 [ "$built" -gt 0 ] || { echo "plugins-c: no plugin found under plugins/c/" >&2; exit 1; }
 log "built $built plugin(s) in $(since "$T0")"
+
+# Test fixtures: well-formed components that are not filters of this
+# contract (the registry must refuse them), from WIT and WAT.
+for dir in "$ROOT"/plugins/fixtures/*/; do
+  name=$(basename "$dir")
+  mkdir -p "$ROOT/plugins/target/fixtures"
+  "$WASM_TOOLS" component embed "$dir/world.wit" --world filter "$dir/module.wat" -o "$BUILD/$name.embedded.wasm"
+  "$WASM_TOOLS" component new "$BUILD/$name.embedded.wasm" -o "$ROOT/plugins/target/fixtures/${name//-/_}.wasm"
+  log "built fixture plugins/target/fixtures/${name//-/_}.wasm"
+done

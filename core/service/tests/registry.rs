@@ -32,7 +32,14 @@ async fn uploads_start_within_the_tenants_limits_and_persist() {
     registry.apply("acme", Action::Limits { memory_mb: 2, timeout_ms: 100, tags_per_click: None }).await.unwrap();
     let pushed = registry.push("acme", "noop.wasm", noop(), 3).await.unwrap();
     assert_eq!(pushed.version, 1);
-    // Junk is refused with the reason.
+    // A well-formed component of another contract (0.1's shape) is refused,
+    // and so is junk, each with the reason.
+    let wrong = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins/target/fixtures/wrong_world.wasm");
+    let wrong = std::fs::read(&wrong).unwrap_or_else(|e| panic!("{}: {e} (deploy/dev/plugins-c.sh builds it)", wrong.display()));
+    match registry.push("acme", "old.wasm", wrong, 4).await {
+        Err(RegistryError::Invalid(why)) => assert!(why.contains("does not implement tally:filter/filter@0.2.0"), "{why}"),
+        other => panic!("a component of another contract was taken: {other:?}"),
+    }
     assert!(matches!(registry.push("acme", "junk.wasm", b"\0asm junk".to_vec(), 4).await, Err(RegistryError::Invalid(_))));
     assert!(matches!(registry.push("acme", "big.wasm", vec![0; 17 << 20], 5).await, Err(RegistryError::TooLarge(..))));
 
