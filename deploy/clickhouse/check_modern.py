@@ -1012,6 +1012,15 @@ CHECKED_QUERIES = (
 REPAIR_FNS = {"minute": "toStartOfMinute", "hour": "toStartOfHour", "day": "toStartOfDay"}
 
 
+def repair_again_adds_nothing(ck, repair_sql, table):
+    """A repair run a second time finds nothing missing: it adds no rows."""
+    count = "SELECT toUInt64(count()) AS n FROM tally.%s" % table
+    rows = ck.select(count, "rows of %s" % table)
+    ck.run(repair_sql, "repair %s again" % table)
+    if ck.select(count, "rows of %s" % table) != rows:
+        fail("a second repair of %s added rows" % table)
+
+
 def rollup_totals(ck, table):
     return ck.select("SELECT tenant, toUInt64(sumMerge(clicks)) AS c, toUInt64(sumMerge(spend_micros)) AS s, "
                      "toUInt64(uniqArrayMerge(users)) AS u FROM tally.%s GROUP BY tenant ORDER BY tenant" % table,
@@ -1092,10 +1101,7 @@ def check_repair(ck):
         got = rollup_totals(ck, table)
         if got != landing:
             fail("after repair %s holds %s, landing %s" % (table, got, landing))
-        rows = ck.select("SELECT toUInt64(count()) AS n FROM tally.%s" % table, "rows of %s" % table)
-        ck.run(bind(q, [lo, hi, lo, hi], idents), "repair %s again" % table)
-        if ck.select("SELECT toUInt64(count()) AS n FROM tally.%s" % table, "rows of %s" % table) != rows:
-            fail("a second repair of %s added rows" % table)
+        repair_again_adds_nothing(ck, bind(q, [lo, hi, lo, hi], idents), table)
         ck.run("SYSTEM START MERGES tally.%s" % table, "start merges %s" % table)
 
 
@@ -1173,10 +1179,7 @@ def check_filter_repair(ck):
                             "%s per %s key" % (landing_table, bucket))
             if got != ref:
                 fail("after repair %s per key %s, landing %s" % (table, got, ref))
-            rows = ck.select("SELECT toUInt64(count()) AS n FROM tally.%s" % table, "rows of %s" % table)
-            ck.run(bind(q, [lo, hi, lo, hi], idents), "repair %s again" % table)
-            if ck.select("SELECT toUInt64(count()) AS n FROM tally.%s" % table, "rows of %s" % table) != rows:
-                fail("a second repair of %s added rows" % table)
+            repair_again_adds_nothing(ck, bind(q, [lo, hi, lo, hi], idents), table)
             # repairs go minute, hour, day: the reconcile rollup (the hourly table) matches
             # its landing table once, and only once, the hourly table is repaired
             rollup = ck.select(bind(read("queries/%s_rollup.sql" % reconcile), [lo, hi]),
