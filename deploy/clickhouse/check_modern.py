@@ -62,7 +62,7 @@ ROLLUPS = [  # (table, bucket column, bucket size in seconds): the closed set Ru
 SERIES_COLS = [("t", "UInt32"), ("clicks", "UInt64"), ("spend_micros", "UInt64"), ("users", "UInt64")]
 TOTAL_COLS = [("clicks", "UInt64"), ("spend_micros", "UInt64"), ("users", "UInt64")]
 TOP_COLS = [("ad_id", "UInt64"), ("clicks", "UInt64"), ("spend_micros", "UInt64")]
-LEDGER_COLS = [("seq", "UInt64"), ("state", "UInt8")]
+LEDGER_COLS = [("seq", "UInt64"), ("state", "UInt8"), ("checksum", "UInt64")]
 BATCH_ROWS_COLS = [("part", "UInt8"), ("row_idx", "UInt32")]
 WATERMARK_COLS = [("edge", "String"), ("watermark_ms", "UInt64")]
 BILLING_COLS = [("hour", "UInt32"), ("ad_id", "UInt64"), ("clicks", "Int64"), ("spend_micros", "Int64")]
@@ -794,11 +794,11 @@ def check_queries(ck, phase):
     for edge, lo, hi in (("e1", 0, 10), ("e1", 2, 3), ("e2", 1, 1), ("e3", 0, 100)):
         got = sorted(ck.select(bind(q["ledger_states"], [edge, lo, hi]),
                                "ledger_states [%s] %s %d..%d" % (phase, edge, lo, hi), LEDGER_COLS))
-        states = {}
-        for (e, seq, st, *_rest) in LEDGER:
-            if e == edge and lo <= seq <= hi:
-                states[seq] = max(states.get(seq, 0), st)
-        exp = sorted(states.items())
+        states = {}  # seq -> (highest state, the checksum recorded with it)
+        for (e, seq, st, _rows, _rec, _ref, _clicks, ck_sum, *_rest) in LEDGER:
+            if e == edge and lo <= seq <= hi and st > states.get(seq, (0, 0))[0]:
+                states[seq] = (st, ck_sum)
+        exp = sorted((seq, st, ck_sum) for seq, (st, ck_sum) in states.items())
         if got != exp:
             fail("ledger_states [%s] %s %d..%d: got %s expected %s" % (phase, edge, lo, hi, got, exp))
 

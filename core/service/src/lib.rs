@@ -18,6 +18,7 @@ pub mod config;
 pub mod metrics;
 pub mod receiver;
 pub mod registry;
+pub mod resolution;
 pub mod supervise;
 
 use std::sync::Arc;

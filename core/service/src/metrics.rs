@@ -19,6 +19,8 @@ pub struct Metrics {
     pub batches_duplicate: Counter,
     pub batches_rejected: Counter,
     pub batches_unreadable_version: Counter,
+    pub batches_conflicting: Counter,
+    pub ledger_unreadable: Counter,
     pub clicks_committed: Counter,
     pub commit_groups: Counter,
     pub commit_errors: Counter,
@@ -37,6 +39,8 @@ impl Metrics {
             batches_duplicate: Counter::default(),
             batches_rejected: Counter::default(),
             batches_unreadable_version: Counter::default(),
+            batches_conflicting: Counter::default(),
+            ledger_unreadable: Counter::default(),
             clicks_committed: Counter::default(),
             commit_groups: Counter::default(),
             commit_errors: Counter::default(),
@@ -47,16 +51,38 @@ impl Metrics {
         };
         let mut m = m;
         let r = &mut m.registry;
-        r.register("tally_core_batches_received", "Batches received from edges (before validation)", m.batches_received.clone());
+        r.register(
+            "tally_core_batches_received",
+            "Batch streams opened by edges (before reading or validation; broken-off streams included)",
+            m.batches_received.clone(),
+        );
         r.register("tally_core_batches_committed", "Batches committed to ClickHouse", m.batches_committed.clone());
-        r.register("tally_core_batches_duplicate", "Re-sent batches found already committed", m.batches_duplicate.clone());
-        r.register("tally_core_batches_rejected", "Batches refused as corrupt or invalid", m.batches_rejected.clone());
+        r.register(
+            "tally_core_batches_duplicate",
+            "Batches answered Duplicate: already committed, or a copy queued behind its first in the same group",
+            m.batches_duplicate.clone(),
+        );
+        r.register("tally_core_batches_rejected", "Batches refused as corrupt, invalid or larger than max_batch_bytes", m.batches_rejected.clone());
         r.register(
             "tally_core_batches_unreadable_version",
             "Batches in a frame version this core does not read, left with their edge (retry)",
             m.batches_unreadable_version.clone(),
         );
-        r.register("tally_core_clicks_committed", "Clicks in committed batches", m.clicks_committed.clone());
+        r.register(
+            "tally_core_batches_conflicting",
+            "Batches refused because their (edge, seq) was recorded with other content (checksum); nothing written",
+            m.batches_conflicting.clone(),
+        );
+        r.register(
+            "tally_core_ledger_unreadable",
+            "Batches whose ledger entry holds a state this core does not know (answered Retry, nothing written)",
+            m.ledger_unreadable.clone(),
+        );
+        r.register(
+            "tally_core_clicks_committed",
+            "Clicks counted in the per-second rows of committed batches (duplicates not included)",
+            m.clicks_committed.clone(),
+        );
         r.register("tally_core_commit_groups", "Group commits attempted", m.commit_groups.clone());
         r.register("tally_core_commit_errors", "Group commits that failed (batches answered Retry)", m.commit_errors.clone());
         r.register("tally_core_commit_seconds", "Duration of a group commit", m.commit_seconds.clone());

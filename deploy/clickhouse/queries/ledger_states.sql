@@ -1,4 +1,8 @@
-SELECT seq, max(state) AS state
-FROM tally.batches
-WHERE edge = ? AND seq >= ? AND seq <= ?
-GROUP BY seq
+SELECT seq, top AS state, top_checksum AS checksum
+FROM
+(
+    SELECT seq, max(state) AS top, argMax(checksum, state) AS top_checksum
+    FROM tally.batches
+    WHERE edge = ? AND seq >= ? AND seq <= ?
+    GROUP BY seq
+)

@@ -3,7 +3,7 @@
 use tally_http::query::{get, pairs};
 use tally_model::timestamp::parse_millis;
 
-use crate::clickhouse::store::Step;
+use crate::resolution::Resolution;
 
 /// Most points one series may return.
 pub const MAX_POINTS: u32 = 10_000;
@@ -16,7 +16,7 @@ pub struct Range {
     pub from: u32,
     /// Exclusive, aligned up to the step.
     pub to: u32,
-    pub step: Step,
+    pub step: Resolution,
 }
 
 impl Range {
@@ -26,27 +26,27 @@ impl Range {
     }
 }
 
-pub fn parse_step(s: &str) -> Result<Step, String> {
+pub fn parse_step(s: &str) -> Result<Resolution, String> {
     match s {
-        "1s" => Ok(Step::Second),
-        "1m" => Ok(Step::Minute),
-        "1h" => Ok(Step::Hour),
-        "1d" => Ok(Step::Day),
+        "1s" => Ok(Resolution::Second),
+        "1m" => Ok(Resolution::Minute),
+        "1h" => Ok(Resolution::Hour),
+        "1d" => Ok(Resolution::Day),
         other => Err(format!("step {other:?} must be one of 1s, 1m, 1h, 1d")),
     }
 }
 
-pub fn step_name(step: Step) -> &'static str {
+pub fn step_name(step: Resolution) -> &'static str {
     match step {
-        Step::Second => "1s",
-        Step::Minute => "1m",
-        Step::Hour => "1h",
-        Step::Day => "1d",
+        Resolution::Second => "1s",
+        Resolution::Minute => "1m",
+        Resolution::Hour => "1h",
+        Resolution::Day => "1d",
     }
 }
 
 /// Parses `from`, `to` (ms or RFC 3339) and `step` from a query string.
-pub fn parse_range(query: Option<&str>, default_step: Step, now_ms: u64) -> Result<Range, String> {
+pub fn parse_range(query: Option<&str>, default_step: Resolution, now_ms: u64) -> Result<Range, String> {
     let mut from = None;
     let mut to = None;
     let mut step = default_step;
@@ -94,19 +94,19 @@ mod tests {
 
     #[test]
     fn aligns_and_defaults() {
-        let r = parse_range(Some("from=1700000030500&to=1700000150000&step=1m"), Step::Second, NOW).unwrap();
-        assert_eq!((r.from, r.to, r.step), (1_699_999_980, 1_700_000_160, Step::Minute));
+        let r = parse_range(Some("from=1700000030500&to=1700000150000&step=1m"), Resolution::Second, NOW).unwrap();
+        assert_eq!((r.from, r.to, r.step), (1_699_999_980, 1_700_000_160, Resolution::Minute));
         assert_eq!(r.buckets().count(), 3);
-        let d = parse_range(None, Step::Minute, NOW).unwrap();
+        let d = parse_range(None, Resolution::Minute, NOW).unwrap();
         assert_eq!(d.to, 1_700_000_040);
-        let rfc = parse_range(Some("from=2023-11-14T22%3A13%3A20Z&to=2023-11-14T22:13:25Z&step=1s"), Step::Minute, NOW).unwrap();
+        let rfc = parse_range(Some("from=2023-11-14T22%3A13%3A20Z&to=2023-11-14T22:13:25Z&step=1s"), Resolution::Minute, NOW).unwrap();
         assert_eq!((rfc.from, rfc.to), (1_700_000_000, 1_700_000_005));
     }
 
     #[test]
     fn rejects_bad_parameters() {
         for q in ["step=5m", "from=x", "from=2000&to=1000", "from=0&to=1700000000000&step=1s", "bogus=1"] {
-            assert!(parse_range(Some(q), Step::Minute, NOW).is_err(), "{q}");
+            assert!(parse_range(Some(q), Resolution::Minute, NOW).is_err(), "{q}");
         }
         assert_eq!(parse_limit(Some("limit=5")).unwrap(), 5);
         assert_eq!(parse_limit(None).unwrap(), 10);

@@ -26,9 +26,9 @@ use tally_model::timestamp::now_ms;
 use super::params::parse_range;
 use super::routes::{storage_error, Api};
 use crate::clickhouse::filters::VerdictCount;
-use crate::clickhouse::store::Step;
 use crate::registry::state::Action;
 use crate::registry::RegistryError;
+use crate::resolution::Resolution;
 use tally_filter::manifest::sha256_hex;
 
 /// One version pair's rollout, summed over the range.
@@ -183,7 +183,7 @@ impl Api {
             Ok(t) => t,
             Err(resp) => return resp,
         };
-        let range = match parse_range(req.uri().query(), Step::Minute, now_ms()) {
+        let range = match parse_range(req.uri().query(), Resolution::Minute, now_ms()) {
             Ok(r) => r,
             Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
         };

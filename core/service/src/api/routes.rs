@@ -9,10 +9,11 @@ use tally_model::tenant::{Role, TenantId, Tenants};
 use tally_model::timestamp::now_ms;
 
 use super::params::{parse_limit, parse_range, step_name, Range};
-use crate::clickhouse::store::{AdTotal, Point, Step, Totals};
+use crate::clickhouse::store::{AdTotal, Point, Totals};
 use crate::clickhouse::Store;
 use crate::metrics::{Metrics, RouteLabel};
 use crate::registry::Registry;
+use crate::resolution::Resolution;
 
 const DASHBOARD: &str = include_str!("dashboard.html");
 const OPENAPI: &str = include_str!("../../../../deploy/openapi/core.json");
@@ -137,7 +138,7 @@ impl Api {
     fn ranked_query(&self, req: &http::Request<RequestBody>) -> Result<(TenantId, Range, u32), Response> {
         let tenant = self.tenant(req)?;
         let query = req.uri().query();
-        let range = parse_range(query, Step::Minute, now_ms()).map_err(|reason| reply::error(StatusCode::BAD_REQUEST, reason))?;
+        let range = parse_range(query, Resolution::Minute, now_ms()).map_err(|reason| reply::error(StatusCode::BAD_REQUEST, reason))?;
         let limit = parse_limit(query).map_err(|reason| reply::error(StatusCode::BAD_REQUEST, reason))?;
         Ok((tenant, range, limit))
     }
@@ -159,7 +160,7 @@ impl Api {
         let Ok(ad_id) = ad.parse::<u64>() else {
             return reply::error(StatusCode::BAD_REQUEST, format!("ad_id {ad:?} is not an unsigned integer"));
         };
-        let range = match parse_range(req.uri().query(), Step::Minute, now_ms()) {
+        let range = match parse_range(req.uri().query(), Resolution::Minute, now_ms()) {
             Ok(r) => r,
             Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
         };
@@ -255,8 +256,8 @@ impl Api {
             Ok(t) => t,
             Err(resp) => return resp,
         };
-        let range = match parse_range(req.uri().query(), Step::Hour, now_ms()) {
-            Ok(r) if r.step == Step::Hour => r,
+        let range = match parse_range(req.uri().query(), Resolution::Hour, now_ms()) {
+            Ok(r) if r.step == Resolution::Hour => r,
             Ok(_) => return reply::error(StatusCode::BAD_REQUEST, "billing is hourly: step must be 1h"),
             Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
         };

@@ -21,6 +21,7 @@
 //!
 //! [`plan`] holds the decisions as pure functions.
 
+pub mod figures;
 pub mod finalizer;
 pub mod plan;
 pub mod reconcile;

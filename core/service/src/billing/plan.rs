@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::clickhouse::store::{Billed, LiveBilling};
+use super::figures::{Billed, LiveBilling};
 
 pub const HOUR_SECS: u32 = 3600;
 

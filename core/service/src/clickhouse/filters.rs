@@ -5,8 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::sql;
-use super::store::{err, Step};
+use super::store::err;
 use super::{Store, StoreError};
+use crate::resolution::Resolution;
 
 #[derive(Debug, Clone, Copy, clickhouse::Row, Deserialize, PartialEq, Eq)]
 pub struct FilteredPoint {
@@ -48,13 +49,13 @@ pub struct VerdictCount {
 }
 
 /// The bucket column (and table suffix) of a rollup step.
-fn bucket(step: Step) -> Result<&'static str, String> {
+fn bucket(step: Resolution) -> Result<&'static str, String> {
     step.rollup().map(|(_, bucket, _)| bucket).ok_or_else(|| "filtered clicks and dimensions have steps of 1m, 1h or 1d".to_string())
 }
 
 impl Store {
     /// Filtered clicks of an ad per bucket in `[from, to)`; `None` for 1s steps.
-    pub async fn filtered_series(&self, tenant: &str, ad_id: u64, from: u32, to: u32, step: Step) -> Result<Option<Vec<FilteredPoint>>, StoreError> {
+    pub async fn filtered_series(&self, tenant: &str, ad_id: u64, from: u32, to: u32, step: Resolution) -> Result<Option<Vec<FilteredPoint>>, StoreError> {
         let Ok(bucket) = bucket(step) else { return Ok(None) };
         let sql = sql::SERIES_FILTERED.replace("{bucket}", bucket);
         let rows = self.db.query(&sql).bind(tenant).bind(ad_id).bind(from).bind(to).fetch_all().await.map_err(err("querying filtered clicks"))?;
@@ -68,7 +69,7 @@ impl Store {
         dimension: &str,
         from: u32,
         to: u32,
-        step: Step,
+        step: Resolution,
         limit: u32,
     ) -> Result<Result<Vec<DimensionValue>, String>, StoreError> {
         let bucket = match bucket(step) {
@@ -81,7 +82,14 @@ impl Store {
     }
 
     /// A tenant's refused clicks per reason in `[from, to)`, most first.
-    pub async fn refused_reasons(&self, tenant: &str, from: u32, to: u32, step: Step, limit: u32) -> Result<Result<Vec<ReasonCount>, String>, StoreError> {
+    pub async fn refused_reasons(
+        &self,
+        tenant: &str,
+        from: u32,
+        to: u32,
+        step: Resolution,
+        limit: u32,
+    ) -> Result<Result<Vec<ReasonCount>, String>, StoreError> {
         let bucket = match bucket(step) {
             Ok(b) => b,
             Err(reason) => return Ok(Err(reason)),

@@ -13,6 +13,7 @@
 //! lacks `RowBinaryWithNamesAndTypes`), so every row struct's field order
 //! must equal its table's or query's column order.
 
+pub mod batch_store;
 pub mod filters;
 pub mod private_server;
 pub mod schema;

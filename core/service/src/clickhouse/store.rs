@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::schema::{statements, BOOTSTRAP, MIGRATIONS, MODERN};
 use super::sql;
-use tally_model::batch::BatchTotals;
+use crate::billing::figures::{Billed, LiveBilling};
+use crate::resolution::Resolution;
 
 const DATABASE: &str = "tally";
 
@@ -13,6 +14,10 @@ const DATABASE: &str = "tally";
 pub enum StoreError {
     #[error("ClickHouse {what}: {source}")]
     Query { what: String, source: clickhouse::error::Error },
+    /// The server answered something this code cannot mean: a query that
+    /// does not match the code, refused rather than guessed at.
+    #[error("ClickHouse {what}: unexpected {found}")]
+    Unexpected { what: &'static str, found: String },
 }
 
 pub(super) fn err(what: impl Into<String>) -> impl FnOnce(clickhouse::error::Error) -> StoreError {
@@ -20,36 +25,16 @@ pub(super) fn err(what: impl Into<String>) -> impl FnOnce(clickhouse::error::Err
     move |source| StoreError::Query { what, source }
 }
 
-/// The resolution of a query, and where its data lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    Second,
-    Minute,
-    Hour,
-    Day,
-}
-
-impl Step {
-    pub fn seconds(self) -> u32 {
-        match self {
-            Step::Second => 1,
-            Step::Minute => 60,
-            Step::Hour => 3600,
-            Step::Day => 86_400,
-        }
-    }
-
-    /// The rollup steps, each with its table.
-    pub const ROLLUPS: [Step; 3] = [Step::Minute, Step::Hour, Step::Day];
-
+/// Where the data of each resolution lives.
+impl Resolution {
     /// Rollup table, bucket column and the function mapping a second to its
     /// bucket; `None` for the per-second landing table.
     pub(super) fn rollup(self) -> Option<(&'static str, &'static str, &'static str)> {
         match self {
-            Step::Second => None,
-            Step::Minute => Some(("clicks_by_minute", "minute", "toStartOfMinute")),
-            Step::Hour => Some(("clicks_by_hour", "hour", "toStartOfHour")),
-            Step::Day => Some(("clicks_by_day", "day", "toStartOfDay")),
+            Resolution::Second => None,
+            Resolution::Minute => Some(("clicks_by_minute", "minute", "toStartOfMinute")),
+            Resolution::Hour => Some(("clicks_by_hour", "hour", "toStartOfHour")),
+            Resolution::Day => Some(("clicks_by_day", "day", "toStartOfDay")),
         }
     }
 
@@ -113,104 +98,6 @@ impl Family {
     }
 }
 
-/// A row of `tally.clicks_by_second`, in column order.
-#[derive(Debug, Clone, clickhouse::Row, Serialize)]
-pub struct LandingRow {
-    pub tenant: String,
-    pub ad_id: u64,
-    pub campaign_id: u64,
-    pub second: u32,
-    pub clicks: u64,
-    pub spend_micros: u64,
-    pub user_hashes: Vec<u64>,
-    pub edge: String,
-    pub batch_seq: u64,
-    pub row_idx: u32,
-}
-
-/// A row of `tally.click_records`, in column order.
-#[derive(Debug, Clone, clickhouse::Row, Serialize)]
-pub struct ClickRow {
-    pub tenant: String,
-    pub id_hi: u64,
-    pub id_lo: u64,
-    pub ad_id: u64,
-    pub campaign_id: u64,
-    pub ts_ms: u64,
-    pub second: u32,
-    pub cost_micros: u64,
-    pub verdict: u8,
-    pub accepted_ms: u64,
-    pub edge: String,
-    pub batch_seq: u64,
-    pub row_idx: u32,
-}
-
-/// A row of `tally.refused_events`, in column order.
-#[derive(Debug, Clone, clickhouse::Row, Serialize)]
-pub struct RefusedRow {
-    pub tenant: String,
-    pub id_hi: u64,
-    pub id_lo: u64,
-    pub ad_id: u64,
-    pub ts_ms: u64,
-    pub reason: String,
-    pub at: u32,
-    pub edge: String,
-    pub batch_seq: u64,
-    pub row_idx: u32,
-}
-
-/// A row of `tally.click_dimensions`, in column order.
-#[derive(Debug, Clone, clickhouse::Row, Serialize)]
-pub struct DimensionRow {
-    pub tenant: String,
-    pub ad_id: u64,
-    pub campaign_id: u64,
-    pub second: u32,
-    pub dimension: String,
-    pub value: String,
-    pub clicks: u64,
-    pub spend_micros: u64,
-    pub edge: String,
-    pub batch_seq: u64,
-    pub row_idx: u32,
-}
-
-/// A row of `tally.plugin_verdicts`, in column order.
-#[derive(Debug, Clone, clickhouse::Row, Serialize)]
-pub struct PluginVerdictRow {
-    pub tenant: String,
-    pub minute: u32,
-    pub active_version: u32,
-    pub candidate_version: u32,
-    pub mode: u8,
-    pub applied_candidate: u8,
-    pub active_code: u16,
-    pub candidate_code: u16,
-    pub clicks: u64,
-    pub edge: String,
-    pub batch_seq: u64,
-    pub row_idx: u32,
-}
-
-/// A row of `tally.batches`, the commit ledger, in column order.
-#[derive(Debug, Clone, clickhouse::Row, Serialize)]
-pub struct LedgerRow {
-    pub edge: String,
-    pub seq: u64,
-    pub state: u8,
-    pub rows: u32,
-    pub click_records: u32,
-    pub refused: u32,
-    pub clicks: u64,
-    pub checksum: u64,
-    pub min_second: u32,
-    pub max_second: u32,
-    pub low_watermark_ms: u64,
-    pub recorded_at: u32,
-}
-
 /// A row of `tally.billing_statements`, in column order.
 #[derive(Debug, Clone, clickhouse::Row, Serialize)]
 pub struct StatementRow {
@@ -229,14 +116,13 @@ struct FinalHourRow {
     finalized_at: u32,
 }
 
-/// Exact billing of one (tenant, hour, ad), from the click records.
-#[derive(Debug, Clone, clickhouse::Row, Deserialize, PartialEq, Eq)]
-pub struct LiveBilling {
-    pub tenant: String,
-    pub hour: u32,
-    pub ad_id: u64,
-    pub clicks: i64,
-    pub spend_micros: i64,
+#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
+struct LiveBillingRow {
+    tenant: String,
+    hour: u32,
+    ad_id: u64,
+    clicks: i64,
+    spend_micros: i64,
 }
 
 #[derive(Debug, Clone, clickhouse::Row, Deserialize)]
@@ -247,15 +133,14 @@ struct LiveBillingOneTenant {
     spend_micros: i64,
 }
 
-/// What the statements say of one (tenant, hour, ad).
-#[derive(Debug, Clone, clickhouse::Row, Deserialize, PartialEq, Eq)]
-pub struct Billed {
-    pub tenant: String,
-    pub hour: u32,
-    pub ad_id: u64,
-    pub clicks: i64,
-    pub spend_micros: i64,
-    pub adjustments: u64,
+#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
+struct BilledRow {
+    tenant: String,
+    hour: u32,
+    ad_id: u64,
+    clicks: i64,
+    spend_micros: i64,
+    adjustments: u64,
 }
 
 #[derive(Debug, Clone, clickhouse::Row, Deserialize)]
@@ -318,18 +203,6 @@ pub struct AdTotal {
     pub ad_id: u64,
     pub clicks: u64,
     pub spend_micros: u64,
-}
-
-#[derive(Debug, clickhouse::Row, Deserialize)]
-struct LedgerState {
-    seq: u64,
-    state: u8,
-}
-
-#[derive(Debug, clickhouse::Row, Deserialize)]
-struct PartRow {
-    part: u8,
-    row_idx: u32,
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
@@ -419,72 +292,6 @@ impl Store {
         Ok(done)
     }
 
-    /// Highest ledger state per seq of `edge` in `[lo, hi]` (absent = none).
-    pub async fn ledger_states(&self, edge: &str, lo: u64, hi: u64) -> Result<Vec<(u64, u8)>, StoreError> {
-        let rows = self.db.query(sql::LEDGER_STATES).bind(edge).bind(lo).bind(hi).fetch_all::<LedgerState>().await.map_err(err("reading the batch ledger"))?;
-        Ok(rows.into_iter().map(|r| (r.seq, r.state)).collect())
-    }
-
-    /// Row indices of a batch already present, per part (see `plan::PARTS`).
-    /// The ranges bound the scan to the partitions the batch can be in.
-    pub async fn batch_rows_present(&self, edge: &str, seq: u64, totals: &BatchTotals) -> Result<Vec<(usize, u32)>, StoreError> {
-        let (lo, hi) = (totals.min_second, totals.max_second);
-        let (decided_lo, decided_hi) = (totals.min_decided, totals.max_decided);
-        let rows = self
-            .db
-            .query(sql::BATCH_ROWS_PRESENT)
-            .bind(edge)
-            .bind(seq)
-            .bind(lo)
-            .bind(hi)
-            .bind(edge)
-            .bind(seq)
-            .bind(lo)
-            .bind(hi)
-            .bind(edge)
-            .bind(seq)
-            .bind(decided_lo)
-            .bind(decided_hi)
-            .bind(edge)
-            .bind(seq)
-            .bind(lo)
-            .bind(hi)
-            .bind(edge)
-            .bind(seq)
-            .bind(decided_lo)
-            .bind(decided_hi)
-            .fetch_all::<PartRow>()
-            .await
-            .map_err(err("probing the rows of a batch"))?;
-        Ok(rows.into_iter().map(|r| (r.part as usize, r.row_idx)).collect())
-    }
-
-    pub async fn insert_ledger(&self, rows: &[LedgerRow]) -> Result<(), StoreError> {
-        self.insert_rows("batches", rows, None).await
-    }
-
-    /// One INSERT for all rows; the materialized views fire on it. `token`
-    /// names the rows (same rows, same token) for servers that deduplicate.
-    pub async fn insert_landing(&self, rows: &[LandingRow], token: &str) -> Result<(), StoreError> {
-        self.insert_rows("clicks_by_second", rows, Some(token)).await
-    }
-
-    pub async fn insert_click_records(&self, rows: &[ClickRow], token: &str) -> Result<(), StoreError> {
-        self.insert_rows("click_records", rows, Some(token)).await
-    }
-
-    pub async fn insert_refused(&self, rows: &[RefusedRow], token: &str) -> Result<(), StoreError> {
-        self.insert_rows("refused_events", rows, Some(token)).await
-    }
-
-    pub async fn insert_dimensions(&self, rows: &[DimensionRow], token: &str) -> Result<(), StoreError> {
-        self.insert_rows("click_dimensions", rows, Some(token)).await
-    }
-
-    pub async fn insert_plugin_verdicts(&self, rows: &[PluginVerdictRow], token: &str) -> Result<(), StoreError> {
-        self.insert_rows("plugin_verdicts", rows, Some(token)).await
-    }
-
     pub async fn insert_statements(&self, rows: &[StatementRow]) -> Result<(), StoreError> {
         self.insert_rows("billing_statements", rows, None).await
     }
@@ -494,7 +301,7 @@ impl Store {
         self.insert_rows("billing_final_hours", &rows, None).await
     }
 
-    async fn insert_rows<T>(&self, table: &str, rows: &[T], token: Option<&str>) -> Result<(), StoreError>
+    pub(super) async fn insert_rows<T>(&self, table: &str, rows: &[T], token: Option<&str>) -> Result<(), StoreError>
     where
         T: clickhouse::Row + clickhouse::RowWrite + for<'a> clickhouse::Row<Value<'a> = T>,
     {
@@ -525,11 +332,16 @@ impl Store {
     }
 
     pub async fn billing_live_all(&self, from: u32, to: u32) -> Result<Vec<LiveBilling>, StoreError> {
-        self.db.query(sql::BILLING_LIVE_ALL_TENANTS).bind(from).bind(to).fetch_all().await.map_err(err("computing billing"))
+        let rows = self.db.query(sql::BILLING_LIVE_ALL_TENANTS).bind(from).bind(to).fetch_all::<LiveBillingRow>().await.map_err(err("computing billing"))?;
+        Ok(rows.into_iter().map(|r| LiveBilling { tenant: r.tenant, hour: r.hour, ad_id: r.ad_id, clicks: r.clicks, spend_micros: r.spend_micros }).collect())
     }
 
     pub async fn billing_statements(&self, from: u32, to: u32) -> Result<Vec<Billed>, StoreError> {
-        self.db.query(sql::BILLING_STATEMENTS).bind(from).bind(to).fetch_all().await.map_err(err("reading billing statements"))
+        let rows = self.db.query(sql::BILLING_STATEMENTS).bind(from).bind(to).fetch_all::<BilledRow>().await.map_err(err("reading billing statements"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Billed { tenant: r.tenant, hour: r.hour, ad_id: r.ad_id, clicks: r.clicks, spend_micros: r.spend_micros, adjustments: r.adjustments })
+            .collect())
     }
 
     pub async fn final_hours(&self, from: u32, to: u32) -> Result<Vec<u32>, StoreError> {
@@ -557,7 +369,7 @@ impl Store {
     /// deltas (click rollups: users as the landing users, a union, so
     /// re-adding is harmless). Idempotent; a rollup holding more than its
     /// landing table is left for a person to look at.
-    pub async fn repair_rollup(&self, family: Family, step: Step, from: u32, to: u32) -> Result<(), StoreError> {
+    pub async fn repair_rollup(&self, family: Family, step: Resolution, from: u32, to: u32) -> Result<(), StoreError> {
         let Some((_, bucket, bucket_fn)) = step.rollup() else { return Ok(()) };
         let table = format!("{}_by_{bucket}", family.name());
         let sql = family.queries().repair.replace("{table}", &table).replace("{bucket}", bucket).replace("{fn}", bucket_fn);
@@ -573,11 +385,11 @@ impl Store {
     }
 
     /// Buckets with data in `[from, to)` (seconds, aligned to the step).
-    pub async fn series(&self, tenant: &str, ad_id: u64, from: u32, to: u32, step: Step) -> Result<Vec<Point>, StoreError> {
+    pub async fn series(&self, tenant: &str, ad_id: u64, from: u32, to: u32, step: Resolution) -> Result<Vec<Point>, StoreError> {
         self.db.query(&step.series_sql()).bind(tenant).bind(ad_id).bind(from).bind(to).fetch_all::<Point>().await.map_err(err("querying a click series"))
     }
 
-    pub async fn totals(&self, tenant: &str, ad_id: u64, from: u32, to: u32, step: Step) -> Result<Totals, StoreError> {
+    pub async fn totals(&self, tenant: &str, ad_id: u64, from: u32, to: u32, step: Resolution) -> Result<Totals, StoreError> {
         self.db.query(&step.total_sql()).bind(tenant).bind(ad_id).bind(from).bind(to).fetch_one::<Totals>().await.map_err(err("querying click totals"))
     }
 

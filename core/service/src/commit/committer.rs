@@ -1,7 +1,7 @@
 //! The shell around [`super::plan`]: one task that takes batches from the
 //! receiver, groups whatever is waiting (no timer: a group is what queued
-//! up while the previous group committed), runs the protocol against
-//! ClickHouse and answers each batch.
+//! up while the previous group committed), runs the protocol against a
+//! [`BatchStore`] and answers each batch.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -14,9 +14,9 @@ use tally_model::batch::{Batch, BatchTotals, RefusalReason};
 use tally_model::reply::{Reply, Status};
 use tally_model::timestamp::now_ms;
 
-use super::plan::{decide, first_occurrences, resume, steps, Decision, LedgerState, Step, PARTS};
-use crate::clickhouse::store::{ClickRow, DimensionRow, LandingRow, LedgerRow, PluginVerdictRow, RefusedRow};
-use crate::clickhouse::{Store, StoreError};
+use super::batch_store::{BatchStore, PartRows};
+use super::plan::{decide, first_occurrences, resume, writes, Counts, Decision, LedgerState, Part, PerPart, Write};
+use super::rows::{ClickRow, DimensionRow, LandingRow, LedgerRow, PluginVerdictRow, RefusedRow};
 use crate::metrics::Metrics;
 
 /// Most batches committed in one group.
@@ -28,21 +28,59 @@ pub struct Job {
     pub reply: oneshot::Sender<Reply>,
 }
 
-struct Entry {
+/// A batch of a group, with what the protocol needs to know of it.
+pub struct Entry {
     batch: Batch,
     checksum: u64,
     totals: BatchTotals,
 }
 
 impl Entry {
-    /// Rows per part, in the order of `plan::PARTS`.
-    fn counts(&self) -> [u32; PARTS] {
-        [self.totals.rows, self.totals.click_records, self.totals.refused, self.totals.dims, self.totals.verdicts]
+    pub fn new(batch: Batch, checksum: u64) -> Entry {
+        Entry { totals: batch.totals(), batch, checksum }
+    }
+
+    fn key(&self) -> (String, u64) {
+        (self.batch.edge.clone(), self.batch.seq)
+    }
+
+    fn counts(&self) -> Counts {
+        let t = &self.totals;
+        PerPart::from_fn(|part| match part {
+            Part::Landing => t.rows,
+            Part::Clicks => t.click_records,
+            Part::Refused => t.refused,
+            Part::Dimensions => t.dims,
+            Part::Verdicts => t.verdicts,
+        })
     }
 }
 
-pub async fn run(store: Store, metrics: Arc<Metrics>, mut jobs: mpsc::Receiver<Job>, abort_after_inserts: Option<u64>) {
+/// How the protocol ended for one batch of a group that completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Committed,
+    /// Committed earlier with the same content.
+    Duplicate,
+    /// Its `(edge, seq)` was recorded with another checksum.
+    Conflict {
+        recorded: u64,
+    },
+    /// The ledger holds a state byte this core does not know.
+    Unreadable {
+        state: u8,
+    },
+}
+
+pub async fn run<S: BatchStore>(store: S, metrics: Arc<Metrics>, mut jobs: mpsc::Receiver<Job>, abort_after_inserts: Option<u64>) {
     let mut inserting_groups = 0u64;
+    let mut after_inserts = || {
+        inserting_groups += 1;
+        if abort_after_inserts == Some(inserting_groups) {
+            tracing::error!("fault injection: aborting between insert and ledger commit");
+            std::process::abort();
+        }
+    };
     while let Some(first) = jobs.recv().await {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -51,100 +89,116 @@ pub async fn run(store: Store, metrics: Arc<Metrics>, mut jobs: mpsc::Receiver<J
                 Err(_) => break,
             }
         }
-        let started = Instant::now();
-        let keys: Vec<(String, u64)> = group.iter().map(|j| (j.batch.edge.clone(), j.batch.seq)).collect();
-        let unique: BTreeSet<usize> = first_occurrences(&keys).into_iter().collect();
-        let mut replies: Vec<oneshot::Sender<Reply>> = Vec::with_capacity(group.len());
-        let mut entries = Vec::with_capacity(unique.len());
-        let mut waiters: BTreeMap<(String, u64), Vec<oneshot::Sender<Reply>>> = BTreeMap::new();
-        for (i, job) in group.into_iter().enumerate() {
-            if unique.contains(&i) {
-                entries.push(Entry { totals: job.batch.totals(), batch: job.batch, checksum: job.checksum });
-                replies.push(job.reply);
+        answer_group(&store, &metrics, group, &mut after_inserts).await;
+    }
+}
+
+/// Commits one group and answers every job in it. A batch sent twice in
+/// one group (a re-send that queued behind its first copy) is committed
+/// once; its other copies get the same answer, `Duplicate` if it is done.
+pub async fn answer_group<S: BatchStore>(store: &S, metrics: &Metrics, group: Vec<Job>, after_inserts: &mut impl FnMut()) {
+    let started = Instant::now();
+    let keys: Vec<(String, u64)> = group.iter().map(|j| (j.batch.edge.clone(), j.batch.seq)).collect();
+    let unique: BTreeSet<usize> = first_occurrences(&keys).into_iter().collect();
+    let mut replies: Vec<oneshot::Sender<Reply>> = Vec::with_capacity(unique.len());
+    let mut entries = Vec::with_capacity(unique.len());
+    let mut waiters: BTreeMap<(String, u64), Vec<oneshot::Sender<Reply>>> = BTreeMap::new();
+    for (i, job) in group.into_iter().enumerate() {
+        if unique.contains(&i) {
+            entries.push(Entry::new(job.batch, job.checksum));
+            replies.push(job.reply);
+        } else {
+            waiters.entry(keys[i].clone()).or_default().push(job.reply);
+        }
+    }
+    let outcome = commit_group(store, &entries, after_inserts).await;
+    metrics.commit_groups.inc();
+    metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+    for (i, (entry, reply)) in entries.iter().zip(replies).enumerate() {
+        let answer = match &outcome {
+            Ok(outcomes) => answer(metrics, entry, outcomes[i]),
+            Err(e) => Reply::new(Status::Retry, e.to_string()),
+        };
+        for extra in waiters.remove(&entry.key()).unwrap_or_default() {
+            let copy = if answer.is_done() {
+                metrics.batches_duplicate.inc();
+                Reply::new(Status::Duplicate, "")
             } else {
-                waiters.entry(keys[i].clone()).or_default().push(job.reply);
-            }
-        }
-        let outcome = commit_group(&store, &entries, &mut || {
-            inserting_groups += 1;
-            if abort_after_inserts == Some(inserting_groups) {
-                tracing::error!("fault injection: aborting between insert and ledger commit");
-                std::process::abort();
-            }
-        })
-        .await;
-        metrics.commit_groups.inc();
-        metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-        for (entry, reply) in entries.iter().zip(replies) {
-            let answer = match &outcome {
-                Ok(duplicates) if duplicates.contains(&(entry.batch.edge.clone(), entry.batch.seq)) => {
-                    metrics.batches_duplicate.inc();
-                    Reply::new(Status::Duplicate, "")
-                }
-                Ok(_) => {
-                    metrics.batches_committed.inc();
-                    metrics.clicks_committed.inc_by(entry.totals.clicks);
-                    Reply::new(Status::Committed, "")
-                }
-                Err(e) => Reply::new(Status::Retry, e.to_string()),
+                answer.clone()
             };
-            // Re-sends that queued behind their first copy are duplicates of it.
-            for extra in waiters.remove(&(entry.batch.edge.clone(), entry.batch.seq)).unwrap_or_default() {
-                let dup = if answer.is_done() {
-                    metrics.batches_duplicate.inc();
-                    Reply::new(Status::Duplicate, "")
-                } else {
-                    answer.clone()
-                };
-                let _ = extra.send(dup);
-            }
-            let _ = reply.send(answer);
+            let _ = extra.send(copy);
         }
-        if let Err(e) = outcome {
-            metrics.commit_errors.inc();
-            tracing::warn!(error = %e, batches = entries.len(), "group commit failed; edges will re-send");
+        let _ = reply.send(answer);
+    }
+    if let Err(e) = outcome {
+        metrics.commit_errors.inc();
+        tracing::warn!(error = %e, batches = entries.len(), "group commit failed; edges will re-send");
+    }
+}
+
+fn answer(metrics: &Metrics, entry: &Entry, outcome: Outcome) -> Reply {
+    let (edge, seq) = (&entry.batch.edge, entry.batch.seq);
+    match outcome {
+        Outcome::Committed => {
+            metrics.batches_committed.inc();
+            metrics.clicks_committed.inc_by(entry.totals.clicks);
+            Reply::new(Status::Committed, "")
+        }
+        Outcome::Duplicate => {
+            metrics.batches_duplicate.inc();
+            Reply::new(Status::Duplicate, "")
+        }
+        Outcome::Conflict { recorded } => {
+            metrics.batches_conflicting.inc();
+            tracing::error!(
+                edge = %edge, seq, recorded = format_args!("{recorded:016x}"), sent = format_args!("{:016x}", entry.checksum),
+                "batch conflict: this batch id was committed with other content; refused, nothing written"
+            );
+            Reply::new(
+                Status::Rejected,
+                format!(
+                    "conflict: batch {edge}/{seq} is recorded with checksum {recorded:016x}, this one has {:016x}; a batch id names one content forever, so it was not committed (an edge that reused its sequence numbers, e.g. a restored or copied spool)",
+                    entry.checksum
+                ),
+            )
+        }
+        Outcome::Unreadable { state } => {
+            metrics.ledger_unreadable.inc();
+            tracing::error!(edge = %edge, seq, state, "the ledger holds a state this core does not know; batch kept by its edge");
+            Reply::new(Status::Retry, format!("the ledger holds state {state} for batch {edge}/{seq}, which this core does not know (a damaged ledger or a newer release); retry against a core that reads it"))
         }
     }
 }
 
-/// Runs the protocol for one group; returns the identities that were
-/// already committed (answered `Duplicate`).
+/// Runs the protocol for one group of distinct batches; returns how it
+/// ended for each, or the store's error (then every batch is retried).
 #[tracing::instrument(name = "commit_group", skip_all, fields(batches = entries.len()))]
-async fn commit_group(store: &Store, entries: &[Entry], after_inserts: &mut impl FnMut()) -> Result<BTreeSet<(String, u64)>, StoreError> {
-    // 1. Ledger states, one query per edge.
+pub async fn commit_group<S: BatchStore>(store: &S, entries: &[Entry], after_inserts: &mut impl FnMut()) -> Result<Vec<Outcome>, S::Error> {
+    // 1. Ledger entries, one query per edge.
     let mut by_edge: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for e in entries {
         let range = by_edge.entry(&e.batch.edge).or_insert((e.batch.seq, e.batch.seq));
         range.0 = range.0.min(e.batch.seq);
         range.1 = range.1.max(e.batch.seq);
     }
-    let mut states: BTreeMap<(String, u64), LedgerState> = BTreeMap::new();
+    let mut ledger = BTreeMap::new();
     for (edge, (lo, hi)) in by_edge {
-        for (seq, state) in store.ledger_states(edge, lo, hi).await? {
-            states.insert((edge.to_string(), seq), LedgerState::from_db(state));
+        for (seq, entry) in store.ledger(edge, lo, hi).await? {
+            ledger.insert((edge.to_string(), seq), entry);
         }
     }
     // 2-3. Decide, probing interrupted batches.
     let mut decisions = Vec::with_capacity(entries.len());
-    let mut duplicates = BTreeSet::new();
     for e in entries {
-        let key = (e.batch.edge.clone(), e.batch.seq);
-        let state = states.get(&key).copied().unwrap_or(LedgerState::Absent);
-        let decision = match decide(state) {
+        let decision = match decide(ledger.get(&e.key()).copied(), e.checksum) {
             Decision::Probe => {
-                let mut present: [BTreeSet<u32>; PARTS] = Default::default();
-                for (part, idx) in store.batch_rows_present(&e.batch.edge, e.batch.seq, &e.totals).await? {
-                    if part < PARTS {
-                        present[part].insert(idx);
-                    }
+                let mut present: PerPart<BTreeSet<u32>> = PerPart::default();
+                for (part, idx) in store.rows_present(&e.batch.edge, e.batch.seq, &e.totals).await? {
+                    present[part].insert(idx);
                 }
-                let found: usize = present.iter().map(BTreeSet::len).sum();
+                let found: usize = present.0.iter().map(BTreeSet::len).sum();
                 tracing::info!(edge = %e.batch.edge, seq = e.batch.seq, present = found, "resuming an interrupted commit");
                 resume(e.counts(), &present)
-            }
-            Decision::Duplicate => {
-                duplicates.insert(key);
-                Decision::Duplicate
             }
             d => d,
         };
@@ -152,30 +206,42 @@ async fn commit_group(store: &Store, entries: &[Entry], after_inserts: &mut impl
     }
     // 3-4. Writes, in protocol order.
     let mut wrote = false;
-    for step in steps(&decisions) {
-        match step {
-            Step::Start(ix) => store.insert_ledger(&ledger_rows(entries, &ix, LedgerState::Started)).await?,
-            Step::Insert { part, rows } => {
+    for write in writes(&decisions) {
+        match write {
+            Write::Start(ix) => store.append_ledger(&ledger_rows(entries, &ix, LedgerState::Started)).await?,
+            Write::Insert { part, rows } => {
                 wrote = true;
-                let token = insert_token(entries, part, &rows);
-                match part {
-                    0 => store.insert_landing(&landing_rows(entries, &rows), &token).await?,
-                    1 => store.insert_click_records(&click_rows(entries, &rows), &token).await?,
-                    2 => store.insert_refused(&refused_rows(entries, &rows), &token).await?,
-                    3 => store.insert_dimensions(&dimension_rows(entries, &rows), &token).await?,
-                    _ => store.insert_plugin_verdicts(&verdict_rows(entries, &rows), &token).await?,
-                }
+                store.insert(&part_rows(entries, part, &rows), &insert_token(entries, part, &rows)).await?;
             }
-            Step::Finish(ix) => {
+            Write::Finish(ix) => {
                 // Only groups that wrote rows count (not empty heartbeats).
                 if wrote {
                     after_inserts();
                 }
-                store.insert_ledger(&ledger_rows(entries, &ix, LedgerState::Committed)).await?
+                store.append_ledger(&ledger_rows(entries, &ix, LedgerState::Committed)).await?
             }
         }
     }
-    Ok(duplicates)
+    Ok(decisions
+        .iter()
+        .map(|(_, d)| match d {
+            Decision::Duplicate => Outcome::Duplicate,
+            Decision::Conflict { recorded } => Outcome::Conflict { recorded: *recorded },
+            Decision::Unreadable { state } => Outcome::Unreadable { state: *state },
+            Decision::Fresh | Decision::Resume { .. } => Outcome::Committed,
+            Decision::Probe => unreachable!("resolved above"),
+        })
+        .collect())
+}
+
+fn part_rows(entries: &[Entry], part: Part, rows: &[(usize, Vec<u32>)]) -> PartRows {
+    match part {
+        Part::Landing => PartRows::Landing(landing_rows(entries, rows)),
+        Part::Clicks => PartRows::Clicks(click_rows(entries, rows)),
+        Part::Refused => PartRows::Refused(refused_rows(entries, rows)),
+        Part::Dimensions => PartRows::Dimensions(dimension_rows(entries, rows)),
+        Part::Verdicts => PartRows::Verdicts(verdict_rows(entries, rows)),
+    }
 }
 
 fn ledger_rows(entries: &[Entry], ix: &[usize], state: LedgerState) -> Vec<LedgerRow> {
@@ -186,7 +252,7 @@ fn ledger_rows(entries: &[Entry], ix: &[usize], state: LedgerState) -> Vec<Ledge
             LedgerRow {
                 edge: e.batch.edge.clone(),
                 seq: e.batch.seq,
-                state: state as u8,
+                state: state.to_db(),
                 rows: e.totals.rows,
                 click_records: e.totals.click_records,
                 refused: e.totals.refused,
@@ -204,7 +270,7 @@ fn ledger_rows(entries: &[Entry], ix: &[usize], state: LedgerState) -> Vec<Ledge
 /// Names the exact rows of one INSERT: the same rows of the same batches
 /// always give the same token, so a server that deduplicates by token drops
 /// a re-sent insert (a second line behind the ledger).
-fn insert_token(entries: &[Entry], part: usize, wanted: &[(usize, Vec<u32>)]) -> String {
+fn insert_token(entries: &[Entry], part: Part, wanted: &[(usize, Vec<u32>)]) -> String {
     let mut h = Xxh3::new();
     for (i, idxs) in wanted {
         let batch = &entries[*i].batch;
@@ -216,7 +282,7 @@ fn insert_token(entries: &[Entry], part: usize, wanted: &[(usize, Vec<u32>)]) ->
             h.update(&idx.to_le_bytes());
         }
     }
-    format!("tally-{part}-{:032x}", h.digest128())
+    format!("tally-{}-{:032x}", part as u8, h.digest128())
 }
 
 /// Picks the wanted `(batch, row indices)` out of one part of the entries.

@@ -34,8 +34,10 @@
 //! [`plan`] holds the decisions as a pure function; [`committer`] is the
 //! shell that does the I/O and groups batches.
 
+pub mod batch_store;
 pub mod committer;
 pub mod plan;
+pub mod rows;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,24 @@
+//! What billing compares: the exact count from the click records and what
+//! the statements say, per (tenant, hour, ad). Plain values, so the pure
+//! [`super::plan`] does not depend on the storage layer that reads them.
+
+/// Exact billing of one (tenant, hour, ad), from the click records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveBilling {
+    pub tenant: String,
+    pub hour: u32,
+    pub ad_id: u64,
+    pub clicks: i64,
+    pub spend_micros: i64,
+}
+
+/// What the statements say of one (tenant, hour, ad).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Billed {
+    pub tenant: String,
+    pub hour: u32,
+    pub ad_id: u64,
+    pub clicks: i64,
+    pub spend_micros: i64,
+    pub adjustments: u64,
+}

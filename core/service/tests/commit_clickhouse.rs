@@ -1,0 +1,119 @@
+//! The commit protocol's ClickHouse store against a real server (a private
+//! 18.16 `clickhouse-server`): the ledger decodes strictly, the probe finds
+//! rows of every part, a resumed commit adds only what is missing, and a
+//! batch id recorded with other content is refused before any row.
+
+use tally_core::clickhouse::private_server::PrivateServer;
+use tally_core::clickhouse::Store;
+use tally_core::commit::batch_store::{BatchStore, PartRows};
+use tally_core::commit::committer::{commit_group, Entry, Outcome};
+use tally_core::commit::plan::{LedgerState, Part};
+use tally_core::commit::rows::{LandingRow, LedgerRow};
+use tally_model::batch::{Batch, ClickRecord, RefusalReason, RefusedRecord, SecondRow, TenantRows};
+
+fn batch(seq: u64, clicks: u64) -> Batch {
+    let second = 1_795_428_000;
+    let tenant = TenantRows {
+        tenant: "acme".into(),
+        rows: vec![SecondRow { ad_id: 42, campaign_id: 7, second, clicks, spend_micros: 10 * clicks, user_hashes: vec![] }],
+        clicks: (0..clicks)
+            .map(|i| ClickRecord {
+                id_hi: seq,
+                id_lo: i,
+                ad_id: 42,
+                campaign_id: 7,
+                ts_ms: second as u64 * 1000,
+                cost_micros: 10,
+                verdict: 0,
+                accepted_ms: second as u64 * 1000,
+            })
+            .collect(),
+        refused: vec![RefusedRecord { id_hi: 9, id_lo: seq, ad_id: 42, ts_ms: 1000, reason: RefusalReason::TooLate, code: 0, at_ms: second as u64 * 1000 }],
+        dims: vec![],
+        verdicts: vec![],
+    };
+    Batch { edge: "edge-t".into(), seq, sealed_at_ms: 0, low_watermark_ms: 0, wal_from: 0, wal_to: 1, tenants: vec![tenant] }
+}
+
+async fn present(store: &Store, b: &Batch) -> Vec<(Part, u32)> {
+    let mut rows = store.rows_present(&b.edge, b.seq, &b.totals()).await.unwrap();
+    rows.sort();
+    rows
+}
+
+fn ledger_row(b: &Batch, state: u8, checksum: u64) -> LedgerRow {
+    let t = b.totals();
+    LedgerRow {
+        edge: b.edge.clone(),
+        seq: b.seq,
+        state,
+        rows: t.rows,
+        click_records: t.click_records,
+        refused: t.refused,
+        clicks: t.clicks,
+        checksum,
+        min_second: t.min_second,
+        max_second: t.max_second,
+        low_watermark_ms: 0,
+        recorded_at: 0,
+    }
+}
+
+#[tokio::test]
+async fn the_clickhouse_store_keeps_the_protocol() {
+    if !std::path::Path::new("/usr/sbin/clickhouse-server").exists() && std::env::var_os("TALLY_CLICKHOUSE_SERVER").is_none() {
+        panic!("clickhouse-server is not installed: run deploy/dev/setup.sh");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = PrivateServer::start(dir.path()).await.unwrap();
+    let store = Store::connect(&server.http_url(), None, None).await.unwrap();
+    store.migrate().await.unwrap();
+
+    // A fresh batch commits; a re-send is a duplicate and adds nothing.
+    let b1 = batch(1, 3);
+    let outcome = commit_group(&store, &[Entry::new(b1.clone(), 0xA1)], &mut || {}).await.unwrap();
+    assert_eq!(outcome, [Outcome::Committed]);
+    let all = present(&store, &b1).await;
+    assert_eq!(all, [(Part::Landing, 0), (Part::Clicks, 0), (Part::Clicks, 1), (Part::Clicks, 2), (Part::Refused, 0)]);
+    assert_eq!(commit_group(&store, &[Entry::new(b1.clone(), 0xA1)], &mut || {}).await.unwrap(), [Outcome::Duplicate]);
+    assert_eq!(present(&store, &b1).await, all);
+
+    // Other content under a committed id: refused, nothing written.
+    let forged = batch(1, 5);
+    assert_eq!(commit_group(&store, &[Entry::new(forged.clone(), 0xBAD)], &mut || {}).await.unwrap(), [Outcome::Conflict { recorded: 0xA1 }]);
+    assert_eq!(present(&store, &forged).await, all);
+
+    // An attempt that died after `Started` and part of an insert resumes
+    // with exactly the missing rows.
+    let b2 = batch(2, 2);
+    store.append_ledger(&[ledger_row(&b2, LedgerState::STARTED, 0xB2)]).await.unwrap();
+    let r = &b2.tenants[0].rows[0];
+    let landed = LandingRow {
+        tenant: "acme".into(),
+        ad_id: r.ad_id,
+        campaign_id: r.campaign_id,
+        second: r.second,
+        clicks: r.clicks,
+        spend_micros: r.spend_micros,
+        user_hashes: vec![],
+        edge: b2.edge.clone(),
+        batch_seq: b2.seq,
+        row_idx: 0,
+    };
+    store.insert(&PartRows::Landing(vec![landed]), "tally-test-partial").await.unwrap();
+    assert_eq!(present(&store, &b2).await, [(Part::Landing, 0)]);
+    let resumed = commit_group(&store, &[Entry::new(b2.clone(), 0xB2)], &mut || {}).await.unwrap();
+    assert_eq!(resumed, [Outcome::Committed]);
+    let after = present(&store, &b2).await;
+    assert_eq!(after, [(Part::Landing, 0), (Part::Clicks, 0), (Part::Clicks, 1), (Part::Refused, 0)]);
+    assert_eq!(commit_group(&store, &[Entry::new(b2.clone(), 0xB2)], &mut || {}).await.unwrap(), [Outcome::Duplicate]);
+    assert_eq!(present(&store, &b2).await, after);
+
+    // A state byte from a damaged ledger or a newer release is not read as committed.
+    let b3 = batch(3, 1);
+    store.append_ledger(&[ledger_row(&b3, 7, 0xC3)]).await.unwrap();
+    assert_eq!(commit_group(&store, &[Entry::new(b3.clone(), 0xC3)], &mut || {}).await.unwrap(), [Outcome::Unreadable { state: 7 }]);
+    assert!(present(&store, &b3).await.is_empty());
+
+    server.stop().await;
+}
