@@ -1,7 +1,7 @@
 //! A filter's answer, checked against the contract's shape and size limits
 //! before the edge believes a word of it.
 
-use crate::host::{Strings, Verdicts};
+use crate::contract::{Strings, Verdicts};
 
 /// Tags allowed per batch: this many per click, on average (a tenant's
 /// limits may allow fewer).
@@ -54,16 +54,37 @@ impl Answer {
     }
 }
 
+/// How an answer broke the contract.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadAnswer {
+    #[error("{codes} verdicts for {clicks} clicks")]
+    Codes { codes: usize, clicks: usize },
+    #[error("{tags} tags for {clicks} clicks (at most {max} per click)")]
+    TooManyTags { tags: usize, clicks: usize, max: usize },
+    #[error("{strings} {what}s for {tags} tags")]
+    Strings { what: &'static str, strings: usize, tags: usize },
+    #[error("{what} offsets out of order or past the arena")]
+    Offsets { what: &'static str },
+    #[error("a {what} of {len} bytes (at most {max})")]
+    TooLong { what: &'static str, len: usize, max: usize },
+    #[error("a {what} is not UTF-8")]
+    NotUtf8 { what: &'static str },
+    #[error("a tag names click {click} of a {clicks}-click batch")]
+    NoSuchClick { click: u32, clicks: usize },
+    #[error("click {click} is tagged {key:?} twice")]
+    TaggedTwice { click: u32, key: String },
+}
+
 /// Checks an answer for a batch of `clicks` clicks, allowed
 /// `tags_per_click` tags per click on average.
-pub fn check(v: Verdicts, clicks: usize, tags_per_click: usize) -> Result<Answer, String> {
+pub fn check(v: Verdicts, clicks: usize, tags_per_click: usize) -> Result<Answer, BadAnswer> {
     if v.codes.len() != clicks {
-        return Err(format!("{} verdicts for {} clicks", v.codes.len(), clicks));
+        return Err(BadAnswer::Codes { codes: v.codes.len(), clicks });
     }
     let n = v.tag_click.len();
     let max_tags = tags_per_click.min(MAX_TAGS_PER_CLICK);
     if n > clicks * max_tags {
-        return Err(format!("{n} tags for {clicks} clicks (at most {max_tags} per click)"));
+        return Err(BadAnswer::TooManyTags { tags: n, clicks, max: max_tags });
     }
     let keys = split(&v.tag_keys, n, MAX_TAG_KEY_BYTES, "tag key")?;
     let values = split(&v.tag_values, n, MAX_TAG_VALUE_BYTES, "tag value")?;
@@ -73,10 +94,10 @@ pub fn check(v: Verdicts, clicks: usize, tags_per_click: usize) -> Result<Answer
     let mut tags = Vec::with_capacity(n);
     for ((&click, key), value) in v.tag_click.iter().zip(keys).zip(values) {
         if click as usize >= clicks {
-            return Err(format!("a tag names click {click} of a {clicks}-click batch"));
+            return Err(BadAnswer::NoSuchClick { click, clicks });
         }
         if !seen.insert((click, key)) {
-            return Err(format!("click {click} is tagged {key:?} twice"));
+            return Err(BadAnswer::TaggedTwice { click, key: key.to_owned() });
         }
         tags.push(Tag { click, key: key.to_owned(), value: value.to_owned() });
     }
@@ -84,21 +105,21 @@ pub fn check(v: Verdicts, clicks: usize, tags_per_click: usize) -> Result<Answer
 }
 
 /// The `n` strings of an arena, each at most `max` bytes of UTF-8.
-fn split<'a>(s: &'a Strings, n: usize, max: usize, what: &str) -> Result<Vec<&'a str>, String> {
+fn split<'a>(s: &'a Strings, n: usize, max: usize, what: &'static str) -> Result<Vec<&'a str>, BadAnswer> {
     if s.ends.len() != n {
-        return Err(format!("{} {what}s for {n} tags", s.ends.len()));
+        return Err(BadAnswer::Strings { what, strings: s.ends.len(), tags: n });
     }
     let mut out = Vec::with_capacity(n);
     let mut start = 0usize;
     for &end in &s.ends {
         let end = end as usize;
         if end < start || end > s.bytes.len() {
-            return Err(format!("{what} offsets out of order or past the arena"));
+            return Err(BadAnswer::Offsets { what });
         }
         if end - start > max {
-            return Err(format!("a {what} of {} bytes (at most {max})", end - start));
+            return Err(BadAnswer::TooLong { what, len: end - start, max });
         }
-        out.push(std::str::from_utf8(&s.bytes[start..end]).map_err(|_| format!("a {what} is not UTF-8"))?);
+        out.push(std::str::from_utf8(&s.bytes[start..end]).map_err(|_| BadAnswer::NotUtf8 { what })?);
         start = end;
     }
     Ok(out)
@@ -138,19 +159,24 @@ mod tests {
         let long = "x".repeat(MAX_TAG_VALUE_BYTES + 1);
         let many: Vec<(u32, &str, &str)> = (0..9).map(|_| (0, "k", "v")).collect();
         let cases = [
-            (verdicts(vec![0; 3], &[]), "3 verdicts for 2 clicks"),
-            (verdicts(vec![0; 2], &[(2, "k", "v")]), "names click 2"),
-            (verdicts(vec![0; 2], &[(0, "k", &long)]), "tag value of 257 bytes"),
-            (verdicts(vec![0; 2], &many), "9 tags for 2 clicks"),
-            (verdicts(vec![0; 2], &[(1, "country", "DE"), (0, "country", "DE"), (1, "country", "FR")]), "click 1 is tagged \"country\" twice"),
+            (verdicts(vec![0; 3], &[]), BadAnswer::Codes { codes: 3, clicks: 2 }, "3 verdicts for 2 clicks"),
+            (verdicts(vec![0; 2], &[(2, "k", "v")]), BadAnswer::NoSuchClick { click: 2, clicks: 2 }, "names click 2"),
+            (verdicts(vec![0; 2], &[(0, "k", &long)]), BadAnswer::TooLong { what: "tag value", len: 257, max: 256 }, "tag value of 257 bytes"),
+            (verdicts(vec![0; 2], &many), BadAnswer::TooManyTags { tags: 9, clicks: 2, max: 4 }, "9 tags for 2 clicks"),
+            (
+                verdicts(vec![0; 2], &[(1, "country", "DE"), (0, "country", "DE"), (1, "country", "FR")]),
+                BadAnswer::TaggedTwice { click: 1, key: "country".into() },
+                "click 1 is tagged \"country\" twice",
+            ),
         ];
-        for (v, want) in cases {
+        for (v, kind, want) in cases {
             let err = check(v, 2, MAX_TAGS_PER_CLICK).unwrap_err();
-            assert!(err.contains(want), "{err}");
+            assert_eq!(err, kind);
+            assert!(err.to_string().contains(want), "{err}");
         }
         let mut v = verdicts(vec![0; 2], &[(0, "k", "v")]);
         v.tag_values.ends = vec![];
-        assert!(check(v, 2, MAX_TAGS_PER_CLICK).unwrap_err().contains("0 tag values for 1 tags"));
+        assert!(check(v, 2, MAX_TAGS_PER_CLICK).unwrap_err().to_string().contains("0 tag values for 1 tags"));
     }
 
     #[test]
@@ -167,10 +193,10 @@ mod tests {
     #[test]
     fn a_tenants_output_limit_is_at_most_the_contracts() {
         let three = || verdicts(vec![0; 2], &[(0, "a", "1"), (0, "b", "2"), (1, "a", "3")]);
-        assert!(check(three(), 2, 1).unwrap_err().contains("3 tags for 2 clicks (at most 1 per click)"));
+        assert!(check(three(), 2, 1).unwrap_err().to_string().contains("3 tags for 2 clicks (at most 1 per click)"));
         assert_eq!(check(three(), 2, 2).unwrap().tags.len(), 3);
         assert!(check(verdicts(vec![0], &[(0, "a", "1")]), 1, 0).is_err(), "0: no enrichment at all");
         let many: Vec<(u32, &str, &str)> = ["a", "b", "c", "d", "e"].iter().map(|k| (0, *k, "v")).collect();
-        assert!(check(verdicts(vec![0], &many), 1, 100).unwrap_err().contains("at most 4 per click"));
+        assert!(check(verdicts(vec![0], &many), 1, 100).unwrap_err().to_string().contains("at most 4 per click"));
     }
 }

@@ -1,6 +1,6 @@
 //! The columnar batch a filter sees, built while the request is parsed.
 
-use crate::host::{ClickBatch, Strings};
+use crate::contract::{ClickBatch, Strings};
 
 /// One click's fields as the filter sees them (empty strings when absent).
 #[derive(Debug, Clone, Copy, Default)]

@@ -6,20 +6,24 @@
 //! a slot each. When no slot is free the call fails with
 //! [`Failure::NoCapacity`], which follows the tenant's policy like any
 //! failure but is not the plugin's fault, so it never counts towards
-//! quarantine.
+//! quarantine. A failed call says what kind of failure it was
+//! ([`Failure`]): the epoch interrupt is a timeout, a refused memory growth
+//! (seen by the store's limiter, not guessed from the message) is out of
+//! memory, any other trap a trap.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolConcurrencyLimitError, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolConcurrencyLimitError, PoolingAllocationConfig, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder,
+    Trap,
+};
 
 use crate::answer::{self, Answer};
-
-wasmtime::component::bindgen!({ path: "../../wit", world: "filter", additional_derives: [PartialEq] });
-
-pub use tally::filter::types::Strings;
+use crate::contract::{ClickBatch, Filter, FilterPre};
+use crate::failure::Failure;
 
 /// Consecutive failures after which a plugin version is quarantined.
 pub const QUARANTINE_AFTER: u32 = 3;
@@ -125,6 +129,43 @@ impl Limits {
 
 struct State {
     limits: StoreLimits,
+    /// The plugin asked for more memory than its limit since this was last
+    /// cleared: the trap that follows is a memory failure.
+    memory_refused: bool,
+}
+
+/// The plugin's limits, noting a refused memory growth on the way.
+impl ResourceLimiter for State {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let grown = self.limits.memory_growing(current, desired, maximum);
+        self.memory_refused |= !matches!(grown, Ok(true));
+        grown
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_refused = true;
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
 }
 
 /// A plugin version compiled and linked against the contract, ready to
@@ -172,19 +213,6 @@ pub struct Plugin {
     quarantined: bool,
 }
 
-/// Why a call produced no answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Failure {
-    #[error("quarantined after repeated failures")]
-    Quarantined,
-    /// The plugin trapped, ran out of time or memory, or answered nonsense.
-    #[error("{0}")]
-    Failed(String),
-    /// The engine had no instance slot free: not the plugin's doing.
-    #[error("{0}")]
-    NoCapacity(String),
-}
-
 impl Plugin {
     /// Instantiates now: a plugin that cannot start is refused here.
     pub fn new(compiled: Arc<Compiled>, limits: Limits) -> Result<Plugin, FilterError> {
@@ -216,15 +244,15 @@ impl Plugin {
 
     fn instantiate(&self) -> Result<Live, Failure> {
         let limits = StoreLimitsBuilder::new().memory_size(self.limits.memory_bytes).trap_on_grow_failure(true).build();
-        let mut store = Store::new(&self.compiled.engine, State { limits });
-        store.limiter(|s| &mut s.limits);
+        let mut store = Store::new(&self.compiled.engine, State { limits, memory_refused: false });
+        store.limiter(|s| s);
         // Start-up code runs under the same deadline as a call.
         store.set_epoch_deadline(self.deadline_ticks());
         let filter = self.compiled.pre.instantiate(&mut store).map_err(|e| {
             if e.chain().any(|c| c.is::<PoolConcurrencyLimitError>()) {
                 Failure::NoCapacity(format!("no instance slot free on this engine: {e:#}"))
             } else {
-                Failure::Failed(format!("instantiating: {e:#}"))
+                Failure::CannotStart(format!("{e:#}"))
             }
         })?;
         Ok(Live { store, filter })
@@ -247,7 +275,7 @@ impl Plugin {
         match &result {
             Ok(_) => self.failures_in_a_row = 0,
             // No instance was made: nothing to rebuild, nothing to blame.
-            Err(Failure::NoCapacity(_)) => {}
+            Err(f) if !f.is_plugins_doing() => {}
             Err(_) => {
                 // A trapped instance cannot be entered again, and one that
                 // answered nonsense may be in any state: start afresh.
@@ -268,8 +296,22 @@ impl Plugin {
         let ticks = self.deadline_ticks();
         let live = self.live.as_mut().expect("instantiated above");
         live.store.set_epoch_deadline(ticks);
-        let verdicts = live.filter.call_filter(&mut live.store, batch).map_err(|e| Failure::Failed(format!("{e:#}")))?;
-        answer::check(verdicts, batch.ad_id.len(), self.limits.tags_per_click).map_err(Failure::Failed)
+        live.store.data_mut().memory_refused = false;
+        let verdicts = live.filter.call_filter(&mut live.store, batch).map_err(|e| failed_call(&e, live.store.data().memory_refused))?;
+        Ok(answer::check(verdicts, batch.ad_id.len(), self.limits.tags_per_click)?)
+    }
+}
+
+/// What kind of failure a call's error is. Told by the trap code and the
+/// limiter, never by the message (which is the engine's, for people).
+fn failed_call(e: &wasmtime::Error, memory_refused: bool) -> Failure {
+    let message = format!("{e:#}");
+    if memory_refused {
+        Failure::OutOfMemory(message)
+    } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        Failure::Timeout(message)
+    } else {
+        Failure::Trap(message)
     }
 }
 

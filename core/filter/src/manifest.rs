@@ -94,10 +94,67 @@ pub enum Mode {
     Canary { percent: u8 },
 }
 
+impl Mode {
+    pub const fn kind(self) -> ModeKind {
+        match self {
+            Mode::Shadow => ModeKind::Shadow,
+            Mode::Canary { .. } => ModeKind::Canary,
+        }
+    }
+}
+
+/// A [`Mode`] without a canary's share: what a recorded comparison (a
+/// verdict row) says of its rollout. One byte on the wire and in the WAL
+/// (`tally_model::batch::MODE_SHADOW`, `MODE_CANARY`); [`ModeKind::as_u8`]
+/// and `TryFrom<u8>` are the only conversions, and an unknown byte is an
+/// error, never a guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ModeKind {
+    Shadow,
+    Canary,
+}
+
+impl ModeKind {
+    pub const fn as_u8(self) -> u8 {
+        match self {
+            ModeKind::Shadow => 1,
+            ModeKind::Canary => 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown rollout mode {0}")]
+pub struct UnknownMode(pub u8);
+
+impl TryFrom<u8> for ModeKind {
+    type Error = UnknownMode;
+
+    fn try_from(byte: u8) -> Result<ModeKind, UnknownMode> {
+        [ModeKind::Shadow, ModeKind::Canary].into_iter().find(|k| k.as_u8() == byte).ok_or(UnknownMode(byte))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Candidate {
     #[serde(flatten)]
     pub version: VersionRef,
     #[serde(flatten)]
     pub mode: Mode,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mode_kind_is_one_byte_both_ways_and_nothing_else_is_one() {
+        for kind in [ModeKind::Shadow, ModeKind::Canary] {
+            assert_eq!(ModeKind::try_from(kind.as_u8()), Ok(kind));
+        }
+        for byte in (0..=u8::MAX).filter(|b| ![1, 2].contains(b)) {
+            assert_eq!(ModeKind::try_from(byte), Err(UnknownMode(byte)));
+        }
+        assert_eq!((Mode::Shadow.kind(), Mode::Canary { percent: 5 }.kind()), (ModeKind::Shadow, ModeKind::Canary));
+    }
 }

@@ -5,9 +5,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tally_filter::answer::{Answer, Tag};
+use tally_filter::answer::{Answer, BadAnswer, Tag};
 use tally_filter::batch::{ClickView, Columns};
-use tally_filter::host::{ClickBatch, Compiled, Failure, FilterEngine, FilterError, Limits, Plugin, DEFAULT_INSTANCES, QUARANTINE_AFTER};
+use tally_filter::contract::ClickBatch;
+use tally_filter::failure::Failure;
+use tally_filter::host::{Compiled, FilterEngine, FilterError, Limits, Plugin, DEFAULT_INSTANCES, QUARANTINE_AFTER};
 
 #[allow(dead_code, unused_imports)]
 #[path = "../../../plugins/bot-filter/src/rules.rs"]
@@ -161,7 +163,7 @@ fn a_tenants_output_limit_binds_its_plugin() {
     let mut two = Plugin::load(&engine, &plugin("geo_enrich"), Limits { tags_per_click: 2, ..limits() }).unwrap();
     assert!(two.run(&batch).is_ok());
     let mut one = Plugin::load(&engine, &plugin("geo_enrich"), Limits { tags_per_click: 1, ..limits() }).unwrap();
-    assert!(matches!(one.run(&batch), Err(Failure::Failed(e)) if e.contains("at most 1 per click")));
+    assert!(matches!(one.run(&batch), Err(Failure::BadAnswer(e @ BadAnswer::TooManyTags { .. })) if e.to_string().contains("at most 1 per click")));
 }
 
 /// ad id of the first click selects the hostile behaviour (see plugins/hostile).
@@ -178,19 +180,35 @@ fn hostile_plugins_are_contained_rebuilt_and_quarantined() {
     // A shorter deadline: its loops run into it twice.
     let mut hostile = Plugin::load(&engine, &plugin("hostile"), Limits { timeout: Duration::from_millis(300), ..limits() }).unwrap();
     assert_eq!(hostile.run(&hostile_batch(9)).unwrap(), Answer::keep_all(2));
-    // Each failure is contained and the next call runs on a fresh instance.
-    // (A Rust guest's panic ends in a trap whose text depends on the toolchain.)
-    for (ad, what) in [(1, "interrupt"), (3, "wasm"), (9, ""), (5, "tags for 2 clicks"), (9, ""), (2, "memory"), (9, "")] {
+    // Each failure is contained, told apart by kind, and the next call runs
+    // on a fresh instance. (A Rust guest's panic ends in a trap whose text
+    // depends on the toolchain.)
+    type Kind = fn(&Failure) -> bool;
+    let timeout: Kind = |f| matches!(f, Failure::Timeout(_));
+    let trap: Kind = |f| matches!(f, Failure::Trap(_));
+    let bad_answer: Kind = |f| matches!(f, Failure::BadAnswer(_));
+    let memory: Kind = |f| matches!(f, Failure::OutOfMemory(_));
+    let fine = [(9, None, "")];
+    for (ad, kind, what) in [
+        [(1, Some(timeout), "interrupt"), (3, Some(trap), "wasm")],
+        fine,
+        [(5, Some(bad_answer), "tags for 2 clicks")],
+        fine,
+        [(2, Some(memory), "memory")],
+        fine,
+    ]
+    .concat()
+    {
         match hostile.run(&hostile_batch(ad)) {
-            Ok(a) => assert!(what.is_empty() && ad == 9 && a == Answer::keep_all(2), "ad {ad}: {a:?}"),
-            Err(Failure::Failed(e)) => assert!(ad != 9 && e.to_lowercase().contains(what), "ad {ad}: {e}"),
-            Err(f) => panic!("ad {ad}: {f:?}"),
+            Ok(a) => assert!(kind.is_none() && ad == 9 && a == Answer::keep_all(2), "ad {ad}: {a:?}"),
+            Err(f) => assert!(kind.is_some_and(|k| k(&f)) && f.to_string().to_lowercase().contains(what), "ad {ad}: {f:?}"),
         }
     }
-    assert!(matches!(hostile.run(&hostile_batch(4)), Err(Failure::Failed(e)) if e.contains("20 verdicts for 2 clicks")));
+    let twenty = BadAnswer::Codes { codes: 20, clicks: 2 };
+    assert!(matches!(hostile.run(&hostile_batch(4)), Err(Failure::BadAnswer(e)) if e == twenty && e.to_string().contains("20 verdicts for 2 clicks")));
     // Three failures in a row: quarantined, no more calls.
-    assert!(matches!(hostile.run(&hostile_batch(3)), Err(Failure::Failed(_))));
-    assert!(matches!(hostile.run(&hostile_batch(1)), Err(Failure::Failed(_))));
+    assert!(matches!(hostile.run(&hostile_batch(3)), Err(Failure::Trap(_))));
+    assert!(matches!(hostile.run(&hostile_batch(1)), Err(Failure::Timeout(_))));
     assert!(hostile.is_quarantined());
     assert_eq!(hostile.run(&hostile_batch(9)), Err(Failure::Quarantined));
     // Another tenant's plugin on the same engine is unaffected.
@@ -225,7 +243,7 @@ fn a_full_engine_is_not_held_against_a_plugin() {
     assert!(matches!(waiting.run(&hostile_batch(1)), Err(Failure::NoCapacity(_))));
     // A trap frees the hostile plugin's slot (its instance is dropped) and
     // a neighbour takes it before the rebuild.
-    assert!(matches!(hostile.run(&hostile_batch(3)), Err(Failure::Failed(_))));
+    assert!(matches!(hostile.run(&hostile_batch(3)), Err(Failure::Trap(_))));
     let neighbour = load(&engine, &plugin("noop"));
     for _ in 0..QUARANTINE_AFTER + 2 {
         assert!(matches!(hostile.run(&hostile_batch(9)), Err(Failure::NoCapacity(e)) if e.contains("no instance slot")));

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use tally_model::batch::{DimRow, RefusedRecord, SecondRow, TenantRows, VerdictRow};
 use tally_model::tenant::TenantId;
 
-use crate::spool::wal::{WalClick, WalRecord};
+use crate::ingest::record::{WalClick, WalRecord};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct RowKey {

@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 use tally_model::batch::{ClickRecord, RefusalReason, MODE_CANARY};
 
-use crate::spool::wal::WalTag;
+use crate::ingest::record::WalTag;
 
 use super::*;
 

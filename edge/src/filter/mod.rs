@@ -3,6 +3,7 @@
 //! ([`rollout`], sans-IO), running them off the async workers ([`run`]), one
 //! call for the requests that queue meanwhile ([`coalesce`], sans-IO), and
 //! keeping the versions in step with the central registry ([`registry`]).
+//! A request without an answer says why in a [`failure::NoAnswer`].
 //!
 //! # Invariants
 //! * A request sees one [`slot::TenantFilter`] from start to end: a swap
@@ -13,6 +14,7 @@
 //! * Nothing from the registry runs before its sha256 matched the manifest.
 
 pub mod coalesce;
+pub mod failure;
 pub mod registry;
 pub mod rollout;
 pub mod run;

@@ -16,7 +16,9 @@
 
 use tally_filter::answer::Answer;
 use tally_filter::manifest::Mode;
-use tally_model::batch::{CODE_FAILED, MODE_CANARY, MODE_SHADOW};
+use tally_model::batch::CODE_FAILED;
+
+use super::failure::NoAnswer;
 
 /// Whether a click (by its 128-bit id) is in a canary of `percent`.
 pub fn in_canary(key: u128, percent: u8) -> bool {
@@ -26,7 +28,7 @@ pub fn in_canary(key: u128, percent: u8) -> bool {
 /// A version's result for a batch.
 pub struct Ran {
     pub version: u32,
-    pub result: Result<Answer, String>,
+    pub result: Result<Answer, NoAnswer>,
 }
 
 /// Which versions a request's comparisons are between.
@@ -34,8 +36,7 @@ pub struct Ran {
 pub struct Rollout {
     pub active_version: u32,
     pub candidate_version: u32,
-    /// `MODE_SHADOW` or `MODE_CANARY`.
-    pub mode: u8,
+    pub mode: Mode,
 }
 
 /// What both versions answered for one click, and whose answer applied.
@@ -47,11 +48,25 @@ pub struct Compared {
     pub candidate_code: u16,
 }
 
+/// One request's answer (or why there is none) and, with a candidate in
+/// rollout, the versions compared and one comparison per click.
+#[derive(Debug)]
+pub struct Judged {
+    pub answer: Result<Answer, NoAnswer>,
+    pub rollout: Option<(Rollout, Vec<Compared>)>,
+}
+
+impl Judged {
+    pub fn failed(why: NoAnswer) -> Judged {
+        Judged { answer: Err(why), rollout: None }
+    }
+}
+
 /// The combined answer for a batch whose clicks have ids `keys`, and with a
 /// candidate, the versions compared and one comparison per click.
-pub fn combine(active: Ran, candidate: Option<(Ran, Mode)>, keys: &[u128]) -> Combined {
-    let Some((candidate, mode)) = candidate else { return (active.result, None) };
-    let code = |r: &Result<Answer, String>, i: usize| r.as_ref().map_or(CODE_FAILED, |a| a.codes[i]);
+pub fn combine(active: Ran, candidate: Option<(Ran, Mode)>, keys: &[u128]) -> Judged {
+    let Some((candidate, mode)) = candidate else { return Judged { answer: active.result, rollout: None } };
+    let code = |r: &Result<Answer, NoAnswer>, i: usize| r.as_ref().map_or(CODE_FAILED, |a| a.codes[i]);
     let canary = |i: usize| match (mode, &candidate.result) {
         (Mode::Canary { percent }, Ok(_)) => in_canary(keys[i], percent),
         _ => false,
@@ -59,8 +74,7 @@ pub fn combine(active: Ran, candidate: Option<(Ran, Mode)>, keys: &[u128]) -> Co
     let compared: Vec<Compared> = (0..keys.len())
         .map(|i| Compared { applied_candidate: canary(i), active_code: code(&active.result, i), candidate_code: code(&candidate.result, i) })
         .collect();
-    let rollout =
-        Rollout { active_version: active.version, candidate_version: candidate.version, mode: if mode == Mode::Shadow { MODE_SHADOW } else { MODE_CANARY } };
+    let rollout = Rollout { active_version: active.version, candidate_version: candidate.version, mode };
     let applied = match &candidate.result {
         Ok(c) if (0..keys.len()).any(canary) => pick(active.result, c, keys.len(), canary),
         _ => active.result,
@@ -70,15 +84,15 @@ pub fn combine(active: Ran, candidate: Option<(Ran, Mode)>, keys: &[u128]) -> Co
         Ok(_) => compared,
         Err(_) => compared.into_iter().map(|c| Compared { applied_candidate: false, ..c }).collect(),
     };
-    (applied, Some((rollout, compared)))
+    Judged { answer: applied, rollout: Some((rollout, compared)) }
 }
 
 /// [`combine`] for each of the requests that shared a call: `lens[i]`
 /// clicks each, in order, `keys` theirs. Each request is combined on its
 /// own, as if it had been called alone (a failed side costs only the
 /// requests that need it).
-pub fn combine_parts(active: Ran, candidate: Option<(Ran, Mode)>, keys: &[u128], lens: &[usize]) -> Vec<Combined> {
-    let split = |r: Result<Answer, String>| -> Vec<Result<Answer, String>> {
+pub fn combine_parts(active: Ran, candidate: Option<(Ran, Mode)>, keys: &[u128], lens: &[usize]) -> Vec<Judged> {
+    let split = |r: Result<Answer, NoAnswer>| -> Vec<Result<Answer, NoAnswer>> {
         match r {
             Ok(a) => a.split(lens).into_iter().map(Ok).collect(),
             Err(e) => lens.iter().map(|_| Err(e.clone())).collect(),
@@ -102,13 +116,9 @@ pub fn combine_parts(active: Ran, candidate: Option<(Ran, Mode)>, keys: &[u128],
         .collect()
 }
 
-/// One request's answer and, with a candidate, the versions compared and
-/// one comparison per click.
-pub type Combined = (Result<Answer, String>, Option<(Rollout, Vec<Compared>)>);
-
 /// Per click, the code and tags of the side `canary(i)` names; the active
 /// side is needed (and must have answered) only if some click is not in it.
-fn pick(active: Result<Answer, String>, candidate: &Answer, clicks: usize, canary: impl Fn(usize) -> bool) -> Result<Answer, String> {
+fn pick(active: Result<Answer, NoAnswer>, candidate: &Answer, clicks: usize, canary: impl Fn(usize) -> bool) -> Result<Answer, NoAnswer> {
     let active = match active {
         Ok(a) => Some(a),
         Err(e) if (0..clicks).any(|i| !canary(i)) => return Err(e),
@@ -126,8 +136,13 @@ fn pick(active: Result<Answer, String>, candidate: &Answer, clicks: usize, canar
 #[cfg(test)]
 mod tests {
     use tally_filter::answer::Tag;
+    use tally_filter::failure::Failure;
 
     use super::*;
+
+    fn trap() -> NoAnswer {
+        NoAnswer::Call { plugin: "p".into(), version: 2, failure: Failure::Trap("trap".into()) }
+    }
 
     fn answer(codes: &[u16], tag_all: &str) -> Answer {
         let tags = (0..codes.len() as u32).map(|click| Tag { click, key: "v".into(), value: tag_all.into() }).collect();
@@ -153,19 +168,19 @@ mod tests {
     #[test]
     fn shadow_applies_the_active_answer_and_compares_both() {
         let k = keys(4);
-        let (applied, rollout) = combine(
+        let Judged { answer: applied, rollout } = combine(
             Ran { version: 1, result: Ok(answer(&[0, 0, 1, 1], "a")) },
             Some((Ran { version: 2, result: Ok(answer(&[0, 3, 1, 3], "c")) }, Mode::Shadow)),
             &k,
         );
         assert_eq!(applied.unwrap(), answer(&[0, 0, 1, 1], "a"));
         let (r, compared) = rollout.unwrap();
-        assert_eq!(r, Rollout { active_version: 1, candidate_version: 2, mode: MODE_SHADOW });
+        assert_eq!(r, Rollout { active_version: 1, candidate_version: 2, mode: Mode::Shadow });
         let got: Vec<_> = compared.iter().map(|c| (c.applied_candidate, c.active_code, c.candidate_code)).collect();
         assert_eq!(got, vec![(false, 0, 0), (false, 0, 3), (false, 1, 1), (false, 1, 3)]);
         // A failing shadow is recorded, never applied.
-        let (applied, rollout) =
-            combine(Ran { version: 1, result: Ok(answer(&[0; 4], "a")) }, Some((Ran { version: 2, result: Err("trap".into()) }, Mode::Shadow)), &k);
+        let Judged { answer: applied, rollout } =
+            combine(Ran { version: 1, result: Ok(answer(&[0; 4], "a")) }, Some((Ran { version: 2, result: Err(trap()) }, Mode::Shadow)), &k);
         assert!(applied.is_ok());
         assert!(rollout.unwrap().1.iter().all(|c| c.candidate_code == CODE_FAILED));
     }
@@ -174,7 +189,7 @@ mod tests {
     fn canary_takes_code_and_tags_from_the_side_of_each_click() {
         let k = keys(200);
         let mode = Mode::Canary { percent: 30 };
-        let (applied, rollout) =
+        let Judged { answer: applied, rollout } =
             combine(Ran { version: 1, result: Ok(answer(&[0; 200], "a")) }, Some((Ran { version: 2, result: Ok(answer(&[5; 200], "c")) }, mode)), &k);
         let applied = applied.unwrap();
         for (i, key) in k.iter().enumerate() {
@@ -182,23 +197,24 @@ mod tests {
             assert_eq!((applied.codes[i], tag_of(&applied, i)), want);
         }
         assert_eq!(applied.tags.len(), 200);
-        let (_, compared) = rollout.unwrap();
+        let (r, compared) = rollout.unwrap();
+        assert_eq!(r.mode, mode);
         assert_eq!(compared.iter().filter(|c| c.applied_candidate).count(), k.iter().filter(|key| in_canary(**key, 30)).count());
     }
 
     #[test]
     fn a_failing_canary_falls_back_to_the_active_answer() {
         let k = keys(200);
-        let failed = Some((Ran { version: 2, result: Err("trap".into()) }, Mode::Canary { percent: 30 }));
-        let (applied, rollout) = combine(Ran { version: 1, result: Ok(answer(&[0; 200], "a")) }, failed, &k);
+        let failed = Some((Ran { version: 2, result: Err(trap()) }, Mode::Canary { percent: 30 }));
+        let Judged { answer: applied, rollout } = combine(Ran { version: 1, result: Ok(answer(&[0; 200], "a")) }, failed, &k);
         assert_eq!(applied.unwrap(), answer(&[0; 200], "a"));
         assert!(rollout.unwrap().1.iter().all(|c| !c.applied_candidate && c.candidate_code == CODE_FAILED));
         // With the active version failed, only an all-canary batch gets by.
         let ok = || Some((Ran { version: 2, result: Ok(answer(&[0; 200], "c")) }, Mode::Canary { percent: 100 }));
-        assert!(combine(Ran { version: 1, result: Err("trap".into()) }, ok(), &k).0.is_ok());
+        assert!(combine(Ran { version: 1, result: Err(trap()) }, ok(), &k).answer.is_ok());
         let half = Some((Ran { version: 2, result: Ok(answer(&[0; 200], "c")) }, Mode::Canary { percent: 50 }));
-        let (applied, rollout) = combine(Ran { version: 1, result: Err("trap".into()) }, half, &k);
-        assert_eq!(applied.unwrap_err(), "trap");
+        let Judged { answer: applied, rollout } = combine(Ran { version: 1, result: Err(trap()) }, half, &k);
+        assert_eq!(applied.unwrap_err(), trap());
         assert!(rollout.unwrap().1.iter().all(|c| !c.applied_candidate), "nothing applied");
     }
 
@@ -212,14 +228,14 @@ mod tests {
         let keys = [&all_canary[..20], &active_side[..10], &all_canary[20..21]].concat();
         let lens = [20, 10, 1];
         let candidate = || Some((Ran { version: 2, result: Ok(answer(&[7; 31], "c")) }, Mode::Canary { percent: 30 }));
-        let parts = combine_parts(Ran { version: 1, result: Err("trap".into()) }, candidate(), &keys, &lens);
-        assert_eq!(parts[0].0.as_ref().unwrap(), &answer(&[7; 20], "c"), "tags renumbered within the request");
-        assert_eq!(parts[1].0.as_ref().unwrap_err(), "trap");
-        assert_eq!(parts[2].0.as_ref().unwrap(), &answer(&[7], "c"));
-        let compared: Vec<usize> = parts.iter().map(|p| p.1.as_ref().unwrap().1.len()).collect();
+        let parts = combine_parts(Ran { version: 1, result: Err(trap()) }, candidate(), &keys, &lens);
+        assert_eq!(parts[0].answer.as_ref().unwrap(), &answer(&[7; 20], "c"), "tags renumbered within the request");
+        assert_eq!(parts[1].answer.as_ref().unwrap_err(), &trap());
+        assert_eq!(parts[2].answer.as_ref().unwrap(), &answer(&[7], "c"));
+        let compared: Vec<usize> = parts.iter().map(|p| p.rollout.as_ref().unwrap().1.len()).collect();
         assert_eq!(compared, lens);
         // Without a candidate, each request gets its part of the active answer.
         let parts = combine_parts(Ran { version: 1, result: Ok(answer(&[0, 1, 2], "a")) }, None, &keys[..3], &[2, 1]);
-        assert_eq!((parts[0].0.as_ref().unwrap(), parts[1].0.as_ref().unwrap()), (&answer(&[0, 1], "a"), &answer(&[2], "a")));
+        assert_eq!((parts[0].answer.as_ref().unwrap(), parts[1].answer.as_ref().unwrap()), (&answer(&[0, 1], "a"), &answer(&[2], "a")));
     }
 }

@@ -10,30 +10,15 @@ use tokio::sync::oneshot;
 
 use tally_filter::answer::Answer;
 use tally_filter::batch::Columns;
-use tally_filter::host::{ClickBatch, Failure, SharedPlugin};
+use tally_filter::contract::ClickBatch;
+use tally_filter::host::SharedPlugin;
+use tally_filter::manifest::Mode;
 use tally_model::tenant::TenantId;
 
-use tally_filter::manifest::Mode;
-
-use super::rollout::{combine_parts, Compared, Ran, Rollout};
+use super::failure::NoAnswer;
+use super::rollout::{combine_parts, Judged, Ran};
 use super::slot::{Loaded, TenantFilter};
 use crate::metrics::{Metrics, VersionLabel};
-
-/// The answer for the request's valid clicks (or why there is none) and,
-/// with a candidate in rollout, what both versions answered per click.
-pub struct Judged {
-    pub answer: Result<Answer, String>,
-    pub rollout: Option<(Rollout, Vec<Compared>)>,
-}
-
-/// Where a queued request's part of a call's answer goes.
-pub type Reply = oneshot::Sender<Judged>;
-
-impl Judged {
-    fn failed(reason: &str) -> Judged {
-        Judged { answer: Err(reason.to_string()), rollout: None }
-    }
-}
 
 /// The verdicts for one request's valid clicks (`keys`: their ids).
 pub async fn judge(tenant: &TenantId, filter: Arc<TenantFilter>, columns: Columns, keys: Vec<u128>, metrics: &Arc<Metrics>) -> Judged {
@@ -42,7 +27,7 @@ pub async fn judge(tenant: &TenantId, filter: Arc<TenantFilter>, columns: Column
         let mut runner = Runner { tenant: tenant.clone(), filter, metrics: metrics.clone(), done: false };
         tokio::task::spawn_blocking(move || runner.run());
     }
-    answered.await.unwrap_or_else(|_| Judged::failed("the filter runner stopped before this request's turn"))
+    answered.await.unwrap_or_else(|_| Judged::failed(NoAnswer::RunnerStopped))
 }
 
 /// Drains a tenant filter's queue, one call per group.
@@ -63,10 +48,8 @@ impl Runner {
             let ran = std::panic::catch_unwind(AssertUnwindSafe(|| call_versions(&self.tenant, &self.filter, &batch, group.keys.len(), &self.metrics)));
             let judged: Vec<Judged> = match ran {
                 // Each request is combined on its own, as if called alone.
-                Ok((active, candidate)) => {
-                    combine_parts(active, candidate, &group.keys, &lens).into_iter().map(|(answer, rollout)| Judged { answer, rollout }).collect()
-                }
-                Err(_) => lens.iter().map(|_| Judged::failed("the filter host panicked")).collect(),
+                Ok((active, candidate)) => combine_parts(active, candidate, &group.keys, &lens),
+                Err(_) => lens.iter().map(|_| Judged::failed(NoAnswer::HostPanicked)).collect(),
             };
             for (judged, (_, reply)) in judged.into_iter().zip(group.parts) {
                 // A request whose client went away no longer listens.
@@ -87,21 +70,16 @@ impl Drop for Runner {
     }
 }
 
-fn call(loaded: &Loaded, batch: &ClickBatch) -> (Result<Answer, String>, bool) {
+/// A version's result, and whether it is out of service (quarantined, not
+/// loaded, or poisoned).
+fn call(loaded: &Loaded, batch: &ClickBatch) -> (Result<Answer, NoAnswer>, bool) {
     let plugin: &SharedPlugin = match &loaded.plugin {
         Ok(p) => p,
-        Err(load_error) => return (Err(load_error.clone()), true),
+        Err(load_error) => return (Err(NoAnswer::NotLoaded(load_error.clone())), true),
     };
     // Poisoned only if the host panicked mid-call: that instance is never trusted again.
-    let mut p = match plugin.lock() {
-        Ok(p) => p,
-        Err(_) => return (Err(format!("plugin version {} is unusable after a host panic", loaded.version)), true),
-    };
-    let result = p.run(batch).map_err(|f| match f {
-        Failure::Quarantined => format!("plugin {} (version {}) is {f}", p.name(), loaded.version),
-        Failure::Failed(e) => format!("plugin {} (version {}) failed: {e}", p.name(), loaded.version),
-        Failure::NoCapacity(e) => format!("plugin {} (version {}) could not run: {e}", p.name(), loaded.version),
-    });
+    let Ok(mut p) = plugin.lock() else { return (Err(NoAnswer::Poisoned { version: loaded.version }), true) };
+    let result = p.run(batch).map_err(|failure| NoAnswer::Call { plugin: p.name().to_string(), version: loaded.version, failure });
     (result, p.is_quarantined())
 }
 
@@ -116,7 +94,7 @@ fn call_versions(tenant: &TenantId, filter: &TenantFilter, batch: &ClickBatch, c
     metrics.filter_clicks.get_or_create(&label).inc_by(clicks as u64);
     metrics.filter_seconds.get_or_create(&label).inc_by(started.elapsed().as_secs_f64());
     let mut quarantined = active_quarantined;
-    let record = |loaded: &Loaded, role: &'static str, result: &Result<Answer, String>| {
+    let record = |loaded: &Loaded, role: &'static str, result: &Result<Answer, NoAnswer>| {
         let v = VersionLabel { tenant: tenant.to_string(), role, version: loaded.version };
         if let Err(reason) = result {
             metrics.filter_version_failures.get_or_create(&v).inc();

@@ -4,12 +4,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use tokio::sync::oneshot;
+
 use tally_filter::host::{Compiled, FailurePolicy, FilterEngine, FilterError, Limits, Plugin, SharedPlugin};
 use tally_filter::manifest::Mode;
 use tally_model::tenant::{TenantId, Tenants};
 
 use super::coalesce::Queue;
-use super::run::Reply;
+use super::rollout::Judged;
 use crate::config::EdgeConfig;
 use crate::metrics::Metrics;
 
@@ -20,6 +22,9 @@ pub struct Loaded {
     pub sha256: String,
     pub plugin: Result<SharedPlugin, String>,
 }
+
+/// Where a queued request's part of a call's answer goes.
+pub type Reply = oneshot::Sender<Judged>;
 
 pub struct TenantFilter {
     pub policy: FailurePolicy,

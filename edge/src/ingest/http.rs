@@ -18,6 +18,7 @@ use tally_model::tenant::{Role, TenantId, Tenants, FILTER_DIMENSION, FILTER_FAIL
 use tally_model::timestamp::now_ms;
 
 use super::body::{self, Format};
+use super::durable::Command;
 use super::event::{click_key, parse_click, Click};
 use super::limits::RateLimits;
 use super::pipeline::{Admitted, Outcome, Pipeline};
@@ -29,7 +30,6 @@ use crate::filter::rollout::Rollout;
 use crate::filter::run::judge;
 use crate::filter::slot::{Filters, TenantFilter};
 use crate::metrics::{Metrics, RefusedLabel, StatusLabel};
-use crate::spool::group_commit::Command;
 
 /// What a client is told to wait before retrying when the edge is saturated.
 const RETRY_AFTER_SECS: &str = "5";

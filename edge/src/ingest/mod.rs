@@ -3,16 +3,20 @@
 //! * [`body`] splits a body into raw events (array, object or NDJSON);
 //! * [`event`] validates one event into a [`event::Click`];
 //! * [`pipeline`] runs dedup and aggregation over a request's clicks under
-//!   one lock (sans-IO, deterministic);
+//!   one lock (sans-IO, deterministic), each request leaving one
+//!   [`record::WalRecord`] and [`durable::Command`] asking the WAL thread to
+//!   make it durable;
 //! * [`encoding`] undoes gzip/zstd, [`limits`] rate-limits tenants,
 //!   [`cors`] answers browsers, [`redirect`] verifies signed click links;
 //! * [`http`] is the thin shell: routes, auth, status codes.
 
 pub mod body;
 pub mod cors;
+pub mod durable;
 pub mod encoding;
 pub mod event;
 pub mod http;
 pub mod limits;
 pub mod pipeline;
+pub mod record;
 pub mod redirect;

@@ -30,16 +30,19 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use tally_model::batch::{ClickRecord, RefusalReason, RefusedRecord, VerdictRow, VERDICT_COUNTED};
+use tally_filter::manifest::ModeKind;
+use tally_model::batch::{ClickRecord, RefusalReason, RefusedRecord, TenantRows, VerdictRow, MODE_CANARY, MODE_SHADOW, VERDICT_COUNTED};
 use tally_model::tenant::TenantId;
 use tally_model::timestamp::format_millis;
 
 use super::event::Click;
+use super::record::{WalClick, WalRecord, WalTag};
 use crate::aggregate::Aggregator;
 use crate::dedup::{Dedup, DedupConfig};
 use crate::filter::rollout::{Compared, Rollout};
-use crate::spool::wal::{WalClick, WalRecord, WalTag};
-use crate::spool::Sealing;
+
+// A verdict row's mode byte is the model's; the rollout's kind must encode to it.
+const _: () = assert!(ModeKind::Shadow.as_u8() == MODE_SHADOW && ModeKind::Canary.as_u8() == MODE_CANARY);
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct Rejection {
@@ -60,6 +63,22 @@ pub struct TimePolicy {
     pub allowed_lateness_ms: u64,
     pub max_future_ms: u64,
     pub idle_lag_ms: u64,
+}
+
+/// What the pipeline hands over to become batch `seq`.
+#[derive(Debug, Clone, Default)]
+pub struct Sealing {
+    pub tenants: Vec<TenantRows>,
+    pub wal_from: u64,
+    pub wal_to: u64,
+    pub low_watermark_ms: u64,
+}
+
+impl Sealing {
+    /// Earliest event time of a click in it, if any.
+    pub fn min_event_ms(&self) -> Option<u64> {
+        self.tenants.iter().flat_map(|t| t.clicks.iter().map(|c| c.ts_ms)).min()
+    }
 }
 
 /// A request's clicks, admitted but not yet applied.
@@ -184,7 +203,7 @@ impl Pipeline {
                     minute,
                     active_version: r.active_version,
                     candidate_version: r.candidate_version,
-                    mode: r.mode,
+                    mode: r.mode.kind().as_u8(),
                     applied_candidate: c.applied_candidate,
                     active_code: c.active_code,
                     candidate_code: c.candidate_code,

@@ -26,10 +26,10 @@ use tally_model::reply::{Reply, Status};
 
 pub use connection::{Connector, ShipError};
 
-use crate::ingest::pipeline::Pipeline;
+use crate::ingest::durable::Command;
+use crate::ingest::pipeline::{Pipeline, Sealing};
 use crate::metrics::Metrics;
-use crate::spool::group_commit::Command;
-use crate::spool::{Outbox, Sealing};
+use crate::spool::Outbox;
 use tally_model::timestamp::now_ms;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);

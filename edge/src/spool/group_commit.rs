@@ -11,21 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::wal::Wal;
-use crate::ingest::pipeline::{Admitted, Pipeline};
+use crate::ingest::durable::Command;
+use crate::ingest::pipeline::Pipeline;
 use crate::metrics::Metrics;
 
 /// Most requests folded into one fsync.
 const MAX_GROUP: usize = 4096;
-
-pub enum Command {
-    /// Make these clicks durable, then answer.
-    Append { admitted: Admitted, done: oneshot::Sender<Result<(), String>> },
-    /// Records below this lsn are sealed in batches: their segments may go.
-    Release(u64),
-}
 
 pub fn start(mut wal: Wal, pipeline: Arc<Mutex<Pipeline>>, metrics: Arc<Metrics>, linger: Duration) -> (mpsc::Sender<Command>, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Command>(MAX_GROUP);

@@ -55,9 +55,9 @@ pub mod wal;
 
 use std::path::{Path, PathBuf};
 
-pub use outbox::{Outbox, Quarantined, Sealed, Sealing};
+pub use outbox::{Outbox, Quarantined, Sealed};
 
-/// The spool's layout: `wal::WalRecord` and the batch frame
+/// The spool's layout: `ingest::record::WalRecord` and the batch frame
 /// (`tally_model::batch::frame::VERSION`). Bump it when either changes.
 pub const FORMAT: u32 = 1;
 

@@ -6,25 +6,10 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use tally_model::batch::{frame, Batch, TenantRows};
+use tally_model::batch::{frame, Batch};
 
 use super::{io, write_atomic, SpoolError, FORMAT};
-
-/// What the pipeline hands over to become batch `seq`.
-#[derive(Debug, Clone, Default)]
-pub struct Sealing {
-    pub tenants: Vec<TenantRows>,
-    pub wal_from: u64,
-    pub wal_to: u64,
-    pub low_watermark_ms: u64,
-}
-
-impl Sealing {
-    /// Earliest event time of a click in it, if any.
-    pub fn min_event_ms(&self) -> Option<u64> {
-        self.tenants.iter().flat_map(|t| t.clicks.iter().map(|c| c.ts_ms)).min()
-    }
-}
+use crate::ingest::pipeline::Sealing;
 
 /// A batch in the outbox.
 #[derive(Debug, Clone)]
@@ -239,6 +224,11 @@ impl Outbox {
             fs::rename(&from, &to).map_err(io(&from))?;
         }
         Ok(())
+    }
+
+    /// The frame of pending batch `seq`, to send.
+    pub fn frame(&self, seq: u64) -> Option<Bytes> {
+        self.pending.get(&seq).map(|s| s.frame.clone())
     }
 
     /// Batches sealed and not yet acknowledged, oldest first.

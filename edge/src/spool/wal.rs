@@ -14,7 +14,7 @@
 //! offset size field
 //! 0      4    payload length n, little endian
 //! 4      8    xxh3-64 of the payload
-//! 12     n    payload: rkyv archive of `WalRecord`
+//! 12     n    payload: rkyv archive of `ingest::record::WalRecord`
 //! ```
 //! Record `lsn`s are consecutive across segments. A segment is deleted once
 //! every record in it was sealed into an outbox batch.
@@ -25,44 +25,14 @@ use std::path::{Path, PathBuf};
 
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
-use rkyv::{Archive, Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
-use tally_model::batch::{ClickRecord, RefusedRecord, VerdictRow};
-
 use super::{io, SpoolError};
+use crate::ingest::record::WalRecord;
 
 /// Start a new segment past this size.
 const SEGMENT_BYTES: u64 = 64 << 20;
 const HEADER: usize = 12;
-
-/// One admitted request of one tenant.
-#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct WalRecord {
-    pub lsn: u64,
-    pub tenant: String,
-    pub clicks: Vec<WalClick>,
-    pub refused: Vec<RefusedRecord>,
-    /// Enrichment of `clicks` by the tenant's filter.
-    pub tags: Vec<WalTag>,
-    /// What the plugin versions in rollout answered for this request.
-    pub verdicts: Vec<VerdictRow>,
-}
-
-/// Dimension `dimension` = `value` on click `clicks[click]` of the record.
-#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct WalTag {
-    pub click: u32,
-    pub dimension: String,
-    pub value: String,
-}
-
-/// A click as the aggregator needs it: the billing record plus the user.
-#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WalClick {
-    pub record: ClickRecord,
-    pub user_hash: Option<u64>,
-}
 
 /// Damage found while reading the log.
 #[derive(Debug)]

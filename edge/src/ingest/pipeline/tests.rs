@@ -180,13 +180,14 @@ fn a_filtered_click_is_decided_once_and_tags_ride_with_kept_clicks() {
 fn rollout_comparisons_count_first_sightings_only() {
     let t = TenantId::parse("t").unwrap();
     let mut p = pipeline();
-    let rollout = Some(Rollout { active_version: 1, candidate_version: 2, mode: tally_model::batch::MODE_SHADOW });
+    let rollout = Some(Rollout { active_version: 1, candidate_version: 2, mode: tally_filter::manifest::Mode::Shadow });
     let compared =
         |key, ts, code| Ok(Click { compared: Some(Compared { applied_candidate: false, active_code: 0, candidate_code: code }), ..click(key, ts).unwrap() });
     // Two new clicks (one the candidate would drop), a duplicate in the same request, one too late.
     let events = vec![compared(1, NOW, 0), compared(2, NOW, 7), compared(1, NOW, 0), compared(3, NOW - 2 * HOUR, 0)];
     let (out, a) = p.admit(&t, events, rollout, NOW);
     assert_eq!((out.accepted, out.duplicates, out.rejected.len()), (2, 1, 1));
-    let rows: Vec<_> = a.unwrap().record.verdicts.iter().map(|v| (v.candidate_code, v.clicks, v.minute)).collect();
-    assert_eq!(rows, vec![(0, 1, (NOW / 60_000 * 60) as u32), (7, 1, (NOW / 60_000 * 60) as u32)]);
+    let rows: Vec<_> = a.unwrap().record.verdicts.iter().map(|v| (v.candidate_code, v.clicks, v.minute, v.mode)).collect();
+    let minute = (NOW / 60_000 * 60) as u32;
+    assert_eq!(rows, vec![(0, 1, minute, tally_model::batch::MODE_SHADOW), (7, 1, minute, tally_model::batch::MODE_SHADOW)]);
 }

@@ -1,6 +1,7 @@
 use tally_model::batch::{ClickRecord, VERDICT_COUNTED};
 
 use super::*;
+use crate::ingest::record::WalClick;
 
 fn record(tenant: &str, n: u64) -> WalRecord {
     let click = |i: u64| WalClick {

@@ -1,0 +1,14 @@
+//! What a request asks of the WAL thread (`spool::group_commit`), which
+//! makes admitted clicks durable before the request is answered. Named here,
+//! in ingest's vocabulary, so that ingest needs nothing of the spool.
+
+use tokio::sync::oneshot;
+
+use super::pipeline::Admitted;
+
+pub enum Command {
+    /// Make these clicks durable, then answer.
+    Append { admitted: Admitted, done: oneshot::Sender<Result<(), String>> },
+    /// Records below this lsn are sealed in batches: their segments may go.
+    Release(u64),
+}
