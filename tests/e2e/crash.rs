@@ -48,6 +48,27 @@ async fn converge(pop: &Pop, tenant: usize, generator: &ClickGen, from: u64, to:
     pop.wait_for_totals(&key, generator, &ads, from, to).await;
 }
 
+async fn batches_acknowledged(pop: &Pop, edge: &str) -> u64 {
+    let metrics = pop.client.get(&format!("{edge}/metrics"), None).await.unwrap().text();
+    let line = metrics.lines().find(|l| l.starts_with("tally_edge_batches_acknowledged_total ")).unwrap_or_default();
+    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+/// Prints how long the edge took to ship again after the core was
+/// restarted (the figure the reconnect design is about); asserts nothing.
+async fn report_first_commit(pop: &Pop, edge: &str, acked_before: u64, restarting: tokio::time::Instant, up: tokio::time::Instant) {
+    let deadline = up + harness::CONVERGE;
+    while batches_acknowledged(pop, edge).await <= acked_before {
+        if tokio::time::Instant::now() > deadline {
+            eprintln!("core restart: no batch acknowledged within {:?}", harness::CONVERGE);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let now = tokio::time::Instant::now();
+    eprintln!("core restart to first commit: {:?} ({:?} after the core was up)", now - restarting, now - up);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_killed_under_load_loses_nothing_it_acknowledged() {
     let mut pop = harness::start(&["acme", "globex"]).await;
@@ -92,7 +113,11 @@ async fn core_killed_between_insert_and_ack_commits_once() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     load(&pop, &edge, &pop.ingest_key(0), &gen, 3).await;
+    let acked_before = batches_acknowledged(&pop, &edge).await;
+    let restarting = tokio::time::Instant::now();
     pop.pop.restart_core().await.unwrap();
+    let up = tokio::time::Instant::now();
+    report_first_commit(&pop, &edge, acked_before, restarting, up).await;
     load(&pop, &edge, &pop.ingest_key(0), &gen, 3).await;
     converge(&pop, 0, &*gen.lock().await, start, now_ms() + 60_000).await;
     let log = std::fs::read_to_string(pop.pop.state.dir.join("core.log")).unwrap();
