@@ -134,3 +134,51 @@ async fn rejects_bad_input_one_by_one_and_answers_errors() {
     }
     pop.pop.stop().await;
 }
+
+/// Money cannot wrap: a click above the per-click maximum is rejected on its
+/// own (JSON and the public beacon route alike), the maximum itself is
+/// taken, and series and billing agree on the spend to the micro.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn costs_above_the_per_click_maximum_are_rejected_and_spend_stays_exact() {
+    use tally_model::money::MAX_COST_MICROS;
+    let pop = harness::start(&["acme"]).await;
+    let (key, read) = (pop.ingest_key(0), pop.read_key(0));
+    let now = now_ms();
+    let click = |id: &str, cost: u64| format!(r#"{{"click_id":"{id}","ad_id":77,"ts":{now},"cost_micros":{cost}}}"#);
+    let body = format!(
+        "[{},{},{},{}]",
+        click("max-1", MAX_COST_MICROS),
+        click("wrap", u64::MAX),
+        click("max-2", MAX_COST_MICROS),
+        click("above", MAX_COST_MICROS + 1)
+    );
+    let r = pop.post(&key, "application/json", body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let v = r.json().unwrap();
+    assert_eq!(v["accepted"], 2, "{v}");
+    let rejected: Vec<(u64, String)> =
+        v["rejected"].as_array().unwrap().iter().map(|e| (e["index"].as_u64().unwrap(), e["reason"].as_str().unwrap().to_string())).collect();
+    assert_eq!(rejected.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 3]);
+    assert!(rejected.iter().all(|(_, why)| why.contains("above the per-click maximum")), "{rejected:?}");
+
+    // The beacon route takes a public key: the same bound holds there.
+    let beacon = pop
+        .client
+        .send(
+            http::Method::POST,
+            &format!("{}/v1/beacon/{key}", pop.pop.state.edge_http),
+            None,
+            Some("text/plain"),
+            format!("[{}]", click("beacon-wrap", u64::MAX)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(beacon.json().unwrap()["accepted"], 0, "{}", beacon.text());
+
+    let want = 2 * MAX_COST_MICROS;
+    let (from, to) = (now - 60_000, now + 60_000);
+    let series = pop.wait_for_series(&read, 77, from, to, "1m", 2).await;
+    assert_eq!(series["total"]["spend_micros"].as_u64(), Some(want), "{series}");
+    harness::wait_for_billing(&pop, &read, from, to, (2, want as i64)).await;
+    pop.pop.stop().await;
+}

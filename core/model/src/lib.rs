@@ -2,6 +2,7 @@
 //!
 //! * [`batch`]: the per-second rows an edge ships to the core, and their
 //!   framed, checksummed rkyv encoding ([`batch::frame`]).
+//! * [`money`]: the per-click cost bound that keeps every spend sum exact.
 //! * [`reply`]: the core's answer to one shipped batch.
 //! * [`tenant`]: tenants and their API keys, shared by edge and core.
 //! * [`timestamp`]: the two timestamp spellings the public API accepts.
@@ -14,6 +15,7 @@
 pub mod batch;
 pub mod config_file;
 pub mod durable_file;
+pub mod money;
 pub mod reply;
 pub mod tenant;
 pub mod timestamp;

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 
+use tally_model::money::check_cost;
 use tally_model::tenant::TenantId;
 use tally_model::timestamp::parse_millis;
 
@@ -128,6 +129,7 @@ pub fn parse_click(tenant: &TenantId, raw: &RawValue, columns: Option<&mut Colum
     if !(MIN_TS_MS..=MAX_TS_MS).contains(&ts_ms) {
         return Err(format!("ts {ts_ms} is outside 2000-01-01..2106-02-07"));
     }
+    let cost_micros = check_cost(wire.cost_micros.unwrap_or(0))?;
     let user_hash = match &wire.user_id {
         Some(u) if u.is_empty() || u.len() > MAX_USER_ID_LEN => {
             return Err(format!("user_id must be 1-{MAX_USER_ID_LEN} bytes"));
@@ -159,7 +161,7 @@ pub fn parse_click(tenant: &TenantId, raw: &RawValue, columns: Option<&mut Colum
         ad_id: wire.ad_id,
         campaign_id: wire.campaign_id.unwrap_or(0),
         ts_ms,
-        cost_micros: wire.cost_micros.unwrap_or(0),
+        cost_micros,
         user_hash,
         verdict: 0,
         tags: Vec::new(),
@@ -228,6 +230,8 @@ mod tests {
             (r#"{"click_id":"","ad_id":7,"ts":1700000000123}"#, "click_id must be"),
             (r#"{"click_id":"c","ad_id":-1,"ts":1700000000123}"#, "invalid value"),
             (r#"{"click_id":"c","ad_id":1,"ts":"tomorrow"}"#, "neither ms"),
+            (r#"{"click_id":"c","ad_id":1,"ts":1700000000123,"cost_micros":1000000001}"#, "above the per-click maximum"),
+            (r#"{"click_id":"c","ad_id":1,"ts":1700000000123,"cost_micros":18446744073709551615}"#, "above the per-click maximum"),
             (r#"{"click_id":"c","ad_id":1,"ts":5}"#, "outside"),
             (r#"{"click_id":"c","ad_id":1,"ts":1700000000123,"ip":"1.2.3"}"#, "not an IPv4"),
             (r#"{"click_id":"c","ad_id":1,"ts":1700000000123,"user_id":""}"#, "user_id must be"),

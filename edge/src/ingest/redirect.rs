@@ -11,6 +11,7 @@
 use ring::hmac;
 
 use tally_http::query;
+use tally_model::money::{check_cost, MAX_COST_MICROS};
 
 /// A verified redirect.
 #[derive(Debug, PartialEq, Eq)]
@@ -48,6 +49,8 @@ pub fn verify(secret: &str, tenant: &str, ad: &str, query: Option<&str>) -> Resu
     let sig = hex::decode(&sig).map_err(|_| "sig is not hex".to_string())?;
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
     hmac::verify(&key, signed_text(tenant, ad_id, campaign_id, cost_micros, &url).as_bytes(), &sig).map_err(|_| "signature does not match".to_string())?;
+    // After the signature: a tenant may sign any number, billing takes only bounded ones.
+    cost_micros.map(check_cost).transpose()?;
     let click_id = query::get(query, "click_id").filter(|c| !c.is_empty());
     Ok(Redirect { ad_id, campaign_id, cost_micros, url, click_id })
 }
@@ -77,5 +80,13 @@ mod tests {
         assert!(verify(SECRET, "acme", "7", Some("url=https%3A%2F%2Fx")).is_err());
         let js = link("javascript:alert(1)", None);
         assert!(verify(SECRET, "acme", "7", Some(&js)).unwrap_err().contains("absolute"));
+    }
+
+    #[test]
+    fn a_signed_cost_above_the_maximum_is_refused() {
+        let at_max = link("https://shop.example/", Some(MAX_COST_MICROS));
+        assert_eq!(verify(SECRET, "acme", "7", Some(&at_max)).unwrap().cost_micros, Some(MAX_COST_MICROS));
+        let above = link("https://shop.example/", Some(u64::MAX));
+        assert!(verify(SECRET, "acme", "7", Some(&above)).unwrap_err().contains("per-click maximum"));
     }
 }

@@ -3,7 +3,7 @@
 //! ```text
 //! offset size field
 //! 0      4    magic  b"TLYB"
-//! 4      2    format version, little endian (currently 1)
+//! 4      2    format version, little endian ([`VERSION`])
 //! 6      2    reserved, zero
 //! 8      4    payload length in bytes, little endian
 //! 12     8    xxh3-64 of the payload, little endian
@@ -20,6 +20,7 @@ use rkyv::util::AlignedVec;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::{Batch, MAX_EDGE_ID_LEN};
+use crate::money::MAX_COST_MICROS;
 use crate::tenant::TenantId;
 
 pub const MAGIC: [u8; 4] = *b"TLYB";
@@ -115,7 +116,11 @@ pub fn validate(batch: &Batch) -> Result<(), String> {
     let mut rows = 0usize;
     for t in &batch.tenants {
         TenantId::parse(&t.tenant).map_err(|e| format!("tenant {:?}: {e}", t.tenant))?;
-        let row_clicks: u64 = t.rows.iter().map(|r| r.clicks).sum();
+        // Bounded costs keep every spend sum exact (see `money`); edges never send more.
+        if let Some(c) = t.clicks.iter().find(|c| c.cost_micros > MAX_COST_MICROS) {
+            return Err(format!("tenant {}: a click costs {} micros, above the per-click maximum of {MAX_COST_MICROS}", t.tenant, c.cost_micros));
+        }
+        let row_clicks: u64 = t.rows.iter().map(|r| r.clicks).fold(0, u64::saturating_add);
         let row_spend: u64 = t.rows.iter().map(|r| r.spend_micros).fold(0, u64::saturating_add);
         let record_spend: u64 = t.clicks.iter().map(|c| c.cost_micros).fold(0, u64::saturating_add);
         if row_clicks != t.clicks.len() as u64 || row_spend != record_spend {

@@ -4,15 +4,8 @@ use super::frame::*;
 use super::{Batch, ClickRecord, DimRow, RefusalReason, RefusedRecord, SecondRow, TenantRows, VerdictRow, MODE_SHADOW, VERDICT_COUNTED};
 
 fn click() -> impl Strategy<Value = ClickRecord> {
-    (any::<u64>(), any::<u64>(), any::<u64>(), 0..1_000_000_000u64, any::<u32>()).prop_map(|(id_hi, id_lo, ad_id, ts_ms, cost)| ClickRecord {
-        id_hi,
-        id_lo,
-        ad_id,
-        campaign_id: ad_id / 3,
-        ts_ms,
-        cost_micros: cost as u64,
-        verdict: VERDICT_COUNTED,
-        accepted_ms: ts_ms + 5,
+    (any::<u64>(), any::<u64>(), any::<u64>(), 0..1_000_000_000u64, 0..=crate::money::MAX_COST_MICROS).prop_map(|(id_hi, id_lo, ad_id, ts_ms, cost)| {
+        ClickRecord { id_hi, id_lo, ad_id, campaign_id: ad_id / 3, ts_ms, cost_micros: cost, verdict: VERDICT_COUNTED, accepted_ms: ts_ms + 5 }
     })
 }
 
@@ -160,6 +153,11 @@ fn rejects_semantically_invalid_batches() {
     assert_eq!(decode(&encode(&tagged)).unwrap(), tagged);
     tagged.tenants[0].dims.push(dim("JP", 1));
     assert!(matches!(decode(&encode(&tagged)), Err(FrameError::Invalid(e)) if e.contains("dimension country counts 3 clicks of 2")));
+    // A cost above the per-click maximum, even if rows and records agree.
+    let mut dear = ok.clone();
+    dear.tenants[0].clicks[0].cost_micros = crate::money::MAX_COST_MICROS + 1;
+    dear.tenants[0].rows[0].spend_micros = dear.tenants[0].clicks.iter().map(|c| c.cost_micros).sum();
+    assert!(matches!(decode(&encode(&dear)), Err(FrameError::Invalid(e)) if e.contains("above the per-click maximum")));
 }
 
 #[test]
