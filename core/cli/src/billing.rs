@@ -3,7 +3,8 @@
 use anyhow::{Context, Result};
 
 use tally_core::billing::reconcile::reconcile;
-use tally_core::clickhouse::store::{Family, Step};
+use tally_core::clickhouse::store::Family;
+use tally_core::resolution::Resolution;
 use tally_core::clickhouse::Store;
 use tally_model::timestamp::{format_millis, parse_millis};
 
@@ -45,7 +46,7 @@ pub async fn run(command: BillingCommand) -> Result<()> {
                 // Day buckets are repaired whole, so the range widens to days.
                 let (day_from, day_to) = (from / 86_400 * 86_400, to.div_ceil(86_400) * 86_400);
                 for family in Family::ALL {
-                    for step in Step::ROLLUPS {
+                    for step in Resolution::ROLLUPS {
                         store.repair_rollup(family, step, day_from, day_to).await?;
                     }
                 }
