@@ -69,6 +69,20 @@ async fn corrupt_batches_are_rejected_and_resends_commit_once() {
     let resends = futures_like_join(&connector, &good, 4).await;
     assert!(resends.iter().all(|s| *s == Status::Duplicate), "{resends:?}");
 
+    // Other content under the committed id is a conflict, never a duplicate.
+    let mut other = batch.clone();
+    other.tenants[0].rows[1].clicks = 6;
+    other.tenants[0].rows[1].spend_micros = 600;
+    other.tenants[0].clicks.push(record(7, second, 100));
+    let conflict = connector.send(Bytes::from(frame::encode(&other))).await.unwrap();
+    assert_eq!(conflict.status, Status::Rejected, "{conflict:?}");
+    assert!(conflict.reason.starts_with("conflict: batch test-edge/1"), "{conflict:?}");
+    // A low watermark far ahead of the core's clock would finalize hours early.
+    let ahead = Batch { seq: 2, low_watermark_ms: now_ms() + 3_600_000, tenants: vec![], ..batch.clone() };
+    let refused = connector.send(Bytes::from(frame::encode(&ahead))).await.unwrap();
+    assert_eq!(refused.status, Status::Rejected, "{refused:?}");
+    assert!(refused.reason.contains("ahead of the core's clock"), "{refused:?}");
+
     let read = pop.read_key(0);
     let s = pop.series(&read, 77, (second as u64 - 5) * 1000, (second as u64 + 5) * 1000, "1s").await;
     assert_eq!(s["total"]["clicks"], 7);
@@ -78,7 +92,8 @@ async fn corrupt_batches_are_rejected_and_resends_commit_once() {
     assert_eq!(m["total"]["clicks"], 7);
 
     let metrics = pop.client.get(&format!("{}/metrics", state.core_http), None).await.unwrap().text();
-    assert!(metrics.contains("tally_core_batches_rejected_total 4"), "{metrics}");
+    assert!(metrics.contains("tally_core_batches_rejected_total 5"), "{metrics}");
+    assert!(metrics.contains("tally_core_batches_conflicting_total 1"), "{metrics}");
     assert!(metrics.contains("tally_core_batches_unreadable_version_total 1"), "{metrics}");
     assert!(metrics.contains("tally_core_batches_duplicate_total 4"), "{metrics}");
     pop.pop.stop().await;

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use tally_model::batch::frame::{self, FrameError};
 use tally_model::reply::{Reply, Status};
+use tally_model::timestamp::now_ms;
 
 use crate::commit::committer::Job;
 use crate::metrics::Metrics;
@@ -27,6 +28,11 @@ pub const ALPN: &[u8] = b"tally-batch/1";
 /// keep-alives a few times as often), so a killed peer is noticed within
 /// about a second, not after QUIC's default 30 s.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How far ahead of the core's clock a batch's low watermark may be: the
+/// edges' default `max_future` (a click may be that far ahead, so may the
+/// watermark), beyond which the batch is refused.
+pub const WATERMARK_MAX_AHEAD_MS: u64 = 5 * 60 * 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiverError {
@@ -122,6 +128,16 @@ impl Receiver {
                     Reply::new(Status::Retry, format!("{e}; this core reads version {}", frame::VERSION))
                 }
                 Err(e) => self.reject(peer, e.to_string()),
+                // A watermark ahead of the clock would make hours final that edges still fill.
+                Ok(batch) if batch.low_watermark_ms > now_ms().saturating_add(WATERMARK_MAX_AHEAD_MS) => self.reject(
+                    peer,
+                    format!(
+                        "low watermark {} ms is more than {} s ahead of the core's clock ({} ms); it would make hours final too early",
+                        batch.low_watermark_ms,
+                        WATERMARK_MAX_AHEAD_MS / 1000,
+                        now_ms()
+                    ),
+                ),
                 Ok(batch) => {
                     let (tx, rx) = oneshot::channel();
                     let checksum = frame::checksum(&bytes).unwrap_or(0);
