@@ -121,6 +121,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
     };
 
     let connector = Connector::new(config.core.addr, &config.core.server_name, &config.core.ca_cert)?;
+    let gate = tally_http::limits::Gate::new(tally_http::limits::ServerLimits::default());
     let listener = TcpListener::bind(config.listen_http).await.map_err(|source| EdgeError::Listen { addr: config.listen_http, source })?;
     tracing::info!(addr = %config.listen_http, "edge accepting clicks over HTTP/1.1 and HTTP/2");
 
@@ -139,7 +140,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
     };
     let h3 = match config.listen_h3 {
         Some(addr) => {
-            let endpoint = tally_http::h3::bind(addr, tls::server_config(&identity, &[tally_http::h3::ALPN], true)?, 1024)?;
+            let endpoint = tally_http::h3::bind(addr, tls::server_config(&identity, &[tally_http::h3::ALPN], true)?, &gate.limits)?;
             tracing::info!(%addr, "edge accepting clicks over HTTP/3");
             Some(endpoint)
         }
@@ -193,12 +194,12 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
     let shipping = tokio::spawn(shipper.run(ship_stop_rx));
     let mut servers = tokio::task::JoinSet::new();
     if let Some((listener, acceptor)) = https {
-        servers.spawn(tally_http::serve::serve(listener, Some(acceptor), ingest.clone(), shutdown.clone()));
+        servers.spawn(tally_http::serve::serve(listener, Some(acceptor), ingest.clone(), gate.clone(), shutdown.clone()));
     }
     if let Some(endpoint) = h3 {
-        servers.spawn(tally_http::h3::serve(endpoint, ingest.clone(), config.max_body_bytes, shutdown.clone()));
+        servers.spawn(tally_http::h3::serve(endpoint, ingest.clone(), config.max_body_bytes, gate.clone(), shutdown.clone()));
     }
-    servers.spawn(tally_http::serve::serve(listener, None, ingest, shutdown));
+    servers.spawn(tally_http::serve::serve(listener, None, ingest, gate, shutdown));
     while servers.join_next().await.is_some() {}
     if let Some(sync) = registry {
         let _ = sync.await;

@@ -17,6 +17,7 @@ use tally_edge::metrics::Metrics;
 use tally_filter::host::{FailurePolicy, FilterEngine, Limits, DEFAULT_INSTANCES};
 use tally_filter::manifest::{sha256_hex, Manifest, TenantPlugins, VersionRef};
 use tally_http::client::{ApiClient, Client, PinnedHttps};
+use tally_http::limits::{Gate, ServerLimits};
 use tally_http::serve::{Handler, Peer};
 use tally_http::{reply, RequestBody, Response};
 use tally_model::tenant::{TenantId, TenantSpec, Tenants};
@@ -71,7 +72,7 @@ async fn components_run_only_when_their_hash_matches() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = watch::channel(false);
-    let server = tokio::spawn(tally_http::serve::serve(listener, None, fake.clone(), stopped));
+    let server = tokio::spawn(tally_http::serve::serve(listener, None, fake.clone(), Gate::new(ServerLimits::default()), stopped));
     let cache = tempfile::tempdir().unwrap();
     let engine = FilterEngine::new(DEFAULT_INSTANCES).unwrap();
     let limits = Limits::new(16 << 20, Duration::from_secs(2));
@@ -129,7 +130,7 @@ async fn https_registry_is_pinned_to_the_cores_certificate() {
     let url = format!("https://{}/v1/registry/manifest", listener.local_addr().unwrap());
     let tls = tokio_rustls::TlsAcceptor::from(tally_http::tls::server_config(&core, &[b"http/1.1"], false).unwrap());
     let (stop, stopped) = watch::channel(false);
-    let server = tokio::spawn(tally_http::serve::serve(listener, Some(tls), fake, stopped));
+    let server = tokio::spawn(tally_http::serve::serve(listener, Some(tls), fake, Gate::new(ServerLimits::default()), stopped));
 
     let pinned = PinnedHttps::new(&core.cert_path, "localhost").unwrap();
     let reply = pinned.get(&url, Some("edge-token")).await.unwrap();

@@ -21,6 +21,7 @@ use http::{Method, Request, StatusCode};
 use tokio::sync::watch;
 
 use tally_http::client::Client;
+use tally_http::limits::{Gate, ServerLimits, MAX_CONNECTIONS};
 use tally_http::serve::{Handler, Peer};
 use tally_http::{reply, RequestBody, Response};
 
@@ -358,20 +359,23 @@ struct NullServer {
 /// URL and (for HTTP/3) the certificate to trust.
 async fn start_null(proto: Proto) -> Result<(Option<NullServer>, String, Option<PathBuf>)> {
     let (stop, stopped) = watch::channel(false);
+    // The load generator is one address opening as many connections and streams as it is told.
+    let limits = ServerLimits { max_connections_per_ip: MAX_CONNECTIONS, max_streams_per_connection: 1024, ..ServerLimits::default() };
+    let gate = Gate::new(limits);
     match proto {
         Proto::H1 | Proto::H2 => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
-            tokio::spawn(tally_http::serve::serve(listener, None, Arc::new(Null), stopped));
+            tokio::spawn(tally_http::serve::serve(listener, None, Arc::new(Null), gate, stopped));
             Ok((Some(NullServer { _stop: stop, _dir: None }), format!("http://{addr}"), None))
         }
         Proto::H3 => {
             let dir = tempfile::Builder::new().prefix("tally-load-").tempdir()?;
             let identity = tally_http::tls::load_or_create(dir.path(), "null", &["localhost".into()])?;
             let config = tally_http::tls::server_config(&identity, &[tally_http::h3::ALPN], true)?;
-            let endpoint = tally_http::h3::bind("127.0.0.1:0".parse()?, config, 1024)?;
+            let endpoint = tally_http::h3::bind("127.0.0.1:0".parse()?, config, &gate.limits)?;
             let addr = endpoint.local_addr()?;
-            tokio::spawn(tally_http::h3::serve(endpoint, Arc::new(Null), 64 << 20, stopped));
+            tokio::spawn(tally_http::h3::serve(endpoint, Arc::new(Null), 64 << 20, gate, stopped));
             Ok((Some(NullServer { _stop: stop, _dir: Some(dir) }), format!("https://{addr}"), Some(identity.cert_path)))
         }
     }

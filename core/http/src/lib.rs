@@ -2,6 +2,8 @@
 //!
 //! * [`serve`]: accept loops over TCP (cleartext or TLS; HTTP/1.1 and
 //!   HTTP/2) and, in [`h3`], over QUIC (HTTP/3), one [`serve::Handler`] for all.
+//! * [`limits`]: the bounds every listener serves under (timeouts,
+//!   connection caps, the budget of bodies being received).
 //! * [`tls`]: persistent TLS identities and rustls server configurations.
 //! * [`reply`]: JSON and error responses in one shape, bodies read under a
 //!   byte limit, Prometheus exposition.
@@ -10,6 +12,7 @@
 
 pub mod client;
 pub mod h3;
+pub mod limits;
 pub mod query;
 pub mod reply;
 pub mod serve;

@@ -6,6 +6,9 @@ use http_body_util::{BodyExt, Full};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
+use crate::limits::{BodyBudget, BodyCharge};
+use crate::serve::BodyTimeout;
+
 pub type Body = Full<Bytes>;
 pub type Response = http::Response<Body>;
 
@@ -54,6 +57,10 @@ pub enum BodyError {
     TooLarge(usize),
     #[error("reading request body: {0}")]
     Read(String),
+    #[error("{0}; send the whole request promptly")]
+    Timeout(crate::serve::BodyTimeout),
+    #[error(transparent)]
+    Busy(#[from] crate::limits::OverBudget),
 }
 
 impl BodyError {
@@ -61,8 +68,18 @@ impl BodyError {
         let status = match self {
             BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             BodyError::Read(_) => StatusCode::BAD_REQUEST,
+            BodyError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            BodyError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
-        error(status, self.to_string())
+        let mut resp = error(status, self.to_string());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        // The rest of the body is never read, so the connection cannot carry another request.
+        if status == StatusCode::REQUEST_TIMEOUT {
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
     }
 }
 
@@ -71,23 +88,35 @@ impl BodyError {
 /// of a broken pipe. Beyond it the connection is simply closed.
 const DRAIN_CAP: u64 = 64 << 20;
 
-/// Reads a whole request body, refusing more than `limit` bytes.
+/// Reads a whole request body, refusing more than `limit` bytes. What it
+/// keeps is charged to the listener's [`BodyBudget`] (if the request carries
+/// one) until the body is read: the memory a slow client can make the
+/// process hold is bounded, whatever the number of clients.
 pub async fn read_body(req: http::Request<crate::RequestBody>, limit: usize) -> Result<(http::request::Parts, Bytes), BodyError> {
     let (parts, mut body) = req.into_parts();
+    let budget = parts.extensions.get::<BodyBudget>().cloned();
+    let mut charge = BodyCharge::default();
     let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > DRAIN_CAP) {
         return Err(BodyError::TooLarge(limit));
     }
-    let mut buf = bytes::BytesMut::with_capacity(declared.map_or(8 << 10, |n| n.min(limit as u64) as usize));
+    // A declared length is a hint, not a promise: memory grows with bytes that arrive.
+    let mut buf = bytes::BytesMut::with_capacity(declared.map_or(8 << 10, |n| n.min(limit as u64).min(64 << 10) as usize));
     let mut seen: u64 = 0;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
+        let frame = frame.map_err(|e| match e.downcast::<BodyTimeout>() {
+            Ok(timeout) => BodyError::Timeout(*timeout),
+            Err(e) => BodyError::Read(e.to_string()),
+        })?;
         let Ok(data) = frame.into_data() else { continue };
         seen += data.len() as u64;
         if seen > DRAIN_CAP {
             break;
         }
         if seen <= limit as u64 {
+            if let Some(budget) = &budget {
+                budget.charge(&mut charge, data.len())?;
+            }
             buf.extend_from_slice(&data);
         }
     }

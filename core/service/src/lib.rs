@@ -76,6 +76,7 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     let (jobs_tx, jobs_rx) = mpsc::channel(COMMIT_QUEUE);
     let receiver = Receiver::bind(config.listen_quic, &identity, config.max_batch_bytes, jobs_tx, metrics.clone())?;
     tracing::info!(addr = %config.listen_quic, cert = %cert.display(), "receiving batches over QUIC");
+    let gate = tally_http::limits::Gate::new(tally_http::limits::ServerLimits::default());
     let listener = TcpListener::bind(config.listen_http).await.map_err(|source| CoreError::Listen { addr: config.listen_http, source })?;
     tracing::info!(addr = %config.listen_http, "serving the query API and dashboard");
     let https = match config.listen_https {
@@ -97,13 +98,13 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     let registry = Registry::open(&registry_dir, config.registry.max_plugin_bytes.unwrap_or(16 << 20))?;
     let receiving = tokio::spawn(receiver.run(shutdown.clone()));
     let api = Arc::new(Api { tenants, store, metrics, registry: Arc::new(registry), edge_token: config.registry.edge_token.clone() });
-    let (https_api, https_shutdown) = (api.clone(), shutdown.clone());
+    let (https_api, https_gate, https_shutdown) = (api.clone(), gate.clone(), shutdown.clone());
     let serve_https = async move {
         if let Some((listener, acceptor)) = https {
-            tally_http::serve::serve(listener, Some(acceptor), https_api, https_shutdown).await;
+            tally_http::serve::serve(listener, Some(acceptor), https_api, https_gate, https_shutdown).await;
         }
     };
-    tokio::join!(tally_http::serve::serve(listener, None, api, shutdown), serve_https);
+    tokio::join!(tally_http::serve::serve(listener, None, api, gate, shutdown), serve_https);
     // The receiver owns the job sender: once it stops, the committer drains
     // what is queued and ends.
     let _ = receiving.await;

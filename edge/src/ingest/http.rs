@@ -59,7 +59,7 @@ impl Handler for Ingest {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let mut resp = match (req.method(), segments.as_slice()) {
             (&Method::POST, ["v1", "clicks"]) => {
-                let key = reply::authorization(req.headers()).and_then(|h| h.strip_prefix("Bearer ")).map(str::to_owned);
+                let key = bearer(req.headers()).map(str::to_owned);
                 self.post(req, key.as_deref()).await
             }
             (&Method::POST, ["v1", "beacon", key]) => {
@@ -92,10 +92,36 @@ impl Handler for Ingest {
         if let (Some(alt_svc), Transport::Tcp | Transport::Tls) = (&self.alt_svc, peer.transport) {
             resp.headers_mut().insert(header::ALT_SVC, alt_svc.clone());
         }
-        let label = StatusLabel { code: resp.status().as_u16(), transport: peer.transport.as_str() };
-        self.metrics.requests.get_or_create(&label).inc();
+        self.count(&resp, peer);
         resp
     }
+
+    /// The ingest routes' key, checked from the head alone (before HTTP/3
+    /// receives the body); `post` checks the same on every transport.
+    fn authorize(&self, head: &http::request::Parts, peer: Peer) -> Option<Response> {
+        let segments: Vec<&str> = head.uri.path().trim_start_matches('/').split('/').collect();
+        let key = match (&head.method, segments.as_slice()) {
+            (&Method::POST, ["v1", "clicks"]) => bearer(&head.headers),
+            (&Method::POST, ["v1", "beacon", key]) => Some(*key),
+            _ => return None,
+        };
+        if key.and_then(|k| self.tenants.authenticate(k.trim(), Role::Ingest)).is_some() {
+            return None;
+        }
+        let resp = unauthorized();
+        self.count(&resp, peer);
+        Some(resp)
+    }
+}
+
+fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    reply::authorization(headers).and_then(|h| h.strip_prefix("Bearer "))
+}
+
+fn unauthorized() -> Response {
+    let mut resp = reply::error(StatusCode::UNAUTHORIZED, "missing or unknown ingest key (Authorization: Bearer <key>)");
+    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    resp
 }
 
 fn unavailable(status: StatusCode, retry_after: &str, reason: impl Into<String>) -> Response {
@@ -107,14 +133,15 @@ fn unavailable(status: StatusCode, retry_after: &str, reason: impl Into<String>)
 }
 
 impl Ingest {
+    fn count(&self, resp: &Response, peer: Peer) {
+        let label = StatusLabel { code: resp.status().as_u16(), transport: peer.transport.as_str() };
+        self.metrics.requests.get_or_create(&label).inc();
+    }
+
     /// `POST /v1/clicks` and `POST /v1/beacon/{key}`: the same batch ingest.
     #[tracing::instrument(name = "post_clicks", skip_all, fields(tenant, events))]
     async fn post(&self, req: http::Request<RequestBody>, key: Option<&str>) -> Response {
-        let Some(tenant) = key.and_then(|k| self.tenants.authenticate(k.trim(), Role::Ingest)).cloned() else {
-            let mut resp = reply::error(StatusCode::UNAUTHORIZED, "missing or unknown ingest key (Authorization: Bearer <key>)");
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return resp;
-        };
+        let Some(tenant) = key.and_then(|k| self.tenants.authenticate(k.trim(), Role::Ingest)).cloned() else { return unauthorized() };
         tracing::Span::current().record("tenant", tenant.as_str());
         let origin = cors::origin(req.headers()).map(str::to_owned);
         let mut resp = self.ingest(&tenant, req).await;

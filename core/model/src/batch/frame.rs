@@ -77,6 +77,17 @@ pub fn checksum(frame: &[u8]) -> Option<u64> {
     frame.get(12..20).map(|b| u64::from_le_bytes(b.try_into().unwrap()))
 }
 
+/// The payload length a frame's header declares, once its magic says it is
+/// a Tally batch at all: what a reader must make room for before it reads
+/// the payload. The rest of the header is checked by [`decode`].
+pub fn declared_len(header: &[u8; HEADER_LEN]) -> Result<usize, FrameError> {
+    let magic: [u8; 4] = header[0..4].try_into().unwrap();
+    if magic != MAGIC {
+        return Err(FrameError::Magic(magic));
+    }
+    Ok(u32::from_le_bytes(header[8..12].try_into().unwrap()) as usize)
+}
+
 fn check_header(frame: &[u8]) -> Result<&[u8], FrameError> {
     if frame.len() < HEADER_LEN {
         return Err(FrameError::Short(frame.len()));

@@ -94,6 +94,17 @@ proptest! {
         prop_assert!(decode(&frame[..len]).is_err());
     }
 
+    /// A reader that reserves what the header declares reserves exactly the payload.
+    #[test]
+    fn declared_len_is_the_payload_length(b in batch()) {
+        let frame = encode(&b);
+        let header: [u8; HEADER_LEN] = frame[..HEADER_LEN].try_into().unwrap();
+        prop_assert_eq!(declared_len(&header), Ok(frame.len() - HEADER_LEN));
+        let mut bad = header;
+        bad[0] ^= 1;
+        prop_assert!(matches!(declared_len(&bad), Err(FrameError::Magic(_))));
+    }
+
     /// Garbage that carries a valid header and checksum is still refused by
     /// bytecheck, never trusted.
     #[test]

@@ -5,7 +5,9 @@
 //! rkyv bytecheck, semantic checks) before anything reaches the committer,
 //! and answers on the same stream. A corrupt or oversized frame costs its
 //! stream a `Rejected` reply and nothing else: the connection, the other
-//! streams and the process carry on.
+//! streams and the process carry on. What streams and connections may hold
+//! (a budget of bytes in flight, a deadline per stream, connection and
+//! stream caps) is in [`bounded`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,8 +21,11 @@ use tally_model::reply::{Reply, Status};
 use tally_model::timestamp::now_ms;
 
 use crate::commit::committer::Job;
+use bounded::{Bounds, Unread};
 use crate::metrics::Metrics;
 use tally_http::tls::{server_config, Identity};
+
+mod bounded;
 
 pub const ALPN: &[u8] = b"tally-batch/1";
 /// Silence after which an edge's connection is dead. QUIC uses the smaller
@@ -44,7 +49,8 @@ pub enum ReceiverError {
 
 pub struct Receiver {
     endpoint: quinn::Endpoint,
-    max_batch_bytes: usize,
+    /// Connection slots and the budget of batch bytes in flight.
+    bounds: Bounds,
     jobs: mpsc::Sender<Job>,
     metrics: Arc<Metrics>,
 }
@@ -61,11 +67,11 @@ impl Receiver {
         let quic = QuicServerConfig::try_from(tls).map_err(|e| ReceiverError::Tls(e.to_string()))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
         let mut transport = quinn::TransportConfig::default();
-        transport.max_concurrent_bidi_streams(1024u32.into());
+        transport.max_concurrent_bidi_streams(bounded::MAX_STREAMS_PER_CONNECTION.into());
         transport.max_idle_timeout(Some(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).expect("a second fits a QUIC varint")));
         server.transport_config(Arc::new(transport));
         let endpoint = quinn::Endpoint::server(server, addr).map_err(|source| ReceiverError::Bind { addr, source })?;
-        Ok(Receiver { endpoint, max_batch_bytes, jobs, metrics })
+        Ok(Receiver { endpoint, bounds: Bounds::new(max_batch_bytes), jobs, metrics })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -82,9 +88,15 @@ impl Receiver {
                 },
                 _ = tally_http::serve::stopped(&mut shutdown) => break,
             };
+            // Refused before the handshake: a peer over a cap costs one packet.
+            let Some(slot) = this.bounds.gate.admit(incoming.remote_address().ip(), "batch") else {
+                incoming.refuse();
+                continue;
+            };
             let this = this.clone();
             tokio::spawn(async move {
-                match incoming.await {
+                let _slot = slot;
+                match bounded::handshake(incoming).await {
                     Ok(conn) => this.serve_connection(conn).await,
                     Err(e) => tracing::debug!(error = %e, "QUIC handshake failed"),
                 }
@@ -113,10 +125,13 @@ impl Receiver {
 
     async fn serve_stream(&self, mut send: quinn::SendStream, mut recv: quinn::RecvStream, peer: SocketAddr) {
         self.metrics.batches_received.inc();
-        let reply = match recv.read_to_end(self.max_batch_bytes).await {
-            Err(quinn::ReadToEndError::TooLong) => self.reject(peer, format!("batch larger than {} bytes", self.max_batch_bytes)),
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "batch stream broke before its end");
+        let reply = match self.bounds.read_frame(&mut recv, peer).await {
+            Err(Unread::TooLong(max)) => self.reject(peer, format!("batch larger than {max} bytes")),
+            Err(Unread::Invalid(reason)) => self.reject(peer, reason),
+            Err(Unread::Short(bytes)) => self.reject(peer, frame::decode(&bytes).err().map_or_else(|| "batch stream ended early".into(), |e| e.to_string())),
+            Err(Unread::Busy) => Reply::new(Status::Retry, "the core is receiving as many batches as it can hold; send this one again later"),
+            Err(Unread::Broken(reason)) => {
+                tracing::debug!(%peer, %reason, "batch stream broke before its end");
                 return;
             }
             Ok(bytes) => match frame::decode(&bytes) {

@@ -1,0 +1,376 @@
+//! The bounds every listener of edge and core serves under, so that a client
+//! that is slow, lying or merely numerous costs a bounded share of the process
+//! and never stops other clients from being served.
+//!
+//! | bound | protects against | default, and why |
+//! |---|---|---|
+//! | `header_read_timeout` | slowloris: a head sent a byte at a time holds a connection forever | 10 s: a head is one packet for any real client, even on a bad mobile link |
+//! | `body_timeout` | a body that stops (a lying `Content-Length`, a stalled chunked upload) | 10 s without a body byte: a live client always has one in flight |
+//! | `request_timeout` | a body that trickles forever (endless chunked); also the whole HTTP/3 request | 30 s from head to last body byte: an 8 MiB body at 2 Mbit/s fits |
+//! | `keep_alive_timeout` | idle connections (HTTP/1.1 between requests, HTTP/2, HTTP/3, a TCP connection that never sends) | 15 s: clients reconnect cheaply; a held descriptor is not cheap |
+//! | `tls_handshake_timeout` | a TLS or QUIC handshake that never finishes | 10 s |
+//! | `max_connections` | descriptor exhaustion: new clients time out once `accept` fails | 4096 per process (all listeners together), and always below `RLIMIT_NOFILE` |
+//! | `max_connections_per_ip` | one address (or IPv6 /64) taking every connection slot | 256: generous for carrier NAT, small against the global cap |
+//! | `max_streams_per_connection` | one HTTP/2 or HTTP/3 connection multiplying the above | 100 concurrent requests |
+//! | `body_budget_bytes` | memory: request bodies being received, over all connections | 256 MiB; past it a request is answered `503` instead of growing the process |
+//!
+//! HTTP/1.1 connections waiting for their next request are also bounded by
+//! `header_read_timeout`: hyper starts that clock as soon as a connection
+//! waits for a head, so the shorter of the two applies.
+//!
+//! [`ConnTable`] is the sans-IO bookkeeping of connection slots; [`Gate`]
+//! shares it (and the body budget) between all listeners of a process.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(15);
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const MAX_CONNECTIONS: usize = 4096;
+pub const MAX_CONNECTIONS_PER_IP: usize = 256;
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 100;
+pub const BODY_BUDGET_BYTES: usize = 256 << 20;
+/// Descriptors kept free of connections: spool and WAL files, ClickHouse and
+/// core connections, the registry's blobs.
+pub const FD_RESERVE: usize = 256;
+
+/// The configurable bounds (the `[limits]` section of edge and core
+/// configs); durations are written in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerLimits {
+    #[serde(rename = "header_read_timeout_ms", with = "millis")]
+    pub header_read_timeout: Duration,
+    #[serde(rename = "body_timeout_ms", with = "millis")]
+    pub body_timeout: Duration,
+    #[serde(rename = "request_timeout_ms", with = "millis")]
+    pub request_timeout: Duration,
+    #[serde(rename = "keep_alive_timeout_ms", with = "millis")]
+    pub keep_alive_timeout: Duration,
+    #[serde(rename = "tls_handshake_timeout_ms", with = "millis")]
+    pub tls_handshake_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_streams_per_connection: u32,
+    pub body_budget_bytes: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            body_timeout: BODY_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
+            keep_alive_timeout: KEEP_ALIVE_TIMEOUT,
+            tls_handshake_timeout: TLS_HANDSHAKE_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+            max_connections_per_ip: MAX_CONNECTIONS_PER_IP,
+            max_streams_per_connection: MAX_STREAMS_PER_CONNECTION,
+            body_budget_bytes: BODY_BUDGET_BYTES,
+        }
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// Why a connection was refused a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("at the cap of {0} concurrent connections")]
+    Total(usize),
+    #[error("this client address is at its cap of {0} concurrent connections")]
+    PerIp(usize),
+}
+
+/// Connection slots, overall and per client address (sans-IO). IPv6 clients
+/// are counted per /64, the block one subscriber usually holds.
+#[derive(Debug)]
+pub struct ConnTable {
+    max_total: usize,
+    max_per_ip: usize,
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+impl ConnTable {
+    pub fn new(max_total: usize, max_per_ip: usize) -> ConnTable {
+        ConnTable { max_total, max_per_ip, total: 0, per_ip: HashMap::new() }
+    }
+
+    pub fn try_admit(&mut self, ip: IpAddr) -> Result<(), Refused> {
+        if self.total >= self.max_total {
+            return Err(Refused::Total(self.max_total));
+        }
+        let n = self.per_ip.entry(client_key(ip)).or_default();
+        if *n >= self.max_per_ip {
+            return Err(Refused::PerIp(self.max_per_ip));
+        }
+        *n += 1;
+        self.total += 1;
+        Ok(())
+    }
+
+    /// Gives back a slot [`try_admit`](Self::try_admit) handed out.
+    pub fn release(&mut self, ip: IpAddr) {
+        let key = client_key(ip);
+        if let Some(n) = self.per_ip.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                // Forgotten at zero, so the table is as large as the open connections.
+                self.per_ip.remove(&key);
+            }
+            self.total -= 1;
+        }
+    }
+
+    pub fn open(&self) -> usize {
+        self.total
+    }
+
+    pub fn open_from(&self, ip: IpAddr) -> usize {
+        self.per_ip.get(&client_key(ip)).copied().unwrap_or(0)
+    }
+}
+
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        v4 => v4,
+    }
+}
+
+/// What every listener of one process shares: the limits, the connection
+/// slots and the body budget.
+#[derive(Debug)]
+pub struct Gate {
+    pub limits: ServerLimits,
+    conns: Mutex<ConnTable>,
+    body_budget: BodyBudget,
+    refusals: Mutex<Refusals>,
+}
+
+#[derive(Debug)]
+struct Refusals {
+    since_report: u64,
+    reported: Option<Instant>,
+}
+
+/// Refusals are logged at most this often: under attack, one line per
+/// refused connection would be a second attack, on the disk.
+const REFUSAL_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+impl Gate {
+    /// Raises the process's descriptor limit to its hard limit, and keeps
+    /// `max_connections` [`FD_RESERVE`] below it, so accepting never fails
+    /// for want of descriptors.
+    pub fn new(mut limits: ServerLimits) -> Arc<Gate> {
+        let nofile = raise_nofile_limit();
+        let room = nofile.saturating_sub(FD_RESERVE as u64).max(1);
+        if limits.max_connections as u64 > room {
+            tracing::warn!(
+                configured = limits.max_connections,
+                nofile,
+                using = room,
+                "max_connections is above what the descriptor limit (RLIMIT_NOFILE) allows; raise `ulimit -n` (LimitNOFILE= in systemd) to serve more"
+            );
+            limits.max_connections = room as usize;
+        }
+        let conns = Mutex::new(ConnTable::new(limits.max_connections, limits.max_connections_per_ip));
+        let body_budget = BodyBudget::new(limits.body_budget_bytes);
+        Arc::new(Gate { limits, conns, body_budget, refusals: Mutex::new(Refusals { since_report: 0, reported: None }) })
+    }
+
+    /// A connection slot for a client at `ip`, held until the guard drops.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr, listener: &'static str) -> Option<ConnGuard> {
+        let admitted = self.conns.lock().expect("connection table lock poisoned").try_admit(ip);
+        match admitted {
+            Ok(()) => Some(ConnGuard { gate: self.clone(), ip }),
+            Err(why) => {
+                self.report_refusal(ip, listener, why);
+                None
+            }
+        }
+    }
+
+    fn report_refusal(&self, ip: IpAddr, listener: &'static str, why: Refused) {
+        let mut r = self.refusals.lock().expect("refusal counter lock poisoned");
+        r.since_report += 1;
+        if r.reported.is_none_or(|at| at.elapsed() >= REFUSAL_REPORT_EVERY) {
+            tracing::warn!(%ip, listener, reason = %why, refused = r.since_report, "refusing connections (count since the last such line)");
+            r.since_report = 0;
+            r.reported = Some(Instant::now());
+        }
+    }
+
+    pub fn body_budget(&self) -> BodyBudget {
+        self.body_budget.clone()
+    }
+}
+
+/// A held connection slot; dropping it gives the slot back.
+#[derive(Debug)]
+pub struct ConnGuard {
+    gate: Arc<Gate>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.gate.conns.lock().expect("connection table lock poisoned").release(self.ip);
+    }
+}
+
+/// The bytes of request bodies a process may hold while receiving them.
+/// Listeners attach it to every request's extensions; `reply::read_body`
+/// charges what it keeps and gives it back when the body is read.
+#[derive(Debug, Clone)]
+pub struct BodyBudget(Arc<Semaphore>);
+
+/// Bytes charged to a [`BodyBudget`], given back on drop.
+#[derive(Debug, Default)]
+pub struct BodyCharge(Option<OwnedSemaphorePermit>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the server is receiving as many request bodies as it can hold; retry shortly")]
+pub struct OverBudget;
+
+impl BodyBudget {
+    pub fn new(bytes: usize) -> BodyBudget {
+        BodyBudget(Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS))))
+    }
+
+    /// Adds `bytes` to `charge`, or refuses if the budget has not that much left.
+    pub fn charge(&self, charge: &mut BodyCharge, bytes: usize) -> Result<(), OverBudget> {
+        let Ok(n) = u32::try_from(bytes) else { return Err(OverBudget) };
+        let permit = self.0.clone().try_acquire_many_owned(n).map_err(|_| OverBudget)?;
+        match &mut charge.0 {
+            Some(held) => held.merge(permit),
+            None => charge.0 = Some(permit),
+        }
+        Ok(())
+    }
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the soft limit
+/// in force afterwards.
+pub fn raise_nofile_limit() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn caps_per_address_and_in_total() {
+        let mut t = ConnTable::new(3, 2);
+        assert_eq!(t.try_admit(ip("10.0.0.1")), Ok(()));
+        assert_eq!(t.try_admit(ip("10.0.0.1")), Ok(()));
+        assert_eq!(t.try_admit(ip("10.0.0.1")), Err(Refused::PerIp(2)));
+        assert_eq!(t.try_admit(ip("10.0.0.2")), Ok(()));
+        assert_eq!(t.try_admit(ip("10.0.0.3")), Err(Refused::Total(3)));
+        t.release(ip("10.0.0.1"));
+        assert_eq!(t.open(), 2);
+        assert_eq!(t.try_admit(ip("10.0.0.3")), Ok(()));
+        assert_eq!(t.try_admit(ip("10.0.0.1")), Err(Refused::Total(3)));
+    }
+
+    #[test]
+    fn release_forgets_empty_addresses_and_ignores_unknown_ones() {
+        let mut t = ConnTable::new(10, 10);
+        t.try_admit(ip("10.0.0.1")).unwrap();
+        t.release(ip("10.0.0.1"));
+        t.release(ip("10.0.0.1"));
+        t.release(ip("10.9.9.9"));
+        assert_eq!((t.open(), t.per_ip.len()), (0, 0));
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
+        let mut t = ConnTable::new(10, 1);
+        t.try_admit(ip("2001:db8:1:2::1")).unwrap();
+        assert_eq!(t.try_admit(ip("2001:db8:1:2:ffff::9")), Err(Refused::PerIp(1)));
+        assert_eq!(t.try_admit(ip("2001:db8:1:3::1")), Ok(()));
+        t.try_admit(ip("192.0.2.7")).unwrap();
+        assert_eq!(t.try_admit(ip("::ffff:192.0.2.7")), Err(Refused::PerIp(1)));
+        assert_eq!(t.open_from(ip("2001:db8:1:2::42")), 1);
+    }
+
+    #[test]
+    fn guards_give_their_slot_back_on_drop() {
+        let gate = Gate::new(ServerLimits { max_connections: 2, max_connections_per_ip: 1, ..ServerLimits::default() });
+        let a = gate.admit(ip("10.0.0.1"), "test").expect("a free slot");
+        assert!(gate.admit(ip("10.0.0.1"), "test").is_none());
+        let b = gate.admit(ip("10.0.0.2"), "test").expect("another address");
+        assert!(gate.admit(ip("10.0.0.3"), "test").is_none());
+        drop(a);
+        assert!(gate.admit(ip("10.0.0.1"), "test").is_some());
+        drop(b);
+        assert_eq!(gate.conns.lock().unwrap().open(), 0);
+    }
+
+    #[test]
+    fn the_connection_cap_stays_below_the_descriptor_limit() {
+        let gate = Gate::new(ServerLimits { max_connections: usize::MAX, ..ServerLimits::default() });
+        assert!((gate.limits.max_connections as u64) < raise_nofile_limit());
+    }
+
+    #[test]
+    fn body_charges_are_bounded_and_given_back() {
+        let budget = BodyBudget::new(100);
+        let mut a = BodyCharge::default();
+        budget.charge(&mut a, 60).unwrap();
+        budget.charge(&mut a, 30).unwrap();
+        let mut b = BodyCharge::default();
+        assert_eq!(budget.charge(&mut b, 20), Err(OverBudget));
+        drop(a);
+        assert_eq!(budget.charge(&mut b, 100), Ok(()));
+    }
+
+    #[test]
+    fn limits_read_from_a_partial_section() {
+        let limits: ServerLimits = serde_json::from_str(r#"{"header_read_timeout_ms": 500, "max_connections_per_ip": 8}"#).unwrap();
+        assert_eq!(limits.header_read_timeout, Duration::from_millis(500));
+        assert_eq!(limits.max_connections_per_ip, 8);
+        assert_eq!(limits.request_timeout, REQUEST_TIMEOUT);
+        let round: ServerLimits = serde_json::from_value(serde_json::to_value(&limits).unwrap()).unwrap();
+        assert_eq!(round, limits);
+    }
+}
