@@ -157,7 +157,9 @@ async fn replaying_the_whole_spool_changes_nothing() {
     files.sort();
     assert!(!files.is_empty());
     let state = &pop.pop.state;
-    let connector = Connector::new(state.core_quic, "localhost", &state.core_cert).unwrap();
+    // The edge's own key: the core takes its batches only from it.
+    let identity = tally_edge::shipper::identity::load(&pop.pop.edge_spool(0)).unwrap();
+    let connector = Connector::new(state.core_quic, "localhost", &state.core_cert, Some(&identity)).unwrap();
     for f in &files {
         let reply = connector.send(Bytes::from(std::fs::read(f).unwrap())).await.unwrap();
         assert_eq!(reply.status, Status::Duplicate, "{}: {reply:?}", f.display());

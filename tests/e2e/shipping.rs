@@ -1,9 +1,11 @@
 //! Edge -> core over QUIC: corrupt batches are refused without harm, re-sent
-//! batches are committed once, and batches wait out a core that is down.
+//! batches are committed once, and batches wait out a core that is down;
+//! only enrolled edge keys may ship, each only as its own edge.
 
 use bytes::Bytes;
 use tally::traffic::{json_array, now_ms, ClickGen, GenOptions};
 use tally_edge::shipper::Connector;
+use tally_http::pinned::Fingerprint;
 use tally_model::batch::{frame, Batch, ClickRecord, SecondRow, TenantRows, VERDICT_COUNTED};
 use tally_model::reply::Status;
 
@@ -11,9 +13,16 @@ use crate::harness;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_batches_are_rejected_and_resends_commit_once() {
-    let pop = harness::start(&["acme"]).await;
+    let mut pop = harness::start(&["acme"]).await;
+    // A test client enrolled as edge "test-edge" (its own key, pinned by the core).
+    let keys = pop.pop.state.dir.join("test-keys");
+    let key = |name: &str| tally_http::tls::load_or_create(&keys, name, &["test-edge".into()]).unwrap();
+    let fingerprint = |id: &tally_http::tls::Identity| Fingerprint::of(&id.certs[0]).to_string();
+    let (first_key, second_key, stranger) = (key("first"), key("second"), key("stranger"));
+    pop.pop.enroll("test-edge", vec![fingerprint(&first_key)]).await.unwrap();
     let state = &pop.pop.state;
-    let connector = Connector::new(state.core_quic, "localhost", &state.core_cert).unwrap();
+    let connect = |identity| Connector::new(state.core_quic, "localhost", &state.core_cert, identity).unwrap();
+    let connector = connect(Some(&first_key));
     let second = (now_ms() / 1000) as u32;
     let record = |i: u64, second: u32, cost| ClickRecord {
         id_hi: 77,
@@ -55,6 +64,22 @@ async fn corrupt_batches_are_rejected_and_resends_commit_once() {
         assert!(!reply.reason.is_empty());
     }
 
+    // Who may submit what: no key or an unenrolled one is refused in the
+    // handshake; an enrolled key ships only under its own edge id and only
+    // for tenants the core knows.
+    let good_frame = Bytes::from(good.clone());
+    assert!(connect(None).send(good_frame.clone()).await.is_err(), "a client without a key was served");
+    assert!(connect(Some(&stranger)).send(good_frame.clone()).await.is_err(), "an unenrolled key was served");
+    let impostor = frame::encode(&Batch { edge: "local-edge-1".into(), ..batch.clone() });
+    let reply = connector.send(Bytes::from(impostor)).await.unwrap();
+    assert_eq!(reply.status, Status::Rejected, "{reply:?}");
+    assert!(reply.reason.contains("authenticated as edge \"test-edge\""), "{reply:?}");
+    let mut unknown_tenant = batch.clone();
+    unknown_tenant.tenants[0].tenant = "globex".into();
+    let reply = connector.send(Bytes::from(frame::encode(&unknown_tenant))).await.unwrap();
+    assert_eq!(reply.status, Status::Rejected, "{reply:?}");
+    assert!(reply.reason.contains("not in this core's tenants file"), "{reply:?}");
+
     // A frame of another Tally version is not damage: the edge is asked to
     // keep it (retry) until a core that reads it is up.
     let mut newer = good.clone();
@@ -94,6 +119,21 @@ async fn corrupt_batches_are_rejected_and_resends_commit_once() {
     let metrics = pop.client.get(&format!("{}/metrics", state.core_http), None).await.unwrap().text();
     assert!(metrics.contains("tally_core_batches_rejected_total 5"), "{metrics}");
     assert!(metrics.contains("tally_core_batches_conflicting_total 1"), "{metrics}");
+    assert!(metrics.contains("tally_core_batches_refused_identity_total 2"), "{metrics}");
+    assert!(metrics.contains("tally_core_connections_unauthenticated_total 2"), "{metrics}");
+
+    // Key rotation: both keys while moving, then only the new one.
+    pop.pop.enroll("test-edge", vec![fingerprint(&first_key), fingerprint(&second_key)]).await.unwrap();
+    let state = &pop.pop.state;
+    let connect = |identity| Connector::new(state.core_quic, "localhost", &state.core_cert, identity).unwrap();
+    for k in [&first_key, &second_key] {
+        assert_eq!(connect(Some(k)).send(good_frame.clone()).await.unwrap().status, Status::Duplicate);
+    }
+    pop.pop.enroll("test-edge", vec![fingerprint(&second_key)]).await.unwrap();
+    let state = &pop.pop.state;
+    let connect = |identity| Connector::new(state.core_quic, "localhost", &state.core_cert, identity).unwrap();
+    assert!(connect(Some(&first_key)).send(good_frame.clone()).await.is_err(), "a dropped key was still served");
+    assert_eq!(connect(Some(&second_key)).send(good_frame).await.unwrap().status, Status::Duplicate);
     assert!(metrics.contains("tally_core_batches_unreadable_version_total 1"), "{metrics}");
     assert!(metrics.contains("tally_core_batches_duplicate_total 4"), "{metrics}");
     pop.pop.stop().await;

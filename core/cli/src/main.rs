@@ -29,6 +29,10 @@ enum Command {
         /// Edge configuration file (TOML; see deploy/config/edge.toml).
         #[arg(long)]
         config: PathBuf,
+        /// Print this edge's id and key fingerprint as the `[[edges]]` entry
+        /// the core needs (generating the key on first use), then exit.
+        #[arg(long)]
+        print_identity: bool,
     },
     /// Run the central service: batch receiver, ClickHouse commit, query API and dashboard.
     Core {
@@ -73,7 +77,17 @@ async fn main() -> Result<()> {
     init_logging();
     let shutdown = shutdown_signal()?;
     match cli.command {
-        Command::Edge { config } => {
+        Command::Edge { config, print_identity: true } => {
+            let config = tally_edge::config::EdgeConfig::load(&config)?;
+            let identity = tally_edge::shipper::identity::load(&config.spool_dir).context("loading the edge's identity")?;
+            let fingerprint = tally_edge::shipper::identity::fingerprint(&identity)?;
+            println!(
+                "# add to the core's configuration (list both keys while rotating), then restart the core\n[[edges]]\nid = {:?}\nkeys = [\"{fingerprint}\"]",
+                config.edge_id
+            );
+            Ok(())
+        }
+        Command::Edge { config, print_identity: false } => {
             let config = tally_edge::config::EdgeConfig::load(&config)?;
             tally_edge::run(config, shutdown).await.context("edge failed")
         }

@@ -2,6 +2,9 @@
 //! one edge, a tenant with keys. `tally demo` and the end-to-end tests start
 //! it the same way; each process can be stopped, killed and restarted on
 //! its own state (spool, TLS identity, ClickHouse data).
+//!
+//! Config files are the processes' own config types, serialized: every
+//! setting not named here keeps the default the process itself has.
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -13,8 +16,10 @@ use serde::Serialize;
 use tokio::process::Command;
 
 use tally_core::clickhouse::private_server::PrivateServer;
+use tally_core::config::{BillingSection, ClickHouseSection, CoreConfig, EdgeKeys};
 use tally_core::supervise::Supervised;
-use tally_model::tenant::TenantSpec;
+use tally_edge::config::{AckMode, CoreSection, EdgeConfig, FailurePolicy, FilterSection, RegistrySection, TimeSection};
+use tally_model::tenant::{TenantSpec, TenantsFile};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(20);
@@ -28,24 +33,32 @@ pub struct PopOptions {
     pub clickhouse_url: Option<String>,
     pub tenants: Vec<String>,
     pub edge: EdgeSettings,
-    /// How often the core's billing finalizer runs.
+    /// How often the core's billing finalizer runs (the core's default is
+    /// [`BillingSection::DEFAULT_FINALIZE_INTERVAL_MS`]).
     pub finalize_interval_ms: u64,
     /// Log filter for the children (`TALLY_LOG`).
     pub log: String,
 }
 
-/// The edge settings a POP's edges are started with.
+impl PopOptions {
+    /// Read by the core and every edge.
+    fn tenants_file(&self) -> PathBuf {
+        self.dir.join("tenants.toml")
+    }
+}
+
+/// The edge settings a POP's edges are started with; by default the edge's
+/// own defaults.
 #[derive(Debug, Clone)]
 pub struct EdgeSettings {
     pub ship_interval_ms: u64,
     pub heartbeat_ms: u64,
-    /// `durable` or `memory`.
-    pub ack_mode: &'static str,
+    pub ack_mode: AckMode,
     pub allowed_lateness_secs: u64,
     pub idle_lag_secs: u64,
     pub archive_acknowledged: bool,
-    /// Tenant filters: (tenant, plugin path, policy `open` or `closed`).
-    pub filters: Vec<(String, PathBuf, &'static str)>,
+    /// Tenant filters: (tenant, plugin path, policy).
+    pub filters: Vec<(String, PathBuf, FailurePolicy)>,
     /// How often edges poll the core's plugin registry.
     pub registry_poll_ms: u64,
     /// A filter call's deadline (registry and `filters` plugins alike).
@@ -55,15 +68,15 @@ pub struct EdgeSettings {
 impl Default for EdgeSettings {
     fn default() -> Self {
         EdgeSettings {
-            ship_interval_ms: 1000,
-            heartbeat_ms: 5000,
-            ack_mode: "durable",
-            allowed_lateness_secs: 3600,
-            idle_lag_secs: 300,
+            ship_interval_ms: EdgeConfig::DEFAULT_SHIP_INTERVAL_MS,
+            heartbeat_ms: EdgeConfig::DEFAULT_HEARTBEAT_MS,
+            ack_mode: AckMode::default(),
+            allowed_lateness_secs: TimeSection::DEFAULT_ALLOWED_LATENESS_SECS,
+            idle_lag_secs: TimeSection::DEFAULT_IDLE_LAG_SECS,
             archive_acknowledged: false,
             filters: Vec::new(),
-            registry_poll_ms: 1000,
-            filter_timeout_ms: 100,
+            registry_poll_ms: RegistrySection::DEFAULT_POLL_MS,
+            filter_timeout_ms: FilterSection::DEFAULT_TIMEOUT_MS,
         }
     }
 }
@@ -113,9 +126,10 @@ pub struct LocalPop {
     /// The core's API over TLS: edges read the registry there.
     core_https: SocketAddr,
     core_quic: SocketAddr,
-    tenants_file: PathBuf,
     /// Edges present it to read the core's plugin registry.
     edge_token: String,
+    /// What `core.toml` holds; rewritten when an edge is enrolled.
+    core_config: CoreConfig,
 }
 
 fn free_tcp() -> Result<SocketAddr> {
@@ -158,21 +172,18 @@ impl LocalPop {
                 dimensions: vec!["country".into(), "device".into()],
             })
             .collect();
-        let tenants_file = dir.join("tenants.toml");
         std::fs::create_dir_all(dir.join("site"))?;
-        std::fs::write(&tenants_file, toml_tenants(&specs))?;
+        write_tenants(&opts.tenants_file(), &specs)?;
 
         let (core_http, core_https) = (free_tcp()?, free_tcp()?);
         let core_quic = free_udp()?;
         let edge_token = random_key("edge_");
-        let core_dir = dir.join("core");
-        std::fs::write(
-            dir.join("core.toml"),
-            format!(
-                "listen_http = \"{core_http}\"\nlisten_https = \"{core_https}\"\nlisten_quic = \"{core_quic}\"\ndata_dir = {core_dir:?}\ntenants_file = {tenants_file:?}\n\n[clickhouse]\nurl = \"{clickhouse_url}\"\n\n[billing]\nfinalize_interval_ms = {}\n\n[registry]\nedge_token = \"{edge_token}\"\n",
-                opts.finalize_interval_ms
-            ),
-        )?;
+        let mut core_config = core_config(&opts, [core_http, core_https, core_quic], &clickhouse_url, &edge_token);
+        let core_dir = core_config.data_dir.clone();
+        // The first edge's key is enrolled before the core starts (later edges restart it).
+        let first_edge = "local-edge-1";
+        core_config.edges.push(EdgeKeys { id: first_edge.into(), keys: vec![edge_fingerprint(&dir.join(format!("{first_edge}-spool")))?] });
+        write_toml(&dir.join("core.toml"), &core_config)?;
         let core = spawn(&opts, "core", &dir.join("core.toml"), &dir.join("core.log"), core_http).await?;
         let (edge_http, edge_https, edge_h3) = (free_tcp()?, free_tcp()?, free_udp()?);
         let first = &specs[0];
@@ -196,8 +207,8 @@ impl LocalPop {
             dir: dir.clone(),
             pids: Vec::new(),
         };
-        let mut pop = LocalPop { state, clickhouse, core, edges: Vec::new(), opts, core_http, core_https, core_quic, tenants_file, edge_token };
-        pop.add_edge_on("local-edge-1", edge_http, edge_https, edge_h3).await?;
+        let mut pop = LocalPop { state, clickhouse, core, edges: Vec::new(), opts, core_http, core_https, core_quic, edge_token, core_config };
+        pop.add_edge_on(first_edge, edge_http, edge_https, edge_h3).await?;
         Ok(pop)
     }
 
@@ -208,41 +219,35 @@ impl LocalPop {
     }
 
     async fn add_edge_on(&mut self, id: &str, http: SocketAddr, https: SocketAddr, h3: SocketAddr) -> Result<(usize, String)> {
-        let e = &self.opts.edge;
+        let key = edge_fingerprint(&self.opts.dir.join(format!("{id}-spool")))?;
+        if !self.core_config.edges.iter().any(|e| e.id == id && e.keys.contains(&key)) {
+            self.enroll(id, vec![key]).await?;
+        }
         let dir = &self.opts.dir;
         let config = dir.join(format!("{id}.toml"));
-        let mut text = format!(
-                "edge_id = \"{id}\"\nlisten_http = \"{http}\"\nlisten_https = \"{https}\"\nlisten_h3 = \"{h3}\"\nstatic_dir = {:?}\nspool_dir = {:?}\ntenants_file = {:?}\nship_interval_ms = {}\nheartbeat_ms = {}\nspool_archive_acknowledged = {}\n\n[ack]\nmode = \"{}\"\n\n[time]\nallowed_lateness_secs = {}\nidle_lag_secs = {}\n\n[core]\naddr = \"{}\"\nca_cert = {:?}\n",
-                dir.join("site"),
-                dir.join(format!("{id}-spool")),
-                self.tenants_file,
-                e.ship_interval_ms,
-                e.heartbeat_ms,
-                e.archive_acknowledged,
-                e.ack_mode,
-                e.allowed_lateness_secs,
-                e.idle_lag_secs,
-                self.core_quic,
-                self.state.core_cert,
-            );
-        text.push_str(&format!(
-            "\n[registry]\nurl = \"https://{}\"\ntoken = \"{}\"\npoll_ms = {}\ntimeout_ms = {}\n",
-            self.core_https, self.edge_token, e.registry_poll_ms, e.filter_timeout_ms
-        ));
-        for (tenant, path, policy) in &e.filters {
-            text.push_str(&format!("\n[[filter]]\ntenant = {tenant:?}\npath = {path:?}\npolicy = {policy:?}\ntimeout_ms = {}\n", e.filter_timeout_ms));
-        }
-        std::fs::write(&config, text)?;
+        let core = CoreSection::new(self.core_quic, self.state.core_cert.clone());
+        write_toml(&config, &edge_config(&self.opts, id, [http, https, h3], core, self.core_https, &self.edge_token))?;
         let process = spawn(&self.opts, "edge", &config, &dir.join(format!("{id}.log")), http).await?;
         self.edges.push(Edge { id: id.into(), http, process });
         self.state.pids = self.pids();
         Ok((self.edges.len() - 1, format!("http://{http}")))
     }
 
+    /// Sets the keys the core accepts for edge `id` (its `[[edges]]` entry)
+    /// and restarts the core so it reads them: enrolment and key rotation.
+    pub async fn enroll(&mut self, id: &str, keys: Vec<String>) -> Result<()> {
+        match self.core_config.edges.iter_mut().find(|e| e.id == id) {
+            Some(entry) => entry.keys = keys,
+            None => self.core_config.edges.push(EdgeKeys { id: id.into(), keys }),
+        }
+        write_toml(&self.opts.dir.join("core.toml"), &self.core_config)?;
+        self.restart_core().await
+    }
+
     /// Replaces the tenants file (keys, policies) and restarts edges and
     /// core so they read it.
     pub async fn set_tenants(&mut self, specs: Vec<TenantSpec>) -> Result<()> {
-        std::fs::write(&self.tenants_file, toml_tenants(&specs))?;
+        write_tenants(&self.opts.tenants_file(), &specs)?;
         self.state.tenants = specs;
         for i in 0..self.edges.len() {
             self.restart_edge(i).await?;
@@ -369,24 +374,56 @@ async fn spawn_with(opts: &PopOptions, role: &str, config: &Path, log: &Path, ht
     Ok(child)
 }
 
-fn toml_tenants(specs: &[TenantSpec]) -> String {
-    let mut out = String::from("# Generated by tally: tenants and their keys.\n");
-    for t in specs {
-        out.push_str(&format!("\n[[tenant]]\nid = {:?}\ningest_key = {:?}\nread_key = {:?}\nadmin_key = {:?}\n", t.id, t.ingest_key, t.read_key, t.admin_key));
-        if let Some(secret) = &t.redirect_secret {
-            out.push_str(&format!("redirect_secret = {secret:?}\n"));
-        }
-        if !t.allowed_origins.is_empty() {
-            out.push_str(&format!("allowed_origins = {:?}\n", t.allowed_origins));
-        }
-        if let Some(rate) = t.max_events_per_sec {
-            out.push_str(&format!("max_events_per_sec = {rate}\n"));
-        }
-        if !t.dimensions.is_empty() {
-            out.push_str(&format!("dimensions = {:?}\n", t.dimensions));
-        }
-    }
-    out
+/// The fingerprint of the edge key in `spool` (generated there if absent,
+/// as the edge itself would on its first start).
+fn edge_fingerprint(spool: &Path) -> Result<String> {
+    let identity = tally_edge::shipper::identity::load(spool).with_context(|| format!("creating an edge key in {}", spool.display()))?;
+    Ok(tally_edge::shipper::identity::fingerprint(&identity)?.to_string())
+}
+
+/// The core's config: its defaults but for the POP's addresses (HTTP,
+/// HTTPS, QUIC), files, ClickHouse, finalizer interval and edge token.
+fn core_config(opts: &PopOptions, [http, https, quic]: [SocketAddr; 3], clickhouse_url: &str, edge_token: &str) -> CoreConfig {
+    let clickhouse = ClickHouseSection { url: clickhouse_url.into(), user: None, password: None };
+    let mut config = CoreConfig::new(http, quic, opts.dir.join("core"), opts.tenants_file(), clickhouse);
+    config.listen_https = Some(https);
+    config.billing = BillingSection { finalize_interval_ms: opts.finalize_interval_ms, ..config.billing };
+    config.registry.edge_token = Some(edge_token.into());
+    config
+}
+
+/// Edge `id`'s config: the edge's defaults but for `opts.edge`, its
+/// addresses (HTTP, HTTPS, HTTP/3) and files, and the core it ships to and
+/// whose registry (at `core_https`) it polls.
+fn edge_config(opts: &PopOptions, id: &str, [http, https, h3]: [SocketAddr; 3], core: CoreSection, core_https: SocketAddr, edge_token: &str) -> EdgeConfig {
+    let e = &opts.edge;
+    let dir = &opts.dir;
+    let mut config = EdgeConfig::new(id.into(), http, dir.join(format!("{id}-spool")), opts.tenants_file(), core);
+    config.listen_https = Some(https);
+    config.listen_h3 = Some(h3);
+    config.static_dir = Some(dir.join("site"));
+    config.ship_interval_ms = e.ship_interval_ms;
+    config.heartbeat_ms = e.heartbeat_ms;
+    config.spool_archive_acknowledged = e.archive_acknowledged;
+    config.ack.mode = e.ack_mode;
+    config.time = TimeSection { allowed_lateness_secs: e.allowed_lateness_secs, idle_lag_secs: e.idle_lag_secs, ..config.time };
+    let registry = RegistrySection::new(format!("https://{core_https}"), edge_token.into());
+    config.registry = Some(RegistrySection { poll_ms: e.registry_poll_ms, timeout_ms: e.filter_timeout_ms, ..registry });
+    config.filters = e
+        .filters
+        .iter()
+        .map(|(tenant, path, policy)| FilterSection { policy: *policy, timeout_ms: e.filter_timeout_ms, ..FilterSection::new(tenant.clone(), path.clone()) })
+        .collect();
+    config
+}
+
+fn write_toml(path: &Path, value: &impl Serialize) -> Result<()> {
+    std::fs::write(path, toml::to_string(value)?).with_context(|| format!("writing {}", path.display()))
+}
+
+fn write_tenants(path: &Path, specs: &[TenantSpec]) -> Result<()> {
+    let text = toml::to_string(&TenantsFile { tenants: specs.to_vec() })?;
+    std::fs::write(path, format!("# Generated by tally: tenants and their keys.\n\n{text}")).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Writes `state` as JSON to `path` atomically (readers never see half).
@@ -395,4 +432,61 @@ pub fn write_state(path: &Path, state: &PopState) -> Result<()> {
     std::fs::write(&tmp, serde_json::to_vec_pretty(state)?)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What pop writes is read back by the processes' own loaders (which
+    /// also validate) as exactly what was built.
+    #[test]
+    fn written_configs_load_as_built() {
+        let dir = tempfile::tempdir().unwrap();
+        let edge = EdgeSettings {
+            ack_mode: AckMode::Memory,
+            filters: vec![("acme".into(), dir.path().join("bot.wasm"), FailurePolicy::Closed)],
+            ..EdgeSettings::default()
+        };
+        let opts = PopOptions {
+            tally_bin: "tally".into(),
+            dir: dir.path().into(),
+            clickhouse_url: None,
+            tenants: vec!["acme".into()],
+            edge,
+            finalize_interval_ms: 500,
+            log: "info".into(),
+        };
+        let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
+
+        let core = core_config(&opts, [addr(1), addr(2), addr(3)], "http://127.0.0.1:8123", &random_key("edge_"));
+        write_toml(&dir.path().join("core.toml"), &core).unwrap();
+        let loaded = CoreConfig::load(&dir.path().join("core.toml")).unwrap();
+        assert_eq!(format!("{loaded:?}"), format!("{core:?}"));
+        assert_eq!((loaded.billing.finalize_interval_ms, loaded.billing.lookback_hours), (500, BillingSection::DEFAULT_LOOKBACK_HOURS));
+
+        let edge = edge_config(&opts, "e1", [addr(4), addr(5), addr(6)], CoreSection::new(addr(3), dir.path().join("core.pem")), addr(2), "token");
+        write_toml(&dir.path().join("e1.toml"), &edge).unwrap();
+        let loaded = EdgeConfig::load(&dir.path().join("e1.toml")).unwrap();
+        assert_eq!(format!("{loaded:?}"), format!("{edge:?}"));
+        assert_eq!(
+            (loaded.ack.mode, loaded.filters[0].policy, loaded.core.max_in_flight),
+            (AckMode::Memory, FailurePolicy::Closed, CoreSection::DEFAULT_MAX_IN_FLIGHT)
+        );
+
+        let specs = vec![TenantSpec {
+            id: "acme".into(),
+            ingest_key: random_key("ing_"),
+            read_key: random_key("read_"),
+            admin_key: random_key("adm_"),
+            redirect_secret: None,
+            allowed_origins: vec!["https://example.com".into()],
+            max_events_per_sec: Some(10),
+            dimensions: vec!["country".into()],
+        }];
+        write_tenants(&opts.tenants_file(), &specs).unwrap();
+        let loaded: TenantsFile = tally_model::config_file::load_toml(&opts.tenants_file()).unwrap();
+        assert_eq!(loaded.tenants, specs);
+        tally_model::tenant::Tenants::load(&opts.tenants_file()).unwrap();
+    }
 }

@@ -126,7 +126,7 @@ pub struct PinnedHttps {
 
 impl PinnedHttps {
     pub fn new(ca_cert: &std::path::Path, server_name: &str) -> Result<PinnedHttps, crate::tls::TlsError> {
-        let config = crate::tls::client_config(ca_cert, &[b"http/1.1"])?;
+        let config = crate::tls::client_config(ca_cert, &[b"http/1.1"], None)?;
         let server_name = rustls_pki_types::ServerName::try_from(server_name.to_string())
             .map_err(|e| crate::tls::TlsError::Config(format!("server name {server_name:?}: {e}")))?;
         Ok(PinnedHttps { tls: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)), server_name })

@@ -13,6 +13,7 @@
 pub mod client;
 pub mod h3;
 pub mod limits;
+pub mod pinned;
 pub mod query;
 pub mod reply;
 pub mod serve;

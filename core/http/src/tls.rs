@@ -33,6 +33,10 @@ fn file_err(path: &Path, message: String) -> TlsError {
     TlsError::File { path: path.into(), message }
 }
 
+/// Names a generated certificate is issued for unless configured otherwise:
+/// what clients on the same machine dial.
+pub const DEFAULT_NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
+
 /// File names of a generated identity called `name` in `dir`.
 pub fn generated_paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (dir.join(format!("{name}-cert.pem")), dir.join(format!("{name}-key.pem")))
@@ -65,8 +69,9 @@ pub fn load(cert_path: &Path, key_path: &Path) -> Result<Identity, TlsError> {
 }
 
 /// A TLS 1.3 client configuration trusting only the certificates (or CA)
-/// in `ca_cert`: how an edge reaches its core (QUIC and the registry).
-pub fn client_config(ca_cert: &Path, alpn: &[&[u8]]) -> Result<rustls::ClientConfig, TlsError> {
+/// in `ca_cert`: how an edge reaches its core (QUIC and the registry),
+/// presenting `identity` if given (the edge's pinned key, see `pinned`).
+pub fn client_config(ca_cert: &Path, alpn: &[&[u8]], identity: Option<&Identity>) -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     let certs = CertificateDer::pem_file_iter(ca_cert).map_err(|e| file_err(ca_cert, e.to_string()))?;
     for cert in certs {
@@ -74,11 +79,14 @@ pub fn client_config(ca_cert: &Path, alpn: &[&[u8]]) -> Result<rustls::ClientCon
         roots.add(cert).map_err(|e| file_err(ca_cert, format!("trusting it: {e}")))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut config = match identity {
+        Some(id) => config.with_client_auth_cert(id.certs.clone(), id.key.clone_key()).map_err(|e| TlsError::Config(e.to_string()))?,
+        None => config.with_no_client_auth(),
+    };
     config.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
     Ok(config)
 }

@@ -3,12 +3,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use tally_model::config_file::load_toml;
 pub use tally_model::config_file::ConfigError;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CoreConfig {
     /// Query API, dashboard and plugin registry, in clear.
@@ -26,17 +26,32 @@ pub struct CoreConfig {
     /// Largest batch frame accepted from an edge.
     #[serde(default = "default_max_batch_bytes")]
     pub max_batch_bytes: usize,
-    /// Names the self-signed certificate is issued for.
+    /// Names the self-signed certificate is issued for (default
+    /// [`tally_http::tls::DEFAULT_NAMES`]).
     #[serde(default = "default_tls_names")]
     pub tls_names: Vec<String>,
     #[serde(default)]
     pub billing: BillingSection,
     #[serde(default)]
     pub registry: RegistrySection,
+    /// The enrolled edges: each one's id and the fingerprints of the keys
+    /// it may connect with (two while rotating). A batch connection with any
+    /// other key is refused in the handshake; see `tally_http::pinned`.
+    #[serde(default)]
+    pub edges: Vec<EdgeKeys>,
+}
+
+/// One enrolled edge (`[[edges]]`), as `tally edge --print-identity` prints it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeKeys {
+    pub id: String,
+    /// `sha256:<hex>` of each certificate the edge may present.
+    pub keys: Vec<String>,
 }
 
 /// The plugin registry (tenants' filter components).
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrySection {
     /// Where components and rollout state live; default `<data_dir>/registry`.
@@ -44,43 +59,37 @@ pub struct RegistrySection {
     /// Edges present it (`Authorization: Bearer`) to fetch the manifest and
     /// components; without it edges cannot use the registry.
     pub edge_token: Option<String>,
-    /// Largest component accepted (default 16 MiB).
+    /// Largest component accepted (default [`RegistrySection::DEFAULT_MAX_PLUGIN_BYTES`]).
     pub max_plugin_bytes: Option<usize>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl RegistrySection {
+    pub const DEFAULT_MAX_PLUGIN_BYTES: usize = 16 << 20;
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BillingSection {
     /// Run the finalizer here (exactly one core per ClickHouse should; a
-    /// second one writes nothing new, but wastes queries).
-    #[serde(default = "yes")]
+    /// second one writes nothing new, but wastes queries). Default: yes.
     pub finalize: bool,
-    #[serde(default = "default_finalize_interval_ms")]
     pub finalize_interval_ms: u64,
     /// How far back late clicks still turn into adjustment rows.
-    #[serde(default = "default_lookback_hours")]
     pub lookback_hours: u32,
+}
+
+impl BillingSection {
+    pub const DEFAULT_FINALIZE_INTERVAL_MS: u64 = 10_000;
+    pub const DEFAULT_LOOKBACK_HOURS: u32 = 48;
 }
 
 impl Default for BillingSection {
     fn default() -> Self {
-        BillingSection { finalize: true, finalize_interval_ms: default_finalize_interval_ms(), lookback_hours: default_lookback_hours() }
+        BillingSection { finalize: true, finalize_interval_ms: Self::DEFAULT_FINALIZE_INTERVAL_MS, lookback_hours: Self::DEFAULT_LOOKBACK_HOURS }
     }
 }
 
-fn yes() -> bool {
-    true
-}
-
-fn default_finalize_interval_ms() -> u64 {
-    10_000
-}
-
-fn default_lookback_hours() -> u32 {
-    48
-}
-
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClickHouseSection {
     pub url: String,
@@ -89,19 +98,49 @@ pub struct ClickHouseSection {
 }
 
 fn default_max_batch_bytes() -> usize {
-    256 << 20
+    CoreConfig::DEFAULT_MAX_BATCH_BYTES
 }
 
 fn default_tls_names() -> Vec<String> {
-    vec!["localhost".into(), "127.0.0.1".into()]
+    tally_http::tls::DEFAULT_NAMES.map(String::from).to_vec()
 }
 
 impl CoreConfig {
+    pub const DEFAULT_MAX_BATCH_BYTES: usize = 256 << 20;
+
+    /// A config with these required settings and every other at its default.
+    pub fn new(listen_http: SocketAddr, listen_quic: SocketAddr, data_dir: PathBuf, tenants_file: PathBuf, clickhouse: ClickHouseSection) -> CoreConfig {
+        CoreConfig {
+            listen_http,
+            listen_https: None,
+            listen_quic,
+            data_dir,
+            tenants_file,
+            clickhouse,
+            max_batch_bytes: Self::DEFAULT_MAX_BATCH_BYTES,
+            tls_names: default_tls_names(),
+            billing: BillingSection::default(),
+            registry: RegistrySection::default(),
+            edges: Vec::new(),
+        }
+    }
+
+    /// The pins the batch port accepts.
+    pub fn pinned_edges(&self) -> Result<tally_http::pinned::PinnedClients, tally_http::pinned::PinError> {
+        tally_http::pinned::PinnedClients::new(self.edges.iter().map(|e| (e.id.as_str(), e.keys.as_slice())))
+    }
+
     pub fn load(path: &Path) -> Result<CoreConfig, ConfigError> {
         let config: CoreConfig = load_toml(path)?;
         if config.registry.edge_token.as_ref().is_some_and(|t| t.len() < tally_model::tenant::MIN_KEY_LEN) {
             let message = format!("registry.edge_token must be at least {} characters", tally_model::tenant::MIN_KEY_LEN);
             return Err(ConfigError::invalid(path, message));
+        }
+        if let Err(e) = config.pinned_edges() {
+            return Err(ConfigError::invalid(path, format!("[[edges]]: {e}")));
+        }
+        if config.edges.is_empty() {
+            tracing::warn!(config = %path.display(), "no [[edges]] enrolled: every batch connection will be refused; add each edge's `tally edge --print-identity` output");
         }
         Ok(config)
     }

@@ -50,6 +50,8 @@ pub enum CoreError {
     Registry(#[from] registry::RegistryError),
     #[error("listening on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("core configuration: {0}")]
+    Config(String),
 }
 
 /// Batches waiting for the committer; past this, receivers wait (and so,
@@ -74,7 +76,9 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     let identity = tls::load_or_create(&config.data_dir, "core", &config.tls_names)?;
     let cert = identity.cert_path.clone();
     let (jobs_tx, jobs_rx) = mpsc::channel(COMMIT_QUEUE);
-    let receiver = Receiver::bind(config.listen_quic, &identity, config.max_batch_bytes, jobs_tx, metrics.clone())?;
+    let edges = Arc::new(config.pinned_edges().map_err(|e| CoreError::Config(format!("[[edges]]: {e}")))?);
+    let tenant_names = Arc::new(tenants.ids().iter().map(|t| t.as_str().to_string()).collect());
+    let receiver = Receiver::bind(config.listen_quic, &identity, edges, tenant_names, config.max_batch_bytes, jobs_tx, metrics.clone())?;
     tracing::info!(addr = %config.listen_quic, cert = %cert.display(), "receiving batches over QUIC");
     let gate = tally_http::limits::Gate::new(tally_http::limits::ServerLimits::default());
     let listener = TcpListener::bind(config.listen_http).await.map_err(|source| CoreError::Listen { addr: config.listen_http, source })?;
@@ -95,7 +99,7 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
         tokio::spawn(billing::finalizer::run(store.clone(), metrics.clone(), interval, config.billing.lookback_hours, shutdown.clone()));
     }
     let registry_dir = config.registry.dir.clone().unwrap_or_else(|| config.data_dir.join("registry"));
-    let registry = Registry::open(&registry_dir, config.registry.max_plugin_bytes.unwrap_or(16 << 20))?;
+    let registry = Registry::open(&registry_dir, config.registry.max_plugin_bytes.unwrap_or(config::RegistrySection::DEFAULT_MAX_PLUGIN_BYTES))?;
     let receiving = tokio::spawn(receiver.run(shutdown.clone()));
     let api = Arc::new(Api { tenants, store, metrics, registry: Arc::new(registry), edge_token: config.registry.edge_token.clone() });
     let (https_api, https_gate, https_shutdown) = (api.clone(), gate.clone(), shutdown.clone());

@@ -20,6 +20,8 @@ pub struct Metrics {
     pub batches_rejected: Counter,
     pub batches_unreadable_version: Counter,
     pub batches_conflicting: Counter,
+    pub batches_refused_identity: Counter,
+    pub connections_unauthenticated: Counter,
     pub ledger_unreadable: Counter,
     pub clicks_committed: Counter,
     pub commit_groups: Counter,
@@ -40,6 +42,8 @@ impl Metrics {
             batches_rejected: Counter::default(),
             batches_unreadable_version: Counter::default(),
             batches_conflicting: Counter::default(),
+            batches_refused_identity: Counter::default(),
+            connections_unauthenticated: Counter::default(),
             ledger_unreadable: Counter::default(),
             clicks_committed: Counter::default(),
             commit_groups: Counter::default(),
@@ -72,6 +76,16 @@ impl Metrics {
             "tally_core_batches_conflicting",
             "Batches refused because their (edge, seq) was recorded with other content (checksum); nothing written",
             m.batches_conflicting.clone(),
+        );
+        r.register(
+            "tally_core_batches_refused_identity",
+            "Batches refused because they claim another edge than their connection's key, or a tenant the core does not know",
+            m.batches_refused_identity.clone(),
+        );
+        r.register(
+            "tally_core_connections_unauthenticated",
+            "Batch connections refused: failed handshakes, mostly clients without an enrolled edge key",
+            m.connections_unauthenticated.clone(),
         );
         r.register(
             "tally_core_ledger_unreadable",

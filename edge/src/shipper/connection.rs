@@ -10,6 +10,7 @@ use bytes::Bytes;
 use quinn::crypto::rustls::QuicClientConfig;
 use tokio::sync::Mutex;
 
+use tally_http::tls::Identity;
 use tally_model::reply::{Reply, MAX_REPLY_LEN};
 
 /// ALPN of the batch protocol; bumped with incompatible frame changes.
@@ -46,8 +47,10 @@ pub struct Connector {
 }
 
 impl Connector {
-    pub fn new(addr: SocketAddr, server_name: &str, ca_cert: &Path) -> Result<Connector, ShipError> {
-        let tls = tally_http::tls::client_config(ca_cert, &[ALPN]).map_err(|e| ShipError::Tls(e.to_string()))?;
+    /// `identity`: the edge's own key, pinned in the core's `[[edges]]`
+    /// (a core refuses a connection without one; `None` is for tests of that).
+    pub fn new(addr: SocketAddr, server_name: &str, ca_cert: &Path, identity: Option<&Identity>) -> Result<Connector, ShipError> {
+        let tls = tally_http::tls::client_config(ca_cert, &[ALPN], identity).map_err(|e| ShipError::Tls(e.to_string()))?;
         let quic = QuicClientConfig::try_from(Arc::new(tls)).map_err(|e| ShipError::Tls(e.to_string()))?;
         let mut client = quinn::ClientConfig::new(Arc::new(quic));
         let mut transport = quinn::TransportConfig::default();

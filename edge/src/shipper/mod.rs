@@ -15,6 +15,7 @@
 
 mod backoff;
 mod connection;
+pub mod identity;
 pub mod schedule;
 
 use std::sync::atomic::{AtomicBool, Ordering};

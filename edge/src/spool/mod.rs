@@ -24,6 +24,9 @@
 //!   outbox/<seq:020>.batch       one framed batch (see tally_model::batch::frame)
 //!   quarantine/<name>            files that failed to decode, kept for forensics
 //!   sent/<seq:020>.batch         acknowledged batches, if archiving is on
+//!   tls/edge-identity-*.pem      the edge's key pair the core pins (see
+//!                                `shipper::identity`); losing it means enrolling anew
+//!   tls/edge-*.pem               the ingest listeners' TLS certificate, unless configured
 //! ```
 //! Small files are written as `*.tmp`, fsynced, renamed and the directory
 //! fsynced, so a file with its final name is always complete.

@@ -8,7 +8,14 @@
 //! streams and the process carry on. What streams and connections may hold
 //! (a budget of bytes in flight, a deadline per stream, connection and
 //! stream caps) is in [`bounded`].
+//!
+//! Trust boundary: the handshake requires a client certificate pinned in
+//! the core's `[[edges]]` (see `tally_http::pinned`), so an unenrolled
+//! process never gets a byte read. The key's edge name is the only `edge`
+//! its batches may carry, and every tenant in them must be in the core's
+//! tenants file; anything else is `Rejected` before the committer sees it.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,13 +24,15 @@ use quinn::crypto::rustls::QuicServerConfig;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use tally_model::batch::frame::{self, FrameError};
+use tally_model::batch::Batch;
 use tally_model::reply::{Reply, Status};
 use tally_model::timestamp::now_ms;
 
 use crate::commit::committer::Job;
-use bounded::{Bounds, Unread};
 use crate::metrics::Metrics;
-use tally_http::tls::{server_config, Identity};
+use bounded::{Bounds, Unread};
+use tally_http::pinned::{self, PinnedClients};
+use tally_http::tls::Identity;
 
 mod bounded;
 
@@ -49,6 +58,10 @@ pub enum ReceiverError {
 
 pub struct Receiver {
     endpoint: quinn::Endpoint,
+    /// The enrolled edges: a connection is served only with a pinned key,
+    /// and ships batches only under the edge id its key is pinned for.
+    edges: Arc<PinnedClients>,
+    tenants: Arc<BTreeSet<String>>,
     /// Connection slots and the budget of batch bytes in flight.
     bounds: Bounds,
     jobs: mpsc::Sender<Job>,
@@ -59,11 +72,13 @@ impl Receiver {
     pub fn bind(
         addr: SocketAddr,
         identity: &Identity,
+        edges: Arc<PinnedClients>,
+        tenants: Arc<BTreeSet<String>>,
         max_batch_bytes: usize,
         jobs: mpsc::Sender<Job>,
         metrics: Arc<Metrics>,
     ) -> Result<Receiver, ReceiverError> {
-        let tls = server_config(identity, &[ALPN], true).map_err(|e| ReceiverError::Tls(e.to_string()))?;
+        let tls = pinned::server_config(identity, &[ALPN], edges.clone()).map_err(|e| ReceiverError::Tls(e.to_string()))?;
         let quic = QuicServerConfig::try_from(tls).map_err(|e| ReceiverError::Tls(e.to_string()))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
         let mut transport = quinn::TransportConfig::default();
@@ -71,7 +86,7 @@ impl Receiver {
         transport.max_idle_timeout(Some(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).expect("a second fits a QUIC varint")));
         server.transport_config(Arc::new(transport));
         let endpoint = quinn::Endpoint::server(server, addr).map_err(|source| ReceiverError::Bind { addr, source })?;
-        Ok(Receiver { endpoint, bounds: Bounds::new(max_batch_bytes), jobs, metrics })
+        Ok(Receiver { endpoint, edges, tenants, bounds: Bounds::new(max_batch_bytes), jobs, metrics })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -98,7 +113,11 @@ impl Receiver {
                 let _slot = slot;
                 match bounded::handshake(incoming).await {
                     Ok(conn) => this.serve_connection(conn).await,
-                    Err(e) => tracing::debug!(error = %e, "QUIC handshake failed"),
+                    // Mostly a client without an enrolled key (the verifier logs its fingerprint).
+                    Err(e) => {
+                        this.metrics.connections_unauthenticated.inc();
+                        tracing::warn!(error = %e, "batch connection refused in the handshake");
+                    }
                 }
             });
         }
@@ -108,12 +127,19 @@ impl Receiver {
 
     async fn serve_connection(self: Arc<Self>, conn: quinn::Connection) {
         let peer = conn.remote_address();
-        tracing::info!(%peer, "edge connected");
+        // The handshake only succeeds with a pinned key, so this is that key's edge.
+        let Some(edge) = self.edges.name_of_quic_peer(&conn).map(str::to_owned) else {
+            self.metrics.connections_unauthenticated.inc();
+            tracing::warn!(%peer, "a connection without an enrolled edge key; closed");
+            return conn.close(1u32.into(), b"not an enrolled edge");
+        };
+        let edge: Arc<str> = edge.into();
+        tracing::info!(%peer, %edge, "edge connected");
         loop {
             match conn.accept_bi().await {
                 Ok((send, recv)) => {
-                    let this = self.clone();
-                    tokio::spawn(async move { this.serve_stream(send, recv, peer).await });
+                    let (this, edge) = (self.clone(), edge.clone());
+                    tokio::spawn(async move { this.serve_stream(send, recv, peer, &edge).await });
                 }
                 Err(e) => {
                     tracing::info!(%peer, reason = %e, "edge connection closed");
@@ -123,7 +149,7 @@ impl Receiver {
         }
     }
 
-    async fn serve_stream(&self, mut send: quinn::SendStream, mut recv: quinn::RecvStream, peer: SocketAddr) {
+    async fn serve_stream(&self, mut send: quinn::SendStream, mut recv: quinn::RecvStream, peer: SocketAddr, edge: &str) {
         self.metrics.batches_received.inc();
         let reply = match self.bounds.read_frame(&mut recv, peer).await {
             Err(Unread::TooLong(max)) => self.reject(peer, format!("batch larger than {max} bytes")),
@@ -153,6 +179,7 @@ impl Receiver {
                         now_ms()
                     ),
                 ),
+                Ok(batch) if batch.edge != edge || batch.tenants.iter().any(|t| !self.tenants.contains(&t.tenant)) => self.refuse_identity(peer, edge, &batch),
                 Ok(batch) => {
                     let (tx, rx) = oneshot::channel();
                     let checksum = frame::checksum(&bytes).unwrap_or(0);
@@ -169,6 +196,19 @@ impl Receiver {
             // Let the reply reach the peer before the stream is dropped.
             let _ = send.stopped().await;
         }
+    }
+
+    /// A batch its connection may not submit: another edge's id, or a tenant
+    /// the core does not know. Refused before any byte is committed.
+    fn refuse_identity(&self, peer: SocketAddr, edge: &str, batch: &Batch) -> Reply {
+        self.metrics.batches_refused_identity.inc();
+        let reason = match batch.tenants.iter().find(|t| !self.tenants.contains(&t.tenant)) {
+            _ if batch.edge != edge => format!("batch claims edge {:?}, but this connection is authenticated as edge {edge:?}", batch.edge),
+            Some(t) => format!("batch carries tenant {:?}, which is not in this core's tenants file", t.tenant),
+            None => unreachable!("called only for a batch that fails one of the two checks"),
+        };
+        tracing::error!(%peer, %edge, seq = batch.seq, %reason, "refused a batch its connection may not submit");
+        Reply::new(Status::Rejected, reason)
     }
 
     fn reject(&self, peer: SocketAddr, reason: String) -> Reply {
