@@ -6,9 +6,23 @@
 # modern ClickHouse engine, to prove the SQL also runs on 24.x+), aioquic (an
 # HTTP/3 client) and schemathesis (checks the running servers against their
 # OpenAPI documents). Idempotent.
+#
+#   setup.sh          everything the tests need (above)
+#   setup.sh --demo   only what `tally demo` needs: clickhouse-server (Debian)
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if [ "${1:-}" = "--demo" ]; then
+  if [ ! -x /usr/sbin/clickhouse-server ]; then
+    echo "setup: installing clickhouse-server (Debian package), the one thing tally demo needs"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server >/dev/null
+  fi
+  command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with rustup first" >&2; exit 1; }
+  echo "setup: ok for the demo ($(/usr/sbin/clickhouse-server --version 2>/dev/null | head -1 || echo clickhouse-server))"
+  exit 0
+fi
 
 if [ ! -x /usr/sbin/clickhouse-server ] || ! command -v curl >/dev/null || ! command -v chromium >/dev/null || ! command -v openssl >/dev/null \
   || ! python3 -c "import ensurepip" 2>/dev/null; then
