@@ -79,6 +79,32 @@ impl Default for ServerLimits {
     }
 }
 
+impl ServerLimits {
+    /// Refuses bounds that would serve nothing (a zero timeout or cap).
+    pub fn check(&self) -> Result<(), String> {
+        let timeouts = [
+            ("header_read_timeout_ms", self.header_read_timeout),
+            ("body_timeout_ms", self.body_timeout),
+            ("request_timeout_ms", self.request_timeout),
+            ("keep_alive_timeout_ms", self.keep_alive_timeout),
+            ("tls_handshake_timeout_ms", self.tls_handshake_timeout),
+        ];
+        if let Some((name, _)) = timeouts.iter().find(|(_, d)| d.is_zero()) {
+            return Err(format!("{name} must be more than 0; a zero timeout would cut off every client"));
+        }
+        let caps = [
+            ("max_connections", self.max_connections),
+            ("max_connections_per_ip", self.max_connections_per_ip),
+            ("max_streams_per_connection", self.max_streams_per_connection as usize),
+            ("body_budget_bytes", self.body_budget_bytes),
+        ];
+        if let Some((name, _)) = caps.iter().find(|(_, n)| *n == 0) {
+            return Err(format!("{name} must be more than 0; a zero cap would serve no one"));
+        }
+        Ok(())
+    }
+}
+
 mod millis {
     use std::time::Duration;
 
@@ -372,5 +398,8 @@ mod tests {
         assert_eq!(limits.request_timeout, REQUEST_TIMEOUT);
         let round: ServerLimits = serde_json::from_value(serde_json::to_value(&limits).unwrap()).unwrap();
         assert_eq!(round, limits);
+        assert_eq!(limits.check(), Ok(()));
+        let zero = ServerLimits { body_timeout: Duration::ZERO, ..limits };
+        assert!(zero.check().unwrap_err().starts_with("body_timeout_ms"));
     }
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use tally_http::limits::ServerLimits;
 use tally_model::config_file::load_toml;
 pub use tally_model::config_file::ConfigError;
 
@@ -39,6 +40,10 @@ pub struct CoreConfig {
     /// other key is refused in the handshake; see `tally_http::pinned`.
     #[serde(default)]
     pub edges: Vec<EdgeKeys>,
+    /// Timeouts and caps of the HTTP and HTTPS listeners (`[limits]`,
+    /// default [`ServerLimits::default`]; see `tally_http::limits`).
+    #[serde(default)]
+    pub limits: ServerLimits,
 }
 
 /// One enrolled edge (`[[edges]]`), as `tally edge --print-identity` prints it.
@@ -122,6 +127,7 @@ impl CoreConfig {
             billing: BillingSection::default(),
             registry: RegistrySection::default(),
             edges: Vec::new(),
+            limits: ServerLimits::default(),
         }
     }
 
@@ -135,6 +141,9 @@ impl CoreConfig {
         if config.registry.edge_token.as_ref().is_some_and(|t| t.len() < tally_model::tenant::MIN_KEY_LEN) {
             let message = format!("registry.edge_token must be at least {} characters", tally_model::tenant::MIN_KEY_LEN);
             return Err(ConfigError::invalid(path, message));
+        }
+        if let Err(e) = config.limits.check() {
+            return Err(ConfigError::invalid(path, format!("[limits]: {e}")));
         }
         if let Err(e) = config.pinned_edges() {
             return Err(ConfigError::invalid(path, format!("[[edges]]: {e}")));

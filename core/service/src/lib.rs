@@ -80,7 +80,7 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     let tenant_names = Arc::new(tenants.ids().iter().map(|t| t.as_str().to_string()).collect());
     let receiver = Receiver::bind(config.listen_quic, &identity, edges, tenant_names, config.max_batch_bytes, jobs_tx, metrics.clone())?;
     tracing::info!(addr = %config.listen_quic, cert = %cert.display(), "receiving batches over QUIC");
-    let gate = tally_http::limits::Gate::new(tally_http::limits::ServerLimits::default());
+    let gate = tally_http::limits::Gate::new(config.limits.clone());
     let listener = TcpListener::bind(config.listen_http).await.map_err(|source| CoreError::Listen { addr: config.listen_http, source })?;
     tracing::info!(addr = %config.listen_http, "serving the query API and dashboard");
     let https = match config.listen_https {
