@@ -8,6 +8,10 @@ use crate::contract::{Strings, Verdicts};
 pub const MAX_TAGS_PER_CLICK: usize = 4;
 pub const MAX_TAG_KEY_BYTES: usize = 64;
 pub const MAX_TAG_VALUE_BYTES: usize = 256;
+/// The one code a filter may not answer: the host records a version that
+/// failed on a batch with it (`tally_model::batch::CODE_FAILED`), so a
+/// filter answering it would look like a failure in rollout comparisons.
+pub const RESERVED_CODE: u16 = u16::MAX;
 
 /// One enrichment: click `click` of the batch gets dimension `key` = `value`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +77,8 @@ pub enum BadAnswer {
     NoSuchClick { click: u32, clicks: usize },
     #[error("click {click} is tagged {key:?} twice")]
     TaggedTwice { click: u32, key: String },
+    #[error("click {click} has code {RESERVED_CODE}, which the contract reserves (codes are 0-65534)")]
+    ReservedCode { click: usize },
 }
 
 /// Checks an answer for a batch of `clicks` clicks, allowed
@@ -80,6 +86,9 @@ pub enum BadAnswer {
 pub fn check(v: Verdicts, clicks: usize, tags_per_click: usize) -> Result<Answer, BadAnswer> {
     if v.codes.len() != clicks {
         return Err(BadAnswer::Codes { codes: v.codes.len(), clicks });
+    }
+    if let Some(click) = v.codes.iter().position(|&c| c == RESERVED_CODE) {
+        return Err(BadAnswer::ReservedCode { click });
     }
     let n = v.tag_click.len();
     let max_tags = tags_per_click.min(MAX_TAGS_PER_CLICK);
@@ -168,6 +177,7 @@ mod tests {
                 BadAnswer::TaggedTwice { click: 1, key: "country".into() },
                 "click 1 is tagged \"country\" twice",
             ),
+            (verdicts(vec![0, RESERVED_CODE], &[]), BadAnswer::ReservedCode { click: 1 }, "click 1 has code 65535, which the contract reserves"),
         ];
         for (v, kind, want) in cases {
             let err = check(v, 2, MAX_TAGS_PER_CLICK).unwrap_err();

@@ -20,6 +20,9 @@ use tally_model::batch::CODE_FAILED;
 
 use super::failure::NoAnswer;
 
+// A filter cannot answer the code failures are recorded with (the answer check refuses it).
+const _: () = assert!(tally_filter::answer::RESERVED_CODE == CODE_FAILED);
+
 /// Whether a click (by its 128-bit id) is in a canary of `percent`.
 pub fn in_canary(key: u128, percent: u8) -> bool {
     ((key as u64 ^ (key >> 64) as u64) % 100) < percent as u64
