@@ -3,12 +3,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use tally_filter::manifest::TenantLimits;
 
+pub use tally_filter::host::FailurePolicy;
 use tally_model::config_file::load_toml;
 pub use tally_model::config_file::ConfigError;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EdgeConfig {
     /// Stable, unique name of this edge; batches are identified by it.
@@ -51,7 +53,8 @@ pub struct EdgeConfig {
     pub filters: Vec<FilterSection>,
     /// Live plugin instances this edge keeps slots for: a tenant's active
     /// version and its candidate take one each. Each slot reserves address
-    /// space (not RAM) for a plugin's memory.
+    /// space (not RAM) for a plugin's memory. Default
+    /// [`tally_filter::host::DEFAULT_INSTANCES`].
     #[serde(default = "defaults::filter_instances")]
     pub filter_instances: u32,
     #[serde(default)]
@@ -61,7 +64,7 @@ pub struct EdgeConfig {
     pub registry: Option<RegistrySection>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrySection {
     /// The core's HTTP API, e.g. `http://core.internal:8080`.
@@ -71,14 +74,16 @@ pub struct RegistrySection {
     /// How often the manifest is polled: new versions run within this.
     #[serde(default = "defaults::registry_poll_ms")]
     pub poll_ms: u64,
-    /// Limits of a registry plugin, unless its tenant set lower ones.
+    /// Limits of a registry plugin, unless its tenant set lower ones
+    /// (default [`FilterSection::DEFAULT_MEMORY_MB`] and
+    /// [`FilterSection::DEFAULT_TIMEOUT_MS`]).
     #[serde(default = "defaults::filter_memory_mb")]
     pub memory_mb: usize,
     #[serde(default = "defaults::filter_timeout_ms")]
     pub timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterSection {
     pub tenant: String,
@@ -86,8 +91,8 @@ pub struct FilterSection {
     pub path: PathBuf,
     /// What a batch gets when the filter fails: `open` (count the clicks)
     /// or `closed` (answer 503 so the client retries).
-    #[serde(default = "defaults::filter_policy")]
-    pub policy: tally_filter::host::FailurePolicy,
+    #[serde(default)]
+    pub policy: FailurePolicy,
     #[serde(default = "defaults::filter_memory_mb")]
     pub memory_mb: usize,
     #[serde(default = "defaults::filter_timeout_ms")]
@@ -96,96 +101,96 @@ pub struct FilterSection {
 
 /// The edge's certificate for HTTPS and HTTP/3. Without files, a
 /// self-signed one is generated once and kept in `<spool_dir>/tls/`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TlsSection {
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
-    /// Names a generated certificate is issued for.
-    #[serde(default = "defaults::tls_names")]
+    /// Names a generated certificate is issued for (default
+    /// [`tally_http::tls::DEFAULT_NAMES`]).
     pub names: Vec<String>,
 }
 
 impl Default for TlsSection {
     fn default() -> Self {
-        TlsSection { cert_file: None, key_file: None, names: defaults::tls_names() }
+        TlsSection { cert_file: None, key_file: None, names: tally_http::tls::DEFAULT_NAMES.map(String::from).to_vec() }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AckMode {
     /// Answer after the clicks are fsynced in the write-ahead log.
+    #[default]
     Durable,
     /// Answer once the clicks are in memory: faster, loses up to one ship
     /// interval of acknowledged clicks if the edge crashes.
     Memory,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AckSection {
-    #[serde(default = "defaults::ack_mode")]
     pub mode: AckMode,
     /// Extra time the WAL thread waits to gather requests into one fsync
-    /// (0: fold in whatever queued during the previous fsync).
-    #[serde(default)]
+    /// (0, the default: fold in whatever queued during the previous fsync).
     pub group_commit_ms: u64,
 }
 
-impl Default for AckSection {
-    fn default() -> Self {
-        AckSection { mode: defaults::ack_mode(), group_commit_ms: 0 }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TimeSection {
     /// Clicks whose event time is this far behind the edge's watermark are
     /// still counted (mobile SDKs upload after being offline).
-    #[serde(default = "defaults::allowed_lateness_secs")]
     pub allowed_lateness_secs: u64,
     /// Clicks further than this ahead of the edge's clock are refused.
-    #[serde(default = "defaults::max_future_secs")]
     pub max_future_secs: u64,
     /// The watermark (latest accepted event time) is never further than
     /// this behind the wall clock, so it advances on an idle edge.
-    #[serde(default = "defaults::idle_lag_secs")]
     pub idle_lag_secs: u64,
+}
+
+impl TimeSection {
+    pub const DEFAULT_ALLOWED_LATENESS_SECS: u64 = 3600;
+    pub const DEFAULT_MAX_FUTURE_SECS: u64 = 300;
+    pub const DEFAULT_IDLE_LAG_SECS: u64 = 300;
 }
 
 impl Default for TimeSection {
     fn default() -> Self {
         TimeSection {
-            allowed_lateness_secs: defaults::allowed_lateness_secs(),
-            max_future_secs: defaults::max_future_secs(),
-            idle_lag_secs: defaults::idle_lag_secs(),
+            allowed_lateness_secs: Self::DEFAULT_ALLOWED_LATENESS_SECS,
+            max_future_secs: Self::DEFAULT_MAX_FUTURE_SECS,
+            idle_lag_secs: Self::DEFAULT_IDLE_LAG_SECS,
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DedupSection {
-    #[serde(default = "defaults::dedup_horizon_secs")]
     pub horizon_secs: u64,
-    #[serde(default = "defaults::dedup_max_entries")]
     pub max_entries: usize,
+}
+
+impl DedupSection {
+    pub const DEFAULT_HORIZON_SECS: u64 = 3600;
+    pub const DEFAULT_MAX_ENTRIES: usize = 10_000_000;
 }
 
 impl Default for DedupSection {
     fn default() -> Self {
-        DedupSection { horizon_secs: defaults::dedup_horizon_secs(), max_entries: defaults::dedup_max_entries() }
+        DedupSection { horizon_secs: Self::DEFAULT_HORIZON_SECS, max_entries: Self::DEFAULT_MAX_ENTRIES }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CoreSection {
     /// The core's QUIC batch endpoint.
     pub addr: SocketAddr,
-    /// Name the core's certificate is issued for.
+    /// Name the core's certificate is issued for (default
+    /// [`CoreSection::DEFAULT_SERVER_NAME`]).
     #[serde(default = "defaults::server_name")]
     pub server_name: String,
     /// PEM certificate(s) to trust for the core (its self-signed cert in a
@@ -195,64 +200,120 @@ pub struct CoreSection {
     pub max_in_flight: usize,
 }
 
+impl EdgeConfig {
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
+    pub const DEFAULT_MAX_EVENTS_PER_REQUEST: usize = 100_000;
+    pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 4 << 30;
+    pub const DEFAULT_SHIP_INTERVAL_MS: u64 = 1000;
+    pub const DEFAULT_HEARTBEAT_MS: u64 = 5000;
+
+    /// A config with these required settings and every other at its default.
+    pub fn new(edge_id: String, listen_http: SocketAddr, spool_dir: PathBuf, tenants_file: PathBuf, core: CoreSection) -> EdgeConfig {
+        EdgeConfig {
+            edge_id,
+            listen_http,
+            listen_https: None,
+            listen_h3: None,
+            tls: TlsSection::default(),
+            spool_dir,
+            tenants_file,
+            max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            max_events_per_request: Self::DEFAULT_MAX_EVENTS_PER_REQUEST,
+            static_dir: None,
+            spool_max_bytes: Self::DEFAULT_SPOOL_MAX_BYTES,
+            spool_archive_acknowledged: false,
+            ship_interval_ms: Self::DEFAULT_SHIP_INTERVAL_MS,
+            heartbeat_ms: Self::DEFAULT_HEARTBEAT_MS,
+            dedup: DedupSection::default(),
+            ack: AckSection::default(),
+            filters: Vec::new(),
+            filter_instances: tally_filter::host::DEFAULT_INSTANCES,
+            time: TimeSection::default(),
+            core,
+            registry: None,
+        }
+    }
+}
+
+impl RegistrySection {
+    pub const DEFAULT_POLL_MS: u64 = 1000;
+
+    /// The registry at `url`, polled and its plugins limited by default.
+    pub fn new(url: String, token: String) -> RegistrySection {
+        RegistrySection {
+            url,
+            token,
+            poll_ms: Self::DEFAULT_POLL_MS,
+            memory_mb: FilterSection::DEFAULT_MEMORY_MB,
+            timeout_ms: FilterSection::DEFAULT_TIMEOUT_MS,
+        }
+    }
+}
+
+impl FilterSection {
+    /// The host's defaults ([`TenantLimits`]), in the config's units.
+    pub const DEFAULT_MEMORY_MB: usize = TenantLimits::DEFAULT_MEMORY_MB as usize;
+    pub const DEFAULT_TIMEOUT_MS: u64 = TenantLimits::DEFAULT_TIMEOUT_MS as u64;
+
+    /// The plugin at `path` for `tenant`, with the default policy and limits.
+    pub fn new(tenant: String, path: PathBuf) -> FilterSection {
+        FilterSection {
+            tenant,
+            path,
+            policy: FailurePolicy::default(),
+            memory_mb: FilterSection::DEFAULT_MEMORY_MB,
+            timeout_ms: FilterSection::DEFAULT_TIMEOUT_MS,
+        }
+    }
+}
+
+impl CoreSection {
+    /// The first name the core's generated certificate is issued for by default.
+    pub const DEFAULT_SERVER_NAME: &str = tally_http::tls::DEFAULT_NAMES[0];
+    pub const DEFAULT_MAX_IN_FLIGHT: usize = 8;
+
+    /// The core at `addr`, trusted through `ca_cert`.
+    pub fn new(addr: SocketAddr, ca_cert: PathBuf) -> CoreSection {
+        CoreSection { addr, server_name: Self::DEFAULT_SERVER_NAME.into(), ca_cert, max_in_flight: Self::DEFAULT_MAX_IN_FLIGHT }
+    }
+}
+
+/// Serde names field defaults by function; these return the constants above.
 mod defaults {
+    use super::{CoreSection, EdgeConfig, FilterSection, RegistrySection};
+
     pub fn max_body_bytes() -> usize {
-        8 << 20
+        EdgeConfig::DEFAULT_MAX_BODY_BYTES
     }
     pub fn max_events_per_request() -> usize {
-        100_000
+        EdgeConfig::DEFAULT_MAX_EVENTS_PER_REQUEST
     }
     pub fn spool_max_bytes() -> u64 {
-        4 << 30
+        EdgeConfig::DEFAULT_SPOOL_MAX_BYTES
     }
     pub fn ship_interval_ms() -> u64 {
-        1000
+        EdgeConfig::DEFAULT_SHIP_INTERVAL_MS
     }
-    pub fn dedup_horizon_secs() -> u64 {
-        3600
-    }
-    pub fn dedup_max_entries() -> usize {
-        10_000_000
-    }
-    pub fn server_name() -> String {
-        "localhost".into()
-    }
-    pub fn filter_policy() -> tally_filter::host::FailurePolicy {
-        tally_filter::host::FailurePolicy::Open
-    }
-    pub fn registry_poll_ms() -> u64 {
-        1000
-    }
-    pub fn filter_memory_mb() -> usize {
-        64
+    pub fn heartbeat_ms() -> u64 {
+        EdgeConfig::DEFAULT_HEARTBEAT_MS
     }
     pub fn filter_instances() -> u32 {
         tally_filter::host::DEFAULT_INSTANCES
     }
-
+    pub fn registry_poll_ms() -> u64 {
+        RegistrySection::DEFAULT_POLL_MS
+    }
+    pub fn filter_memory_mb() -> usize {
+        FilterSection::DEFAULT_MEMORY_MB
+    }
     pub fn filter_timeout_ms() -> u64 {
-        100
+        FilterSection::DEFAULT_TIMEOUT_MS
     }
-    pub fn tls_names() -> Vec<String> {
-        vec!["localhost".into(), "127.0.0.1".into()]
-    }
-    pub fn heartbeat_ms() -> u64 {
-        5000
-    }
-    pub fn ack_mode() -> super::AckMode {
-        super::AckMode::Durable
-    }
-    pub fn allowed_lateness_secs() -> u64 {
-        3600
-    }
-    pub fn max_future_secs() -> u64 {
-        300
-    }
-    pub fn idle_lag_secs() -> u64 {
-        300
+    pub fn server_name() -> String {
+        CoreSection::DEFAULT_SERVER_NAME.into()
     }
     pub fn max_in_flight() -> usize {
-        8
+        CoreSection::DEFAULT_MAX_IN_FLIGHT
     }
 }
 
@@ -282,15 +343,16 @@ impl EdgeConfig {
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
             return Err("tls.cert_file and tls.key_file go together".into());
         }
-        if self.filters.iter().any(|f| f.memory_mb == 0 || f.memory_mb > 256 || f.timeout_ms == 0) {
-            return Err("filter memory_mb must be 1..=256 and timeout_ms positive".into());
+        let max_mb = TenantLimits::MAX_MEMORY_MB as usize;
+        if self.filters.iter().any(|f| f.memory_mb == 0 || f.memory_mb > max_mb || f.timeout_ms == 0) {
+            return Err(format!("filter memory_mb must be 1..={max_mb} and timeout_ms positive"));
         }
         if !(1..=10_000).contains(&self.filter_instances) {
             return Err("filter_instances must be 1..=10000".into());
         }
         if let Some(r) = &self.registry {
-            if r.memory_mb == 0 || r.memory_mb > 256 || r.timeout_ms == 0 || !(10..=600_000).contains(&r.poll_ms) {
-                return Err("registry memory_mb must be 1..=256, timeout_ms positive, poll_ms 10..=600000".into());
+            if r.memory_mb == 0 || r.memory_mb > max_mb || r.timeout_ms == 0 || !(10..=600_000).contains(&r.poll_ms) {
+                return Err(format!("registry memory_mb must be 1..={max_mb}, timeout_ms positive, poll_ms 10..=600000"));
             }
         }
         if self.core.max_in_flight == 0 {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tally::pop::EdgeSettings;
 use tally::traffic::{now_ms, ClickGen, GenOptions};
+use tally_edge::config::FailurePolicy;
 
 use crate::harness::{self, billing, post_until_acked, truth_total, wait_for_billing};
 
@@ -111,7 +112,7 @@ async fn rollup_drift_is_reported_and_repaired() {
     // The geo filter tags clicks carrying a country; lateness is one minute,
     // so a click an hour old is refused (and recorded, in the previous hour).
     let geo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins/target/wasm32-wasip2/release/tally_plugin_geo_enrich.wasm");
-    let settings = EdgeSettings { allowed_lateness_secs: 60, filters: vec![("acme".into(), geo, "open")], ..EdgeSettings::default() };
+    let settings = EdgeSettings { allowed_lateness_secs: 60, filters: vec![("acme".into(), geo, FailurePolicy::Open)], ..EdgeSettings::default() };
     let pop = harness::start_with(&["acme"], settings).await;
     let (key, read) = (pop.ingest_key(0), pop.read_key(0));
     let edge = pop.pop.state.edge_http.clone();

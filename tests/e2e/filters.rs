@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use http::StatusCode;
 use tally::pop::EdgeSettings;
 use tally::traffic::now_ms;
+use tally_edge::config::FailurePolicy::{Closed, Open};
 
 use crate::harness::{self, post_until_acked};
 
@@ -25,8 +26,7 @@ fn click(id: &str, ad: u64, ts: u64, ua: &str, ip: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_drop_bots_and_contain_hostile_plugins() {
-    let filters =
-        vec![("acme".into(), plugin("bot_filter"), "open"), ("rogue".into(), plugin("hostile"), "closed"), ("lenient".into(), plugin("hostile"), "open")];
+    let filters = vec![("acme".into(), plugin("bot_filter"), Open), ("rogue".into(), plugin("hostile"), Closed), ("lenient".into(), plugin("hostile"), Open)];
     let settings = EdgeSettings { filters, ..EdgeSettings::default() };
     let pop = harness::start_with(&["acme", "rogue", "plain", "lenient"], settings).await;
     let edge = pop.pop.state.edge_http.clone();

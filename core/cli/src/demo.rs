@@ -10,6 +10,8 @@ use tokio::sync::watch;
 
 use tally::pop::{write_state, EdgeSettings, LocalPop, PopOptions};
 use tally::traffic::{self, GenOptions, TrafficStats};
+use tally_core::config::BillingSection;
+use tally_edge::config::{AckMode, EdgeConfig};
 use tally_http::client::Client;
 
 /// The ad the freshness probe clicks; the generator never uses it.
@@ -34,7 +36,7 @@ pub struct DemoArgs {
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Edge seal-and-ship interval in ms.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = EdgeConfig::DEFAULT_SHIP_INTERVAL_MS)]
     ship_interval_ms: u64,
     /// When the edge answers: after an fsync of its write-ahead log, or at once.
     #[arg(long, value_enum, default_value_t = Ack::Durable)]
@@ -48,10 +50,10 @@ pub enum Ack {
 }
 
 impl Ack {
-    fn as_str(self) -> &'static str {
+    fn mode(self) -> AckMode {
         match self {
-            Ack::Durable => "durable",
-            Ack::Memory => "memory",
+            Ack::Durable => AckMode::Durable,
+            Ack::Memory => AckMode::Memory,
         }
     }
 }
@@ -71,8 +73,8 @@ pub async fn run(args: DemoArgs, mut shutdown: watch::Receiver<bool>) -> Result<
         dir: dir.clone(),
         clickhouse_url: args.clickhouse_url.clone(),
         tenants: vec!["demo".into()],
-        edge: EdgeSettings { ship_interval_ms: args.ship_interval_ms, ack_mode: args.ack.as_str(), ..EdgeSettings::default() },
-        finalize_interval_ms: 10_000,
+        edge: EdgeSettings { ship_interval_ms: args.ship_interval_ms, ack_mode: args.ack.mode(), ..EdgeSettings::default() },
+        finalize_interval_ms: BillingSection::DEFAULT_FINALIZE_INTERVAL_MS,
         log: std::env::var("TALLY_LOG").unwrap_or_else(|_| "info".into()),
     })
     .await?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::host::{FailurePolicy, Limits};
+use crate::host::{FailurePolicy, Limits, MAX_MEMORY_BYTES};
 
 /// How manifests name components: lowercase hex sha256 of their bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -50,7 +50,15 @@ fn max_tags_per_click() -> u32 {
 }
 
 impl TenantLimits {
-    pub const MAX_MEMORY_MB: u32 = 256;
+    /// What an edge gives a plugin unless its config says otherwise. The
+    /// registry validates versions at these (or the tenant's lower ones), so
+    /// an edge with default limits can start every version it is handed.
+    pub const DEFAULT_MEMORY_MB: u32 = 64;
+    pub const DEFAULT_TIMEOUT_MS: u32 = 100;
+    /// [`Self::DEFAULT_MEMORY_MB`] and [`Self::DEFAULT_TIMEOUT_MS`] as host limits.
+    pub const DEFAULT_LIMITS: Limits = Limits::new((Self::DEFAULT_MEMORY_MB as usize) << 20, Duration::from_millis(Self::DEFAULT_TIMEOUT_MS as u64));
+    /// The most the host gives any instance (its pool's memory size).
+    pub const MAX_MEMORY_MB: u32 = (MAX_MEMORY_BYTES >> 20) as u32;
     pub const MAX_TIMEOUT_MS: u32 = 10_000;
 
     pub fn check(&self) -> Result<(), String> {

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tally_filter::host::{Compiled, FilterEngine, FilterError, Limits, Plugin};
-use tally_filter::manifest::{is_sha256, sha256_hex, Manifest, VersionRef};
+use tally_filter::manifest::{is_sha256, sha256_hex, Manifest, TenantLimits, VersionRef};
 use tally_model::durable_file::write_atomic;
 
 use state::{Action, RolloutError, TenantState};
@@ -93,7 +93,7 @@ pub struct Registry {
 /// Limits a version must start within (its tenant's, if lower): the edges'
 /// defaults, at which they cap tenants' limits. An edge configured lower may
 /// still fail a version that passed here.
-const VALIDATE_LIMITS: Limits = Limits::new(64 << 20, std::time::Duration::from_millis(100));
+const VALIDATE_LIMITS: Limits = TenantLimits::DEFAULT_LIMITS;
 
 /// What a tenant's plugins must start within: the limits edges will give them.
 fn validate_limits(state: &TenantState) -> Limits {
