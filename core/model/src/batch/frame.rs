@@ -44,7 +44,7 @@ pub enum FrameError {
     #[error("payload is not a valid batch archive: {0}")]
     Archive(String),
     #[error("batch is invalid: {0}")]
-    Invalid(String),
+    Invalid(#[from] Invalid),
 }
 
 /// Encodes a batch into one frame.
@@ -67,7 +67,7 @@ pub fn decode(frame: &[u8]) -> Result<Batch, FrameError> {
     let mut aligned = AlignedVec::<16>::with_capacity(payload.len());
     aligned.extend_from_slice(payload);
     let batch = rkyv::from_bytes::<Batch, rancor::Error>(&aligned).map_err(|e| FrameError::Archive(e.to_string()))?;
-    validate(&batch).map_err(FrameError::Invalid)?;
+    validate(&batch)?;
     Ok(batch)
 }
 
@@ -116,53 +116,83 @@ fn check_header(frame: &[u8]) -> Result<&[u8], FrameError> {
     Ok(payload)
 }
 
+/// How a well-formed archive breaks the batch invariants (`super`'s docs).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Invalid {
+    #[error("edge id must be 1-{MAX_EDGE_ID_LEN} bytes")]
+    EdgeId,
+    #[error("wal range is reversed")]
+    WalRange,
+    #[error("tenant {tenant:?}: {reason}")]
+    Tenant { tenant: String, reason: String },
+    #[error("tenant {tenant}: a click costs {cost} micros, above the per-click maximum of {MAX_COST_MICROS}")]
+    Cost { tenant: String, cost: u64 },
+    #[error("tenant {tenant}: rows count {row_clicks} clicks / {row_spend} spend, records {records} / {record_spend}")]
+    RowsDisagree { tenant: String, row_clicks: u64, row_spend: u64, records: usize, record_spend: u64 },
+    #[error("tenant {tenant} ad {ad_id} second {second}: row with zero clicks")]
+    EmptyRow { tenant: String, ad_id: u64, second: u32 },
+    #[error("tenant {tenant} ad {ad_id}: more users than clicks")]
+    Users { tenant: String, ad_id: u64 },
+    #[error("tenant {tenant}: dimension row with zero clicks or no name")]
+    EmptyDimension { tenant: String },
+    #[error("tenant {tenant}: dimension {dimension} overflows")]
+    DimensionOverflow { tenant: String, dimension: String },
+    #[error("tenant {tenant}: rollout verdict row with zero clicks or an unknown mode")]
+    Verdict { tenant: String },
+    #[error("tenant {tenant}: dimension {dimension} counts {clicks} clicks of {of}")]
+    DimensionClicks { tenant: String, dimension: String, clicks: u64, of: u64 },
+    #[error("too many rows")]
+    TooManyRows,
+}
+
 /// Semantic checks: what bytecheck cannot know about a batch.
-pub fn validate(batch: &Batch) -> Result<(), String> {
+pub fn validate(batch: &Batch) -> Result<(), Invalid> {
     if batch.edge.is_empty() || batch.edge.len() > MAX_EDGE_ID_LEN {
-        return Err(format!("edge id must be 1-{MAX_EDGE_ID_LEN} bytes"));
+        return Err(Invalid::EdgeId);
     }
     if batch.wal_from > batch.wal_to {
-        return Err("wal range is reversed".into());
+        return Err(Invalid::WalRange);
     }
     let mut rows = 0usize;
     for t in &batch.tenants {
-        TenantId::parse(&t.tenant).map_err(|e| format!("tenant {:?}: {e}", t.tenant))?;
+        let tenant = || t.tenant.clone();
+        TenantId::parse(&t.tenant).map_err(|reason| Invalid::Tenant { tenant: tenant(), reason })?;
         // Bounded costs keep every spend sum exact (see `money`); edges never send more.
         if let Some(c) = t.clicks.iter().find(|c| c.cost_micros > MAX_COST_MICROS) {
-            return Err(format!("tenant {}: a click costs {} micros, above the per-click maximum of {MAX_COST_MICROS}", t.tenant, c.cost_micros));
+            return Err(Invalid::Cost { tenant: tenant(), cost: c.cost_micros });
         }
         let row_clicks: u64 = t.rows.iter().map(|r| r.clicks).fold(0, u64::saturating_add);
         let row_spend: u64 = t.rows.iter().map(|r| r.spend_micros).fold(0, u64::saturating_add);
         let record_spend: u64 = t.clicks.iter().map(|c| c.cost_micros).fold(0, u64::saturating_add);
         if row_clicks != t.clicks.len() as u64 || row_spend != record_spend {
-            return Err(format!("tenant {}: rows count {row_clicks} clicks / {row_spend} spend, records {} / {record_spend}", t.tenant, t.clicks.len()));
+            return Err(Invalid::RowsDisagree { tenant: tenant(), row_clicks, row_spend, records: t.clicks.len(), record_spend });
         }
         for row in &t.rows {
             if row.clicks == 0 {
-                return Err(format!("tenant {} ad {} second {}: row with zero clicks", t.tenant, row.ad_id, row.second));
+                return Err(Invalid::EmptyRow { tenant: tenant(), ad_id: row.ad_id, second: row.second });
             }
             if row.user_hashes.len() as u64 > row.clicks {
-                return Err(format!("tenant {} ad {}: more users than clicks", t.tenant, row.ad_id));
+                return Err(Invalid::Users { tenant: tenant(), ad_id: row.ad_id });
             }
         }
         let mut dim_clicks: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
         for d in &t.dims {
             if d.clicks == 0 || d.dimension.is_empty() {
-                return Err(format!("tenant {}: dimension row with zero clicks or no name", t.tenant));
+                return Err(Invalid::EmptyDimension { tenant: tenant() });
             }
             let n = dim_clicks.entry(d.dimension.as_str()).or_default();
-            *n = n.checked_add(d.clicks).ok_or_else(|| format!("tenant {}: dimension {} overflows", t.tenant, d.dimension))?;
+            *n = n.checked_add(d.clicks).ok_or_else(|| Invalid::DimensionOverflow { tenant: tenant(), dimension: d.dimension.clone() })?;
         }
         if t.verdicts.iter().any(|v| v.clicks == 0 || !matches!(v.mode, super::MODE_SHADOW | super::MODE_CANARY)) {
-            return Err(format!("tenant {}: rollout verdict row with zero clicks or an unknown mode", t.tenant));
+            return Err(Invalid::Verdict { tenant: tenant() });
         }
         if let Some((name, n)) = dim_clicks.into_iter().find(|(_, n)| *n > row_clicks) {
-            return Err(format!("tenant {}: dimension {name} counts {n} clicks of {row_clicks}", t.tenant));
+            return Err(Invalid::DimensionClicks { tenant: tenant(), dimension: name.to_string(), clicks: n, of: row_clicks });
         }
         rows += t.rows.len();
     }
     if rows > u32::MAX as usize {
-        return Err("too many rows".into());
+        return Err(Invalid::TooManyRows);
     }
     Ok(())
 }

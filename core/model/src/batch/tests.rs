@@ -147,14 +147,14 @@ fn one_tenant(rows: Vec<SecondRow>, clicks: Vec<ClickRecord>) -> Batch {
 #[test]
 fn rejects_semantically_invalid_batches() {
     let zero = one_tenant(vec![r(1, 1, 0)], vec![]);
-    assert!(matches!(decode(&encode(&zero)), Err(FrameError::Invalid(_))));
+    assert!(matches!(decode(&encode(&zero)), Err(FrameError::Invalid(Invalid::EmptyRow { .. }))));
     let no_edge = Batch { edge: String::new(), ..one_tenant(vec![r(1, 1, 1)], records(1, 1, 1)) };
-    assert!(matches!(decode(&encode(&no_edge)), Err(FrameError::Invalid(_))));
+    assert!(matches!(decode(&encode(&no_edge)), Err(FrameError::Invalid(Invalid::EdgeId))));
     // Rows and click records must agree.
     let disagree = one_tenant(vec![r(1, 1, 2)], records(1, 1, 1));
-    assert!(matches!(decode(&encode(&disagree)), Err(FrameError::Invalid(_))));
+    assert!(matches!(decode(&encode(&disagree)), Err(FrameError::Invalid(Invalid::RowsDisagree { .. }))));
     let reversed = Batch { wal_from: 5, wal_to: 4, ..one_tenant(vec![], vec![]) };
-    assert!(matches!(decode(&encode(&reversed)), Err(FrameError::Invalid(_))));
+    assert!(matches!(decode(&encode(&reversed)), Err(FrameError::Invalid(Invalid::WalRange))));
     let ok = one_tenant(vec![r(1, 1, 2)], records(1, 1, 2));
     assert_eq!(decode(&encode(&ok)).unwrap(), ok);
     // A dimension cannot count more clicks than the tenant has.
@@ -163,12 +163,12 @@ fn rejects_semantically_invalid_batches() {
     tagged.tenants[0].dims = vec![dim("DE", 1), dim("FR", 1)];
     assert_eq!(decode(&encode(&tagged)).unwrap(), tagged);
     tagged.tenants[0].dims.push(dim("JP", 1));
-    assert!(matches!(decode(&encode(&tagged)), Err(FrameError::Invalid(e)) if e.contains("dimension country counts 3 clicks of 2")));
+    assert!(matches!(decode(&encode(&tagged)), Err(FrameError::Invalid(e)) if e.to_string().contains("dimension country counts 3 clicks of 2")));
     // A cost above the per-click maximum, even if rows and records agree.
     let mut dear = ok.clone();
     dear.tenants[0].clicks[0].cost_micros = crate::money::MAX_COST_MICROS + 1;
     dear.tenants[0].rows[0].spend_micros = dear.tenants[0].clicks.iter().map(|c| c.cost_micros).sum();
-    assert!(matches!(decode(&encode(&dear)), Err(FrameError::Invalid(e)) if e.contains("above the per-click maximum")));
+    assert!(matches!(decode(&encode(&dear)), Err(FrameError::Invalid(e @ Invalid::Cost { .. })) if e.to_string().contains("above the per-click maximum")));
 }
 
 #[test]
