@@ -2,6 +2,7 @@
 //! `tally core` and a `tally edge`, driven over HTTP and QUIC, with results
 //! compared against exact ground truth.
 
+mod architecture;
 mod billing;
 mod browser;
 mod browser_features;
