@@ -84,16 +84,24 @@ impl Metrics {
         let mut m = Metrics::default();
         let r = &mut m.registry;
         r.register("tally_edge_http_requests", "HTTP requests by status code and transport (tcp, tls, h3)", m.requests.clone());
-        r.register("tally_edge_filter_calls", "Calls into a tenant filter (requests queued meanwhile share one)", m.filter_calls.clone());
+        r.register(
+            "tally_edge_filter_calls",
+            "Shared calls of a tenant's filter (requests queued meanwhile share one; it runs the active version and any candidate)",
+            m.filter_calls.clone(),
+        );
         r.register("tally_edge_filter_clicks", "Clicks run through a tenant filter", m.filter_clicks.clone());
         r.register(
             "tally_edge_filter_failures",
-            "Requests whose tenant filter trapped, timed out, ran out of memory or answered wrongly (their clicks followed the tenant's policy)",
+            "Requests their tenant filter gave no answer for (trap, timeout, memory, wrong answer, quarantined, not loaded, no free slot); the policy applied",
             m.filter_failures.clone(),
         );
         r.register("tally_edge_filter_quarantined", "1 while a tenant's filter is quarantined after repeated failures", m.filter_quarantined.clone());
         r.register("tally_edge_filter_seconds", "Time spent in tenant filters", m.filter_seconds.clone());
-        r.register("tally_edge_filter_version_failures", "Failed calls per plugin version and role", m.filter_version_failures.clone());
+        r.register(
+            "tally_edge_filter_version_failures",
+            "Calls per plugin version and role that failed or could not run (quarantined, not loaded, no instance slot free)",
+            m.filter_version_failures.clone(),
+        );
         r.register("tally_edge_filter_version", "Plugin version running per tenant and role (0: from the config file)", m.filter_version.clone());
         r.register("tally_edge_filter_tags_ignored", "Enrichment tags dropped: dimension not declared by the tenant", m.filter_tags_ignored.clone());
         r.register("tally_edge_registry_syncs", "Registry polls by result (unchanged, applied, error)", m.registry_syncs.clone());
@@ -105,10 +113,18 @@ impl Metrics {
         );
         r.register("tally_edge_events_accepted", "Clicks accepted (first sighting)", m.events_accepted.clone());
         r.register("tally_edge_events_duplicate", "Clicks dropped as duplicates within the dedup horizon", m.events_duplicate.clone());
-        r.register("tally_edge_events_rejected", "Clicks rejected as malformed", m.events_rejected.clone());
-        r.register("tally_edge_events_refused", "Well-formed clicks refused for their event time (too late or future)", m.events_refused.clone());
-        r.register("tally_edge_wal_fsyncs", "Group commits of the write-ahead log (one fsync each)", m.wal_fsyncs.clone());
-        r.register("tally_edge_wal_records", "Requests made durable in the write-ahead log", m.wal_records.clone());
+        r.register(
+            "tally_edge_events_rejected",
+            "Events answered as rejected: malformed, refused for their event time, or dropped by the tenant's filter",
+            m.events_rejected.clone(),
+        );
+        r.register(
+            "tally_edge_events_refused",
+            "Well-formed clicks refused and recorded, by reason: event time too late or in the future, or dropped by the tenant's filter (filtered)",
+            m.events_refused.clone(),
+        );
+        r.register("tally_edge_wal_fsyncs", "Group commits attempted on the write-ahead log (one fsync each; failed ones included)", m.wal_fsyncs.clone());
+        r.register("tally_edge_wal_records", "WAL records made durable (one per request with clicks accepted or refused)", m.wal_records.clone());
         r.register("tally_edge_wal_damaged", "WAL segments found damaged at start (readable records kept)", m.wal_damaged.clone());
         r.register("tally_edge_wal_segments", "Write-ahead log segment files on disk", m.wal_segments.clone());
         r.register("tally_edge_watermark_ms", "The edge's event-time watermark (ms since the epoch)", m.watermark_ms.clone());
@@ -116,11 +132,23 @@ impl Metrics {
         r.register("tally_edge_dedup_memory_bytes", "Estimated bytes held by the dedup table", m.dedup_memory_bytes.clone());
         r.register("tally_edge_dedup_evicted_early", "Click ids forgotten before their horizon because the table was full", m.dedup_evicted_early.clone());
         r.register("tally_edge_batches_sealed", "Batches sealed into the spool", m.batches_sealed.clone());
-        r.register("tally_edge_batches_acknowledged", "Batches the core acknowledged as committed", m.batches_acknowledged.clone());
+        r.register(
+            "tally_edge_batches_acknowledged",
+            "Batches the core acknowledged: committed now, or before (resent duplicates included)",
+            m.batches_acknowledged.clone(),
+        );
         r.register("tally_edge_batches_resent_duplicate", "Re-sent batches the core had already committed", m.batches_resent_duplicate.clone());
         r.register("tally_edge_batches_rejected", "Batches the core refused as invalid", m.batches_rejected.clone());
-        r.register("tally_edge_batches_quarantined", "Spool files found damaged and moved aside", m.batches_quarantined.clone());
-        r.register("tally_edge_ship_errors", "Failed attempts to ship a batch (retried)", m.ship_errors.clone());
+        r.register(
+            "tally_edge_batches_quarantined",
+            "Spool files found damaged at start and moved aside (batches the core rejected count as rejected)",
+            m.batches_quarantined.clone(),
+        );
+        r.register(
+            "tally_edge_ship_errors",
+            "Batch sends that did not settle (transport error, Retry answer, or failing to remove the batch from the spool); retried",
+            m.ship_errors.clone(),
+        );
         r.register("tally_edge_spool_pending_batches", "Batches in the spool awaiting acknowledgement", m.spool_pending_batches.clone());
         r.register("tally_edge_spool_bytes", "Bytes of batches in the spool", m.spool_bytes.clone());
         m

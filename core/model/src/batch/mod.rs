@@ -70,6 +70,7 @@ pub struct DimRow {
 /// which the active and the candidate version answered these codes.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct VerdictRow {
+    /// Start of the minute, seconds since the epoch.
     pub minute: u32,
     pub active_version: u32,
     pub candidate_version: u32,
@@ -134,7 +135,8 @@ impl RefusalReason {
     }
 }
 
-/// A well-formed click refused for its event time: recorded, never silently dropped.
+/// A well-formed click refused for its event time or dropped by its tenant's
+/// filter: recorded, never silently dropped.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RefusedRecord {
     pub id_hi: u64,
