@@ -64,6 +64,13 @@ pub enum EdgeError {
     Filter(#[from] tally_filter::host::FilterError),
 }
 
+/// Test hook for crash tests: `TALLY_FAULT_ABORT_BEFORE_WAL_WRITE=N` makes
+/// the edge abort (as if `kill -9`ed) right before its N-th group commit
+/// writes the WAL, once a duplicate of a click in flight has arrived.
+fn fault_abort_before_wal_write() -> Option<u64> {
+    std::env::var("TALLY_FAULT_ABORT_BEFORE_WAL_WRITE").ok().and_then(|v| v.parse().ok())
+}
+
 /// Runs an edge until `shutdown` turns true; then stops taking requests,
 /// seals what it holds and gives the shipper a moment to deliver it.
 pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<(), EdgeError> {
@@ -111,11 +118,11 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
         "spool opened"
     );
     let pipeline = Arc::new(Mutex::new(pipeline));
-    let (wal_tx, wal_thread) = match config.ack.mode {
+    let (wal_handle, wal_thread) = match config.ack.mode {
         AckMode::Durable => {
             let linger = Duration::from_millis(config.ack.group_commit_ms);
-            let (tx, handle) = group_commit::start(wal, pipeline.clone(), metrics.clone(), linger);
-            (Some(tx), Some(handle))
+            let (wal, thread) = group_commit::start(wal, pipeline.clone(), metrics.clone(), linger, fault_abort_before_wal_write());
+            (Some(wal), Some(thread))
         }
         AckMode::Memory => (None, None),
     };
@@ -171,7 +178,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
         pipeline: pipeline.clone(),
         metrics: metrics.clone(),
         max_body_bytes: config.max_body_bytes,
-        wal: wal_tx.clone(),
+        wal: wal_handle.clone(),
         backpressure: backpressure.clone(),
         alt_svc,
         static_dir: config.static_dir.clone(),
@@ -187,7 +194,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
         interval: Duration::from_millis(config.ship_interval_ms),
         heartbeat: Duration::from_millis(config.heartbeat_ms),
         max_in_flight: config.core.max_in_flight,
-        wal: wal_tx,
+        wal: wal_handle.map(|w| w.commands),
         backpressure,
     };
     // The shipper stops only after the HTTP side drained, so clicks accepted

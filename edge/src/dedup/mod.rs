@@ -102,6 +102,12 @@ impl Dedup {
         self.seen.remove(&key);
     }
 
+    /// Whether the key is held (a sighting past its horizon may still be,
+    /// until its generation expires).
+    pub fn contains(&self, key: u128) -> bool {
+        self.seen.contains_key(&key)
+    }
+
     fn evict_oldest(&mut self) {
         if let Some((g, keys)) = self.generations.pop_front() {
             self.evicted_early += self.drop_generation(g, keys);

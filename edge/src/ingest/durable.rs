@@ -2,7 +2,7 @@
 //! makes admitted clicks durable before the request is answered. Named here,
 //! in ingest's vocabulary, so that ingest needs nothing of the spool.
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::pipeline::Admitted;
 
@@ -11,4 +11,13 @@ pub enum Command {
     Append { admitted: Admitted, done: oneshot::Sender<Result<(), String>> },
     /// Records below this lsn are sealed in batches: their segments may go.
     Release(u64),
+}
+
+/// Ingest's side of the WAL thread (durable ack mode).
+#[derive(Clone)]
+pub struct WalHandle {
+    pub commands: mpsc::Sender<Command>,
+    /// Changes after every group commit settled its records in the pipeline
+    /// (applied or aborted): duplicates of clicks in flight look again then.
+    pub settled: watch::Receiver<()>,
 }

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http::{header, HeaderValue, Method, StatusCode};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc::Permit;
+use tokio::sync::{oneshot, watch};
 
 use tally_http::serve::{Handler, Peer, Transport};
 use tally_http::{reply, RequestBody, Response};
@@ -18,10 +19,10 @@ use tally_model::tenant::{Role, TenantId, Tenants, FILTER_DIMENSION, FILTER_FAIL
 use tally_model::timestamp::now_ms;
 
 use super::body::{self, Format};
-use super::durable::Command;
+use super::durable::{Command, WalHandle};
 use super::event::{click_key, parse_click, Click};
 use super::limits::RateLimits;
-use super::pipeline::{Admitted, Outcome, Pipeline};
+use super::pipeline::{Admitted, FirstSightings, Outcome, Pipeline};
 use super::{cors, encoding, redirect};
 use tally_filter::batch::{ClickView, Columns};
 use tally_filter::host::FailurePolicy;
@@ -33,6 +34,7 @@ use crate::metrics::{Metrics, RefusedLabel, StatusLabel};
 
 /// What a client is told to wait before retrying when the edge is saturated.
 const RETRY_AFTER_SECS: &str = "5";
+const SHUTTING_DOWN: &str = "the edge is shutting down";
 pub const OPENAPI: &str = include_str!("../../../deploy/openapi/edge.json");
 
 pub struct Ingest {
@@ -42,7 +44,7 @@ pub struct Ingest {
     pub max_body_bytes: usize,
     pub max_events_per_request: usize,
     /// `Some` in durable ack mode: the WAL thread.
-    pub wal: Option<mpsc::Sender<Command>>,
+    pub wal: Option<WalHandle>,
     /// Set by the shipper while the spool cannot take more batches.
     pub backpressure: Arc<AtomicBool>,
     /// `Alt-Svc` value advertising HTTP/3 on TCP responses, if it is served.
@@ -273,15 +275,35 @@ impl Ingest {
 
     /// Admission, durability and metrics for a request's clicks.
     async fn accept(&self, tenant: &TenantId, clicks: Vec<Result<Click, String>>, rollout: Option<Rollout>) -> Result<Outcome, Response> {
-        let (outcome, admitted) = self.pipeline.lock().expect("pipeline lock poisoned").admit(tenant, clicks, rollout, now_ms());
+        let not_acknowledged =
+            |reason: String| unavailable(StatusCode::SERVICE_UNAVAILABLE, RETRY_AFTER_SECS, format!("clicks not acknowledged, retry: {reason}"));
+        // The WAL's queue slot is taken before admission, so no await (where
+        // the request could be dropped) lies between admitting clicks and
+        // handing them over: every admission gets settled.
+        let slot = match &self.wal {
+            Some(wal) => Some(wal.commands.reserve().await.map_err(|_| not_acknowledged(SHUTTING_DOWN.into()))?),
+            None => None,
+        };
+        let (outcome, admitted, settled) = {
+            let mut pipeline = self.pipeline.lock().expect("pipeline lock poisoned");
+            let (outcome, admitted) = pipeline.admit(tenant, clicks, rollout, now_ms());
+            // Subscribed under the lock, so no settling after this admission goes unseen.
+            let settled = self.wal.as_ref().filter(|_| !outcome.awaits.is_empty()).map(|wal| {
+                let mut settled = wal.settled.clone();
+                settled.mark_unchanged();
+                settled
+            });
+            (outcome, admitted, settled)
+        };
         if let Some(admitted) = admitted {
             let refused = count_refused(&admitted);
-            if let Err(reason) = self.make_durable(admitted).await {
-                return Err(unavailable(StatusCode::SERVICE_UNAVAILABLE, RETRY_AFTER_SECS, format!("clicks not acknowledged, retry: {reason}")));
-            }
+            self.make_durable(admitted, slot).await.map_err(not_acknowledged)?;
             for (reason, n) in refused {
                 self.metrics.events_refused.get_or_create(&RefusedLabel { tenant: tenant.to_string(), reason }).inc_by(n);
             }
+        }
+        if let Some(settled) = settled {
+            self.await_first_sightings(&outcome.awaits, settled).await.map_err(not_acknowledged)?;
         }
         let label = Metrics::tenant(tenant.as_str());
         let m = &self.metrics;
@@ -289,6 +311,20 @@ impl Ingest {
         m.events_duplicate.get_or_create(&label).inc_by(outcome.duplicates);
         m.events_rejected.get_or_create(&label).inc_by(outcome.rejected.len() as u64);
         Ok(outcome)
+    }
+
+    /// Durable mode: a request repeating clicks still in flight is answered
+    /// only once their first sightings are durable, and fails if they were
+    /// not (see `pipeline`).
+    async fn await_first_sightings(&self, keys: &[u128], mut settled: watch::Receiver<()>) -> Result<(), String> {
+        loop {
+            match self.pipeline.lock().expect("pipeline lock poisoned").first_sightings(keys) {
+                FirstSightings::Durable => return Ok(()),
+                FirstSightings::Lost => return Err("the clicks this request repeats could not be made durable".into()),
+                FirstSightings::Pending => {}
+            }
+            settled.changed().await.map_err(|_| SHUTTING_DOWN.to_string())?;
+        }
     }
 
     /// `GET /c/{tenant}/{ad_id}`: one click from the signed link, then `302`
@@ -356,13 +392,14 @@ impl Ingest {
         }
     }
 
-    /// Durable mode: wait for the WAL thread's fsync. Memory mode: apply now.
-    async fn make_durable(&self, mut admitted: Admitted) -> Result<(), String> {
-        match &self.wal {
-            Some(wal) => {
+    /// Durable mode: hand over to the WAL thread in the slot reserved, wait
+    /// for its fsync. Memory mode: apply now.
+    async fn make_durable(&self, mut admitted: Admitted, slot: Option<Permit<'_, Command>>) -> Result<(), String> {
+        match slot {
+            Some(slot) => {
                 let (done, answer) = oneshot::channel();
-                wal.send(Command::Append { admitted, done }).await.map_err(|_| "the edge is shutting down".to_string())?;
-                answer.await.map_err(|_| "the edge is shutting down".to_string())?
+                slot.send(Command::Append { admitted, done });
+                answer.await.map_err(|_| SHUTTING_DOWN.to_string())?
             }
             None => {
                 let mut pipeline = self.pipeline.lock().expect("pipeline lock poisoned");

@@ -14,9 +14,32 @@
 //! 2. The caller makes the record durable (or not, in memory ack mode) and
 //!    calls [`Pipeline::apply`] in WAL order; only then is it aggregated.
 //!    If it could not be made durable, [`Pipeline::abort`] undoes step 1.
+//!    Every admitted record is applied or aborted (settled) in the end.
 //! 3. [`Pipeline::seal`] hands over exactly the records `[sealed, applied)`
 //!    with a low watermark that no in-flight or unacknowledged click is
 //!    below.
+//!
+//! # Duplicates of clicks in flight
+//! A duplicate is acknowledged only once its first sighting is durable: a
+//! request is answered "recorded" for its duplicates too, and a crash before
+//! the first copy's fsync must not leave that answer standing. Between admit
+//! and settle, a first sighting's key is *in flight* (`unsettled`, key ->
+//! ticket of the record carrying it). A duplicate of an in-flight key from
+//! another request lands in [`Outcome::awaits`]; in durable mode that request
+//! is answered only once [`Pipeline::first_sightings`] says
+//! [`FirstSightings::Durable`], or `503` on [`FirstSightings::Lost`] (the
+//! first copy's write failed, so it was forgotten). Invariants:
+//! * a key is in `unsettled` iff its first sighting is admitted and not yet
+//!   settled; in flight implies known to dedup;
+//! * `Durable` for keys means each is known to dedup and not in flight: its
+//!   first sighting (or, after an abort, a later one) was applied.
+//!
+//! Cheap by construction: `unsettled` holds only the clicks of the few
+//! unsettled groups; a duplicate of a settled click (almost all of them) costs
+//! one lookup there and waits for nothing; a waiting one rides on the group
+//! commit it depends on, never a fsync of its own. `Lost` is also reported if
+//! dedup dropped the key meanwhile (horizon, memory pressure): a `503` is
+//! safe, the client retries.
 //!
 //! # Time policy
 //! The watermark W is event time: the latest event time accepted, and never
@@ -26,7 +49,7 @@
 //! as from the future. Everything in between is counted in its own second,
 //! however late. A request is judged against W as it was when it arrived.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -56,6 +79,20 @@ pub struct Outcome {
     pub accepted: u64,
     pub duplicates: u64,
     pub rejected: Vec<Rejection>,
+    /// Keys of duplicates whose first sighting (in another request) is still
+    /// in flight; see the module docs.
+    #[serde(skip)]
+    pub awaits: Vec<u128>,
+}
+
+/// Whether the first sightings of some keys are durable; see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstSightings {
+    Durable,
+    /// Some are still in flight: ask again once a group commit settled.
+    Pending,
+    /// Some were undone (their write failed): never acknowledge them.
+    Lost,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -96,6 +133,10 @@ pub struct Pipeline {
     watermark_ms: u64,
     /// ticket -> earliest event time of an admitted, unapplied request
     inflight: BTreeMap<u64, u64>,
+    /// key -> ticket, of every first sighting admitted and not yet settled
+    unsettled: HashMap<u128, u64>,
+    /// Duplicates admitted while their first sighting was in flight.
+    awaited: u64,
     next_ticket: u64,
     /// WAL records `[sealed_to, applied_to)` are in the aggregator.
     sealed_to: u64,
@@ -111,6 +152,8 @@ impl Pipeline {
             policy,
             watermark_ms: 0,
             inflight: BTreeMap::new(),
+            unsettled: HashMap::new(),
+            awaited: 0,
             next_ticket: 0,
             sealed_to: wal_position,
             applied_to: wal_position,
@@ -121,6 +164,8 @@ impl Pipeline {
     /// `rollout` names the versions whose answers the clicks compare.
     pub fn admit(&mut self, tenant: &TenantId, events: Vec<Result<Click, String>>, rollout: Option<Rollout>, now_ms: u64) -> (Outcome, Option<Admitted>) {
         self.advance(now_ms);
+        // Assigned only if the request leaves a record.
+        let ticket = self.next_ticket;
         let earliest = self.watermark_ms.saturating_sub(self.policy.allowed_lateness_ms);
         let latest = now_ms.saturating_add(self.policy.max_future_ms);
         let mut outcome = Outcome::default();
@@ -157,8 +202,13 @@ impl Pipeline {
             }
             if !self.dedup.first_sighting(click.key, now_ms) {
                 outcome.duplicates += 1;
+                // A repeat within this request is acknowledged with its record.
+                if self.unsettled.get(&click.key).is_some_and(|&t| t != ticket) {
+                    outcome.awaits.push(click.key);
+                }
                 continue;
             }
+            self.unsettled.insert(click.key, ticket);
             if let Some(c) = click.compared {
                 *compared.entry(c).or_default() += 1;
             }
@@ -211,10 +261,10 @@ impl Pipeline {
                 })
                 .collect();
         }
+        self.awaited += outcome.awaits.len() as u64;
         if record.clicks.is_empty() && record.refused.is_empty() {
             return (outcome, None);
         }
-        let ticket = self.next_ticket;
         self.next_ticket += 1;
         let min_ts = record.clicks.iter().map(|c| c.record.ts_ms).min().unwrap_or(u64::MAX);
         self.inflight.insert(ticket, min_ts);
@@ -224,6 +274,9 @@ impl Pipeline {
     /// Step 2: aggregates a record that is now durable (its `lsn` set).
     pub fn apply(&mut self, admitted: &Admitted) {
         self.inflight.remove(&admitted.ticket);
+        for key in decided_keys(&admitted.record) {
+            self.unsettled.remove(&key);
+        }
         self.aggregate(&admitted.tenant, &admitted.record);
     }
 
@@ -236,24 +289,38 @@ impl Pipeline {
     /// clicks were never acknowledged, so a retry must count them.
     pub fn abort(&mut self, admitted: &Admitted) {
         self.inflight.remove(&admitted.ticket);
-        for click in &admitted.record.clicks {
-            self.dedup.forget((click.record.id_hi as u128) << 64 | click.record.id_lo as u128);
+        for key in decided_keys(&admitted.record) {
+            self.unsettled.remove(&key);
+            self.dedup.forget(key);
         }
-        for refused in admitted.record.refused.iter().filter(|r| r.reason == RefusalReason::Filtered) {
-            self.dedup.forget((refused.id_hi as u128) << 64 | refused.id_lo as u128);
+    }
+
+    /// Whether the first sightings of `keys` (an [`Outcome::awaits`]) are
+    /// durable yet; see the module docs.
+    pub fn first_sightings(&self, keys: &[u128]) -> FirstSightings {
+        if keys.iter().any(|k| !self.dedup.contains(*k)) {
+            FirstSightings::Lost
+        } else if keys.iter().any(|k| self.unsettled.contains_key(k)) {
+            FirstSightings::Pending
+        } else {
+            FirstSightings::Durable
         }
+    }
+
+    /// Duplicates so far that had to wait for their first sighting's write.
+    pub fn awaited(&self) -> u64 {
+        self.awaited
     }
 
     /// At start-up, a record read back from the WAL: its clicks are known to
     /// dedup again, and, if not yet sealed, aggregated.
     pub fn replay(&mut self, tenant: &TenantId, record: &WalRecord) {
         for click in &record.clicks {
-            let key = (click.record.id_hi as u128) << 64 | click.record.id_lo as u128;
-            self.dedup.first_sighting(key, click.record.accepted_ms);
+            self.dedup.first_sighting(key(click.record.id_hi, click.record.id_lo), click.record.accepted_ms);
             self.watermark_ms = self.watermark_ms.max(click.record.ts_ms);
         }
         for refused in record.refused.iter().filter(|r| r.reason == RefusalReason::Filtered) {
-            self.dedup.first_sighting((refused.id_hi as u128) << 64 | refused.id_lo as u128, refused.at_ms);
+            self.dedup.first_sighting(key(refused.id_hi, refused.id_lo), refused.at_ms);
         }
         if record.lsn >= self.sealed_to {
             self.aggregate(tenant, record);
@@ -292,6 +359,17 @@ impl Pipeline {
     pub fn dedup(&self) -> &Dedup {
         &self.dedup
     }
+}
+
+fn key(hi: u64, lo: u64) -> u128 {
+    (hi as u128) << 64 | lo as u128
+}
+
+/// The keys a record decided: its clicks and filtered refusals (known to
+/// dedup, unlike clicks refused for their time).
+fn decided_keys(record: &WalRecord) -> impl Iterator<Item = u128> + '_ {
+    let clicks = record.clicks.iter().map(|c| key(c.record.id_hi, c.record.id_lo));
+    clicks.chain(record.refused.iter().filter(|r| r.reason == RefusalReason::Filtered).map(|r| key(r.id_hi, r.id_lo)))
 }
 
 #[cfg(test)]

@@ -5,27 +5,40 @@
 //! appends it with a single fsync, then applies it to the pipeline in WAL
 //! order and answers every request at once. If the write fails, the
 //! admissions are undone and every request is answered with the error, so
-//! nothing unacknowledged is counted and nothing acknowledged is lost.
+//! nothing unacknowledged is counted and nothing acknowledged is lost. After
+//! each group it announces `settled`, which requests holding duplicates of
+//! that group's clicks wait on (see `ingest::pipeline`).
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::wal::Wal;
-use crate::ingest::durable::Command;
+use crate::ingest::durable::{Command, WalHandle};
 use crate::ingest::pipeline::Pipeline;
 use crate::metrics::Metrics;
 
 /// Most requests folded into one fsync.
 const MAX_GROUP: usize = 4096;
 
-pub fn start(mut wal: Wal, pipeline: Arc<Mutex<Pipeline>>, metrics: Arc<Metrics>, linger: Duration) -> (mpsc::Sender<Command>, JoinHandle<()>) {
+/// Starts the WAL thread. `abort_before_write` is the crash tests' fault
+/// hook (`TALLY_FAULT_ABORT_BEFORE_WAL_WRITE`): the process aborts before
+/// the N-th group is written, once a duplicate waits on a click in flight.
+pub fn start(
+    mut wal: Wal,
+    pipeline: Arc<Mutex<Pipeline>>,
+    metrics: Arc<Metrics>,
+    linger: Duration,
+    abort_before_write: Option<u64>,
+) -> (WalHandle, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Command>(MAX_GROUP);
+    let (settled_tx, settled) = watch::channel(());
     let handle = std::thread::Builder::new()
         .name("tally-wal".into())
         .spawn(move || {
+            let mut groups = 0u64;
             while let Some(first) = rx.blocking_recv() {
                 if !linger.is_zero() {
                     std::thread::sleep(linger);
@@ -43,6 +56,10 @@ pub fn start(mut wal: Wal, pipeline: Arc<Mutex<Pipeline>>, metrics: Arc<Metrics>
                     }
                 }
                 if !appends.is_empty() {
+                    groups += 1;
+                    if abort_before_write == Some(groups) {
+                        abort_once_awaited(&pipeline);
+                    }
                     let result = wal.append(appends.iter_mut().map(|(a, _)| &mut a.record));
                     metrics.wal_fsyncs.inc();
                     let mut p = pipeline.lock().expect("pipeline lock poisoned");
@@ -53,6 +70,7 @@ pub fn start(mut wal: Wal, pipeline: Arc<Mutex<Pipeline>>, metrics: Arc<Metrics>
                         }
                     }
                     drop(p);
+                    settled_tx.send_replace(());
                     let answer = result.map_err(|e| e.to_string());
                     if let Err(e) = &answer {
                         tracing::error!(error = %e, requests = appends.len(), "WAL write failed; requests answered 503");
@@ -72,5 +90,16 @@ pub fn start(mut wal: Wal, pipeline: Arc<Mutex<Pipeline>>, metrics: Arc<Metrics>
             }
         })
         .expect("spawning the WAL thread");
-    (tx, handle)
+    (WalHandle { commands: tx, settled }, handle)
+}
+
+/// The fault hook: a crash while this group is unwritten and a request
+/// waits on it, so no fsync ever covers what that request was told. Polls,
+/// as the waiting request tells this thread nothing; tests only.
+fn abort_once_awaited(pipeline: &Mutex<Pipeline>) -> ! {
+    while pipeline.lock().expect("pipeline lock poisoned").awaited() == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    tracing::error!("fault injection: aborting before the WAL write, a duplicate waiting on it");
+    std::process::abort()
 }

@@ -191,3 +191,135 @@ fn rollout_comparisons_count_first_sightings_only() {
     let minute = (NOW / 60_000 * 60) as u32;
     assert_eq!(rows, vec![(0, 1, minute, tally_model::batch::MODE_SHADOW), (7, 1, minute, tally_model::batch::MODE_SHADOW)]);
 }
+
+#[test]
+fn a_duplicate_of_a_click_in_flight_waits_for_its_write() {
+    let t = TenantId::parse("t").unwrap();
+    let mut p = pipeline();
+    let (_, a) = p.admit(&t, vec![click(1, NOW), click(2, NOW)], None, NOW);
+    // Another request repeats click 1 while its record is not yet durable.
+    let (out, b) = p.admit(&t, vec![click(1, NOW), click(3, NOW), click(3, NOW)], None, NOW);
+    assert_eq!((out.accepted, out.duplicates, out.awaits.clone()), (1, 2, vec![1]), "a repeat within the request waits on nothing");
+    assert_eq!(p.first_sightings(&out.awaits), FirstSightings::Pending);
+    durable(&mut p, b.unwrap());
+    assert_eq!(p.first_sightings(&out.awaits), FirstSightings::Pending, "its own record says nothing of click 1");
+    durable(&mut p, a.unwrap());
+    assert_eq!(p.first_sightings(&out.awaits), FirstSightings::Durable);
+    // A duplicate of a durable click (the common case) waits on nothing.
+    let (out, _) = p.admit(&t, vec![click(1, NOW), click(3, NOW)], None, NOW);
+    assert_eq!((out.duplicates, out.awaits.len(), p.awaited()), (2, 0, 1));
+}
+
+#[test]
+fn a_duplicate_of_a_click_whose_write_failed_is_lost_unless_sent_again() {
+    let t = TenantId::parse("t").unwrap();
+    let mut p = pipeline();
+    let filtered = Ok(Click { verdict: 3, ..click(2, NOW).unwrap() });
+    let (_, a) = p.admit(&t, vec![click(1, NOW), filtered], None, NOW);
+    let (out, b) = p.admit(&t, vec![click(1, NOW), click(2, NOW)], None, NOW);
+    assert!(b.is_none());
+    assert_eq!(out.awaits, vec![1, 2], "a filtered first sighting is in flight too");
+    p.abort(&a.unwrap());
+    assert_eq!(p.first_sightings(&out.awaits), FirstSightings::Lost);
+    // A third request sends click 1 again: it counts, and whoever waits on
+    // click 1 waits on that copy now.
+    let (again, c) = p.admit(&t, vec![click(1, NOW)], None, NOW);
+    assert_eq!((again.accepted, again.awaits.len()), (1, 0));
+    assert_eq!(p.first_sightings(&[1]), FirstSightings::Pending);
+    durable(&mut p, c.unwrap());
+    assert_eq!(p.first_sightings(&[1]), FirstSightings::Durable);
+    assert_eq!(p.first_sightings(&[1, 2]), FirstSightings::Lost);
+}
+
+/// A click's first sighting in the model: not known, in flight in record
+/// `r` (an index into the admitted records), or durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sighting {
+    InFlight(usize),
+    Durable,
+}
+
+proptest! {
+    /// Against a model of which first sightings are durable, in any order of
+    /// admissions and settlements (applied or aborted): a request waits
+    /// exactly on the duplicates of other requests' unsettled clicks; it is
+    /// told `Durable` only if every such click is durable, `Lost` exactly
+    /// when one was undone and not sent again; once everything is settled,
+    /// nothing is pending.
+    #[test]
+    fn duplicates_are_acknowledged_only_when_their_first_sighting_is_durable(
+        steps in proptest::collection::vec((0u8..5, proptest::collection::vec(0u128..12, 1..5), any::<prop::sample::Index>()), 1..150)
+    ) {
+        let t = TenantId::parse("t").unwrap();
+        let mut p = pipeline();
+        let mut model: HashMap<u128, Sighting> = HashMap::new();
+        // Admitted records not yet settled, by model index.
+        let mut unsettled: BTreeMap<usize, Admitted> = BTreeMap::new();
+        let mut records = 0usize;
+        // What each duplicate-holding request waits on.
+        let mut waiting: Vec<Vec<u128>> = Vec::new();
+        for (op, keys, pick) in steps {
+            match op {
+                0..=2 => {
+                    let this = records;
+                    let mut want_awaits = Vec::new();
+                    let mut want_accepted = 0;
+                    for &k in &keys {
+                        match model.get(&k) {
+                            None => {
+                                model.insert(k, Sighting::InFlight(this));
+                                want_accepted += 1;
+                            }
+                            Some(Sighting::InFlight(r)) if *r != this => want_awaits.push(k),
+                            Some(_) => {}
+                        }
+                    }
+                    let (out, a) = p.admit(&t, keys.into_iter().map(|k| click(k, NOW)).collect(), None, NOW);
+                    prop_assert_eq!(out.accepted, want_accepted);
+                    prop_assert_eq!(&out.awaits, &want_awaits);
+                    if let Some(a) = a {
+                        unsettled.insert(this, a);
+                        records += 1;
+                    }
+                    if !out.awaits.is_empty() {
+                        waiting.push(out.awaits);
+                    }
+                }
+                3 | 4 if !unsettled.is_empty() => {
+                    let r = *unsettled.keys().nth(pick.index(unsettled.len())).unwrap();
+                    let a = unsettled.remove(&r).unwrap();
+                    let durable_now = op == 3;
+                    for k in a.record.clicks.iter().map(|c| (c.record.id_hi as u128) << 64 | c.record.id_lo as u128) {
+                        if durable_now {
+                            model.insert(k, Sighting::Durable);
+                        } else {
+                            model.remove(&k);
+                        }
+                    }
+                    if durable_now {
+                        durable(&mut p, a);
+                    } else {
+                        p.abort(&a);
+                    }
+                }
+                _ => {}
+            }
+            for keys in &waiting {
+                let want = if keys.iter().any(|k| !model.contains_key(k)) {
+                    FirstSightings::Lost
+                } else if keys.iter().any(|k| model[k] != Sighting::Durable) {
+                    FirstSightings::Pending
+                } else {
+                    FirstSightings::Durable
+                };
+                prop_assert_eq!(p.first_sightings(keys), want, "waiting on {:?}", keys);
+            }
+        }
+        for (_, a) in std::mem::take(&mut unsettled) {
+            durable(&mut p, a);
+        }
+        for keys in &waiting {
+            prop_assert_ne!(p.first_sightings(keys), FirstSightings::Pending);
+        }
+    }
+}
