@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use tally_filter::manifest::TenantLimits;
 
 pub use tally_filter::host::FailurePolicy;
+use tally_http::limits::ServerLimits;
 use tally_model::config_file::load_toml;
 pub use tally_model::config_file::ConfigError;
 
@@ -62,6 +63,10 @@ pub struct EdgeConfig {
     pub core: CoreSection,
     /// The central plugin registry; tenants listed there override `[[filter]]`.
     pub registry: Option<RegistrySection>,
+    /// Timeouts and caps of every ingest listener (HTTP, HTTPS, HTTP/3):
+    /// `[limits]`, default [`ServerLimits::default`]; see `tally_http::limits`.
+    #[serde(default)]
+    pub limits: ServerLimits,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -231,6 +236,7 @@ impl EdgeConfig {
             time: TimeSection::default(),
             core,
             registry: None,
+            limits: ServerLimits::default(),
         }
     }
 }
@@ -328,6 +334,7 @@ impl EdgeConfig {
         if self.edge_id.is_empty() || self.edge_id.len() > tally_model::batch::MAX_EDGE_ID_LEN {
             return Err("edge_id must be 1-128 bytes".into());
         }
+        self.limits.check().map_err(|e| format!("[limits]: {e}"))?;
         if !(10..=60_000).contains(&self.ship_interval_ms) {
             return Err("ship_interval_ms must be 10..=60000".into());
         }

@@ -18,6 +18,7 @@ use tokio::process::Command;
 use tally_core::clickhouse::private_server::PrivateServer;
 use tally_core::config::{BillingSection, ClickHouseSection, CoreConfig, EdgeKeys};
 use tally_core::supervise::Supervised;
+use tally_http::limits::ServerLimits;
 use tally_edge::config::{AckMode, CoreSection, EdgeConfig, FailurePolicy, FilterSection, RegistrySection, TimeSection};
 use tally_model::durable_file::write_atomic;
 use tally_model::tenant::{TenantSpec, TenantsFile};
@@ -64,6 +65,8 @@ pub struct EdgeSettings {
     pub registry_poll_ms: u64,
     /// A filter call's deadline (registry and `filters` plugins alike).
     pub filter_timeout_ms: u64,
+    /// The ingest listeners' timeouts and caps (short ones let tests see them act).
+    pub limits: ServerLimits,
 }
 
 impl Default for EdgeSettings {
@@ -78,6 +81,7 @@ impl Default for EdgeSettings {
             filters: Vec::new(),
             registry_poll_ms: RegistrySection::DEFAULT_POLL_MS,
             filter_timeout_ms: FilterSection::DEFAULT_TIMEOUT_MS,
+            limits: ServerLimits::default(),
         }
     }
 }
@@ -407,6 +411,7 @@ fn edge_config(opts: &PopOptions, id: &str, [http, https, h3]: [SocketAddr; 3], 
     config.heartbeat_ms = e.heartbeat_ms;
     config.spool_archive_acknowledged = e.archive_acknowledged;
     config.ack.mode = e.ack_mode;
+    config.limits = e.limits.clone();
     config.time = TimeSection { allowed_lateness_secs: e.allowed_lateness_secs, idle_lag_secs: e.idle_lag_secs, ..config.time };
     let registry = RegistrySection::new(format!("https://{core_https}"), edge_token.into());
     config.registry = Some(RegistrySection { poll_ms: e.registry_poll_ms, timeout_ms: e.filter_timeout_ms, ..registry });
