@@ -35,8 +35,9 @@ pub struct PopOptions {
     pub clickhouse_url: Option<String>,
     pub tenants: Vec<String>,
     pub edge: EdgeSettings,
-    /// How often the core's billing finalizer runs (the core's default is
-    /// [`BillingSection::DEFAULT_FINALIZE_INTERVAL_MS`]).
+    /// How often the core's billing finalizer and rollup healer run (the
+    /// core's defaults are [`BillingSection::DEFAULT_FINALIZE_INTERVAL_MS`]
+    /// and `tally_core::heal::INTERVAL`).
     pub finalize_interval_ms: u64,
     /// Log filter for the children (`TALLY_LOG`).
     pub log: String,
@@ -392,7 +393,9 @@ fn core_config(opts: &PopOptions, [http, https, quic]: [SocketAddr; 3], clickhou
     let clickhouse = ClickHouseSection { url: clickhouse_url.into(), user: None, password: None };
     let mut config = CoreConfig::new(http, quic, opts.dir.join("core"), opts.tenants_file(), clickhouse);
     config.listen_https = Some(https);
-    config.billing = BillingSection { finalize_interval_ms: opts.finalize_interval_ms, ..config.billing };
+    // The rollup healer runs at the finalizer's pace, so tests see it act.
+    let every = opts.finalize_interval_ms;
+    config.billing = BillingSection { finalize_interval_ms: every, rollup_heal_interval_ms: every, ..config.billing };
     config.registry.edge_token = Some(edge_token.into());
     config
 }

@@ -81,6 +81,9 @@ pub struct BillingSection {
     pub finalize_interval_ms: u64,
     /// How far back late clicks still turn into adjustment rows.
     pub lookback_hours: u32,
+    /// How often this core (if it finalizes) checks the recent hours'
+    /// rollups against their landing tables and repairs drift (`heal`).
+    pub rollup_heal_interval_ms: u64,
 }
 
 impl BillingSection {
@@ -90,7 +93,12 @@ impl BillingSection {
 
 impl Default for BillingSection {
     fn default() -> Self {
-        BillingSection { finalize: true, finalize_interval_ms: Self::DEFAULT_FINALIZE_INTERVAL_MS, lookback_hours: Self::DEFAULT_LOOKBACK_HOURS }
+        BillingSection {
+            finalize: true,
+            finalize_interval_ms: Self::DEFAULT_FINALIZE_INTERVAL_MS,
+            lookback_hours: Self::DEFAULT_LOOKBACK_HOURS,
+            rollup_heal_interval_ms: crate::heal::INTERVAL.as_millis() as u64,
+        }
     }
 }
 

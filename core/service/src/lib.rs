@@ -15,6 +15,7 @@ pub mod billing;
 pub mod clickhouse;
 pub mod commit;
 pub mod config;
+pub mod heal;
 pub mod metrics;
 pub mod receiver;
 pub mod registry;
@@ -93,10 +94,14 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
         None => None,
     };
 
-    let committer = tokio::spawn(commit::committer::run(store.clone(), metrics.clone(), jobs_rx, fault_after_inserts()));
-    if config.billing.finalize {
+    // Rollups heal where billing is finalized: one core per ClickHouse.
+    let heal = config.billing.finalize.then(|| Arc::new(heal::Requests::default()));
+    let committer = tokio::spawn(commit::committer::run(store.clone(), metrics.clone(), jobs_rx, fault_after_inserts(), heal.clone()));
+    if let Some(requests) = heal {
         let interval = std::time::Duration::from_millis(config.billing.finalize_interval_ms);
         tokio::spawn(billing::finalizer::run(store.clone(), metrics.clone(), interval, config.billing.lookback_hours, shutdown.clone()));
+        let interval = std::time::Duration::from_millis(config.billing.rollup_heal_interval_ms);
+        tokio::spawn(heal::run(store.clone(), metrics.clone(), requests, interval, shutdown.clone()));
     }
     let registry_dir = config.registry.dir.clone().unwrap_or_else(|| config.data_dir.join("registry"));
     let registry = Registry::open(&registry_dir, config.registry.max_plugin_bytes.unwrap_or(config::RegistrySection::DEFAULT_MAX_PLUGIN_BYTES))?;

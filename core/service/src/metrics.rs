@@ -12,6 +12,13 @@ pub struct RouteLabel {
     pub code: u16,
 }
 
+/// A rollup the healer repaired: its family and step (`1m`, `1h`, `1d`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RollupLabel {
+    pub family: &'static str,
+    pub step: &'static str,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     pub batches_received: Counter,
@@ -30,6 +37,9 @@ pub struct Metrics {
     pub http_requests: Family<RouteLabel, Counter>,
     pub billing_hours_finalized: Counter,
     pub billing_adjustments: Counter,
+    pub rollup_repairs: Family<RollupLabel, Counter>,
+    pub rollup_drift_clicks: Family<RollupLabel, Counter>,
+    pub rollup_heal_failures: Counter,
 }
 
 impl Metrics {
@@ -52,6 +62,9 @@ impl Metrics {
             http_requests: Family::default(),
             billing_hours_finalized: Counter::default(),
             billing_adjustments: Counter::default(),
+            rollup_repairs: Family::default(),
+            rollup_drift_clicks: Family::default(),
+            rollup_heal_failures: Counter::default(),
         };
         let mut m = m;
         let r = &mut m.registry;
@@ -106,6 +119,17 @@ impl Metrics {
             "Adjustment rows written for clicks that arrived after their hour was final",
             m.billing_adjustments.clone(),
         );
+        r.register(
+            "tally_core_rollup_repairs",
+            "Rollup buckets (tenant, hour or day) the healer found short of their landing table and repaired",
+            m.rollup_repairs.clone(),
+        );
+        r.register(
+            "tally_core_rollup_drift_clicks",
+            "Clicks (refused clicks, dimension clicks) the healer added to rollups that lacked them",
+            m.rollup_drift_clicks.clone(),
+        );
+        r.register("tally_core_rollup_heal_failures", "Rollup healing passes that failed (retried on the next tick)", m.rollup_heal_failures.clone());
         r.register("tally_core_http_requests", "HTTP requests by route and status", m.http_requests.clone());
         m
     }

@@ -19,6 +19,12 @@ FROM
         sum(spend_micros) AS landing_spend
     FROM tally.click_dimensions
     WHERE second >= ? AND second < ?
+      AND (edge, batch_seq) IN
+      (
+          SELECT edge, seq
+          FROM tally.batches
+          WHERE state = 2 AND recorded_at < toDateTime(?) AND max_second >= toDateTime(?) AND min_second < toDateTime(?)
+      )
     GROUP BY tenant, dimension, value, ad_id, {bucket}
 ) AS landing
 ANY LEFT JOIN

@@ -15,6 +15,12 @@ FROM
         count() AS landing_clicks
     FROM tally.refused_events
     WHERE ts_ms >= ? * 1000 AND ts_ms < ? * 1000
+      AND (edge, batch_seq) IN
+      (
+          SELECT edge, seq
+          FROM tally.batches
+          WHERE state = 2 AND recorded_at < toDateTime(?) AND max_second >= toDateTime(?) AND min_second < toDateTime(?)
+      )
     GROUP BY tenant, ad_id, reason, {bucket}
 ) AS landing
 ANY LEFT JOIN

@@ -19,6 +19,12 @@ FROM
         groupUniqArrayArray(user_hashes) AS landing_users
     FROM tally.clicks_by_second
     WHERE second >= ? AND second < ?
+      AND (edge, batch_seq) IN
+      (
+          SELECT edge, seq
+          FROM tally.batches
+          WHERE state = 2 AND recorded_at < toDateTime(?) AND max_second >= toDateTime(?) AND min_second < toDateTime(?)
+      )
     GROUP BY tenant, ad_id, campaign_id, {bucket}
 ) AS landing
 ANY LEFT JOIN

@@ -55,7 +55,7 @@ impl Resolution {
 
 /// The landing tables that materialized views roll up by minute, hour and
 /// day (`<name>_by_<bucket>`), which reconciliation compares and repairs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Family {
     /// `clicks_by_second` (clicks, spend, users).
     Clicks,
@@ -69,6 +69,7 @@ struct FamilyQueries {
     landing_hours: &'static str,
     rollup_hours: &'static str,
     repair: &'static str,
+    drift: &'static str,
 }
 
 impl Family {
@@ -85,14 +86,20 @@ impl Family {
 
     fn queries(self) -> FamilyQueries {
         match self {
-            Family::Clicks => FamilyQueries { landing_hours: sql::RECONCILE_HOURS, rollup_hours: sql::RECONCILE_ROLLUP, repair: sql::REPAIR_ROLLUP },
-            Family::Refused => {
-                FamilyQueries { landing_hours: sql::RECONCILE_REFUSED_HOURS, rollup_hours: sql::RECONCILE_REFUSED_ROLLUP, repair: sql::REPAIR_REFUSED_ROLLUP }
+            Family::Clicks => {
+                FamilyQueries { landing_hours: sql::RECONCILE_HOURS, rollup_hours: sql::RECONCILE_ROLLUP, repair: sql::REPAIR_ROLLUP, drift: sql::DRIFT_ROLLUP }
             }
+            Family::Refused => FamilyQueries {
+                landing_hours: sql::RECONCILE_REFUSED_HOURS,
+                rollup_hours: sql::RECONCILE_REFUSED_ROLLUP,
+                repair: sql::REPAIR_REFUSED_ROLLUP,
+                drift: sql::DRIFT_REFUSED_ROLLUP,
+            },
             Family::Dimensions => FamilyQueries {
                 landing_hours: sql::RECONCILE_DIMENSION_HOURS,
                 rollup_hours: sql::RECONCILE_DIMENSION_ROLLUP,
                 repair: sql::REPAIR_DIMENSION_ROLLUP,
+                drift: sql::DRIFT_DIMENSION_ROLLUP,
             },
         }
     }
@@ -364,16 +371,65 @@ impl Store {
         Ok(rows.into_iter().map(|r| (r.tenant, HourTotals { hour: r.hour, clicks: r.clicks, spend_micros: r.spend_micros })).collect())
     }
 
+    /// The rollup table of `family` at `step` with its query text filled in.
+    fn rollup_sql(family: Family, step: Resolution, query: &str) -> Option<(String, String)> {
+        let (_, bucket, bucket_fn) = step.rollup()?;
+        let table = format!("{}_by_{bucket}", family.name());
+        Some((query.replace("{table}", &table).replace("{bucket}", bucket).replace("{fn}", bucket_fn), table))
+    }
+
+    /// What a rollup lacks against its landing table in `[from, to)`
+    /// (aligned to the step), per tenant and hour (the day for day rollups):
+    /// exactly what [`Store::repair_rollup`] with the same arguments adds.
+    /// Only rows of batches the ledger recorded committed before
+    /// `committed_before` (seconds) count: see `crate::heal`.
+    pub async fn rollup_drift(
+        &self,
+        family: Family,
+        step: Resolution,
+        from: u32,
+        to: u32,
+        committed_before: u32,
+    ) -> Result<Vec<(String, HourTotals)>, StoreError> {
+        let Some((sql, table)) = Self::rollup_sql(family, step, family.queries().drift) else { return Ok(Vec::new()) };
+        let rows = self
+            .db
+            .query(&sql)
+            .bind(from)
+            .bind(to)
+            .bind(committed_before)
+            .bind(from)
+            .bind(to)
+            .bind(from)
+            .bind(to)
+            .fetch_all::<TenantHourTotals>()
+            .await
+            .map_err(err(format!("measuring drift of {table}")))?;
+        Ok(rows.into_iter().map(|r| (r.tenant, HourTotals { hour: r.hour, clicks: r.clicks, spend_micros: r.spend_micros })).collect())
+    }
+
     /// Adds to a rollup whatever its landing table holds in `[from, to)`
     /// (aligned to the step) that the rollup lacks: counts and spend as
     /// deltas (click rollups: users as the landing users, a union, so
-    /// re-adding is harmless). Idempotent; a rollup holding more than its
-    /// landing table is left for a person to look at.
-    pub async fn repair_rollup(&self, family: Family, step: Resolution, from: u32, to: u32) -> Result<(), StoreError> {
-        let Some((_, bucket, bucket_fn)) = step.rollup() else { return Ok(()) };
-        let table = format!("{}_by_{bucket}", family.name());
-        let sql = family.queries().repair.replace("{table}", &table).replace("{bucket}", bucket).replace("{fn}", bucket_fn);
-        self.db.query(&sql).bind(from).bind(to).bind(from).bind(to).execute().await.map_err(err(format!("repairing {table}")))
+    /// re-adding is harmless). Only rows of batches recorded committed
+    /// before `committed_before` count, so an INSERT whose views have not
+    /// filled yet is never taken for drift (`crate::heal` explains why that
+    /// excludes double counting). Idempotent; a rollup holding more than
+    /// its landing table is left for a person to look at.
+    pub async fn repair_rollup(&self, family: Family, step: Resolution, from: u32, to: u32, committed_before: u32) -> Result<(), StoreError> {
+        let Some((sql, table)) = Self::rollup_sql(family, step, family.queries().repair) else { return Ok(()) };
+        self.db
+            .query(&sql)
+            .bind(from)
+            .bind(to)
+            .bind(committed_before)
+            .bind(from)
+            .bind(to)
+            .bind(from)
+            .bind(to)
+            .execute()
+            .await
+            .map_err(err(format!("repairing {table}")))
     }
 
     pub async fn manifests(&self, from: u32, to: u32) -> Result<Vec<Manifest>, StoreError> {

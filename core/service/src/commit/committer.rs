@@ -17,6 +17,7 @@ use tally_model::timestamp::now_ms;
 use super::batch_store::{BatchStore, PartRows};
 use super::plan::{decide, first_occurrences, resume, writes, Counts, Decision, LedgerState, Part, PerPart, Write};
 use super::rows::{ClickRow, DimensionRow, LandingRow, LedgerRow, PluginVerdictRow, RefusedRow};
+use crate::heal::{self, plan::Dirty};
 use crate::metrics::Metrics;
 
 /// Most batches committed in one group.
@@ -57,9 +58,14 @@ impl Entry {
 }
 
 /// How the protocol ended for one batch of a group that completed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Committed,
+    /// Committed by completing an interrupted attempt, whose rows of these
+    /// hours were already in: their rollups may lack them (`crate::heal`).
+    Resumed {
+        dirty: BTreeSet<Dirty>,
+    },
     /// Committed earlier with the same content.
     Duplicate,
     /// Its `(edge, seq)` was recorded with another checksum.
@@ -72,7 +78,15 @@ pub enum Outcome {
     },
 }
 
-pub async fn run<S: BatchStore>(store: S, metrics: Arc<Metrics>, mut jobs: mpsc::Receiver<Job>, abort_after_inserts: Option<u64>) {
+/// `heal` (on the core that heals rollups) hears of the hours resumed
+/// commits touched, after their edges were answered.
+pub async fn run<S: BatchStore>(
+    store: S,
+    metrics: Arc<Metrics>,
+    mut jobs: mpsc::Receiver<Job>,
+    abort_after_inserts: Option<u64>,
+    heal: Option<Arc<heal::Requests>>,
+) {
     let mut inserting_groups = 0u64;
     let mut after_inserts = || {
         inserting_groups += 1;
@@ -89,14 +103,18 @@ pub async fn run<S: BatchStore>(store: S, metrics: Arc<Metrics>, mut jobs: mpsc:
                 Err(_) => break,
             }
         }
-        answer_group(&store, &metrics, group, &mut after_inserts).await;
+        let dirty = answer_group(&store, &metrics, group, &mut after_inserts).await;
+        if let Some(heal) = &heal {
+            heal.add(dirty);
+        }
     }
 }
 
 /// Commits one group and answers every job in it. A batch sent twice in
 /// one group (a re-send that queued behind its first copy) is committed
 /// once; its other copies get the same answer, `Duplicate` if it is done.
-pub async fn answer_group<S: BatchStore>(store: &S, metrics: &Metrics, group: Vec<Job>, after_inserts: &mut impl FnMut()) {
+/// Returns the hours whose rollups resumed batches may have left short.
+pub async fn answer_group<S: BatchStore>(store: &S, metrics: &Metrics, group: Vec<Job>, after_inserts: &mut impl FnMut()) -> BTreeSet<Dirty> {
     let started = Instant::now();
     let keys: Vec<(String, u64)> = group.iter().map(|j| (j.batch.edge.clone(), j.batch.seq)).collect();
     let unique: BTreeSet<usize> = first_occurrences(&keys).into_iter().collect();
@@ -116,7 +134,7 @@ pub async fn answer_group<S: BatchStore>(store: &S, metrics: &Metrics, group: Ve
     metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
     for (i, (entry, reply)) in entries.iter().zip(replies).enumerate() {
         let answer = match &outcome {
-            Ok(outcomes) => answer(metrics, entry, outcomes[i]),
+            Ok(outcomes) => answer(metrics, entry, &outcomes[i]),
             Err(e) => Reply::new(Status::Retry, e.to_string()),
         };
         for extra in waiters.remove(&entry.key()).unwrap_or_default() {
@@ -130,16 +148,26 @@ pub async fn answer_group<S: BatchStore>(store: &S, metrics: &Metrics, group: Ve
         }
         let _ = reply.send(answer);
     }
-    if let Err(e) = outcome {
-        metrics.commit_errors.inc();
-        tracing::warn!(error = %e, batches = entries.len(), "group commit failed; edges will re-send");
+    match outcome {
+        Ok(outcomes) => outcomes
+            .into_iter()
+            .flat_map(|o| match o {
+                Outcome::Resumed { dirty } => dirty,
+                _ => BTreeSet::new(),
+            })
+            .collect(),
+        Err(e) => {
+            metrics.commit_errors.inc();
+            tracing::warn!(error = %e, batches = entries.len(), "group commit failed; edges will re-send");
+            BTreeSet::new()
+        }
     }
 }
 
-fn answer(metrics: &Metrics, entry: &Entry, outcome: Outcome) -> Reply {
+fn answer(metrics: &Metrics, entry: &Entry, outcome: &Outcome) -> Reply {
     let (edge, seq) = (&entry.batch.edge, entry.batch.seq);
-    match outcome {
-        Outcome::Committed => {
+    match *outcome {
+        Outcome::Committed | Outcome::Resumed { .. } => {
             metrics.batches_committed.inc();
             metrics.clicks_committed.inc_by(entry.totals.clicks);
             Reply::new(Status::Committed, "")
@@ -189,7 +217,8 @@ pub async fn commit_group<S: BatchStore>(store: &S, entries: &[Entry], after_ins
     }
     // 2-3. Decide, probing interrupted batches.
     let mut decisions = Vec::with_capacity(entries.len());
-    for e in entries {
+    let mut resumed: BTreeMap<usize, BTreeSet<Dirty>> = BTreeMap::new();
+    for (i, e) in entries.iter().enumerate() {
         let decision = match decide(ledger.get(&e.key()).copied(), e.checksum) {
             Decision::Probe => {
                 let mut present: PerPart<BTreeSet<u32>> = PerPart::default();
@@ -198,6 +227,7 @@ pub async fn commit_group<S: BatchStore>(store: &S, entries: &[Entry], after_ins
                 }
                 let found: usize = present.0.iter().map(BTreeSet::len).sum();
                 tracing::info!(edge = %e.batch.edge, seq = e.batch.seq, present = found, "resuming an interrupted commit");
+                resumed.insert(i, heal::plan::resumed(&e.batch, &present));
                 resume(e.counts(), &present)
             }
             d => d,
@@ -224,11 +254,13 @@ pub async fn commit_group<S: BatchStore>(store: &S, entries: &[Entry], after_ins
     }
     Ok(decisions
         .iter()
-        .map(|(_, d)| match d {
+        .enumerate()
+        .map(|(i, (_, d))| match d {
             Decision::Duplicate => Outcome::Duplicate,
             Decision::Conflict { recorded } => Outcome::Conflict { recorded: *recorded },
             Decision::Unreadable { state } => Outcome::Unreadable { state: *state },
-            Decision::Fresh | Decision::Resume { .. } => Outcome::Committed,
+            Decision::Fresh => Outcome::Committed,
+            Decision::Resume { .. } => Outcome::Resumed { dirty: resumed.remove(&i).unwrap_or_default() },
             Decision::Probe => unreachable!("resolved above"),
         })
         .collect())
