@@ -11,6 +11,7 @@ mod demo;
 mod filters;
 mod harness;
 mod ingest;
+mod limits;
 mod openapi;
 mod registry;
 mod shipping;
