@@ -315,6 +315,14 @@ impl LocalPop {
         }
     }
 
+    /// `kill -9` of the private ClickHouse (its data stays, half-written
+    /// parts and all); see `start_clickhouse`.
+    pub async fn kill_clickhouse(&mut self) {
+        if let Some(ch) = self.clickhouse.as_mut() {
+            ch.kill().await;
+        }
+    }
+
     /// Starts the private ClickHouse again on its data, on the same port.
     pub async fn start_clickhouse(&mut self) -> Result<()> {
         if let Some(ch) = self.clickhouse.as_mut() {

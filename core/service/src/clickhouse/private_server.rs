@@ -115,6 +115,13 @@ impl PrivateServer {
         self.process.pid()
     }
 
+    /// `kill -9`: no shutdown, whatever it was writing stays half-written,
+    /// as in a power cut. [`PrivateServer::restart`] starts it again.
+    pub async fn kill(&mut self) {
+        self.process.kill_now().await;
+        tracing::info!("private ClickHouse killed");
+    }
+
     /// SIGTERM, wait, then SIGKILL. Idempotent.
     pub async fn stop(&mut self) {
         if self.process.stop(STOP_TIMEOUT).await.is_some() {
