@@ -28,8 +28,9 @@
 //!
 //! The rollup tables are derived: they receive exactly what each landing
 //! insert carried. If an MV insert fails after its landing part was written,
-//! the rollup misses those rows while the landing table is right; that drift
-//! is found and repaired by reconciliation from the landing table.
+//! the rollup misses those rows while the landing table is right; a resumed
+//! batch reports the hours of the rows it found present, and `crate::heal`
+//! repairs that drift from the landing table (and finds any other on its own).
 //!
 //! [`plan`] holds the decisions as a pure function; [`committer`] is the
 //! shell that does the I/O and groups batches.
