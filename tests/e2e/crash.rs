@@ -98,6 +98,43 @@ async fn edge_killed_under_load_loses_nothing_it_acknowledged() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_of_a_click_lost_in_a_crash_was_never_acknowledged() {
+    let mut pop = harness::start(&["acme"]).await;
+    let start = now_ms() - 60_000;
+    // No re-sends of its own: the two requests below are the duplicates.
+    let gen = Mutex::new(ClickGen::new(GenOptions { seed: 71, ads: 8, duplicate_share: 0.0, jitter_ms: 20_000, ..GenOptions::default() }));
+    let edge = pop.pop.state.edge_http.clone();
+    let key = pop.ingest_key(0);
+    load(&pop, &edge, &key, &gen, 3).await;
+    // The edge aborts before its first group commit is written, once a
+    // request repeating clicks of that group waits on it.
+    pop.pop.restart_edge_with(0, &[("TALLY_FAULT_ABORT_BEFORE_WAL_WRITE", "1")]).await.unwrap();
+    let events = gen.lock().await.events(50, now_ms());
+    let body = tally::traffic::json_array(&events);
+    let url = format!("{edge}/v1/clicks");
+    let (first, repeat) = tokio::join!(pop.client.post_json(&url, Some(&key), body.clone()), pop.client.post_json(&url, Some(&key), body.clone()));
+    let status = |r: &Result<tally_http::client::Reply, _>| r.as_ref().map(|r| r.status).ok();
+    assert!(first.is_err() && repeat.is_err(), "a request was answered before its clicks were durable: {:?} {:?}", status(&first), status(&repeat));
+    let deadline = tokio::time::Instant::now() + harness::CONVERGE;
+    while pop.pop.exited().is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "the edge did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = std::fs::read_to_string(pop.pop.state.dir.join("local-edge-1.log")).unwrap();
+    assert!(log.contains("fault injection: aborting before the WAL write"), "the fault hook did not fire");
+
+    // Never durable, so new to the restarted edge; then duplicates.
+    pop.pop.restart_edge(0).await.unwrap();
+    let retry = post_until_acked(&pop.client, &edge, &key, &events).await;
+    assert_eq!((retry["accepted"].as_u64(), retry["duplicates"].as_u64()), (Some(50), Some(0)), "{retry}");
+    let again = post_until_acked(&pop.client, &edge, &key, &events).await;
+    assert_eq!((again["accepted"].as_u64(), again["duplicates"].as_u64()), (Some(0), Some(50)), "{again}");
+    load(&pop, &edge, &key, &gen, 3).await;
+    converge(&pop, 0, &*gen.lock().await, start, now_ms() + 60_000).await;
+    pop.pop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn core_killed_between_insert_and_ack_commits_once() {
     let mut pop = harness::start(&["acme"]).await;
     let start = now_ms() - 60_000;

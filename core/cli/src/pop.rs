@@ -278,10 +278,16 @@ impl LocalPop {
 
     /// Starts edge `i` again on the same config, port and spool.
     pub async fn restart_edge(&mut self, i: usize) -> Result<()> {
+        self.restart_edge_with(i, &[]).await
+    }
+
+    /// Starts edge `i` again, optionally with extra environment (fault hooks).
+    pub async fn restart_edge_with(&mut self, i: usize, env: &[(&str, &str)]) -> Result<()> {
         self.edges[i].process.stop(STOP_GRACE).await;
         let id = self.edges[i].id.clone();
         let dir = &self.opts.dir;
-        self.edges[i].process = spawn(&self.opts, "edge", &dir.join(format!("{id}.toml")), &dir.join(format!("{id}.log")), self.edges[i].http).await?;
+        let (config, log) = (dir.join(format!("{id}.toml")), dir.join(format!("{id}.log")));
+        self.edges[i].process = spawn_with(&self.opts, "edge", &config, &log, self.edges[i].http, env).await?;
         self.state.pids = self.pids();
         Ok(())
     }
