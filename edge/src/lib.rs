@@ -165,7 +165,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
             let limits = tally_filter::host::Limits::new(r.memory_mb << 20, Duration::from_millis(r.timeout_ms));
             let poll = Duration::from_millis(r.poll_ms);
             let cache = config.spool_dir.join("plugins");
-            let client = tally_http::client::ApiClient::for_url(&r.url, Some(&config.core.ca_cert), &config.core.server_name)?;
+            let client = tally_http::client::ApiClient::for_url(&r.url, Some(&config.core.ca_cert), &config.core.server_name, Some(&edge_identity))?;
             let mut sync = RegistrySync::new(&r.url, client, &r.token, poll, cache, limits, engine, tenants.clone(), filters.clone(), metrics.clone());
             sync.apply_cached().await;
             registry = Some(sync);

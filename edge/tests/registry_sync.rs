@@ -132,20 +132,20 @@ async fn https_registry_is_pinned_to_the_cores_certificate() {
     let (stop, stopped) = watch::channel(false);
     let server = tokio::spawn(tally_http::serve::serve(listener, Some(tls), fake, Gate::new(ServerLimits::default()), stopped));
 
-    let pinned = PinnedHttps::new(&core.cert_path, "localhost").unwrap();
+    let pinned = PinnedHttps::new(&core.cert_path, "localhost", None).unwrap();
     let reply = pinned.get(&url, Some("edge-token")).await.unwrap();
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(serde_json::from_slice::<Manifest>(&reply.body).unwrap().tenants[0].tenant, "acme");
-    let wrong_ca = PinnedHttps::new(&stranger.cert_path, "localhost").unwrap();
+    let wrong_ca = PinnedHttps::new(&stranger.cert_path, "localhost", None).unwrap();
     let err = wrong_ca.get(&url, Some("edge-token")).await.unwrap_err().to_string();
     assert!(err.contains("TLS"), "{err}");
-    let wrong_name = PinnedHttps::new(&core.cert_path, "core.example").unwrap();
+    let wrong_name = PinnedHttps::new(&core.cert_path, "core.example", None).unwrap();
     assert!(wrong_name.get(&url, Some("edge-token")).await.is_err());
     assert!(pinned.get(&url.replace("https://", "http://"), None).await.is_err(), "https only");
     // Chosen by URL: https needs the certificate to trust.
-    let err = ApiClient::for_url(&url, None, "localhost").err().expect("https without a certificate").to_string();
+    let err = ApiClient::for_url(&url, None, "localhost", None).err().expect("https without a certificate").to_string();
     assert!(err.contains("certificate to trust"), "{err}");
-    let api = ApiClient::for_url(&url, Some(&core.cert_path), "localhost").unwrap();
+    let api = ApiClient::for_url(&url, Some(&core.cert_path), "localhost", None).unwrap();
     assert_eq!(api.get(&url, Some("edge-token")).await.unwrap().status, StatusCode::OK);
     stop.send(true).unwrap();
     server.await.unwrap();

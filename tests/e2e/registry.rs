@@ -78,6 +78,12 @@ async fn registry_hot_swap_shadow_canary_and_isolation() {
     assert_eq!(read.status, StatusCode::UNAUTHORIZED);
     let manifest = pop.client.get(&format!("{core}/v1/registry/manifest"), Some(&admin)).await.unwrap();
     assert_eq!(manifest.status, StatusCode::UNAUTHORIZED, "a tenant key is not an edge token");
+    // Over HTTPS the registry serves only an enrolled edge key (the edges of
+    // this POP poll it with theirs: the rest of this test shows they get it).
+    let anonymous = tally_http::client::PinnedHttps::new(&pop.pop.state.core_cert, "localhost", None).unwrap();
+    let manifest = anonymous.get(&format!("{}/v1/registry/manifest", pop.pop.state.core_https), Some(&admin)).await.unwrap();
+    assert_eq!(manifest.status, StatusCode::UNAUTHORIZED, "{}", manifest.text());
+    assert!(manifest.text().contains("enrolled key"), "{}", manifest.text());
 
     // v1: a no-op, active. The edge picks it up without a restart.
     let v1 = cli(&pop, &admin, &["push", plugin("noop").to_str().unwrap(), "--activate"]);

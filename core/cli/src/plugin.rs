@@ -95,7 +95,7 @@ pub async fn run(args: PluginArgs) -> Result<()> {
     let base = args.core.trim_end_matches('/');
     let host = || base.parse::<http::Uri>().ok().and_then(|u| u.host().map(|h| h.trim_matches(['[', ']']).to_string()));
     let server_name = args.server_name.or_else(host).with_context(|| format!("--core {base}: not a URL with a host"))?;
-    let client = ApiClient::for_url(base, args.ca_cert.as_deref(), &server_name).context("--core")?;
+    let client = ApiClient::for_url(base, args.ca_cert.as_deref(), &server_name, None).context("--core")?;
     let rollout = |action: serde_json::Value| {
         let (client, key, url) = (client.clone(), key.clone(), format!("{base}/v1/plugins/rollout"));
         async move { client.post_json(&url, Some(&key), action.to_string()).await.context("rollout") }

@@ -125,8 +125,9 @@ pub struct PinnedHttps {
 }
 
 impl PinnedHttps {
-    pub fn new(ca_cert: &std::path::Path, server_name: &str) -> Result<PinnedHttps, crate::tls::TlsError> {
-        let config = crate::tls::client_config(ca_cert, &[b"http/1.1"], None)?;
+    /// `identity`: a client certificate to present (an edge's pinned key).
+    pub fn new(ca_cert: &std::path::Path, server_name: &str, identity: Option<&crate::tls::Identity>) -> Result<PinnedHttps, crate::tls::TlsError> {
+        let config = crate::tls::client_config(ca_cert, &[b"http/1.1"], identity)?;
         let server_name = rustls_pki_types::ServerName::try_from(server_name.to_string())
             .map_err(|e| crate::tls::TlsError::Config(format!("server name {server_name:?}: {e}")))?;
         Ok(PinnedHttps { tls: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)), server_name })
@@ -182,12 +183,17 @@ pub enum ApiClient {
 impl ApiClient {
     /// `ca_cert` is required for an `https://` URL (there is no system trust
     /// store here: our servers carry their own certificates).
-    pub fn for_url(url: &str, ca_cert: Option<&std::path::Path>, server_name: &str) -> Result<ApiClient, crate::tls::TlsError> {
+    pub fn for_url(
+        url: &str,
+        ca_cert: Option<&std::path::Path>,
+        server_name: &str,
+        identity: Option<&crate::tls::Identity>,
+    ) -> Result<ApiClient, crate::tls::TlsError> {
         if !url.starts_with("https://") {
             return Ok(ApiClient::Plain(Client::new()));
         }
         let ca_cert = ca_cert.ok_or_else(|| crate::tls::TlsError::Config(format!("{url} is https: the certificate to trust for it is needed")))?;
-        Ok(ApiClient::Pinned(PinnedHttps::new(ca_cert, server_name)?))
+        Ok(ApiClient::Pinned(PinnedHttps::new(ca_cert, server_name, identity)?))
     }
 
     pub async fn send(

@@ -145,7 +145,7 @@ async fn serve_request<H: Handler>(
     let deadline = Instant::now() + limits.request_timeout;
     let (req, mut stream) = timeout(limits.header_read_timeout, resolver.resolve_request()).await.map_err(|_| "no request head in time")??;
     let (mut head, ()) = req.into_parts();
-    let peer = Peer { addr, transport: Transport::H3 };
+    let peer = Peer { addr, transport: Transport::H3, client_cert: None };
     if let Some(resp) = handler.authorize(&head, peer) {
         // The body is refused unread: the client stops sending at once.
         stream.stop_sending(h3::error::Code::H3_NO_ERROR);

@@ -71,6 +71,10 @@ impl fmt::Debug for Fingerprint {
 pub struct PinnedClients {
     names: HashMap<Fingerprint, String>,
     algorithms: WebPkiSupportedAlgorithms,
+    /// Whether a client must present a certificate at all: yes on the batch
+    /// port; no on the HTTPS API, where tenants come with keys and only the
+    /// registry's edge routes ask for a pinned key.
+    mandatory: bool,
 }
 
 impl PinnedClients {
@@ -85,7 +89,13 @@ impl PinnedClients {
                 }
             }
         }
-        Ok(PinnedClients { names, algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms })
+        Ok(PinnedClients { names, algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms, mandatory: true })
+    }
+
+    /// The same pins, for a listener where clients without a certificate
+    /// are served too (a certificate they do present must still be pinned).
+    pub fn optional(self) -> PinnedClients {
+        PinnedClients { mandatory: false, ..self }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -94,7 +104,11 @@ impl PinnedClients {
 
     /// The name a verified connection's end-entity certificate is pinned for.
     pub fn name_of(&self, cert: &CertificateDer<'_>) -> Option<&str> {
-        self.names.get(&Fingerprint::of(cert)).map(String::as_str)
+        self.name_of_fingerprint(&Fingerprint::of(cert))
+    }
+
+    pub fn name_of_fingerprint(&self, fingerprint: &Fingerprint) -> Option<&str> {
+        self.names.get(fingerprint).map(String::as_str)
     }
 
     /// The name of a QUIC connection's peer, from the certificates rustls verified.
@@ -107,6 +121,10 @@ impl PinnedClients {
 impl ClientCertVerifier for PinnedClients {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         &[]
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.mandatory
     }
 
     fn verify_client_cert(
@@ -137,11 +155,18 @@ impl ClientCertVerifier for PinnedClients {
     }
 }
 
-/// A TLS 1.3 server configuration that requires a pinned client certificate.
-pub fn server_config(identity: &crate::tls::Identity, alpn: &[&[u8]], clients: Arc<PinnedClients>) -> Result<Arc<rustls::ServerConfig>, crate::tls::TlsError> {
+/// A server configuration that verifies client certificates against the
+/// pins (required unless `clients` is [`PinnedClients::optional`]); TLS 1.3
+/// only if `tls13_only` (browsers on the API may still speak 1.2).
+pub fn server_config(
+    identity: &crate::tls::Identity,
+    alpn: &[&[u8]],
+    clients: Arc<PinnedClients>,
+    tls13_only: bool,
+) -> Result<Arc<rustls::ServerConfig>, crate::tls::TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
+    let builder = rustls::ServerConfig::builder_with_provider(provider);
+    let mut config = if tls13_only { builder.with_protocol_versions(&[&rustls::version::TLS13]) } else { builder.with_safe_default_protocol_versions() }
         .map_err(|e| crate::tls::TlsError::Config(e.to_string()))?
         .with_client_cert_verifier(clients)
         .with_single_cert(identity.certs.clone(), identity.key.clone_key())

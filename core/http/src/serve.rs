@@ -33,6 +33,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 
 use crate::limits::{Gate, ServerLimits};
+use crate::pinned::Fingerprint;
 use crate::{RequestBody, Response};
 
 /// How long in-flight requests get to finish after shutdown is signalled.
@@ -61,6 +62,9 @@ impl Transport {
 pub struct Peer {
     pub addr: SocketAddr,
     pub transport: Transport,
+    /// The client certificate a TLS client presented and the server's
+    /// verifier accepted (edges present their pinned key, see `pinned`).
+    pub client_cert: Option<Fingerprint>,
 }
 
 /// Handles requests: implemented by the edge's ingest and the core's API.
@@ -108,7 +112,7 @@ pub async fn serve<H: Handler>(listener: TcpListener, tls: Option<TlsAcceptor>, 
         // Over a cap, the connection is closed here: no task, no buffers.
         let Some(slot) = gate.admit(addr.ip(), transport.as_str()) else { continue };
         let _ = stream.set_nodelay(true);
-        let peer = Peer { addr, transport };
+        let peer = Peer { addr, transport, client_cert: None };
         let (handler, builder, gate, tls, shutdown) = (handler.clone(), builder.clone(), gate.clone(), tls.clone(), shutdown.clone());
         conns.spawn(async move {
             let _slot = slot;
@@ -116,7 +120,10 @@ pub async fn serve<H: Handler>(listener: TcpListener, tls: Option<TlsAcceptor>, 
             match tls {
                 None => serve_connection(&builder, stream, handler, peer, gate.clone(), shutdown).await,
                 Some(acceptor) => match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => serve_connection(&builder, stream, handler, peer, gate.clone(), shutdown).await,
+                    Ok(Ok(stream)) => {
+                        let client_cert = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(Fingerprint::of);
+                        serve_connection(&builder, stream, handler, Peer { client_cert, ..peer }, gate.clone(), shutdown).await
+                    }
                     Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%addr, "TLS handshake did not finish in time"),
                 },

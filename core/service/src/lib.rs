@@ -78,6 +78,7 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     let cert = identity.cert_path.clone();
     let (jobs_tx, jobs_rx) = mpsc::channel(COMMIT_QUEUE);
     let edges = Arc::new(config.pinned_edges().map_err(|e| CoreError::Config(format!("[[edges]]: {e}")))?);
+    let api_edges = edges.clone();
     let tenant_names = Arc::new(tenants.ids().iter().map(|t| t.as_str().to_string()).collect());
     let receiver = Receiver::bind(config.listen_quic, &identity, edges, tenant_names, config.max_batch_bytes, jobs_tx, metrics.clone())?;
     tracing::info!(addr = %config.listen_quic, cert = %cert.display(), "receiving batches over QUIC");
@@ -87,7 +88,9 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     let https = match config.listen_https {
         Some(addr) => {
             let listener = TcpListener::bind(addr).await.map_err(|source| CoreError::Listen { addr, source })?;
-            let tls = tls::server_config(&identity, &[b"h2", b"http/1.1"], false)?;
+            // Edges present their pinned key for the registry; tenants and browsers present none.
+            let api_pins = Arc::new(config.pinned_edges().map_err(|e| CoreError::Config(format!("[[edges]]: {e}")))?.optional());
+            let tls = tally_http::pinned::server_config(&identity, &[b"h2", b"http/1.1"], api_pins, false)?;
             tracing::info!(%addr, "serving the query API, dashboard and registry over HTTPS");
             Some((listener, tokio_rustls::TlsAcceptor::from(tls)))
         }
@@ -106,7 +109,7 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     let registry_dir = config.registry.dir.clone().unwrap_or_else(|| config.data_dir.join("registry"));
     let registry = Registry::open(&registry_dir, config.registry.max_plugin_bytes.unwrap_or(config::RegistrySection::DEFAULT_MAX_PLUGIN_BYTES))?;
     let receiving = tokio::spawn(receiver.run(shutdown.clone()));
-    let api = Arc::new(Api { tenants, store, metrics, registry: Arc::new(registry), edge_token: config.registry.edge_token.clone() });
+    let api = Arc::new(Api { tenants, store, metrics, registry: Arc::new(registry), edge_token: config.registry.edge_token.clone(), edges: api_edges });
     let (https_api, https_gate, https_shutdown) = (api.clone(), gate.clone(), shutdown.clone());
     let serve_https = async move {
         if let Some((listener, acceptor)) = https {

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use http::{header, HeaderValue, StatusCode};
 use serde::Serialize;
 
+use tally_http::serve::{Peer, Transport};
 use tally_http::{reply, RequestBody, Response};
 use tally_model::batch::{CODE_FAILED, MODE_CANARY};
 use tally_model::tenant::{Role, TenantId};
@@ -116,7 +117,16 @@ impl Api {
         self.tenants.authenticate_bearer(reply::authorization(req.headers()), Role::Admin).cloned().ok_or_else(|| unauthorized("admin key"))
     }
 
-    fn edge(&self, req: &http::Request<RequestBody>) -> Result<(), Response> {
+    /// An edge reading the registry: the edge token, and over TLS the
+    /// edge's enrolled key (the identity the batch port knows it by). In
+    /// clear (`listen_http`, same host) the token alone.
+    fn edge(&self, req: &http::Request<RequestBody>, peer: &Peer) -> Result<(), Response> {
+        if peer.transport == Transport::Tls && peer.client_cert.as_ref().and_then(|fp| self.edges.name_of_fingerprint(fp)).is_none() {
+            return Err(reply::error(
+                StatusCode::UNAUTHORIZED,
+                "the registry serves edges over HTTPS only with their enrolled key (the core's [[edges]]); present it as the client certificate",
+            ));
+        }
         let given = reply::authorization(req.headers()).and_then(|h| h.strip_prefix("Bearer ")).map(str::trim);
         match (&self.edge_token, given) {
             // Digests compared, so the time taken says nothing about the token.
@@ -196,15 +206,15 @@ impl Api {
         }
     }
 
-    pub(super) fn manifest(&self, req: &http::Request<RequestBody>) -> Response {
-        match self.edge(req) {
+    pub(super) fn manifest(&self, req: &http::Request<RequestBody>, peer: &Peer) -> Response {
+        match self.edge(req, peer) {
             Ok(()) => reply::json(StatusCode::OK, &self.registry.manifest()),
             Err(resp) => resp,
         }
     }
 
-    pub(super) fn blob(&self, req: &http::Request<RequestBody>, sha256: &str) -> Response {
-        if let Err(resp) = self.edge(req) {
+    pub(super) fn blob(&self, req: &http::Request<RequestBody>, peer: &Peer, sha256: &str) -> Response {
+        if let Err(resp) = self.edge(req, peer) {
             return resp;
         }
         match self.registry.blob(sha256) {

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use http::{header, HeaderValue, Method, StatusCode};
 use serde::Serialize;
 
+use tally_http::pinned::PinnedClients;
 use tally_http::serve::{Handler, Peer};
 use tally_http::{reply, RequestBody, Response};
 use tally_model::tenant::{Role, TenantId, Tenants};
@@ -25,6 +26,8 @@ pub struct Api {
     pub registry: Arc<Registry>,
     /// What edges present to read the registry; `None`: they cannot.
     pub edge_token: Option<String>,
+    /// Over TLS an edge must also present its enrolled key (as on the batch port).
+    pub edges: Arc<PinnedClients>,
 }
 
 #[derive(Serialize)]
@@ -96,7 +99,7 @@ struct TopAds {
 }
 
 impl Handler for Api {
-    async fn handle(self: Arc<Self>, req: http::Request<RequestBody>, _peer: Peer) -> Response {
+    async fn handle(self: Arc<Self>, req: http::Request<RequestBody>, peer: Peer) -> Response {
         let path = req.uri().path().to_string();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let (route, resp) = match (req.method(), segments.as_slice()) {
@@ -117,8 +120,8 @@ impl Handler for Api {
             (_, ["v1", "plugins", "rollout"]) => ("plugin_rollout", reply::method_not_allowed("POST")),
             (&Method::GET, ["v1", "plugins", "comparison"]) => ("plugin_comparison", self.comparison(&req).await),
             (_, ["v1", "plugins", "comparison"]) => ("plugin_comparison", reply::method_not_allowed("GET")),
-            (&Method::GET, ["v1", "registry", "manifest"]) => ("registry_manifest", self.manifest(&req)),
-            (&Method::GET, ["v1", "registry", "blobs", sha]) => ("registry_blob", self.blob(&req, sha)),
+            (&Method::GET, ["v1", "registry", "manifest"]) => ("registry_manifest", self.manifest(&req, &peer)),
+            (&Method::GET, ["v1", "registry", "blobs", sha]) => ("registry_blob", self.blob(&req, &peer, sha)),
             (_, ["v1", "registry", "manifest"] | ["v1", "registry", "blobs", _]) => ("registry", reply::method_not_allowed("GET")),
             (&Method::GET, [""] | ["dashboard"]) => ("dashboard", dashboard()),
             (&Method::GET, ["healthz"]) => ("healthz", reply::with_type(StatusCode::OK, "ok\n".into(), "text/plain")),

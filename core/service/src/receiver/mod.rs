@@ -78,7 +78,7 @@ impl Receiver {
         jobs: mpsc::Sender<Job>,
         metrics: Arc<Metrics>,
     ) -> Result<Receiver, ReceiverError> {
-        let tls = pinned::server_config(identity, &[ALPN], edges.clone()).map_err(|e| ReceiverError::Tls(e.to_string()))?;
+        let tls = pinned::server_config(identity, &[ALPN], edges.clone(), true).map_err(|e| ReceiverError::Tls(e.to_string()))?;
         let quic = QuicServerConfig::try_from(tls).map_err(|e| ReceiverError::Tls(e.to_string()))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
         let mut transport = quinn::TransportConfig::default();
