@@ -68,6 +68,10 @@ async fn compression_limits_beacon_cors_and_redirects() {
     assert!(r.headers.get("retry-after").is_some());
     let r = post(format!("{edge}/v1/clicks"), vec![auth.clone()], events("free", 60, 55, now).into_bytes()).await;
     assert_eq!(r.status, StatusCode::OK);
+    // More events in one request than the tenant's per-second limit can never fit: 413 naming it.
+    let r = post(format!("{edge}/v1/clicks"), vec![lim.clone()], events("big", 51, 56, now).into_bytes()).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
+    assert!(r.text().contains("limited to 50 events/s"), "{}", r.text());
 
     // sendBeacon: key in the path, text/plain body, CORS for allowed origins only.
     let origin = ("origin", "https://news.example".to_string());

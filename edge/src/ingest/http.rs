@@ -21,7 +21,7 @@ use tally_model::timestamp::now_ms;
 use super::body::{self, Format};
 use super::durable::{Command, WalHandle};
 use super::event::{click_key, parse_click, Click};
-use super::limits::RateLimits;
+use super::limits::{OverRate, RateLimits};
 use super::pipeline::{Admitted, FirstSightings, Outcome, Pipeline};
 use super::{cors, encoding, redirect};
 use tally_filter::batch::{ClickView, Columns};
@@ -264,12 +264,19 @@ impl Ingest {
         }
     }
 
-    /// `429` with `Retry-After` if `events` more would put the tenant over its rate.
+    /// `429` with `Retry-After` if `events` more would put the tenant over its
+    /// rate; `413` if the request alone is more than a second's worth.
     fn rate_limit(&self, tenant: &TenantId, events: usize) -> Result<(), Response> {
         let Some(rate) = self.tenants.policy(tenant).max_events_per_sec else { return Ok(()) };
         let taken = self.rate_limits.lock().expect("rate limit lock poisoned").take(tenant, rate, events as u64, now_ms());
-        taken.map_err(|wait| {
-            unavailable(StatusCode::TOO_MANY_REQUESTS, &wait.to_string(), format!("tenant {tenant} is limited to {rate} events/s; retry later"))
+        taken.map_err(|over| match over {
+            OverRate::RetryIn(wait) => {
+                unavailable(StatusCode::TOO_MANY_REQUESTS, &wait.to_string(), format!("tenant {tenant} is limited to {rate} events/s; retry later"))
+            }
+            OverRate::NeverFits => reply::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("this request has {events} events, but tenant {tenant} is limited to {rate} events/s: send at most {rate} per request"),
+            ),
         })
     }
 
