@@ -69,7 +69,7 @@ fn main() {
     });
     let (full_rate, _) = best_of(5, || {
         let policy = TimePolicy { allowed_lateness_ms: 3_600_000, max_future_ms: 300_000, idle_lag_ms: 300_000 };
-        let mut pipeline = Pipeline::new(DedupConfig { horizon_ms: 3_600_000, max_entries: 10_000_000 }, policy, 0);
+        let mut pipeline = Pipeline::new(DedupConfig::new(3_600_000, 10_000_000), policy, 0);
         let mut n = 0;
         let now = 1_700_000_005_000;
         for (i, b) in bodies.iter().enumerate() {

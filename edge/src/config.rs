@@ -1,5 +1,6 @@
 //! The edge's configuration file (TOML). See `deploy/config/edge.toml`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -171,21 +172,48 @@ impl Default for TimeSection {
     }
 }
 
+/// Each tenant has its own dedup table (see `dedup`), bounded by its share.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DedupSection {
     pub horizon_secs: u64,
+    /// Keys held over all tenants: the default share is this divided by
+    /// the number of tenants.
     pub max_entries: usize,
+    /// Keys one tenant's table holds, instead of the default share.
+    pub max_entries_per_tenant: Option<usize>,
+    /// Shares of named tenants, over the one above.
+    pub tenant_max_entries: BTreeMap<String, usize>,
+    /// How often the keys accepted meanwhile are written to
+    /// `<spool_dir>/dedup/` (WAL segments are kept until they are).
+    pub snapshot_interval_secs: u64,
 }
 
 impl DedupSection {
     pub const DEFAULT_HORIZON_SECS: u64 = 3600;
     pub const DEFAULT_MAX_ENTRIES: usize = 10_000_000;
+    pub const DEFAULT_SNAPSHOT_INTERVAL_SECS: u64 = 30;
+
+    /// The dedup tables' settings for an edge serving `tenants` tenants.
+    pub fn dedup_config(&self, tenants: usize) -> crate::dedup::DedupConfig {
+        let share = self.max_entries_per_tenant.unwrap_or(self.max_entries / tenants.max(1));
+        crate::dedup::DedupConfig {
+            horizon_ms: self.horizon_secs * 1000,
+            max_entries_per_tenant: share,
+            tenant_max_entries: self.tenant_max_entries.iter().map(|(t, n)| (t.clone(), *n)).collect(),
+        }
+    }
 }
 
 impl Default for DedupSection {
     fn default() -> Self {
-        DedupSection { horizon_secs: Self::DEFAULT_HORIZON_SECS, max_entries: Self::DEFAULT_MAX_ENTRIES }
+        DedupSection {
+            horizon_secs: Self::DEFAULT_HORIZON_SECS,
+            max_entries: Self::DEFAULT_MAX_ENTRIES,
+            max_entries_per_tenant: None,
+            tenant_max_entries: BTreeMap::new(),
+            snapshot_interval_secs: Self::DEFAULT_SNAPSHOT_INTERVAL_SECS,
+        }
     }
 }
 
@@ -338,8 +366,12 @@ impl EdgeConfig {
         if !(10..=60_000).contains(&self.ship_interval_ms) {
             return Err("ship_interval_ms must be 10..=60000".into());
         }
-        if self.dedup.horizon_secs == 0 || self.dedup.max_entries == 0 {
-            return Err("dedup.horizon_secs and dedup.max_entries must be positive".into());
+        let d = &self.dedup;
+        if d.horizon_secs == 0 || d.max_entries == 0 || d.max_entries_per_tenant == Some(0) || d.tenant_max_entries.values().any(|&n| n == 0) {
+            return Err("dedup.horizon_secs and every dedup entry bound must be positive".into());
+        }
+        if !(1..=3600).contains(&d.snapshot_interval_secs) {
+            return Err("dedup.snapshot_interval_secs must be 1..=3600".into());
         }
         if self.ack.group_commit_ms > 1000 {
             return Err("ack.group_commit_ms must be at most 1000".into());

@@ -33,16 +33,17 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use tally_model::tenant::{TenantId, Tenants, TenantsError};
+use tally_model::timestamp::now_ms;
 
 use filter::registry::RegistrySync;
 use filter::slot::Filters;
 
 use config::{AckMode, EdgeConfig};
-use dedup::DedupConfig;
 use ingest::http::Ingest;
 use ingest::pipeline::{Pipeline, TimePolicy};
 use metrics::Metrics;
 use shipper::{Connector, ShipError, Shipper};
+use spool::dedup_snapshot::{self, Chunk, Snapshots};
 use spool::wal::Wal;
 use spool::{group_commit, Outbox, SpoolError};
 
@@ -88,40 +89,64 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
         max_future_ms: config.time.max_future_secs * 1000,
         idle_lag_ms: config.time.idle_lag_secs * 1000,
     };
-    let dedup = DedupConfig { horizon_ms: config.dedup.horizon_secs * 1000, max_entries: config.dedup.max_entries };
-    // Every WAL record is replayed: sealed ones into dedup only, the rest
-    // also into the aggregator, so nothing acknowledged is lost or doubled.
+    let dedup = config.dedup.dedup_config(tenants.ids().len());
     let (mut wal, records, damage) = Wal::open(&config.spool_dir.join("wal"), outbox.wal_sealed())?;
     for d in &damage {
         tracing::error!(file = %d.file.display(), offset = d.offset, reason = %d.reason, "damaged WAL segment; kept what was readable");
     }
     metrics.wal_damaged.inc_by(damage.len() as u64);
     let mut pipeline = Pipeline::new(dedup, policy, outbox.wal_sealed());
+    // The dedup memory comes back from the snapshot files (older keys), then
+    // from the WAL (see `spool::dedup_snapshot`).
+    let started_ms = now_ms();
+    let wal_start = records.first().map_or(wal.next_lsn(), |r| r.lsn);
+    let (snapshots, restored, problems) = Snapshots::open(&config.spool_dir, pipeline.dedup_mut(), wal_start, started_ms)?;
+    for p in &problems {
+        tracing::error!(file = %p.file.display(), reason = %p.reason, "dedup snapshot damaged or missing; retries of clicks it held may count again");
+    }
+    metrics.dedup_snapshot_damaged.inc_by(problems.len() as u64);
+    metrics.dedup_snapshot_restored.inc_by(restored as u64);
+    // In memory ack mode nothing admitted reaches the WAL, so a restart forgets it.
+    let memory_lost = config.ack.mode == AckMode::Memory && outbox.next_seq() > 1;
+    if !problems.is_empty() || memory_lost {
+        pipeline.dedup_mut().forgot_before(started_ms);
+    }
+    // Every WAL record is replayed: sealed ones into dedup only, the rest
+    // also into the aggregator, so nothing acknowledged is lost or doubled.
+    // Those the snapshots do not cover go into the next snapshot.
+    let covered = snapshots.covered();
+    let mut uncovered = Chunk { from: covered, to: covered, ..Chunk::default() };
     let mut replayed = 0;
     for record in &records {
         match TenantId::parse(&record.tenant) {
             Ok(tenant) => {
                 pipeline.replay(&tenant, record);
                 replayed += (record.lsn >= outbox.wal_sealed()) as usize;
+                if record.lsn >= covered {
+                    uncovered.add(tenant.as_str(), record);
+                }
             }
             Err(e) => tracing::error!(lsn = record.lsn, error = %e, "WAL record with an invalid tenant; skipped"),
         }
     }
-    wal.release(outbox.wal_sealed())?;
+    wal.release(outbox.wal_sealed().min(covered))?;
     tracing::info!(
         edge = %config.edge_id,
         pending_batches = outbox.pending_len(),
         next_seq = outbox.next_seq(),
         wal_records = records.len(),
         replayed,
+        dedup_restored = restored,
         ack = ?config.ack.mode,
         "spool opened"
     );
     let pipeline = Arc::new(Mutex::new(pipeline));
+    let snapshot_interval = Duration::from_secs(config.dedup.snapshot_interval_secs);
+    let (snapshot, snapshot_thread) = dedup_snapshot::start(snapshots, uncovered, pipeline.clone(), metrics.clone(), snapshot_interval);
     let (wal_handle, wal_thread) = match config.ack.mode {
         AckMode::Durable => {
             let linger = Duration::from_millis(config.ack.group_commit_ms);
-            let (wal, thread) = group_commit::start(wal, pipeline.clone(), metrics.clone(), linger, fault_abort_before_wal_write());
+            let (wal, thread) = group_commit::start(wal, pipeline.clone(), metrics.clone(), snapshot.clone(), linger, fault_abort_before_wal_write());
             (Some(wal), Some(thread))
         }
         AckMode::Memory => (None, None),
@@ -219,5 +244,8 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
     if let Some(handle) = wal_thread {
         let _ = tokio::task::spawn_blocking(move || handle.join()).await;
     }
+    // The last handle: the snapshot thread writes what it holds and ends.
+    drop(snapshot);
+    let _ = tokio::task::spawn_blocking(move || snapshot_thread.join()).await;
     Ok(())
 }

@@ -69,6 +69,13 @@ pub struct Metrics {
     pub dedup_entries: Gauge,
     pub dedup_memory_bytes: Gauge,
     pub dedup_evicted_early: Counter,
+    pub dedup_tenant_entries: Family<TenantLabel, Gauge>,
+    pub dedup_tenant_evicted_early: Family<TenantLabel, Counter>,
+    pub dedup_horizon_seconds: Family<TenantLabel, Gauge>,
+    pub dedup_snapshot_restored: Counter,
+    pub dedup_snapshot_damaged: Counter,
+    pub dedup_snapshot_failures: Counter,
+    pub dedup_snapshot_files: Gauge,
     pub batches_sealed: Counter,
     pub batches_acknowledged: Counter,
     pub batches_resent_duplicate: Counter,
@@ -130,7 +137,34 @@ impl Metrics {
         r.register("tally_edge_watermark_ms", "The edge's event-time watermark (ms since the epoch)", m.watermark_ms.clone());
         r.register("tally_edge_dedup_entries", "Click ids held by the dedup table", m.dedup_entries.clone());
         r.register("tally_edge_dedup_memory_bytes", "Estimated bytes held by the dedup table", m.dedup_memory_bytes.clone());
-        r.register("tally_edge_dedup_evicted_early", "Click ids forgotten before their horizon because the table was full", m.dedup_evicted_early.clone());
+        r.register(
+            "tally_edge_dedup_evicted_early",
+            "Click ids forgotten before their horizon because their tenant's share was full",
+            m.dedup_evicted_early.clone(),
+        );
+        r.register("tally_edge_dedup_tenant_entries", "Click ids held by a tenant's dedup table", m.dedup_tenant_entries.clone());
+        r.register(
+            "tally_edge_dedup_tenant_evicted_early",
+            "Click ids of a tenant forgotten before their horizon because its share was full",
+            m.dedup_tenant_evicted_early.clone(),
+        );
+        r.register(
+            "tally_edge_dedup_horizon_seconds",
+            "How far back every click id of a tenant is still known: the configured horizon, less after early evictions or memory lost over a restart",
+            m.dedup_horizon_seconds.clone(),
+        );
+        r.register("tally_edge_dedup_snapshot_restored", "Click ids read back from dedup snapshots at start", m.dedup_snapshot_restored.clone());
+        r.register(
+            "tally_edge_dedup_snapshot_damaged",
+            "Dedup snapshot files found damaged (moved to quarantine) or missing at start",
+            m.dedup_snapshot_damaged.clone(),
+        );
+        r.register(
+            "tally_edge_dedup_snapshot_failures",
+            "Dedup snapshot writes that failed (retried; WAL segments kept meanwhile)",
+            m.dedup_snapshot_failures.clone(),
+        );
+        r.register("tally_edge_dedup_snapshot_files", "Dedup snapshot files on disk", m.dedup_snapshot_files.clone());
         r.register("tally_edge_batches_sealed", "Batches sealed into the spool", m.batches_sealed.clone());
         r.register(
             "tally_edge_batches_acknowledged",

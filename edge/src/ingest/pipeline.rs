@@ -200,7 +200,7 @@ impl Pipeline {
                 });
                 continue;
             }
-            if !self.dedup.first_sighting(click.key, now_ms) {
+            if !self.dedup.first_sighting(tenant, click.key, now_ms) {
                 outcome.duplicates += 1;
                 // A repeat within this request is acknowledged with its record.
                 if self.unsettled.get(&click.key).is_some_and(|&t| t != ticket) {
@@ -291,7 +291,7 @@ impl Pipeline {
         self.inflight.remove(&admitted.ticket);
         for key in decided_keys(&admitted.record) {
             self.unsettled.remove(&key);
-            self.dedup.forget(key);
+            self.dedup.forget(&admitted.tenant, key);
         }
     }
 
@@ -315,12 +315,11 @@ impl Pipeline {
     /// At start-up, a record read back from the WAL: its clicks are known to
     /// dedup again, and, if not yet sealed, aggregated.
     pub fn replay(&mut self, tenant: &TenantId, record: &WalRecord) {
-        for click in &record.clicks {
-            self.dedup.first_sighting(key(click.record.id_hi, click.record.id_lo), click.record.accepted_ms);
-            self.watermark_ms = self.watermark_ms.max(click.record.ts_ms);
+        for (key, at_ms) in record.sightings() {
+            self.dedup.first_sighting(tenant, key, at_ms);
         }
-        for refused in record.refused.iter().filter(|r| r.reason == RefusalReason::Filtered) {
-            self.dedup.first_sighting(key(refused.id_hi, refused.id_lo), refused.at_ms);
+        if let Some(latest) = record.clicks.iter().map(|c| c.record.ts_ms).max() {
+            self.watermark_ms = self.watermark_ms.max(latest);
         }
         if record.lsn >= self.sealed_to {
             self.aggregate(tenant, record);
@@ -359,17 +358,17 @@ impl Pipeline {
     pub fn dedup(&self) -> &Dedup {
         &self.dedup
     }
+
+    /// For what happens to dedup outside admission: restoring snapshots at
+    /// start, and upkeep off the request path (`spool::dedup_snapshot`).
+    pub fn dedup_mut(&mut self) -> &mut Dedup {
+        &mut self.dedup
+    }
 }
 
-fn key(hi: u64, lo: u64) -> u128 {
-    (hi as u128) << 64 | lo as u128
-}
-
-/// The keys a record decided: its clicks and filtered refusals (known to
-/// dedup, unlike clicks refused for their time).
+/// The keys a record decided (see [`WalRecord::sightings`]).
 fn decided_keys(record: &WalRecord) -> impl Iterator<Item = u128> + '_ {
-    let clicks = record.clicks.iter().map(|c| key(c.record.id_hi, c.record.id_lo));
-    clicks.chain(record.refused.iter().filter(|r| r.reason == RefusalReason::Filtered).map(|r| key(r.id_hi, r.id_lo)))
+    record.sightings().map(|(key, _)| key)
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 //! admissions are undone and every request is answered with the error, so
 //! nothing unacknowledged is counted and nothing acknowledged is lost. After
 //! each group it announces `settled`, which requests holding duplicates of
-//! that group's clicks wait on (see `ingest::pipeline`).
+//! that group's clicks wait on (see `ingest::pipeline`), and hands the
+//! group's dedup keys to the snapshot thread (`dedup_snapshot`). Sealed
+//! segments are deleted only as far as the dedup snapshots cover them.
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -15,6 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+use super::dedup_snapshot::{Chunk, SnapshotHandle};
 use super::wal::Wal;
 use crate::ingest::durable::{Command, WalHandle};
 use crate::ingest::pipeline::Pipeline;
@@ -30,6 +33,7 @@ pub fn start(
     mut wal: Wal,
     pipeline: Arc<Mutex<Pipeline>>,
     metrics: Arc<Metrics>,
+    snapshot: SnapshotHandle,
     linger: Duration,
     abort_before_write: Option<u64>,
 ) -> (WalHandle, JoinHandle<()>) {
@@ -71,6 +75,13 @@ pub fn start(
                     }
                     drop(p);
                     settled_tx.send_replace(());
+                    if result.is_ok() {
+                        let mut keys = Chunk::default();
+                        for (admitted, _) in &appends {
+                            keys.add(admitted.tenant.as_str(), &admitted.record);
+                        }
+                        snapshot.durable(keys);
+                    }
                     let answer = result.map_err(|e| e.to_string());
                     if let Err(e) = &answer {
                         tracing::error!(error = %e, requests = appends.len(), "WAL write failed; requests answered 503");
@@ -82,7 +93,8 @@ pub fn start(
                     }
                 }
                 if let Some(lsn) = release {
-                    if let Err(e) = wal.release(lsn) {
+                    // A key is always in a WAL segment or a dedup snapshot.
+                    if let Err(e) = wal.release(lsn.min(snapshot.covered())) {
                         tracing::warn!(error = %e, "could not delete sealed WAL segments");
                     }
                     metrics.wal_segments.set(wal.segments() as i64);

@@ -22,6 +22,10 @@
 //!                                at creation; a spool without it is refused
 //!   wal/<first lsn:020>.wal      accepted clicks (see `wal`)
 //!   outbox/<seq:020>.batch       one framed batch (see tally_model::batch::frame)
+//!   dedup/<first lsn:020>.keys   the dedup keys (tenant, key, first sighting) of
+//!                                WAL records [first lsn, to), written once each
+//!                                snapshot interval (see `dedup_snapshot`); read at
+//!                                start, a damaged one is moved to quarantine
 //!   quarantine/<name>            files that failed to decode, kept for forensics
 //!   sent/<seq:020>.batch         acknowledged batches, if archiving is on
 //!   tls/edge-identity-*.pem      the edge's key pair the core pins (see
@@ -42,7 +46,13 @@
 //! * `outbox/N.batch` exists => batch N was sealed and not yet acknowledged
 //!   (or acknowledged and its delete was lost in a crash: the re-send is then
 //!   answered `Duplicate`, which is harmless).
-//! * WAL segments are deleted only when all their records are sealed.
+//! * WAL segments are deleted only when all their records are sealed and
+//!   their dedup keys are in `dedup/` files (`covered`, the `to` of the
+//!   newest file): a key within the dedup horizon is always in a snapshot
+//!   file or a WAL segment, never in neither, so a restarted edge remembers
+//!   the whole horizon. The `dedup/` files are not part of [`FORMAT`]: they
+//!   carry their own version, and an edge that cannot read one reports it
+//!   and starts without it.
 //! * An edge only opens a spool in its own [`FORMAT`]: decoding another
 //!   layout would lose acknowledged clicks. An upgrade that changes it drains
 //!   the spool with the old binary first. A spool from before the `format`
@@ -52,6 +62,7 @@
 //! The outbox holds at most `max_bytes`; past it sealing stops, the rows
 //! stay in memory and the edge answers new clicks `503` with `Retry-After`.
 
+pub mod dedup_snapshot;
 pub mod group_commit;
 mod outbox;
 pub mod wal;

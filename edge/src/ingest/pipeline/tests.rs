@@ -14,7 +14,7 @@ fn click(key: u128, ts_ms: u64) -> Result<Click, String> {
 }
 
 fn pipeline() -> Pipeline {
-    Pipeline::new(DedupConfig { horizon_ms: HOUR, max_entries: 1000 }, policy(), 0)
+    Pipeline::new(DedupConfig::new(HOUR, 1000), policy(), 0)
 }
 
 /// Applies as a WAL writer would: lsns in order.
@@ -73,7 +73,7 @@ fn replay_restores_dedup_and_unsealed_aggregates() {
         records.push(a.record);
     }
     // After a restart where records [0, 2) were already sealed:
-    let mut q = Pipeline::new(DedupConfig { horizon_ms: HOUR, max_entries: 1000 }, policy(), 2);
+    let mut q = Pipeline::new(DedupConfig::new(HOUR, 1000), policy(), 2);
     for r in &records {
         q.replay(&t, r);
     }
@@ -138,7 +138,7 @@ proptest! {
 fn watermark_follows_event_time_and_idle_lag() {
     let t = TenantId::parse("t").unwrap();
     let policy = TimePolicy { allowed_lateness_ms: 1000, max_future_ms: 1000, idle_lag_ms: 10 * HOUR };
-    let mut p = Pipeline::new(DedupConfig { horizon_ms: HOUR, max_entries: 100 }, policy, 0);
+    let mut p = Pipeline::new(DedupConfig::new(HOUR, 100), policy, 0);
     // A fresh edge takes a backfill hours old, then its watermark follows it.
     let (out, a) = p.admit(&t, vec![click(1, NOW - 3 * HOUR), click(2, NOW - 3 * HOUR + 5000)], None, NOW);
     assert_eq!(out.accepted, 2);
