@@ -23,6 +23,11 @@ pub struct EdgeConfig {
     pub listen_https: Option<SocketAddr>,
     /// HTTP/3 (QUIC, UDP), if set; TCP responses then advertise it in `Alt-Svc`.
     pub listen_h3: Option<SocketAddr>,
+    /// Prometheus `/metrics` (and `/healthz`) on a listener of their own, if
+    /// set; the ingest listeners then do not serve `/metrics`, so the public
+    /// port does not show every tenant's volume.
+    #[serde(default)]
+    pub listen_metrics: Option<SocketAddr>,
     #[serde(default)]
     pub tls: TlsSection,
     pub spool_dir: PathBuf,
@@ -247,6 +252,7 @@ impl EdgeConfig {
             listen_http,
             listen_https: None,
             listen_h3: None,
+            listen_metrics: None,
             tls: TlsSection::default(),
             spool_dir,
             tenants_file,

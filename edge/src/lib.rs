@@ -210,6 +210,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
         rate_limits: Default::default(),
         filters,
         max_events_per_request: config.max_events_per_request,
+        serves_metrics: config.listen_metrics.is_none(),
     });
     let shipper = Shipper {
         pipeline,
@@ -227,6 +228,11 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
     let (ship_stop_tx, ship_stop_rx) = watch::channel(false);
     let shipping = tokio::spawn(shipper.run(ship_stop_rx));
     let mut servers = tokio::task::JoinSet::new();
+    if let Some(addr) = config.listen_metrics {
+        let listener = TcpListener::bind(addr).await.map_err(|source| EdgeError::Listen { addr, source })?;
+        tracing::info!(%addr, "serving /metrics on its own listener (not on the ingest ports)");
+        servers.spawn(tally_http::serve::serve(listener, None, Arc::new(metrics::Endpoint(ingest.metrics.clone())), gate.clone(), shutdown.clone()));
+    }
     if let Some((listener, acceptor)) = https {
         servers.spawn(tally_http::serve::serve(listener, Some(acceptor), ingest.clone(), gate.clone(), shutdown.clone()));
     }

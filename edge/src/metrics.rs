@@ -1,10 +1,14 @@
 //! The edge's Prometheus metrics (served at `GET /metrics`).
 
+use std::sync::Arc;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use tally_http::serve::{Handler, Peer};
+use tally_http::{reply, RequestBody, Response};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TenantLabel {
@@ -40,6 +44,19 @@ pub struct ResultLabel {
 pub struct StatusLabel {
     pub code: u16,
     pub transport: &'static str,
+}
+
+/// `/metrics` and `/healthz` alone, for `listen_metrics`.
+pub struct Endpoint(pub Arc<Metrics>);
+
+impl Handler for Endpoint {
+    async fn handle(self: Arc<Self>, req: http::Request<RequestBody>, _peer: Peer) -> Response {
+        match (req.method(), req.uri().path()) {
+            (&http::Method::GET, "/metrics") => self.0.render(),
+            (&http::Method::GET, "/healthz") => reply::with_type(http::StatusCode::OK, "ok\n".into(), "text/plain"),
+            _ => reply::not_found(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -87,6 +104,14 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The exposition, with the kernel's UDP drop count read first.
+    pub fn render(&self) -> Response {
+        if let Some(n) = tally_http::h3::udp_rcvbuf_errors() {
+            self.udp_rcvbuf_errors.set(n as i64);
+        }
+        reply::metrics(&self.registry)
+    }
+
     pub fn new() -> Metrics {
         let mut m = Metrics::default();
         let r = &mut m.registry;

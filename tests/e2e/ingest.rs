@@ -182,3 +182,17 @@ async fn costs_above_the_per_click_maximum_are_rejected_and_spend_stays_exact() 
     harness::wait_for_billing(&pop, &read, from, to, (2, want as i64)).await;
     pop.pop.stop().await;
 }
+
+/// With `listen_metrics`, the public ingest port no longer shows every
+/// tenant's volume: `/metrics` is on its own listener only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_leave_the_public_port() {
+    let pop = harness::start_with(&["acme"], tally::pop::EdgeSettings { metrics_listener: true, ..Default::default() }).await;
+    let state = &pop.pop.state;
+    let public = pop.client.get(&format!("{}/metrics", state.edge_http), None).await.unwrap();
+    assert_eq!(public.status, StatusCode::NOT_FOUND, "{}", public.text());
+    let own = pop.client.get(&format!("{}/metrics", state.edge_metrics.as_deref().expect("a metrics listener")), None).await.unwrap();
+    assert_eq!(own.status, StatusCode::OK);
+    assert!(own.text().contains("tally_edge_"), "{}", own.text());
+    pop.pop.stop().await;
+}

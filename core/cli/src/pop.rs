@@ -18,8 +18,8 @@ use tokio::process::Command;
 use tally_core::clickhouse::private_server::PrivateServer;
 use tally_core::config::{BillingSection, ClickHouseSection, CoreConfig, EdgeKeys};
 use tally_core::supervise::Supervised;
-use tally_http::limits::ServerLimits;
 use tally_edge::config::{AckMode, CoreSection, EdgeConfig, FailurePolicy, FilterSection, RegistrySection, TimeSection};
+use tally_http::limits::ServerLimits;
 use tally_model::durable_file::write_atomic;
 use tally_model::tenant::{TenantSpec, TenantsFile};
 
@@ -68,6 +68,11 @@ pub struct EdgeSettings {
     pub filter_timeout_ms: u64,
     /// The ingest listeners' timeouts and caps (short ones let tests see them act).
     pub limits: ServerLimits,
+    /// Each tenant's dedup share (`[dedup] max_entries_per_tenant`; `None`:
+    /// the edge's default, its `max_entries` split over the tenants).
+    pub dedup_max_entries_per_tenant: Option<usize>,
+    /// Edges serve `/metrics` on a listener of their own (`listen_metrics`).
+    pub metrics_listener: bool,
 }
 
 impl Default for EdgeSettings {
@@ -83,6 +88,8 @@ impl Default for EdgeSettings {
             registry_poll_ms: RegistrySection::DEFAULT_POLL_MS,
             filter_timeout_ms: FilterSection::DEFAULT_TIMEOUT_MS,
             limits: ServerLimits::default(),
+            dedup_max_entries_per_tenant: None,
+            metrics_listener: false,
         }
     }
 }
@@ -96,6 +103,8 @@ pub struct PopState {
     pub edge_https: String,
     pub edge_h3: String,
     pub edge_cert: PathBuf,
+    /// The first edge's `/metrics` listener, if it has its own.
+    pub edge_metrics: Option<String>,
     /// Served by the edges at `/sdk/{name}` (a test page, an SDK).
     pub site_dir: PathBuf,
     pub core_http: String,
@@ -202,6 +211,7 @@ impl LocalPop {
             core_cert: tally_http::tls::generated_paths(&core_dir, "core").0,
             edge_https: format!("https://127.0.0.1:{}", edge_https.port()),
             edge_h3: format!("https://127.0.0.1:{}", edge_h3.port()),
+            edge_metrics: None,
             edge_cert: tally_http::tls::generated_paths(&dir.join("local-edge-1-spool").join("tls"), "edge").0,
             site_dir: dir.join("site"),
             tenant: first.id.clone(),
@@ -232,7 +242,13 @@ impl LocalPop {
         let dir = &self.opts.dir;
         let config = dir.join(format!("{id}.toml"));
         let core = CoreSection::new(self.core_quic, self.state.core_cert.clone());
-        write_toml(&config, &edge_config(&self.opts, id, [http, https, h3], core, self.core_https, &self.edge_token))?;
+        let mut edge = edge_config(&self.opts, id, [http, https, h3], core, self.core_https, &self.edge_token);
+        if self.opts.edge.metrics_listener {
+            let addr = free_tcp()?;
+            edge.listen_metrics = Some(addr);
+            self.state.edge_metrics.get_or_insert(format!("http://{addr}"));
+        }
+        write_toml(&config, &edge)?;
         let process = spawn(&self.opts, "edge", &config, &dir.join(format!("{id}.log")), http).await?;
         self.edges.push(Edge { id: id.into(), http, process });
         self.state.pids = self.pids();
@@ -429,6 +445,7 @@ fn edge_config(opts: &PopOptions, id: &str, [http, https, h3]: [SocketAddr; 3], 
     config.spool_archive_acknowledged = e.archive_acknowledged;
     config.ack.mode = e.ack_mode;
     config.limits = e.limits.clone();
+    config.dedup.max_entries_per_tenant = e.dedup_max_entries_per_tenant;
     config.time = TimeSection { allowed_lateness_secs: e.allowed_lateness_secs, idle_lag_secs: e.idle_lag_secs, ..config.time };
     let registry = RegistrySection::new(format!("https://{core_https}"), edge_token.into());
     config.registry = Some(RegistrySection { poll_ms: e.registry_poll_ms, timeout_ms: e.filter_timeout_ms, ..registry });

@@ -53,6 +53,8 @@ pub struct Ingest {
     pub rate_limits: Mutex<RateLimits>,
     /// Tenants' filters, swapped by the registry sync between requests.
     pub filters: Arc<Filters>,
+    /// Whether `/metrics` is served here (not when it has its own listener).
+    pub serves_metrics: bool,
 }
 
 impl Handler for Ingest {
@@ -82,12 +84,8 @@ impl Handler for Ingest {
             (&Method::GET, ["sdk", name]) => crate::site::serve(self.static_dir.as_deref(), name).await,
             (&Method::GET, ["openapi.json"]) => reply::with_type(StatusCode::OK, OPENAPI.into(), "application/json"),
             (&Method::GET, ["healthz"]) => reply::with_type(StatusCode::OK, "ok\n".into(), "text/plain"),
-            (&Method::GET, ["metrics"]) => {
-                if let Some(n) = tally_http::h3::udp_rcvbuf_errors() {
-                    self.metrics.udp_rcvbuf_errors.set(n as i64);
-                }
-                reply::metrics(&self.metrics.registry)
-            }
+            (&Method::GET, ["metrics"]) if self.serves_metrics => self.metrics.render(),
+            (_, ["metrics"]) if !self.serves_metrics => reply::not_found(),
             (_, ["c", _, _] | ["sdk", _] | ["openapi.json"] | ["healthz"] | ["metrics"]) => reply::method_not_allowed("GET"),
             _ => reply::not_found(),
         };
