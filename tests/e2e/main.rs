@@ -7,6 +7,7 @@ mod billing;
 mod browser;
 mod browser_features;
 mod crash;
+mod dedup;
 mod demo;
 mod filters;
 mod harness;
