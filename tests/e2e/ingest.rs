@@ -196,3 +196,23 @@ async fn metrics_can_leave_the_public_port() {
     assert!(own.text().contains("tally_edge_"), "{}", own.text());
     pop.pop.stop().await;
 }
+
+/// `/v1/refused` counts refused clicks, not refusal answers: a late click
+/// re-sent three times (and twice within one request) counts once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_click_counts_once_however_often_it_is_sent() {
+    let pop = harness::start(&["acme"]).await;
+    let (key, read) = (pop.ingest_key(0), pop.read_key(0));
+    let late = now_ms() - 3 * 3_600_000;
+    let clicks: Vec<String> = (0..4).map(|i| format!(r#"{{"click_id":"late-{i}","ad_id":5,"ts":{late}}}"#)).collect();
+    for _ in 0..3 {
+        let body = format!("[{},{}]", clicks.join(","), clicks[0]);
+        let r = pop.post(&key, "application/json", body).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(r.json().unwrap()["rejected"].as_array().unwrap().len(), 5, "{}", r.text());
+    }
+    let range = format!("from={}&to={}", late - 3_600_000, late + 3_600_000);
+    let want = json!([{"reason": "too_late", "clicks": 4}]);
+    pop.wait_for(&read, &format!("/v1/refused?{range}"), |v| v["reasons"] == want).await;
+    pop.pop.stop().await;
+}

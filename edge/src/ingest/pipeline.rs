@@ -59,7 +59,7 @@ use tally_model::tenant::TenantId;
 use tally_model::timestamp::format_millis;
 
 use super::event::Click;
-use super::record::{WalClick, WalRecord, WalTag};
+use super::record::{time_refusal_key, WalClick, WalRecord, WalTag};
 use crate::aggregate::Aggregator;
 use crate::dedup::{Dedup, DedupConfig};
 use crate::filter::rollout::{Compared, Rollout};
@@ -189,6 +189,9 @@ impl Pipeline {
             };
             if let Some((reason, text)) = refusal {
                 outcome.rejected.push(Rejection { index, reason: text });
+                if !self.dedup.first_sighting(tenant, time_refusal_key(click.key), now_ms) {
+                    continue;
+                }
                 record.refused.push(RefusedRecord {
                     id_hi: (click.key >> 64) as u64,
                     id_lo: click.key as u64,

@@ -22,15 +22,26 @@ pub struct WalRecord {
     pub verdicts: Vec<VerdictRow>,
 }
 
+/// Dedup key of "this click id was refused for its event time": the id's
+/// key in another key space, so a re-sent refused click is still judged
+/// anew (a future click may be in range by then) but recorded as refused
+/// only once (`/v1/refused` counts clicks, not refusal answers).
+pub fn time_refusal_key(key: u128) -> u128 {
+    key ^ 0x7e3f_a9c1_52d8_406b_9b1e_c4f7_0a63_d285
+}
+
 impl WalRecord {
-    /// The click ids this record decided, as dedup keys with the time of
-    /// their first sighting: its clicks and its filtered refusals (a click
-    /// refused for its event time was never known to dedup).
+    /// The dedup keys this record decided, with the time of their first
+    /// sighting: its clicks and its filtered refusals by their ids, its
+    /// event-time refusals by [`time_refusal_key`].
     pub fn sightings(&self) -> impl Iterator<Item = (u128, u64)> + '_ {
         let key = |hi: u64, lo: u64| (hi as u128) << 64 | lo as u128;
         let clicks = self.clicks.iter().map(move |c| (key(c.record.id_hi, c.record.id_lo), c.record.accepted_ms));
-        let filtered = self.refused.iter().filter(|r| r.reason == RefusalReason::Filtered).map(move |r| (key(r.id_hi, r.id_lo), r.at_ms));
-        clicks.chain(filtered)
+        let refused = self.refused.iter().map(move |r| match r.reason {
+            RefusalReason::Filtered => (key(r.id_hi, r.id_lo), r.at_ms),
+            RefusalReason::TooLate | RefusalReason::Future => (time_refusal_key(key(r.id_hi, r.id_lo)), r.at_ms),
+        });
+        clicks.chain(refused)
     }
 }
 

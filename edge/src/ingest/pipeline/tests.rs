@@ -49,6 +49,33 @@ fn counts_duplicates_rejects_and_refusals() {
     assert_eq!((empty.wal_from, empty.wal_to, empty.low_watermark_ms), (1, 1, NOW + 1000 - HOUR));
 }
 
+/// A click refused for its event time is refused every time it is sent,
+/// but recorded once (`/v1/refused` counts clicks); a future click that is
+/// in range when re-sent is accepted; an aborted refusal is recorded again.
+#[test]
+fn time_refusals_are_recorded_once_per_click() {
+    let t = TenantId::parse("t").unwrap();
+    let mut p = pipeline();
+    let (late, future) = (click(2, NOW - 2 * HOUR), click(3, NOW + HOUR));
+    let (out, a) = p.admit(&t, vec![late.clone(), late.clone(), future.clone()], None, NOW);
+    assert_eq!(out.rejected.len(), 3);
+    let a = a.unwrap();
+    assert_eq!(a.record.refused.len(), 2, "the second copy of the late click is not recorded again");
+    durable(&mut p, a);
+    let (out, a) = p.admit(&t, vec![late.clone(), future.clone()], None, NOW + 1000);
+    assert_eq!((out.rejected.len(), a.is_none()), (2, true), "refused again, recorded nothing new");
+    // An hour later the "future" click is in range: accepted, not a duplicate.
+    let (out, a) = p.admit(&t, vec![future], None, NOW + HOUR);
+    assert_eq!((out.accepted, out.duplicates), (1, 0));
+    durable(&mut p, a.unwrap());
+    // A refusal whose record was never written is recorded when re-sent.
+    let other = click(9, NOW - 3 * HOUR);
+    let (_, a) = p.admit(&t, vec![other.clone()], None, NOW + HOUR);
+    p.abort(&a.unwrap());
+    let (_, a) = p.admit(&t, vec![other], None, NOW + HOUR);
+    assert_eq!(a.unwrap().record.refused.len(), 1);
+}
+
 #[test]
 fn aborted_clicks_count_when_retried() {
     let t = TenantId::parse("t").unwrap();
