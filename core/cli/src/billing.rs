@@ -60,17 +60,30 @@ pub async fn run(command: BillingCommand) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                println!("{:<20} {:<20} {:>12} {:>12} {:>12}  status", "tenant", "hour", "landing", "rollup", "billing");
+                println!(
+                    "{:<20} {:<20} {:>12} {:>12} {:>12} {:>16} {:>16} {:>16}  status",
+                    "tenant", "hour", "landing", "rollup", "billing", "landing spend", "rollup spend", "billing spend"
+                );
                 for h in &report.hours {
                     let drift: Vec<&str> = h.drift().into_iter().map(Family::name).collect();
-                    let status = if drift.is_empty() { "ok".to_string() } else { format!("ROLLUP DRIFT ({})", drift.join(", ")) };
+                    let mut status: Vec<String> = Vec::new();
+                    if !drift.is_empty() {
+                        status.push(format!("ROLLUP DRIFT ({})", drift.join(", ")));
+                    }
+                    if h.billing_exceeds_landing() {
+                        status.push("BILLING ABOVE LANDING".into());
+                    }
+                    let status = if status.is_empty() { "ok".to_string() } else { status.join("; ") };
                     println!(
-                        "{:<20} {:<20} {:>12} {:>12} {:>12}  {status}",
+                        "{:<20} {:<20} {:>12} {:>12} {:>12} {:>16} {:>16} {:>16}  {status}",
                         h.tenant,
                         format_millis(h.hour as u64 * 1000),
                         h.landing_clicks,
                         h.rollup_clicks,
-                        h.billing_clicks
+                        h.billing_clicks,
+                        h.landing_spend_micros,
+                        h.rollup_spend_micros,
+                        h.billing_spend_micros
                     );
                 }
                 println!("{} batches checked, {} manifest mismatches", report.batches_checked, report.batch_mismatches.len());

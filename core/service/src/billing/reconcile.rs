@@ -5,14 +5,16 @@
 //! * `rollup`: the hourly rollup the dashboards read (must equal landing:
 //!   a difference is drift, e.g. a materialized view insert that failed
 //!   after its landing part was written);
-//! * `billing`: clicks counted once per click id across edges (at most
-//!   landing; the difference is clicks that reached several edges);
+//! * `billing`: clicks and spend counted once per click id across edges
+//!   (at most landing, never negative; the difference is clicks that
+//!   reached several edges); billing above landing, in clicks or in spend,
+//!   is an error: money counted that no edge counted;
 //! * the same landing/rollup pair for refused clicks (`filtered` on the
 //!   dashboards) and for enrichment dimensions.
 //!
 //! and for every committed batch, the click records its manifest promised
-//! against the records found. [`Report::ok`] is false on any drift or any
-//! manifest mismatch.
+//! against the records found. [`Report::ok`] is false on any drift, any
+//! billing above landing or any manifest mismatch.
 
 use std::collections::BTreeMap;
 
@@ -53,6 +55,12 @@ impl HourCheck {
         let dims = self.dimension_clicks.landing != self.dimension_clicks.rollup || self.dimension_spend_micros.landing != self.dimension_spend_micros.rollup;
         [(Family::Clicks, clicks), (Family::Refused, refused), (Family::Dimensions, dims)].into_iter().filter(|d| d.1).map(|d| d.0).collect()
     }
+
+    /// Billing counts what no edge counted (clicks or spend), or below zero.
+    pub fn billing_exceeds_landing(&self) -> bool {
+        let (clicks, spend) = (self.billing_clicks, self.billing_spend_micros);
+        clicks < 0 || spend < 0 || clicks as u64 > self.landing_clicks || spend as u64 > self.landing_spend_micros
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -74,7 +82,7 @@ pub struct Report {
 
 impl Report {
     pub fn ok(&self) -> bool {
-        self.batch_mismatches.is_empty() && self.hours.iter().all(|h| h.drift().is_empty())
+        self.batch_mismatches.is_empty() && self.hours.iter().all(|h| h.drift().is_empty() && !h.billing_exceeds_landing())
     }
 }
 
@@ -118,4 +126,28 @@ pub async fn reconcile(store: &Store, from: u32, to: u32) -> Result<Report, Stor
         }
     }
     Ok(Report { from, to, hours: hours.into_values().collect(), batches_checked: manifests.len(), batch_mismatches })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn billing_above_landing_in_clicks_or_spend_is_an_error() {
+        let ok = HourCheck {
+            landing_clicks: 3,
+            rollup_clicks: 3,
+            billing_clicks: 2,
+            landing_spend_micros: 30,
+            rollup_spend_micros: 30,
+            billing_spend_micros: 20,
+            ..Default::default()
+        };
+        assert!(!ok.billing_exceeds_landing());
+        assert!(HourCheck { billing_spend_micros: 31, ..ok.clone() }.billing_exceeds_landing(), "spend billed that no edge counted");
+        assert!(HourCheck { billing_clicks: 4, ..ok.clone() }.billing_exceeds_landing());
+        assert!(HourCheck { billing_spend_micros: i64::MIN, ..ok.clone() }.billing_exceeds_landing(), "a wrapped sum");
+        let report = Report { hours: vec![HourCheck { billing_spend_micros: -2, ..ok }], ..Default::default() };
+        assert!(!report.ok());
+    }
 }
