@@ -260,8 +260,14 @@ def bind(sql, params, idents=None):
 
 
 def read(rel):
+    """A query file's text, with `{gap}` replaced by parts/gap_<rest of its name>
+    (what repair_* and drift_* share), as the Rust store composes it."""
     with open(os.path.join(HERE, rel)) as f:
-        return f.read()
+        text = f.read()
+    if "{gap}" in text:
+        name = re.sub(r"^(repair|drift)_", "gap_", os.path.basename(rel))
+        text = text.replace("{gap}", read(os.path.join(os.path.dirname(rel), "parts", name)).strip())
+    return text
 
 
 def migration_files():

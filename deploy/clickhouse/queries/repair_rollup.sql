@@ -7,38 +7,5 @@ SELECT
     sumState(toUInt64(landing_clicks - rollup_clicks)) AS clicks,
     sumState(toUInt64(landing_spend - rollup_spend)) AS spend_micros,
     uniqArrayState(landing_users) AS users
-FROM
-(
-    SELECT
-        tenant,
-        ad_id,
-        campaign_id,
-        {fn}(second) AS {bucket},
-        sum(clicks) AS landing_clicks,
-        sum(spend_micros) AS landing_spend,
-        groupUniqArrayArray(user_hashes) AS landing_users
-    FROM tally.clicks_by_second
-    WHERE second >= ? AND second < ?
-      AND (edge, batch_seq) IN
-      (
-          SELECT edge, seq
-          FROM tally.batches
-          WHERE state = 2 AND recorded_at < toDateTime(?) AND max_second >= toDateTime(?) AND min_second < toDateTime(?)
-      )
-    GROUP BY tenant, ad_id, campaign_id, {bucket}
-) AS landing
-ANY LEFT JOIN
-(
-    SELECT
-        tenant,
-        ad_id,
-        campaign_id,
-        {bucket},
-        sumMerge(clicks) AS rollup_clicks,
-        sumMerge(spend_micros) AS rollup_spend
-    FROM tally.{table}
-    WHERE {bucket} >= ? AND {bucket} < ?
-    GROUP BY tenant, ad_id, campaign_id, {bucket}
-) AS rollup USING (tenant, ad_id, campaign_id, {bucket})
-WHERE landing_clicks > rollup_clicks AND landing_spend >= rollup_spend
+FROM ({gap})
 GROUP BY tenant, ad_id, campaign_id, {bucket}

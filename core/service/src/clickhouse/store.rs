@@ -70,6 +70,8 @@ struct FamilyQueries {
     rollup_hours: &'static str,
     repair: &'static str,
     drift: &'static str,
+    /// The `{gap}` repair and drift share.
+    gap: &'static str,
 }
 
 impl Family {
@@ -86,20 +88,26 @@ impl Family {
 
     fn queries(self) -> FamilyQueries {
         match self {
-            Family::Clicks => {
-                FamilyQueries { landing_hours: sql::RECONCILE_HOURS, rollup_hours: sql::RECONCILE_ROLLUP, repair: sql::REPAIR_ROLLUP, drift: sql::DRIFT_ROLLUP }
-            }
+            Family::Clicks => FamilyQueries {
+                landing_hours: sql::RECONCILE_HOURS,
+                rollup_hours: sql::RECONCILE_ROLLUP,
+                repair: sql::REPAIR_ROLLUP,
+                drift: sql::DRIFT_ROLLUP,
+                gap: sql::GAP_ROLLUP,
+            },
             Family::Refused => FamilyQueries {
                 landing_hours: sql::RECONCILE_REFUSED_HOURS,
                 rollup_hours: sql::RECONCILE_REFUSED_ROLLUP,
                 repair: sql::REPAIR_REFUSED_ROLLUP,
                 drift: sql::DRIFT_REFUSED_ROLLUP,
+                gap: sql::GAP_REFUSED_ROLLUP,
             },
             Family::Dimensions => FamilyQueries {
                 landing_hours: sql::RECONCILE_DIMENSION_HOURS,
                 rollup_hours: sql::RECONCILE_DIMENSION_ROLLUP,
                 repair: sql::REPAIR_DIMENSION_ROLLUP,
                 drift: sql::DRIFT_DIMENSION_ROLLUP,
+                gap: sql::GAP_DIMENSION_ROLLUP,
             },
         }
     }
@@ -375,6 +383,7 @@ impl Store {
     fn rollup_sql(family: Family, step: Resolution, query: &str) -> Option<(String, String)> {
         let (_, bucket, bucket_fn) = step.rollup()?;
         let table = format!("{}_by_{bucket}", family.name());
+        let query = query.replace("{gap}", family.queries().gap);
         Some((query.replace("{table}", &table).replace("{bucket}", bucket).replace("{fn}", bucket_fn), table))
     }
 
