@@ -156,6 +156,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
     tracing::info!(edge = %config.edge_id, fingerprint = %shipper::identity::fingerprint(&edge_identity)?, "edge identity (the core's [[edges]] must list it)");
     let connector = Connector::new(config.core.addr, &config.core.server_name, &config.core.ca_cert, Some(&edge_identity))?;
     let gate = tally_http::limits::Gate::new(config.limits.clone());
+    gate.count_refusals_in(metrics.connections_refused.clone());
     let listener = TcpListener::bind(config.listen_http).await.map_err(|source| EdgeError::Listen { addr: config.listen_http, source })?;
     tracing::info!(addr = %config.listen_http, "edge accepting clicks over HTTP/1.1 and HTTP/2");
 

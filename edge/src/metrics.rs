@@ -73,6 +73,7 @@ pub struct Metrics {
     pub wal_damaged: Counter,
     pub watermark_ms: Gauge,
     pub udp_rcvbuf_errors: Gauge,
+    pub connections_refused: Counter,
     pub redirects_unrecorded: Counter,
     pub filter_calls: Family<TenantLabel, Counter>,
     pub filter_clicks: Family<TenantLabel, Counter>,
@@ -138,6 +139,11 @@ impl Metrics {
         r.register("tally_edge_filter_tags_ignored", "Enrichment tags dropped: dimension not declared by the tenant", m.filter_tags_ignored.clone());
         r.register("tally_edge_registry_syncs", "Registry polls by result (unchanged, applied, error)", m.registry_syncs.clone());
         r.register("tally_edge_redirects_unrecorded", "Click redirects answered although their click could not be recorded", m.redirects_unrecorded.clone());
+        r.register(
+            "tally_edge_connections_refused",
+            "Connections closed on accept because a cap was reached (overall or per client address; see [limits])",
+            m.connections_refused.clone(),
+        );
         r.register(
             "tally_edge_udp_rcvbuf_errors",
             "UDP datagrams the host dropped for a full receive buffer (kernel count, all sockets)",

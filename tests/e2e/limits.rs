@@ -150,6 +150,10 @@ async fn slowloris_and_stalled_bodies_are_cut_off_while_others_are_served() {
     // And after all that, still served.
     let reply = pop.post(&key, "application/json", json_array(&generator.events(20, now_ms()))).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    // The refusals are counted, not only logged.
+    let metrics = pop.client.get(&format!("{}/metrics", pop.pop.state.edge_http), None).await.unwrap().text();
+    let refused = metrics.lines().find_map(|l| l.strip_prefix("tally_edge_connections_refused_total ")).and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(refused.is_some_and(|n| n > 0), "no refused connection counted: {refused:?}");
     stop.store(true, Ordering::Relaxed);
     attackers.abort_all();
     pop.pop.stop().await;

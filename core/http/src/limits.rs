@@ -193,6 +193,8 @@ pub struct Gate {
     conns: Mutex<ConnTable>,
     body_budget: BodyBudget,
     refusals: Mutex<Refusals>,
+    /// The process's counter of refused connections, if it has one.
+    refused_total: std::sync::OnceLock<prometheus_client::metrics::counter::Counter>,
 }
 
 #[derive(Debug)]
@@ -223,7 +225,7 @@ impl Gate {
         }
         let conns = Mutex::new(ConnTable::new(limits.max_connections, limits.max_connections_per_ip));
         let body_budget = BodyBudget::new(limits.body_budget_bytes);
-        Arc::new(Gate { limits, conns, body_budget, refusals: Mutex::new(Refusals { since_report: 0, reported: None }) })
+        Arc::new(Gate { limits, conns, body_budget, refusals: Mutex::new(Refusals { since_report: 0, reported: None }), refused_total: Default::default() })
     }
 
     /// A connection slot for a client at `ip`, held until the guard drops.
@@ -239,6 +241,9 @@ impl Gate {
     }
 
     fn report_refusal(&self, ip: IpAddr, listener: &'static str, why: Refused) {
+        if let Some(counter) = self.refused_total.get() {
+            counter.inc();
+        }
         let mut r = self.refusals.lock().expect("refusal counter lock poisoned");
         r.since_report += 1;
         if r.reported.is_none_or(|at| at.elapsed() >= REFUSAL_REPORT_EVERY) {
@@ -250,6 +255,11 @@ impl Gate {
 
     pub fn body_budget(&self) -> BodyBudget {
         self.body_budget.clone()
+    }
+
+    /// Counts every refused connection in `counter` (a process metric) from now on.
+    pub fn count_refusals_in(&self, counter: prometheus_client::metrics::counter::Counter) {
+        let _ = self.refused_total.set(counter);
     }
 }
 

@@ -83,6 +83,7 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     let receiver = Receiver::bind(config.listen_quic, &identity, edges, tenant_names, config.max_batch_bytes, jobs_tx, metrics.clone())?;
     tracing::info!(addr = %config.listen_quic, cert = %cert.display(), "receiving batches over QUIC");
     let gate = tally_http::limits::Gate::new(config.limits.clone());
+    gate.count_refusals_in(metrics.connections_refused.clone());
     let listener = TcpListener::bind(config.listen_http).await.map_err(|source| CoreError::Listen { addr: config.listen_http, source })?;
     tracing::info!(addr = %config.listen_http, "serving the query API and dashboard");
     let https = match config.listen_https {

@@ -33,6 +33,7 @@ pub struct Metrics {
     pub clicks_committed: Counter,
     pub commit_groups: Counter,
     pub commit_errors: Counter,
+    pub connections_refused: Counter,
     pub commit_seconds: Histogram,
     pub http_requests: Family<RouteLabel, Counter>,
     pub billing_hours_finalized: Counter,
@@ -58,6 +59,7 @@ impl Metrics {
             clicks_committed: Counter::default(),
             commit_groups: Counter::default(),
             commit_errors: Counter::default(),
+            connections_refused: Counter::default(),
             commit_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             http_requests: Family::default(),
             billing_hours_finalized: Counter::default(),
@@ -112,6 +114,11 @@ impl Metrics {
         );
         r.register("tally_core_commit_groups", "Group commits attempted", m.commit_groups.clone());
         r.register("tally_core_commit_errors", "Group commits that failed (batches answered Retry)", m.commit_errors.clone());
+        r.register(
+            "tally_core_connections_refused",
+            "HTTP(S) connections closed on accept because a cap was reached (overall or per client address; see [limits])",
+            m.connections_refused.clone(),
+        );
         r.register("tally_core_commit_seconds", "Duration of a group commit", m.commit_seconds.clone());
         r.register("tally_core_billing_hours_finalized", "Hours marked final for billing", m.billing_hours_finalized.clone());
         r.register(
