@@ -10,10 +10,11 @@
 //! 20     n    payload: rkyv archive of `Batch`
 //! ```
 //!
-//! A frame is decoded in three steps, each of which may reject it with a
+//! A frame is decoded in four steps, each of which may reject it with a
 //! reason: header and checksum, then rkyv's `bytecheck` validation of the
 //! archive (so a frame that passes a weak checksum by accident still cannot
-//! make us read out of bounds), then the semantic checks of [`validate`].
+//! make us read out of bounds), then that the payload is exactly the batch's
+//! own encoding, then the semantic checks of [`validate`].
 
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
@@ -43,6 +44,8 @@ pub enum FrameError {
     Checksum { expected: u64, actual: u64 },
     #[error("payload is not a valid batch archive: {0}")]
     Archive(String),
+    #[error("payload is not its batch's own encoding")]
+    NotCanonical,
     #[error("batch is invalid: {0}")]
     Invalid(#[from] Invalid),
 }
@@ -67,6 +70,12 @@ pub fn decode(frame: &[u8]) -> Result<Batch, FrameError> {
     let mut aligned = AlignedVec::<16>::with_capacity(payload.len());
     aligned.extend_from_slice(payload);
     let batch = rkyv::from_bytes::<Batch, rancor::Error>(&aligned).map_err(|e| FrameError::Archive(e.to_string()))?;
+    // bytecheck leaves bytes the archive does not use (of inline strings,
+    // padding) unchecked, so one batch has many valid archives; a re-send of
+    // `(edge, seq)` is recognised by its checksum, so only one may be accepted.
+    if rkyv::to_bytes::<rancor::Error>(&batch).expect("serializing to memory cannot fail").as_slice() != payload {
+        return Err(FrameError::NotCanonical);
+    }
     validate(&batch)?;
     Ok(batch)
 }
