@@ -98,10 +98,7 @@ impl Wal {
         for record in records {
             record.lsn = self.next_lsn;
             self.next_lsn += 1;
-            let payload = rkyv::to_bytes::<rancor::Error>(&*record).expect("serializing to memory cannot fail");
-            buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&xxh3_64(&payload).to_le_bytes());
-            buf.extend_from_slice(&payload);
+            encode_record(record, &mut buf);
         }
         if buf.is_empty() {
             return Ok(());
@@ -150,9 +147,18 @@ impl Wal {
     }
 }
 
+/// Appends one record, header and payload, as a segment holds it.
+/// Public for the fuzz targets (`fuzz/`), which damage what it wrote.
+pub fn encode_record(record: &WalRecord, out: &mut Vec<u8>) {
+    let payload = rkyv::to_bytes::<rancor::Error>(record).expect("serializing to memory cannot fail");
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&xxh3_64(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+}
+
 /// Reads consecutive records; returns the length of the readable prefix and
-/// why reading stopped early, if it did.
-fn read_records(bytes: &[u8], out: &mut Vec<WalRecord>) -> (usize, Option<String>) {
+/// why reading stopped early, if it did. Public for the fuzz targets (`fuzz/`).
+pub fn read_records(bytes: &[u8], out: &mut Vec<WalRecord>) -> (usize, Option<String>) {
     let mut pos = 0;
     let mut aligned = AlignedVec::<16>::new();
     while pos < bytes.len() {
