@@ -150,6 +150,8 @@ pub enum Invalid {
     Verdict { tenant: String },
     #[error("tenant {tenant}: dimension {dimension} counts {clicks} clicks of {of}")]
     DimensionClicks { tenant: String, dimension: String, clicks: u64, of: u64 },
+    #[error("tenant {tenant}: dimension {dimension} counts {spend} spend of {of}")]
+    DimensionSpend { tenant: String, dimension: String, spend: u64, of: u64 },
     #[error("too many rows")]
     TooManyRows,
 }
@@ -184,19 +186,26 @@ pub fn validate(batch: &Batch) -> Result<(), Invalid> {
                 return Err(Invalid::Users { tenant: tenant(), ad_id: row.ad_id });
             }
         }
-        let mut dim_clicks: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        // Ordered, so which dimension a refusal names does not vary by run.
+        let mut dim_totals: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();
         for d in &t.dims {
             if d.clicks == 0 || d.dimension.is_empty() {
                 return Err(Invalid::EmptyDimension { tenant: tenant() });
             }
-            let n = dim_clicks.entry(d.dimension.as_str()).or_default();
-            *n = n.checked_add(d.clicks).ok_or_else(|| Invalid::DimensionOverflow { tenant: tenant(), dimension: d.dimension.clone() })?;
+            let (clicks, spend) = dim_totals.entry(d.dimension.as_str()).or_default();
+            let overflow = || Invalid::DimensionOverflow { tenant: tenant(), dimension: d.dimension.clone() };
+            *clicks = clicks.checked_add(d.clicks).ok_or_else(overflow)?;
+            *spend = spend.checked_add(d.spend_micros).ok_or_else(overflow)?;
         }
         if t.verdicts.iter().any(|v| v.clicks == 0 || !matches!(v.mode, super::MODE_SHADOW | super::MODE_CANARY)) {
             return Err(Invalid::Verdict { tenant: tenant() });
         }
-        if let Some((name, n)) = dim_clicks.into_iter().find(|(_, n)| *n > row_clicks) {
-            return Err(Invalid::DimensionClicks { tenant: tenant(), dimension: name.to_string(), clicks: n, of: row_clicks });
+        if let Some((name, (n, _))) = dim_totals.iter().find(|(_, (n, _))| *n > row_clicks) {
+            return Err(Invalid::DimensionClicks { tenant: tenant(), dimension: name.to_string(), clicks: *n, of: row_clicks });
+        }
+        // The rollups sum dimension spend as UInt64: unbounded, it would wrap them.
+        if let Some((name, (_, spend))) = dim_totals.iter().find(|(_, (_, spend))| *spend > record_spend) {
+            return Err(Invalid::DimensionSpend { tenant: tenant(), dimension: name.to_string(), spend: *spend, of: record_spend });
         }
         rows += t.rows.len();
     }

@@ -143,6 +143,34 @@ fn accepts_only_the_batch_s_own_encoding() {
     }
 }
 
+/// Found by `fuzz/`'s batch_frame target: which dimension a refusal named
+/// followed a HashMap's order, so varied by run; and a dimension's spend,
+/// which the rollups sum, was not bounded at all.
+#[test]
+fn dimension_refusals_name_the_first_and_bound_spend() {
+    let dim = |dimension: &str, clicks, spend_micros| DimRow {
+        ad_id: 1,
+        campaign_id: 0,
+        second: 1,
+        dimension: dimension.into(),
+        value: "x".into(),
+        clicks,
+        spend_micros,
+    };
+    let mut b = one_tenant(vec![SecondRow { spend_micros: 5, ..r(1, 1, 1) }], records(1, 1, 1));
+    b.tenants[0].clicks[0].cost_micros = 5;
+    b.tenants[0].dims = ["e", "d", "c", "b", "a"].map(|d| dim(d, 2, 0)).into();
+    for _ in 0..8 {
+        assert!(matches!(validate(&b), Err(Invalid::DimensionClicks { dimension, .. }) if dimension == "a"));
+    }
+    b.tenants[0].dims = vec![dim("country", 1, 5)];
+    assert_eq!(validate(&b), Ok(()));
+    b.tenants[0].dims.push(dim("device", 1, 6));
+    assert!(matches!(validate(&b), Err(Invalid::DimensionSpend { dimension, spend: 6, of: 5, .. }) if dimension == "device"));
+    b.tenants[0].dims = vec![dim("country", 1, u64::MAX), dim("country", 1, 1)];
+    assert!(matches!(validate(&b), Err(Invalid::DimensionOverflow { .. })));
+}
+
 fn r(ad_id: u64, second: u32, clicks: u64) -> SecondRow {
     SecondRow { ad_id, campaign_id: 0, second, clicks, spend_micros: 0, user_hashes: vec![] }
 }
