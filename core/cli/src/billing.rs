@@ -29,7 +29,10 @@ pub enum BillingCommand {
         #[arg(long)]
         json: bool,
         /// Add to the rollups what the landing table holds and they lack
-        /// (whole days around the range), then check again.
+        /// (whole days around the range), then check again. The finalizing
+        /// core does this on its own; run it only while no core heals
+        /// (`[billing] finalize = false` everywhere), as two repairs of one
+        /// hour at the same moment can both add what is missing.
         #[arg(long)]
         repair: bool,
     },
