@@ -2,7 +2,7 @@
 //! fuzz targets run (`fuzz/checks/`, included verbatim), so CI keeps every
 //! fuzzed property and every past finding without building a fuzzer.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 mod batch_frame {
     include!("../../../fuzz/checks/input.rs");
@@ -10,20 +10,13 @@ mod batch_frame {
     include!("../../../fuzz/checks/batch_frame.rs");
 }
 
-fn replay(target: &str, check: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).map(|e| e.unwrap().path()).collect();
-    files.sort();
-    assert!(!files.is_empty(), "{} holds no corpus", dir.display());
-    for path in files {
-        let data = std::fs::read(&path).unwrap();
-        if std::panic::catch_unwind(|| check(&data)).is_err() {
-            panic!("{} fails its check", path.display());
-        }
-    }
+include!("../../../fuzz/checks/replay.rs");
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus")
 }
 
 #[test]
 fn batch_frame() {
-    replay("batch_frame", batch_frame::check);
+    replay(&corpus(), "batch_frame", batch_frame::check);
 }

@@ -2,27 +2,20 @@
 //! fuzz targets run (`fuzz/checks/`, included verbatim), so CI keeps every
 //! fuzzed property and every past finding without building a fuzzer.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 mod query_params {
     include!("../../../fuzz/checks/input.rs");
     include!("../../../fuzz/checks/query_params.rs");
 }
 
-fn replay(target: &str, check: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).map(|e| e.unwrap().path()).collect();
-    files.sort();
-    assert!(!files.is_empty(), "{} holds no corpus", dir.display());
-    for path in files {
-        let data = std::fs::read(&path).unwrap();
-        if std::panic::catch_unwind(|| check(&data)).is_err() {
-            panic!("{} fails its check", path.display());
-        }
-    }
+include!("../../../fuzz/checks/replay.rs");
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus")
 }
 
 #[test]
 fn query_params() {
-    replay("query_params", query_params::check);
+    replay(&corpus(), "query_params", query_params::check);
 }
