@@ -180,6 +180,10 @@ struct TenantHourTotals {
     spend_micros: u64,
 }
 
+fn by_tenant(rows: Vec<TenantHourTotals>) -> Vec<(String, HourTotals)> {
+    rows.into_iter().map(|r| (r.tenant, HourTotals { hour: r.hour, clicks: r.clicks, spend_micros: r.spend_micros })).collect()
+}
+
 /// A committed batch's manifest: what the edge counted into it.
 #[derive(Debug, Clone, clickhouse::Row, Deserialize)]
 pub struct Manifest {
@@ -376,15 +380,26 @@ impl Store {
 
     async fn tenant_hours(&self, query: &str, from: u32, to: u32, what: String) -> Result<Vec<(String, HourTotals)>, StoreError> {
         let rows = self.db.query(query).bind(from).bind(to).fetch_all::<TenantHourTotals>().await.map_err(err(what))?;
-        Ok(rows.into_iter().map(|r| (r.tenant, HourTotals { hour: r.hour, clicks: r.clicks, spend_micros: r.spend_micros })).collect())
+        Ok(by_tenant(rows))
     }
 
-    /// The rollup table of `family` at `step` with its query text filled in.
-    fn rollup_sql(family: Family, step: Resolution, query: &str) -> Option<(String, String)> {
+    /// A query reading the `{gap}` of `family`'s rollup at `step` (its text
+    /// filled in, the gap's binds given: landing range, ledger cutoff and
+    /// batch range, rollup range), and the rollup table's name.
+    fn gap_query(
+        &self,
+        family: Family,
+        step: Resolution,
+        query: &str,
+        from: u32,
+        to: u32,
+        committed_before: u32,
+    ) -> Option<(clickhouse::query::Query, String)> {
         let (_, bucket, bucket_fn) = step.rollup()?;
         let table = format!("{}_by_{bucket}", family.name());
-        let query = query.replace("{gap}", family.queries().gap);
-        Some((query.replace("{table}", &table).replace("{bucket}", bucket).replace("{fn}", bucket_fn), table))
+        let sql = query.replace("{gap}", family.queries().gap).replace("{table}", &table).replace("{bucket}", bucket).replace("{fn}", bucket_fn);
+        let query = self.db.query(&sql).bind(from).bind(to).bind(committed_before).bind(from).bind(to).bind(from).bind(to);
+        Some((query, table))
     }
 
     /// What a rollup lacks against its landing table in `[from, to)`
@@ -400,21 +415,8 @@ impl Store {
         to: u32,
         committed_before: u32,
     ) -> Result<Vec<(String, HourTotals)>, StoreError> {
-        let Some((sql, table)) = Self::rollup_sql(family, step, family.queries().drift) else { return Ok(Vec::new()) };
-        let rows = self
-            .db
-            .query(&sql)
-            .bind(from)
-            .bind(to)
-            .bind(committed_before)
-            .bind(from)
-            .bind(to)
-            .bind(from)
-            .bind(to)
-            .fetch_all::<TenantHourTotals>()
-            .await
-            .map_err(err(format!("measuring drift of {table}")))?;
-        Ok(rows.into_iter().map(|r| (r.tenant, HourTotals { hour: r.hour, clicks: r.clicks, spend_micros: r.spend_micros })).collect())
+        let Some((query, table)) = self.gap_query(family, step, family.queries().drift, from, to, committed_before) else { return Ok(Vec::new()) };
+        Ok(by_tenant(query.fetch_all::<TenantHourTotals>().await.map_err(err(format!("measuring drift of {table}")))?))
     }
 
     /// Adds to a rollup whatever its landing table holds in `[from, to)`
@@ -426,19 +428,8 @@ impl Store {
     /// excludes double counting). Idempotent; a rollup holding more than
     /// its landing table is left for a person to look at.
     pub async fn repair_rollup(&self, family: Family, step: Resolution, from: u32, to: u32, committed_before: u32) -> Result<(), StoreError> {
-        let Some((sql, table)) = Self::rollup_sql(family, step, family.queries().repair) else { return Ok(()) };
-        self.db
-            .query(&sql)
-            .bind(from)
-            .bind(to)
-            .bind(committed_before)
-            .bind(from)
-            .bind(to)
-            .bind(from)
-            .bind(to)
-            .execute()
-            .await
-            .map_err(err(format!("repairing {table}")))
+        let Some((query, table)) = self.gap_query(family, step, family.queries().repair, from, to, committed_before) else { return Ok(()) };
+        query.execute().await.map_err(err(format!("repairing {table}")))
     }
 
     pub async fn manifests(&self, from: u32, to: u32) -> Result<Vec<Manifest>, StoreError> {
