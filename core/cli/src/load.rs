@@ -8,6 +8,9 @@
 //! p50/p99/p99.9 and errors by kind. `--null-server` starts an in-process
 //! server that answers 200 without looking at the body, on the chosen
 //! transport: the baseline of what the transport alone costs.
+//! `--clickhouse-table` posts the same clicks as `JSONEachRow` straight into
+//! a ClickHouse table instead (`--edge` is its HTTP URL): the peer, what a
+//! user might do without Tally (`deploy/bench/cpu-per-event.sh`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -86,6 +89,10 @@ pub struct LoadArgs {
     /// IP, what tenant filters look at.
     #[arg(long)]
     browser_fields: bool,
+    /// Post the clicks as `JSONEachRow` rows into this ClickHouse table
+    /// (`--edge` is ClickHouse's HTTP URL) instead of to an edge.
+    #[arg(long, conflicts_with = "null_server")]
+    clickhouse_table: Option<String>,
 }
 
 /// What `--browser-fields` adds to clicks, picked at random.
@@ -112,17 +119,17 @@ enum Sender {
 }
 
 impl Sender {
-    async fn post(&mut self, url: &str, authority: &str, key: &str, body: String) -> Result<StatusCode, String> {
+    async fn post(&mut self, url: &str, authority: &str, key: Option<&str>, body: String) -> Result<StatusCode, String> {
         match self {
             Sender::Hyper(client) => {
-                let r = client.post_json(url, Some(key), body).await.map_err(|e| e.to_string())?;
+                let r = client.post_json(url, key, body).await.map_err(|e| e.to_string())?;
                 Ok(r.status)
             }
             Sender::H3(send) => {
                 let req = Request::builder()
                     .method(Method::POST)
                     .uri(format!("https://{authority}/v1/clicks"))
-                    .header("authorization", format!("Bearer {key}"))
+                    .header("authorization", format!("Bearer {}", key.unwrap_or_default()))
                     .header("content-type", "application/json")
                     .body(())
                     .map_err(|e| e.to_string())?;
@@ -139,37 +146,47 @@ impl Sender {
     }
 }
 
-/// A request body of `batch` freshly numbered clicks.
-fn body(rng: &mut fastrand::Rng, run_id: u64, worker: usize, n: &mut u64, batch: usize, ads: u64, browser: bool) -> String {
+/// A request body of `args.batch` freshly numbered clicks: a JSON array for
+/// an edge, one object per line for ClickHouse's `JSONEachRow`.
+fn body(rng: &mut fastrand::Rng, run_id: u64, worker: usize, n: &mut u64, args: &LoadArgs) -> String {
     let now = tally::traffic::now_ms();
-    let mut body = String::with_capacity(batch * 120);
-    body.push('[');
-    for i in 0..batch {
+    let each_row = args.clickhouse_table.is_some();
+    let mut body = String::with_capacity(args.batch * 120);
+    if !each_row {
+        body.push('[');
+    }
+    for i in 0..args.batch {
         if i > 0 {
-            body.push(',');
+            body.push(if each_row { '\n' } else { ',' });
         }
         *n += 1;
-        let ad = rng.u64(1..=ads);
+        let ad = rng.u64(1..=args.ads);
         body.push_str(&format!(
             r#"{{"click_id":"l{run_id}-{worker}-{n}","ad_id":{ad},"ts":{},"cost_micros":{},"user_id":"u{}""#,
             now - rng.u64(0..2000),
             rng.u64(100..5000),
             rng.u64(0..100_000)
         ));
-        if browser {
+        if args.browser_fields {
             let ua = AGENTS[rng.usize(..AGENTS.len())];
             body.push_str(&format!(r#","user_agent":"{ua}","ip":"10.{}.{}.{}""#, rng.u8(1..7), rng.u8(..), rng.u8(1..255)));
         }
         body.push('}');
     }
-    body.push(']');
+    if !each_row {
+        body.push(']');
+    }
     body
 }
 
 pub async fn run(args: LoadArgs) -> Result<()> {
+    anyhow::ensure!(args.clickhouse_table.is_none() || args.http != Proto::H3, "--clickhouse-table posts over HTTP/1.1 or HTTP/2");
     let (_stop_null, edge, cacert) = if args.null_server { start_null(args.http).await? } else { (None, args.edge.clone().unwrap(), args.cacert.clone()) };
     let edge = edge.trim_end_matches('/').to_string();
-    let url = format!("{edge}/v1/clicks");
+    let url = match &args.clickhouse_table {
+        Some(table) => format!("{edge}/?query=INSERT%20INTO%20{table}%20FORMAT%20JSONEachRow"),
+        None => format!("{edge}/v1/clicks"),
+    };
     let authority = edge.split("://").nth(1).unwrap_or(&edge).to_string();
     let mut senders = Vec::new();
     for _ in 0..args.connections {
@@ -207,9 +224,9 @@ pub async fn run(args: LoadArgs) -> Result<()> {
                     tokio::time::sleep_until(next.into()).await;
                     next += i;
                 }
-                let body = body(&mut rng, run_id, w, &mut n, args.batch, args.ads, args.browser_fields);
+                let body = body(&mut rng, run_id, w, &mut n, &args);
                 let t = Instant::now();
-                let outcome = sender.post(&url, &authority, &args.key, body).await;
+                let outcome = sender.post(&url, &authority, bearer(&args), body).await;
                 if matches!(outcome, Ok(s) if s.is_success()) {
                     sent.fetch_add(args.batch as u64, Ordering::Relaxed);
                 }
@@ -263,14 +280,14 @@ async fn open_loop(args: &Arc<LoadArgs>, senders: Vec<Sender>, url: &str, author
             *total.errors.entry("overloaded: too many in flight".into()).or_default() += 1;
             continue;
         }
-        let body = body(&mut rng, run_id, 0, &mut n, args.batch, args.ads, args.browser_fields);
+        let body = body(&mut rng, run_id, 0, &mut n, args);
         let mut sender = senders[i % senders.len()].clone();
         i += 1;
-        let (url, authority, key, batch) = (url.to_string(), authority.to_string(), args.key.clone(), args.batch as u64);
+        let (url, authority, key, batch) = (url.to_string(), authority.to_string(), bearer(args).map(str::to_string), args.batch as u64);
         let (in_flight, sent) = (in_flight.clone(), sent.clone());
         in_flight.fetch_add(1, Ordering::Relaxed);
         tasks.spawn(async move {
-            let outcome = sender.post(&url, &authority, &key, body).await;
+            let outcome = sender.post(&url, &authority, key.as_deref(), body).await;
             in_flight.fetch_sub(1, Ordering::Relaxed);
             if matches!(outcome, Ok(s) if s.is_success()) {
                 sent.fetch_add(batch, Ordering::Relaxed);
@@ -285,6 +302,11 @@ async fn open_loop(args: &Arc<LoadArgs>, senders: Vec<Sender>, url: &str, author
         record(&mut total, done);
     }
     total
+}
+
+/// The ingest key, for an edge (ClickHouse's default user takes none).
+fn bearer(args: &LoadArgs) -> Option<&str> {
+    args.clickhouse_table.is_none().then_some(args.key.as_str())
 }
 
 fn record(total: &mut Tally, (latency, outcome, batch): (Duration, Result<StatusCode, String>, u64)) {
