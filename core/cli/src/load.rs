@@ -5,7 +5,11 @@
 //! clicks (so dedup never hides work) back to back for a fixed time, or
 //! paced to `--rate` events/s in total. A progress line updates every
 //! second; the report gives events/s, requests/s, request latency
-//! p50/p99/p99.9 and errors by kind. `--null-server` starts an in-process
+//! p50/p99/p99.9 and errors by kind; `--report-every` adds a line per
+//! interval with its own rates, latencies and longest stall (the longest
+//! time without a successful answer; answers are stamped in completion
+//! order under one lock, so the gaps are exact, not sampled).
+//! `--null-server` starts an in-process
 //! server that answers 200 without looking at the body, on the chosen
 //! transport: the baseline of what the transport alone costs.
 //! `--clickhouse-table` posts the same clicks as `JSONEachRow` straight into
@@ -93,6 +97,10 @@ pub struct LoadArgs {
     /// (`--edge` is ClickHouse's HTTP URL) instead of to an edge.
     #[arg(long, conflicts_with = "null_server")]
     clickhouse_table: Option<String>,
+    /// Every this many seconds, print a line with that interval's events/s,
+    /// requests/s, longest stall and latency (0: only the final report).
+    #[arg(long, default_value_t = 0)]
+    report_every: u64,
 }
 
 /// What `--browser-fields` adds to clicks, picked at random.
@@ -109,6 +117,85 @@ struct Tally {
     requests: u64,
     latencies_us: Vec<u64>,
     errors: BTreeMap<String, u64>,
+}
+
+/// What `--report-every` collects as answers come in.
+#[derive(Default)]
+struct Interval {
+    events: u64,
+    requests: u64,
+    errors: u64,
+    latencies_us: Vec<u64>,
+    /// When the last successful answer came (over the whole run).
+    last_success: Option<Instant>,
+    /// The longest gap between successful answers that ended in this interval.
+    stall: Duration,
+    /// The longest over the whole run.
+    longest_stall: Duration,
+}
+
+impl Interval {
+    /// Notes an answer; the time is taken under the lock, so successive
+    /// answers are stamped in order.
+    fn note(shared: &std::sync::Mutex<Interval>, latency: Duration, ok: bool, batch: u64) {
+        let mut i = shared.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        i.requests += 1;
+        i.latencies_us.push(latency.as_micros() as u64);
+        if !ok {
+            i.errors += 1;
+            return;
+        }
+        i.events += batch;
+        if let Some(gap) = i.last_success.map(|last| now - last) {
+            i.stall = i.stall.max(gap);
+            i.longest_stall = i.longest_stall.max(gap);
+        }
+        i.last_success = Some(now);
+    }
+
+    /// The interval's line; starts the next interval. A stall still going on
+    /// counts up to now.
+    fn take_line(&mut self, from: Duration, to: Duration, now: Instant) -> String {
+        let ongoing = self.last_success.map_or(Duration::ZERO, |last| now - last);
+        let stall = self.stall.max(ongoing);
+        self.longest_stall = self.longest_stall.max(ongoing);
+        self.latencies_us.sort_unstable();
+        let secs = (to - from).as_secs_f64();
+        let line = format!(
+            "interval {:.0}s-{:.0}s events/s {:.0}  requests/s {:.0}  stall ms {}  latency ms p50 {:.2} p99 {:.2} p99.9 {:.2}  errors {}",
+            from.as_secs_f64(),
+            to.as_secs_f64(),
+            self.events as f64 / secs,
+            self.requests as f64 / secs,
+            stall.as_millis(),
+            percentile(&self.latencies_us, 0.5),
+            percentile(&self.latencies_us, 0.99),
+            percentile(&self.latencies_us, 0.999),
+            self.errors
+        );
+        *self = Interval { last_success: self.last_success, longest_stall: self.longest_stall, ..Interval::default() };
+        line
+    }
+}
+
+/// Prints an [`Interval`] line every `every`, until aborted.
+fn spawn_intervals(shared: Arc<std::sync::Mutex<Interval>>, every: Duration, started: Instant) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut from = Duration::ZERO;
+        loop {
+            tokio::time::sleep_until((started + from + every).into()).await;
+            let now = Instant::now();
+            let line = shared.lock().unwrap_or_else(|e| e.into_inner()).take_line(from, now - started, now);
+            println!("{line}");
+            from = now - started;
+        }
+    })
+}
+
+/// The `p` quantile of sorted latencies, in ms.
+fn percentile(sorted_us: &[u64], p: f64) -> f64 {
+    sorted_us.get(((sorted_us.len().max(1) - 1) as f64 * p).round() as usize).map_or(0.0, |us| *us as f64 / 1000.0)
 }
 
 /// One way of sending a request body and getting a status back.
@@ -203,14 +290,17 @@ pub async fn run(args: LoadArgs) -> Result<()> {
     let args = Arc::new(args);
     let started = Instant::now();
     let progress = spawn_progress(sent.clone(), started);
+    let intervals = (args.report_every > 0).then(|| Arc::new(std::sync::Mutex::new(Interval::default())));
+    let interval_lines = intervals.clone().map(|shared| spawn_intervals(shared, Duration::from_secs(args.report_every), started));
     if args.open_loop {
-        let total = open_loop(&args, senders, &url, &authority, run_id, deadline, sent).await;
+        let total = open_loop(&args, senders, &url, &authority, run_id, deadline, sent, intervals.clone()).await;
         progress.abort();
-        return report(total, started);
+        interval_lines.inspect(|l| l.abort());
+        return report(total, started, intervals.as_deref());
     }
     let mut tasks = Vec::new();
     for w in 0..workers {
-        let (args, url, authority, sent) = (args.clone(), url.clone(), authority.clone(), sent.clone());
+        let (args, url, authority, sent, intervals) = (args.clone(), url.clone(), authority.clone(), sent.clone(), intervals.clone());
         let mut sender = senders[w % senders.len()].clone();
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();
@@ -227,8 +317,12 @@ pub async fn run(args: LoadArgs) -> Result<()> {
                 let body = body(&mut rng, run_id, w, &mut n, &args);
                 let t = Instant::now();
                 let outcome = sender.post(&url, &authority, bearer(&args), body).await;
-                if matches!(outcome, Ok(s) if s.is_success()) {
+                let ok = matches!(outcome, Ok(s) if s.is_success());
+                if ok {
                     sent.fetch_add(args.batch as u64, Ordering::Relaxed);
+                }
+                if let Some(shared) = &intervals {
+                    Interval::note(shared, t.elapsed(), ok, args.batch as u64);
                 }
                 record(&mut tally, (t.elapsed(), outcome, args.batch as u64));
             }
@@ -246,7 +340,8 @@ pub async fn run(args: LoadArgs) -> Result<()> {
         }
     }
     progress.abort();
-    report(total, started)
+    interval_lines.inspect(|l| l.abort());
+    report(total, started, intervals.as_deref())
 }
 
 /// A progress line on stderr, once a second.
@@ -265,7 +360,16 @@ fn spawn_progress(sent: Arc<AtomicU64>, started: Instant) -> tokio::task::JoinHa
 
 /// Sends on a fixed schedule for the whole run; each request is its own task.
 #[allow(clippy::too_many_arguments)]
-async fn open_loop(args: &Arc<LoadArgs>, senders: Vec<Sender>, url: &str, authority: &str, run_id: u64, deadline: Instant, sent: Arc<AtomicU64>) -> Tally {
+async fn open_loop(
+    args: &Arc<LoadArgs>,
+    senders: Vec<Sender>,
+    url: &str,
+    authority: &str,
+    run_id: u64,
+    deadline: Instant,
+    sent: Arc<AtomicU64>,
+    intervals: Option<Arc<std::sync::Mutex<Interval>>>,
+) -> Tally {
     let interval = Duration::from_secs_f64(args.batch as f64 / args.rate as f64);
     let in_flight = Arc::new(AtomicU64::new(0));
     let mut total = Tally::default();
@@ -284,13 +388,17 @@ async fn open_loop(args: &Arc<LoadArgs>, senders: Vec<Sender>, url: &str, author
         let mut sender = senders[i % senders.len()].clone();
         i += 1;
         let (url, authority, key, batch) = (url.to_string(), authority.to_string(), bearer(args).map(str::to_string), args.batch as u64);
-        let (in_flight, sent) = (in_flight.clone(), sent.clone());
+        let (in_flight, sent, intervals) = (in_flight.clone(), sent.clone(), intervals.clone());
         in_flight.fetch_add(1, Ordering::Relaxed);
         tasks.spawn(async move {
             let outcome = sender.post(&url, &authority, key.as_deref(), body).await;
             in_flight.fetch_sub(1, Ordering::Relaxed);
-            if matches!(outcome, Ok(s) if s.is_success()) {
+            let ok = matches!(outcome, Ok(s) if s.is_success());
+            if ok {
                 sent.fetch_add(batch, Ordering::Relaxed);
+            }
+            if let Some(shared) = &intervals {
+                Interval::note(shared, scheduled.elapsed(), ok, batch);
             }
             (scheduled.elapsed(), outcome, batch)
         });
@@ -319,22 +427,22 @@ fn record(total: &mut Tally, (latency, outcome, batch): (Duration, Result<Status
     }
 }
 
-fn report(mut total: Tally, started: Instant) -> Result<()> {
+fn report(mut total: Tally, started: Instant, intervals: Option<&std::sync::Mutex<Interval>>) -> Result<()> {
     eprintln!();
     let secs = started.elapsed().as_secs_f64();
     total.latencies_us.sort_unstable();
-    let pct = |p: f64| {
-        let l = &total.latencies_us;
-        l.get(((l.len().max(1) - 1) as f64 * p).round() as usize).map_or(0.0, |us| *us as f64 / 1000.0)
-    };
+    let pct = |p: f64| percentile(&total.latencies_us, p);
+    let stall = intervals.map_or(String::new(), |i| format!("  longest stall ms {}", i.lock().unwrap_or_else(|e| e.into_inner()).longest_stall.as_millis()));
     println!(
-        "events/s {:.0}  requests/s {:.0}  latency ms p50 {:.2} p99 {:.2} p99.9 {:.2}  errors {:?}",
+        "events/s {:.0}  requests/s {:.0}  latency ms p50 {:.2} p99 {:.2} p99.9 {:.2}  errors {:?}  accepted events {} requests {} seconds {secs:.2}{stall}",
         total.events as f64 / secs,
         total.requests as f64 / secs,
         pct(0.5),
         pct(0.99),
         pct(0.999),
-        total.errors
+        total.errors,
+        total.events,
+        total.requests,
     );
     Ok(())
 }
