@@ -1,8 +1,8 @@
 //! The Tally edge collector.
 //!
 //! ```text
-//!  HTTP POST /v1/clicks ──► ingest::body ──► ingest::event ──► ingest::pipeline::admit
-//!                                  (split)       (validate)     (time policy + dedup)
+//!  HTTP POST /v1/clicks ──► ingest::scan (one pass: ──► ingest::pipeline::admit
+//!                           frame + ingest::event validate)  (time policy + dedup)
 //!                                                                     │
 //!                     spool::group_commit: WAL append + one fsync, then pipeline::apply
 //!                                  (aggregate), then the HTTP answer
@@ -19,6 +19,7 @@ pub mod config;
 pub mod dedup;
 pub mod filter;
 pub mod ingest;
+pub mod map_hash;
 pub mod metrics;
 pub mod shipper;
 pub mod site;

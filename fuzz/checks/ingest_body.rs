@@ -1,9 +1,12 @@
 // A request body through the body splitter and the event parser
-// (`tally_edge::ingest::{body, event}`): the first byte picks the framing.
+// (`tally_edge::ingest::{body, event}`), and through the one-pass reader
+// (`ingest::scan`), which must answer exactly like them: the first byte
+// picks the framing.
 
 use serde_json::Value;
 use tally_edge::ingest::body::{split, Format};
 use tally_edge::ingest::event::{click_key, parse_click, MAX_TS_MS, MIN_TS_MS};
+use tally_edge::ingest::scan::read_clicks;
 use tally_filter::batch::Columns;
 use tally_model::money::MAX_COST_MICROS;
 use tally_model::tenant::TenantId;
@@ -11,12 +14,16 @@ use tally_model::tenant::TenantId;
 pub fn check(data: &[u8]) {
     let Some((&first, body)) = data.split_first() else { return };
     let format = if first & 1 == 0 { Format::Json } else { Format::NdJson };
+    let tenant = TenantId::parse("fuzz").unwrap();
+    let mut scanned = Vec::new();
+    let scan = read_clicks(body, format, &tenant, None, &mut scanned).map(|()| scanned);
+    let reference = split(body, format).map(|events| events.into_iter().map(|r| r.and_then(|raw| parse_click(&tenant, raw, None))).collect::<Vec<_>>());
+    assert_eq!(scan, reference, "the one-pass reader answers like the reference");
     let Ok(events) = split(body, format) else { return };
     let text = std::str::from_utf8(body).expect("split accepts UTF-8 only");
     if format == Format::NdJson {
         assert_eq!(events.len(), text.lines().filter(|l| !l.trim().is_empty()).count(), "one event per non-blank line");
     }
-    let tenant = TenantId::parse("fuzz").unwrap();
     for raw in events.into_iter().flatten() {
         // Events are slices of the body.
         let range = text.as_bytes().as_ptr_range();

@@ -16,7 +16,8 @@ use std::collections::{BTreeMap, HashMap};
 use tally_model::batch::{DimRow, RefusedRecord, SecondRow, TenantRows, VerdictRow};
 use tally_model::tenant::TenantId;
 
-use crate::ingest::record::{WalClick, WalRecord};
+use crate::ingest::record::WalRecord;
+use crate::map_hash::MapHash;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct RowKey {
@@ -43,8 +44,8 @@ struct DimKey {
 
 #[derive(Debug, Default)]
 struct TenantAcc {
-    rows: HashMap<RowKey, Acc>,
-    dims: HashMap<DimKey, (u64, u64)>,
+    rows: HashMap<RowKey, Acc, MapHash>,
+    dims: HashMap<DimKey, (u64, u64), MapHash>,
     /// Verdict rows keyed with `clicks` zeroed.
     verdicts: HashMap<VerdictRow, u64>,
     clicks: Vec<tally_model::batch::ClickRecord>,
@@ -67,10 +68,18 @@ impl Aggregator {
 
     /// Adds a durable WAL record: its clicks, tags, refusals and verdicts.
     pub fn add_record(&mut self, tenant: &TenantId, record: &WalRecord) {
-        for click in &record.clicks {
-            self.add(tenant, click);
-        }
+        self.clicks += record.clicks.len() as u64;
         let t = self.tenant(tenant);
+        for click in &record.clicks {
+            let c = &click.record;
+            let acc = t.rows.entry(RowKey { ad_id: c.ad_id, campaign_id: c.campaign_id, second: c.second() }).or_default();
+            acc.clicks += 1;
+            acc.spend_micros = acc.spend_micros.saturating_add(c.cost_micros);
+            if let Some(u) = click.user_hash {
+                acc.user_hashes.push(u);
+            }
+        }
+        t.clicks.extend(record.clicks.iter().map(|c| c.record));
         for tag in &record.tags {
             let Some(c) = record.clicks.get(tag.click as usize).map(|c| &c.record) else { continue };
             let key = DimKey { ad_id: c.ad_id, campaign_id: c.campaign_id, second: c.second(), dimension: tag.dimension.clone(), value: tag.value.clone() };
@@ -82,19 +91,6 @@ impl Aggregator {
         for v in &record.verdicts {
             *t.verdicts.entry(VerdictRow { clicks: 0, ..*v }).or_default() += v.clicks;
         }
-    }
-
-    fn add(&mut self, tenant: &TenantId, click: &WalClick) {
-        let t = self.tenant(tenant);
-        let c = &click.record;
-        let acc = t.rows.entry(RowKey { ad_id: c.ad_id, campaign_id: c.campaign_id, second: c.second() }).or_default();
-        acc.clicks += 1;
-        acc.spend_micros = acc.spend_micros.saturating_add(c.cost_micros);
-        if let Some(u) = click.user_hash {
-            acc.user_hashes.push(u);
-        }
-        t.clicks.push(*c);
-        self.clicks += 1;
     }
 
     /// Clicks added since the last seal.

@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 use tally_model::batch::{ClickRecord, RefusalReason, MODE_CANARY};
 
-use crate::ingest::record::WalTag;
+use crate::ingest::record::{WalClick, WalTag};
 
 use super::*;
 
@@ -44,7 +44,7 @@ proptest! {
         };
         for (tenant, ad, ts, cost, user, cut) in clicks {
             let c = click(ad, 1_700_000_000_000 + ts, cost, user);
-            agg.add(&tenants[tenant as usize], &c);
+            agg.add_record(&tenants[tenant as usize], &record(vec![c]));
             let e = want.entry((tenants[tenant as usize].to_string(), ad, c.record.second())).or_default();
             e.0 += 1;
             e.1 += cost;
@@ -66,9 +66,8 @@ fn record(clicks: Vec<WalClick>) -> WalRecord {
 fn out_of_order_lands_in_own_second_and_refusals_are_kept() {
     let t = TenantId::parse("t").unwrap();
     let mut agg = Aggregator::default();
-    agg.add(&t, &click(1, 5_000, 1, Some(9)));
-    agg.add(&t, &click(1, 3_500, 2, Some(9)));
-    agg.add(&t, &click(1, 5_999, 3, Some(9)));
+    agg.add_record(&t, &record(vec![click(1, 5_000, 1, Some(9)), click(1, 3_500, 2, Some(9))]));
+    agg.add_record(&t, &record(vec![click(1, 5_999, 3, Some(9))]));
     let refused = RefusedRecord { id_hi: 1, id_lo: 1, ad_id: 1, ts_ms: 1, reason: RefusalReason::TooLate, code: 0, at_ms: 9 };
     agg.add_record(&t, &WalRecord { refused: vec![refused], ..record(vec![]) });
     let sealed = agg.seal().remove(0);

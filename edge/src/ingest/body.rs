@@ -29,14 +29,12 @@ pub type RawEvent<'a> = Result<&'a RawValue, String>;
 
 /// Splits `body` into raw events in order; `Err` means the body is not
 /// parseable at all (answer 400). An empty NDJSON body is zero events.
+/// The reference framing; `ingest::scan` frames in the same pass as it
+/// reads the events, to the same result.
 pub fn split(body: &[u8], format: Format) -> Result<Vec<RawEvent<'_>>, String> {
     let text = std::str::from_utf8(body).map_err(|e| format!("body is not UTF-8: {e}"))?;
     match format {
-        Format::NdJson => Ok(text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|line| serde_json::from_str::<&RawValue>(line).map_err(|e| format!("line is not JSON: {e}")))
-            .collect()),
+        Format::NdJson => Ok(text.lines().filter(|l| !l.trim().is_empty()).map(split_line).collect()),
         Format::Json => match text.trim_start().as_bytes().first() {
             Some(b'[') => serde_json::from_str::<Vec<&RawValue>>(text)
                 .map(|events| events.into_iter().map(Ok).collect())
@@ -46,6 +44,11 @@ pub fn split(body: &[u8], format: Format) -> Result<Vec<RawEvent<'_>>, String> {
             None => Err("body is empty".into()),
         },
     }
+}
+
+/// One NDJSON line (not blank) as an event.
+pub fn split_line(line: &str) -> RawEvent<'_> {
+    serde_json::from_str::<&RawValue>(line).map_err(|e| format!("line is not JSON: {e}"))
 }
 
 #[cfg(test)]

@@ -35,33 +35,35 @@ pub const MIN_TS_MS: u64 = 946_684_800_000;
 /// The per-second tables store seconds as u32.
 pub const MAX_TS_MS: u64 = u32::MAX as u64 * 1000 + 999;
 
+/// An event's fields as sent, before validation: what serde reads here
+/// (the reference) and what `ingest::scan` reads in its one pass.
 #[derive(Deserialize)]
-struct WireClick<'a> {
+pub(super) struct WireClick<'a> {
     #[serde(borrow)]
-    click_id: Cow<'a, str>,
-    ad_id: u64,
+    pub click_id: Cow<'a, str>,
+    pub ad_id: u64,
     #[serde(borrow)]
-    ts: WireTs<'a>,
-    campaign_id: Option<u64>,
-    cost_micros: Option<u64>,
+    pub ts: WireTs<'a>,
+    pub campaign_id: Option<u64>,
+    pub cost_micros: Option<u64>,
     #[serde(borrow)]
-    user_id: Option<Cow<'a, str>>,
+    pub user_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    ip: Option<Cow<'a, str>>,
+    pub ip: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    user_agent: Option<Cow<'a, str>>,
+    pub user_agent: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    country: Option<Cow<'a, str>>,
+    pub country: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    region: Option<Cow<'a, str>>,
+    pub region: Option<Cow<'a, str>>,
     /// Custom attributes, for the tenant's filter only.
     #[serde(borrow)]
-    attrs: Option<BTreeMap<Cow<'a, str>, Cow<'a, str>>>,
+    pub attrs: Option<BTreeMap<Cow<'a, str>, Cow<'a, str>>>,
 }
 
 /// `ts` as sent: a number or a string. Deserialized by hand: serde's
 /// untagged enums buffer the value first, which cost a third of parsing.
-enum WireTs<'a> {
+pub(super) enum WireTs<'a> {
     Millis(u64),
     Text(Cow<'a, str>),
 }
@@ -117,14 +119,23 @@ impl Click {
 
 /// Parses and validates one JSON event for `tenant`; a valid click's fields
 /// are also appended to `columns` when the tenant has a filter.
+///
+/// The reference reading of an event; `ingest::scan` reads whole bodies in
+/// one pass to the same result.
 pub fn parse_click(tenant: &TenantId, raw: &RawValue, columns: Option<&mut Columns>) -> Result<Click, String> {
     let wire: WireClick<'_> = serde_json::from_str(raw.get()).map_err(|e| strip_position(e.to_string()))?;
+    validate(&mut ClickKeys::new(tenant), &wire, columns)
+}
+
+/// Validates an event's fields into a click (the key hashed with `keys`,
+/// the tenant's), appending them to `columns` when the tenant has a filter.
+pub(super) fn validate(keys: &mut ClickKeys, wire: &WireClick<'_>, columns: Option<&mut Columns>) -> Result<Click, String> {
     if wire.click_id.is_empty() || wire.click_id.chars().count() > MAX_CLICK_ID_LEN {
         return Err(format!("click_id must be 1-{MAX_CLICK_ID_LEN} characters"));
     }
-    let ts_ms = match wire.ts {
-        WireTs::Millis(ms) => ms,
-        WireTs::Text(text) => parse_millis(&text)?,
+    let ts_ms = match &wire.ts {
+        WireTs::Millis(ms) => *ms,
+        WireTs::Text(text) => parse_millis(text)?,
     };
     if !(MIN_TS_MS..=MAX_TS_MS).contains(&ts_ms) {
         return Err(format!("ts {ts_ms} is outside 2000-01-01..2106-02-07"));
@@ -157,7 +168,7 @@ pub fn parse_click(tenant: &TenantId, raw: &RawValue, columns: Option<&mut Colum
         }
     }
     let click = Click {
-        key: click_key(tenant, &wire.click_id),
+        key: keys.key(&wire.click_id),
         ad_id: wire.ad_id,
         campaign_id: wire.campaign_id.unwrap_or(0),
         ts_ms,
@@ -187,11 +198,29 @@ pub fn parse_click(tenant: &TenantId, raw: &RawValue, columns: Option<&mut Colum
 
 /// Identity of a click for dedup: tenants never collide with each other.
 pub fn click_key(tenant: &TenantId, click_id: &str) -> u128 {
-    let mut buf = Vec::with_capacity(tenant.as_str().len() + 1 + click_id.len());
-    buf.extend_from_slice(tenant.as_str().as_bytes());
-    buf.push(0);
-    buf.extend_from_slice(click_id.as_bytes());
-    xxh3_128(&buf)
+    ClickKeys::new(tenant).key(click_id)
+}
+
+/// [`click_key`] for many clicks of one tenant: the hashed bytes
+/// (`tenant 0x00 click_id`) are built in one buffer kept for the request.
+pub struct ClickKeys {
+    buf: Vec<u8>,
+    prefix: usize,
+}
+
+impl ClickKeys {
+    pub fn new(tenant: &TenantId) -> ClickKeys {
+        let mut buf = Vec::with_capacity(tenant.as_str().len() + 1 + 4 * MAX_CLICK_ID_LEN);
+        buf.extend_from_slice(tenant.as_str().as_bytes());
+        buf.push(0);
+        ClickKeys { prefix: buf.len(), buf }
+    }
+
+    pub fn key(&mut self, click_id: &str) -> u128 {
+        self.buf.truncate(self.prefix);
+        self.buf.extend_from_slice(click_id.as_bytes());
+        xxh3_128(&self.buf)
+    }
 }
 
 /// serde_json appends "at line 1 column 17" relative to the single event,

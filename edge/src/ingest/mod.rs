@@ -1,7 +1,9 @@
 //! Ingest: from an HTTP request body to accepted, deduplicated clicks.
 //!
-//! * [`body`] splits a body into raw events (array, object or NDJSON);
-//! * [`event`] validates one event into a [`event::Click`];
+//! * [`scan`] reads a body's events (array, object or NDJSON) in one pass,
+//!   each validated by [`event`] into a [`event::Click`]; [`body`] (framing)
+//!   and [`event::parse_click`] are the reference it answers like, and
+//!   what it defers to for anything unusual;
 //! * [`pipeline`] runs dedup and aggregation over a request's clicks under
 //!   one lock (sans-IO, deterministic), each request leaving one
 //!   [`record::WalRecord`] and [`durable::Command`] asking the WAL thread to
@@ -20,3 +22,4 @@ pub mod limits;
 pub mod pipeline;
 pub mod record;
 pub mod redirect;
+pub mod scan;

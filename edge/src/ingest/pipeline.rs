@@ -63,6 +63,7 @@ use super::record::{time_refusal_key, WalClick, WalRecord, WalTag};
 use crate::aggregate::Aggregator;
 use crate::dedup::{Dedup, DedupConfig};
 use crate::filter::rollout::{Compared, Rollout};
+use crate::map_hash::MapHash;
 
 // A verdict row's mode byte is the model's; the rollout's kind must encode to it.
 const _: () = assert!(ModeKind::Shadow.as_u8() == MODE_SHADOW && ModeKind::Canary.as_u8() == MODE_CANARY);
@@ -134,7 +135,7 @@ pub struct Pipeline {
     /// ticket -> earliest event time of an admitted, unapplied request
     inflight: BTreeMap<u64, u64>,
     /// key -> ticket, of every first sighting admitted and not yet settled
-    unsettled: HashMap<u128, u64>,
+    unsettled: HashMap<u128, u64, MapHash>,
     /// Duplicates admitted while their first sighting was in flight.
     awaited: u64,
     next_ticket: u64,
@@ -152,7 +153,7 @@ impl Pipeline {
             policy,
             watermark_ms: 0,
             inflight: BTreeMap::new(),
-            unsettled: HashMap::new(),
+            unsettled: HashMap::default(),
             awaited: 0,
             next_ticket: 0,
             sealed_to: wal_position,
@@ -169,7 +170,14 @@ impl Pipeline {
         let earliest = self.watermark_ms.saturating_sub(self.policy.allowed_lateness_ms);
         let latest = now_ms.saturating_add(self.policy.max_future_ms);
         let mut outcome = Outcome::default();
-        let mut record = WalRecord { lsn: 0, tenant: tenant.to_string(), clicks: Vec::new(), refused: Vec::new(), tags: Vec::new(), verdicts: Vec::new() };
+        let mut record = WalRecord {
+            lsn: 0,
+            tenant: tenant.to_string(),
+            clicks: Vec::with_capacity(events.len()),
+            refused: Vec::new(),
+            tags: Vec::new(),
+            verdicts: Vec::new(),
+        };
         // Comparisons of the clicks decided here (first sightings), like the clicks themselves.
         let mut compared: BTreeMap<Compared, u64> = BTreeMap::new();
         for (index, event) in events.into_iter().enumerate() {

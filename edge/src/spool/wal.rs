@@ -33,6 +33,8 @@ use crate::ingest::record::WalRecord;
 /// Start a new segment past this size.
 const SEGMENT_BYTES: u64 = 64 << 20;
 const HEADER: usize = 12;
+/// The encoding buffer is reused across groups up to this capacity.
+const KEPT_BUFFER_BYTES: usize = 16 << 20;
 
 /// Damage found while reading the log.
 #[derive(Debug)]
@@ -49,6 +51,8 @@ pub struct Wal {
     /// The segment being appended to: file, size, path.
     current: Option<(File, u64, PathBuf)>,
     next_lsn: u64,
+    /// Where a group's records are encoded (reused: no allocation per group).
+    buf: Vec<u8>,
 }
 
 impl Wal {
@@ -83,7 +87,7 @@ impl Wal {
             }
         }
         let next_lsn = records.last().map_or(0, |r: &WalRecord| r.lsn + 1).max(min_next_lsn);
-        Ok((Wal { dir: dir.into(), segments, current: None, next_lsn }, records, damage))
+        Ok((Wal { dir: dir.into(), segments, current: None, next_lsn, buf: Vec::new() }, records, damage))
     }
 
     pub fn next_lsn(&self) -> u64 {
@@ -94,18 +98,20 @@ impl Wal {
     /// makes them durable with one fsync. On failure nothing is appended.
     pub fn append<'a>(&mut self, records: impl IntoIterator<Item = &'a mut WalRecord>) -> Result<(), SpoolError> {
         let first_lsn = self.next_lsn;
-        let mut buf = Vec::new();
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
         for record in records {
             record.lsn = self.next_lsn;
             self.next_lsn += 1;
             encode_record(record, &mut buf);
         }
-        if buf.is_empty() {
-            return Ok(());
-        }
-        let result = self.write_durably(&buf, first_lsn);
+        let result = if buf.is_empty() { Ok(()) } else { self.write_durably(&buf, first_lsn) };
         if result.is_err() {
             self.next_lsn = first_lsn;
+        }
+        // Kept for the next group, unless an unusually large one grew it.
+        if buf.capacity() <= KEPT_BUFFER_BYTES {
+            self.buf = buf;
         }
         result
     }
@@ -149,11 +155,39 @@ impl Wal {
 
 /// Appends one record, header and payload, as a segment holds it.
 /// Public for the fuzz targets (`fuzz/`), which damage what it wrote.
+///
+/// The payload is serialized in place after its header, not into a buffer
+/// of its own and copied: [`PayloadWriter`] counts positions from the
+/// payload's start, so its bytes (rkyv pads to alignments counted from
+/// there) are the same as a standalone archive's.
 pub fn encode_record(record: &WalRecord, out: &mut Vec<u8>) {
-    let payload = rkyv::to_bytes::<rancor::Error>(record).expect("serializing to memory cannot fail");
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&xxh3_64(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+    let header = out.len();
+    out.resize(header + HEADER, 0);
+    let start = out.len();
+    rkyv::api::high::to_bytes_in::<_, rancor::Error>(record, PayloadWriter { out: &mut *out, start }).expect("serializing to memory cannot fail");
+    let len = (out.len() - start) as u32;
+    let sum = xxh3_64(&out[start..]);
+    out[header..header + 4].copy_from_slice(&len.to_le_bytes());
+    out[header + 4..start].copy_from_slice(&sum.to_le_bytes());
+}
+
+/// An rkyv writer appending to `out`, positions counted from `start`.
+struct PayloadWriter<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+}
+
+impl rkyv::ser::Positional for PayloadWriter<'_> {
+    fn pos(&self) -> usize {
+        self.out.len() - self.start
+    }
+}
+
+impl<E> rkyv::ser::Writer<E> for PayloadWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), E> {
+        self.out.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 /// Reads consecutive records; returns the length of the readable prefix and

@@ -102,3 +102,18 @@ fn release_deletes_only_fully_sealed_segments() {
     let (_, found, _) = Wal::open(dir.path(), 0).unwrap();
     assert_eq!(lsns(&found), vec![4, 5]);
 }
+
+/// In place after its header, a payload is byte for byte the record's
+/// standalone archive, wherever in the buffer it starts.
+#[test]
+fn payloads_are_standalone_archives() {
+    for junk in 0..17 {
+        let mut out = vec![0xa5; junk];
+        let r = record("a", 3);
+        encode_record(&r, &mut out);
+        let archive = rkyv::to_bytes::<rancor::Error>(&r).unwrap();
+        assert_eq!(&out[junk + HEADER..], &archive[..], "at offset {junk}");
+        assert_eq!(out[junk..junk + 4], (archive.len() as u32).to_le_bytes());
+        assert_eq!(out[junk + 4..junk + HEADER], xxh3_64(&archive).to_le_bytes());
+    }
+}
