@@ -9,9 +9,11 @@ use tally_core::clickhouse::Store;
 use tally_core::commit::batch_store::{BatchStore, PartRows};
 use tally_core::commit::committer::{commit_group, Entry, Outcome};
 use tally_core::commit::plan::{LedgerState, Part};
-use tally_core::commit::rows::{LandingRow, LedgerRow};
+use tally_core::commit::row_binary;
+use tally_core::commit::rows::{Hashes, LandingRow, LedgerRow};
 use tally_core::heal::{self, plan::Dirty, Repair};
 use tally_core::resolution::Resolution;
+use tally_model::batch::frame::BatchArchive;
 use tally_model::batch::{Batch, ClickRecord, RefusalReason, RefusedRecord, SecondRow, TenantRows};
 
 fn batch(seq: u64, clicks: u64) -> Batch {
@@ -44,6 +46,13 @@ async fn present(store: &Store, b: &Batch) -> Vec<(Part, u32)> {
     rows
 }
 
+/// One landing row as the committer would insert it.
+fn landing_insert<'a>(row: &'a LandingRow<'a>) -> PartRows<'a> {
+    let (mut body, mut columns) = (bytes::BytesMut::new(), Vec::new());
+    row_binary::encode(&mut body, Some(&mut columns), row).unwrap();
+    PartRows { part: Part::Landing, body: body.freeze(), columns, rows: vec![(row.edge, row.batch_seq, std::slice::from_ref(&row.row_idx))] }
+}
+
 fn ledger_row(b: &Batch, state: u8, checksum: u64) -> LedgerRow {
     let t = b.totals();
     LedgerRow {
@@ -74,16 +83,16 @@ async fn the_clickhouse_store_keeps_the_protocol() {
 
     // A fresh batch commits; a re-send is a duplicate and adds nothing.
     let b1 = batch(1, 3);
-    let outcome = commit_group(&store, &[Entry::new(b1.clone(), 0xA1)], &mut || {}).await.unwrap();
+    let outcome = commit_group(&store, &[Entry::new(BatchArchive::of(&b1), 0xA1)], &mut || {}).await.unwrap();
     assert_eq!(outcome, [Outcome::Committed]);
     let all = present(&store, &b1).await;
     assert_eq!(all, [(Part::Landing, 0), (Part::Clicks, 0), (Part::Clicks, 1), (Part::Clicks, 2), (Part::Refused, 0)]);
-    assert_eq!(commit_group(&store, &[Entry::new(b1.clone(), 0xA1)], &mut || {}).await.unwrap(), [Outcome::Duplicate]);
+    assert_eq!(commit_group(&store, &[Entry::new(BatchArchive::of(&b1), 0xA1)], &mut || {}).await.unwrap(), [Outcome::Duplicate]);
     assert_eq!(present(&store, &b1).await, all);
 
     // Other content under a committed id: refused, nothing written.
     let forged = batch(1, 5);
-    assert_eq!(commit_group(&store, &[Entry::new(forged.clone(), 0xBAD)], &mut || {}).await.unwrap(), [Outcome::Conflict { recorded: 0xA1 }]);
+    assert_eq!(commit_group(&store, &[Entry::new(BatchArchive::of(&forged), 0xBAD)], &mut || {}).await.unwrap(), [Outcome::Conflict { recorded: 0xA1 }]);
     assert_eq!(present(&store, &forged).await, all);
 
     // An attempt that died after `Started` and part of an insert resumes
@@ -98,20 +107,20 @@ async fn the_clickhouse_store_keeps_the_protocol() {
         second: r.second,
         clicks: r.clicks,
         spend_micros: r.spend_micros,
-        user_hashes: vec![],
-        edge: b2.edge.clone(),
+        user_hashes: Hashes(&[]),
+        edge: &b2.edge,
         batch_seq: b2.seq,
         row_idx: 0,
     };
-    store.insert(&PartRows::Landing(vec![landed.clone()]), "tally-test-partial").await.unwrap();
+    store.insert(&landing_insert(&landed), "tally-test-partial").await.unwrap();
     assert_eq!(present(&store, &b2).await, [(Part::Landing, 0)]);
-    let resumed = commit_group(&store, &[Entry::new(b2.clone(), 0xB2)], &mut || {}).await.unwrap();
+    let resumed = commit_group(&store, &[Entry::new(BatchArchive::of(&b2), 0xB2)], &mut || {}).await.unwrap();
     // The row already present may lack its view rows: its hour is handed to the healer.
     let dirty = Dirty { family: Family::Clicks, hour: r.second / 3600 * 3600 };
     assert_eq!(resumed, [Outcome::Resumed { dirty: [dirty].into() }]);
     let after = present(&store, &b2).await;
     assert_eq!(after, [(Part::Landing, 0), (Part::Clicks, 0), (Part::Clicks, 1), (Part::Refused, 0)]);
-    assert_eq!(commit_group(&store, &[Entry::new(b2.clone(), 0xB2)], &mut || {}).await.unwrap(), [Outcome::Duplicate]);
+    assert_eq!(commit_group(&store, &[Entry::new(BatchArchive::of(&b2), 0xB2)], &mut || {}).await.unwrap(), [Outcome::Duplicate]);
     assert_eq!(present(&store, &b2).await, after);
 
     // A crash between a landing part and its view's part: the hourly view
@@ -120,9 +129,9 @@ async fn the_clickhouse_store_keeps_the_protocol() {
     let b4 = batch(4, 2);
     store.append_ledger(&[ledger_row(&b4, LedgerState::STARTED, 0xD4)]).await.unwrap();
     raw.query("DETACH TABLE tally.clicks_by_hour_mv").execute().await.unwrap();
-    store.insert(&PartRows::Landing(vec![LandingRow { batch_seq: b4.seq, ..landed }]), "tally-test-no-view").await.unwrap();
+    store.insert(&landing_insert(&LandingRow { batch_seq: b4.seq, ..landed }), "tally-test-no-view").await.unwrap();
     raw.query("ATTACH TABLE tally.clicks_by_hour_mv").execute().await.unwrap();
-    let [Outcome::Resumed { dirty }] = &commit_group(&store, &[Entry::new(b4.clone(), 0xD4)], &mut || {}).await.unwrap()[..] else {
+    let [Outcome::Resumed { dirty }] = &commit_group(&store, &[Entry::new(BatchArchive::of(&b4), 0xD4)], &mut || {}).await.unwrap()[..] else {
         panic!("b4 was not resumed")
     };
     let hour = r.second / 3600 * 3600;
@@ -142,7 +151,7 @@ async fn the_clickhouse_store_keeps_the_protocol() {
     // A state byte from a damaged ledger or a newer release is not read as committed.
     let b3 = batch(3, 1);
     store.append_ledger(&[ledger_row(&b3, 7, 0xC3)]).await.unwrap();
-    assert_eq!(commit_group(&store, &[Entry::new(b3.clone(), 0xC3)], &mut || {}).await.unwrap(), [Outcome::Unreadable { state: 7 }]);
+    assert_eq!(commit_group(&store, &[Entry::new(BatchArchive::of(&b3), 0xC3)], &mut || {}).await.unwrap(), [Outcome::Unreadable { state: 7 }]);
     assert!(present(&store, &b3).await.is_empty());
 
     server.stop().await;

@@ -10,17 +10,24 @@
 //! 20     n    payload: rkyv archive of `Batch`
 //! ```
 //!
-//! A frame is decoded in four steps, each of which may reject it with a
+//! A frame is opened in four steps, each of which may reject it with a
 //! reason: header and checksum, then rkyv's `bytecheck` validation of the
 //! archive (so a frame that passes a weak checksum by accident still cannot
 //! make us read out of bounds), then that the payload is exactly the batch's
 //! own encoding, then the semantic checks of [`validate`].
+//!
+//! The core never builds an owned [`Batch`]: [`open`] takes the payload as
+//! read into an aligned buffer and hands back a [`BatchArchive`], through
+//! which the archived batch is read in place (zero-copy). The canonical
+//! check re-serializes the archived batch without materializing it
+//! (`super::canonical`), comparing as it writes, so it allocates nothing.
+//! [`decode`] (edge spool, tools, tests) is [`open`] plus a deserialize.
 
 use rkyv::rancor;
-use rkyv::util::AlignedVec;
+pub use rkyv::util::AlignedVec;
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{Batch, MAX_EDGE_ID_LEN};
+use super::{ArchivedBatch, Batch, MAX_EDGE_ID_LEN};
 use crate::money::MAX_COST_MICROS;
 use crate::tenant::TenantId;
 
@@ -63,21 +70,61 @@ pub fn encode(batch: &Batch) -> Vec<u8> {
     out
 }
 
-/// Decodes and fully validates one frame.
+/// The payload of a frame, aligned, that is a valid archive of a batch
+/// (bytecheck passed, or it was serialized here): the archived batch is
+/// read in place through [`BatchArchive::batch`].
+pub struct BatchArchive {
+    /// Invariant: `rkyv::access::<ArchivedBatch, _>` succeeds on these bytes
+    /// (they are private and never change after construction).
+    payload: AlignedVec<16>,
+}
+
+impl BatchArchive {
+    /// The archive of `batch`, whatever its content (the commit tests build
+    /// batches that do not add up; the receiver alone validates).
+    pub fn of(batch: &Batch) -> BatchArchive {
+        BatchArchive { payload: rkyv::to_bytes::<rancor::Error>(batch).expect("serializing to memory cannot fail") }
+    }
+
+    pub fn batch(&self) -> &ArchivedBatch {
+        // SAFETY: the type's invariant: these bytes passed bytecheck (`open`)
+        // or are rkyv's own serialization of a `Batch` (`of`), unchanged since.
+        unsafe { rkyv::access_unchecked::<ArchivedBatch>(&self.payload) }
+    }
+
+    /// An owned copy of the batch.
+    pub fn to_batch(&self) -> Batch {
+        rkyv::deserialize::<Batch, rancor::Error>(self.batch()).expect("a valid archive deserializes")
+    }
+
+    /// xxh3 of the payload: what a frame of this batch carries in its header.
+    pub fn checksum(&self) -> u64 {
+        xxh3_64(&self.payload)
+    }
+}
+
+/// Decodes and fully validates one frame into an owned batch.
 pub fn decode(frame: &[u8]) -> Result<Batch, FrameError> {
-    let payload = check_header(frame)?;
+    let header: &[u8; HEADER_LEN] = frame.get(..HEADER_LEN).ok_or(FrameError::Short(frame.len()))?.try_into().unwrap();
     // rkyv needs the archive aligned; network buffers are not.
-    let mut aligned = AlignedVec::<16>::with_capacity(payload.len());
-    aligned.extend_from_slice(payload);
-    let batch = rkyv::from_bytes::<Batch, rancor::Error>(&aligned).map_err(|e| FrameError::Archive(e.to_string()))?;
+    let mut aligned = AlignedVec::<16>::with_capacity(frame.len() - HEADER_LEN);
+    aligned.extend_from_slice(&frame[HEADER_LEN..]);
+    open(header, aligned).map(|archive| archive.to_batch())
+}
+
+/// Fully validates one frame, given as its header and its payload (read
+/// into an aligned buffer), without copying or deserializing the batch.
+pub fn open(header: &[u8; HEADER_LEN], payload: AlignedVec<16>) -> Result<BatchArchive, FrameError> {
+    check_header(header, &payload)?;
+    let batch = rkyv::access::<ArchivedBatch, rancor::Error>(&payload).map_err(|e| FrameError::Archive(e.to_string()))?;
     // bytecheck leaves bytes the archive does not use (of inline strings,
     // padding) unchecked, so one batch has many valid archives; a re-send of
     // `(edge, seq)` is recognised by its checksum, so only one may be accepted.
-    if rkyv::to_bytes::<rancor::Error>(&batch).expect("serializing to memory cannot fail").as_slice() != payload {
+    if !super::canonical::is_own_encoding(batch, &payload) {
         return Err(FrameError::NotCanonical);
     }
-    validate(&batch)?;
-    Ok(batch)
+    validate_archived(batch)?;
+    Ok(BatchArchive { payload })
 }
 
 /// The payload checksum a frame's header declares (after `decode` accepted
@@ -97,32 +144,28 @@ pub fn declared_len(header: &[u8; HEADER_LEN]) -> Result<usize, FrameError> {
     Ok(u32::from_le_bytes(header[8..12].try_into().unwrap()) as usize)
 }
 
-fn check_header(frame: &[u8]) -> Result<&[u8], FrameError> {
-    if frame.len() < HEADER_LEN {
-        return Err(FrameError::Short(frame.len()));
-    }
-    let magic: [u8; 4] = frame[0..4].try_into().unwrap();
+fn check_header(header: &[u8; HEADER_LEN], payload: &[u8]) -> Result<(), FrameError> {
+    let magic: [u8; 4] = header[0..4].try_into().unwrap();
     if magic != MAGIC {
         return Err(FrameError::Magic(magic));
     }
-    let version = u16::from_le_bytes(frame[4..6].try_into().unwrap());
+    let version = u16::from_le_bytes(header[4..6].try_into().unwrap());
     if version != VERSION {
         return Err(FrameError::Version(version));
     }
-    if frame[6..8] != [0, 0] {
+    if header[6..8] != [0, 0] {
         return Err(FrameError::Reserved);
     }
-    let declared = u32::from_le_bytes(frame[8..12].try_into().unwrap()) as usize;
-    let payload = &frame[HEADER_LEN..];
+    let declared = u32::from_le_bytes(header[8..12].try_into().unwrap()) as usize;
     if declared != payload.len() {
         return Err(FrameError::Length { declared, actual: payload.len() });
     }
-    let expected = u64::from_le_bytes(frame[12..20].try_into().unwrap());
+    let expected = u64::from_le_bytes(header[12..20].try_into().unwrap());
     let actual = xxh3_64(payload);
     if expected != actual {
         return Err(FrameError::Checksum { expected, actual });
     }
-    Ok(payload)
+    Ok(())
 }
 
 /// How a well-formed archive breaks the batch invariants (`super`'s docs).
@@ -158,46 +201,51 @@ pub enum Invalid {
 
 /// Semantic checks: what bytecheck cannot know about a batch.
 pub fn validate(batch: &Batch) -> Result<(), Invalid> {
+    validate_archived(BatchArchive::of(batch).batch())
+}
+
+/// [`validate`], on the archived batch in place.
+pub fn validate_archived(batch: &ArchivedBatch) -> Result<(), Invalid> {
     if batch.edge.is_empty() || batch.edge.len() > MAX_EDGE_ID_LEN {
         return Err(Invalid::EdgeId);
     }
-    if batch.wal_from > batch.wal_to {
+    if batch.wal_from.to_native() > batch.wal_to.to_native() {
         return Err(Invalid::WalRange);
     }
     let mut rows = 0usize;
-    for t in &batch.tenants {
-        let tenant = || t.tenant.clone();
+    for t in batch.tenants.iter() {
+        let tenant = || t.tenant.to_string();
         TenantId::parse(&t.tenant).map_err(|reason| Invalid::Tenant { tenant: tenant(), reason })?;
         // Bounded costs keep every spend sum exact (see `money`); edges never send more.
-        if let Some(c) = t.clicks.iter().find(|c| c.cost_micros > MAX_COST_MICROS) {
-            return Err(Invalid::Cost { tenant: tenant(), cost: c.cost_micros });
+        if let Some(c) = t.clicks.iter().find(|c| c.cost_micros.to_native() > MAX_COST_MICROS) {
+            return Err(Invalid::Cost { tenant: tenant(), cost: c.cost_micros.to_native() });
         }
-        let row_clicks: u64 = t.rows.iter().map(|r| r.clicks).fold(0, u64::saturating_add);
-        let row_spend: u64 = t.rows.iter().map(|r| r.spend_micros).fold(0, u64::saturating_add);
-        let record_spend: u64 = t.clicks.iter().map(|c| c.cost_micros).fold(0, u64::saturating_add);
+        let row_clicks: u64 = t.rows.iter().map(|r| r.clicks.to_native()).fold(0, u64::saturating_add);
+        let row_spend: u64 = t.rows.iter().map(|r| r.spend_micros.to_native()).fold(0, u64::saturating_add);
+        let record_spend: u64 = t.clicks.iter().map(|c| c.cost_micros.to_native()).fold(0, u64::saturating_add);
         if row_clicks != t.clicks.len() as u64 || row_spend != record_spend {
             return Err(Invalid::RowsDisagree { tenant: tenant(), row_clicks, row_spend, records: t.clicks.len(), record_spend });
         }
-        for row in &t.rows {
-            if row.clicks == 0 {
-                return Err(Invalid::EmptyRow { tenant: tenant(), ad_id: row.ad_id, second: row.second });
+        for row in t.rows.iter() {
+            if row.clicks.to_native() == 0 {
+                return Err(Invalid::EmptyRow { tenant: tenant(), ad_id: row.ad_id.to_native(), second: row.second.to_native() });
             }
-            if row.user_hashes.len() as u64 > row.clicks {
-                return Err(Invalid::Users { tenant: tenant(), ad_id: row.ad_id });
+            if row.user_hashes.len() as u64 > row.clicks.to_native() {
+                return Err(Invalid::Users { tenant: tenant(), ad_id: row.ad_id.to_native() });
             }
         }
         // Ordered, so which dimension a refusal names does not vary by run.
         let mut dim_totals: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();
-        for d in &t.dims {
-            if d.clicks == 0 || d.dimension.is_empty() {
+        for d in t.dims.iter() {
+            if d.clicks.to_native() == 0 || d.dimension.is_empty() {
                 return Err(Invalid::EmptyDimension { tenant: tenant() });
             }
             let (clicks, spend) = dim_totals.entry(d.dimension.as_str()).or_default();
-            let overflow = || Invalid::DimensionOverflow { tenant: tenant(), dimension: d.dimension.clone() };
-            *clicks = clicks.checked_add(d.clicks).ok_or_else(overflow)?;
-            *spend = spend.checked_add(d.spend_micros).ok_or_else(overflow)?;
+            let overflow = || Invalid::DimensionOverflow { tenant: tenant(), dimension: d.dimension.to_string() };
+            *clicks = clicks.checked_add(d.clicks.to_native()).ok_or_else(overflow)?;
+            *spend = spend.checked_add(d.spend_micros.to_native()).ok_or_else(overflow)?;
         }
-        if t.verdicts.iter().any(|v| v.clicks == 0 || !matches!(v.mode, super::MODE_SHADOW | super::MODE_CANARY)) {
+        if t.verdicts.iter().any(|v| v.clicks.to_native() == 0 || !matches!(v.mode, super::MODE_SHADOW | super::MODE_CANARY)) {
             return Err(Invalid::Verdict { tenant: tenant() });
         }
         if let Some((name, (n, _))) = dim_totals.iter().find(|(_, (n, _))| *n > row_clicks) {

@@ -19,6 +19,7 @@
 //!   event time below it, and every click it accepted below it is in this
 //!   batch or an earlier one.
 
+mod canonical;
 pub mod frame;
 
 use rkyv::{Archive, Deserialize, Serialize};
@@ -182,25 +183,32 @@ pub struct BatchTotals {
 }
 
 impl Batch {
+    /// See [`ArchivedBatch::totals`].
+    pub fn totals(&self) -> BatchTotals {
+        frame::BatchArchive::of(self).batch().totals()
+    }
+}
+
+impl ArchivedBatch {
     pub fn totals(&self) -> BatchTotals {
         let mut totals = BatchTotals { min_second: u32::MAX, min_decided: u32::MAX, ..BatchTotals::default() };
         for row in self.tenants.iter().flat_map(|t| t.rows.iter()) {
             totals.rows += 1;
-            totals.clicks += row.clicks;
-            totals.min_second = totals.min_second.min(row.second);
-            totals.max_second = totals.max_second.max(row.second);
+            totals.clicks += row.clicks.to_native();
+            totals.min_second = totals.min_second.min(row.second.to_native());
+            totals.max_second = totals.max_second.max(row.second.to_native());
         }
-        for t in &self.tenants {
+        for t in self.tenants.iter() {
             totals.click_records += t.clicks.len() as u32;
             totals.refused += t.refused.len() as u32;
             totals.dims += t.dims.len() as u32;
             totals.verdicts += t.verdicts.len() as u32;
-            let dims = t.dims.iter().map(|d| d.second);
-            for s in t.clicks.iter().map(|c| c.second()).chain(t.refused.iter().map(|r| (r.ts_ms / 1000) as u32)).chain(dims) {
+            let dims = t.dims.iter().map(|d| d.second.to_native());
+            for s in t.clicks.iter().map(|c| c.second()).chain(t.refused.iter().map(|r| (r.ts_ms.to_native() / 1000) as u32)).chain(dims) {
                 totals.min_second = totals.min_second.min(s);
                 totals.max_second = totals.max_second.max(s);
             }
-            for s in t.refused.iter().map(|r| (r.at_ms / 1000) as u32).chain(t.verdicts.iter().map(|v| v.minute)) {
+            for s in t.refused.iter().map(|r| (r.at_ms.to_native() / 1000) as u32).chain(t.verdicts.iter().map(|v| v.minute.to_native())) {
                 totals.min_decided = totals.min_decided.min(s);
                 totals.max_decided = totals.max_decided.max(s);
             }
@@ -215,32 +223,51 @@ impl Batch {
     }
 
     /// Rows with their stable index inside the batch.
-    pub fn indexed_rows(&self) -> impl Iterator<Item = (u32, &str, &SecondRow)> {
+    pub fn indexed_rows(&self) -> impl Iterator<Item = (u32, &str, &ArchivedSecondRow)> {
         indexed(&self.tenants, |t| &t.rows)
     }
 
     /// Click records with their stable index inside the batch.
-    pub fn indexed_clicks(&self) -> impl Iterator<Item = (u32, &str, &ClickRecord)> {
+    pub fn indexed_clicks(&self) -> impl Iterator<Item = (u32, &str, &ArchivedClickRecord)> {
         indexed(&self.tenants, |t| &t.clicks)
     }
 
     /// Refused records with their stable index inside the batch.
-    pub fn indexed_refused(&self) -> impl Iterator<Item = (u32, &str, &RefusedRecord)> {
+    pub fn indexed_refused(&self) -> impl Iterator<Item = (u32, &str, &ArchivedRefusedRecord)> {
         indexed(&self.tenants, |t| &t.refused)
     }
 
     /// Dimension rows with their stable index inside the batch.
-    pub fn indexed_dims(&self) -> impl Iterator<Item = (u32, &str, &DimRow)> {
+    pub fn indexed_dims(&self) -> impl Iterator<Item = (u32, &str, &ArchivedDimRow)> {
         indexed(&self.tenants, |t| &t.dims)
     }
 
     /// Rollout verdict counts with their stable index inside the batch.
-    pub fn indexed_verdicts(&self) -> impl Iterator<Item = (u32, &str, &VerdictRow)> {
+    pub fn indexed_verdicts(&self) -> impl Iterator<Item = (u32, &str, &ArchivedVerdictRow)> {
         indexed(&self.tenants, |t| &t.verdicts)
     }
 }
 
-fn indexed<'a, T: 'a>(tenants: &'a [TenantRows], part: impl Fn(&'a TenantRows) -> &'a Vec<T> + 'a) -> impl Iterator<Item = (u32, &'a str, &'a T)> + 'a {
+impl ArchivedClickRecord {
+    pub fn second(&self) -> u32 {
+        (self.ts_ms.to_native() / 1000) as u32
+    }
+}
+
+impl ArchivedRefusalReason {
+    pub fn to_native(&self) -> RefusalReason {
+        match self {
+            ArchivedRefusalReason::TooLate => RefusalReason::TooLate,
+            ArchivedRefusalReason::Future => RefusalReason::Future,
+            ArchivedRefusalReason::Filtered => RefusalReason::Filtered,
+        }
+    }
+}
+
+fn indexed<'a, T: 'a>(
+    tenants: &'a [ArchivedTenantRows],
+    part: impl Fn(&'a ArchivedTenantRows) -> &'a rkyv::vec::ArchivedVec<T> + 'a,
+) -> impl Iterator<Item = (u32, &'a str, &'a T)> + 'a {
     tenants.iter().flat_map(move |t| part(t).iter().map(move |r| (t.tenant.as_str(), r))).enumerate().map(|(i, (tenant, item))| (i as u32, tenant, item))
 }
 

@@ -72,10 +72,81 @@ fn batch() -> impl Strategy<Value = Batch> {
     )
 }
 
+/// Any batch, valid or not, with strings short (inline) and long.
+fn any_batch() -> impl Strategy<Value = Batch> {
+    let text = || "[a-zé]{0,12}";
+    let row = (any::<u64>(), any::<u32>(), any::<u64>(), proptest::collection::vec(any::<u64>(), 0..3))
+        .prop_map(|(ad_id, second, clicks, user_hashes)| SecondRow { ad_id, campaign_id: ad_id / 2, second, clicks, spend_micros: clicks, user_hashes });
+    let dim = (any::<u64>(), text(), text()).prop_map(|(clicks, dimension, value)| DimRow {
+        ad_id: 1,
+        campaign_id: 2,
+        second: 3,
+        dimension,
+        value,
+        clicks,
+        spend_micros: 4,
+    });
+    let refused = (any::<u64>(), any::<u16>(), 1..=3u8).prop_map(|(ts_ms, code, reason)| RefusedRecord {
+        id_hi: ts_ms,
+        id_lo: 1,
+        ad_id: 2,
+        ts_ms,
+        reason: [RefusalReason::TooLate, RefusalReason::Future, RefusalReason::Filtered][reason as usize - 1],
+        code,
+        at_ms: ts_ms / 2,
+    });
+    let verdict = (any::<u32>(), any::<bool>(), any::<u16>()).prop_map(|(minute, applied_candidate, code)| VerdictRow {
+        minute,
+        active_version: 1,
+        candidate_version: 2,
+        mode: MODE_SHADOW,
+        applied_candidate,
+        active_code: code,
+        candidate_code: 0,
+        clicks: 1,
+    });
+    let tenant = (
+        text(),
+        proptest::collection::vec(row, 0..3),
+        proptest::collection::vec(click(), 0..3),
+        proptest::collection::vec(refused, 0..3),
+        proptest::collection::vec(dim, 0..3),
+        proptest::collection::vec(verdict, 0..2),
+    )
+        .prop_map(|(tenant, rows, clicks, refused, dims, verdicts)| TenantRows { tenant, rows, clicks, refused, dims, verdicts });
+    (text(), any::<u64>(), proptest::collection::vec(tenant, 0..3)).prop_map(|(edge, seq, tenants)| Batch {
+        edge,
+        seq,
+        sealed_at_ms: seq / 3,
+        low_watermark_ms: seq / 5,
+        wal_from: 1,
+        wal_to: seq,
+        tenants,
+    })
+}
+
 proptest! {
     #[test]
     fn round_trips(b in batch()) {
         prop_assert_eq!(decode(&encode(&b)).unwrap(), b);
+    }
+
+    /// The canonical check in place says what serializing the deserialized
+    /// batch and comparing said: for any batch's own encoding, and for that
+    /// encoding with a byte changed, whenever bytecheck still accepts it.
+    #[test]
+    fn canonical_check_is_re_encoding(b in any_batch(), at in any::<prop::sample::Index>(), byte in any::<u8>()) {
+        let own = BatchArchive::of(&b);
+        prop_assert!(super::canonical::is_own_encoding(own.batch(), &rkyv::to_bytes::<rkyv::rancor::Error>(&b).unwrap()));
+        let mut bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&b).unwrap();
+        if !bytes.is_empty() {
+            let at = at.index(bytes.len());
+            bytes[at] = byte;
+        }
+        if let Ok(archived) = rkyv::access::<super::ArchivedBatch, rkyv::rancor::Error>(&bytes) {
+            let again = rkyv::to_bytes::<rkyv::rancor::Error>(&rkyv::deserialize::<Batch, rkyv::rancor::Error>(archived).unwrap()).unwrap();
+            prop_assert_eq!(super::canonical::is_own_encoding(archived, &bytes), again.as_slice() == bytes.as_slice());
+        }
     }
 
     /// Any single flipped bit is caught: by the header checks or the checksum.
@@ -243,7 +314,8 @@ fn totals_and_row_identity() {
     b.tenants[1].verdicts = vec![verdict];
     let t = b.totals();
     assert_eq!((t.min_second, t.max_second, t.min_decided, t.max_decided), (5, 13, 20, 60));
-    let ids: Vec<_> = b.indexed_rows().map(|(i, t, r)| (i, t.to_string(), r.ad_id)).collect();
+    let archive = BatchArchive::of(&b);
+    let ids: Vec<_> = archive.batch().indexed_rows().map(|(i, t, r)| (i, t.to_string(), r.ad_id.to_native())).collect();
     assert_eq!(ids, vec![(0, "t".into(), 1), (1, "t".into(), 2), (2, "u".into(), 1)]);
-    assert_eq!(b.indexed_clicks().map(|(i, _, _)| i).collect::<Vec<_>>(), (0..6).collect::<Vec<_>>());
+    assert_eq!(archive.batch().indexed_clicks().map(|(i, _, _)| i).collect::<Vec<_>>(), (0..6).collect::<Vec<_>>());
 }

@@ -246,7 +246,7 @@ pub struct Store {
     version: String,
     /// The server drops a re-sent INSERT carrying the same
     /// `insert_deduplication_token` (22.2+; 18.16 rejects the setting).
-    dedup_tokens: bool,
+    pub(super) dedup_tokens: bool,
 }
 
 /// Whether a `version()` string is at least `major.minor`.

@@ -16,31 +16,22 @@
 
 use std::future::Future;
 
+use bytes::Bytes;
 use tally_model::batch::BatchTotals;
 
 use super::plan::{LedgerEntry, Part};
-use super::rows::{ClickRow, DimensionRow, LandingRow, LedgerRow, PluginVerdictRow, RefusedRow};
+use super::rows::LedgerRow;
 
 /// The rows of one part for one INSERT.
 #[derive(Debug, Clone)]
-pub enum PartRows {
-    Landing(Vec<LandingRow>),
-    Clicks(Vec<ClickRow>),
-    Refused(Vec<RefusedRow>),
-    Dimensions(Vec<DimensionRow>),
-    Verdicts(Vec<PluginVerdictRow>),
-}
-
-impl PartRows {
-    pub fn part(&self) -> Part {
-        match self {
-            PartRows::Landing(_) => Part::Landing,
-            PartRows::Clicks(_) => Part::Clicks,
-            PartRows::Refused(_) => Part::Refused,
-            PartRows::Dimensions(_) => Part::Dimensions,
-            PartRows::Verdicts(_) => Part::Verdicts,
-        }
-    }
+pub struct PartRows<'a> {
+    pub part: Part,
+    /// The rows in `RowBinary` (`super::row_binary`), in their table's
+    /// column order, which `columns` names.
+    pub body: Bytes,
+    pub columns: Vec<&'static str>,
+    /// Whose rows they are, in the body's order: `(edge, seq, row indices)`.
+    pub rows: Vec<(&'a str, u64, &'a [u32])>,
 }
 
 pub trait BatchStore: Sync {
@@ -58,5 +49,5 @@ pub trait BatchStore: Sync {
 
     /// One INSERT. `token` names exactly these rows (same rows, same
     /// token), for a store that can drop a re-sent insert by it.
-    fn insert(&self, rows: &PartRows, token: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn insert(&self, rows: &PartRows<'_>, token: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }

@@ -2,7 +2,13 @@
 //! receiver, groups whatever is waiting (no timer: a group is what queued
 //! up while the previous group committed), runs the protocol against a
 //! [`BatchStore`] and answers each batch.
+//!
+//! Batches stay as they arrived, archived (`frame::BatchArchive`); each
+//! INSERT's body is written straight from them into one buffer per thread,
+//! reused across groups (`row_binary`), so a group costs no allocation per
+//! row.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,13 +16,16 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use xxhash_rust::xxh3::Xxh3;
 
-use tally_model::batch::{Batch, BatchTotals, RefusalReason};
+use bytes::BytesMut;
+use tally_model::batch::frame::BatchArchive;
+use tally_model::batch::{ArchivedBatch, BatchTotals};
 use tally_model::reply::{Reply, Status};
 use tally_model::timestamp::now_ms;
 
 use super::batch_store::{BatchStore, PartRows};
 use super::plan::{decide, first_occurrences, resume, writes, Counts, Decision, LedgerState, Part, PerPart, Write};
-use super::rows::{ClickRow, DimensionRow, LandingRow, LedgerRow, PluginVerdictRow, RefusedRow};
+use super::row_binary;
+use super::rows::{ClickRow, DimensionRow, Hashes, LandingRow, LedgerRow, PluginVerdictRow, Reason, RefusedRow};
 use crate::heal::{self, plan::Dirty};
 use crate::metrics::Metrics;
 
@@ -24,25 +33,38 @@ use crate::metrics::Metrics;
 const MAX_GROUP: usize = 256;
 
 pub struct Job {
-    pub batch: Batch,
+    /// Validated by the receiver (`frame::open`).
+    pub batch: BatchArchive,
     pub checksum: u64,
     pub reply: oneshot::Sender<Reply>,
 }
 
 /// A batch of a group, with what the protocol needs to know of it.
 pub struct Entry {
-    batch: Batch,
+    archive: BatchArchive,
     checksum: u64,
     totals: BatchTotals,
 }
 
 impl Entry {
-    pub fn new(batch: Batch, checksum: u64) -> Entry {
-        Entry { totals: batch.totals(), batch, checksum }
+    pub fn new(archive: BatchArchive, checksum: u64) -> Entry {
+        Entry { totals: archive.batch().totals(), archive, checksum }
+    }
+
+    fn batch(&self) -> &ArchivedBatch {
+        self.archive.batch()
+    }
+
+    fn edge(&self) -> &str {
+        self.batch().edge.as_str()
+    }
+
+    fn seq(&self) -> u64 {
+        self.batch().seq.to_native()
     }
 
     fn key(&self) -> (String, u64) {
-        (self.batch.edge.clone(), self.batch.seq)
+        (self.edge().to_string(), self.seq())
     }
 
     fn counts(&self) -> Counts {
@@ -116,7 +138,7 @@ pub async fn run<S: BatchStore>(
 /// Returns the hours whose rollups resumed batches may have left short.
 pub async fn answer_group<S: BatchStore>(store: &S, metrics: &Metrics, group: Vec<Job>, after_inserts: &mut impl FnMut()) -> BTreeSet<Dirty> {
     let started = Instant::now();
-    let keys: Vec<(String, u64)> = group.iter().map(|j| (j.batch.edge.clone(), j.batch.seq)).collect();
+    let keys: Vec<(String, u64)> = group.iter().map(|j| (j.batch.batch().edge.to_string(), j.batch.batch().seq.to_native())).collect();
     let unique: BTreeSet<usize> = first_occurrences(&keys).into_iter().collect();
     let mut replies: Vec<oneshot::Sender<Reply>> = Vec::with_capacity(unique.len());
     let mut entries = Vec::with_capacity(unique.len());
@@ -165,7 +187,7 @@ pub async fn answer_group<S: BatchStore>(store: &S, metrics: &Metrics, group: Ve
 }
 
 fn answer(metrics: &Metrics, entry: &Entry, outcome: &Outcome) -> Reply {
-    let (edge, seq) = (&entry.batch.edge, entry.batch.seq);
+    let (edge, seq) = (entry.edge(), entry.seq());
     match *outcome {
         Outcome::Committed | Outcome::Resumed { .. } => {
             metrics.batches_committed.inc();
@@ -205,9 +227,9 @@ pub async fn commit_group<S: BatchStore>(store: &S, entries: &[Entry], after_ins
     // 1. Ledger entries, one query per edge.
     let mut by_edge: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for e in entries {
-        let range = by_edge.entry(&e.batch.edge).or_insert((e.batch.seq, e.batch.seq));
-        range.0 = range.0.min(e.batch.seq);
-        range.1 = range.1.max(e.batch.seq);
+        let range = by_edge.entry(e.edge()).or_insert((e.seq(), e.seq()));
+        range.0 = range.0.min(e.seq());
+        range.1 = range.1.max(e.seq());
     }
     let mut ledger = BTreeMap::new();
     for (edge, (lo, hi)) in by_edge {
@@ -222,12 +244,12 @@ pub async fn commit_group<S: BatchStore>(store: &S, entries: &[Entry], after_ins
         let decision = match decide(ledger.get(&e.key()).copied(), e.checksum) {
             Decision::Probe => {
                 let mut present: PerPart<BTreeSet<u32>> = PerPart::default();
-                for (part, idx) in store.rows_present(&e.batch.edge, e.batch.seq, &e.totals).await? {
+                for (part, idx) in store.rows_present(e.edge(), e.seq(), &e.totals).await? {
                     present[part].insert(idx);
                 }
                 let found: usize = present.0.iter().map(BTreeSet::len).sum();
-                tracing::info!(edge = %e.batch.edge, seq = e.batch.seq, present = found, "resuming an interrupted commit");
-                resumed.insert(i, heal::plan::resumed(&e.batch, &present));
+                tracing::info!(edge = %e.edge(), seq = e.seq(), present = found, "resuming an interrupted commit");
+                resumed.insert(i, heal::plan::resumed(e.batch(), &present));
                 resume(e.counts(), &present)
             }
             d => d,
@@ -266,14 +288,121 @@ pub async fn commit_group<S: BatchStore>(store: &S, entries: &[Entry], after_ins
         .collect())
 }
 
-fn part_rows(entries: &[Entry], part: Part, rows: &[(usize, Vec<u32>)]) -> PartRows {
-    match part {
-        Part::Landing => PartRows::Landing(landing_rows(entries, rows)),
-        Part::Clicks => PartRows::Clicks(click_rows(entries, rows)),
-        Part::Refused => PartRows::Refused(refused_rows(entries, rows)),
-        Part::Dimensions => PartRows::Dimensions(dimension_rows(entries, rows)),
-        Part::Verdicts => PartRows::Verdicts(verdict_rows(entries, rows)),
+thread_local! {
+    /// The INSERT bodies' buffer: split off for each INSERT and reclaimed
+    /// once that INSERT is done with it, so it grows once, not per group.
+    static BODY: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// The wanted rows of one part, written straight from the archived batches.
+fn part_rows<'a>(entries: &'a [Entry], part: Part, wanted: &'a [(usize, Vec<u32>)]) -> PartRows<'a> {
+    let (body, columns) = BODY.with_borrow_mut(|body| {
+        let mut columns = Vec::new();
+        let mut out = Rows { body, columns: Some(&mut columns) };
+        for (i, idxs) in wanted {
+            let e = &entries[*i];
+            let (batch, edge, batch_seq) = (e.batch(), e.edge(), e.seq());
+            match part {
+                Part::Landing => picked(batch.indexed_rows(), idxs).for_each(|(row_idx, tenant, r)| {
+                    out.write(&LandingRow {
+                        tenant,
+                        ad_id: r.ad_id.to_native(),
+                        campaign_id: r.campaign_id.to_native(),
+                        second: r.second.to_native(),
+                        clicks: r.clicks.to_native(),
+                        spend_micros: r.spend_micros.to_native(),
+                        user_hashes: Hashes(&r.user_hashes),
+                        edge,
+                        batch_seq,
+                        row_idx,
+                    })
+                }),
+                Part::Clicks => picked(batch.indexed_clicks(), idxs).for_each(|(row_idx, tenant, c)| {
+                    out.write(&ClickRow {
+                        tenant,
+                        id_hi: c.id_hi.to_native(),
+                        id_lo: c.id_lo.to_native(),
+                        ad_id: c.ad_id.to_native(),
+                        second: c.second(),
+                        cost_micros: c.cost_micros.to_native(),
+                        verdict: c.verdict,
+                        accepted_ms: c.accepted_ms.to_native(),
+                        edge,
+                        batch_seq,
+                        row_idx,
+                    })
+                }),
+                Part::Refused => picked(batch.indexed_refused(), idxs).for_each(|(row_idx, tenant, r)| {
+                    out.write(&RefusedRow {
+                        tenant,
+                        id_hi: r.id_hi.to_native(),
+                        id_lo: r.id_lo.to_native(),
+                        ad_id: r.ad_id.to_native(),
+                        ts_ms: r.ts_ms.to_native(),
+                        reason: Reason { reason: r.reason.to_native(), code: r.code.to_native() },
+                        at: (r.at_ms.to_native() / 1000) as u32,
+                        edge,
+                        batch_seq,
+                        row_idx,
+                    })
+                }),
+                Part::Dimensions => picked(batch.indexed_dims(), idxs).for_each(|(row_idx, tenant, d)| {
+                    out.write(&DimensionRow {
+                        tenant,
+                        ad_id: d.ad_id.to_native(),
+                        campaign_id: d.campaign_id.to_native(),
+                        second: d.second.to_native(),
+                        dimension: d.dimension.as_str(),
+                        value: d.value.as_str(),
+                        clicks: d.clicks.to_native(),
+                        spend_micros: d.spend_micros.to_native(),
+                        edge,
+                        batch_seq,
+                        row_idx,
+                    })
+                }),
+                Part::Verdicts => picked(batch.indexed_verdicts(), idxs).for_each(|(row_idx, tenant, v)| {
+                    out.write(&PluginVerdictRow {
+                        tenant,
+                        minute: v.minute.to_native(),
+                        active_version: v.active_version.to_native(),
+                        candidate_version: v.candidate_version.to_native(),
+                        mode: v.mode,
+                        applied_candidate: v.applied_candidate as u8,
+                        active_code: v.active_code.to_native(),
+                        candidate_code: v.candidate_code.to_native(),
+                        clicks: v.clicks.to_native(),
+                        edge,
+                        batch_seq,
+                        row_idx,
+                    })
+                }),
+            }
+        }
+        (body.split().freeze(), columns)
+    });
+    let rows = wanted.iter().map(|(i, idxs)| (entries[*i].edge(), entries[*i].seq(), idxs.as_slice())).collect();
+    PartRows { part, body, columns, rows }
+}
+
+/// Where rows are written: the body, and the column names (taken from the
+/// first row).
+struct Rows<'b> {
+    body: &'b mut BytesMut,
+    columns: Option<&'b mut Vec<&'static str>>,
+}
+
+impl Rows<'_> {
+    fn write(&mut self, row: &impl serde::Serialize) {
+        row_binary::encode(self.body, self.columns.take(), row).expect("the row structs use only the column types RowBinary writes");
     }
+}
+
+/// The items of `indexed` whose index is in `wanted` (ascending, as the
+/// plan lists them), in one pass.
+fn picked<'a, T: 'a>(indexed: impl Iterator<Item = (u32, &'a str, &'a T)>, wanted: &'a [u32]) -> impl Iterator<Item = (u32, &'a str, &'a T)> {
+    let mut wanted = wanted.iter().copied().peekable();
+    indexed.filter(move |(idx, _, _)| wanted.next_if_eq(idx).is_some())
 }
 
 fn ledger_rows(entries: &[Entry], ix: &[usize], state: LedgerState) -> Vec<LedgerRow> {
@@ -282,8 +411,8 @@ fn ledger_rows(entries: &[Entry], ix: &[usize], state: LedgerState) -> Vec<Ledge
         .map(|&i| {
             let e = &entries[i];
             LedgerRow {
-                edge: e.batch.edge.clone(),
-                seq: e.batch.seq,
+                edge: e.edge().to_string(),
+                seq: e.seq(),
                 state: state.to_db(),
                 rows: e.totals.rows,
                 click_records: e.totals.click_records,
@@ -292,7 +421,7 @@ fn ledger_rows(entries: &[Entry], ix: &[usize], state: LedgerState) -> Vec<Ledge
                 checksum: e.checksum,
                 min_second: e.totals.min_second,
                 max_second: e.totals.max_second,
-                low_watermark_ms: e.batch.low_watermark_ms,
+                low_watermark_ms: e.batch().low_watermark_ms.to_native(),
                 recorded_at: now,
             }
         })
@@ -305,139 +434,19 @@ fn ledger_rows(entries: &[Entry], ix: &[usize], state: LedgerState) -> Vec<Ledge
 fn insert_token(entries: &[Entry], part: Part, wanted: &[(usize, Vec<u32>)]) -> String {
     let mut h = Xxh3::new();
     for (i, idxs) in wanted {
-        let batch = &entries[*i].batch;
-        h.update(batch.edge.as_bytes());
+        let e = &entries[*i];
+        h.update(e.edge().as_bytes());
         h.update(&[0]);
-        h.update(&batch.seq.to_le_bytes());
-        h.update(&entries[*i].checksum.to_le_bytes());
-        for idx in idxs {
-            h.update(&idx.to_le_bytes());
+        h.update(&e.seq().to_le_bytes());
+        h.update(&e.checksum.to_le_bytes());
+        // The indices' bytes in order, a chunk at a time (the same digest).
+        let mut chunk = [0u8; 256];
+        for idxs in idxs.chunks(chunk.len() / 4) {
+            for (at, idx) in idxs.iter().enumerate() {
+                chunk[at * 4..at * 4 + 4].copy_from_slice(&idx.to_le_bytes());
+            }
+            h.update(&chunk[..idxs.len() * 4]);
         }
     }
     format!("tally-{}-{:032x}", part as u8, h.digest128())
-}
-
-/// Picks the wanted `(batch, row indices)` out of one part of the entries.
-fn pick<'a, T: 'a, R>(
-    entries: &'a [Entry],
-    wanted: &[(usize, Vec<u32>)],
-    part: impl Fn(&'a Batch) -> Box<dyn Iterator<Item = (u32, &'a str, &'a T)> + 'a>,
-    make: impl Fn(&'a Batch, u32, &'a str, &'a T) -> R,
-) -> Vec<R> {
-    let mut out = Vec::new();
-    for (i, idxs) in wanted {
-        let batch = &entries[*i].batch;
-        let idxs: BTreeSet<u32> = idxs.iter().copied().collect();
-        out.extend(part(batch).filter(|(idx, _, _)| idxs.contains(idx)).map(|(idx, tenant, item)| make(batch, idx, tenant, item)));
-    }
-    out
-}
-
-fn landing_rows(entries: &[Entry], wanted: &[(usize, Vec<u32>)]) -> Vec<LandingRow> {
-    pick(
-        entries,
-        wanted,
-        |b| Box::new(b.indexed_rows()),
-        |batch, idx, tenant, row| LandingRow {
-            tenant: tenant.to_string(),
-            ad_id: row.ad_id,
-            campaign_id: row.campaign_id,
-            second: row.second,
-            clicks: row.clicks,
-            spend_micros: row.spend_micros,
-            user_hashes: row.user_hashes.clone(),
-            edge: batch.edge.clone(),
-            batch_seq: batch.seq,
-            row_idx: idx,
-        },
-    )
-}
-
-fn click_rows(entries: &[Entry], wanted: &[(usize, Vec<u32>)]) -> Vec<ClickRow> {
-    pick(
-        entries,
-        wanted,
-        |b| Box::new(b.indexed_clicks()),
-        |batch, idx, tenant, c| ClickRow {
-            tenant: tenant.to_string(),
-            id_hi: c.id_hi,
-            id_lo: c.id_lo,
-            ad_id: c.ad_id,
-            campaign_id: c.campaign_id,
-            ts_ms: c.ts_ms,
-            second: c.second(),
-            cost_micros: c.cost_micros,
-            verdict: c.verdict,
-            accepted_ms: c.accepted_ms,
-            edge: batch.edge.clone(),
-            batch_seq: batch.seq,
-            row_idx: idx,
-        },
-    )
-}
-
-fn refused_rows(entries: &[Entry], wanted: &[(usize, Vec<u32>)]) -> Vec<RefusedRow> {
-    pick(
-        entries,
-        wanted,
-        |b| Box::new(b.indexed_refused()),
-        |batch, idx, tenant, r| RefusedRow {
-            tenant: tenant.to_string(),
-            id_hi: r.id_hi,
-            id_lo: r.id_lo,
-            ad_id: r.ad_id,
-            ts_ms: r.ts_ms,
-            reason: match r.reason {
-                RefusalReason::Filtered => format!("filtered:{}", r.code),
-                other => other.as_str().to_string(),
-            },
-            at: (r.at_ms / 1000) as u32,
-            edge: batch.edge.clone(),
-            batch_seq: batch.seq,
-            row_idx: idx,
-        },
-    )
-}
-
-fn dimension_rows(entries: &[Entry], wanted: &[(usize, Vec<u32>)]) -> Vec<DimensionRow> {
-    pick(
-        entries,
-        wanted,
-        |b| Box::new(b.indexed_dims()),
-        |batch, idx, tenant, d| DimensionRow {
-            tenant: tenant.to_string(),
-            ad_id: d.ad_id,
-            campaign_id: d.campaign_id,
-            second: d.second,
-            dimension: d.dimension.clone(),
-            value: d.value.clone(),
-            clicks: d.clicks,
-            spend_micros: d.spend_micros,
-            edge: batch.edge.clone(),
-            batch_seq: batch.seq,
-            row_idx: idx,
-        },
-    )
-}
-
-fn verdict_rows(entries: &[Entry], wanted: &[(usize, Vec<u32>)]) -> Vec<PluginVerdictRow> {
-    pick(
-        entries,
-        wanted,
-        |b| Box::new(b.indexed_verdicts()),
-        |batch, idx, tenant, v| PluginVerdictRow {
-            tenant: tenant.to_string(),
-            minute: v.minute,
-            active_version: v.active_version,
-            candidate_version: v.candidate_version,
-            mode: v.mode,
-            applied_candidate: v.applied_candidate as u8,
-            active_code: v.active_code,
-            candidate_code: v.candidate_code,
-            clicks: v.clicks,
-            edge: batch.edge.clone(),
-            batch_seq: batch.seq,
-            row_idx: idx,
-        },
-    )
 }

@@ -33,11 +33,13 @@
 //! repairs that drift from the landing table (and finds any other on its own).
 //!
 //! [`plan`] holds the decisions as a pure function; [`committer`] is the
-//! shell that does the I/O and groups batches.
+//! shell that does the I/O and groups batches; [`rows`] are the rows a batch
+//! becomes, which [`row_binary`] writes as INSERT bodies.
 
 pub mod batch_store;
 pub mod committer;
 pub mod plan;
+pub mod row_binary;
 pub mod rows;
 
 #[cfg(test)]

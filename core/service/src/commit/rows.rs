@@ -1,78 +1,81 @@
 //! The rows a batch becomes, one struct per table it lands in, in that
-//! table's column order (the `clickhouse` crate writes them positionally,
-//! see `crate::clickhouse`). Every row carries the batch identity (`edge`,
-//! `batch_seq`, `row_idx`) the commit protocol probes for.
+//! table's column order: each field is a column, named as in the table
+//! (`super::row_binary` writes them positionally and names the INSERT's
+//! columns after the fields). Rows borrow from the archived batch, so
+//! building one allocates nothing. Every row carries the batch identity
+//! (`edge`, `batch_seq`, `row_idx`) the commit protocol probes for.
 
+use rkyv::rend::u64_le;
+use serde::ser::{SerializeSeq, Serializer};
 use serde::Serialize;
+use tally_model::batch::RefusalReason;
 
 /// A row of `tally.clicks_by_second`, in column order.
-#[derive(Debug, Clone, clickhouse::Row, Serialize)]
-pub struct LandingRow {
-    pub tenant: String,
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LandingRow<'a> {
+    pub tenant: &'a str,
     pub ad_id: u64,
     pub campaign_id: u64,
     pub second: u32,
     pub clicks: u64,
     pub spend_micros: u64,
-    pub user_hashes: Vec<u64>,
-    pub edge: String,
+    pub user_hashes: Hashes<'a>,
+    pub edge: &'a str,
     pub batch_seq: u64,
     pub row_idx: u32,
 }
 
 /// A row of `tally.click_records`, in column order.
-#[derive(Debug, Clone, clickhouse::Row, Serialize)]
-pub struct ClickRow {
-    pub tenant: String,
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ClickRow<'a> {
+    pub tenant: &'a str,
     pub id_hi: u64,
     pub id_lo: u64,
     pub ad_id: u64,
-    pub campaign_id: u64,
-    pub ts_ms: u64,
     pub second: u32,
     pub cost_micros: u64,
     pub verdict: u8,
     pub accepted_ms: u64,
-    pub edge: String,
+    pub edge: &'a str,
     pub batch_seq: u64,
     pub row_idx: u32,
 }
 
 /// A row of `tally.refused_events`, in column order.
-#[derive(Debug, Clone, clickhouse::Row, Serialize)]
-pub struct RefusedRow {
-    pub tenant: String,
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RefusedRow<'a> {
+    pub tenant: &'a str,
     pub id_hi: u64,
     pub id_lo: u64,
     pub ad_id: u64,
     pub ts_ms: u64,
-    pub reason: String,
+    pub reason: Reason,
     pub at: u32,
-    pub edge: String,
+    pub edge: &'a str,
     pub batch_seq: u64,
     pub row_idx: u32,
 }
 
 /// A row of `tally.click_dimensions`, in column order.
-#[derive(Debug, Clone, clickhouse::Row, Serialize)]
-pub struct DimensionRow {
-    pub tenant: String,
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DimensionRow<'a> {
+    pub tenant: &'a str,
     pub ad_id: u64,
     pub campaign_id: u64,
     pub second: u32,
-    pub dimension: String,
-    pub value: String,
+    pub dimension: &'a str,
+    pub value: &'a str,
     pub clicks: u64,
     pub spend_micros: u64,
-    pub edge: String,
+    pub edge: &'a str,
     pub batch_seq: u64,
     pub row_idx: u32,
 }
 
 /// A row of `tally.plugin_verdicts`, in column order.
-#[derive(Debug, Clone, clickhouse::Row, Serialize)]
-pub struct PluginVerdictRow {
-    pub tenant: String,
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PluginVerdictRow<'a> {
+    pub tenant: &'a str,
     pub minute: u32,
     pub active_version: u32,
     pub candidate_version: u32,
@@ -81,7 +84,7 @@ pub struct PluginVerdictRow {
     pub active_code: u16,
     pub candidate_code: u16,
     pub clicks: u64,
-    pub edge: String,
+    pub edge: &'a str,
     pub batch_seq: u64,
     pub row_idx: u32,
 }
@@ -101,4 +104,43 @@ pub struct LedgerRow {
     pub max_second: u32,
     pub low_watermark_ms: u64,
     pub recorded_at: u32,
+}
+
+/// `Array(UInt32)` of the archived hashes: their low 32 bits, all the table
+/// keeps (`uniq` keeps 32 bits of a hash anyway; migration 0006).
+#[derive(Debug, Clone, Copy)]
+pub struct Hashes<'a>(pub &'a [u64_le]);
+
+impl Serialize for Hashes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for h in self.0 {
+            seq.serialize_element(&(h.to_native() as u32))?;
+        }
+        seq.end()
+    }
+}
+
+/// A refusal's `reason` column: `too_late`, `future`, or `filtered:<code>`
+/// for a filter's drop, spelled without allocating.
+#[derive(Debug, Clone, Copy)]
+pub struct Reason {
+    pub reason: RefusalReason,
+    pub code: u16,
+}
+
+impl Serialize for Reason {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.reason {
+            RefusalReason::Filtered => {
+                use std::io::Write;
+                let mut text = [0u8; 16];
+                let mut at = std::io::Cursor::new(&mut text[..]);
+                write!(at, "filtered:{}", self.code).expect("a u16 fits");
+                let len = at.position() as usize;
+                s.serialize_str(std::str::from_utf8(&text[..len]).expect("ASCII"))
+            }
+            other => s.serialize_str(other.as_str()),
+        }
+    }
 }

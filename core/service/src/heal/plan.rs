@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use tally_model::batch::Batch;
+use tally_model::batch::ArchivedBatch;
 
 use crate::clickhouse::store::Family;
 use crate::commit::plan::{Part, PerPart};
@@ -35,7 +35,7 @@ pub fn family(part: Part) -> Option<Family> {
 /// the rows an earlier attempt already wrote (`present`), whose landing
 /// part is in while their view inserts may have died with it. The rows
 /// the resume inserts now reach their views in the same INSERT.
-pub fn resumed(batch: &Batch, present: &PerPart<BTreeSet<u32>>) -> BTreeSet<Dirty> {
+pub fn resumed(batch: &ArchivedBatch, present: &PerPart<BTreeSet<u32>>) -> BTreeSet<Dirty> {
     let mut dirty = BTreeSet::new();
     let mut add = |part: Part, idx: u32, second: u32| {
         if let (Some(family), true) = (family(part), present[part].contains(&idx)) {
@@ -43,13 +43,13 @@ pub fn resumed(batch: &Batch, present: &PerPart<BTreeSet<u32>>) -> BTreeSet<Dirt
         }
     };
     for (idx, _, row) in batch.indexed_rows() {
-        add(Part::Landing, idx, row.second);
+        add(Part::Landing, idx, row.second.to_native());
     }
     for (idx, _, refused) in batch.indexed_refused() {
-        add(Part::Refused, idx, (refused.ts_ms / 1000) as u32);
+        add(Part::Refused, idx, (refused.ts_ms.to_native() / 1000) as u32);
     }
     for (idx, _, dim) in batch.indexed_dims() {
-        add(Part::Dimensions, idx, dim.second);
+        add(Part::Dimensions, idx, dim.second.to_native());
     }
     dirty
 }
@@ -99,7 +99,8 @@ fn runs(starts: &BTreeSet<u32>, size: u32) -> Vec<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tally_model::batch::{DimRow, RefusalReason, RefusedRecord, SecondRow, TenantRows};
+    use tally_model::batch::frame::BatchArchive;
+    use tally_model::batch::{Batch, DimRow, RefusalReason, RefusedRecord, SecondRow, TenantRows};
 
     const H: u32 = 1_700_000_000 / HOUR * HOUR;
 
@@ -131,7 +132,8 @@ mod tests {
     fn a_resume_dirties_the_hours_of_rows_already_present_only() {
         // Landing rows are indexed across tenants: 0 and 1 are tenant a's, 2 is b's.
         let p = present(&[(Part::Landing, &[0, 2]), (Part::Clicks, &[0]), (Part::Refused, &[0])]);
-        let got: Vec<Dirty> = resumed(&batch(), &p).into_iter().collect();
+        let archive = BatchArchive::of(&batch());
+        let got: Vec<Dirty> = resumed(archive.batch(), &p).into_iter().collect();
         let want = [
             Dirty { family: Family::Clicks, hour: H },
             Dirty { family: Family::Clicks, hour: H + 2 * HOUR },
@@ -139,10 +141,10 @@ mod tests {
         ];
         assert_eq!(got, want);
         // Nothing present: the resume inserts everything, views included.
-        assert!(resumed(&batch(), &PerPart::default()).is_empty());
+        assert!(resumed(archive.batch(), &PerPart::default()).is_empty());
         // Click records and verdicts have no rollups.
-        assert!(resumed(&batch(), &present(&[(Part::Clicks, &[0]), (Part::Verdicts, &[0])])).is_empty());
-        assert_eq!(resumed(&batch(), &present(&[(Part::Dimensions, &[0])])).into_iter().collect::<Vec<_>>(), [Dirty { family: Family::Dimensions, hour: H }]);
+        assert!(resumed(archive.batch(), &present(&[(Part::Clicks, &[0]), (Part::Verdicts, &[0])])).is_empty());
+        assert_eq!(resumed(archive.batch(), &present(&[(Part::Dimensions, &[0])])).into_iter().collect::<Vec<_>>(), [Dirty { family: Family::Dimensions, hour: H }]);
     }
 
     #[test]

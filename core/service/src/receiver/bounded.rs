@@ -19,7 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout, timeout_at, Instant};
 
 use tally_http::limits::{Gate, ServerLimits};
-use tally_model::batch::frame;
+use tally_model::batch::frame::{self, AlignedVec};
 
 /// Bytes of batches being received or validated at once, all streams together.
 pub const IN_FLIGHT_BYTES: usize = 512 << 20;
@@ -40,9 +40,12 @@ pub struct Bounds {
 }
 
 /// A received frame and its reservation in the budget, held until answered.
+/// The payload is read into an aligned buffer, so the archive in it is read
+/// in place (`frame::open`), never copied.
 pub struct Received {
-    bytes: Vec<u8>,
-    _reserved: OwnedSemaphorePermit,
+    pub header: [u8; frame::HEADER_LEN],
+    pub payload: AlignedVec<16>,
+    pub reserved: OwnedSemaphorePermit,
 }
 
 /// Why a stream gave no frame.
@@ -97,32 +100,21 @@ impl Bounds {
             }
         };
         let deadline = Instant::now() + STREAM_TIMEOUT;
-        let mut bytes = vec![0u8; total];
-        bytes[..frame::HEADER_LEN].copy_from_slice(&header);
-        match timeout_at(deadline, recv.read_exact(&mut bytes[frame::HEADER_LEN..])).await {
+        let mut payload = AlignedVec::<16>::with_capacity(total - frame::HEADER_LEN);
+        payload.resize(total - frame::HEADER_LEN, 0);
+        match timeout_at(deadline, recv.read_exact(&mut payload)).await {
             Err(_) => return Err(Unread::Broken(format!("batch of {total} bytes not received within {STREAM_TIMEOUT:?}"))),
-            Ok(Err(quinn::ReadExactError::FinishedEarly(n))) => {
-                bytes.truncate(frame::HEADER_LEN + n);
-                return Err(Unread::Short(bytes));
-            }
+            Ok(Err(quinn::ReadExactError::FinishedEarly(n))) => return Err(Unread::Short([&header[..], &payload[..n]].concat())),
             Ok(Err(quinn::ReadExactError::ReadError(e))) => return Err(Unread::Broken(e.to_string())),
             Ok(Ok(())) => {}
         }
         // The frame must end where its header says.
         match timeout_at(deadline, recv.read_to_end(0)).await {
-            Ok(Ok(_)) => Ok(Received { bytes, _reserved: reserved }),
+            Ok(Ok(_)) => Ok(Received { header, payload, reserved }),
             Ok(Err(quinn::ReadToEndError::TooLong)) => Err(Unread::Invalid(format!("the stream goes on past the {total} bytes its frame header declares"))),
             Ok(Err(e)) => Err(Unread::Broken(e.to_string())),
             Err(_) => Err(Unread::Broken(format!("batch stream not finished within {STREAM_TIMEOUT:?}"))),
         }
-    }
-}
-
-impl std::ops::Deref for Received {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        &self.bytes
     }
 }
 

@@ -2,8 +2,10 @@
 //!
 //! One bidirectional stream per batch: the edge writes one frame and
 //! finishes its side; the core validates it completely (header, checksum,
-//! rkyv bytecheck, semantic checks) before anything reaches the committer,
-//! and answers on the same stream. A corrupt or oversized frame costs its
+//! rkyv bytecheck, canonical encoding, semantic checks) before anything
+//! reaches the committer, and answers on the same stream. The payload is
+//! read into an aligned buffer and handed on as is: the committer reads the
+//! archived batch in place (`frame::BatchArchive`). A corrupt or oversized frame costs its
 //! stream a `Rejected` reply and nothing else: the connection, the other
 //! streams and the process carry on. What streams and connections may hold
 //! (a budget of bytes in flight, a deadline per stream, connection and
@@ -24,13 +26,13 @@ use quinn::crypto::rustls::QuicServerConfig;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use tally_model::batch::frame::{self, FrameError};
-use tally_model::batch::Batch;
+use tally_model::batch::ArchivedBatch;
 use tally_model::reply::{Reply, Status};
 use tally_model::timestamp::now_ms;
 
 use crate::commit::committer::Job;
 use crate::metrics::Metrics;
-use bounded::{Bounds, Unread};
+use bounded::{Bounds, Received, Unread};
 use tally_http::pinned::{self, PinnedClients};
 use tally_http::tls::Identity;
 
@@ -160,7 +162,7 @@ impl Receiver {
                 tracing::debug!(%peer, %reason, "batch stream broke before its end");
                 return;
             }
-            Ok(bytes) => match frame::decode(&bytes) {
+            Ok(Received { header, payload, reserved: _reserved }) => match frame::open(&header, payload) {
                 // Another Tally version's batch is not damaged: the edge keeps
                 // it (and backs off) until a core that reads it is up.
                 Err(e @ FrameError::Version(_)) => {
@@ -170,20 +172,22 @@ impl Receiver {
                 }
                 Err(e) => self.reject(peer, e.to_string()),
                 // A watermark ahead of the clock would make hours final that edges still fill.
-                Ok(batch) if batch.low_watermark_ms > now_ms().saturating_add(WATERMARK_MAX_AHEAD_MS) => self.reject(
+                Ok(archive) if archive.batch().low_watermark_ms.to_native() > now_ms().saturating_add(WATERMARK_MAX_AHEAD_MS) => self.reject(
                     peer,
                     format!(
                         "low watermark {} ms is more than {} s ahead of the core's clock ({} ms); it would make hours final too early",
-                        batch.low_watermark_ms,
+                        archive.batch().low_watermark_ms,
                         WATERMARK_MAX_AHEAD_MS / 1000,
                         now_ms()
                     ),
                 ),
-                Ok(batch) if batch.edge != edge || batch.tenants.iter().any(|t| !self.tenants.contains(&t.tenant)) => self.refuse_identity(peer, edge, &batch),
-                Ok(batch) => {
+                Ok(archive) if archive.batch().edge.as_str() != edge || archive.batch().tenants.iter().any(|t| !self.tenants.contains(t.tenant.as_str())) => {
+                    self.refuse_identity(peer, edge, archive.batch())
+                }
+                Ok(archive) => {
                     let (tx, rx) = oneshot::channel();
-                    let checksum = frame::checksum(&bytes).unwrap_or(0);
-                    let job = Job { batch, checksum, reply: tx };
+                    let checksum = frame::checksum(&header).unwrap_or(0);
+                    let job = Job { batch: archive, checksum, reply: tx };
                     match self.jobs.send(job).await {
                         Ok(()) => rx.await.unwrap_or_else(|_| Reply::new(Status::Retry, "core is shutting down")),
                         Err(_) => Reply::new(Status::Retry, "core is shutting down"),
@@ -200,14 +204,14 @@ impl Receiver {
 
     /// A batch its connection may not submit: another edge's id, or a tenant
     /// the core does not know. Refused before any byte is committed.
-    fn refuse_identity(&self, peer: SocketAddr, edge: &str, batch: &Batch) -> Reply {
+    fn refuse_identity(&self, peer: SocketAddr, edge: &str, batch: &ArchivedBatch) -> Reply {
         self.metrics.batches_refused_identity.inc();
-        let reason = match batch.tenants.iter().find(|t| !self.tenants.contains(&t.tenant)) {
-            _ if batch.edge != edge => format!("batch claims edge {:?}, but this connection is authenticated as edge {edge:?}", batch.edge),
+        let reason = match batch.tenants.iter().find(|t| !self.tenants.contains(t.tenant.as_str())) {
+            _ if batch.edge.as_str() != edge => format!("batch claims edge {:?}, but this connection is authenticated as edge {edge:?}", batch.edge),
             Some(t) => format!("batch carries tenant {:?}, which is not in this core's tenants file", t.tenant),
             None => unreachable!("called only for a batch that fails one of the two checks"),
         };
-        tracing::error!(%peer, %edge, seq = batch.seq, %reason, "refused a batch its connection may not submit");
+        tracing::error!(%peer, %edge, seq = batch.seq.to_native(), %reason, "refused a batch its connection may not submit");
         Reply::new(Status::Rejected, reason)
     }
 

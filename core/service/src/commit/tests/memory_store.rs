@@ -82,17 +82,8 @@ impl MemoryStore {
     }
 }
 
-fn keys(rows: &PartRows) -> Vec<(String, u64, u32)> {
-    fn k<T>(rows: &[T], f: impl Fn(&T) -> (String, u64, u32)) -> Vec<(String, u64, u32)> {
-        rows.iter().map(f).collect()
-    }
-    match rows {
-        PartRows::Landing(r) => k(r, |r| (r.edge.clone(), r.batch_seq, r.row_idx)),
-        PartRows::Clicks(r) => k(r, |r| (r.edge.clone(), r.batch_seq, r.row_idx)),
-        PartRows::Refused(r) => k(r, |r| (r.edge.clone(), r.batch_seq, r.row_idx)),
-        PartRows::Dimensions(r) => k(r, |r| (r.edge.clone(), r.batch_seq, r.row_idx)),
-        PartRows::Verdicts(r) => k(r, |r| (r.edge.clone(), r.batch_seq, r.row_idx)),
-    }
+fn keys(rows: &PartRows<'_>) -> Vec<(String, u64, u32)> {
+    rows.rows.iter().flat_map(|(edge, seq, idxs)| idxs.iter().map(move |idx| (edge.to_string(), *seq, *idx))).collect()
 }
 
 impl BatchStore for MemoryStore {
@@ -131,13 +122,13 @@ impl BatchStore for MemoryStore {
         Ok(())
     }
 
-    async fn insert(&self, rows: &PartRows, token: &str) -> Result<(), Crash> {
+    async fn insert(&self, rows: &PartRows<'_>, token: &str) -> Result<(), Crash> {
         let mut inner = self.inner.lock().unwrap();
         inner.tokens.push(token.to_string());
         // Not atomic: each row is a separate chance to crash.
         for (edge, seq, idx) in keys(rows) {
             let lands = inner.spend()?;
-            *inner.rows.entry((rows.part(), edge, seq, idx)).or_default() += 1;
+            *inner.rows.entry((rows.part, edge, seq, idx)).or_default() += 1;
             if !lands {
                 inner.budget = Some(0);
                 return Err(Crash);

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 use tokio::sync::oneshot;
 
+use tally_model::batch::frame::BatchArchive;
 use tally_model::batch::{Batch, ClickRecord, DimRow, RefusalReason, RefusedRecord, SecondRow, TenantRows, VerdictRow, MODE_SHADOW};
 use tally_model::reply::{Reply, Status};
 
@@ -68,7 +69,7 @@ fn send(store: &MemoryStore, batches: &[(Batch, u64)]) -> Vec<Reply> {
         .iter()
         .map(|(b, checksum)| {
             let (tx, rx) = oneshot::channel();
-            (Job { batch: b.clone(), checksum: *checksum, reply: tx }, rx)
+            (Job { batch: BatchArchive::of(b), checksum: *checksum, reply: tx }, rx)
         })
         .unzip();
     rt.block_on(async {
