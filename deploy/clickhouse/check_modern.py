@@ -11,8 +11,9 @@ Default: runs against a modern ClickHouse engine embedded in Python (PyPI
 What it does, with the very same SQL files the service uses:
   1. applies bootstrap.sql and migrations/*.sql in order (statements split the way
      the Rust runner splits them: on ';' at line end, comment-only lines dropped),
-     records them in tally.schema_migrations, then applies everything a second time
-     to prove the DDL is idempotent;
+     applying each file twice in a row (as the runner does after a crash between
+     applying and recording it) to prove its DDL is idempotent, and records them in
+     tally.schema_migrations;
   2. inserts landing rows in several INSERTs (two rows in the same ad/minute, the
      same second in two batches, overlapping user hashes, two days in two months),
      commit-ledger rows (with click_records/refused counts and watermarks), click
@@ -331,39 +332,38 @@ LEDGER = [
     ("e2", 2, 2, 4, 2, 5, 15, 555, D1 + 61, D1 + 18001, (D1 + 60) * 1000, D1 + 20000),  # no visible 1
 ]
 
-CLICK_COLUMNS = ("tenant", "id_hi", "id_lo", "ad_id", "campaign_id", "ts_ms", "second", "cost_micros",
-                 "verdict", "accepted_ms", "edge", "batch_seq", "row_idx")
+CLICK_COLUMNS = ("tenant", "id_hi", "id_lo", "ad_id", "second", "cost_micros", "verdict", "accepted_ms",
+                 "edge", "batch_seq", "row_idx")
 
 
-def click(tenant, id_hi, id_lo, ad, campaign, ts_ms, cost, verdict, accepted_ms, edge, seq, idx):
-    return (tenant, id_hi, id_lo, ad, campaign, ts_ms, ts_ms // 1000, cost, verdict, accepted_ms,
-            edge, seq, idx)
+def click(tenant, id_hi, id_lo, ad, ts_ms, cost, verdict, accepted_ms, edge, seq, idx):
+    return (tenant, id_hi, id_lo, ad, ts_ms // 1000, cost, verdict, accepted_ms, edge, seq, idx)
 
 
 # One INSERT per batch. Ids (1,1), (1,2) and (2,1) of t1 are carried more than once
 # with different accepted_ms: billing takes ad/cost/second of the earliest copy.
 CLICK_BATCHES = [
     [
-        click("t1", 1, 1, 10, 100, (H0 + 5) * 1000 + 120, 100, 0, (H0 + 5) * 1000 + 300, "e1", 1, 0),
-        click("t1", 1, 2, 11, 100, (H0 + 17) * 1000 + 5, 200, 0, (H0 + 17) * 1000 + 900, "e1", 1, 1),  # later copy
-        click("t1", 1, 3, 10, 101, (H0 + 59) * 1000, 50, 1, (H0 + 59) * 1000 + 10, "e1", 1, 2),  # verdict 1
-        click("t2", 1, 1, 10, 200, (H0 + 5) * 1000 + 120, 900, 0, (H0 + 5) * 1000 + 300, "e1", 1, 3),  # same id, t2
+        click("t1", 1, 1, 10, (H0 + 5) * 1000 + 120, 100, 0, (H0 + 5) * 1000 + 300, "e1", 1, 0),
+        click("t1", 1, 2, 11, (H0 + 17) * 1000 + 5, 200, 0, (H0 + 17) * 1000 + 900, "e1", 1, 1),  # later copy
+        click("t1", 1, 3, 10, (H0 + 59) * 1000, 50, 1, (H0 + 59) * 1000 + 10, "e1", 1, 2),  # verdict 1
+        click("t2", 1, 1, 10, (H0 + 5) * 1000 + 120, 900, 0, (H0 + 5) * 1000 + 300, "e1", 1, 3),  # same id, t2
     ],
     [
-        click("t1", 2, 1, 10, 100, (H1 + 30) * 1000 + 1, 400, 0, (H1 + 30) * 1000 + 50, "e1", 2, 0),  # earliest copy
-        click("t1", 1, 1, 10, 100, (H0 + 5) * 1000 + 120, 100, 0, (H0 + 5) * 1000 + 60300, "e1", 2, 1),  # re-carried
-        click("t1", 5, 1, 10, 100, (H1 + 40) * 1000, 30, 0, (H1 + 40) * 1000 + 7, "e1", 2, 2),
+        click("t1", 2, 1, 10, (H1 + 30) * 1000 + 1, 400, 0, (H1 + 30) * 1000 + 50, "e1", 2, 0),  # earliest copy
+        click("t1", 1, 1, 10, (H0 + 5) * 1000 + 120, 100, 0, (H0 + 5) * 1000 + 60300, "e1", 2, 1),  # re-carried
+        click("t1", 5, 1, 10, (H1 + 40) * 1000, 30, 0, (H1 + 40) * 1000 + 7, "e1", 2, 2),
     ],
     [
-        click("t1", 4, 1, 12, 102, D1 * 1000 + 1, 20, 0, D1 * 1000 + 5, "e1", 3, 0),  # batch never committed
+        click("t1", 4, 1, 12, D1 * 1000 + 1, 20, 0, D1 * 1000 + 5, "e1", 3, 0),  # batch never committed
     ],
     [
-        click("t1", 1, 2, 12, 102, (H0 + 17) * 1000 + 5, 250, 0, (H0 + 17) * 1000 + 100, "e2", 1, 0),  # earliest copy
-        click("t1", 2, 1, 13, 103, (H1 + 30) * 1000 + 1, 7, 0, (H1 + 30) * 1000 + 800, "e2", 1, 1),  # later copy
+        click("t1", 1, 2, 12, (H0 + 17) * 1000 + 5, 250, 0, (H0 + 17) * 1000 + 100, "e2", 1, 0),  # earliest copy
+        click("t1", 2, 1, 13, (H1 + 30) * 1000 + 1, 7, 0, (H1 + 30) * 1000 + 800, "e2", 1, 1),  # later copy
     ],
     [
-        click("t1", 3, 1, 10, 100, (D1 + 61) * 1000, 500, 0, (D1 + 61) * 1000 + 2, "e2", 2, 0),
-        click("t1", 3, 2, 12, 102, (D1 + 5 * 3600 + 1) * 1000 + 999, 600, 0, (D1 + 5 * 3600 + 2) * 1000, "e2", 2, 1),
+        click("t1", 3, 1, 10, (D1 + 61) * 1000, 500, 0, (D1 + 61) * 1000 + 2, "e2", 2, 0),
+        click("t1", 3, 2, 12, (D1 + 5 * 3600 + 1) * 1000 + 999, 600, 0, (D1 + 5 * 3600 + 2) * 1000, "e2", 2, 1),
     ],
 ]
 CLICKS = [r for b in CLICK_BATCHES for r in b]
@@ -479,14 +479,14 @@ LANDING_COLUMNS = ("tenant", "ad_id", "campaign_id", "second", "clicks", "spend_
                    "edge", "batch_seq", "row_idx")
 INSERT_LAYOUTS = [  # (table, columns, types) of every table the service inserts into
     ("batches", LEDGER_COLUMNS, LEDGER_TYPES),
-    ("click_records", CLICK_COLUMNS, ("String", "UInt64", "UInt64", "UInt64", "UInt64", "UInt64", DT,
-                                      "UInt64", "UInt8", "UInt64", "String", "UInt64", "UInt32")),
+    ("click_records", CLICK_COLUMNS, ("String", "UInt64", "UInt64", "UInt64", DT, "UInt64", "UInt8", "UInt64",
+                                      "String", "UInt64", "UInt32")),
     ("refused_events", REFUSED_COLUMNS, ("String", "UInt64", "UInt64", "UInt64", "UInt64", "String", DT,
                                          "String", "UInt64", "UInt32")),
     ("billing_statements", STATEMENT_COLUMNS, ("String", DT, "UInt64", "String", "Int64", "Int64", DT)),
     ("billing_final_hours", ("hour", "finalized_at"), (DT, DT)),
     ("clicks_by_second", LANDING_COLUMNS,
-     ("String", "UInt64", "UInt64", DT, "UInt64", "UInt64", "Array(UInt64)", "String", "UInt64", "UInt32")),
+     ("String", "UInt64", "UInt64", DT, "UInt64", "UInt64", "Array(UInt32)", "String", "UInt64", "UInt32")),
     ("click_dimensions", DIMENSION_COLUMNS, ("String", "UInt64", "UInt64", DT, "String", "String", "UInt64",
                                              "UInt64", "String", "UInt64", "UInt32")),
     ("plugin_verdicts", VERDICT_COLUMNS, ("String", DT, "UInt32", "UInt32", "UInt8", "UInt8", "UInt16", "UInt16",
@@ -543,7 +543,7 @@ def expected_billing(tenant, frm, to):
     once, with ad/cost/second of its copy with the smallest accepted_ms.
     tenant None = all tenants (rows start with the tenant)."""
     first = {}
-    for (tn, hi, lo, ad, _camp, _ts, sec, cost, verdict, acc, _e, _s, _i) in CLICKS:
+    for (tn, hi, lo, ad, sec, cost, verdict, acc, _e, _s, _i) in CLICKS:
         if verdict != 0 or not (frm <= sec < to) or (tenant is not None and tn != tenant):
             continue
         key = (tn, hi, lo)
@@ -628,8 +628,8 @@ def expected_manifests(frm, to):
 def expected_batch_records(lo, hi):
     acc = {}
     for r in CLICKS:
-        if lo <= r[6] <= hi:
-            acc[(r[10], r[11])] = acc.get((r[10], r[11]), 0) + 1
+        if lo <= r[4] <= hi:
+            acc[(r[8], r[9])] = acc.get((r[8], r[9]), 0) + 1
     return sorted(k + (v,) for k, v in acc.items())
 
 
@@ -637,7 +637,7 @@ def expected_batch_rows_present(edge, seq, lo, hi, wlo, whi):
     """[lo, hi] bounds event seconds; [wlo, whi] the edge's clock (refusal `at`, verdict `minute`)."""
     return sorted(
         [(0, r[9]) for r in LANDING if r[7] == edge and r[8] == seq and lo <= r[3] <= hi]
-        + [(1, r[12]) for r in CLICKS if r[10] == edge and r[11] == seq and lo <= r[6] <= hi]
+        + [(1, r[10]) for r in CLICKS if r[8] == edge and r[9] == seq and lo <= r[4] <= hi]
         + [(2, r[9]) for r in REFUSED if r[7] == edge and r[8] == seq and wlo <= r[6] <= whi]
         + [(3, r[10]) for r in DIMENSIONS if r[8] == edge and r[9] == seq and lo <= r[3] <= hi]
         + [(4, r[11]) for r in VERDICTS if r[9] == edge and r[10] == seq and wlo <= r[1] <= whi])
@@ -661,7 +661,7 @@ def expected_filtered(tenant, ad, frm, to, size):
 def expected_billing_filtered(tenant, frm, to):
     """Each filtered click id once (ad and hour of its earliest refusal), unless the
     same id was counted (a click record with verdict 0) in the range."""
-    billed = {(c[1], c[2]) for c in CLICKS if c[0] == tenant and c[8] == 0 and frm <= c[6] < to}
+    billed = {(c[1], c[2]) for c in CLICKS if c[0] == tenant and c[6] == 0 and frm <= c[4] < to}
     first = {}
     for (tn, hi, lo, a, ts_ms, reason, at, _e, _s, _i) in REFUSED:
         if tn == tenant and is_filtered(reason) and frm <= ts_ms // 1000 < to:
@@ -708,13 +708,16 @@ def expected_comparison(tenant, frm, to):
 
 # --------------------------------------------------------------------------- the check
 
-def apply_schema(ck, record):
+def apply_schema(ck):
+    """Each file twice in a row: an unrecorded migration is applied again at the next
+    start, while a recorded one never runs again (so a migration may undo an earlier one)."""
     files = [("bootstrap.sql", None)] + [
         (os.path.join("migrations", f), f) for f in migration_files()]
     for rel, mig in files:
-        for i, stmt in enumerate(split_statements(read(rel))):
-            ck.run(stmt, "%s statement %d" % (rel, i + 1))
-        if record and mig:
+        for attempt in (1, 2):
+            for i, stmt in enumerate(split_statements(read(rel))):
+                ck.run(stmt, "%s statement %d (run %d)" % (rel, i + 1, attempt))
+        if mig:
             ck.run("INSERT INTO tally.schema_migrations (version, name, applied_at) "
                    "VALUES (%d, %s, now())" % (int(mig[:4]), sql_literal(mig[:-4])),
                    "record migration %s" % mig)
@@ -1069,7 +1072,7 @@ def repair_again_adds_nothing(ck, repair_sql, table):
 
 def rollup_totals(ck, table):
     return ck.select("SELECT tenant, toUInt64(sumMerge(clicks)) AS c, toUInt64(sumMerge(spend_micros)) AS s, "
-                     "toUInt64(uniqArrayMerge(users)) AS u FROM tally.%s GROUP BY tenant ORDER BY tenant" % table,
+                     "toUInt64(uniqHLL12ArrayMerge(users)) AS u FROM tally.%s GROUP BY tenant ORDER BY tenant" % table,
                      "totals of %s" % table)
 
 
@@ -1083,7 +1086,7 @@ def sum_totals(ck, table):
 TOKEN_CASES = [  # (landing table, columns, one row, its rollups, totals of a rollup)
     ("clicks_by_second", LANDING_COLUMNS, ("d1", 1, 0, D0, 3, 30, [7], "ed", 1, 0),
      [r[0] for r in ROLLUPS], rollup_totals),
-    ("click_records", CLICK_COLUMNS, click("d1", 7, 7, 1, 0, D0 * 1000, 30, 0, D0 * 1000 + 1, "ed", 1, 0),
+    ("click_records", CLICK_COLUMNS, click("d1", 7, 7, 1, D0 * 1000, 30, 0, D0 * 1000 + 1, "ed", 1, 0),
      [], None),
     ("refused_events", REFUSED_COLUMNS, ("d1", 7, 7, 1, D0 * 1000, "filtered:1", D0, "ed", 1, 0),
      ["refused_by_" + b for _t, b, _s in ROLLUPS], sum_totals),
@@ -1137,8 +1140,12 @@ def check_repair(ck):
                  % (D0 + 8, D0 + 9))
     ck.run("INSERT INTO tally.clicks_by_second (tenant, ad_id, campaign_id, second, clicks, spend_micros, "
            "user_hashes, edge, batch_seq, row_idx) VALUES " + unsettled, "landing insert of unsettled batches")
-    for i, stmt in enumerate(split_statements(read("migrations/0002_rollups.sql"))):
-        ck.run(stmt, "re-create rollups statement %d" % (i + 1))
+    views = [s for s in split_statements(read("migrations/0006_compact_storage.sql"))
+             if s.startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS tally.clicks_by_")]
+    if len(views) != len(ROLLUPS):
+        fail("0006_compact_storage.sql should create %d click rollup views" % len(ROLLUPS))
+    for i, stmt in enumerate(views):
+        ck.run(stmt, "re-create rollup view %d" % (i + 1))
     landing = ck.select("SELECT tenant, toUInt64(sum(clicks)) AS c, toUInt64(sum(spend_micros)) AS s, "
                         "toUInt64(uniqArray(user_hashes)) AS u FROM tally.clicks_by_second "
                         "WHERE batch_seq = 1 OR edge != 'er' GROUP BY tenant ORDER BY tenant",
@@ -1356,8 +1363,7 @@ def main():
                     fail("database tally already exists on %s; rerun with --reset to DROP it" % backend.name)
                 ck.run("DROP DATABASE tally", "drop database tally")
 
-        apply_schema(ck, record=True)
-        apply_schema(ck, record=False)  # second run: every statement must be idempotent
+        apply_schema(ck)
         got = ck.select("SELECT version FROM tally.schema_migrations ORDER BY version",
                         "read schema_migrations")
         exp = [(int(f[:4]),) for f in migration_files()]

@@ -6,6 +6,6 @@ SELECT
     {bucket},
     sumState(toUInt64(landing_clicks - rollup_clicks)) AS clicks,
     sumState(toUInt64(landing_spend - rollup_spend)) AS spend_micros,
-    uniqArrayState(landing_users) AS users
+    uniqHLL12ArrayState(landing_users) AS users
 FROM ({gap})
 GROUP BY tenant, ad_id, campaign_id, {bucket}

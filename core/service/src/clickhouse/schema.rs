@@ -22,15 +22,23 @@ macro_rules! migration {
     };
 }
 
-/// Applied at every start on servers that support `insert_deduplication_token`.
+/// Applied at every start on servers that support `insert_deduplication_token`
+/// (deduplication windows, then per-column codecs).
 pub const MODERN: &[&str] = &[
     include_str!("../../../../deploy/clickhouse/modern/0001_dedup_window.sql"),
     include_str!("../../../../deploy/clickhouse/modern/0002_dedup_window_filters.sql"),
+    include_str!("../../../../deploy/clickhouse/modern/0003_codecs.sql"),
 ];
 
 /// In order; a test checks this list against the directory.
-pub const MIGRATIONS: &[Migration] =
-    &[migration!(0001, "landing"), migration!(0002, "rollups"), migration!(0003, "batches"), migration!(0004, "billing"), migration!(0005, "filters")];
+pub const MIGRATIONS: &[Migration] = &[
+    migration!(0001, "landing"),
+    migration!(0002, "rollups"),
+    migration!(0003, "batches"),
+    migration!(0004, "billing"),
+    migration!(0005, "filters"),
+    migration!(0006, "compact_storage"),
+];
 
 /// Splits a file into statements: each ends with `;` at the end of a line;
 /// lines holding only a `--` comment are dropped.
