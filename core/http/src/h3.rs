@@ -17,7 +17,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use http_body_util::{BodyExt, Full};
 use quinn::crypto::rustls::QuicServerConfig;
 use tokio::sync::watch;
@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use crate::limits::{BodyCharge, Gate, ServerLimits};
-use crate::reply::BodyError;
+use crate::reply::{BodyBytes, BodyError};
 use crate::serve::{BodyTimeout, Handler, Peer, Transport, DRAIN};
 
 pub const ALPN: &[u8] = b"h3";
@@ -173,7 +173,7 @@ async fn serve_request<H: Handler>(
 async fn read_body(stream: &mut Stream, max_body: usize, gate: &Gate, charge: &mut BodyCharge, deadline: Instant) -> Result<Bytes, BodyError> {
     let limits = &gate.limits;
     let budget = gate.body_budget();
-    let mut body = BytesMut::new();
+    let mut body = BodyBytes::with_hint(0);
     loop {
         let chunk = match timeout_at(deadline, timeout(limits.body_timeout, stream.recv_data())).await {
             Err(_) => return Err(BodyError::Timeout(BodyTimeout::Deadline(limits.request_timeout))),
@@ -184,7 +184,7 @@ async fn read_body(stream: &mut Stream, max_body: usize, gate: &Gate, charge: &m
         let room = (max_body + 1).saturating_sub(body.len());
         let take = chunk.remaining().min(room);
         budget.charge(charge, take)?;
-        body.extend_from_slice(&chunk.copy_to_bytes(take));
+        body.push(chunk.copy_to_bytes(take));
         chunk.advance(chunk.remaining());
     }
 }

@@ -101,7 +101,7 @@ pub async fn read_body(req: http::Request<crate::RequestBody>, limit: usize) -> 
         return Err(BodyError::TooLarge(limit));
     }
     // A declared length is a hint, not a promise: memory grows with bytes that arrive.
-    let mut buf = bytes::BytesMut::with_capacity(declared.map_or(8 << 10, |n| n.min(limit as u64).min(64 << 10) as usize));
+    let mut buf = BodyBytes::with_hint(declared.map_or(8 << 10, |n| n.min(limit as u64).min(64 << 10) as usize));
     let mut seen: u64 = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| match e.downcast::<BodyTimeout>() {
@@ -117,7 +117,7 @@ pub async fn read_body(req: http::Request<crate::RequestBody>, limit: usize) -> 
             if let Some(budget) = &budget {
                 budget.charge(&mut charge, data.len())?;
             }
-            buf.extend_from_slice(&data);
+            buf.push(data);
         }
     }
     if seen > limit as u64 {
@@ -126,7 +126,66 @@ pub async fn read_body(req: http::Request<crate::RequestBody>, limit: usize) -> 
     Ok((parts, buf.freeze()))
 }
 
+/// A body's bytes as they arrive. The first chunk is kept as it came, not
+/// copied (over HTTP/3, and for most small bodies, it is the whole body);
+/// only a second one starts a buffer, of at least `hint` bytes.
+pub struct BodyBytes {
+    first: Option<Bytes>,
+    rest: bytes::BytesMut,
+    hint: usize,
+}
+
+impl BodyBytes {
+    pub fn with_hint(hint: usize) -> BodyBytes {
+        BodyBytes { first: None, rest: bytes::BytesMut::new(), hint }
+    }
+
+    pub fn len(&self) -> usize {
+        self.first.as_ref().map_or(self.rest.len(), Bytes::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn push(&mut self, chunk: Bytes) {
+        if let Some(first) = self.first.take() {
+            self.rest.reserve(self.hint.max(first.len() + chunk.len()));
+            self.rest.extend_from_slice(&first);
+        } else if self.rest.is_empty() {
+            self.first = Some(chunk);
+            return;
+        }
+        self.rest.extend_from_slice(&chunk);
+    }
+
+    pub fn freeze(self) -> Bytes {
+        self.first.unwrap_or_else(|| self.rest.freeze())
+    }
+}
+
 /// The value of the `Authorization` header, if it is valid text.
 pub fn authorization(headers: &http::HeaderMap) -> Option<&str> {
     headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_bytes_keep_a_lone_chunk_and_join_several() {
+        let lone = Bytes::from_static(b"[1,2]");
+        let mut body = BodyBytes::with_hint(4);
+        body.push(lone.clone());
+        let got = body.freeze();
+        assert_eq!((got.as_ptr(), got.len()), (lone.as_ptr(), lone.len()), "not copied");
+        let mut body = BodyBytes::with_hint(0);
+        for chunk in ["", "ab", "", "c", "de"] {
+            body.push(Bytes::from_static(chunk.as_bytes()));
+        }
+        assert_eq!(body.len(), 5);
+        assert_eq!(&body.freeze()[..], b"abcde");
+        assert!(BodyBytes::with_hint(8).freeze().is_empty());
+    }
 }

@@ -101,12 +101,11 @@ impl Aggregator {
     /// Takes everything added since the last seal, tenants and rows sorted.
     pub fn seal(&mut self) -> Vec<TenantRows> {
         self.clicks = 0;
-        let sorted: BTreeMap<TenantId, TenantAcc> = self.tenants.drain().collect();
-        sorted
+        let tenants: BTreeMap<TenantId, TenantAcc> = self.tenants.drain().collect();
+        tenants
             .into_iter()
             .map(|(tenant, acc)| {
-                let sorted: BTreeMap<RowKey, Acc> = acc.rows.into_iter().collect();
-                let rows = sorted
+                let rows = sorted(acc.rows)
                     .into_iter()
                     .map(|(k, mut acc)| {
                         acc.user_hashes.sort_unstable();
@@ -121,8 +120,7 @@ impl Aggregator {
                         }
                     })
                     .collect();
-                let dims: BTreeMap<DimKey, (u64, u64)> = acc.dims.into_iter().collect();
-                let dims = dims
+                let dims = sorted(acc.dims)
                     .into_iter()
                     .map(|(k, (clicks, spend_micros))| DimRow {
                         ad_id: k.ad_id,
@@ -134,12 +132,18 @@ impl Aggregator {
                         spend_micros,
                     })
                     .collect();
-                let verdicts: BTreeMap<VerdictRow, u64> = acc.verdicts.into_iter().collect();
-                let verdicts = verdicts.into_iter().map(|(k, clicks)| VerdictRow { clicks, ..k }).collect();
+                let verdicts = sorted(acc.verdicts).into_iter().map(|(k, clicks)| VerdictRow { clicks, ..k }).collect();
                 TenantRows { tenant: tenant.to_string(), rows, clicks: acc.clicks, refused: acc.refused, dims, verdicts }
             })
             .collect()
     }
+}
+
+/// A map's entries in key order (keys are unique: no stable sort needed).
+fn sorted<K: Ord, V, S>(map: HashMap<K, V, S>) -> Vec<(K, V)> {
+    let mut entries: Vec<(K, V)> = map.into_iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    entries
 }
 
 #[cfg(test)]
