@@ -69,7 +69,8 @@ fn clicks(n: usize, seed: u64) -> (ClickBatch, Vec<Fields>) {
 }
 
 fn bot_reference(fields: &[Fields]) -> Answer {
-    Answer { codes: fields.iter().map(|f| bot::verdict(f.0, f.1)).collect(), tags: vec![] }
+    let rules = bot::Rules::new();
+    Answer { codes: fields.iter().map(|f| rules.verdict(f.0, f.1)).collect(), tags: vec![] }
 }
 
 #[test]
