@@ -260,6 +260,54 @@ def bind(sql, params, idents=None):
     return out
 
 
+# Planned reads (core/service/src/read_plan.rs): a range becomes one read per table,
+# coarsest first; each reads buckets in [from, to) outside [skip_from, skip_to), and
+# an empty read has from == to (its branch is switched off by a constant `? < ?`).
+PLAN_TABLES = [("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)]
+
+
+def plan(frm, to, finest):
+    """read_plan::Plan::new: the coarsest tables (no finer than `finest` seconds) that tile [frm, to)."""
+    if frm % finest or to % finest:
+        fail("plan of [%d, %d) at %d s: not aligned" % (frm, to, finest))
+    reads, inner = [], None
+    for _bucket, size in PLAN_TABLES:
+        lo, hi = -(-frm // size) * size, to // size * size
+        if size < finest or lo >= hi:
+            reads.append((frm, frm, frm, frm))
+            continue
+        skip, inner = inner or (lo, lo), (lo, hi)
+        reads.append((frm, frm, frm, frm) if skip == inner else (lo, hi) + skip)  # all in the coarser table
+    return reads
+
+
+def single(frm, to, size):
+    """read_plan::Plan::single: every bucket from one table (what queries read before plans)."""
+    return [(frm, to, frm, frm) if s == size and frm < to else (frm, frm, frm, frm) for _b, s in PLAN_TABLES]
+
+
+def plan_binds(reads, keys, tables=4):
+    """Binds of a planned query, as store::bind_plan binds them: per branch (the first
+    `tables` of PLAN_TABLES) the guard pair, the branch's keys, bounds and skip."""
+    if any(r[0] < r[1] for r in reads[tables:]):
+        fail("plan %s reads a table the query lacks" % (reads,))
+    out = []
+    for (lo, hi, skip_from, skip_to) in reads[:tables]:
+        out += [lo, hi] + list(keys) + [lo, hi, skip_from, skip_to]
+    return out
+
+
+def ragged_ranges(lo, hi, n, seed):
+    """Deterministic ranges inside [lo, hi), with ragged seconds, minutes and hours."""
+    import random
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(n):
+        a, b = sorted(rnd.randrange(lo, hi) for _ in range(2))
+        out.append((a, b + 1))
+    return out
+
+
 def read(rel):
     """A query file's text, with `{gap}` replaced by parts/gap_<rest of its name>
     (what repair_* and drift_* share), as the Rust store composes it."""
@@ -523,10 +571,10 @@ def expected_total(tenant, ad, frm, to, size):
     return [(c, s, len(u))]
 
 
-def expected_top(tenant, frm, to, limit):
+def expected_top(tenant, frm, to, limit, size=1):
     acc = {}
     for (tn, a, _c, sec, clicks, spend, _u, _e, _s, _i) in LANDING:
-        b = sec - sec % 60
+        b = sec - sec % size
         if tn == tenant and frm <= b < to:
             c, s = acc.get(a, (0, 0))
             acc[a] = (c + clicks, s + spend)
@@ -779,26 +827,46 @@ def check_queries(ck, phase):
                                     "landing reference series %s %s" % (table, where), SERIES_COLS)
                     if got != ref:
                         fail("series_rollup %s %s: rollup %s != landing %s" % (table, where, got, ref))
-                got = ck.select(bind(q["total_rollup"], [tenant, ad, frm, to], idents),
-                                "total_rollup %s %s" % (table, where), TOTAL_COLS)
+                if not aligned:
+                    continue
+                got = ck.select(bind(q["totals"], plan_binds(single(frm, to, size), [tenant, ad], 3)),
+                                "totals of %s %s" % (table, where), TOTAL_COLS)
                 exp = expected_total(tenant, ad, frm, to, size)
                 if got != exp:
-                    fail("total_rollup %s %s: got %s expected (python) %s" % (table, where, got, exp))
-                if aligned:
-                    ref = ck.select(landing_ref(fn, tenant, ad, frm, to, False),
-                                    "landing reference total %s %s" % (table, where), TOTAL_COLS)
-                    if got != ref:
-                        fail("total_rollup %s %s: rollup %s != landing %s" % (table, where, got, ref))
+                    fail("totals of %s %s: got %s expected (python) %s" % (table, where, got, exp))
+                ref = ck.select(landing_ref(fn, tenant, ad, frm, to, False),
+                                "landing reference total %s %s" % (table, where), TOTAL_COLS)
+                if got != ref:
+                    fail("totals of %s %s: rollup %s != landing %s" % (table, where, got, ref))
+        # planned: the coarsest rollups, equal to the minute rollup alone and to the landing rows
+        for frm, to in ranges + ragged_ranges(D0 - 86400, D1 + 2 * 86400, 12, "%s/%d" % (tenant, ad)):
+            m0, m1 = -(-frm // 60) * 60, to // 60 * 60
+            if m0 >= m1:
+                continue
+            where = "[%s] tenant=%s ad=%d [%d,%d)" % (phase, tenant, ad, m0, m1)
+            got = ck.select(bind(q["totals"], plan_binds(plan(m0, m1, 60), [tenant, ad], 3)),
+                            "planned totals " + where, TOTAL_COLS)
+            expect(got, expected_total(tenant, ad, m0, m1, 1), "planned totals " + where)
+            ref = ck.select(bind(q["totals"], plan_binds(single(m0, m1, 60), [tenant, ad], 3)),
+                            "minute totals " + where, TOTAL_COLS)
+            expect(got, ref, "planned totals %s against the minute rollup alone" % where)
 
+    top_ranges = ranges + ragged_ranges(D0 - 86400, D1 + 2 * 86400, 20, 1)
     for tenant in ("t1", "t2", "nobody"):
-        for frm, to in ranges:
+        for frm, to in top_ranges:
             for limit in (1, 2, 10):
                 where = "[%s] tenant=%s [%d,%d) limit %d" % (phase, tenant, frm, to, limit)
-                got = ck.select(bind(q["top_ads"], [tenant, frm, to, limit]),
+                got = ck.select(bind(q["top_ads"], plan_binds(plan(frm, to, 1), [tenant]) + [limit]),
                                 "top_ads " + where, TOP_COLS)
-                exp = expected_top(tenant, frm, to, limit)
-                if got != exp:
-                    fail("top_ads %s: got %s expected %s" % (where, got, exp))
+                expect(got, expected_top(tenant, frm, to, limit), "top_ads " + where)
+                m0, m1 = -(-frm // 60) * 60, to // 60 * 60
+                if m0 < m1:  # what top ads read before plans: the minute rollup alone
+                    got = ck.select(bind(q["top_ads"], plan_binds(plan(m0, m1, 60), [tenant]) + [limit]),
+                                    "top_ads " + where, TOP_COLS)
+                    ref = ck.select(bind(q["top_ads"], plan_binds(single(m0, m1, 60), [tenant]) + [limit]),
+                                    "top_ads of minutes " + where, TOP_COLS)
+                    expect(got, ref, "top_ads [%d,%d) against the minute rollup alone" % (m0, m1))
+                    expect(ref, expected_top(tenant, m0, m1, limit, 60), "top_ads of minutes " + where)
 
     for edge, lo, hi in (("e1", 0, 10), ("e1", 2, 3), ("e2", 1, 1), ("e3", 0, 100)):
         got = sorted(ck.select(bind(q["ledger_states"], [edge, lo, hi]),
@@ -946,35 +1014,48 @@ def check_filter_queries(ck, q, phase):
                     if got != ref:
                         fail("series_filtered %s %s: rollup %s != refused_events %s" % (bucket, where, got, ref))
 
+    planned_ranges = FILTER_RANGES + [(-(-a // 60) * 60, b // 60 * 60 + 60) for a, b in
+                                      ragged_ranges(D0 - 86400, D1 + 2 * 86400, 12, 2)]
     for tenant in ("t1", "t2", "nobody"):
-        for frm, to in FILTER_RANGES:
+        for frm, to in planned_ranges:
             for _table, bucket, size in ROLLUPS:
+                if frm % size or to % size:
+                    continue
                 for limit in ((1, 2, 10) if tenant == "t1" else (10,)):
                     where = "%s [%s] tenant=%s [%d,%d) limit %d" % (bucket, phase, tenant, frm, to, limit)
-                    got = ck.select(bind(q["refused_reasons"], [tenant, frm, to, limit], {"bucket": bucket}),
-                                    "refused_reasons " + where, REASON_COLS)
-                    expect(got, expected_refused_reasons(tenant, frm, to, size, limit), "refused_reasons " + where)
+                    exp = expected_refused_reasons(tenant, frm, to, size, limit)
+                    got = ck.select(bind(q["refused_reasons"], plan_binds(single(frm, to, size), [tenant], 3) + [limit]),
+                                    "refused_reasons of one rollup " + where, REASON_COLS)
+                    expect(got, exp, "refused_reasons of one rollup " + where)
+                    got = ck.select(bind(q["refused_reasons"], plan_binds(plan(frm, to, size), [tenant], 3) + [limit]),
+                                    "planned refused_reasons " + where, REASON_COLS)
+                    expect(got, exp, "planned refused_reasons " + where)
 
     for tenant, dimension in (("t1", "country"), ("t1", "device"), ("t1", "nope"), ("t2", "country"),
                               ("nobody", "country")):
-        for frm, to in FILTER_RANGES:
+        for frm, to in planned_ranges:
             for _table, bucket, size in ROLLUPS:
+                if frm % size or to % size:
+                    continue
                 for limit in ((1, 2, 10) if (tenant, dimension) == ("t1", "country") else (10,)):
                     where = "%s [%s] tenant=%s dimension=%s [%d,%d) limit %d" % (
                         bucket, phase, tenant, dimension, frm, to, limit)
-                    got = ck.select(bind(q["dimension_values"], [tenant, dimension, frm, to, limit],
-                                         {"bucket": bucket}), "dimension_values " + where, DIMENSION_VALUE_COLS)
-                    expect(got, expected_dimension_values(tenant, dimension, frm, to, size, limit),
-                           "dimension_values " + where)
-                    if frm % size == 0 and to % size == 0:
-                        ref = ck.select(
-                            "SELECT value, toUInt64(sum(clicks)) AS clicks, toUInt64(sum(spend_micros)) AS "
-                            "spend_micros FROM tally.click_dimensions WHERE tenant = %s AND dimension = %s AND "
-                            "second >= %d AND second < %d GROUP BY value ORDER BY clicks DESC, value LIMIT %d" % (
-                                sql_literal(tenant), sql_literal(dimension), frm, to, limit),
-                            "landing reference dimension " + where, DIMENSION_VALUE_COLS)
-                        if got != ref:
-                            fail("dimension_values %s: rollup %s != click_dimensions %s" % (where, got, ref))
+                    exp = expected_dimension_values(tenant, dimension, frm, to, size, limit)
+                    got = ck.select(bind(q["dimension_values"], plan_binds(single(frm, to, size), [tenant, dimension], 3)
+                                         + [limit]), "dimension_values of one rollup " + where, DIMENSION_VALUE_COLS)
+                    expect(got, exp, "dimension_values of one rollup " + where)
+                    got = ck.select(bind(q["dimension_values"], plan_binds(plan(frm, to, size), [tenant, dimension], 3)
+                                         + [limit]), "planned dimension_values " + where, DIMENSION_VALUE_COLS)
+                    expect(got, exp, "planned dimension_values " + where)
+                    # the landing table agrees on aligned ranges
+                    ref = ck.select(
+                        "SELECT value, toUInt64(sum(clicks)) AS clicks, toUInt64(sum(spend_micros)) AS "
+                        "spend_micros FROM tally.click_dimensions WHERE tenant = %s AND dimension = %s AND "
+                        "second >= %d AND second < %d GROUP BY value ORDER BY clicks DESC, value LIMIT %d" % (
+                            sql_literal(tenant), sql_literal(dimension), frm, to, limit),
+                        "landing reference dimension " + where, DIMENSION_VALUE_COLS)
+                    if got != ref:
+                        fail("dimension_values %s: rollup %s != click_dimensions %s" % (where, got, ref))
 
     for frm, to in BILLING_RANGES + [(H0 + 1, H0 + 61)]:
         for tenant in ("t1", "t2", "nobody"):
@@ -999,7 +1080,7 @@ def check_filter_queries(ck, q, phase):
         got = ck.select(bind(q["series_filtered"], ["t1", 10, D0, D1 + 86400], {"bucket": bucket}),
                         "series_filtered spot %s [%s]" % (bucket, phase), FILTERED_COLS)
         expect(got, exp, "series_filtered spot %s [%s]" % (bucket, phase))
-    got = ck.select(bind(q["dimension_values"], ["t1", "country", D0, D1 + 86400, 10], {"bucket": "minute"}),
+    got = ck.select(bind(q["dimension_values"], plan_binds(single(D0, D1 + 86400, 60), ["t1", "country"], 3) + [10]),
                     "dimension_values spot [%s]" % phase, DIMENSION_VALUE_COLS)
     expect(got, [("DE", 11, 1050), ("FR", 11, 1010), ("US", 5, 50), ("it's", 4, 40)],
            "dimension_values spot [%s]" % phase)
@@ -1009,7 +1090,7 @@ def check_filter_queries(ck, q, phase):
 
 
 CHECKED_QUERIES = (
-    "series_second", "total_second", "series_rollup", "total_rollup", "top_ads",
+    "series_second", "total_second", "series_rollup", "totals", "top_ads",
     "ledger_states", "batch_rows_present", "edge_watermarks",
     "billing_live", "billing_live_all_tenants", "billing_statements", "final_hours",
     "reconcile_hours", "reconcile_rollup", "reconcile_manifests", "reconcile_batch_records",

@@ -17,6 +17,7 @@ pub mod commit;
 pub mod config;
 pub mod heal;
 pub mod metrics;
+pub mod read_plan;
 pub mod receiver;
 pub mod registry;
 pub mod resolution;

@@ -22,4 +22,6 @@ impl Resolution {
 
     /// The resolutions materialized views roll up to.
     pub const ROLLUPS: [Resolution; 3] = [Resolution::Minute, Resolution::Hour, Resolution::Day];
+    /// The same, in the order of a planned query's branches (`crate::read_plan`).
+    pub const ROLLUPS_COARSEST_FIRST: [Resolution; 3] = [Resolution::Day, Resolution::Hour, Resolution::Minute];
 }

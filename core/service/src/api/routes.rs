@@ -13,6 +13,7 @@ use super::params::{parse_limit, parse_range, step_name, Range};
 use crate::clickhouse::store::{AdTotal, Point, Totals};
 use crate::clickhouse::Store;
 use crate::metrics::{Metrics, RouteLabel};
+use crate::read_plan::Plan;
 use crate::registry::Registry;
 use crate::resolution::Resolution;
 
@@ -136,14 +137,19 @@ impl Handler for Api {
 }
 
 impl Api {
-    /// The caller's tenant and the `from`, `to`, `step` and `limit` of a
-    /// query for the top entries of a range.
-    fn ranked_query(&self, req: &http::Request<RequestBody>) -> Result<(TenantId, Range, u32), Response> {
+    /// The caller's tenant, the `from`, `to`, `step` and `limit` of a query
+    /// for the top entries of a range, and the plan that reads the range
+    /// from tables no finer than `finest` (coarser ones where they fit).
+    fn ranked_query(&self, req: &http::Request<RequestBody>, finest: Resolution) -> Result<(TenantId, Range, Plan, u32), Response> {
         let tenant = self.tenant(req)?;
         let query = req.uri().query();
         let range = parse_range(query, Resolution::Minute, now_ms()).map_err(|reason| reply::error(StatusCode::BAD_REQUEST, reason))?;
         let limit = parse_limit(query).map_err(|reason| reply::error(StatusCode::BAD_REQUEST, reason))?;
-        Ok((tenant, range, limit))
+        if range.step.seconds() < finest.seconds() {
+            return Err(reply::error(StatusCode::BAD_REQUEST, "filtered clicks and dimensions have steps of 1m, 1h or 1d"));
+        }
+        let plan = Plan::new(range.from, range.to, finest).expect("a range is aligned to its step, no finer than `finest`");
+        Ok((tenant, range, plan, limit))
     }
 
     fn tenant(&self, req: &http::Request<RequestBody>) -> Result<TenantId, Response> {
@@ -177,7 +183,16 @@ impl Api {
             Ok(found) => found,
             Err(e) => return storage_error(e),
         };
-        let mut total = match self.store.totals(tenant.as_str(), ad_id, range.from, range.to, range.step).await {
+        // Per-second series read the landing table only, and so do their
+        // totals; others read the coarsest rollups that tile the range.
+        let total = match range.step {
+            Resolution::Second => self.store.second_totals(tenant.as_str(), ad_id, range.from, range.to).await,
+            _ => {
+                let plan = Plan::new(range.from, range.to, Resolution::Minute).expect("a range is aligned to its step");
+                self.store.totals(tenant.as_str(), ad_id, &plan).await
+            }
+        };
+        let mut total = match total {
             Ok(t) => t,
             Err(e) => return storage_error(e),
         };
@@ -207,11 +222,11 @@ impl Api {
     }
 
     async fn top_ads(&self, req: &http::Request<RequestBody>) -> Response {
-        let (tenant, range, limit) = match self.ranked_query(req) {
+        let (tenant, range, plan, limit) = match self.ranked_query(req, Resolution::Second) {
             Ok(found) => found,
             Err(resp) => return resp,
         };
-        match self.store.top_ads(tenant.as_str(), range.from, range.to, limit).await {
+        match self.store.top_ads(tenant.as_str(), &plan, limit).await {
             Ok(ads) => reply::json(StatusCode::OK, &TopAds { from: range.from as u64 * 1000, to: range.to as u64 * 1000, ads }),
             Err(e) => storage_error(e),
         }
@@ -222,31 +237,29 @@ impl Api {
     /// `GET /v1/dimensions/{name}?from=&to=&step=&limit=`: clicks per value
     /// of an enrichment dimension, most clicked first.
     async fn dimension(&self, req: &http::Request<RequestBody>, name: &str) -> Response {
-        let (tenant, range, limit) = match self.ranked_query(req) {
+        let (tenant, range, plan, limit) = match self.ranked_query(req, Resolution::Minute) {
             Ok(found) => found,
             Err(resp) => return resp,
         };
-        match self.store.dimension_values(tenant.as_str(), name, range.from, range.to, range.step, limit).await {
-            Ok(Ok(values)) => reply::json(
+        match self.store.dimension_values(tenant.as_str(), name, &plan, limit).await {
+            Ok(values) => reply::json(
                 StatusCode::OK,
                 &serde_json::json!({ "dimension": name, "from": range.from as u64 * 1000, "to": range.to as u64 * 1000, "values": values }),
             ),
-            Ok(Err(reason)) => reply::error(StatusCode::BAD_REQUEST, reason),
             Err(e) => storage_error(e),
         }
     }
 
     /// Refused clicks per reason (`filtered:<code>` per filter reason code).
     async fn refused(&self, req: &http::Request<RequestBody>) -> Response {
-        let (tenant, range, limit) = match self.ranked_query(req) {
+        let (tenant, range, plan, limit) = match self.ranked_query(req, Resolution::Minute) {
             Ok(found) => found,
             Err(resp) => return resp,
         };
-        match self.store.refused_reasons(tenant.as_str(), range.from, range.to, range.step, limit).await {
-            Ok(Ok(reasons)) => {
+        match self.store.refused_reasons(tenant.as_str(), &plan, limit).await {
+            Ok(reasons) => {
                 reply::json(StatusCode::OK, &serde_json::json!({ "from": range.from as u64 * 1000, "to": range.to as u64 * 1000, "reasons": reasons }))
             }
-            Ok(Err(reason)) => reply::error(StatusCode::BAD_REQUEST, reason),
             Err(e) => storage_error(e),
         }
     }

@@ -5,8 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::sql;
-use super::store::err;
+use super::store::{bind_plan, err};
 use super::{Store, StoreError};
+use crate::read_plan::Plan;
 use crate::resolution::Resolution;
 
 #[derive(Debug, Clone, Copy, clickhouse::Row, Deserialize, PartialEq, Eq)]
@@ -48,55 +49,28 @@ pub struct VerdictCount {
     pub clicks: u64,
 }
 
-/// The bucket column (and table suffix) of a rollup step.
-fn bucket(step: Resolution) -> Result<&'static str, String> {
-    step.rollup().map(|(_, bucket, _)| bucket).ok_or_else(|| "filtered clicks and dimensions have steps of 1m, 1h or 1d".to_string())
-}
-
 impl Store {
     /// Filtered clicks of an ad per bucket in `[from, to)`; `None` for 1s steps.
     pub async fn filtered_series(&self, tenant: &str, ad_id: u64, from: u32, to: u32, step: Resolution) -> Result<Option<Vec<FilteredPoint>>, StoreError> {
-        let Ok(bucket) = bucket(step) else { return Ok(None) };
+        let Some((_, bucket, _)) = step.rollup() else { return Ok(None) };
         let sql = sql::SERIES_FILTERED.replace("{bucket}", bucket);
         let rows = self.db.query(&sql).bind(tenant).bind(ad_id).bind(from).bind(to).fetch_all().await.map_err(err("querying filtered clicks"))?;
         Ok(Some(rows))
     }
 
-    /// Clicks per value of a dimension in `[from, to)`, most clicked first.
-    pub async fn dimension_values(
-        &self,
-        tenant: &str,
-        dimension: &str,
-        from: u32,
-        to: u32,
-        step: Resolution,
-        limit: u32,
-    ) -> Result<Result<Vec<DimensionValue>, String>, StoreError> {
-        let bucket = match bucket(step) {
-            Ok(b) => b,
-            Err(reason) => return Ok(Err(reason)),
-        };
-        let sql = sql::DIMENSION_VALUES.replace("{bucket}", bucket);
-        let rows = self.db.query(&sql).bind(tenant).bind(dimension).bind(from).bind(to).bind(limit).fetch_all().await.map_err(err("querying a dimension"))?;
-        Ok(Ok(rows))
+    /// Clicks per value of a dimension over the plan's range (1m or
+    /// coarser), most clicked first.
+    pub async fn dimension_values(&self, tenant: &str, dimension: &str, plan: &Plan, limit: u32) -> Result<Vec<DimensionValue>, StoreError> {
+        let query =
+            bind_plan(self.db.query(sql::DIMENSION_VALUES), "dimension values", plan, &Resolution::ROLLUPS_COARSEST_FIRST, |q| q.bind(tenant).bind(dimension))?;
+        query.bind(limit).fetch_all().await.map_err(err("querying a dimension"))
     }
 
-    /// A tenant's refused clicks per reason in `[from, to)`, most first.
-    pub async fn refused_reasons(
-        &self,
-        tenant: &str,
-        from: u32,
-        to: u32,
-        step: Resolution,
-        limit: u32,
-    ) -> Result<Result<Vec<ReasonCount>, String>, StoreError> {
-        let bucket = match bucket(step) {
-            Ok(b) => b,
-            Err(reason) => return Ok(Err(reason)),
-        };
-        let sql = sql::REFUSED_REASONS.replace("{bucket}", bucket);
-        let rows = self.db.query(&sql).bind(tenant).bind(from).bind(to).bind(limit).fetch_all().await.map_err(err("querying refused reasons"))?;
-        Ok(Ok(rows))
+    /// A tenant's refused clicks per reason over the plan's range (1m or
+    /// coarser), most first.
+    pub async fn refused_reasons(&self, tenant: &str, plan: &Plan, limit: u32) -> Result<Vec<ReasonCount>, StoreError> {
+        let query = bind_plan(self.db.query(sql::REFUSED_REASONS), "refused reasons", plan, &Resolution::ROLLUPS_COARSEST_FIRST, |q| q.bind(tenant))?;
+        query.bind(limit).fetch_all().await.map_err(err("querying refused reasons"))
     }
 
     pub async fn billing_filtered(&self, tenant: &str, from: u32, to: u32) -> Result<Vec<FilteredHour>, StoreError> {

@@ -9,7 +9,8 @@ macro_rules! query {
 pub const SERIES_SECOND: &str = query!("series_second");
 pub const TOTAL_SECOND: &str = query!("total_second");
 pub const SERIES_ROLLUP: &str = query!("series_rollup");
-pub const TOTAL_ROLLUP: &str = query!("total_rollup");
+/// Planned reads (`crate::read_plan`): one branch per table, coarsest first.
+pub const TOTALS: &str = query!("totals");
 pub const TOP_ADS: &str = query!("top_ads");
 pub const LEDGER_STATES: &str = query!("ledger_states");
 pub const BATCH_ROWS_PRESENT: &str = query!("batch_rows_present");

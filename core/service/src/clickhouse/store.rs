@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::schema::{statements, BOOTSTRAP, MIGRATIONS, MODERN};
 use super::sql;
 use crate::billing::figures::{Billed, LiveBilling};
+use crate::read_plan::{Plan, TABLES};
 use crate::resolution::Resolution;
 
 const DATABASE: &str = "tally";
@@ -18,6 +19,10 @@ pub enum StoreError {
     /// does not match the code, refused rather than guessed at.
     #[error("ClickHouse {what}: unexpected {found}")]
     Unexpected { what: &'static str, found: String },
+    /// A plan reads a table the query has no branch for (a caller's bug,
+    /// refused rather than answered without that part of the range).
+    #[error("{what} has no {table:?} table: plan it at a coarser resolution")]
+    NoTable { what: &'static str, table: Resolution },
 }
 
 pub(super) fn err(what: impl Into<String>) -> impl FnOnce(clickhouse::error::Error) -> StoreError {
@@ -44,13 +49,27 @@ impl Resolution {
             Some((table, bucket, _)) => sql::SERIES_ROLLUP.replace("{table}", table).replace("{bucket}", bucket),
         }
     }
+}
 
-    fn total_sql(self) -> String {
-        match self.rollup() {
-            None => sql::TOTAL_SECOND.to_string(),
-            Some((table, bucket, _)) => sql::TOTAL_ROLLUP.replace("{table}", table).replace("{bucket}", bucket),
-        }
+/// Binds `plan` to a query with one branch per table of `tables` (coarsest
+/// first, as in `read_plan::TABLES`), each `WHERE ? < ? AND <keys> AND
+/// <bucket in [from, to) outside [skip_from, skip_to)>`: the read's bounds
+/// switch an empty branch off, `keys` binds the branch's own filters.
+pub(super) fn bind_plan(
+    mut query: clickhouse::query::Query,
+    what: &'static str,
+    plan: &Plan,
+    tables: &[Resolution],
+    keys: impl Fn(clickhouse::query::Query) -> clickhouse::query::Query,
+) -> Result<clickhouse::query::Query, StoreError> {
+    if let Some(r) = plan.reads().iter().find(|r| !r.is_empty() && !tables.contains(&r.table)) {
+        return Err(StoreError::NoTable { what, table: r.table });
     }
+    for &table in tables {
+        let r = plan.read(table);
+        query = keys(query.bind(r.from).bind(r.to)).bind(r.from).bind(r.to).bind(r.skip_from).bind(r.skip_to);
+    }
+    Ok(query)
 }
 
 /// The landing tables that materialized views roll up by minute, hour and
@@ -445,12 +464,23 @@ impl Store {
         self.db.query(&step.series_sql()).bind(tenant).bind(ad_id).bind(from).bind(to).fetch_all::<Point>().await.map_err(err("querying a click series"))
     }
 
-    pub async fn totals(&self, tenant: &str, ad_id: u64, from: u32, to: u32, step: Resolution) -> Result<Totals, StoreError> {
-        self.db.query(&step.total_sql()).bind(tenant).bind(ad_id).bind(from).bind(to).fetch_one::<Totals>().await.map_err(err("querying click totals"))
+    /// An ad's totals over `[from, to)` from the landing table alone (what
+    /// per-second series read).
+    pub async fn second_totals(&self, tenant: &str, ad_id: u64, from: u32, to: u32) -> Result<Totals, StoreError> {
+        self.db.query(sql::TOTAL_SECOND).bind(tenant).bind(ad_id).bind(from).bind(to).fetch_one::<Totals>().await.map_err(err("querying click totals"))
     }
 
-    pub async fn top_ads(&self, tenant: &str, from: u32, to: u32, limit: u32) -> Result<Vec<AdTotal>, StoreError> {
-        self.db.query(sql::TOP_ADS).bind(tenant).bind(from).bind(to).bind(limit).fetch_all::<AdTotal>().await.map_err(err("querying top ads"))
+    /// An ad's totals over the plan's range (1m or coarser; users: one merge
+    /// of every rollup's states).
+    pub async fn totals(&self, tenant: &str, ad_id: u64, plan: &Plan) -> Result<Totals, StoreError> {
+        let query = bind_plan(self.db.query(sql::TOTALS), "click totals", plan, &Resolution::ROLLUPS_COARSEST_FIRST, |q| q.bind(tenant).bind(ad_id))?;
+        query.fetch_one::<Totals>().await.map_err(err("querying click totals"))
+    }
+
+    /// The most clicked ads over the plan's range.
+    pub async fn top_ads(&self, tenant: &str, plan: &Plan, limit: u32) -> Result<Vec<AdTotal>, StoreError> {
+        let query = bind_plan(self.db.query(sql::TOP_ADS), "top ads", plan, &TABLES, |q| q.bind(tenant))?;
+        query.bind(limit).fetch_all::<AdTotal>().await.map_err(err("querying top ads"))
     }
 }
 

@@ -1,6 +1,0 @@
-SELECT
-    toUInt64(sumMerge(clicks)) AS clicks,
-    toUInt64(sumMerge(spend_micros)) AS spend_micros,
-    toUInt64(uniqHLL12ArrayMerge(users)) AS users
-FROM tally.{table}
-WHERE tenant = ? AND ad_id = ? AND {bucket} >= ? AND {bucket} < ?
