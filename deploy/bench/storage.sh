@@ -45,7 +45,7 @@ for bin in "${BINS[@]}"; do
   done
   [ -n "$chpid" ] || { echo "no private clickhouse-server among the POP's processes"; exit 1; }
   before=$(cpu_ticks "$chpid")
-  "$bin" load --edge "$edge" --key "$key" --connections "$CONNS" --batch "$BATCH" --seconds "$SECS" --rate "$RATE" | tail -n 4
+  "$bin" load --edge "$edge" --key "$key" --connections "$CONNS" --batch "$BATCH" --seconds "$SECS" --rate "$RATE" | tr "\r" "\n" | grep -v "^\[" | tail -n 3
   # Settled: the committed count stops moving for 3 s.
   last=-1 same=0
   while [ "$same" -lt 6 ]; do
