@@ -80,3 +80,61 @@ async fn demo_runs_a_pop_and_stops_everything() {
         assert!(!alive(pid), "process {pid} outlived the demo");
     }
 }
+
+/// Ctrl-C (SIGINT) after traffic ran: the demo says what it stops, every
+/// process it started is gone, and so is its temporary directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_stops_on_sigint_and_removes_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state_file, out_file) = (dir.path().join("state.json"), dir.path().join("demo.out"));
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"));
+    command.args(["demo", "--rate", "500", "--ship-interval-ms", "200", "--state-file"]).arg(&state_file);
+    command.stdout(std::fs::File::create(&out_file).unwrap());
+    let mut demo = Supervised::spawn("demo", command).unwrap();
+
+    // Readiness: the state file, then a traffic report (clicks flowed).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let state: Value = loop {
+        if let Ok(text) = std::fs::read_to_string(&state_file) {
+            break serde_json::from_str(&text).unwrap();
+        }
+        assert!(demo.exited().is_none(), "demo exited before it was ready");
+        assert!(tokio::time::Instant::now() < deadline, "demo never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let pids: Vec<u32> = state["pids"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap() as u32).collect();
+    let _reap = ReapOnPanic(pids.clone());
+    let pop_dir = std::path::PathBuf::from(state["dir"].as_str().unwrap());
+    assert!(pop_dir.is_dir(), "{pop_dir:?} is not the demo's directory");
+    while !std::fs::read_to_string(&out_file).unwrap().contains("edge accepted") {
+        assert!(demo.exited().is_none(), "demo exited while running");
+        assert!(tokio::time::Instant::now() < deadline, "demo never reported traffic");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    demo.signal(libc::SIGINT);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = demo.exited() {
+            break status;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "demo did not exit after SIGINT");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let out = std::fs::read_to_string(&out_file).unwrap();
+    assert!(status.success(), "demo exited with {status}: {out}");
+    for step in ["stopping edge", "stopping core", "stopping ClickHouse", "removing"] {
+        assert!(out.contains(step), "demo did not say {step:?}: {out}");
+    }
+    for pid in pids {
+        assert!(!alive(pid), "process {pid} outlived the demo");
+    }
+    assert!(!pop_dir.exists(), "{pop_dir:?} is still there");
+    // Its files go in the background, after the demo: wait for that too.
+    let aside = pop_dir.with_extension("removing");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    while aside.exists() {
+        assert!(tokio::time::Instant::now() < deadline, "{aside:?} was never removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,5 +1,6 @@
 //! `tally demo`: a local POP with live traffic, until SIGINT/SIGTERM.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,6 +18,10 @@ use tally_http::client::Client;
 /// The ad the freshness probe clicks; the generator never uses it.
 const PROBE_AD: u64 = 9_999_999;
 const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// How long each process gets after SIGTERM before SIGKILL when the demo
+/// stops: killing any of them loses nothing (see `LocalPop::stop_within`),
+/// and a long run leaves more to flush and merge than anyone waits for.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -59,14 +64,12 @@ impl Ack {
 }
 
 pub async fn run(args: DemoArgs, mut shutdown: watch::Receiver<bool>) -> Result<()> {
-    let temp;
-    let dir = match &args.dir {
-        Some(d) => d.clone(),
-        None => {
-            temp = tempfile::Builder::new().prefix("tally-demo-").tempdir()?;
-            temp.path().to_path_buf()
-        }
+    // Removed only once every process is gone (see the end).
+    let temp = match &args.dir {
+        Some(_) => None,
+        None => Some(tempfile::Builder::new().prefix("tally-demo-").tempdir()?),
     };
+    let dir = args.dir.clone().unwrap_or_else(|| temp.as_ref().expect("a temporary directory without --dir").path().to_path_buf());
     let tally_bin = std::env::current_exe().context("locating the tally binary")?;
     let mut pop = LocalPop::start(PopOptions {
         tally_bin,
@@ -133,9 +136,35 @@ pub async fn run(args: DemoArgs, mut shutdown: watch::Receiver<bool>) -> Result<
         );
     };
     let _ = stop_tx.send(true);
-    println!("stopping edge, core and ClickHouse...");
-    pop.stop().await;
+    let stopping = Instant::now();
+    pop.stop_within(STOP_GRACE, |step| println!("{step}")).await;
+    if let Some(temp) = temp {
+        remove_in_background(temp)?;
+    }
+    println!("stopped in {:.1} s", stopping.elapsed().as_secs_f64());
     outcome
+}
+
+/// Renames the POP's directory aside (at once: its path is free) and
+/// leaves the unlinking to a detached `rm`, which outlives the demo: after
+/// a long run ClickHouse alone has tens of thousands of part files, and
+/// unlinking them took minutes on a loaded disk. Called only once every
+/// process that wrote there is gone.
+fn remove_in_background(temp: tempfile::TempDir) -> Result<()> {
+    let dir = temp.keep();
+    let aside = dir.with_extension("removing");
+    std::fs::rename(&dir, &aside).with_context(|| format!("moving {} aside", dir.display()))?;
+    let rm = std::process::Command::new("rm")
+        .arg("-rf")
+        .arg("--one-file-system")
+        .arg(&aside)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting rm -rf {}", aside.display()))?;
+    println!("removing {} (moved to {}; rm -rf in the background, pid {})", dir.display(), aside.display(), rm.id());
+    Ok(())
 }
 
 /// Posts one probe click and measures until the query API counts it.

@@ -376,13 +376,24 @@ impl LocalPop {
 
     /// Stops everything in dependency order: edges (flush to core), core
     /// (finishes commits), then the private ClickHouse.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        self.stop_within(STOP_GRACE, |_| {}).await;
+    }
+
+    /// [`LocalPop::stop`], giving each process `grace` after SIGTERM before
+    /// SIGKILL (safe for each: acknowledged clicks are in the WAL, a commit
+    /// cut short is resumed, ClickHouse drops half-written parts), and
+    /// telling `say` each step before it starts.
+    pub async fn stop_within(mut self, grace: Duration, say: impl Fn(&str)) {
         for e in &mut self.edges {
-            e.process.stop(STOP_GRACE).await;
+            say(&format!("stopping edge {} (pid {})...", e.id, e.process.pid().unwrap_or(0)));
+            e.process.stop(grace).await;
         }
-        self.core.stop(STOP_GRACE).await;
+        say(&format!("stopping core (pid {})...", self.core.pid().unwrap_or(0)));
+        self.core.stop(grace).await;
         if let Some(mut ch) = self.clickhouse.take() {
-            ch.stop().await;
+            say(&format!("stopping ClickHouse (pid {})...", ch.pid().unwrap_or(0)));
+            ch.stop_within(grace).await;
         }
     }
 }

@@ -124,7 +124,13 @@ impl PrivateServer {
 
     /// SIGTERM, wait, then SIGKILL. Idempotent.
     pub async fn stop(&mut self) {
-        if self.process.stop(STOP_TIMEOUT).await.is_some() {
+        self.stop_within(STOP_TIMEOUT).await;
+    }
+
+    /// [`PrivateServer::stop`] with SIGKILL after `grace` (a graceful 18.16
+    /// shutdown can wait on merges far longer than a caller wants to).
+    pub async fn stop_within(&mut self, grace: Duration) {
+        if self.process.stop(grace).await.is_some() {
             tracing::info!("private ClickHouse stopped");
         }
     }
