@@ -130,7 +130,8 @@ pub fn parse_click(tenant: &TenantId, raw: &RawValue, columns: Option<&mut Colum
 /// Validates an event's fields into a click (the key hashed with `keys`,
 /// the tenant's), appending them to `columns` when the tenant has a filter.
 pub(super) fn validate(keys: &mut ClickKeys, wire: &WireClick<'_>, columns: Option<&mut Columns>) -> Result<Click, String> {
-    if wire.click_id.is_empty() || wire.click_id.chars().count() > MAX_CLICK_ID_LEN {
+    // Characters are counted only past as many bytes: never fewer bytes than characters.
+    if wire.click_id.is_empty() || (wire.click_id.len() > MAX_CLICK_ID_LEN && wire.click_id.chars().count() > MAX_CLICK_ID_LEN) {
         return Err(format!("click_id must be 1-{MAX_CLICK_ID_LEN} characters"));
     }
     let ts_ms = match &wire.ts {
