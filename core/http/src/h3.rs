@@ -152,7 +152,8 @@ async fn serve_request<H: Handler>(
         return respond(stream, resp).await;
     }
     let mut charge = BodyCharge::default();
-    let body = match read_body(&mut stream, max_body, gate, &mut charge, deadline).await {
+    let declared = head.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let body = match read_body(&mut stream, max_body, declared, gate, &mut charge, deadline).await {
         Ok(body) => body,
         Err(e) => {
             stream.stop_sending(h3::error::Code::H3_REQUEST_REJECTED);
@@ -169,11 +170,18 @@ async fn serve_request<H: Handler>(
 
 /// The request body, up to `max_body` bytes plus one (past the limit the
 /// rest is dropped: the handler sees a body one byte too long and answers
-/// 413), charged to the process's budget.
-async fn read_body(stream: &mut Stream, max_body: usize, gate: &Gate, charge: &mut BodyCharge, deadline: Instant) -> Result<Bytes, BodyError> {
+/// 413), charged to the process's budget. `declared`: its Content-Length.
+async fn read_body(
+    stream: &mut Stream,
+    max_body: usize,
+    declared: Option<usize>,
+    gate: &Gate,
+    charge: &mut BodyCharge,
+    deadline: Instant,
+) -> Result<Bytes, BodyError> {
     let limits = &gate.limits;
     let budget = gate.body_budget();
-    let mut body = BodyBytes::with_hint(0);
+    let mut body = BodyBytes::expecting(declared.map(|n| n.min(max_body + 1)));
     loop {
         let chunk = match timeout_at(deadline, timeout(limits.body_timeout, stream.recv_data())).await {
             Err(_) => return Err(BodyError::Timeout(BodyTimeout::Deadline(limits.request_timeout))),

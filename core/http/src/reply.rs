@@ -101,7 +101,7 @@ pub async fn read_body(req: http::Request<crate::RequestBody>, limit: usize) -> 
         return Err(BodyError::TooLarge(limit));
     }
     // A declared length is a hint, not a promise: memory grows with bytes that arrive.
-    let mut buf = BodyBytes::with_hint(declared.map_or(8 << 10, |n| n.min(limit as u64).min(64 << 10) as usize));
+    let mut buf = BodyBytes::expecting(declared.map(|n| n.min(limit as u64) as usize));
     let mut seen: u64 = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| match e.downcast::<BodyTimeout>() {
@@ -128,16 +128,21 @@ pub async fn read_body(req: http::Request<crate::RequestBody>, limit: usize) -> 
 
 /// A body's bytes as they arrive. The first chunk is kept as it came, not
 /// copied (over HTTP/3, and for most small bodies, it is the whole body);
-/// only a second one starts a buffer, of at least `hint` bytes.
+/// later ones are copied into one buffer, so a slow client's trickle never
+/// pins the transport's read buffers. The buffer is sized for the whole
+/// declared body once at least half of it has arrived (no more than
+/// doubling would take), so an honest client's body is not moved again by
+/// the last doubling; before that, it grows with what arrives.
 pub struct BodyBytes {
     first: Option<Bytes>,
     rest: bytes::BytesMut,
-    hint: usize,
+    declared: usize,
 }
 
 impl BodyBytes {
-    pub fn with_hint(hint: usize) -> BodyBytes {
-        BodyBytes { first: None, rest: bytes::BytesMut::new(), hint }
+    /// `declared`: the length the request says its body has, if any.
+    pub fn expecting(declared: Option<usize>) -> BodyBytes {
+        BodyBytes { first: None, rest: bytes::BytesMut::new(), declared: declared.unwrap_or(0) }
     }
 
     pub fn len(&self) -> usize {
@@ -149,12 +154,17 @@ impl BodyBytes {
     }
 
     pub fn push(&mut self, chunk: Bytes) {
-        if let Some(first) = self.first.take() {
-            self.rest.reserve(self.hint.max(first.len() + chunk.len()));
-            self.rest.extend_from_slice(&first);
-        } else if self.rest.is_empty() {
+        if self.first.is_none() && self.rest.is_empty() {
             self.first = Some(chunk);
             return;
+        }
+        let need = self.len() + chunk.len();
+        let want = if (need..=need.saturating_mul(2)).contains(&self.declared) { self.declared } else { need };
+        if let Some(first) = self.first.take() {
+            self.rest.reserve(want);
+            self.rest.extend_from_slice(&first);
+        } else if self.rest.capacity() < need {
+            self.rest.reserve(want - self.rest.len());
         }
         self.rest.extend_from_slice(&chunk);
     }
@@ -176,16 +186,28 @@ mod tests {
     #[test]
     fn body_bytes_keep_a_lone_chunk_and_join_several() {
         let lone = Bytes::from_static(b"[1,2]");
-        let mut body = BodyBytes::with_hint(4);
+        let mut body = BodyBytes::expecting(Some(5));
         body.push(lone.clone());
         let got = body.freeze();
         assert_eq!((got.as_ptr(), got.len()), (lone.as_ptr(), lone.len()), "not copied");
-        let mut body = BodyBytes::with_hint(0);
+        let mut body = BodyBytes::expecting(None);
         for chunk in ["", "ab", "", "c", "de"] {
             body.push(Bytes::from_static(chunk.as_bytes()));
         }
         assert_eq!(body.len(), 5);
         assert_eq!(&body.freeze()[..], b"abcde");
-        assert!(BodyBytes::with_hint(8).freeze().is_empty());
+        // Sized for the declared body once half of it is here.
+        let mut body = BodyBytes::expecting(Some(1000));
+        body.push(Bytes::from(vec![1; 300]));
+        body.push(Bytes::from(vec![2; 200]));
+        assert!(body.rest.capacity() >= 1000);
+        body.push(Bytes::from(vec![3; 500]));
+        assert_eq!(body.freeze().len(), 1000);
+        // A trickle with a large declared length grows with what arrives.
+        let mut body = BodyBytes::expecting(Some(1 << 30));
+        body.push(Bytes::from_static(b"a"));
+        body.push(Bytes::from_static(b"b"));
+        assert!(body.rest.capacity() < 1 << 20);
+        assert!(BodyBytes::expecting(None).freeze().is_empty());
     }
 }
