@@ -144,7 +144,10 @@ mod tests {
         assert!(resumed(archive.batch(), &PerPart::default()).is_empty());
         // Click records and verdicts have no rollups.
         assert!(resumed(archive.batch(), &present(&[(Part::Clicks, &[0]), (Part::Verdicts, &[0])])).is_empty());
-        assert_eq!(resumed(archive.batch(), &present(&[(Part::Dimensions, &[0])])).into_iter().collect::<Vec<_>>(), [Dirty { family: Family::Dimensions, hour: H }]);
+        assert_eq!(
+            resumed(archive.batch(), &present(&[(Part::Dimensions, &[0])])).into_iter().collect::<Vec<_>>(),
+            [Dirty { family: Family::Dimensions, hour: H }]
+        );
     }
 
     #[test]
