@@ -18,7 +18,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use bytes::BytesMut;
 use tally_model::batch::frame::BatchArchive;
-use tally_model::batch::{ArchivedBatch, BatchTotals};
+use tally_model::batch::{ArchivedBatch, ArchivedClickRecord, BatchTotals};
 use tally_model::reply::{Reply, Status};
 use tally_model::timestamp::now_ms;
 
@@ -317,7 +317,7 @@ fn part_rows<'a>(entries: &'a [Entry], part: Part, wanted: &'a [(usize, Vec<u32>
                         row_idx,
                     })
                 }),
-                Part::Clicks => picked(batch.indexed_clicks(), idxs).for_each(|(row_idx, tenant, c)| {
+                Part::Clicks => in_key_order(picked(batch.indexed_clicks(), idxs)).into_iter().for_each(|(row_idx, tenant, c)| {
                     out.write(&ClickRow {
                         tenant,
                         id_hi: c.id_hi.to_native(),
@@ -396,6 +396,17 @@ impl Rows<'_> {
     fn write(&mut self, row: &impl serde::Serialize) {
         row_binary::encode(self.body, self.columns.take(), row).expect("the row structs use only the column types RowBinary writes");
     }
+}
+
+/// A batch's click records in `click_records`' sort key order (tenant,
+/// second, then row index; the batch is the same for all). ClickHouse sorts
+/// every INSERT by that key with a generic comparator, and 18.16 spent 0.9 µs
+/// per row on it for clicks in arrival order (event times jitter) but 0.35 µs
+/// for rows already in order; here it is a sort of nearly sorted runs.
+fn in_key_order<'a>(clicks: impl Iterator<Item = (u32, &'a str, &'a ArchivedClickRecord)>) -> Vec<(u32, &'a str, &'a ArchivedClickRecord)> {
+    let mut rows: Vec<_> = clicks.collect();
+    rows.sort_by(|a, b| a.1.cmp(b.1).then(a.2.second().cmp(&b.2.second())).then(a.0.cmp(&b.0)));
+    rows
 }
 
 /// The items of `indexed` whose index is in `wanted` (ascending, as the
