@@ -163,7 +163,14 @@ impl Pipeline {
 
     /// Step 1; see the module docs. `events[i]` is the request's i-th event;
     /// `rollout` names the versions whose answers the clicks compare.
-    pub fn admit(&mut self, tenant: &TenantId, events: Vec<Result<Click, String>>, rollout: Option<Rollout>, now_ms: u64) -> (Outcome, Option<Admitted>) {
+    pub fn admit(
+        &mut self,
+        tenant: &TenantId,
+        events: impl IntoIterator<Item = Result<Click, String>, IntoIter: ExactSizeIterator>,
+        rollout: Option<Rollout>,
+        now_ms: u64,
+    ) -> (Outcome, Option<Admitted>) {
+        let events = events.into_iter();
         self.advance(now_ms);
         // Assigned only if the request leaves a record.
         let ticket = self.next_ticket;
@@ -180,7 +187,7 @@ impl Pipeline {
         };
         // Comparisons of the clicks decided here (first sightings), like the clicks themselves.
         let mut compared: BTreeMap<Compared, u64> = BTreeMap::new();
-        for (index, event) in events.into_iter().enumerate() {
+        for (index, event) in events.enumerate() {
             let click = match event {
                 Ok(click) => click,
                 Err(reason) => {
