@@ -173,8 +173,8 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.pos;
-        let len = self.bytes[start..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        if self.bytes[start + len] != b'"' {
+        let len = plain_len(&self.bytes[start..]);
+        if self.bytes.get(start + len) != Some(&b'"') {
             return None;
         }
         self.pos = start + len + 1;
@@ -354,6 +354,28 @@ impl<'a> Reader<'a> {
             attrs: f.attrs.flatten(),
         })
     }
+}
+
+/// How many bytes from the start are plain string content: before the
+/// first quote, backslash or control character (or all of them). Eight
+/// bytes at a time: the byte-wise loop was a tenth of reading a body.
+fn plain_len(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Sets the high bit of each byte below `n` (exact for the lowest one;
+    // bytes above it may be flagged wrongly, which finding the first ignores).
+    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS;
+    let mut at = 0;
+    let mut words = bytes.chunks_exact(8);
+    for chunk in &mut words {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let hits = below(word ^ (ONES * u64::from(b'"')), 1) | below(word ^ (ONES * u64::from(b'\\')), 1) | below(word, 0x20);
+        if hits != 0 {
+            return at + (hits.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    at + words.remainder().iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(words.remainder().len())
 }
 
 #[cfg(test)]

@@ -91,6 +91,14 @@ fn reads_like_the_reference() {
     assert_same(nd.as_bytes(), Format::NdJson);
 }
 
+proptest! {
+    #[test]
+    fn plain_len_stops_where_a_byte_loop_does(bytes in prop::collection::vec(prop::sample::select(vec![b'a', b'"', b'\\', 0x1f, 0x20, 0x7f, 0x80, 0xff, 0x00, b'0']), 0..40)) {
+        let want = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(bytes.len());
+        prop_assert_eq!(plain_len(&bytes), want);
+    }
+}
+
 /// The usual events, bad values included, never need the reference.
 #[test]
 fn the_fast_path_takes_usual_bodies() {
