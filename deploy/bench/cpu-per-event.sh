@@ -6,7 +6,8 @@
 # Throughput on a shared 2-core machine swings by tens of percent; CPU time
 # per event per process is the steadier measure (issue 14).
 #
-# Usage: deploy/bench/cpu-per-event.sh [--perf] [--seconds N] [--out DIR]
+# Usage: deploy/bench/cpu-per-event.sh [--perf] [--seconds N] [--out DIR] [--only IDS]
+#   --only        comma-separated subset of h1-batch,h3-batch,h3-single,h1-single,peer
 #   TALLY_BIN     the binary measured (default target/release/tally)
 #   BASELINE_BIN  optional: every shape also runs with this binary, interleaved
 #                 with TALLY_BIN's runs, and both are printed side by side
@@ -39,13 +40,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 
-PERF="${PERF:-0}" SECS="${SECONDS_PER_SHAPE:-10}" OUT=""
+PERF="${PERF:-0}" SECS="${SECONDS_PER_SHAPE:-10}" OUT="" ONLY="h1-batch,h3-batch,h3-single,h1-single,peer"
 while [ $# -gt 0 ]; do
   case "$1" in
     --perf) PERF=1 ;;
     --seconds) SECS="$2"; shift ;;
     --out) OUT="$2"; shift ;;
-    *) echo "usage: $0 [--perf] [--seconds N] [--out DIR]" >&2; exit 2 ;;
+    --only) ONLY="$2"; shift ;;
+    *) echo "usage: $0 [--perf] [--seconds N] [--out DIR] [--only IDS]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -212,6 +214,7 @@ if [ -n "$BASE" ]; then BINS=("before|$BASE" "after|$BIN"); else BINS=("tally|$B
 n=0
 for s in "${SHAPES[@]}"; do
   IFS='|' read -r id shape batch args <<<"$s"
+  [[ ",$ONLY," == *",$id,"* ]] || continue
   for b in "${BINS[@]}"; do
     label="${b%%|*}" bin="${b#*|}"
     n=$((n + 1))
@@ -242,7 +245,9 @@ for s in "${SHAPES[@]}"; do
 done
 
 # The peer, in a fresh POP of TALLY_BIN (Tally idle): its ClickHouse only.
-if ! "$LOAD" load --help | grep -q -- --clickhouse-table; then
+if [[ ",$ONLY," != *",peer,"* ]]; then
+  :
+elif ! "$LOAD" load --help | grep -q -- --clickhouse-table; then
   echo "peer skipped: $LOAD has no \`load --clickhouse-table\` (set LOAD_BIN)" | tee -a "$OUT/raw.txt"
 else
 n=$((n + 1))

@@ -6,6 +6,7 @@
 #
 # Usage: deploy/bench/soak.sh RATE SECONDS
 #   TALLY_BIN  the binary (default target/release/tally)
+#   LOAD_BIN   the generator (default TALLY_BIN; needs `tally load --report-every`)
 #   CONNS, BATCH, ADS  the load's shape (default 8 connections x 1000-event
 #              batches over HTTP/1.1, 999 ads: with the demo's freshness-probe
 #              ad they fit in one top-ads answer)
@@ -33,6 +34,7 @@ cd "$(dirname "$0")/../.."
 [ $# -eq 2 ] || { echo "usage: $0 RATE SECONDS" >&2; exit 2; }
 RATE="$1" SECS="$2"
 BIN="$(realpath "${TALLY_BIN:-target/release/tally}")"
+LOAD="$(realpath "${LOAD_BIN:-$BIN}")"
 CONNS="${CONNS:-8}" BATCH="${BATCH:-1000}" ADS="${ADS:-999}" EVERY=5
 PROBE_AD=9999999
 OUT="${OUT:-/var/tmp/bench/soak-$(date -u +%Y%m%dT%H%M%SZ)}"
@@ -78,13 +80,13 @@ metric() { awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $2; found = 1 
 ch() { curl -sf --data-binary "$1" "$CH_HTTP/"; }
 
 {
-  echo "date: $(date -u +%FT%TZ); binary: $BIN ($(stat -c %y "$BIN" | cut -d. -f1))"
+  echo "date: $(date -u +%FT%TZ); binary: $BIN ($(stat -c %y "$BIN" | cut -d. -f1)); generator: $LOAD"
   echo "machine: $(nproc) cores; uptime: $(uptime)"
   echo "load: $RATE events/s open loop for $SECS s, HTTP/1.1 $CONNS connections x $BATCH events, $ADS ads"
 } | tee "$OUT/summary.txt"
 
 STARTED_MS=$(($(date +%s%N) / 1000000))
-"$BIN" load --edge "$EDGE_HTTP" --key "$KEY" --rate "$RATE" --open-loop --seconds "$SECS" \
+"$LOAD" load --edge "$EDGE_HTTP" --key "$KEY" --rate "$RATE" --open-loop --seconds "$SECS" \
   --connections "$CONNS" --batch "$BATCH" --ads "$ADS" --report-every "$EVERY" >"$OUT/load.out" 2>"$OUT/load.err" &
 LOAD_PID=$!
 STARTED+=("$LOAD_PID")
@@ -154,7 +156,7 @@ BILLING="$(curl -sf -H "Authorization: Bearer $READ_KEY" "$CORE_HTTP/v1/billing?
   ch "SELECT table, count() AS parts, sum(rows) AS rows, sum(bytes_on_disk) AS bytes, round(sum(bytes_on_disk) / $SENT_OK, 2) AS bytes_per_click FROM system.parts WHERE database = 'tally' AND active GROUP BY table ORDER BY bytes DESC FORMAT PrettyCompactNoEscapes"
   ch "SELECT 'total', count(), sum(rows), sum(bytes_on_disk), round(sum(bytes_on_disk) / $SENT_OK, 2) FROM system.parts WHERE database = 'tally' AND active FORMAT TSV"
   echo
-  echo "longest stall over the run: $(token stall) ms (generator's answers)"
+  echo "longest stall over the run: $(awk '{ for (i = 1; i < NF; i++) if ($i == "stall") print $(i + 2) }' <<<"$FINAL") ms (between successful answers, from the generator)"
   echo "generator: $REQUESTS requests, $SENT_OK events accepted; errors $(awk -F'errors ' '{ print $2 }' <<<"$FINAL" | cut -d'}' -f1)}"
   echo "edge accepted: $EDGE_ACC, of which demo probe clicks: $PROBES"
   echo "query API (top ads, $api_ads ads): $api"
