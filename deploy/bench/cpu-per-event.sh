@@ -25,6 +25,8 @@
 # the peer: rows counted in its landing table). The edge and core pids are the
 # POP's (state file, `pids`: [ClickHouse,] core, edge); ClickHouse is the
 # demo's one other child, found by walking the demo's process tree.
+# Core and ClickHouse work trails the edge by about a ship interval (and
+# merges come later still): short windows undercount them; keep >= 10 s.
 #
 # The peer: what a user might do instead. Raw clicks POSTed as `JSONEachRow`
 # in 1000-row bodies over keep-alive HTTP/1.1 straight into the same
