@@ -178,12 +178,21 @@ impl Default for TimeSection {
 }
 
 /// Each tenant has its own dedup table (see `dedup`), bounded by its share.
+///
+/// A full table costs about 27 bytes per key (16 in its ring, 10.7 in its
+/// index; see `dedup` for a table still growing). A horizon at a rate needs
+/// rate x horizon keys per edge: 200k clicks/s for 1 h is 720M keys,
+/// 19.2 GB; 10k clicks/s, 36M keys, 0.96 GB. The default `max_entries`
+/// (10M, 267 MB) covers the full hour only up to about 2,700 clicks/s per
+/// edge (50 s at 200k/s): past that the oldest keys are evicted early and
+/// the horizon really covered is reported (`tally_edge_dedup_horizon_seconds`,
+/// logged when short), never silently.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DedupSection {
     pub horizon_secs: u64,
     /// Keys held over all tenants: the default share is this divided by
-    /// the number of tenants.
+    /// the number of tenants (a share is at most [`crate::dedup::MAX_SHARE`]).
     pub max_entries: usize,
     /// Keys one tenant's table holds, instead of the default share.
     pub max_entries_per_tenant: Option<usize>,
@@ -375,6 +384,9 @@ impl EdgeConfig {
         let d = &self.dedup;
         if d.horizon_secs == 0 || d.max_entries == 0 || d.max_entries_per_tenant == Some(0) || d.tenant_max_entries.values().any(|&n| n == 0) {
             return Err("dedup.horizon_secs and every dedup entry bound must be positive".into());
+        }
+        if d.max_entries_per_tenant.into_iter().chain(d.tenant_max_entries.values().copied()).any(|n| n > crate::dedup::MAX_SHARE) {
+            return Err(format!("a dedup share (max_entries_per_tenant, tenant_max_entries) must be at most {}", crate::dedup::MAX_SHARE));
         }
         if !(1..=3600).contains(&d.snapshot_interval_secs) {
             return Err("dedup.snapshot_interval_secs must be 1..=3600".into());
