@@ -81,8 +81,20 @@ pub enum BadAnswer {
     ReservedCode { click: usize },
 }
 
+/// Tags of one click compared key by key before the check hashes instead
+/// (so a plugin tagging one click thousands of times costs linear time).
+const SCANNED_RUN: usize = 8;
+
 /// Checks an answer for a batch of `clicks` clicks, allowed
 /// `tags_per_click` tags per click on average.
+///
+/// Faults are found in a fixed order (the codes, the tag count, every key,
+/// every value, then tag by tag), so a bad answer always fails the same way.
+/// Each tag costs one copy of its key and value (the edge keeps them) and
+/// nothing else when the tags come in click order, as they do from the SDK:
+/// both arenas are checked as UTF-8 in one pass each, and a repeated key is
+/// looked for among the few earlier tags of the same click, not hashed
+/// ([`SCANNED_RUN`]).
 pub fn check(v: Verdicts, clicks: usize, tags_per_click: usize) -> Result<Answer, BadAnswer> {
     if v.codes.len() != clicks {
         return Err(BadAnswer::Codes { codes: v.codes.len(), clicks });
@@ -95,43 +107,81 @@ pub fn check(v: Verdicts, clicks: usize, tags_per_click: usize) -> Result<Answer
     if n > clicks * max_tags {
         return Err(BadAnswer::TooManyTags { tags: n, clicks, max: max_tags });
     }
-    let keys = split(&v.tag_keys, n, MAX_TAG_KEY_BYTES, "tag key")?;
-    let values = split(&v.tag_values, n, MAX_TAG_VALUE_BYTES, "tag value")?;
+    let keys = Arena::check(&v.tag_keys, n, MAX_TAG_KEY_BYTES, "tag key")?;
+    let values = Arena::check(&v.tag_values, n, MAX_TAG_VALUE_BYTES, "tag value")?;
     // A click counted twice under one dimension would count more clicks
     // than there are: one value per (click, key).
-    let mut seen = std::collections::HashSet::with_capacity(n);
     let mut tags = Vec::with_capacity(n);
-    for ((&click, key), value) in v.tag_click.iter().zip(keys).zip(values) {
+    let mut run_start = 0; // the first tag of the current click's run
+    let mut seen: Option<std::collections::HashSet<(u32, &str)>> = None; // once the tags leave click order
+    for (i, &click) in v.tag_click.iter().enumerate() {
         if click as usize >= clicks {
             return Err(BadAnswer::NoSuchClick { click, clicks });
         }
-        if !seen.insert((click, key)) {
+        let key = keys.get(i);
+        if seen.is_none() {
+            if i > 0 && v.tag_click[i - 1] != click {
+                run_start = i;
+            }
+            if (i > 0 && v.tag_click[i - 1] > click) || i - run_start > SCANNED_RUN {
+                seen = Some(v.tag_click[..i].iter().enumerate().map(|(k, &c)| (c, keys.get(k))).collect());
+            }
+        }
+        let twice = match &mut seen {
+            Some(seen) => !seen.insert((click, key)),
+            None => (run_start..i).any(|k| keys.get(k) == key),
+        };
+        if twice {
             return Err(BadAnswer::TaggedTwice { click, key: key.to_owned() });
         }
-        tags.push(Tag { click, key: key.to_owned(), value: value.to_owned() });
+        tags.push(Tag { click, key: key.to_owned(), value: values.get(i).to_owned() });
     }
     Ok(Answer { codes: v.codes, tags })
 }
 
-/// The `n` strings of an arena, each at most `max` bytes of UTF-8.
-fn split<'a>(s: &'a Strings, n: usize, max: usize, what: &'static str) -> Result<Vec<&'a str>, BadAnswer> {
-    if s.ends.len() != n {
-        return Err(BadAnswer::Strings { what, strings: s.ends.len(), tags: n });
-    }
-    let mut out = Vec::with_capacity(n);
-    let mut start = 0usize;
-    for &end in &s.ends {
-        let end = end as usize;
-        if end < start || end > s.bytes.len() {
-            return Err(BadAnswer::Offsets { what });
+/// The checked strings of an arena: `n`, each at most `max` bytes of UTF-8.
+struct Arena<'a> {
+    text: &'a str,
+    ends: &'a [u32],
+}
+
+impl<'a> Arena<'a> {
+    fn check(s: &'a Strings, n: usize, max: usize, what: &'static str) -> Result<Arena<'a>, BadAnswer> {
+        if s.ends.len() != n {
+            return Err(BadAnswer::Strings { what, strings: s.ends.len(), tags: n });
         }
-        if end - start > max {
-            return Err(BadAnswer::TooLong { what, len: end - start, max });
+        let mut start = 0usize;
+        for (i, &end) in s.ends.iter().enumerate() {
+            let end = end as usize;
+            let fault = if end < start || end > s.bytes.len() {
+                BadAnswer::Offsets { what }
+            } else if end - start > max {
+                BadAnswer::TooLong { what, len: end - start, max }
+            } else {
+                start = end;
+                continue;
+            };
+            // An earlier string that is not UTF-8 is the first fault.
+            return Err(match utf8(&s.bytes[..start], &s.ends[..i]) {
+                Some(_) => fault,
+                None => BadAnswer::NotUtf8 { what },
+            });
         }
-        out.push(std::str::from_utf8(&s.bytes[start..end]).map_err(|_| BadAnswer::NotUtf8 { what })?);
-        start = end;
+        let text = utf8(&s.bytes[..start], &s.ends).ok_or(BadAnswer::NotUtf8 { what })?;
+        Ok(Arena { text, ends: &s.ends })
     }
-    Ok(out)
+
+    fn get(&self, i: usize) -> &'a str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.text[start..self.ends[i] as usize]
+    }
+}
+
+/// `bytes` as one string if the strings it is cut into at `ends` (in order,
+/// covering it) are each UTF-8: the whole is, and no cut splits a character.
+fn utf8<'a>(bytes: &'a [u8], ends: &[u32]) -> Option<&'a str> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    ends.iter().all(|&e| text.is_char_boundary(e as usize)).then_some(text)
 }
 
 #[cfg(test)]
@@ -187,6 +237,128 @@ mod tests {
         let mut v = verdicts(vec![0; 2], &[(0, "k", "v")]);
         v.tag_values.ends = vec![];
         assert!(check(v, 2, MAX_TAGS_PER_CLICK).unwrap_err().to_string().contains("0 tag values for 1 tags"));
+    }
+
+    /// The check as first written (a `Vec` of strings per arena, one hash
+    /// per tag): what the one above must answer, fault for fault.
+    fn plain_check(v: Verdicts, clicks: usize, tags_per_click: usize) -> Result<Answer, BadAnswer> {
+        if v.codes.len() != clicks {
+            return Err(BadAnswer::Codes { codes: v.codes.len(), clicks });
+        }
+        if let Some(click) = v.codes.iter().position(|&c| c == RESERVED_CODE) {
+            return Err(BadAnswer::ReservedCode { click });
+        }
+        let n = v.tag_click.len();
+        let max_tags = tags_per_click.min(MAX_TAGS_PER_CLICK);
+        if n > clicks * max_tags {
+            return Err(BadAnswer::TooManyTags { tags: n, clicks, max: max_tags });
+        }
+        let split = |s: &Strings, max: usize, what: &'static str| -> Result<Vec<String>, BadAnswer> {
+            if s.ends.len() != n {
+                return Err(BadAnswer::Strings { what, strings: s.ends.len(), tags: n });
+            }
+            let mut out = Vec::new();
+            let mut start = 0usize;
+            for &end in &s.ends {
+                let end = end as usize;
+                if end < start || end > s.bytes.len() {
+                    return Err(BadAnswer::Offsets { what });
+                }
+                if end - start > max {
+                    return Err(BadAnswer::TooLong { what, len: end - start, max });
+                }
+                out.push(std::str::from_utf8(&s.bytes[start..end]).map_err(|_| BadAnswer::NotUtf8 { what })?.to_owned());
+                start = end;
+            }
+            Ok(out)
+        };
+        let keys = split(&v.tag_keys, MAX_TAG_KEY_BYTES, "tag key")?;
+        let values = split(&v.tag_values, MAX_TAG_VALUE_BYTES, "tag value")?;
+        let mut seen = std::collections::HashSet::new();
+        let mut tags = Vec::new();
+        for ((&click, key), value) in v.tag_click.iter().zip(keys).zip(values) {
+            if click as usize >= clicks {
+                return Err(BadAnswer::NoSuchClick { click, clicks });
+            }
+            if !seen.insert((click, key.clone())) {
+                return Err(BadAnswer::TaggedTwice { click, key });
+            }
+            tags.push(Tag { click, key, value });
+        }
+        Ok(Answer { codes: v.codes, tags })
+    }
+
+    /// Random answers, mostly well-formed, with every fault mixed in: tags
+    /// in and out of click order, long runs on one click, repeated keys,
+    /// multi-byte and broken UTF-8 (also cut mid-character), bad offsets,
+    /// strings over the limits.
+    #[test]
+    fn refuses_and_accepts_exactly_as_the_plain_check() {
+        let mut rng = fastrand::Rng::with_seed(14);
+        let pieces: [&[u8]; 8] = [b"country", b"device", b"DE", "\u{e9}t\u{e9}".as_bytes(), b"\xff", b"\xe2\x82", b"", b"k"];
+        let mut verdicts_of_each_kind = std::collections::HashMap::<String, usize>::new();
+        for _ in 0..20_000 {
+            let clicks = rng.usize(1..6);
+            let n = rng.usize(0..clicks * 5);
+            let sorted = rng.u8(..4) != 0;
+            let mut tag_click: Vec<u32> = (0..n)
+                .map(|_| {
+                    let past = u32::from(rng.u8(..30) == 0);
+                    rng.u32(0..clicks as u32 + past)
+                })
+                .collect();
+            if sorted {
+                tag_click.sort();
+            }
+            let arena = |rng: &mut fastrand::Rng, max: usize| {
+                let mut s = Strings { bytes: Vec::new(), ends: Vec::new() };
+                for _ in 0..n {
+                    let kinds = if rng.u8(..10) == 0 { 8 } else { 4 };
+                    let piece = pieces[rng.usize(..kinds)];
+                    s.bytes.extend_from_slice(piece);
+                    if rng.u16(..200) == 0 {
+                        s.bytes.extend(std::iter::repeat(b'x').take(max + 1 - piece.len().min(max)));
+                    }
+                    s.ends.push(s.bytes.len() as u32);
+                }
+                match rng.u8(..60) {
+                    0 if n > 0 => s.ends[rng.usize(..n)] += rng.u32(1..4), // mid-character, decreasing or past the arena
+                    1 => {
+                        s.ends.pop();
+                    }
+                    2 => s.bytes.truncate(s.bytes.len().saturating_sub(1)),
+                    _ => {}
+                }
+                s
+            };
+            let v = Verdicts {
+                codes: (0..clicks + usize::from(rng.u8(..50) == 0)).map(|_| if rng.u8(..80) == 0 { RESERVED_CODE } else { rng.u16(..3) }).collect(),
+                tag_click,
+                tag_keys: arena(&mut rng, MAX_TAG_KEY_BYTES),
+                tag_values: arena(&mut rng, MAX_TAG_VALUE_BYTES),
+            };
+            let tags_per_click = rng.usize(0..6);
+            let want = plain_check(v.clone(), clicks, tags_per_click);
+            assert_eq!(check(v.clone(), clicks, tags_per_click), want, "{v:?}");
+            let kind = match &want {
+                Ok(_) => "ok".to_string(),
+                Err(e) => format!("{e:?}").split([' ', '{']).next().unwrap().to_string(),
+            };
+            *verdicts_of_each_kind.entry(kind).or_default() += 1;
+        }
+        for kind in ["ok", "Codes", "ReservedCode", "TooManyTags", "Strings", "Offsets", "TooLong", "NotUtf8", "NoSuchClick", "TaggedTwice"] {
+            assert!(verdicts_of_each_kind.get(kind).copied().unwrap_or(0) >= 20, "{kind}: {verdicts_of_each_kind:?}");
+        }
+    }
+
+    #[test]
+    fn one_click_tagged_thousands_of_times_is_checked_in_linear_time() {
+        let keys: Vec<String> = (0..4000).map(|k| format!("k{k}")).collect();
+        let mut tags: Vec<(u32, &str, &str)> = keys.iter().map(|k| (0, k.as_str(), "v")).collect();
+        assert_eq!(check(verdicts(vec![0; 1000], &tags), 1000, MAX_TAGS_PER_CLICK).unwrap().tags.len(), 4000);
+        tags.push((0, "k3", "v"));
+        tags.remove(0);
+        assert_eq!(check(verdicts(vec![0; 1000], &tags), 1000, MAX_TAGS_PER_CLICK).unwrap_err(), BadAnswer::TaggedTwice { click: 0, key: "k3".into() });
     }
 
     #[test]
