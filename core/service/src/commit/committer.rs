@@ -402,10 +402,32 @@ impl Rows<'_> {
 /// second, then row index; the batch is the same for all). ClickHouse sorts
 /// every INSERT by that key with a generic comparator, and 18.16 spent 0.9 µs
 /// per row on it for clicks in arrival order (event times jitter) but 0.35 µs
-/// for rows already in order; here it is a sort of nearly sorted runs.
+/// for rows already in order. Tenants are ranked by name once, so the sort
+/// compares integers only (a string compare per comparison cost the core
+/// more than a third of its CPU); row indices are unique, so the order is
+/// total and the same as comparing names.
 fn in_key_order<'a>(clicks: impl Iterator<Item = (u32, &'a str, &'a ArchivedClickRecord)>) -> Vec<(u32, &'a str, &'a ArchivedClickRecord)> {
     let mut rows: Vec<_> = clicks.collect();
-    rows.sort_by(|a, b| a.1.cmp(b.1).then(a.2.second().cmp(&b.2.second())).then(a.0.cmp(&b.0)));
+    let mut names: Vec<&str> = Vec::new();
+    for (_, tenant, _) in &rows {
+        if names.last() != Some(tenant) {
+            names.push(tenant);
+        }
+    }
+    names.sort_unstable();
+    names.dedup();
+    let mut ranked: Vec<((u32, u32, u32), (u32, &'a str, &'a ArchivedClickRecord))> = Vec::with_capacity(rows.len());
+    let mut last: Option<(&str, u32)> = None;
+    for row in rows.drain(..) {
+        let rank = match last {
+            Some((name, rank)) if name == row.1 => rank,
+            _ => names.binary_search(&row.1).expect("every tenant was ranked") as u32,
+        };
+        last = Some((row.1, rank));
+        ranked.push(((rank, row.2.second(), row.0), row));
+    }
+    ranked.sort_unstable_by_key(|(key, _)| *key);
+    rows.extend(ranked.into_iter().map(|(_, row)| row));
     rows
 }
 
