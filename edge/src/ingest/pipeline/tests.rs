@@ -301,7 +301,7 @@ proptest! {
                             Some(_) => {}
                         }
                     }
-                    let (out, a) = p.admit(&t, keys.into_iter().map(|k| click(k, NOW)), None, NOW);
+                    let (out, a) = p.admit(&t, keys.into_iter().map(|k| click(k, NOW)).collect::<Vec<_>>(), None, NOW);
                     prop_assert_eq!(out.accepted, want_accepted);
                     prop_assert_eq!(&out.awaits, &want_awaits);
                     if let Some(a) = a {
