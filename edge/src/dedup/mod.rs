@@ -648,10 +648,16 @@ impl Table {
         self.index.prefetch_home(self.index.mix.tag(key));
     }
 
-    /// Puts `key` at the ring's head, in the newest run or a new one.
+    /// Puts `key` at the ring's head, in the newest run or a new one. A run
+    /// also ends after one chunk's worth of keys: an early eviction reports
+    /// its whole run as forgotten, so a run as long as a generation made a
+    /// table that covers less than one generation report a horizon near 0.
     fn file(&mut self, key: Key, at_ms: u64, clock: Clock) -> usize {
+        let run_keys = 1u64 << self.ring.chunk_shift;
         match self.runs.back_mut() {
-            Some(run) if at_ms < run.first_ms.saturating_add(clock.generation_ms) => run.newest_ms = run.newest_ms.max(at_ms),
+            Some(run) if at_ms < run.first_ms.saturating_add(clock.generation_ms) && self.ring.head - run.from < run_keys => {
+                run.newest_ms = run.newest_ms.max(at_ms)
+            }
             _ => self.runs.push_back(Run { from: self.ring.head, first_ms: at_ms, newest_ms: at_ms }),
         }
         self.ring.push(key)

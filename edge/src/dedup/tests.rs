@@ -497,6 +497,22 @@ fn eviction_when_full() {
     assert_consistent(&d);
 }
 
+/// A table that covers far less than a generation reports about what it
+/// covers (to within a chunk's worth of keys), not a horizon near 0.
+#[test]
+fn a_short_table_reports_what_it_covers() {
+    let t = tenant("acme");
+    let mut d = Dedup::new(DedupConfig::new(3_600_000, 1_000));
+    for k in 0..5_000u128 {
+        assert!(d.first_sighting(&t, k, k as u64));
+    }
+    // The last 1000 keys were sighted at 4000-4999 ms, one per ms.
+    let covered = d.stats(5_000)[0].horizon_ms;
+    let run_keys = 1u64 << d.tables[0].1.ring.chunk_shift;
+    assert!(covered <= 1_000 && covered + run_keys >= 1_000, "covered {covered} ms, run of {run_keys} keys");
+    assert_consistent(&d);
+}
+
 /// The index grows in steps while keys keep arriving: every key stays a
 /// duplicate through each growth, and the old slots are freed at the end.
 #[test]
