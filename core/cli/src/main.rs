@@ -5,6 +5,7 @@ mod demo;
 mod load;
 mod plugin;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -51,9 +52,19 @@ enum Command {
     Plugin(plugin::PluginArgs),
 }
 
+/// Logs go to stderr: `TALLY_LOG` filters them (default `info`),
+/// `TALLY_LOG_FORMAT=json` writes one JSON object per line (for collectors),
+/// otherwise plain text, coloured only when stderr is a terminal (so files
+/// and journald get no escape codes).
 fn init_logging() {
     let filter: Targets = std::env::var("TALLY_LOG").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| "info".parse().expect("static filter"));
-    tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr)).with(filter).init();
+    let json = std::env::var("TALLY_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let layer = tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr);
+    if json {
+        tracing_subscriber::registry().with(layer.json().flatten_event(true)).with(filter).init();
+    } else {
+        tracing_subscriber::registry().with(layer.with_ansi(std::io::stderr().is_terminal())).with(filter).init();
+    }
 }
 
 /// A channel that turns true on SIGINT or SIGTERM.
