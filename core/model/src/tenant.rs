@@ -14,11 +14,20 @@
 //! read_key = "..."
 //! admin_key = "..."
 //! # optional:
+//! previous_ingest_key = "..."     # also valid while clients move to the new key
+//! previous_read_key = "..."       # (and previous_admin_key): remove after the rotation
 //! redirect_secret = "..."         # signs click-redirect links (HMAC-SHA256)
 //! allowed_origins = ["https://news.example"]   # CORS for browser posts
 //! max_events_per_sec = 50000      # per edge; past it the edge answers 429
 //! dimensions = ["country", "device"]   # enrichment its filter may set
 //! ```
+//!
+//! Key rotation: put the new key in `ingest_key` (or `read_key`, `admin_key`)
+//! and the old one in `previous_ingest_key`, reload, move the clients, then
+//! drop the previous key and reload again. Both keys name the same tenant and
+//! role meanwhile. Processes hold the file as [`LiveTenants`], which a reload
+//! replaces whole: a file that does not validate is refused and the previous
+//! one stays in force.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -76,6 +85,13 @@ pub struct TenantSpec {
     pub ingest_key: String,
     pub read_key: String,
     pub admin_key: String,
+    /// The key being rotated out of each role, still valid until removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_ingest_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_read_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_admin_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_secret: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -130,6 +146,34 @@ pub enum TenantsError {
 /// Minimum key length, so keys cannot be guessed.
 pub const MIN_KEY_LEN: usize = 16;
 
+/// The tenants a running process serves: replaced whole by a reload
+/// (SIGHUP), read per request. Readers take the current set and keep it for
+/// the request, so a request never sees half of two files.
+#[derive(Debug, Default)]
+pub struct LiveTenants(std::sync::RwLock<Arc<Tenants>>);
+
+impl LiveTenants {
+    pub fn new(tenants: Tenants) -> LiveTenants {
+        LiveTenants(std::sync::RwLock::new(Arc::new(tenants)))
+    }
+
+    pub fn current(&self) -> Arc<Tenants> {
+        self.0.read().expect("tenants lock poisoned").clone()
+    }
+
+    pub fn replace(&self, tenants: Tenants) {
+        *self.0.write().expect("tenants lock poisoned") = Arc::new(tenants);
+    }
+
+    /// Loads `path` again; on any error the current tenants stay in force.
+    pub fn reload(&self, path: &Path) -> Result<usize, TenantsError> {
+        let tenants = Tenants::load(path)?;
+        let count = tenants.ids().len();
+        self.replace(tenants);
+        Ok(count)
+    }
+}
+
 /// Key -> (tenant, role) lookup built from a validated tenants file.
 #[derive(Debug, Clone, Default)]
 pub struct Tenants {
@@ -152,7 +196,13 @@ impl Tenants {
             if tenants.ids.contains(&id) {
                 return Err(invalid("listed twice".into()));
             }
-            for (key, role) in [(&spec.ingest_key, Role::Ingest), (&spec.read_key, Role::Read), (&spec.admin_key, Role::Admin)] {
+            let current = [(Some(&spec.ingest_key), Role::Ingest), (Some(&spec.read_key), Role::Read), (Some(&spec.admin_key), Role::Admin)];
+            let previous = [
+                (spec.previous_ingest_key.as_ref(), Role::Ingest),
+                (spec.previous_read_key.as_ref(), Role::Read),
+                (spec.previous_admin_key.as_ref(), Role::Admin),
+            ];
+            for (key, role) in current.into_iter().chain(previous).filter_map(|(k, r)| Some((k?, r))) {
                 if key.len() < MIN_KEY_LEN || !key.chars().all(|c| c.is_ascii_graphic()) {
                     return Err(invalid(format!("{role:?} key must be at least {MIN_KEY_LEN} printable ASCII characters")));
                 }
@@ -226,6 +276,9 @@ mod tests {
             ingest_key: k("ingest"),
             read_key: k("read"),
             admin_key: k("admin"),
+            previous_ingest_key: None,
+            previous_read_key: None,
+            previous_admin_key: None,
             redirect_secret: None,
             allowed_origins: vec![],
             max_events_per_sec: None,
@@ -257,6 +310,40 @@ mod tests {
         let mut reserved = spec("a", 1);
         reserved.dimensions = vec!["country".into(), FILTER_DIMENSION.into()];
         assert!(Tenants::from_specs(&[reserved]).unwrap_err().to_string().contains("reserved"));
+    }
+
+    #[test]
+    fn a_rotation_has_two_keys_per_role_then_one() {
+        let new = spec("a", 2);
+        let old = spec("a", 1);
+        let rotating = TenantSpec { previous_ingest_key: Some(old.ingest_key.clone()), ..new.clone() };
+        let live = LiveTenants::new(Tenants::from_specs(&[old.clone()]).unwrap());
+        live.replace(Tenants::from_specs(&[rotating]).unwrap());
+        let t = live.current();
+        assert_eq!(t.authenticate(&old.ingest_key, Role::Ingest).unwrap().as_str(), "a");
+        assert_eq!(t.authenticate(&new.ingest_key, Role::Ingest).unwrap().as_str(), "a");
+        assert!(t.authenticate(&old.ingest_key, Role::Read).is_none(), "a previous key keeps its role");
+        live.replace(Tenants::from_specs(std::slice::from_ref(&new)).unwrap());
+        assert!(live.current().authenticate(&old.ingest_key, Role::Ingest).is_none());
+        assert!(t.authenticate(&old.ingest_key, Role::Ingest).is_some(), "a request holding the old set finishes with it");
+        // A previous key is held to the same rules as the current ones.
+        let reused = TenantSpec { previous_read_key: Some(new.ingest_key.clone()), ..new.clone() };
+        assert!(Tenants::from_specs(&[reused]).is_err());
+        let short = TenantSpec { previous_admin_key: Some("short".into()), ..new };
+        assert!(Tenants::from_specs(&[short]).is_err());
+    }
+
+    #[test]
+    fn a_bad_file_on_reload_keeps_the_current_tenants() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tenants.toml");
+        let live = LiveTenants::new(Tenants::from_specs(&[spec("a", 1)]).unwrap());
+        std::fs::write(&path, "[[tenant]]\nid = \"b\"\ningest_key = \"short\"\n").unwrap();
+        assert!(live.reload(&path).is_err());
+        assert_eq!(live.current().ids()[0].as_str(), "a");
+        std::fs::write(&path, toml::to_string(&TenantsFile { tenants: vec![spec("b", 1)] }).unwrap()).unwrap();
+        assert_eq!(live.reload(&path).unwrap(), 1);
+        assert_eq!(live.current().ids()[0].as_str(), "b");
     }
 
     #[test]
