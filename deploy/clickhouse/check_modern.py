@@ -909,6 +909,8 @@ def check_ledger_queries(ck, q, phase):
 
     got = ck.select(bind(q["edge_watermarks"], []), "edge_watermarks [%s]" % phase, WATERMARK_COLS)
     expect(got, expected_watermarks(), "edge_watermarks [%s]" % phase)
+    # Fencing (core::lease): runs as the core sends it; nothing of Tally's is running here to kill.
+    ck.run(bind(q["kill_stale_inserts"], ["|e1@", "|e1@7/"]), "kill_stale_inserts [%s]" % phase)
 
 
 BILLING_RANGES = [
@@ -1097,7 +1099,7 @@ CHECKED_QUERIES = (
     "repair_rollup", "reconcile_refused_hours", "reconcile_refused_rollup", "repair_refused_rollup",
     "reconcile_dimension_hours", "reconcile_dimension_rollup", "repair_dimension_rollup",
     "series_filtered", "dimension_values", "refused_reasons", "billing_filtered", "plugin_comparison",
-    "drift_rollup", "drift_refused_rollup", "drift_dimension_rollup",
+    "drift_rollup", "drift_refused_rollup", "drift_dimension_rollup", "kill_stale_inserts",
 )
 
 REPAIR_FNS = {"minute": "toStartOfMinute", "hour": "toStartOfHour", "day": "toStartOfDay"}

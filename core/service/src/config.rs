@@ -44,6 +44,45 @@ pub struct CoreConfig {
     /// default [`ServerLimits::default`]; see `tally_http::limits`).
     #[serde(default)]
     pub limits: ServerLimits,
+    /// Several cores on one ClickHouse: edge leases in ZooKeeper
+    /// (`crate::lease`). Absent: this is the only core.
+    #[serde(default)]
+    pub zookeeper: Option<ZooKeeperSection>,
+}
+
+/// `[zookeeper]`: where the edge leases live.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZooKeeperSection {
+    /// Connect string, e.g. `zk1:2181,zk2:2181,zk3:2181`.
+    pub hosts: String,
+    /// Node under which `cores/`, `leases/` and `leader/` live.
+    #[serde(default = "default_zookeeper_root")]
+    pub root: String,
+    /// A core that stops answering ZooKeeper this long loses its leases
+    /// (its edges move on after about that long).
+    #[serde(default = "default_session_timeout_ms")]
+    pub session_timeout_ms: u64,
+    /// This core's name in ZooKeeper and in refusals; default
+    /// `<hostname>:<listen_quic port>`.
+    pub core_id: Option<String>,
+}
+
+impl ZooKeeperSection {
+    pub const DEFAULT_ROOT: &str = "/tally";
+    pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 6000;
+
+    pub fn new(hosts: String) -> ZooKeeperSection {
+        ZooKeeperSection { hosts, root: default_zookeeper_root(), session_timeout_ms: Self::DEFAULT_SESSION_TIMEOUT_MS, core_id: None }
+    }
+}
+
+fn default_zookeeper_root() -> String {
+    ZooKeeperSection::DEFAULT_ROOT.into()
+}
+
+fn default_session_timeout_ms() -> u64 {
+    ZooKeeperSection::DEFAULT_SESSION_TIMEOUT_MS
 }
 
 /// One enrolled edge (`[[edges]]`), as `tally edge --print-identity` prints it.
@@ -136,6 +175,7 @@ impl CoreConfig {
             registry: RegistrySection::default(),
             edges: Vec::new(),
             limits: ServerLimits::default(),
+            zookeeper: None,
         }
     }
 
@@ -155,6 +195,11 @@ impl CoreConfig {
         }
         if let Err(e) = config.pinned_edges() {
             return Err(ConfigError::invalid(path, format!("[[edges]]: {e}")));
+        }
+        if let Some(zk) = &config.zookeeper {
+            if zk.hosts.trim().is_empty() || !zk.root.starts_with('/') || zk.root.len() < 2 || zk.root.ends_with('/') {
+                return Err(ConfigError::invalid(path, "[zookeeper]: hosts must be set and root must be an absolute node path like /tally"));
+            }
         }
         if config.edges.is_empty() {
             tracing::warn!(config = %path.display(), "no [[edges]] enrolled: every batch connection will be refused; add each edge's `tally edge --print-identity` output");

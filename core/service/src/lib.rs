@@ -16,6 +16,7 @@ pub mod clickhouse;
 pub mod commit;
 pub mod config;
 pub mod heal;
+pub mod lease;
 pub mod metrics;
 pub mod read_plan;
 pub mod receiver;

@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -41,6 +42,9 @@ pub struct Metrics {
     pub rollup_repairs: Family<RollupLabel, Counter>,
     pub rollup_drift_clicks: Family<RollupLabel, Counter>,
     pub rollup_heal_failures: Counter,
+    pub leases_held: Gauge,
+    pub lease_takeovers: Counter,
+    pub lease_refusals: Counter,
 }
 
 impl Metrics {
@@ -67,6 +71,9 @@ impl Metrics {
             rollup_repairs: Family::default(),
             rollup_drift_clicks: Family::default(),
             rollup_heal_failures: Counter::default(),
+            leases_held: Gauge::default(),
+            lease_takeovers: Counter::default(),
+            lease_refusals: Counter::default(),
         };
         let mut m = m;
         let r = &mut m.registry;
@@ -111,6 +118,13 @@ impl Metrics {
             "tally_core_clicks_committed",
             "Clicks counted in the per-second rows of committed batches (duplicates not included)",
             m.clicks_committed.clone(),
+        );
+        r.register("tally_core_leases_held", "Edge leases (and the finalizer's) this core holds in ZooKeeper", m.leases_held.clone());
+        r.register("tally_core_lease_takeovers", "Leases this core created: a new epoch for an edge (or the finalizer)", m.lease_takeovers.clone());
+        r.register(
+            "tally_core_lease_refusals",
+            "Batches answered Retry because another live core holds their edge's lease",
+            m.lease_refusals.clone(),
         );
         r.register("tally_core_commit_groups", "Group commits attempted", m.commit_groups.clone());
         r.register("tally_core_commit_errors", "Group commits that failed (batches answered Retry)", m.commit_errors.clone());

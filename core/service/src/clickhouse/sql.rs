@@ -14,6 +14,8 @@ pub const TOTALS: &str = query!("totals");
 pub const TOP_ADS: &str = query!("top_ads");
 pub const LEDGER_STATES: &str = query!("ledger_states");
 pub const BATCH_ROWS_PRESENT: &str = query!("batch_rows_present");
+/// Fencing: a new lease owner stops older owners' inserts (`crate::lease`).
+pub const KILL_STALE_INSERTS: &str = query!("kill_stale_inserts");
 pub const EDGE_WATERMARKS: &str = query!("edge_watermarks");
 pub const BILLING_LIVE: &str = query!("billing_live");
 pub const BILLING_LIVE_ALL_TENANTS: &str = query!("billing_live_all_tenants");
