@@ -7,11 +7,14 @@
 //! * `GET /v1/dimensions/{name}?from=&to=&step=&limit=`: clicks per value of
 //!   an enrichment dimension (read key)
 //! * the plugin registry, see [`plugins`]
-//! * `GET /` the dashboard, `GET /healthz`, `GET /metrics`
+//! * `GET /` the dashboard (`dashboard/index.html`) and its scripts, styles
+//!   and the vendored uPlot at `GET /static/{name}` ([`assets`]),
+//!   `GET /healthz`, `GET /metrics`
 //!
 //! Steps of a minute or more read the rollup tables, never the per-second
 //! landing table. [`params`] parses and checks query strings (pure).
 
+mod assets;
 pub mod params;
 mod plugins;
 mod routes;

@@ -17,7 +17,7 @@ use crate::read_plan::Plan;
 use crate::registry::Registry;
 use crate::resolution::Resolution;
 
-const DASHBOARD: &str = include_str!("dashboard.html");
+const DASHBOARD: &str = include_str!("dashboard/index.html");
 const OPENAPI: &str = include_str!("../../../../deploy/openapi/core.json");
 
 pub struct Api {
@@ -125,6 +125,8 @@ impl Handler for Api {
             (&Method::GET, ["v1", "registry", "blobs", sha]) => ("registry_blob", self.blob(&req, &peer, sha)),
             (_, ["v1", "registry", "manifest"] | ["v1", "registry", "blobs", _]) => ("registry", reply::method_not_allowed("GET")),
             (&Method::GET, [""] | ["dashboard"]) => ("dashboard", dashboard()),
+            (&Method::GET, ["static", name]) => ("static", super::assets::serve(name)),
+            (_, ["static", _]) => ("static", reply::method_not_allowed("GET")),
             (&Method::GET, ["healthz"]) => ("healthz", reply::with_type(StatusCode::OK, "ok\n".into(), "text/plain")),
             (&Method::GET, ["openapi.json"]) => ("openapi", reply::with_type(StatusCode::OK, OPENAPI.into(), "application/json")),
             (&Method::GET, ["metrics"]) => ("metrics", reply::metrics(&self.metrics.registry)),
@@ -335,5 +337,8 @@ pub(super) fn storage_error(e: crate::clickhouse::StoreError) -> Response {
 }
 
 fn dashboard() -> Response {
-    reply::with_type(StatusCode::OK, DASHBOARD.into(), "text/html; charset=utf-8")
+    let mut resp = reply::with_type(StatusCode::OK, DASHBOARD.into(), "text/html; charset=utf-8");
+    // Revalidated, so a new release's page never runs against old scripts.
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
 }
