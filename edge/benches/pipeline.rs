@@ -24,6 +24,8 @@ use tally_model::tenant::TenantId;
 
 const EVENTS: usize = 1000;
 const BODIES: usize = 200;
+/// When the bodies arrived (their events all carry `ts`).
+const ARRIVAL_MS: u64 = 1_800_000_000_000;
 
 fn body(n: usize, offset: usize) -> Vec<u8> {
     let mut rng = fastrand::Rng::with_seed(offset as u64);
@@ -66,7 +68,7 @@ fn main() {
             .iter()
             .map(|b| {
                 let raw: Vec<Result<&RawValue, String>> = split(b, Format::Json).unwrap();
-                raw.into_iter().filter(|r| r.as_ref().is_ok_and(|raw| parse_click(&tenant, raw, None).is_ok())).count()
+                raw.into_iter().filter(|r| r.as_ref().is_ok_and(|raw| parse_click(&tenant, raw, ARRIVAL_MS, None).is_ok())).count()
             })
             .sum()
     });
@@ -75,7 +77,7 @@ fn main() {
         bodies
             .iter()
             .map(|b| {
-                read_clicks(b, Format::Json, &tenant, None, &mut clicks).unwrap();
+                read_clicks(b, Format::Json, &tenant, ARRIVAL_MS, None, &mut clicks).unwrap();
                 clicks.iter().filter(|c| c.is_ok()).count()
             })
             .sum()
@@ -87,7 +89,7 @@ fn main() {
         let now = 1_700_000_005_000;
         for (i, b) in bodies.iter().enumerate() {
             let mut clicks = Vec::new();
-            read_clicks(b, Format::Json, &tenant, None, &mut clicks).unwrap();
+            read_clicks(b, Format::Json, &tenant, ARRIVAL_MS, None, &mut clicks).unwrap();
             let (outcome, admitted) = pipeline.admit(&tenant, clicks, None, now);
             if let Some(mut admitted) = admitted {
                 admitted.record.lsn = pipeline.applied_to();

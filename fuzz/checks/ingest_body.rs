@@ -11,13 +11,17 @@ use tally_filter::batch::Columns;
 use tally_model::money::MAX_COST_MICROS;
 use tally_model::tenant::TenantId;
 
+/// When the fuzzed body arrived: the event time of events without `ts`.
+const ARRIVAL_MS: u64 = 1_800_000_000_000;
+
 pub fn check(data: &[u8]) {
     let Some((&first, body)) = data.split_first() else { return };
     let format = if first & 1 == 0 { Format::Json } else { Format::NdJson };
     let tenant = TenantId::parse("fuzz").unwrap();
     let mut scanned = Vec::new();
-    let scan = read_clicks(body, format, &tenant, None, &mut scanned).map(|()| scanned);
-    let reference = split(body, format).map(|events| events.into_iter().map(|r| r.and_then(|raw| parse_click(&tenant, raw, None))).collect::<Vec<_>>());
+    let scan = read_clicks(body, format, &tenant, ARRIVAL_MS, None, &mut scanned).map(|()| scanned);
+    let reference =
+        split(body, format).map(|events| events.into_iter().map(|r| r.and_then(|raw| parse_click(&tenant, raw, ARRIVAL_MS, None))).collect::<Vec<_>>());
     assert_eq!(scan, reference, "the one-pass reader answers like the reference");
     let Ok(events) = split(body, format) else { return };
     let text = std::str::from_utf8(body).expect("split accepts UTF-8 only");
@@ -29,8 +33,8 @@ pub fn check(data: &[u8]) {
         let range = text.as_bytes().as_ptr_range();
         assert!(range.contains(&raw.get().as_ptr()) && raw.get().len() <= text.len());
         let mut columns = Columns::default();
-        let parsed = parse_click(&tenant, raw, Some(&mut columns));
-        assert_eq!(parsed, parse_click(&tenant, raw, None), "the filter's columns change nothing");
+        let parsed = parse_click(&tenant, raw, ARRIVAL_MS, Some(&mut columns));
+        assert_eq!(parsed, parse_click(&tenant, raw, ARRIVAL_MS, None), "the filter's columns change nothing");
         let Ok(click) = parsed else { continue };
         // A valid click is within bounds and is what its JSON says.
         assert!((MIN_TS_MS..=MAX_TS_MS).contains(&click.ts_ms) && click.cost_micros <= MAX_COST_MICROS);
@@ -44,6 +48,9 @@ pub fn check(data: &[u8]) {
         assert_eq!(click.cost_micros, json["cost_micros"].as_u64().unwrap_or(0));
         if let Some(ts) = json["ts"].as_u64() {
             assert_eq!(click.ts_ms, ts);
+        }
+        if json["ts"].is_null() {
+            assert_eq!(click.ts_ms, ARRIVAL_MS, "no ts is the arrival time");
         }
         assert_eq!(click.user_hash.is_some(), json["user_id"].is_string());
     }

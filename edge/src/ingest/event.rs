@@ -42,8 +42,9 @@ pub(super) struct WireClick<'a> {
     #[serde(borrow)]
     pub click_id: Cow<'a, str>,
     pub ad_id: u64,
-    #[serde(borrow)]
-    pub ts: WireTs<'a>,
+    /// Absent or `null`: the edge's arrival time.
+    #[serde(borrow, default)]
+    pub ts: Option<WireTs<'a>>,
     pub campaign_id: Option<u64>,
     pub cost_micros: Option<u64>,
     #[serde(borrow)]
@@ -117,26 +118,29 @@ impl Click {
     }
 }
 
-/// Parses and validates one JSON event for `tenant`; a valid click's fields
+/// Parses and validates one JSON event for `tenant` that arrived at
+/// `arrival_ms` (its event time when it has no `ts`); a valid click's fields
 /// are also appended to `columns` when the tenant has a filter.
 ///
 /// The reference reading of an event; `ingest::scan` reads whole bodies in
 /// one pass to the same result.
-pub fn parse_click(tenant: &TenantId, raw: &RawValue, columns: Option<&mut Columns>) -> Result<Click, String> {
+pub fn parse_click(tenant: &TenantId, raw: &RawValue, arrival_ms: u64, columns: Option<&mut Columns>) -> Result<Click, String> {
     let wire: WireClick<'_> = serde_json::from_str(raw.get()).map_err(|e| strip_position(e.to_string()))?;
-    validate(&mut ClickKeys::new(tenant), &wire, columns)
+    validate(&mut ClickKeys::new(tenant), &wire, arrival_ms, columns)
 }
 
 /// Validates an event's fields into a click (the key hashed with `keys`,
-/// the tenant's), appending them to `columns` when the tenant has a filter.
-pub(super) fn validate(keys: &mut ClickKeys, wire: &WireClick<'_>, columns: Option<&mut Columns>) -> Result<Click, String> {
+/// the tenant's; no `ts` is `arrival_ms`), appending them to `columns` when
+/// the tenant has a filter.
+pub(super) fn validate(keys: &mut ClickKeys, wire: &WireClick<'_>, arrival_ms: u64, columns: Option<&mut Columns>) -> Result<Click, String> {
     // Characters are counted only past as many bytes: never fewer bytes than characters.
     if wire.click_id.is_empty() || (wire.click_id.len() > MAX_CLICK_ID_LEN && wire.click_id.chars().count() > MAX_CLICK_ID_LEN) {
         return Err(format!("click_id must be 1-{MAX_CLICK_ID_LEN} characters"));
     }
     let ts_ms = match &wire.ts {
-        WireTs::Millis(ms) => *ms,
-        WireTs::Text(text) => parse_millis(text)?,
+        None => arrival_ms,
+        Some(WireTs::Millis(ms)) => *ms,
+        Some(WireTs::Text(text)) => parse_millis(text)?,
     };
     if !(MIN_TS_MS..=MAX_TS_MS).contains(&ts_ms) {
         return Err(format!("ts {ts_ms} is outside 2000-01-01..2106-02-07"));
@@ -239,7 +243,17 @@ mod tests {
 
     fn parse(json: &str) -> Result<Click, String> {
         let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
-        parse_click(&TenantId::parse("t").unwrap(), &raw, None)
+        parse_click(&TenantId::parse("t").unwrap(), &raw, ARRIVAL_MS, None)
+    }
+
+    const ARRIVAL_MS: u64 = 1_800_000_000_000;
+
+    #[test]
+    fn no_ts_is_the_arrival_time() {
+        for json in [r#"{"click_id":"c1","ad_id":7}"#, r#"{"click_id":"c1","ad_id":7,"ts":null}"#] {
+            assert_eq!(parse(json).unwrap().ts_ms, ARRIVAL_MS, "{json}");
+        }
+        assert_eq!(parse(r#"{"click_id":"c1","ad_id":7,"ts":1700000000123}"#).unwrap().ts_ms, 1_700_000_000_123);
     }
 
     #[test]

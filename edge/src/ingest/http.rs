@@ -172,7 +172,7 @@ impl Ingest {
         // they go rather than guess.
         let mut columns = filter.as_ref().map(|_| Columns::with_capacity((bytes.len() / 128 + 1).min(4096)));
         let mut clicks = ClickBuffer::take();
-        if let Err(reason) = scan::read_clicks(&bytes, format, tenant, columns.as_mut(), &mut clicks) {
+        if let Err(reason) = scan::read_clicks(&bytes, format, tenant, now_ms(), columns.as_mut(), &mut clicks) {
             return reply::error(StatusCode::BAD_REQUEST, reason);
         }
         if clicks.len() > self.max_events_per_request {

@@ -32,12 +32,14 @@ use super::event::{parse_click, validate, Click, ClickKeys, WireClick, WireTs};
 const MAX_DEPTH: usize = 32;
 
 /// Reads `body` into `out` (cleared first), one entry per event in order,
-/// as [`body::split`] then [`parse_click`] would; `Err` is the body error
-/// (answer 400). Valid clicks' fields are appended to `columns`.
+/// as [`body::split`] then [`parse_click`] would (events without `ts` at
+/// `arrival_ms`); `Err` is the body error (answer 400). Valid clicks'
+/// fields are appended to `columns`.
 pub fn read_clicks(
     body: &[u8],
     format: Format,
     tenant: &TenantId,
+    arrival_ms: u64,
     mut columns: Option<&mut Columns>,
     out: &mut Vec<Result<Click, String>>,
 ) -> Result<(), String> {
@@ -46,7 +48,7 @@ pub fn read_clicks(
     let mut keys = ClickKeys::new(tenant);
     match format {
         Format::Json => {
-            if read_json(text, &mut keys, columns.as_deref_mut(), out).is_some() {
+            if read_json(text, &mut keys, arrival_ms, columns.as_deref_mut(), out).is_some() {
                 return Ok(());
             }
             out.clear();
@@ -54,7 +56,7 @@ pub fn read_clicks(
                 *columns = Columns::default();
             }
             let raw = body::split(body, format)?;
-            out.extend(raw.into_iter().map(|r| r.and_then(|raw| parse_click(tenant, raw, columns.as_deref_mut()))));
+            out.extend(raw.into_iter().map(|r| r.and_then(|raw| parse_click(tenant, raw, arrival_ms, columns.as_deref_mut()))));
         }
         Format::NdJson => {
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -65,8 +67,8 @@ pub fn read_clicks(
                     r.at_end()
                 });
                 out.push(match wire {
-                    Some(wire) => validate(&mut keys, &wire, columns.as_deref_mut()),
-                    None => body::split_line(line).and_then(|raw| parse_click(tenant, raw, columns.as_deref_mut())),
+                    Some(wire) => validate(&mut keys, &wire, arrival_ms, columns.as_deref_mut()),
+                    None => body::split_line(line).and_then(|raw| parse_click(tenant, raw, arrival_ms, columns.as_deref_mut())),
                 });
             }
         }
@@ -75,7 +77,7 @@ pub fn read_clicks(
 }
 
 /// The fast path of a JSON body; `None`: ask the reference.
-fn read_json(text: &str, keys: &mut ClickKeys, mut columns: Option<&mut Columns>, out: &mut Vec<Result<Click, String>>) -> Option<()> {
+fn read_json(text: &str, keys: &mut ClickKeys, arrival_ms: u64, mut columns: Option<&mut Columns>, out: &mut Vec<Result<Click, String>>) -> Option<()> {
     let mut r = Reader::new(text);
     r.ws();
     match r.peek()? {
@@ -87,7 +89,7 @@ fn read_json(text: &str, keys: &mut ClickKeys, mut columns: Option<&mut Columns>
                 out.reserve(text.len() / 128 + 1);
                 loop {
                     let wire = r.event()?;
-                    out.push(validate(keys, &wire, columns.as_deref_mut()));
+                    out.push(validate(keys, &wire, arrival_ms, columns.as_deref_mut()));
                     r.ws();
                     if r.eat(b',').is_some() {
                         r.ws();
@@ -100,7 +102,7 @@ fn read_json(text: &str, keys: &mut ClickKeys, mut columns: Option<&mut Columns>
         }
         b'{' => {
             let wire = r.event()?;
-            out.push(validate(keys, &wire, columns));
+            out.push(validate(keys, &wire, arrival_ms, columns));
         }
         _ => return None,
     }
@@ -130,7 +132,7 @@ fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
 struct Fields<'a> {
     click_id: Option<&'a str>,
     ad_id: Option<u64>,
-    ts: Option<WireTs<'a>>,
+    ts: Option<Option<WireTs<'a>>>,
     campaign_id: Option<Option<u64>>,
     cost_micros: Option<Option<u64>>,
     user_id: Option<Option<&'a str>>,
@@ -196,6 +198,11 @@ impl<'a> Reader<'a> {
             return None;
         }
         Some(value)
+    }
+
+    /// `ts`: ms since the epoch or a string (parsed in validation).
+    fn ts(&mut self) -> Option<WireTs<'a>> {
+        Some(if self.peek()? == b'"' { WireTs::Text(Cow::Borrowed(self.string()?)) } else { WireTs::Millis(self.uint()?) })
     }
 
     /// `null`, or what `read` reads.
@@ -316,10 +323,7 @@ impl<'a> Reader<'a> {
                 match name {
                     "click_id" => once(&mut f.click_id, self.string()?)?,
                     "ad_id" => once(&mut f.ad_id, self.uint()?)?,
-                    "ts" => {
-                        let ts = if self.peek()? == b'"' { WireTs::Text(Cow::Borrowed(self.string()?)) } else { WireTs::Millis(self.uint()?) };
-                        once(&mut f.ts, ts)?
-                    }
+                    "ts" => once(&mut f.ts, self.nullable(Self::ts)?)?,
                     "campaign_id" => once(&mut f.campaign_id, self.nullable(Self::uint)?)?,
                     "cost_micros" => once(&mut f.cost_micros, self.nullable(Self::uint)?)?,
                     "user_id" => once(&mut f.user_id, self.nullable(Self::string)?)?,
@@ -343,7 +347,7 @@ impl<'a> Reader<'a> {
         Some(WireClick {
             click_id: Cow::Borrowed(f.click_id?),
             ad_id: f.ad_id?,
-            ts: f.ts?,
+            ts: f.ts.flatten(),
             campaign_id: f.campaign_id.flatten(),
             cost_micros: f.cost_micros.flatten(),
             user_id: text(f.user_id),

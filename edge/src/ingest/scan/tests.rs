@@ -5,16 +5,19 @@ use crate::ingest::body::split;
 
 type Read = Result<Vec<Result<Click, String>>, String>;
 
+/// When the events arrived: the event time of those without `ts`.
+const ARRIVAL_MS: u64 = 1_800_000_000_000;
+
 /// The reference: split, then parse each event on its own.
 fn reference(body: &[u8], format: Format, tenant: &TenantId, mut columns: Option<&mut Columns>) -> Read {
     let raw = split(body, format)?;
-    Ok(raw.into_iter().map(|r| r.and_then(|raw| parse_click(tenant, raw, columns.as_deref_mut()))).collect())
+    Ok(raw.into_iter().map(|r| r.and_then(|raw| parse_click(tenant, raw, ARRIVAL_MS, columns.as_deref_mut()))).collect())
 }
 
 fn scanned(body: &[u8], format: Format, tenant: &TenantId, columns: Option<&mut Columns>) -> Read {
     // A used buffer, as a request reusing one would hand it over.
     let mut out = vec![Err("stale".to_string())];
-    read_clicks(body, format, tenant, columns, &mut out).map(|()| out)
+    read_clicks(body, format, tenant, ARRIVAL_MS, columns, &mut out).map(|()| out)
 }
 
 /// Same clicks, same rejections and reasons, same body errors, same columns.
@@ -49,6 +52,10 @@ fn reads_like_the_reference() {
         format!("[{OK}] x"),
         format!("[{OK}]]"),
         r#"[{"click_id":"a","ad_id":1,"ts":"2023-11-14T22:13:20Z"}]"#.into(),
+        r#"[{"click_id":"a","ad_id":1}]"#.into(),
+        r#"[{"click_id":"a","ad_id":1,"ts":null}]"#.into(),
+        r#"[{"click_id":"a","ad_id":1,"ts":null,"ts":null}]"#.into(),
+        r#"[{"click_id":"a","ad_id":1,"ts":nul}]"#.into(),
         r#"[{"click_id":"a","ad_id":1,"ts":"tomorrow"}]"#.into(),
         r#"[{"click_id":"a","ad_id":1,"ts":-5}]"#.into(),
         r#"[{"click_id":"a","ad_id":1,"ts":1.5e12}]"#.into(),
@@ -102,11 +109,15 @@ proptest! {
 /// The usual events, bad values included, never need the reference.
 #[test]
 fn the_fast_path_takes_usual_bodies() {
-    let body = format!(r#"[{OK}, {{"click_id":"b","ad_id":1,"ts":"2023-11-14T22:13:20Z","ip":"1.2.3"}}, {{"click_id":"","ad_id":1,"ts":5,"user_id":null}}]"#);
+    let body = format!(
+        r#"[{OK}, {{"click_id":"b","ad_id":1,"ts":"2023-11-14T22:13:20Z","ip":"1.2.3"}}, {{"click_id":"","ad_id":1,"ts":5,"user_id":null}}, {{"click_id":"d","ad_id":1}}, {{"click_id":"e","ad_id":1,"ts":null}}]"#
+    );
     let mut keys = ClickKeys::new(&TenantId::parse("t").unwrap());
     let mut out = Vec::new();
-    assert!(read_json(&body, &mut keys, None, &mut out).is_some());
-    assert_eq!(out.iter().map(Result::is_ok).collect::<Vec<_>>(), [true, false, false]);
+    assert!(read_json(&body, &mut keys, ARRIVAL_MS, None, &mut out).is_some());
+    assert_eq!(out.iter().map(Result::is_ok).collect::<Vec<_>>(), [true, false, false, true, true]);
+    assert_eq!(out[3].as_ref().map(|c| c.ts_ms), Ok(ARRIVAL_MS));
+    assert_eq!(out[4].as_ref().map(|c| c.ts_ms), Ok(ARRIVAL_MS));
 }
 
 /// Pieces events are made of: valid and invalid values of every field, the
@@ -166,7 +177,8 @@ fn field() -> impl Strategy<Value = String> {
 }
 
 fn event() -> impl Strategy<Value = String> {
-    let valid = Just(r#""click_id":"ok","ad_id":1,"ts":1700000000123"#.to_string());
+    // With and without `ts` (then the arrival time).
+    let valid = prop::sample::select(vec![r#""click_id":"ok","ad_id":1,"ts":1700000000123"#.to_string(), r#""click_id":"ok","ad_id":1"#.to_string()]);
     (prop::bool::weighted(0.7), prop::collection::vec(field(), 0..5), valid).prop_map(|(base, extra, valid)| {
         let mut fields = extra;
         if base {
