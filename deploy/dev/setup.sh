@@ -5,7 +5,8 @@
 # differential test runs wasmtime-py in a venv), and from PyPI chdb-core (a
 # modern ClickHouse engine, to prove the SQL also runs on 24.x+), aioquic (an
 # HTTP/3 client) and schemathesis (checks the running servers against their
-# OpenAPI documents). Idempotent.
+# OpenAPI documents), and from npm playwright-core (drives chromium in the
+# dashboard and click-tag tests). Idempotent.
 #
 #   setup.sh          everything the tests need (above)
 #   setup.sh --demo   only what `tally demo` needs: clickhouse-server (Debian)
@@ -37,6 +38,14 @@ if ! python3 -c "import chdb, aioquic, schemathesis" 2>/dev/null; then
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with rustup first" >&2; exit 1; }
+# Browser tests (tests/browser/) drive Debian's chromium with playwright-core
+# from npm (no browser download), at the versions in its package-lock.json.
+if ! command -v npm >/dev/null; then
+  echo "setup: installing nodejs, npm (Debian packages)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+(cd "$(dirname "$0")/../../tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
 # Tenant filters (plugins/) are WebAssembly components built from source.
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   echo "setup: adding the wasm32-wasip2 target (rustup)"
