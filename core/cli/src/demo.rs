@@ -1,7 +1,7 @@
 //! `tally demo`: a local POP with live traffic, until SIGINT/SIGTERM.
 
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,14 +9,19 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tokio::sync::watch;
 
-use tally::pop::{write_state, EdgeSettings, LocalPop, PopOptions};
+use tally::pop::{write_state, EdgeSettings, LocalPop, PopOptions, PopState};
 use tally::traffic::{self, GenOptions, TrafficStats};
 use tally_core::config::BillingSection;
 use tally_edge::config::{AckMode, EdgeConfig};
 use tally_http::client::Client;
 
-/// The ad the freshness probe clicks; the generator never uses it.
-const PROBE_AD: u64 = 9_999_999;
+/// The tenant the banner's keys belong to and the generator clicks for.
+const DEMO_TENANT: &str = "demo";
+/// The freshness probe's own tenant, so its clicks never show in the demo
+/// tenant's top ads, series or billing.
+const PROBE_TENANT: &str = "probe";
+/// The ad the freshness probe clicks.
+const PROBE_AD: u64 = 1;
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 /// How long each process gets after SIGTERM before SIGKILL when the demo
 /// stops: killing any of them loses nothing (see `LocalPop::stop_within`),
@@ -71,30 +76,32 @@ pub async fn run(args: DemoArgs, mut shutdown: watch::Receiver<bool>) -> Result<
     };
     let dir = args.dir.clone().unwrap_or_else(|| temp.as_ref().expect("a temporary directory without --dir").path().to_path_buf());
     let tally_bin = std::env::current_exe().context("locating the tally binary")?;
-    let mut pop = LocalPop::start(PopOptions {
-        tally_bin,
+    let started = LocalPop::start(PopOptions {
+        tally_bin: tally_bin.clone(),
         dir: dir.clone(),
         clickhouse_url: args.clickhouse_url.clone(),
-        tenants: vec!["demo".into()],
+        tenants: vec![DEMO_TENANT.into(), PROBE_TENANT.into()],
         edge: EdgeSettings { ship_interval_ms: args.ship_interval_ms, ack_mode: args.ack.mode(), ..EdgeSettings::default() },
         finalize_interval_ms: BillingSection::DEFAULT_FINALIZE_INTERVAL_MS,
         log: std::env::var("TALLY_LOG").unwrap_or_else(|_| "info".into()),
     })
-    .await?;
+    .await;
+    let mut pop = match started {
+        Ok(pop) => pop,
+        Err(e) => {
+            // Its logs say why: kept, whether temporary or not.
+            if let Some(temp) = temp {
+                let _ = temp.keep();
+            }
+            return Err(e.context(format!("the local POP did not start; its files and logs (core.log, edge logs, clickhouse/) are kept in {}", dir.display())));
+        }
+    };
     let state = pop.state.clone();
+    let probe = state.tenants.iter().find(|t| t.id == PROBE_TENANT).expect("the probe tenant was configured").clone();
     if let Some(path) = &args.state_file {
         write_state(path, &state)?;
     }
-    println!("\nTally local POP is up (files in {}):", dir.display());
-    println!("  dashboard   {}", state.dashboard);
-    println!(
-        "  edge ingest curl -H 'Authorization: Bearer {}' -d '{{\"click_id\":\"c1\",\"ad_id\":1,\"ts\":\"2026-01-01T00:00:00Z\"}}' {}/v1/clicks",
-        state.ingest_key, state.edge_http
-    );
-    println!("  query       curl -H 'Authorization: Bearer {}' '{}/v1/ads/1/clicks?step=1m'", state.read_key, state.core_http);
-    println!("  metrics     {}/metrics  {}/metrics", state.edge_http, state.core_http);
-    println!("  clickhouse  {}", state.clickhouse_http);
-    println!("Ctrl-C stops everything.\n");
+    print_banner(&state, &tally_bin, &dir);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stats = Arc::new(TrafficStats::default());
@@ -125,7 +132,7 @@ pub async fn run(args: DemoArgs, mut shutdown: watch::Receiver<bool>) -> Result<
         let rate = (accepted - last.1) as f64 / last.0.elapsed().as_secs_f64();
         last = (Instant::now(), accepted);
         probes += 1;
-        let freshness = match probe_freshness(&state.edge_http, &state.core_http, &state.ingest_key, &state.read_key, probes).await {
+        let freshness = match probe_freshness(&state.edge_http, &state.core_http, &probe.ingest_key, &probe.read_key, probes).await {
             Ok(d) => format!("{} ms", d.as_millis()),
             Err(e) => format!("unavailable ({e})"),
         };
@@ -143,6 +150,37 @@ pub async fn run(args: DemoArgs, mut shutdown: watch::Receiver<bool>) -> Result<
     }
     println!("stopped in {:.1} s", stopping.elapsed().as_secs_f64());
     outcome
+}
+
+/// What a newcomer needs next: every endpoint, certificate and key the
+/// README's examples use, as literal commands and as one `export` line
+/// (the README's examples read `$EDGE`, `$CORE`, the keys and `tally` on
+/// the `PATH` from it; `tests/e2e/readme.rs` runs them that way).
+fn print_banner(state: &PopState, tally_bin: &Path, dir: &Path) {
+    println!("\nTally local POP is up (files in {}):", dir.display());
+    println!("  dashboard    {}", state.dashboard);
+    println!("  edge ingest  {}  (HTTPS {}, HTTP/3 {} over UDP; certificate {})", state.edge_http, state.edge_https, state.edge_h3, state.edge_cert.display());
+    println!("  core API     {}  (HTTPS {}; certificate {})", state.core_http, state.core_https, state.core_cert.display());
+    println!("  metrics      {}/metrics  {}/metrics", state.edge_http, state.core_http);
+    println!("  clickhouse   {}", state.clickhouse_http);
+    println!("  tenant {:?}: ingest key {}  read key {}  admin key {}", state.tenant, state.ingest_key, state.read_key, state.admin_key);
+    println!("Try (a click without ts counts at the time the edge receives it):");
+    println!("  curl -H 'Authorization: Bearer {}' -d '{{\"click_id\":\"c1\",\"ad_id\":1}}' {}/v1/clicks", state.ingest_key, state.edge_http);
+    println!("  curl -H 'Authorization: Bearer {}' '{}/v1/ads/1/clicks?step=1m'", state.read_key, state.core_http);
+    println!("For the README's examples, paste this into another shell:");
+    let bin_dir = tally_bin.parent().map(|d| d.display().to_string()).unwrap_or_default();
+    println!(
+        "  export PATH=\"{bin_dir}:$PATH\" EDGE={} CORE={} INGEST_KEY={} READ_KEY={} TALLY_ADMIN_KEY={} TALLY_CORE={} TALLY_CORE_CA_CERT={} EDGE_CA_CERT={}",
+        state.edge_http,
+        state.core_http,
+        state.ingest_key,
+        state.read_key,
+        state.admin_key,
+        state.core_https,
+        state.core_cert.display(),
+        state.edge_cert.display()
+    );
+    println!("Ctrl-C stops everything.\n");
 }
 
 /// Renames the POP's directory aside (at once: its path is free) and
