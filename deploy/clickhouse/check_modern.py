@@ -66,6 +66,9 @@ TOP_COLS = [("ad_id", "UInt64"), ("clicks", "UInt64"), ("spend_micros", "UInt64"
 LEDGER_COLS = [("seq", "UInt64"), ("state", "UInt8"), ("checksum", "UInt64")]
 BATCH_ROWS_COLS = [("part", "UInt8"), ("row_idx", "UInt32")]
 WATERMARK_COLS = [("edge", "String"), ("watermark_ms", "UInt64")]
+EDGE_LEDGER_COLS = [("edge", "String"), ("last_seq", "UInt64"), ("last_at", "UInt32"), ("watermark_ms", "UInt64"),
+                    ("uncommitted", "UInt64")]
+RETIREMENT_COLS = [("edge", "String"), ("is_retired", "UInt8"), ("changed_at_ms", "UInt64")]
 BILLING_COLS = [("hour", "UInt32"), ("ad_id", "UInt64"), ("clicks", "Int64"), ("spend_micros", "Int64")]
 BILLING_ALL_COLS = [("tenant", "String")] + BILLING_COLS
 STATEMENT_COLS = [("tenant", "String"), ("hour", "UInt32"), ("ad_id", "UInt64"),
@@ -627,6 +630,45 @@ def expected_watermarks():
     return sorted(wm.items())
 
 
+def expected_edge_ledger():
+    """Per edge: its highest committed seq, when that was recorded, its watermark, and
+    how many batches were started but never committed (the state 1 row wins nowhere)."""
+    top = {}
+    for (e, seq, state, *_r, low_ms, rec) in LEDGER:
+        s, r, w = top.get((e, seq), (0, 0, 0))
+        top[(e, seq)] = (max(s, state), max(r, rec), max(w, low_ms))
+    out = {}
+    for (e, seq), (s, r, w) in top.items():
+        last_seq, last_at, wm, unc = out.get(e, (0, 0, 0, 0))
+        if s == 2:
+            last_seq, last_at, wm = max(last_seq, seq), max(last_at, r), max(wm, w)
+        else:
+            unc += 1
+        out[e] = (last_seq, last_at, wm, unc)
+    return sorted((e,) + v for e, v in out.items())
+
+
+# One INSERT per change, as the service writes them: e1 retired then reinstated, e2
+# retired, e3 retired twice (a repeat), e4 reinstated then retired in the same second.
+RETIREMENTS = [
+    ("e1", 1, D1 * 1000, "gone"),
+    ("e1", 0, D1 * 1000 + 5, "back"),
+    ("e2", 1, D1 * 1000 + 7, "gone"),
+    ("e3", 1, D1 * 1000 + 9, "gone"),
+    ("e3", 1, D1 * 1000 + 11, "gone again"),
+    ("e4", 0, D1 * 1000 + 20, ""),
+    ("e4", 1, D1 * 1000 + 21, "it's gone"),
+]
+
+
+def expected_retirements():
+    last = {}
+    for (e, retired, ms, _reason) in RETIREMENTS:
+        if e not in last or ms > last[e][1]:
+            last[e] = (retired, ms)
+    return sorted((e, r, ms) for e, (r, ms) in last.items())
+
+
 def expected_landing_hours(frm, to, by_bucket, items=None):
     """Landing clicks/spend per (tenant, hour). by_bucket: select hours frm <= hour < to
     (rollup table); otherwise select seconds frm <= second < to (landing table).
@@ -909,6 +951,10 @@ def check_ledger_queries(ck, q, phase):
 
     got = ck.select(bind(q["edge_watermarks"], []), "edge_watermarks [%s]" % phase, WATERMARK_COLS)
     expect(got, expected_watermarks(), "edge_watermarks [%s]" % phase)
+    got = ck.select(bind(q["edge_ledger"], []), "edge_ledger [%s]" % phase, EDGE_LEDGER_COLS)
+    expect(got, expected_edge_ledger(), "edge_ledger [%s]" % phase)
+    got = ck.select(bind(q["edge_retirements"], []), "edge_retirements [%s]" % phase, RETIREMENT_COLS)
+    expect(got, expected_retirements(), "edge_retirements [%s]" % phase)
     # Fencing (core::lease): runs as the core sends it; nothing of Tally's is running here to kill.
     ck.run(bind(q["kill_stale_inserts"], ["|e1@", "|e1@7/"]), "kill_stale_inserts [%s]" % phase)
 
@@ -1093,7 +1139,7 @@ def check_filter_queries(ck, q, phase):
 
 CHECKED_QUERIES = (
     "series_second", "total_second", "series_rollup", "totals", "top_ads",
-    "ledger_states", "batch_rows_present", "edge_watermarks",
+    "ledger_states", "batch_rows_present", "edge_watermarks", "edge_ledger", "edge_retirements",
     "billing_live", "billing_live_all_tenants", "billing_statements", "final_hours",
     "reconcile_hours", "reconcile_rollup", "reconcile_manifests", "reconcile_batch_records",
     "repair_rollup", "reconcile_refused_hours", "reconcile_refused_rollup", "repair_refused_rollup",
@@ -1351,7 +1397,7 @@ def check_filter_repair(ck):
 
 
 TABLES = ["clicks_by_second", "batches", "click_records", "refused_events", "billing_statements",
-          "billing_final_hours", "click_dimensions", "plugin_verdicts"] + [r[0] for r in ROLLUPS] + [
+          "billing_final_hours", "click_dimensions", "plugin_verdicts", "edge_retirements"] + [r[0] for r in ROLLUPS] + [
           r[0] for r in SUM_ROLLUPS]
 
 
@@ -1466,6 +1512,9 @@ def main():
         for row in LEDGER:  # one INSERT per ledger write, as the service does
             ck.run("INSERT INTO tally.batches (%s) VALUES %s" % (", ".join(LEDGER_COLUMNS), landing_values([row])),
                    "ledger insert %s/%d state %d" % row[:3])
+        for row in RETIREMENTS:
+            ck.run("INSERT INTO tally.edge_retirements (edge, retired, changed_ms, reason) VALUES "
+                   + landing_values([row]), "edge_retirements insert %s %d" % row[:2])
         for i, b in enumerate(CLICK_BATCHES):
             ck.run("INSERT INTO tally.click_records (%s) VALUES %s" % (", ".join(CLICK_COLUMNS), landing_values(b)),
                    "click_records insert %d" % (i + 1))

@@ -2,6 +2,7 @@
 
 mod billing;
 mod demo;
+mod edge_admin;
 mod load;
 mod plugin;
 
@@ -26,14 +27,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run an edge collector: HTTP ingest, dedup, per-second aggregation, spool, shipping to the core.
+    /// `tally edge list|retire|reinstate` manage edges through the core instead.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Edge {
         /// Edge configuration file (TOML; see deploy/config/edge.toml).
-        #[arg(long)]
-        config: PathBuf,
+        #[arg(long, required = true)]
+        config: Option<PathBuf>,
         /// Print this edge's id and key fingerprint as the `[[edges]]` entry
         /// the core needs (generating the key on first use), then exit.
         #[arg(long)]
         print_identity: bool,
+        #[command(subcommand)]
+        admin: Option<edge_admin::EdgeAdminCommand>,
     },
     /// Run the central service: batch receiver, ClickHouse commit, query API and dashboard.
     Core {
@@ -88,7 +93,8 @@ async fn main() -> Result<()> {
     init_logging();
     let shutdown = shutdown_signal()?;
     match cli.command {
-        Command::Edge { config, print_identity: true } => {
+        Command::Edge { admin: Some(command), .. } => edge_admin::run(command).await,
+        Command::Edge { config: Some(config), print_identity: true, admin: None } => {
             let config = tally_edge::config::EdgeConfig::load(&config)?;
             let identity = tally_edge::shipper::identity::load(&config.spool_dir).context("loading the edge's identity")?;
             let fingerprint = tally_edge::shipper::identity::fingerprint(&identity)?;
@@ -98,7 +104,8 @@ async fn main() -> Result<()> {
             );
             Ok(())
         }
-        Command::Edge { config, print_identity: false } => {
+        Command::Edge { config: None, .. } => unreachable!("clap requires --config without a subcommand"),
+        Command::Edge { config: Some(config), print_identity: false, admin: None } => {
             let config = tally_edge::config::EdgeConfig::load(&config)?;
             tally_edge::run(config, shutdown).await.context("edge failed")
         }

@@ -35,6 +35,11 @@ pub struct CoreConfig {
     pub billing: BillingSection,
     #[serde(default)]
     pub registry: RegistrySection,
+    /// The operators' credential (`[ops] token`): `GET /v1/edges` and edge
+    /// retirement. Without it only tenant admin keys read `/v1/edges`, and
+    /// no edge can be retired.
+    #[serde(default)]
+    pub ops: OpsSection,
     /// The enrolled edges: each one's id and the fingerprints of the keys
     /// it may connect with (two while rotating). A batch connection with any
     /// other key is refused in the handshake; see `tally_http::pinned`.
@@ -107,6 +112,18 @@ pub struct RegistrySection {
     pub max_plugin_bytes: Option<usize>,
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OpsSection {
+    /// Presented as `Authorization: Bearer <token>`; 16-256 printable ASCII
+    /// characters.
+    pub token: Option<String>,
+}
+
+impl OpsSection {
+    pub const MAX_TOKEN_LEN: usize = 256;
+}
+
 impl RegistrySection {
     pub const DEFAULT_MAX_PLUGIN_BYTES: usize = 16 << 20;
 }
@@ -173,6 +190,7 @@ impl CoreConfig {
             tls_names: default_tls_names(),
             billing: BillingSection::default(),
             registry: RegistrySection::default(),
+            ops: OpsSection::default(),
             edges: Vec::new(),
             limits: ServerLimits::default(),
             zookeeper: None,
@@ -189,6 +207,14 @@ impl CoreConfig {
         if config.registry.edge_token.as_ref().is_some_and(|t| t.len() < tally_model::tenant::MIN_KEY_LEN) {
             let message = format!("registry.edge_token must be at least {} characters", tally_model::tenant::MIN_KEY_LEN);
             return Err(ConfigError::invalid(path, message));
+        }
+        let ops_ok = |t: &String| (tally_model::tenant::MIN_KEY_LEN..=OpsSection::MAX_TOKEN_LEN).contains(&t.len()) && t.chars().all(|c| c.is_ascii_graphic());
+        if config.ops.token.as_ref().is_some_and(|t| !ops_ok(t)) {
+            let message = format!("ops.token must be {}-{} printable ASCII characters", tally_model::tenant::MIN_KEY_LEN, OpsSection::MAX_TOKEN_LEN);
+            return Err(ConfigError::invalid(path, message));
+        }
+        if config.ops.token.is_some() && config.ops.token == config.registry.edge_token {
+            return Err(ConfigError::invalid(path, "ops.token must differ from registry.edge_token (edges must not retire edges)"));
         }
         if let Err(e) = config.limits.check() {
             return Err(ConfigError::invalid(path, format!("[limits]: {e}")));

@@ -15,12 +15,14 @@ pub mod billing;
 pub mod clickhouse;
 pub mod commit;
 pub mod config;
+pub mod edges;
 pub mod heal;
 pub mod lease;
 pub mod metrics;
 pub mod read_plan;
 pub mod receiver;
 pub mod registry;
+pub mod reload;
 pub mod resolution;
 pub mod supervise;
 
@@ -29,7 +31,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use tally_model::tenant::{Tenants, TenantsError};
+use tally_model::tenant::{LiveTenants, Tenants, TenantsError};
 
 use api::Api;
 use clickhouse::{Store, StoreError};
@@ -69,20 +71,23 @@ fn fault_after_inserts() -> Option<u64> {
 }
 
 pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<(), CoreError> {
-    let tenants = Tenants::load(&config.tenants_file)?;
+    let tenants = Arc::new(LiveTenants::new(Tenants::load(&config.tenants_file)?));
     let metrics = Arc::new(Metrics::new());
     let ch = &config.clickhouse;
     let store = Store::connect(&ch.url, ch.user.as_deref(), ch.password.as_deref()).await?;
     let applied = store.migrate().await?;
     tracing::info!(server = store.server_version(), ?applied, "ClickHouse schema is current");
+    // Retired edges are known before the first batch is received.
+    let roster = Arc::new(edges::Roster::new(config.edges.iter().map(|e| e.id.clone()).collect()));
+    roster.refresh(&store, &metrics).await?;
 
     let identity = tls::load_or_create(&config.data_dir, "core", &config.tls_names)?;
     let cert = identity.cert_path.clone();
     let (jobs_tx, jobs_rx) = mpsc::channel(COMMIT_QUEUE);
     let edges = Arc::new(config.pinned_edges().map_err(|e| CoreError::Config(format!("[[edges]]: {e}")))?);
     let api_edges = edges.clone();
-    let tenant_names = Arc::new(tenants.ids().iter().map(|t| t.as_str().to_string()).collect());
-    let receiver = Receiver::bind(config.listen_quic, &identity, edges, tenant_names, config.max_batch_bytes, jobs_tx, metrics.clone())?;
+    let known = receiver::Known { tenants: tenants.clone(), edges: roster.clone() };
+    let receiver = Receiver::bind(config.listen_quic, &identity, edges, known, config.max_batch_bytes, jobs_tx, metrics.clone())?;
     tracing::info!(addr = %config.listen_quic, cert = %cert.display(), "receiving batches over QUIC");
     let gate = tally_http::limits::Gate::new(config.limits.clone());
     gate.count_refusals_in(metrics.connections_refused.clone());
@@ -109,10 +114,13 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
         let interval = std::time::Duration::from_millis(config.billing.rollup_heal_interval_ms);
         tokio::spawn(heal::run(store.clone(), metrics.clone(), requests, interval, shutdown.clone()));
     }
+    let interval = std::time::Duration::from_millis(config.billing.finalize_interval_ms);
+    tokio::spawn(edges::run(store.clone(), roster.clone(), metrics.clone(), interval, shutdown.clone()));
+    tokio::spawn(reload::on_sighup(config.tenants_file.clone(), tenants.clone(), metrics.clone(), shutdown.clone()));
     let registry_dir = config.registry.dir.clone().unwrap_or_else(|| config.data_dir.join("registry"));
     let registry = Registry::open(&registry_dir, config.registry.max_plugin_bytes.unwrap_or(config::RegistrySection::DEFAULT_MAX_PLUGIN_BYTES))?;
     let receiving = tokio::spawn(receiver.run(shutdown.clone()));
-    let api = Arc::new(Api { tenants, store, metrics, registry: Arc::new(registry), edge_token: config.registry.edge_token.clone(), edges: api_edges });
+    let api = Arc::new(Api { tenants, store, metrics, registry: Arc::new(registry), edge_token: config.registry.edge_token.clone(), edges: api_edges, roster, ops_token: config.ops.token.clone() });
     let (https_api, https_gate, https_shutdown) = (api.clone(), gate.clone(), shutdown.clone());
     let serve_https = async move {
         if let Some((listener, acceptor)) = https {

@@ -20,6 +20,18 @@ pub struct RollupLabel {
     pub step: &'static str,
 }
 
+/// An enrolled edge (the config bounds how many there are).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EdgeLabel {
+    pub edge: String,
+}
+
+/// A reload of the tenants file: `ok` or `refused`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabel {
+    pub result: &'static str,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     pub batches_received: Counter,
@@ -42,6 +54,10 @@ pub struct Metrics {
     pub rollup_repairs: Family<RollupLabel, Counter>,
     pub rollup_drift_clicks: Family<RollupLabel, Counter>,
     pub rollup_heal_failures: Counter,
+    pub edge_watermark_lag: Family<EdgeLabel, Gauge>,
+    pub edge_retired: Family<EdgeLabel, Gauge>,
+    pub batches_refused_retired: Counter,
+    pub config_reloads: Family<ReloadLabel, Counter>,
     pub leases_held: Gauge,
     pub lease_takeovers: Counter,
     pub lease_refusals: Counter,
@@ -71,6 +87,10 @@ impl Metrics {
             rollup_repairs: Family::default(),
             rollup_drift_clicks: Family::default(),
             rollup_heal_failures: Counter::default(),
+            edge_watermark_lag: Family::default(),
+            edge_retired: Family::default(),
+            batches_refused_retired: Counter::default(),
+            config_reloads: Family::default(),
             leases_held: Gauge::default(),
             lease_takeovers: Counter::default(),
             lease_refusals: Counter::default(),
@@ -151,6 +171,18 @@ impl Metrics {
             m.rollup_drift_clicks.clone(),
         );
         r.register("tally_core_rollup_heal_failures", "Rollup healing passes that failed (retried on the next tick)", m.rollup_heal_failures.clone());
+        r.register(
+            "tally_core_edge_watermark_lag_seconds",
+            "Now minus the committed low watermark of each enrolled edge that holds billing finality (not retired, has committed)",
+            m.edge_watermark_lag.clone(),
+        );
+        r.register("tally_core_edge_retired", "1 for an enrolled edge that is retired (no longer holds finality back)", m.edge_retired.clone());
+        r.register(
+            "tally_core_batches_refused_retired",
+            "Batches of a retired edge answered Retry (kept on the edge until it is reinstated)",
+            m.batches_refused_retired.clone(),
+        );
+        r.register("tally_core_config_reloads", "Reloads of the tenants file (SIGHUP) by result: ok, or refused (the previous file stays)", m.config_reloads.clone());
         r.register("tally_core_http_requests", "HTTP requests by route and status", m.http_requests.clone());
         m
     }

@@ -7,6 +7,7 @@
 //! * `GET /v1/dimensions/{name}?from=&to=&step=&limit=`: clicks per value of
 //!   an enrichment dimension (read key)
 //! * the plugin registry, see [`plugins`]
+//! * `GET /v1/edges`, retire and reinstate an edge (ops token), see [`edges`]
 //! * `GET /` the dashboard (`dashboard/index.html`) and its scripts, styles
 //!   and the vendored uPlot at `GET /static/{name}` ([`assets`]),
 //!   `GET /healthz`, `GET /metrics`
@@ -15,6 +16,7 @@
 //! landing table. [`params`] parses and checks query strings (pure).
 
 mod assets;
+mod edges;
 pub mod params;
 mod plugins;
 mod routes;

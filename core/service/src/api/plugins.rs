@@ -106,7 +106,7 @@ fn registry_error(e: RegistryError) -> Response {
     reply::error(status, e.to_string())
 }
 
-fn unauthorized(what: &str) -> Response {
+pub(super) fn unauthorized(what: &str) -> Response {
     let mut resp = reply::error(StatusCode::UNAUTHORIZED, format!("missing or unknown {what} (Authorization: Bearer <key>)"));
     resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     resp
@@ -114,7 +114,7 @@ fn unauthorized(what: &str) -> Response {
 
 impl Api {
     fn admin(&self, req: &http::Request<RequestBody>) -> Result<TenantId, Response> {
-        self.tenants.authenticate_bearer(reply::authorization(req.headers()), Role::Admin).cloned().ok_or_else(|| unauthorized("admin key"))
+        self.tenants.current().authenticate_bearer(reply::authorization(req.headers()), Role::Admin).cloned().ok_or_else(|| unauthorized("admin key"))
     }
 
     /// An edge reading the registry: the edge token, and over TLS the

@@ -6,7 +6,7 @@ use serde::Serialize;
 use tally_http::pinned::PinnedClients;
 use tally_http::serve::{Handler, Peer};
 use tally_http::{reply, RequestBody, Response};
-use tally_model::tenant::{Role, TenantId, Tenants};
+use tally_model::tenant::{LiveTenants, Role, TenantId};
 use tally_model::timestamp::now_ms;
 
 use super::params::{parse_limit, parse_range, step_name, Range};
@@ -21,7 +21,8 @@ const DASHBOARD: &str = include_str!("dashboard/index.html");
 const OPENAPI: &str = include_str!("../../../../deploy/openapi/core.json");
 
 pub struct Api {
-    pub tenants: Tenants,
+    /// As last (re)loaded: a reload (SIGHUP) replaces them.
+    pub tenants: Arc<LiveTenants>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
@@ -29,6 +30,10 @@ pub struct Api {
     pub edge_token: Option<String>,
     /// Over TLS an edge must also present its enrolled key (as on the batch port).
     pub edges: Arc<PinnedClients>,
+    /// Which edges exist, are connected, are retired (`crate::edges`).
+    pub roster: Arc<crate::edges::Roster>,
+    /// `[ops] token`: reads `/v1/edges`, retires edges.
+    pub ops_token: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -110,6 +115,13 @@ impl Handler for Api {
             (&Method::GET, ["v1", "billing"]) => ("billing", self.billing(&req).await),
             (_, ["v1", "billing"]) => ("billing", reply::method_not_allowed("GET")),
             (_, ["v1", "ads"]) => ("top_ads", reply::method_not_allowed("GET")),
+            (&Method::GET, ["v1", "edges"]) => ("edges", self.edges(&req).await),
+            (_, ["v1", "edges"]) => ("edges", reply::method_not_allowed("GET")),
+            (&Method::GET, ["v1", "edges", id]) => ("edge", self.edge_status(&req, id).await),
+            (_, ["v1", "edges", _]) => ("edge", reply::method_not_allowed("GET")),
+            (&Method::POST, ["v1", "edges", id, "retire"]) => ("edge_retire", self.retire(&req, id).await),
+            (&Method::POST, ["v1", "edges", id, "reinstate"]) => ("edge_reinstate", self.reinstate(&req, id).await),
+            (_, ["v1", "edges", _, "retire" | "reinstate"]) => ("edge_retire", reply::method_not_allowed("POST")),
             (&Method::GET, ["v1", "dimensions", name]) => ("dimensions", self.dimension(&req, name).await),
             (_, ["v1", "dimensions", _]) => ("dimensions", reply::method_not_allowed("GET")),
             (&Method::GET, ["v1", "refused"]) => ("refused", self.refused(&req).await),
@@ -155,7 +167,7 @@ impl Api {
     }
 
     fn tenant(&self, req: &http::Request<RequestBody>) -> Result<TenantId, Response> {
-        self.tenants.authenticate_bearer(reply::authorization(req.headers()), Role::Read).cloned().ok_or_else(|| {
+        self.tenants.current().authenticate_bearer(reply::authorization(req.headers()), Role::Read).cloned().ok_or_else(|| {
             let mut resp = reply::error(StatusCode::UNAUTHORIZED, "missing or unknown read key (Authorization: Bearer <key>)");
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             resp

@@ -1,6 +1,6 @@
 //! The shell around [`super::plan`]: every `interval`, finalize the hours
-//! every edge's watermark has passed and write adjustments for late clicks
-//! in the `lookback` before that.
+//! every unretired edge's watermark has passed and write adjustments for
+//! late clicks in the `lookback` before that.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::plan::{deltas, final_before, hours, HOUR_SECS};
 use crate::clickhouse::store::StatementRow;
 use crate::clickhouse::{Store, StoreError};
+use crate::edges::status::unretired;
 use crate::metrics::Metrics;
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -45,7 +46,9 @@ pub async fn run(store: Store, metrics: Arc<Metrics>, interval: Duration, lookba
 /// One finalization pass; safe to repeat (it writes only differences).
 #[tracing::instrument(name = "billing_pass", skip_all)]
 pub async fn pass(store: &Store, lookback_hours: u32) -> Result<Pass, StoreError> {
-    let watermarks: Vec<u64> = store.edge_watermarks().await?.into_iter().map(|w| w.watermark_ms).collect();
+    // A retired edge adds nothing more (see `crate::edges`): it holds no hour back.
+    let (watermarks, retirements) = tokio::try_join!(store.edge_watermarks(), store.edge_retirements())?;
+    let watermarks: Vec<u64> = unretired(watermarks, &retirements).into_iter().map(|w| w.watermark_ms).collect();
     let Some(end) = final_before(&watermarks) else { return Ok(Pass::default()) };
     let from = end.saturating_sub(lookback_hours * HOUR_SECS);
     let marked: BTreeSet<u32> = store.final_hours(from, end).await?.into_iter().collect();

@@ -8,7 +8,9 @@
 //! * Final: an hour is final when every edge's watermark (the highest low
 //!   watermark of its committed batches) is past the hour's end, i.e. no
 //!   edge will accept another click for it. Edges that never committed a
-//!   batch are not waited for.
+//!   batch are not waited for, nor are retired ones (`crate::edges`); the
+//!   billing API and `reconcile` name the edges holding a non-final hour
+//!   back.
 //! * Statements: when an hour becomes final the [`finalizer`] writes its
 //!   totals as `final` rows in `tally.billing_statements`, then marks the
 //!   hour in `tally.billing_final_hours`. Afterwards, any difference between

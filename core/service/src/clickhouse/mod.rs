@@ -14,6 +14,7 @@
 //! must equal its table's or query's column order.
 
 pub mod batch_store;
+pub mod edges;
 mod fence;
 pub mod filters;
 pub mod private_server;

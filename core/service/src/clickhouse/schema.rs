@@ -38,6 +38,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(0004, "billing"),
     migration!(0005, "filters"),
     migration!(0006, "compact_storage"),
+    migration!(0008, "edge_retirements"),
 ];
 
 /// Splits a file into statements: each ends with `;` at the end of a line;

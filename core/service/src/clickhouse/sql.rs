@@ -17,6 +17,8 @@ pub const BATCH_ROWS_PRESENT: &str = query!("batch_rows_present");
 /// Fencing: a new lease owner stops older owners' inserts (`crate::lease`).
 pub const KILL_STALE_INSERTS: &str = query!("kill_stale_inserts");
 pub const EDGE_WATERMARKS: &str = query!("edge_watermarks");
+pub const EDGE_LEDGER: &str = query!("edge_ledger");
+pub const EDGE_RETIREMENTS: &str = query!("edge_retirements");
 pub const BILLING_LIVE: &str = query!("billing_live");
 pub const BILLING_LIVE_ALL_TENANTS: &str = query!("billing_live_all_tenants");
 pub const BILLING_STATEMENTS: &str = query!("billing_statements");

@@ -177,7 +177,7 @@ struct BilledRow {
     adjustments: u64,
 }
 
-#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
+#[derive(Debug, Clone, clickhouse::Row, Deserialize, PartialEq, Eq)]
 pub struct EdgeWatermark {
     pub edge: String,
     pub watermark_ms: u64,

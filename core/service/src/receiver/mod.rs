@@ -15,9 +15,10 @@
 //! the core's `[[edges]]` (see `tally_http::pinned`), so an unenrolled
 //! process never gets a byte read. The key's edge name is the only `edge`
 //! its batches may carry, and every tenant in them must be in the core's
-//! tenants file; anything else is `Rejected` before the committer sees it.
+//! tenants file (as last reloaded); anything else is `Rejected` before the
+//! committer sees it. A retired edge's batches are answered `Retry` with the
+//! reason (see `crate::edges`): kept on the edge, never lost.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,9 +29,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tally_model::batch::frame::{self, FrameError};
 use tally_model::batch::ArchivedBatch;
 use tally_model::reply::{Reply, Status};
+use tally_model::tenant::LiveTenants;
 use tally_model::timestamp::now_ms;
 
 use crate::commit::committer::Job;
+use crate::edges::Roster;
 use crate::metrics::Metrics;
 use bounded::{Bounds, Received, Unread};
 use tally_http::pinned::{self, PinnedClients};
@@ -58,12 +61,18 @@ pub enum ReceiverError {
     Bind { addr: SocketAddr, source: std::io::Error },
 }
 
+/// What the receiver checks batches against beyond the edge's key.
+pub struct Known {
+    pub tenants: Arc<LiveTenants>,
+    pub edges: Arc<Roster>,
+}
+
 pub struct Receiver {
     endpoint: quinn::Endpoint,
     /// The enrolled edges: a connection is served only with a pinned key,
     /// and ships batches only under the edge id its key is pinned for.
     edges: Arc<PinnedClients>,
-    tenants: Arc<BTreeSet<String>>,
+    known: Known,
     /// Connection slots and the budget of batch bytes in flight.
     bounds: Bounds,
     jobs: mpsc::Sender<Job>,
@@ -75,7 +84,7 @@ impl Receiver {
         addr: SocketAddr,
         identity: &Identity,
         edges: Arc<PinnedClients>,
-        tenants: Arc<BTreeSet<String>>,
+        known: Known,
         max_batch_bytes: usize,
         jobs: mpsc::Sender<Job>,
         metrics: Arc<Metrics>,
@@ -88,7 +97,7 @@ impl Receiver {
         transport.max_idle_timeout(Some(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).expect("a second fits a QUIC varint")));
         server.transport_config(Arc::new(transport));
         let endpoint = quinn::Endpoint::server(server, addr).map_err(|source| ReceiverError::Bind { addr, source })?;
-        Ok(Receiver { endpoint, edges, tenants, bounds: Bounds::new(max_batch_bytes), jobs, metrics })
+        Ok(Receiver { endpoint, edges, known, bounds: Bounds::new(max_batch_bytes), jobs, metrics })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -136,6 +145,7 @@ impl Receiver {
             return conn.close(1u32.into(), b"not an enrolled edge");
         };
         let edge: Arc<str> = edge.into();
+        let _connected = self.known.edges.connect(&edge);
         tracing::info!(%peer, %edge, "edge connected");
         loop {
             match conn.accept_bi().await {
@@ -181,8 +191,17 @@ impl Receiver {
                         now_ms()
                     ),
                 ),
-                Ok(archive) if archive.batch().edge.as_str() != edge || archive.batch().tenants.iter().any(|t| !self.tenants.contains(t.tenant.as_str())) => {
+                Ok(archive) if archive.batch().edge.as_str() != edge || archive.batch().tenants.iter().any(|t| !self.knows_tenant(t.tenant.as_str())) => {
                     self.refuse_identity(peer, edge, archive.batch())
+                }
+                Ok(archive) if self.known.edges.is_retired(edge) => {
+                    self.metrics.batches_refused_retired.inc();
+                    let seq = archive.batch().seq.to_native();
+                    tracing::warn!(%peer, %edge, seq, "a batch from a retired edge; asking it to keep it (`tally edge reinstate` lets it commit)");
+                    Reply::new(
+                        Status::Retry,
+                        format!("edge {edge:?} is retired: this core commits nothing of it; stop it, or reinstate it (`tally edge reinstate {edge}`) so its batches commit"),
+                    )
                 }
                 Ok(archive) => {
                     let (tx, rx) = oneshot::channel();
@@ -206,13 +225,17 @@ impl Receiver {
     /// the core does not know. Refused before any byte is committed.
     fn refuse_identity(&self, peer: SocketAddr, edge: &str, batch: &ArchivedBatch) -> Reply {
         self.metrics.batches_refused_identity.inc();
-        let reason = match batch.tenants.iter().find(|t| !self.tenants.contains(t.tenant.as_str())) {
+        let reason = match batch.tenants.iter().find(|t| !self.knows_tenant(t.tenant.as_str())) {
             _ if batch.edge.as_str() != edge => format!("batch claims edge {:?}, but this connection is authenticated as edge {edge:?}", batch.edge),
             Some(t) => format!("batch carries tenant {:?}, which is not in this core's tenants file", t.tenant),
             None => unreachable!("called only for a batch that fails one of the two checks"),
         };
         tracing::error!(%peer, %edge, seq = batch.seq.to_native(), %reason, "refused a batch its connection may not submit");
         Reply::new(Status::Rejected, reason)
+    }
+
+    fn knows_tenant(&self, tenant: &str) -> bool {
+        self.known.tenants.current().get(tenant).is_some()
     }
 
     fn reject(&self, peer: SocketAddr, reason: String) -> Reply {
