@@ -56,6 +56,10 @@ impl BatchStore for Store {
             .collect()
     }
 
+    fn one_batch_per_insert(&self) -> bool {
+        self.cluster.is_some()
+    }
+
     async fn append_ledger(&self, rows: &[LedgerRow]) -> Result<(), StoreError> {
         self.insert_rows("batches", rows, None).await
     }

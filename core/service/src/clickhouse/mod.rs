@@ -6,6 +6,8 @@
 //!   SQL lives in `deploy/clickhouse/queries/*.sql` so that
 //!   `deploy/clickhouse/check_modern.py` runs the very same text on a modern
 //!   engine (chdb) that the service runs on 18.16.
+//! * [`cluster`]: cluster mode (Replicated shards behind Distributed tables,
+//!   quorum inserts) and its schema under `deploy/clickhouse/cluster/`.
 //! * [`private_server`]: a `clickhouse-server` child process on free loopback
 //!   ports, for tests and `tally demo`.
 //!
@@ -14,6 +16,7 @@
 //! must equal its table's or query's column order.
 
 pub mod batch_store;
+pub mod cluster;
 pub mod edges;
 mod fence;
 pub mod filters;

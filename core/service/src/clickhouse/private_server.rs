@@ -3,6 +3,14 @@
 //! Used by the end-to-end tests and `tally demo` so that every run gets its
 //! own server: generated config, free loopback ports, its own data dir. It is
 //! a [`Supervised`] child: own process group, stopped by pid only.
+//!
+//! A cluster member ([`PrivateServer::start_member`]) also gets an
+//! interserver port, the ZooKeeper address, its `{shard}`/`{replica}` macros
+//! and the whole cluster's `remote_servers` (every shard with
+//! `internal_replication`: a Distributed INSERT writes one replica per shard
+//! and replication copies it). Its ports are chosen by whoever lays out the
+//! cluster ([`MemberPorts::free`]), since every member must know every
+//! other's TCP port before any of them starts.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -37,8 +45,62 @@ pub struct PrivateServer {
     dir: PathBuf,
 }
 
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// The loopback ports of one server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberPorts {
+    pub http: u16,
+    pub tcp: u16,
+    pub interserver: u16,
+}
+
+impl MemberPorts {
+    pub fn free() -> std::io::Result<MemberPorts> {
+        // Held together so the three differ.
+        let listeners = [TcpListener::bind("127.0.0.1:0")?, TcpListener::bind("127.0.0.1:0")?, TcpListener::bind("127.0.0.1:0")?];
+        let port = |i: usize| listeners[i].local_addr().map(|a| a.port());
+        Ok(MemberPorts { http: port(0)?, tcp: port(1)?, interserver: port(2)? })
+    }
+}
+
+/// What a server must know to be one replica of one shard of a cluster.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    /// The `remote_servers` name (`[clickhouse] cluster`).
+    pub cluster: String,
+    /// 1-based shard number (the `{shard}` macro).
+    pub shard: usize,
+    /// The `{replica}` macro, unique within the shard.
+    pub replica: String,
+    /// `host:port` of ZooKeeper.
+    pub zookeeper: String,
+    /// Every shard's replicas' TCP ports, shards in order.
+    pub shards: Vec<Vec<u16>>,
+}
+
+impl Membership {
+    /// The XML inside `<yandex>` that makes a server this member.
+    fn render(&self, interserver_port: u16) -> String {
+        let (zk_host, zk_port) = self.zookeeper.rsplit_once(':').unwrap_or((&self.zookeeper, "2181"));
+        let shards: String = self
+            .shards
+            .iter()
+            .map(|replicas| {
+                let replicas: String =
+                    replicas.iter().map(|port| format!("<replica><host>127.0.0.1</host><port>{port}</port></replica>")).collect::<Vec<_>>().join("\n        ");
+                format!("    <shard><internal_replication>true</internal_replication>\n        {replicas}\n    </shard>")
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        format!(
+            "    <interserver_http_port>{interserver_port}</interserver_http_port>\n    <interserver_http_host>127.0.0.1</interserver_http_host>\n    \
+             <zookeeper><node><host>{zk_host}</host><port>{zk_port}</port></node><session_timeout_ms>6000</session_timeout_ms></zookeeper>\n    \
+             <macros><shard>{}</shard><replica>{}</replica></macros>\n    <remote_servers><{cluster}>\n{shards}\n    </{cluster}></remote_servers>\n    \
+             <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>",
+            self.shard,
+            self.replica,
+            cluster = self.cluster,
+        )
+    }
 }
 
 impl PrivateServer {
@@ -52,14 +114,25 @@ impl PrivateServer {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match Self::start_once(&binary, dir).await {
+            let ports = MemberPorts::free().map_err(|source| ServerError::Io { path: dir.into(), source })?;
+            match Self::start_once(&binary, dir, ports, None).await {
                 Err(ServerError::Process(SuperviseError::Exited { .. })) if attempt < 3 => continue,
                 other => return other,
             }
         }
     }
 
-    async fn start_once(binary: &Path, dir: &Path) -> Result<PrivateServer, ServerError> {
+    /// Starts one member of a cluster on `ports` (chosen beforehand, see
+    /// [`MemberPorts::free`]) and waits until it answers.
+    pub async fn start_member(dir: &Path, ports: MemberPorts, membership: &Membership) -> Result<PrivateServer, ServerError> {
+        let binary = std::env::var_os("TALLY_CLICKHOUSE_SERVER").map(PathBuf::from).unwrap_or_else(|| DEFAULT_BINARY.into());
+        if !binary.exists() {
+            return Err(ServerError::Missing(binary));
+        }
+        Self::start_once(&binary, dir, ports, Some(membership)).await
+    }
+
+    async fn start_once(binary: &Path, dir: &Path, ports: MemberPorts, membership: Option<&Membership>) -> Result<PrivateServer, ServerError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| ServerError::Io { path, source }
@@ -68,7 +141,7 @@ impl PrivateServer {
             std::fs::create_dir_all(dir.join(sub)).map_err(io(&dir.join(sub)))?;
         }
         let dir = dir.canonicalize().map_err(io(dir))?;
-        let (http_port, tcp_port) = (free_port().map_err(io(&dir))?, free_port().map_err(io(&dir))?);
+        let (http_port, tcp_port) = (ports.http, ports.tcp);
         let users = dir.join("users.xml");
         let config = dir.join("config.xml");
         std::fs::write(&users, USERS_XML).map_err(io(&users))?;
@@ -76,7 +149,8 @@ impl PrivateServer {
             .replace("{{HTTP_PORT}}", &http_port.to_string())
             .replace("{{TCP_PORT}}", &tcp_port.to_string())
             .replace("{{DATA_DIR}}", dir.to_str().expect("temp paths are UTF-8"))
-            .replace("{{USERS_FILE}}", users.to_str().expect("temp paths are UTF-8"));
+            .replace("{{USERS_FILE}}", users.to_str().expect("temp paths are UTF-8"))
+            .replace("{{CLUSTER}}", &membership.map(|m| m.render(ports.interserver)).unwrap_or_default());
         std::fs::write(&config, rendered).map_err(io(&config))?;
         let process = Self::launch(binary, &dir, http_port).await?;
         Ok(PrivateServer { process, http_port, binary: binary.into(), dir })

@@ -260,12 +260,14 @@ struct Applied {
 
 #[derive(Clone)]
 pub struct Store {
-    server: Client,
+    pub(super) server: Client,
     pub(super) db: Client,
     version: String,
     /// The server drops a re-sent INSERT carrying the same
     /// `insert_deduplication_token` (22.2+; 18.16 rejects the setting).
     pub(super) dedup_tokens: bool,
+    /// Cluster mode (`super::cluster`); `None` on one server.
+    pub(super) cluster: Option<super::cluster::ClusterMode>,
 }
 
 /// Whether a `version()` string is at least `major.minor`.
@@ -287,7 +289,7 @@ impl Store {
         let db = server.clone().with_database(DATABASE);
         let version = server.query("SELECT version() AS version").fetch_one::<Version>().await.map_err(err(format!("connecting to {url}")))?.version;
         let dedup_tokens = at_least(&version, 22, 2);
-        Ok(Store { server, db, version, dedup_tokens })
+        Ok(Store { server, db, version, dedup_tokens, cluster: None })
     }
 
     pub fn server_version(&self) -> &str {
@@ -295,7 +297,11 @@ impl Store {
     }
 
     /// Applies the bootstrap and pending migrations; returns those applied.
+    /// In cluster mode: the cluster schema, which records no versions.
     pub async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
+        if let Some(cluster) = &self.cluster {
+            return self.migrate_cluster(cluster).await.map(|()| Vec::new());
+        }
         for stmt in statements(BOOTSTRAP) {
             self.server.query(&stmt).execute().await.map_err(err("bootstrap"))?;
         }

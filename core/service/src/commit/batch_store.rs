@@ -50,4 +50,11 @@ pub trait BatchStore: Sync {
     /// One INSERT. `token` names exactly these rows (same rows, same
     /// token), for a store that can drop a re-sent insert by it.
     fn insert(&self, rows: &PartRows<'_>, token: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Whether each INSERT must carry one batch's rows only (a cluster: a
+    /// re-sent INSERT is then the same block on every shard whatever else
+    /// was being committed, which block deduplication recognises).
+    fn one_batch_per_insert(&self) -> bool {
+        false
+    }
 }

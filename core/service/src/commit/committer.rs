@@ -263,7 +263,13 @@ pub async fn commit_group<S: BatchStore>(store: &S, entries: &[Entry], after_ins
             Write::Start(ix) => store.append_ledger(&ledger_rows(entries, &ix, LedgerState::Started)).await?,
             Write::Insert { part, rows } => {
                 wrote = true;
-                store.insert(&part_rows(entries, part, &rows), &insert_token(entries, part, &rows)).await?;
+                if store.one_batch_per_insert() {
+                    for one in rows.chunks(1) {
+                        store.insert(&part_rows(entries, part, one), &insert_token(entries, part, one)).await?;
+                    }
+                } else {
+                    store.insert(&part_rows(entries, part, &rows), &insert_token(entries, part, &rows)).await?;
+                }
             }
             Write::Finish(ix) => {
                 // Only groups that wrote rows count (not empty heartbeats).

@@ -1,0 +1,169 @@
+//! Cluster mode: `[clickhouse] cluster` names a `remote_servers` cluster of
+//! Replicated shards, and every query runs through the `Distributed` tables
+//! of `deploy/clickhouse/cluster/` (database `tally`, the same names and
+//! columns as on one server, so every query file runs unchanged).
+//!
+//! What makes a `Committed` answer true on a cluster, set on every query of
+//! a cluster-mode [`Store`] (URL settings; 18.16 takes no `SET` over HTTP):
+//!
+//! * `insert_distributed_sync=1`: a Distributed INSERT is answered only once
+//!   every shard has its rows (the default queues them on the receiving server
+//!   and answers at once).
+//! * `insert_quorum=R` (R = the replicas per shard, read from
+//!   `system.clusters`): each shard's part is on every replica before the
+//!   answer, so no single crash loses an acknowledged row. With a replica down
+//!   the shard takes no writes (the edges hold their batches) until it is back.
+//! * `insert_quorum_timeout`: a write to a dead replica fails after
+//!   [`QUORUM_TIMEOUT_MS`] instead of 18.16's 10 minutes. Its part stays on
+//!   the replicas that have it and becomes visible once the quorum is reached;
+//!   until then 18.16 refuses further quorum writes to that table ("quorum for
+//!   previous write has not been satisfied yet"). Both are ordinary errors:
+//!   the group is answered `Retry` and the ledger protocol resumes it (probe,
+//!   insert the complement). They are not retried in place: a retried INSERT
+//!   whose other shards had already succeeded would rest on block
+//!   deduplication alone.
+//! * `select_sequential_consistency=1`: reads see only parts that reached
+//!   their quorum, so the probe and the ledger never count a part that a
+//!   replica crash could still take back, and every server answers the same.
+//! * `distributed_product_mode=global`: the heal queries filter a Distributed
+//!   table by `IN (SELECT ... FROM tally.batches)`, another Distributed table.
+//!
+//! The second line: Replicated tables drop a block whose content they saw in
+//! their last `replicated_deduplication_window` blocks. The sharding keys are
+//! deterministic and the committer sends one batch's part per INSERT
+//! ([`crate::commit::batch_store::BatchStore::one_batch_per_insert`]) in a
+//! fixed row order, so a re-sent or stale INSERT makes the same block per
+//! (shard, partition) and is dropped there. 18.16 does not fire the views for
+//! a dropped block; nor does it for a block whose quorum timed out (the view
+//! runs after the landing write). Such a rollup gap is healed like one left by
+//! a crash mid-INSERT (`crate::heal`).
+//!
+//! Schema: bootstrap (`tally`, `tally.schema_migrations`, which stays per
+//! server and unused here), then the three cluster files, applied on every
+//! server at start, all `IF NOT EXISTS`; `{{cluster}}` becomes the name.
+
+use serde::Deserialize;
+
+use super::schema::{statements, BOOTSTRAP};
+use super::store::{err, Store, StoreError};
+
+/// The cluster schema in order: shard-local tables, their views, the
+/// Distributed tables over them.
+pub const SCHEMA: &[&str] = &[
+    include_str!("../../../../deploy/clickhouse/cluster/1_shard_tables.sql"),
+    include_str!("../../../../deploy/clickhouse/cluster/2_shard_views.sql"),
+    include_str!("../../../../deploy/clickhouse/cluster/3_distributed.sql"),
+];
+
+/// How long a quorum INSERT waits for every replica of a shard.
+pub const QUORUM_TIMEOUT_MS: u64 = 15_000;
+
+/// A cluster-mode [`Store`]'s cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterMode {
+    pub name: String,
+    /// Replicas per shard: the insert quorum.
+    pub replicas: u64,
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct Replicas {
+    shards: u64,
+    replicas: u64,
+}
+
+/// The cluster schema's statements with `{{cluster}}` filled in.
+pub fn schema_statements(cluster: &str) -> Vec<String> {
+    SCHEMA.iter().flat_map(|sql| statements(sql)).map(|s| s.replace("{{cluster}}", cluster)).collect()
+}
+
+/// A cluster name is put into DDL as an identifier: letters, digits, `_`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Store {
+    /// This store in cluster mode when `cluster` is set (see the module
+    /// docs); unchanged otherwise. Fails if this server does not know the
+    /// cluster.
+    pub async fn in_cluster(mut self, cluster: Option<&str>) -> Result<Store, StoreError> {
+        let Some(name) = cluster else { return Ok(self) };
+        let what = "reading the cluster layout";
+        let found = self
+            .server
+            .query("SELECT toUInt64(uniqExact(shard_num)) AS shards, toUInt64(max(replica_num)) AS replicas FROM system.clusters WHERE cluster = ?")
+            .bind(name)
+            .fetch_one::<Replicas>()
+            .await
+            .map_err(err(what))?;
+        if found.shards == 0 {
+            return Err(StoreError::Unexpected {
+                what,
+                found: format!("no cluster named {name:?} in this server's remote_servers (check [clickhouse] cluster)"),
+            });
+        }
+        let settings = |client: clickhouse::Client| {
+            client
+                .with_setting("insert_distributed_sync", "1")
+                .with_setting("insert_quorum", found.replicas.to_string())
+                .with_setting("insert_quorum_timeout", QUORUM_TIMEOUT_MS.to_string())
+                .with_setting("select_sequential_consistency", "1")
+                .with_setting("distributed_product_mode", "global")
+        };
+        self.server = settings(self.server);
+        self.db = settings(self.db);
+        tracing::info!(cluster = name, shards = found.shards, replicas = found.replicas, "ClickHouse cluster mode: quorum inserts through Distributed tables");
+        self.cluster = Some(ClusterMode { name: name.into(), replicas: found.replicas });
+        Ok(self)
+    }
+
+    pub fn cluster(&self) -> Option<&ClusterMode> {
+        self.cluster.as_ref()
+    }
+
+    /// The cluster schema on this server (idempotent).
+    pub(super) async fn migrate_cluster(&self, cluster: &ClusterMode) -> Result<(), StoreError> {
+        for stmt in statements(BOOTSTRAP) {
+            self.server.query(&stmt).execute().await.map_err(err("bootstrap"))?;
+        }
+        for stmt in schema_statements(&cluster.name) {
+            self.server.query(&stmt).execute().await.map_err(err("applying the cluster schema (deploy/clickhouse/cluster/)"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_statement_is_idempotent_and_named() {
+        let stmts = schema_statements("tally");
+        assert!(stmts.len() > 40);
+        for s in &stmts {
+            assert!(s.contains("IF NOT EXISTS"), "not idempotent: {s}");
+            assert!(!s.contains("{{"), "placeholder left: {s}");
+            assert!(!s.contains("rand("), "sharding must be deterministic: {s}");
+        }
+        assert!(valid_name("tally_1") && !valid_name("a b") && !valid_name(""));
+    }
+
+    /// Every shard-local table has its Distributed table, and only those.
+    #[test]
+    fn distributed_over_every_shard_table() {
+        let stmts = schema_statements("c");
+        let name = |s: &str, prefix: &str| s.strip_prefix(prefix).map(|r| r.split_whitespace().next().unwrap().to_string());
+        let mut local: Vec<String> = stmts.iter().filter_map(|s| name(s, "CREATE TABLE IF NOT EXISTS tally_shard.")).collect();
+        let mut distributed: Vec<String> = stmts.iter().filter_map(|s| name(s, "CREATE TABLE IF NOT EXISTS tally.")).collect();
+        local.sort();
+        distributed.sort();
+        assert_eq!(local, distributed);
+        for s in stmts.iter().filter(|s| s.starts_with("CREATE TABLE IF NOT EXISTS tally_shard.")) {
+            assert!(
+                s.contains("ENGINE = Replicated") && s.contains("'/clickhouse/tables/{shard}/tally/") && s.contains("replicated_deduplication_window"),
+                "{s}"
+            );
+        }
+    }
+}
