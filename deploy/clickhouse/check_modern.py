@@ -52,6 +52,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import check_operations
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 ROLLUPS = [  # (table, bucket column, bucket size in seconds): the closed set Rust uses
@@ -1146,7 +1148,7 @@ CHECKED_QUERIES = (
     "reconcile_dimension_hours", "reconcile_dimension_rollup", "repair_dimension_rollup",
     "series_filtered", "dimension_values", "refused_reasons", "billing_filtered", "plugin_comparison",
     "drift_rollup", "drift_refused_rollup", "drift_dimension_rollup", "kill_stale_inserts",
-)
+) + check_operations.QUERIES
 
 REPAIR_FNS = {"minute": "toStartOfMinute", "hour": "toStartOfHour", "day": "toStartOfDay"}
 
@@ -1559,6 +1561,7 @@ def main():
         check_filter_repair(ck)  # re-creates the views: before the token check, which needs them
         if isinstance(backend, ChdbBackend):
             check_dedup_token(ck)
+        check_operations.check(ck, sys.modules[__name__])  # last: it drops a month
 
         if not isinstance(backend, ChdbBackend):
             ck.run("DROP DATABASE tally", "drop database tally (cleanup)")

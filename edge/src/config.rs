@@ -234,14 +234,20 @@ impl Default for DedupSection {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CoreSection {
-    /// The core's QUIC batch endpoint.
-    pub addr: SocketAddr,
+    /// The core's QUIC batch endpoint (one core; or use `addrs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr: Option<SocketAddr>,
+    /// Several cores' QUIC batch endpoints, tried in this order: the edge
+    /// moves to the next one when its core is unreachable or answers that
+    /// another core serves this edge (edge leases, `[zookeeper]` on cores).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addrs: Vec<SocketAddr>,
     /// Name the core's certificate is issued for (default
     /// [`CoreSection::DEFAULT_SERVER_NAME`]).
     #[serde(default = "defaults::server_name")]
     pub server_name: String,
-    /// PEM certificate(s) to trust for the core (its self-signed cert in a
-    /// single-POP setup, or the CA that issued it).
+    /// PEM certificate(s) to trust for the cores (each core's self-signed
+    /// cert, concatenated in one PEM file, or the CA that issued them).
     pub ca_cert: PathBuf,
     #[serde(default = "defaults::max_in_flight")]
     pub max_in_flight: usize,
@@ -323,7 +329,17 @@ impl CoreSection {
 
     /// The core at `addr`, trusted through `ca_cert`.
     pub fn new(addr: SocketAddr, ca_cert: PathBuf) -> CoreSection {
-        CoreSection { addr, server_name: Self::DEFAULT_SERVER_NAME.into(), ca_cert, max_in_flight: Self::DEFAULT_MAX_IN_FLIGHT }
+        CoreSection::several(vec![addr], ca_cert)
+    }
+
+    /// The cores at `addrs`, in failover order.
+    pub fn several(addrs: Vec<SocketAddr>, ca_cert: PathBuf) -> CoreSection {
+        CoreSection { addr: None, addrs, server_name: Self::DEFAULT_SERVER_NAME.into(), ca_cert, max_in_flight: Self::DEFAULT_MAX_IN_FLIGHT }
+    }
+
+    /// Every core, in failover order (`addr` or `addrs`).
+    pub fn cores(&self) -> Vec<SocketAddr> {
+        self.addr.into_iter().chain(self.addrs.iter().copied()).collect()
     }
 }
 
@@ -412,6 +428,11 @@ impl EdgeConfig {
                 return Err(format!("registry memory_mb must be 1..={max_mb}, timeout_ms positive, poll_ms 10..=600000"));
             }
         }
+        match (self.core.addr.is_some(), self.core.addrs.is_empty()) {
+            (false, true) => return Err("[core] needs addr = \"host:port\" or addrs = [\"host:port\", ...]".into()),
+            (true, false) => return Err("[core] has both addr and addrs: list every core in addrs".into()),
+            _ => {}
+        }
         if self.core.max_in_flight == 0 {
             return Err("core.max_in_flight must be positive".into());
         }
@@ -431,6 +452,18 @@ mod tests {
     }
 
     #[test]
+    fn one_core_or_several_in_order() {
+        let base = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/edge.toml")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("e.toml");
+        std::fs::write(&p, &base).unwrap();
+        assert_eq!(EdgeConfig::load(&p).unwrap().core.cores(), ["10.0.0.10:4433".parse::<SocketAddr>().unwrap()]);
+        std::fs::write(&p, base.replace("addr = \"10.0.0.10:4433\"", "").replace("# addrs = [", "addrs = [")).unwrap();
+        let several: Vec<SocketAddr> = vec!["10.0.0.10:4433".parse().unwrap(), "10.0.0.11:4433".parse().unwrap()];
+        assert_eq!(EdgeConfig::load(&p).unwrap().core.cores(), several);
+    }
+
+    #[test]
     fn rejects_nonsense() {
         let base = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/edge.toml")).unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -438,6 +471,8 @@ mod tests {
             ("ship_interval_ms = 1000", "ship_interval_ms = 0"),
             ("edge_id = \"pop-fra-1\"", "edge_id = \"\""),
             ("max_in_flight = 8", "max_in_flight = 8\nbogus = 1"),
+            ("addr = \"10.0.0.10:4433\"", ""),
+            ("# addrs = [", "addrs = ["),
         ] {
             let p = dir.path().join("e.toml");
             std::fs::write(&p, base.replace(from, to)).unwrap();

@@ -21,6 +21,7 @@ pub mod filter;
 pub mod ingest;
 pub mod map_hash;
 pub mod metrics;
+pub mod reload;
 pub mod shipper;
 pub mod site;
 pub mod spool;
@@ -33,7 +34,7 @@ use tally_http::tls;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use tally_model::tenant::{TenantId, Tenants, TenantsError};
+use tally_model::tenant::{LiveTenants, TenantId, Tenants, TenantsError};
 use tally_model::timestamp::now_ms;
 
 use filter::registry::RegistrySync;
@@ -76,7 +77,7 @@ fn fault_abort_before_wal_write() -> Option<u64> {
 /// Runs an edge until `shutdown` turns true; then stops taking requests,
 /// seals what it holds and gives the shipper a moment to deliver it.
 pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<(), EdgeError> {
-    let tenants = Tenants::load(&config.tenants_file)?;
+    let tenants = Arc::new(LiveTenants::new(Tenants::load(&config.tenants_file)?));
     let metrics = Arc::new(Metrics::new());
     let (mut outbox, quarantined) = Outbox::open(&config.spool_dir, &config.edge_id, config.spool_max_bytes)?;
     outbox.archive_acknowledged(config.spool_archive_acknowledged)?;
@@ -90,7 +91,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
         max_future_ms: config.time.max_future_secs * 1000,
         idle_lag_ms: config.time.idle_lag_secs * 1000,
     };
-    let dedup = config.dedup.dedup_config(tenants.ids().len());
+    let dedup = config.dedup.dedup_config(tenants.current().ids().len());
     let (mut wal, records, damage) = Wal::open(&config.spool_dir.join("wal"), outbox.wal_sealed())?;
     for d in &damage {
         tracing::error!(file = %d.file.display(), offset = d.offset, reason = %d.reason, "damaged WAL segment; kept what was readable");
@@ -155,7 +156,12 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
 
     let edge_identity = shipper::identity::load(&config.spool_dir)?;
     tracing::info!(edge = %config.edge_id, fingerprint = %shipper::identity::fingerprint(&edge_identity)?, "edge identity (the core's [[edges]] must list it)");
-    let connector = Connector::new(config.core.addr, &config.core.server_name, &config.core.ca_cert, Some(&edge_identity))?;
+    let connectors = config
+        .core
+        .cores()
+        .into_iter()
+        .map(|addr| Connector::new(addr, &config.core.server_name, &config.core.ca_cert, Some(&edge_identity)))
+        .collect::<Result<Vec<_>, _>>()?;
     let gate = tally_http::limits::Gate::new(config.limits.clone());
     gate.count_refusals_in(metrics.connections_refused.clone());
     let listener = TcpListener::bind(config.listen_http).await.map_err(|source| EdgeError::Listen { addr: config.listen_http, source })?;
@@ -187,7 +193,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
     let mut registry = None;
     if !config.filters.is_empty() || config.registry.is_some() {
         let engine = tally_filter::host::FilterEngine::new(config.filter_instances)?;
-        filter::slot::load_config(&config, &engine, &tenants, &metrics, &filters);
+        filter::slot::load_config(&config, &engine, &tenants.current(), &metrics, &filters);
         if let Some(r) = &config.registry {
             let limits = tally_filter::host::Limits::new(r.memory_mb << 20, Duration::from_millis(r.timeout_ms));
             let poll = Duration::from_millis(r.poll_ms);
@@ -200,6 +206,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
     }
     let registry = registry.map(|sync| tokio::spawn(sync.run(shutdown.clone())));
     let backpressure = Arc::new(AtomicBool::new(false));
+    tokio::spawn(reload::on_sighup(config.tenants_file.clone(), tenants.clone(), metrics.clone(), shutdown.clone()));
     let ingest = Arc::new(Ingest {
         tenants,
         pipeline: pipeline.clone(),
@@ -217,7 +224,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
     let shipper = Shipper {
         pipeline,
         spool: outbox,
-        connector,
+        connectors,
         metrics,
         interval: Duration::from_millis(config.ship_interval_ms),
         heartbeat: Duration::from_millis(config.heartbeat_ms),

@@ -59,6 +59,12 @@ impl Handler for Endpoint {
     }
 }
 
+/// A reload of the tenants file: `ok` or `refused`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabel {
+    pub result: &'static str,
+}
+
 #[derive(Default)]
 pub struct Metrics {
     pub registry: Registry,
@@ -74,6 +80,7 @@ pub struct Metrics {
     pub watermark_ms: Gauge,
     pub udp_rcvbuf_errors: Gauge,
     pub connections_refused: Counter,
+    pub config_reloads: Family<ReloadLabel, Counter>,
     pub redirects_unrecorded: Counter,
     pub filter_calls: Family<TenantLabel, Counter>,
     pub filter_clicks: Family<TenantLabel, Counter>,
@@ -139,6 +146,7 @@ impl Metrics {
         r.register("tally_edge_filter_tags_ignored", "Enrichment tags dropped: dimension not declared by the tenant", m.filter_tags_ignored.clone());
         r.register("tally_edge_registry_syncs", "Registry polls by result (unchanged, applied, error)", m.registry_syncs.clone());
         r.register("tally_edge_redirects_unrecorded", "Click redirects answered although their click could not be recorded", m.redirects_unrecorded.clone());
+        r.register("tally_edge_config_reloads", "Reloads of the tenants file (SIGHUP) by result: ok, or refused (the previous file stays)", m.config_reloads.clone());
         r.register(
             "tally_edge_connections_refused",
             "Connections closed on accept because a cap was reached (overall or per client address; see [limits])",

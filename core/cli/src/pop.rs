@@ -434,7 +434,7 @@ fn edge_fingerprint(spool: &Path) -> Result<String> {
 /// The core's config: its defaults but for the POP's addresses (HTTP,
 /// HTTPS, QUIC), files, ClickHouse, finalizer interval and edge token.
 fn core_config(opts: &PopOptions, [http, https, quic]: [SocketAddr; 3], clickhouse_url: &str, edge_token: &str) -> CoreConfig {
-    let clickhouse = ClickHouseSection { url: clickhouse_url.into(), user: None, password: None };
+    let clickhouse = ClickHouseSection::new(clickhouse_url.into());
     let mut config = CoreConfig::new(http, quic, opts.dir.join("core"), opts.tenants_file(), clickhouse);
     config.listen_https = Some(https);
     // The rollup healer runs at the finalizer's pace, so tests see it act.

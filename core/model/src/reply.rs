@@ -7,7 +7,11 @@
 //! Only `Committed` and `Duplicate` let the edge forget the batch. `Rejected`
 //! is permanent (the batch can never be committed as sent: corrupt or
 //! invalid); `Retry` is transient (storage unavailable, shutting down, a
-//! frame version this core does not read yet).
+//! frame version this core does not read yet). A `Retry` whose reason
+//! starts with [`NOT_OWNER`] means "not here": another core serves this
+//! edge (or this one has lost its lease), so the edge moves to its next core
+//! instead of waiting on this one; an older edge reads it as a plain
+//! `Retry`.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -24,6 +28,9 @@ pub struct Reply {
     pub status: Status,
     pub reason: String,
 }
+
+/// How a `Retry` for an edge this core does not serve begins.
+pub const NOT_OWNER: &str = "not the owner: ";
 
 /// Longest reply accepted, so a broken peer cannot make us buffer much.
 pub const MAX_REPLY_LEN: usize = 4096;
@@ -61,6 +68,16 @@ impl Reply {
         Ok(Reply { status, reason })
     }
 
+    /// `Retry`: another core serves this edge; `reason` says which and why.
+    pub fn not_owner(reason: impl std::fmt::Display) -> Reply {
+        Reply::new(Status::Retry, format!("{NOT_OWNER}{reason}"))
+    }
+
+    /// The edge should try its next core.
+    pub fn is_not_owner(&self) -> bool {
+        self.status == Status::Retry && self.reason.starts_with(NOT_OWNER)
+    }
+
     /// The edge may drop its copy of the batch.
     pub fn is_done(&self) -> bool {
         matches!(self.status, Status::Committed | Status::Duplicate)
@@ -81,5 +98,8 @@ mod tests {
         assert!(Reply::decode(&[9]).is_err());
         assert!(Reply::new(Status::Duplicate, "").is_done());
         assert!(!Reply::new(Status::Retry, "").is_done());
+        let moved = Reply::decode(&Reply::not_owner("edge e1 is served by core b").encode()).unwrap();
+        assert!(moved.is_not_owner() && moved.status == Status::Retry);
+        assert!(!Reply::new(Status::Retry, "ClickHouse is down").is_not_owner());
     }
 }

@@ -13,6 +13,38 @@ pub struct RouteLabel {
     pub code: u16,
 }
 
+/// An API route (latency is per route, whatever the status).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteOnlyLabel {
+    pub route: &'static str,
+}
+
+/// What ClickHouse work was for (`billing`, `heal`, `readiness`, `retention`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueryKindLabel {
+    pub kind: &'static str,
+}
+
+/// The running binary: always 1.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabel {
+    pub version: &'static str,
+    pub commit: &'static str,
+}
+
+/// The version this binary was built as, and its commit when the build set
+/// `TALLY_BUILD_COMMIT` (else `unknown`).
+pub fn build_label() -> BuildLabel {
+    BuildLabel { version: env!("CARGO_PKG_VERSION"), commit: option_env!("TALLY_BUILD_COMMIT").unwrap_or("unknown") }
+}
+
+type Latency<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// 1 ms to about 65 s.
+fn latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
 /// A rollup the healer repaired: its family and step (`1m`, `1h`, `1d`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RollupLabel {
@@ -54,6 +86,12 @@ pub struct Metrics {
     pub rollup_repairs: Family<RollupLabel, Counter>,
     pub rollup_drift_clicks: Family<RollupLabel, Counter>,
     pub rollup_heal_failures: Counter,
+    pub http_request_seconds: Latency<RouteOnlyLabel>,
+    pub clickhouse_query_seconds: Latency<QueryKindLabel>,
+    pub clickhouse_query_failures: Family<QueryKindLabel, Counter>,
+    pub retention_partitions_dropped: Counter,
+    pub retention_failures: Counter,
+    pub build_info: Family<BuildLabel, Gauge>,
     pub edge_watermark_lag: Family<EdgeLabel, Gauge>,
     pub edge_retired: Family<EdgeLabel, Gauge>,
     pub batches_refused_retired: Counter,
@@ -87,6 +125,12 @@ impl Metrics {
             rollup_repairs: Family::default(),
             rollup_drift_clicks: Family::default(),
             rollup_heal_failures: Counter::default(),
+            http_request_seconds: Family::new_with_constructor(latency),
+            clickhouse_query_seconds: Family::new_with_constructor(latency),
+            clickhouse_query_failures: Family::default(),
+            retention_partitions_dropped: Counter::default(),
+            retention_failures: Counter::default(),
+            build_info: Family::default(),
             edge_watermark_lag: Family::default(),
             edge_retired: Family::default(),
             batches_refused_retired: Counter::default(),
@@ -184,7 +228,32 @@ impl Metrics {
         );
         r.register("tally_core_config_reloads", "Reloads of the tenants file (SIGHUP) by result: ok, or refused (the previous file stays)", m.config_reloads.clone());
         r.register("tally_core_http_requests", "HTTP requests by route and status", m.http_requests.clone());
+        r.register("tally_core_http_request_seconds", "Time to answer an HTTP request, by route (deadline-bounded ClickHouse reads included)", m.http_request_seconds.clone());
+        r.register(
+            "tally_core_clickhouse_query_seconds",
+            "Duration of ClickHouse work by kind: billing (a finalizer pass), heal (a healer pass), readiness (a /readyz probe), retention (a pass); group commits are tally_core_commit_seconds, API reads tally_core_http_request_seconds",
+            m.clickhouse_query_seconds.clone(),
+        );
+        r.register("tally_core_clickhouse_query_failures", "ClickHouse work that failed, by kind (as in tally_core_clickhouse_query_seconds)", m.clickhouse_query_failures.clone());
+        r.register("tally_core_retention_partitions_dropped", "Monthly partitions dropped past their family's [retention]", m.retention_partitions_dropped.clone());
+        r.register("tally_core_retention_failures", "Retention passes that failed (retried an hour later)", m.retention_failures.clone());
+        r.register("tally_core_build_info", "The running binary's version and commit (always 1)", m.build_info.clone());
+        m.build_info.get_or_create(&build_label()).set(1);
         m
+    }
+}
+
+impl Metrics {
+    /// Runs `work` timed (and counted if it fails) as ClickHouse work of `kind`.
+    pub async fn clickhouse<T, E>(&self, kind: &'static str, work: impl std::future::Future<Output = Result<T, E>>) -> Result<T, E> {
+        let started = std::time::Instant::now();
+        let result = work.await;
+        let label = QueryKindLabel { kind };
+        self.clickhouse_query_seconds.get_or_create(&label).observe(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            self.clickhouse_query_failures.get_or_create(&label).inc();
+        }
+        result
     }
 }
 

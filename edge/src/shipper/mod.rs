@@ -12,6 +12,11 @@
 //! surfaced in metrics and logs); on `Retry` or any transport error it is sent
 //! again. Re-sends are the exact bytes of the first send, which is what lets
 //! the core commit each once.
+//!
+//! With several cores (`[core] addrs`) the shell holds a connector per core
+//! and connects to the one the schedule names ([`Schedule::core`]); a
+//! `Retry` that says another core serves this edge ([`Reply::is_not_owner`])
+//! is [`Event::Moved`], and the connection to that core is closed.
 
 mod backoff;
 mod connection;
@@ -43,7 +48,8 @@ const DRAIN: Duration = Duration::from_secs(5);
 pub struct Shipper {
     pub pipeline: Arc<Mutex<Pipeline>>,
     pub spool: Outbox,
-    pub connector: Connector,
+    /// One per core, in failover order (at least one).
+    pub connectors: Vec<Connector>,
     pub metrics: Arc<Metrics>,
     pub interval: Duration,
     pub heartbeat: Duration,
@@ -83,7 +89,7 @@ impl Shipper {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let now = Instant::now();
         let mut sealer = Sealer { carry: None, last_seal: now, evicted_reported: 0 };
-        let schedule = Schedule::new(self.spool.pending().map(|b| b.seq), self.max_in_flight, fastrand::Rng::new(), now);
+        let schedule = Schedule::new(self.spool.pending().map(|b| b.seq), self.max_in_flight, fastrand::Rng::new(), now).with_cores(self.connectors.len());
         let mut link = Link { schedule, connection: None, tasks: JoinSet::new() };
         loop {
             let wake = self.act(&mut link);
@@ -97,7 +103,7 @@ impl Shipper {
                 }
                 _ = sleep_until(wake) => {}
                 reason = closed(watched) => {
-                    tracing::warn!(core = %self.connector.addr(), %reason, "connection to core lost; reconnecting");
+                    tracing::warn!(core = %self.core_addr(&link.schedule), %reason, "connection to core lost; reconnecting");
                     link.connection = None;
                     link.schedule.handle(Event::Lost, Instant::now());
                 }
@@ -170,7 +176,7 @@ impl Shipper {
             match link.schedule.poll(Instant::now()) {
                 Action::Connect => {
                     link.connection = None;
-                    let connector = self.connector.clone();
+                    let connector = self.connectors[link.schedule.core()].clone();
                     link.tasks.spawn(async move { Done::Connect(connector.connect().await) });
                 }
                 Action::Send { seq } => {
@@ -207,7 +213,7 @@ impl Shipper {
         let now = Instant::now();
         match done {
             Done::Connect(Ok(conn)) => {
-                tracing::info!(core = %self.connector.addr(), "connected to core");
+                tracing::info!(core = %self.core_addr(&link.schedule), "connected to core");
                 link.connection = Some(conn);
                 link.schedule.handle(Event::Connected, now);
             }
@@ -237,6 +243,17 @@ impl Shipper {
                         self.metrics.ship_errors.inc();
                     }
                 }
+                if reply.is_not_owner() {
+                    let from = self.core_addr(&link.schedule);
+                    link.schedule.handle(Event::Moved { seq }, now);
+                    if !link.schedule.is_up() {
+                        if let Some(conn) = link.connection.take() {
+                            conn.close(0u32.into(), b"moving to another core");
+                        }
+                        tracing::warn!(seq, core = %from, reason = %reply.reason, next = %self.core_addr(&link.schedule), "core does not serve this edge; moving on");
+                    }
+                    return;
+                }
                 link.schedule.handle(Event::Answered { seq, status: reply.status }, now);
                 if reply.status == Status::Retry {
                     let reason = format!("core asked to retry: {}", reply.reason);
@@ -249,6 +266,10 @@ impl Shipper {
                 tracing::warn!(seq, reason = %e, connection_lost, backoff_ms = paused_ms(&link.schedule, now), "batch not acknowledged; will re-send");
             }
         }
+    }
+
+    fn core_addr(&self, schedule: &Schedule) -> std::net::SocketAddr {
+        self.connectors[schedule.core()].addr()
     }
 
     fn update_gauges(&self) {

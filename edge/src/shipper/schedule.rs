@@ -17,6 +17,13 @@
 //!   down) or a stream that breaks on a live connection pauses every send
 //!   for a backoff ([`RETRY`]), reset when the core settles a batch: the
 //!   connection is fine, the core must not be hammered.
+//! * Several cores (`[core] addrs`): the edge talks to one at a time
+//!   ([`Schedule::core`]). A failed connection attempt or a lost connection
+//!   moves it to the next core in the list, with the reconnect backoff; a
+//!   core that answers that another core serves this edge ([`Event::Moved`],
+//!   edge leases) moves it at once, and only a whole round of such answers
+//!   pauses for the retry backoff, so an edge finds the core holding its
+//!   lease (or the one that can take it) within one round.
 //!
 //! # Invariants
 //! * A batch leaves the schedule only on the core's answer: it is deleted
@@ -61,6 +68,11 @@ pub enum Event {
     Answered {
         seq: u64,
         status: Status,
+    },
+    /// The core answered batch `seq` that it does not serve this edge
+    /// (another core holds its lease): try the next core.
+    Moved {
+        seq: u64,
     },
     /// Batch `seq` got no answer: its stream broke, or its connection
     /// (`connection_lost`: the connection it was sent on is closed).
@@ -120,6 +132,11 @@ pub struct Schedule {
     settled: VecDeque<Action>,
     drain: Drain,
     rng: fastrand::Rng,
+    /// How many cores the edge may ship to, and which one it uses now.
+    cores: usize,
+    core: usize,
+    /// Moves since a batch last settled: a whole round of them pauses.
+    moves: usize,
 }
 
 impl Schedule {
@@ -137,7 +154,26 @@ impl Schedule {
             settled: VecDeque::new(),
             drain: Drain::Off,
             rng,
+            cores: 1,
+            core: 0,
+            moves: 0,
         }
+    }
+
+    /// The edge may ship to `cores` cores (at least one), starting with the first.
+    pub fn with_cores(mut self, cores: usize) -> Schedule {
+        self.cores = cores.max(1);
+        self
+    }
+
+    /// The core to connect to, as an index into the edge's list.
+    pub fn core(&self) -> usize {
+        self.core
+    }
+
+    /// A connection the schedule sends on is up.
+    pub fn is_up(&self) -> bool {
+        matches!(self.link, Link::Up(_))
     }
 
     pub fn handle(&mut self, event: Event, now: Instant) {
@@ -164,6 +200,14 @@ impl Schedule {
                     Status::Committed | Status::Duplicate => self.settle(seq, Action::Delete { seq }),
                     Status::Rejected => self.settle(seq, Action::Quarantine { seq }),
                     Status::Retry => self.pause(now),
+                }
+            }
+            Event::Moved { seq } => {
+                let Some(sent_on) = self.in_flight.remove(&seq) else { return };
+                // Only the current connection's answer moves the edge; later
+                // answers from a core it already left change nothing.
+                if self.link == Link::Up(sent_on) {
+                    self.move_on(now);
                 }
             }
             Event::SendFailed { seq, connection_lost } => {
@@ -242,6 +286,17 @@ impl Schedule {
 
     fn link_down(&mut self, now: Instant) {
         self.link = Link::Down { retry_at: now + self.reconnect.fail(&mut self.rng) };
+        self.core = (self.core + 1) % self.cores;
+        self.halt_drain();
+    }
+
+    /// The core does not serve this edge: the next one, at once within a
+    /// round, after the retry backoff once every core said so.
+    fn move_on(&mut self, now: Instant) {
+        self.core = (self.core + 1) % self.cores;
+        self.moves += 1;
+        let wait = if self.moves % self.cores == 0 { self.retry.fail(&mut self.rng) } else { Duration::ZERO };
+        self.link = Link::Down { retry_at: now + wait };
         self.halt_drain();
     }
 
@@ -254,6 +309,7 @@ impl Schedule {
     fn settle(&mut self, seq: u64, action: Action) {
         self.pending.remove(&seq);
         self.settled.push_back(action);
+        self.moves = 0;
         self.retry.succeed();
         self.paused_until = None;
     }

@@ -12,6 +12,12 @@
 //!   and the vendored uPlot at `GET /static/{name}` ([`assets`]),
 //!   `GET /healthz`, `GET /metrics`
 //!
+//! * `GET /readyz`: ClickHouse answers and the schema is current ([`readiness`])
+//!
+//! Every ClickHouse query runs under `[clickhouse] query_timeout_ms`
+//! (`clickhouse::deadline`): past it a route answers `504`, and `503` when
+//! ClickHouse is unreachable, both with the reason, logged with the route.
+//!
 //! Steps of a minute or more read the rollup tables, never the per-second
 //! landing table. [`params`] parses and checks query strings (pure).
 
@@ -19,6 +25,7 @@ mod assets;
 mod edges;
 pub mod params;
 mod plugins;
+mod readiness;
 mod routes;
 
 pub use routes::Api;

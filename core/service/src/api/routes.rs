@@ -12,7 +12,7 @@ use tally_model::timestamp::now_ms;
 use super::params::{parse_limit, parse_range, step_name, Range};
 use crate::clickhouse::store::{AdTotal, Point, Totals};
 use crate::clickhouse::Store;
-use crate::metrics::{Metrics, RouteLabel};
+use crate::metrics::{Metrics, RouteLabel, RouteOnlyLabel};
 use crate::read_plan::Plan;
 use crate::registry::Registry;
 use crate::resolution::Resolution;
@@ -106,6 +106,7 @@ struct TopAds {
 
 impl Handler for Api {
     async fn handle(self: Arc<Self>, req: http::Request<RequestBody>, peer: Peer) -> Response {
+        let started = std::time::Instant::now();
         let path = req.uri().path().to_string();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let (route, resp) = match (req.method(), segments.as_slice()) {
@@ -139,13 +140,18 @@ impl Handler for Api {
             (&Method::GET, [""] | ["dashboard"]) => ("dashboard", dashboard()),
             (&Method::GET, ["static", name]) => ("static", super::assets::serve(name)),
             (_, ["static", _]) => ("static", reply::method_not_allowed("GET")),
+            (&Method::GET, ["readyz"]) => ("readyz", self.readiness().await),
             (&Method::GET, ["healthz"]) => ("healthz", reply::with_type(StatusCode::OK, "ok\n".into(), "text/plain")),
             (&Method::GET, ["openapi.json"]) => ("openapi", reply::with_type(StatusCode::OK, OPENAPI.into(), "application/json")),
             (&Method::GET, ["metrics"]) => ("metrics", reply::metrics(&self.metrics.registry)),
-            (_, ["healthz" | "metrics" | "" | "dashboard" | "openapi.json"]) => ("other", reply::method_not_allowed("GET")),
+            (_, ["healthz" | "readyz" | "metrics" | "" | "dashboard" | "openapi.json"]) => ("other", reply::method_not_allowed("GET")),
             _ => ("other", reply::not_found()),
         };
         self.metrics.http_requests.get_or_create(&RouteLabel { route, code: resp.status().as_u16() }).inc();
+        self.metrics.http_request_seconds.get_or_create(&RouteOnlyLabel { route }).observe(started.elapsed().as_secs_f64());
+        if matches!(resp.status(), StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT) && route != "readyz" {
+            tracing::warn!(route, %path, status = resp.status().as_u16(), "answered without data: ClickHouse failed or was too slow (see the error above)");
+        }
         resp
     }
 }
@@ -343,9 +349,15 @@ impl Api {
     }
 }
 
+/// `504` when ClickHouse did not answer within the query deadline, `503`
+/// when it failed otherwise (unreachable, refused the query).
 pub(super) fn storage_error(e: crate::clickhouse::StoreError) -> Response {
-    tracing::error!(error = %e, "query failed");
-    reply::error(StatusCode::SERVICE_UNAVAILABLE, format!("storage unavailable: {e}"))
+    tracing::error!(error = %e, deadline = e.is_deadline(), "query failed");
+    if e.is_deadline() {
+        reply::error(StatusCode::GATEWAY_TIMEOUT, format!("ClickHouse did not answer within the query deadline: {e}; it may be overloaded or hung"))
+    } else {
+        reply::error(StatusCode::SERVICE_UNAVAILABLE, format!("ClickHouse unavailable: {e}"))
+    }
 }
 
 fn dashboard() -> Response {

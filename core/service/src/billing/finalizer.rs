@@ -30,7 +30,7 @@ pub async fn run(store: Store, metrics: Arc<Metrics>, interval: Duration, lookba
             _ = tick.tick() => {}
             _ = tally_http::serve::stopped(&mut shutdown) => return,
         }
-        match pass(&store, lookback_hours).await {
+        match metrics.clickhouse("billing", pass(&store, lookback_hours)).await {
             Ok(p) => {
                 metrics.billing_hours_finalized.inc_by(p.finalized.len() as u64);
                 metrics.billing_adjustments.inc_by(p.adjustments as u64);

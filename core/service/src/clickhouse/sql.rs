@@ -46,3 +46,6 @@ pub const DIMENSION_VALUES: &str = query!("dimension_values");
 pub const REFUSED_REASONS: &str = query!("refused_reasons");
 pub const BILLING_FILTERED: &str = query!("billing_filtered");
 pub const PLUGIN_COMPARISON: &str = query!("plugin_comparison");
+pub const APPLIED_MIGRATIONS: &str = query!("applied_migrations");
+pub const TABLE_PARTITIONS: &str = query!("table_partitions");
+pub const DROP_PARTITION: &str = query!("drop_partition");

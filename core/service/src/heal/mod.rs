@@ -162,7 +162,7 @@ pub async fn run(store: Store, metrics: Arc<Metrics>, requests: Arc<Requests>, i
         }
         let now = now_secs();
         let requested = requests.take_due(now);
-        match pass(&store, now, &requested).await {
+        match metrics.clickhouse("heal", pass(&store, now, &requested)).await {
             Ok(repairs) => {
                 for r in repairs {
                     let label = RollupLabel { family: r.family.name(), step: step_name(r.step) };

@@ -441,3 +441,111 @@ proptest! {
         prop_assert!(sim.deleted.keys().all(|seq| sim.core.committed.contains(seq)));
     }
 }
+
+/// Several cores (`[core] addrs`) on a simulated clock: `dead` cores fail
+/// every connection attempt after `HANDSHAKE`, live cores other than
+/// `owner` answer that another core serves the edge, the owner commits.
+/// Returns the cores connected to, in order, and when the last batch was
+/// deleted.
+fn fail_over(cores: usize, dead: &BTreeSet<usize>, owner: usize, batches: u64, seed: u64) -> (Vec<usize>, Duration) {
+    let t0 = Instant::now();
+    let mut s = Schedule::new(0..batches, 1, fastrand::Rng::with_seed(seed), t0).with_cores(cores);
+    let (mut now, mut current, mut tried, mut deleted) = (t0, None, Vec::new(), BTreeSet::new());
+    loop {
+        match s.poll(now) {
+            Action::Connect => {
+                let core = s.core();
+                tried.push(core);
+                if dead.contains(&core) {
+                    now += HANDSHAKE;
+                    s.handle(Event::ConnectFailed, now);
+                } else {
+                    now += RTT;
+                    current = Some(core);
+                    s.handle(Event::Connected, now);
+                }
+            }
+            Action::Send { seq } => {
+                now += RTT;
+                assert!(current.is_some() && !dead.contains(&current.unwrap()), "sent only on a live connection");
+                if current == Some(owner) {
+                    s.handle(Event::Answered { seq, status: Status::Committed }, now);
+                } else {
+                    s.handle(Event::Moved { seq }, now);
+                }
+            }
+            Action::Delete { seq } => assert!(deleted.insert(seq), "batch {seq} deleted twice"),
+            Action::Quarantine { seq } => panic!("batch {seq} quarantined"),
+            Action::Wait { until: Some(t) } => now = now.max(t),
+            Action::Wait { until: None } => break,
+        }
+    }
+    assert_eq!(deleted.len() as u64, batches, "every batch committed");
+    (tried, now - t0)
+}
+
+#[test]
+fn an_edge_moves_past_a_dead_core_and_a_core_that_does_not_serve_it() {
+    // Core 0 is dead, core 1 answers that core 2 serves the edge.
+    let (tried, took) = fail_over(3, &[0].into(), 2, 3, 1);
+    assert_eq!(tried, [0, 1, 2], "each core once, in order");
+    // One handshake timeout, one reconnect backoff after it, no retry pause.
+    assert!(took <= HANDSHAKE + RECONNECT_CAP + 10 * RTT, "took {took:?}");
+}
+
+#[test]
+fn a_whole_round_of_not_served_answers_pauses_before_the_next_round() {
+    let t0 = Instant::now();
+    let mut s = Schedule::new([1], 1, fastrand::Rng::with_seed(3), t0).with_cores(2);
+    // Neither core serves the edge yet (the dead owner's lease has not expired).
+    for core in [0, 1] {
+        assert_eq!((s.poll(t0), s.core()), (Action::Connect, core), "the next core at once");
+        s.handle(Event::Connected, t0);
+        assert_eq!(s.poll(t0), Action::Send { seq: 1 });
+        s.handle(Event::Moved { seq: 1 }, t0);
+        assert!(!s.is_up());
+    }
+    let Action::Wait { until: Some(t) } = s.poll(t0) else { panic!("every core said no: a pause") };
+    assert!(t > t0 && t <= t0 + 100 * MS, "the first retry pause");
+    assert_eq!((s.poll(t), s.core()), (Action::Connect, 0));
+    s.handle(Event::Connected, t);
+    assert_eq!(s.poll(t), Action::Send { seq: 1 });
+    s.handle(Event::Answered { seq: 1, status: Status::Committed }, t);
+    assert_eq!(s.poll(t), Action::Delete { seq: 1 });
+}
+
+#[test]
+fn an_answer_from_a_core_already_left_moves_nothing() {
+    let t0 = Instant::now();
+    let mut s = Schedule::new([1, 2], 2, fastrand::Rng::with_seed(4), t0).with_cores(2);
+    assert_eq!(s.poll(t0), Action::Connect);
+    s.handle(Event::Connected, t0);
+    assert_eq!((s.poll(t0), s.poll(t0)), (Action::Send { seq: 1 }, Action::Send { seq: 2 }));
+    s.handle(Event::Moved { seq: 1 }, t0);
+    assert_eq!((s.poll(t0), s.core()), (Action::Connect, 1));
+    s.handle(Event::Connected, t0);
+    s.handle(Event::Moved { seq: 2 }, t0);
+    assert!(s.is_up(), "batch 2's answer came from core 0, which the edge left");
+    assert_eq!((s.poll(t0), s.core()), (Action::Send { seq: 1 }, 1));
+}
+
+proptest! {
+    /// Whichever cores are dead and whichever one owns the edge, the edge
+    /// reaches the owner within one round through the list, in order,
+    /// and every batch is committed once.
+    #[test]
+    fn an_edge_finds_the_core_that_serves_it_within_one_round(
+        cores in 1usize..5,
+        owner in 0usize..5,
+        dead in prop::collection::btree_set(0usize..5, 0..4),
+        batches in 1u64..6,
+        seed in any::<u64>(),
+    ) {
+        let owner = owner % cores;
+        let dead: BTreeSet<usize> = dead.into_iter().filter(|&c| c < cores && c != owner).collect();
+        let (tried, took) = fail_over(cores, &dead, owner, batches, seed);
+        prop_assert_eq!(&tried, &(0..=owner).collect::<Vec<_>>());
+        let bound = (HANDSHAKE + RECONNECT_CAP) * dead.len() as u32 + RTT * (2 * cores as u32 + 2 * batches as u32);
+        prop_assert!(took <= bound, "took {:?}, bound {:?}", took, bound);
+    }
+}
