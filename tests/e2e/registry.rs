@@ -32,6 +32,7 @@ fn cli(pop: &Pop, admin_key: &str, args: &[&str]) -> Value {
         .args(["--core", &pop.pop.state.core_https, "--key", admin_key])
         .arg("--ca-cert")
         .arg(&pop.pop.state.core_cert)
+        .args(["-o", "json"])
         .args(args)
         .output()
         .expect("running tally plugin");

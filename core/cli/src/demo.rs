@@ -170,7 +170,7 @@ fn print_banner(state: &PopState, tally_bin: &Path, dir: &Path) {
     println!("For the README's examples, paste this into another shell:");
     let bin_dir = tally_bin.parent().map(|d| d.display().to_string()).unwrap_or_default();
     println!(
-        "  export PATH=\"{bin_dir}:$PATH\" EDGE={} CORE={} INGEST_KEY={} READ_KEY={} TALLY_ADMIN_KEY={} TALLY_CORE={} TALLY_CORE_CA_CERT={} EDGE_CA_CERT={}",
+        "  export PATH=\"{bin_dir}:$PATH\" EDGE={} CORE={} INGEST_KEY={} READ_KEY={} TALLY_ADMIN_KEY={} TALLY_CORE={} TALLY_CORE_CA_CERT={} EDGE_CA_CERT={} TALLY_REDIRECT_SECRET={}",
         state.edge_http,
         state.core_http,
         state.ingest_key,
@@ -178,7 +178,8 @@ fn print_banner(state: &PopState, tally_bin: &Path, dir: &Path) {
         state.admin_key,
         state.core_https,
         state.core_cert.display(),
-        state.edge_cert.display()
+        state.edge_cert.display(),
+        state.tenants[0].redirect_secret.as_deref().unwrap_or_default()
     );
     println!("Ctrl-C stops everything.\n");
 }

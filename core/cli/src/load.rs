@@ -1,11 +1,16 @@
-//! `tally load`: a closed-loop load generator for an edge, over HTTP/1.1,
-//! HTTP/2 (cleartext, prior knowledge) or HTTP/3.
+//! `tally load`: a closed-loop load generator for an edge, over HTTP/1.1
+//! or HTTP/2 (cleartext, prior knowledge, or over TLS to an `https://` URL
+//! trusting `--cacert`) or HTTP/3.
 //!
 //! `connections` x `streams` workers each post batches of freshly numbered
 //! clicks (so dedup never hides work) back to back for a fixed time, or
-//! paced to `--rate` events/s in total. A progress line updates every
-//! second; the report gives events/s, requests/s, request latency
-//! p50/p99/p99.9 and errors by kind; `--report-every` adds a line per
+//! paced to `--rate` events/s in total. A progress line (its bar spans
+//! `--seconds`) updates every second on a terminal, every twentieth of the
+//! run otherwise; the report gives events/s, requests/s, request latency
+//! p50/p99/p99.9, errors by kind with the full text of the first distinct
+//! ones, and the edge's own counts (accepted, duplicates, rejected events).
+//! It exits 1 when more than `--max-error-rate` of the requests failed or
+//! of the answered events were rejected (default 0: any); `--report-every` adds a line per
 //! interval with its own rates, latencies and longest stall (the longest
 //! time without a successful answer; answers are stamped in completion
 //! order under one lock, so the gaps are exact, not sampled).
@@ -25,6 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use bytes::{Buf, Bytes};
 use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
 use tokio::sync::watch;
 
 use tally_http::client::Client;
@@ -53,10 +59,11 @@ pub struct LoadArgs {
     /// HTTP version.
     #[arg(long, value_enum, default_value = "1")]
     http: Proto,
-    /// PEM certificate to trust for HTTP/3.
+    /// PEM certificate (or CA) to trust for HTTPS (`--edge https://...`)
+    /// and HTTP/3: the edge's own, `<spool_dir>/tls/edge-cert.pem`.
     #[arg(long)]
     cacert: Option<PathBuf>,
-    /// TLS server name for HTTP/3.
+    /// TLS server name for HTTPS and HTTP/3.
     #[arg(long, default_value = "localhost")]
     server_name: String,
     /// Connections.
@@ -97,11 +104,26 @@ pub struct LoadArgs {
     /// (`--edge` is ClickHouse's HTTP URL) instead of to an edge.
     #[arg(long, conflicts_with = "null_server")]
     clickhouse_table: Option<String>,
+    /// Exit 1 when a larger share (0-1) of the requests failed, or of the
+    /// answered events were rejected; 0: any failure fails the run.
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    max_error_rate: f64,
     /// Every this many seconds, print a line with that interval's events/s,
     /// requests/s, longest stall and latency (0: only the final report).
     #[arg(long, default_value_t = 0)]
     report_every: u64,
 }
+
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{text:?} is not a share between 0 and 1 (e.g. 0.01 for 1 %)")),
+    }
+}
+
+/// How many distinct error texts the report quotes in full.
+const ERROR_SAMPLES: usize = 5;
+const OVERLOADED: &str = "overloaded: too many in flight";
 
 /// What `--browser-fields` adds to clicks, picked at random.
 const AGENTS: [&str; 4] = [
@@ -117,6 +139,40 @@ struct Tally {
     requests: u64,
     latencies_us: Vec<u64>,
     errors: BTreeMap<String, u64>,
+    /// The first distinct error texts in full (a rejected event's reason
+    /// too), with how often each came.
+    samples: BTreeMap<String, u64>,
+    /// The edge's answers summed (none from ClickHouse or the null server).
+    accepted: u64,
+    duplicates: u64,
+    rejected: u64,
+}
+
+impl Tally {
+    fn sample(&mut self, text: String) {
+        if let Some(n) = self.samples.get_mut(&text) {
+            *n += 1;
+        } else if self.samples.len() < ERROR_SAMPLES {
+            self.samples.insert(text, 1);
+        }
+    }
+
+    fn add(&mut self, t: Tally) {
+        self.events += t.events;
+        self.requests += t.requests;
+        self.latencies_us.extend(t.latencies_us);
+        for (k, v) in t.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        for (text, n) in t.samples {
+            for _ in 0..n {
+                self.sample(text.clone());
+            }
+        }
+        self.accepted += t.accepted;
+        self.duplicates += t.duplicates;
+        self.rejected += t.rejected;
+    }
 }
 
 /// What `--report-every` collects as answers come in.
@@ -198,20 +254,25 @@ fn percentile(sorted_us: &[u64], p: f64) -> f64 {
     sorted_us.get(((sorted_us.len().max(1) - 1) as f64 * p).round() as usize).map_or(0.0, |us| *us as f64 / 1000.0)
 }
 
-/// One way of sending a request body and getting a status back.
+/// One way of sending a request body and getting its answer back.
 #[derive(Clone)]
 enum Sender {
     Hyper(Client),
+    Tls(TlsSender),
     H3(h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>),
 }
 
+/// An answer: its status and body.
+type Answer = (StatusCode, Bytes);
+
 impl Sender {
-    async fn post(&mut self, url: &str, authority: &str, key: Option<&str>, body: String) -> Result<StatusCode, String> {
+    async fn post(&mut self, url: &str, authority: &str, key: Option<&str>, body: String) -> Result<Answer, String> {
         match self {
             Sender::Hyper(client) => {
                 let r = client.post_json(url, key, body).await.map_err(|e| e.to_string())?;
-                Ok(r.status)
+                Ok((r.status, r.body))
             }
+            Sender::Tls(tls) => tls.post(authority, key, body).await,
             Sender::H3(send) => {
                 let req = Request::builder()
                     .method(Method::POST)
@@ -224,12 +285,89 @@ impl Sender {
                 stream.send_data(Bytes::from(body)).await.map_err(|e| e.to_string())?;
                 stream.finish().await.map_err(|e| e.to_string())?;
                 let resp = stream.recv_response().await.map_err(|e| e.to_string())?;
+                let mut answer = Vec::new();
                 while let Some(mut chunk) = stream.recv_data().await.map_err(|e| e.to_string())? {
-                    chunk.advance(chunk.remaining());
+                    while chunk.has_remaining() {
+                        let part = chunk.chunk();
+                        answer.extend_from_slice(part);
+                        let n = part.len();
+                        chunk.advance(n);
+                    }
                 }
-                Ok(resp.status())
+                Ok((resp.status(), Bytes::from(answer)))
             }
         }
+    }
+}
+
+/// HTTP/1.1 or HTTP/2 over TLS on one kept connection, trusting
+/// `--cacert` only. HTTP/2 clones share their connection (its streams);
+/// an HTTP/1.1 clone opens its own, as each worker has one connection.
+struct TlsSender {
+    tls: tokio_rustls::TlsConnector,
+    server_name: rustls_pki_types::ServerName<'static>,
+    http2: bool,
+    h1: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
+    h2: Option<hyper::client::conn::http2::SendRequest<Full<Bytes>>>,
+}
+
+impl Clone for TlsSender {
+    fn clone(&self) -> Self {
+        TlsSender { tls: self.tls.clone(), server_name: self.server_name.clone(), http2: self.http2, h1: None, h2: self.h2.clone() }
+    }
+}
+
+impl TlsSender {
+    fn new(cacert: &std::path::Path, server_name: &str, http2: bool) -> Result<TlsSender> {
+        let alpn: &[&[u8]] = if http2 { &[b"h2"] } else { &[b"http/1.1"] };
+        let config = tally_http::tls::client_config(cacert, alpn, None).with_context(|| format!("--cacert {}", cacert.display()))?;
+        let server_name = rustls_pki_types::ServerName::try_from(server_name.to_string()).with_context(|| format!("--server-name {server_name}"))?;
+        Ok(TlsSender { tls: tokio_rustls::TlsConnector::from(Arc::new(config)), server_name, http2, h1: None, h2: None })
+    }
+
+    /// (Re)connects when there is no open connection.
+    async fn connect(&mut self, authority: &str) -> Result<(), String> {
+        let open = if self.http2 { self.h2.as_ref().is_some_and(|s| !s.is_closed()) } else { self.h1.as_ref().is_some_and(|s| !s.is_closed()) };
+        if open {
+            return Ok(());
+        }
+        let tcp = tokio::net::TcpStream::connect(authority).await.map_err(|e| format!("connecting to {authority}: {e}"))?;
+        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+        let tls = self.tls.connect(self.server_name.clone(), tcp).await.map_err(|e| format!("TLS handshake with {authority}: {e}"))?;
+        let io = hyper_util::rt::TokioIo::new(tls);
+        if self.http2 {
+            let (send, connection) =
+                hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io).await.map_err(|e| format!("HTTP/2 handshake: {e}"))?;
+            tokio::spawn(connection);
+            self.h2 = Some(send);
+        } else {
+            let (send, connection) = hyper::client::conn::http1::handshake(io).await.map_err(|e| format!("HTTP/1.1 handshake: {e}"))?;
+            tokio::spawn(connection);
+            self.h1 = Some(send);
+        }
+        Ok(())
+    }
+
+    async fn post(&mut self, authority: &str, key: Option<&str>, body: String) -> Result<Answer, String> {
+        self.connect(authority).await?;
+        let mut req = Request::builder().method(Method::POST).header("content-type", "application/json");
+        req = if self.http2 { req.uri(format!("https://{authority}/v1/clicks")) } else { req.uri("/v1/clicks").header("host", authority) };
+        if let Some(key) = key {
+            req = req.header("authorization", format!("Bearer {key}"));
+        }
+        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| e.to_string())?;
+        let resp = match (&mut self.h1, &self.h2) {
+            (_, Some(h2)) if self.http2 => h2.clone().send_request(req).await,
+            (Some(h1), _) => {
+                h1.ready().await.map_err(|e| e.to_string())?;
+                h1.send_request(req).await
+            }
+            _ => unreachable!("connect leaves a sender"),
+        }
+        .map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let answer = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok((status, answer))
     }
 }
 
@@ -278,6 +416,11 @@ pub async fn run(args: LoadArgs) -> Result<()> {
     let mut senders = Vec::new();
     for _ in 0..args.connections {
         senders.push(match args.http {
+            Proto::H1 | Proto::H2 if edge.starts_with("https://") => Sender::Tls(TlsSender::new(
+                cacert.as_deref().context("--cacert: the certificate to trust for an https:// edge (<spool_dir>/tls/edge-cert.pem)")?,
+                &args.server_name,
+                args.http == Proto::H2,
+            )?),
             Proto::H1 => Sender::Hyper(Client::new()),
             Proto::H2 => Sender::Hyper(Client::http2_prior_knowledge()),
             Proto::H3 => Sender::H3(h3_connect(&authority, &args.server_name, cacert.as_deref().context("--cacert is needed for HTTP/3")?).await?),
@@ -289,14 +432,14 @@ pub async fn run(args: LoadArgs) -> Result<()> {
     let sent = Arc::new(AtomicU64::new(0));
     let args = Arc::new(args);
     let started = Instant::now();
-    let progress = spawn_progress(sent.clone(), started);
+    let progress = spawn_progress(sent.clone(), started, Duration::from_secs(args.seconds));
     let intervals = (args.report_every > 0).then(|| Arc::new(std::sync::Mutex::new(Interval::default())));
     let interval_lines = intervals.clone().map(|shared| spawn_intervals(shared, Duration::from_secs(args.report_every), started));
     if args.open_loop {
         let total = open_loop(&args, senders, &url, &authority, run_id, deadline, sent, intervals.clone()).await;
         progress.abort();
         interval_lines.inspect(|l| l.abort());
-        return report(total, started, intervals.as_deref());
+        return report(total, started, intervals.as_deref(), args.max_error_rate);
     }
     let mut tasks = Vec::new();
     for w in 0..workers {
@@ -317,7 +460,7 @@ pub async fn run(args: LoadArgs) -> Result<()> {
                 let body = body(&mut rng, run_id, w, &mut n, &args);
                 let t = Instant::now();
                 let outcome = sender.post(&url, &authority, bearer(&args), body).await;
-                let ok = matches!(outcome, Ok(s) if s.is_success());
+                let ok = matches!(&outcome, Ok((s, _)) if s.is_success());
                 if ok {
                     sent.fetch_add(args.batch as u64, Ordering::Relaxed);
                 }
@@ -331,29 +474,41 @@ pub async fn run(args: LoadArgs) -> Result<()> {
     }
     let mut total = Tally::default();
     for t in tasks {
-        let t = t.await?;
-        total.events += t.events;
-        total.requests += t.requests;
-        total.latencies_us.extend(t.latencies_us);
-        for (k, v) in t.errors {
-            *total.errors.entry(k).or_default() += v;
-        }
+        total.add(t.await?);
     }
     progress.abort();
     interval_lines.inspect(|l| l.abort());
-    report(total, started, intervals.as_deref())
+    report(total, started, intervals.as_deref(), args.max_error_rate)
 }
 
-/// A progress line on stderr, once a second.
-fn spawn_progress(sent: Arc<AtomicU64>, started: Instant) -> tokio::task::JoinHandle<()> {
+const BAR: usize = 40;
+
+/// The progress line at `elapsed` of a run of `run`: a bar that fills
+/// over the run, the time and the events/s since the last line.
+fn progress_line(elapsed: Duration, run: Duration, events_per_sec: f64) -> String {
+    let done = (elapsed.as_secs_f64() / run.as_secs_f64().max(1e-9)).min(1.0);
+    let filled = (done * BAR as f64).round() as usize;
+    format!("[{}{}] {:>4}s/{}s {events_per_sec:>10.0} events/s", "#".repeat(filled), " ".repeat(BAR - filled), elapsed.as_secs(), run.as_secs())
+}
+
+/// The progress line on stderr: redrawn once a second on a terminal, else
+/// a line every twentieth of the run (at least a second apart).
+fn spawn_progress(sent: Arc<AtomicU64>, started: Instant, run: Duration) -> tokio::task::JoinHandle<()> {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let every = if terminal { Duration::from_secs(1) } else { (run / 20).max(Duration::from_secs(1)) };
     tokio::spawn(async move {
-        let mut last = 0;
+        let (mut last, mut last_at) = (0, started);
         loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(every).await;
             let total = sent.load(Ordering::Relaxed);
-            let secs = started.elapsed().as_secs();
-            eprint!("\r[{}{}] {secs:>3}s {:>10} events/s ", "#".repeat(secs.min(40) as usize), " ".repeat(40 - secs.min(40) as usize), total - last);
-            last = total;
+            let rate = (total - last) as f64 / last_at.elapsed().as_secs_f64();
+            let line = progress_line(started.elapsed().min(run), run, rate);
+            if terminal {
+                eprint!("\r{line} ");
+            } else {
+                eprintln!("{line}");
+            }
+            (last, last_at) = (total, Instant::now());
         }
     })
 }
@@ -381,7 +536,7 @@ async fn open_loop(
         let scheduled = next;
         next += interval;
         if in_flight.load(Ordering::Relaxed) as usize >= args.max_in_flight {
-            *total.errors.entry("overloaded: too many in flight".into()).or_default() += 1;
+            *total.errors.entry(OVERLOADED.into()).or_default() += 1;
             continue;
         }
         let body = body(&mut rng, run_id, 0, &mut n, args);
@@ -393,7 +548,7 @@ async fn open_loop(
         tasks.spawn(async move {
             let outcome = sender.post(&url, &authority, key.as_deref(), body).await;
             in_flight.fetch_sub(1, Ordering::Relaxed);
-            let ok = matches!(outcome, Ok(s) if s.is_success());
+            let ok = matches!(&outcome, Ok((s, _)) if s.is_success());
             if ok {
                 sent.fetch_add(batch, Ordering::Relaxed);
             }
@@ -417,24 +572,71 @@ fn bearer(args: &LoadArgs) -> Option<&str> {
     args.clickhouse_table.is_none().then_some(args.key.as_str())
 }
 
-fn record(total: &mut Tally, (latency, outcome, batch): (Duration, Result<StatusCode, String>, u64)) {
+fn record(total: &mut Tally, (latency, outcome, batch): (Duration, Result<Answer, String>, u64)) {
     total.latencies_us.push(latency.as_micros() as u64);
     total.requests += 1;
     match outcome {
-        Ok(s) if s.is_success() => total.events += batch,
-        Ok(s) => *total.errors.entry(format!("HTTP {}", s.as_u16())).or_default() += 1,
-        Err(e) => *total.errors.entry(e.chars().take(60).collect()).or_default() += 1,
+        Ok((s, body)) if s.is_success() => {
+            total.events += batch;
+            let Ok(answer) = serde_json::from_slice::<serde_json::Value>(&body) else { return };
+            total.accepted += answer["accepted"].as_u64().unwrap_or(0);
+            total.duplicates += answer["duplicates"].as_u64().unwrap_or(0);
+            for rejected in answer["rejected"].as_array().into_iter().flatten() {
+                total.rejected += 1;
+                total.sample(format!("event rejected: {}", rejected["reason"].as_str().unwrap_or("(no reason given)")));
+            }
+        }
+        Ok((s, body)) => {
+            *total.errors.entry(format!("HTTP {}", s.as_u16())).or_default() += 1;
+            let text = String::from_utf8_lossy(&body);
+            total.sample(format!("HTTP {s}: {}", text.trim().chars().take(500).collect::<String>()));
+        }
+        Err(e) => {
+            *total.errors.entry(e.chars().take(60).collect()).or_default() += 1;
+            total.sample(e);
+        }
     }
 }
 
-fn report(mut total: Tally, started: Instant, intervals: Option<&std::sync::Mutex<Interval>>) -> Result<()> {
+/// Why the run failed, if more than `max_error_rate` of its requests
+/// failed (or were never sent, overloaded) or of its answered events were
+/// rejected.
+fn verdict(total: &Tally, max_error_rate: f64) -> Result<()> {
+    let failed: u64 = total.errors.values().sum();
+    let attempts = total.requests + total.errors.get(OVERLOADED).copied().unwrap_or(0);
+    anyhow::ensure!(attempts > 0, "no request completed within the run; is the edge reachable?");
+    let failed_share = failed as f64 / attempts as f64;
+    anyhow::ensure!(
+        failed_share <= max_error_rate,
+        "{failed} of {attempts} requests failed ({:.2} %, above --max-error-rate {max_error_rate}); the first errors are above",
+        failed_share * 100.0
+    );
+    let answered = total.accepted + total.duplicates + total.rejected;
+    let rejected_share = if answered == 0 { 0.0 } else { total.rejected as f64 / answered as f64 };
+    anyhow::ensure!(
+        rejected_share <= max_error_rate,
+        "the edge rejected {} of {answered} events ({:.2} %, above --max-error-rate {max_error_rate}); the first reasons are above",
+        total.rejected,
+        rejected_share * 100.0
+    );
+    Ok(())
+}
+
+fn report(mut total: Tally, started: Instant, intervals: Option<&std::sync::Mutex<Interval>>, max_error_rate: f64) -> Result<()> {
     eprintln!();
     let secs = started.elapsed().as_secs_f64();
     total.latencies_us.sort_unstable();
     let pct = |p: f64| percentile(&total.latencies_us, p);
     let stall = intervals.map_or(String::new(), |i| format!("  longest stall ms {}", i.lock().unwrap_or_else(|e| e.into_inner()).longest_stall.as_millis()));
+    if !total.samples.is_empty() {
+        println!("first errors (distinct, in full):");
+        for (text, n) in &total.samples {
+            println!("  {n} x {text}");
+        }
+    }
+    // The last line, read by deploy/bench/ scripts as "key value" pairs.
     println!(
-        "events/s {:.0}  requests/s {:.0}  latency ms p50 {:.2} p99 {:.2} p99.9 {:.2}  errors {:?}  accepted events {} requests {} seconds {secs:.2}{stall}",
+        "events/s {:.0}  requests/s {:.0}  latency ms p50 {:.2} p99 {:.2} p99.9 {:.2}  errors {:?}  accepted events {} requests {} seconds {secs:.2}{stall}  edge: accepted {} duplicates {} rejected {}",
         total.events as f64 / secs,
         total.requests as f64 / secs,
         pct(0.5),
@@ -443,8 +645,11 @@ fn report(mut total: Tally, started: Instant, intervals: Option<&std::sync::Mute
         total.errors,
         total.events,
         total.requests,
+        total.accepted,
+        total.duplicates,
+        total.rejected,
     );
-    Ok(())
+    verdict(&total, max_error_rate)
 }
 
 async fn h3_connect(authority: &str, server_name: &str, cacert: &std::path::Path) -> Result<h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>> {
@@ -508,5 +713,58 @@ async fn start_null(proto: Proto) -> Result<(Option<NullServer>, String, Option<
             tokio::spawn(tally_http::h3::serve(endpoint, Arc::new(Null), 64 << 20, gate, stopped));
             Ok((Some(NullServer { _stop: stop, _dir: Some(dir) }), format!("https://{addr}"), Some(identity.cert_path)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(accepted: u64, rejected: u64, errors: u64) -> Tally {
+        let mut t = Tally::default();
+        for _ in 0..errors {
+            record(&mut t, (Duration::ZERO, Err("connection refused (os error 111) and more text past sixty characters".into()), 10));
+        }
+        let body = serde_json::json!({"accepted": accepted, "duplicates": 0, "rejected": (0..rejected).map(|i| serde_json::json!({"index": i, "reason": "too late"})).collect::<Vec<_>>()});
+        record(&mut t, (Duration::ZERO, Ok((StatusCode::OK, Bytes::from(body.to_string()))), accepted + rejected));
+        t
+    }
+
+    #[test]
+    fn failures_fail_the_run_past_the_threshold() {
+        assert!(verdict(&answered(10, 0, 0), 0.0).is_ok());
+        assert!(verdict(&answered(10, 0, 1), 0.0).is_err());
+        assert!(verdict(&answered(10, 0, 1), 0.5).is_ok());
+        assert!(verdict(&answered(9, 1, 0), 0.0).is_err());
+        assert!(verdict(&answered(9, 1, 0), 0.1).is_ok());
+        assert!(verdict(&Tally::default(), 1.0).is_err(), "no request at all is a failure");
+    }
+
+    #[test]
+    fn errors_are_kept_in_full_distinct_and_few() {
+        let mut t = answered(1, 2, 3);
+        record(&mut t, (Duration::ZERO, Ok((StatusCode::UNAUTHORIZED, Bytes::from_static(b"{\"error\":\"missing or unknown ingest key\"}"))), 1));
+        for i in 0..10 {
+            record(&mut t, (Duration::ZERO, Err(format!("error {i}")), 1));
+        }
+        assert_eq!(t.samples.len(), ERROR_SAMPLES);
+        assert_eq!(t.samples["connection refused (os error 111) and more text past sixty characters"], 3);
+        assert_eq!(t.samples["event rejected: too late"], 2);
+        assert!(t.samples.contains_key("HTTP 401 Unauthorized: {\"error\":\"missing or unknown ingest key\"}"), "{:?}", t.samples);
+        assert_eq!((t.accepted, t.rejected, t.errors["HTTP 401"]), (1, 2, 1));
+    }
+
+    #[test]
+    fn the_progress_bar_spans_the_run() {
+        let run = Duration::from_secs(10);
+        assert!(progress_line(Duration::from_secs(5), run, 1.0).starts_with(&format!("[{}{}]", "#".repeat(20), " ".repeat(20))));
+        assert!(progress_line(Duration::from_secs(10), run, 1.0).starts_with(&format!("[{}]", "#".repeat(40))));
+        assert!(progress_line(Duration::from_secs(10), Duration::from_secs(600), 1.0).contains("10s/600s"));
+    }
+
+    #[test]
+    fn shares_are_checked() {
+        assert_eq!(share("0.01"), Ok(0.01));
+        assert!(share("5").is_err() && share("x").is_err());
     }
 }
