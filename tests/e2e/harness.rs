@@ -28,11 +28,18 @@ pub async fn start(tenants: &[&str]) -> Pop {
 /// finalizes billing every 500 ms. Filter calls get 2 s, so a good filter
 /// never misses its deadline on a loaded machine (a looping one still does).
 pub async fn start_with(tenants: &[&str], edge: EdgeSettings) -> Pop {
+    start_on(tenants, edge, None, None).await
+}
+
+/// [`start_with`] on a given ClickHouse (`None`: a private one) and, if it
+/// is a cluster's server, that cluster's name and other servers.
+pub async fn start_on(tenants: &[&str], edge: EdgeSettings, clickhouse_url: Option<String>, clickhouse_cluster: Option<(String, Vec<String>)>) -> Pop {
     let dir = tempfile::Builder::new().prefix("tally-e2e-").tempdir().unwrap();
     let pop = LocalPop::start(PopOptions {
         tally_bin: env!("CARGO_BIN_EXE_tally").into(),
         dir: dir.path().to_path_buf(),
-        clickhouse_url: None,
+        clickhouse_url,
+        clickhouse_cluster,
         tenants: tenants.iter().map(|t| t.to_string()).collect(),
         edge: EdgeSettings { ship_interval_ms: 200, heartbeat_ms: 1000, filter_timeout_ms: 2000, ..edge },
         finalize_interval_ms: 500,

@@ -80,6 +80,7 @@ pub async fn run(args: DemoArgs, mut shutdown: watch::Receiver<bool>) -> Result<
         tally_bin: tally_bin.clone(),
         dir: dir.clone(),
         clickhouse_url: args.clickhouse_url.clone(),
+        clickhouse_cluster: None,
         tenants: vec![DEMO_TENANT.into(), PROBE_TENANT.into()],
         edge: EdgeSettings { ship_interval_ms: args.ship_interval_ms, ack_mode: args.ack.mode(), ..EdgeSettings::default() },
         finalize_interval_ms: BillingSection::DEFAULT_FINALIZE_INTERVAL_MS,

@@ -33,6 +33,9 @@ pub struct PopOptions {
     pub dir: PathBuf,
     /// Use this ClickHouse instead of starting a private one.
     pub clickhouse_url: Option<String>,
+    /// With `clickhouse_url`: the cluster it belongs to and the cluster's
+    /// other servers (`[clickhouse] cluster` and `servers`); `None`: one server.
+    pub clickhouse_cluster: Option<(String, Vec<String>)>,
     pub tenants: Vec<String>,
     pub edge: EdgeSettings,
     /// How often the core's billing finalizer and rollup healer run (the
@@ -434,7 +437,8 @@ fn edge_fingerprint(spool: &Path) -> Result<String> {
 /// The core's config: its defaults but for the POP's addresses (HTTP,
 /// HTTPS, QUIC), files, ClickHouse, finalizer interval and edge token.
 fn core_config(opts: &PopOptions, [http, https, quic]: [SocketAddr; 3], clickhouse_url: &str, edge_token: &str) -> CoreConfig {
-    let clickhouse = ClickHouseSection::new(clickhouse_url.into());
+    let (cluster, servers) = opts.clickhouse_cluster.clone().unzip();
+    let clickhouse = ClickHouseSection { cluster, servers: servers.unwrap_or_default(), ..ClickHouseSection::new(clickhouse_url.into()) };
     let mut config = CoreConfig::new(http, quic, opts.dir.join("core"), opts.tenants_file(), clickhouse);
     config.listen_https = Some(https);
     // The rollup healer runs at the finalizer's pace, so tests see it act.
@@ -505,6 +509,7 @@ mod tests {
             tally_bin: "tally".into(),
             dir: dir.path().into(),
             clickhouse_url: None,
+            clickhouse_cluster: None,
             tenants: vec!["acme".into()],
             edge,
             finalize_interval_ms: 500,

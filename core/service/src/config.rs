@@ -49,6 +49,10 @@ pub struct CoreConfig {
     /// default [`ServerLimits::default`]; see `tally_http::limits`).
     #[serde(default)]
     pub limits: ServerLimits,
+    /// How long each table family is kept (`[retention]`, default: forever;
+    /// see `crate::retention`).
+    #[serde(default)]
+    pub retention: crate::retention::RetentionSection,
     /// Several cores on one ClickHouse: edge leases in ZooKeeper
     /// (`crate::lease`). Absent: this is the only core.
     #[serde(default)]
@@ -164,6 +168,32 @@ pub struct ClickHouseSection {
     pub url: String,
     pub user: Option<String>,
     pub password: Option<String>,
+    /// Deadline of every query the API runs (also sent as
+    /// `max_execution_time`): past it the API answers `504` instead of
+    /// waiting on a hung server (`clickhouse::deadline`).
+    #[serde(default = "default_query_timeout_ms")]
+    pub query_timeout_ms: u64,
+    /// The `remote_servers` cluster `url` belongs to: cluster mode
+    /// (`clickhouse::cluster`: Replicated shards behind Distributed tables,
+    /// quorum inserts). Absent: one server, as before.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// The cluster's other servers (HTTP URLs): the core applies the cluster
+    /// schema on each of them and on `url` at start.
+    #[serde(default)]
+    pub servers: Vec<String>,
+}
+
+impl ClickHouseSection {
+    pub const DEFAULT_QUERY_TIMEOUT_MS: u64 = 10_000;
+
+    pub fn new(url: String) -> ClickHouseSection {
+        ClickHouseSection { url, user: None, password: None, query_timeout_ms: Self::DEFAULT_QUERY_TIMEOUT_MS, cluster: None, servers: Vec::new() }
+    }
+}
+
+fn default_query_timeout_ms() -> u64 {
+    ClickHouseSection::DEFAULT_QUERY_TIMEOUT_MS
 }
 
 fn default_max_batch_bytes() -> usize {
@@ -193,6 +223,7 @@ impl CoreConfig {
             ops: OpsSection::default(),
             edges: Vec::new(),
             limits: ServerLimits::default(),
+            retention: crate::retention::RetentionSection::default(),
             zookeeper: None,
         }
     }
@@ -216,11 +247,21 @@ impl CoreConfig {
         if config.ops.token.is_some() && config.ops.token == config.registry.edge_token {
             return Err(ConfigError::invalid(path, "ops.token must differ from registry.edge_token (edges must not retire edges)"));
         }
+        if config.clickhouse.query_timeout_ms == 0 {
+            return Err(ConfigError::invalid(path, "clickhouse.query_timeout_ms must be at least 1 (default 10000)"));
+        }
         if let Err(e) = config.limits.check() {
             return Err(ConfigError::invalid(path, format!("[limits]: {e}")));
         }
         if let Err(e) = config.pinned_edges() {
             return Err(ConfigError::invalid(path, format!("[[edges]]: {e}")));
+        }
+        if let Some(cluster) = &config.clickhouse.cluster {
+            if !crate::clickhouse::cluster::valid_name(cluster) {
+                return Err(ConfigError::invalid(path, format!("[clickhouse] cluster {cluster:?}: use the remote_servers name (letters, digits, _)")));
+            }
+        } else if !config.clickhouse.servers.is_empty() {
+            return Err(ConfigError::invalid(path, "[clickhouse] servers is for a cluster: set cluster too, or remove servers"));
         }
         if let Some(zk) = &config.zookeeper {
             if zk.hosts.trim().is_empty() || !zk.root.starts_with('/') || zk.root.len() < 2 || zk.root.ends_with('/') {

@@ -74,7 +74,10 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     let tenants = Arc::new(LiveTenants::new(Tenants::load(&config.tenants_file)?));
     let metrics = Arc::new(Metrics::new());
     let ch = &config.clickhouse;
-    let store = Store::connect(&ch.url, ch.user.as_deref(), ch.password.as_deref()).await?;
+    let store = Store::connect(&ch.url, ch.user.as_deref(), ch.password.as_deref()).await?.in_cluster(ch.cluster.as_deref()).await?;
+    for url in &ch.servers {
+        Store::connect(url, ch.user.as_deref(), ch.password.as_deref()).await?.in_cluster(ch.cluster.as_deref()).await?.migrate().await?;
+    }
     let applied = store.migrate().await?;
     tracing::info!(server = store.server_version(), ?applied, "ClickHouse schema is current");
     // Retired edges are known before the first batch is received.
