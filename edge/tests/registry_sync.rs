@@ -20,7 +20,7 @@ use tally_http::client::{ApiClient, Client, PinnedHttps};
 use tally_http::limits::{Gate, ServerLimits};
 use tally_http::serve::{Handler, Peer};
 use tally_http::{reply, RequestBody, Response};
-use tally_model::tenant::{TenantId, TenantSpec, Tenants};
+use tally_model::tenant::{LiveTenants, TenantId, TenantSpec, Tenants};
 
 /// Serves one manifest and one blob, whatever their hashes say.
 struct FakeRegistry {
@@ -89,7 +89,7 @@ async fn components_run_only_when_their_hash_matches() {
             cache.path().to_path_buf(),
             limits,
             engine.clone(),
-            tenants(),
+            Arc::new(LiveTenants::new(tenants())),
             filters,
             Arc::new(Metrics::new()),
         )

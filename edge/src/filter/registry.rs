@@ -30,7 +30,7 @@ use tally_filter::host::{Compiled, FilterEngine, FilterError, Limits, Plugin, Sh
 use tally_filter::manifest::{is_sha256, sha256_hex, Manifest, TenantPlugins, VersionRef};
 use tally_http::client::ApiClient;
 use tally_model::durable_file::write_atomic;
-use tally_model::tenant::{TenantId, Tenants};
+use tally_model::tenant::{LiveTenants, TenantId};
 
 use super::slot::{shared, Filters, Loaded, TenantFilter};
 use crate::metrics::{Metrics, ResultLabel, RoleLabel};
@@ -45,7 +45,8 @@ pub struct RegistrySync {
     cache_dir: PathBuf,
     limits: Limits,
     engine: FilterEngine,
-    tenants: Tenants,
+    /// As last reloaded: a tenant added by a reload gets its filters at the next poll.
+    tenants: Arc<LiveTenants>,
     filters: Arc<Filters>,
     metrics: Arc<Metrics>,
     /// Over `https://` it trusts only the core's certificate (the one pinned for QUIC).
@@ -66,7 +67,7 @@ impl RegistrySync {
         cache_dir: PathBuf,
         limits: Limits,
         engine: FilterEngine,
-        tenants: Tenants,
+        tenants: Arc<LiveTenants>,
         filters: Arc<Filters>,
         metrics: Arc<Metrics>,
     ) -> RegistrySync {
@@ -80,7 +81,7 @@ impl RegistrySync {
             metrics,
             client,
             applied: HashMap::new(),
-            from_config: tenants.ids().iter().filter_map(|t| Some((t.clone(), filters.get(t)?))).collect(),
+            from_config: tenants.current().ids().iter().filter_map(|t| Some((t.clone(), filters.get(t)?))).collect(),
             tenants,
             filters,
         }
@@ -154,8 +155,7 @@ impl RegistrySync {
             if self.applied.get(&entry.tenant) == Some(&entry) {
                 continue;
             }
-            let Some((tenant, _)) = self.tenants.get(&entry.tenant) else { continue };
-            let tenant = tenant.clone();
+            let Some(tenant) = self.tenants.current().get(&entry.tenant).map(|(t, _)| t.clone()) else { continue };
             match self.build(&entry).await {
                 Ok(filter) => {
                     let (active, candidate) = (filter.active.version, filter.candidate.as_ref().map(|c| (c.0.version, c.1)));
@@ -175,9 +175,9 @@ impl RegistrySync {
         let gone: Vec<String> = self.applied.keys().filter(|t| !listed.contains(t)).cloned().collect();
         for t in gone {
             self.applied.remove(&t);
-            if let Some((tenant, _)) = self.tenants.get(&t) {
-                tracing::info!(%tenant, config_file = self.from_config.contains_key(tenant), "tenant filter removed by the registry");
-                self.filters.put(tenant.clone(), self.from_config.get(tenant).cloned());
+            if let Some(tenant) = self.tenants.current().get(&t).map(|(t, _)| t.clone()) {
+                tracing::info!(%tenant, config_file = self.from_config.contains_key(&tenant), "tenant filter removed by the registry");
+                self.filters.put(tenant.clone(), self.from_config.get(&tenant).cloned());
                 changed = true;
             }
         }
@@ -187,7 +187,7 @@ impl RegistrySync {
     async fn build(&self, entry: &TenantPlugins) -> Result<TenantFilter, String> {
         // Live instances carry over only while their limits stay the same.
         let same_limits = self.applied.get(&entry.tenant).is_some_and(|e| e.limits == entry.limits);
-        let current = self.tenants.get(&entry.tenant).and_then(|(t, _)| self.filters.get(t)).filter(|_| same_limits);
+        let current = self.tenants.current().get(&entry.tenant).and_then(|(t, _)| self.filters.get(t)).filter(|_| same_limits);
         let limits = self.limits_for(entry);
         let active = self.load(&entry.active, current.as_deref(), limits).await?;
         let candidate = match &entry.candidate {

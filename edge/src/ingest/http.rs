@@ -15,7 +15,7 @@ use tokio::sync::{oneshot, watch};
 
 use tally_http::serve::{Handler, Peer, Transport};
 use tally_http::{reply, RequestBody, Response};
-use tally_model::tenant::{Role, TenantId, Tenants, FILTER_DIMENSION, FILTER_FAILED_OPEN};
+use tally_model::tenant::{LiveTenants, Role, TenantId, FILTER_DIMENSION, FILTER_FAILED_OPEN};
 use tally_model::timestamp::now_ms;
 
 use super::body::Format;
@@ -38,7 +38,9 @@ const SHUTTING_DOWN: &str = "the edge is shutting down";
 pub const OPENAPI: &str = include_str!("../../../deploy/openapi/edge.json");
 
 pub struct Ingest {
-    pub tenants: Tenants,
+    /// As last (re)loaded: SIGHUP replaces them (`crate::reload`). A request
+    /// reads them once and keeps that set to its end.
+    pub tenants: Arc<LiveTenants>,
     pub pipeline: Arc<Mutex<Pipeline>>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
@@ -72,11 +74,12 @@ impl Handler for Ingest {
             }
             (&Method::OPTIONS, ["v1", "clicks"]) => {
                 let origin = cors::origin(req.headers());
-                cors::preflight(origin, origin.is_some_and(|o| self.tenants.any_allows_origin(o)))
+                cors::preflight(origin, origin.is_some_and(|o| self.tenants.current().any_allows_origin(o)))
             }
             (&Method::OPTIONS, ["v1", "beacon", key]) => {
                 let origin = cors::origin(req.headers());
-                let allowed = self.tenants.authenticate(key, Role::Ingest).map(|t| self.tenants.policy(t));
+                let tenants = self.tenants.current();
+                let allowed = tenants.authenticate(key, Role::Ingest).map(|t| tenants.policy(t));
                 cors::preflight(origin, allowed.is_some_and(|p| origin.is_some_and(|o| p.allows_origin(o))))
             }
             (_, ["v1", "clicks"] | ["v1", "beacon", _]) => reply::method_not_allowed("POST, OPTIONS"),
@@ -105,7 +108,8 @@ impl Handler for Ingest {
             (&Method::POST, ["v1", "beacon", key]) => Some(*key),
             _ => return None,
         };
-        if key.and_then(|k| self.tenants.authenticate(k.trim(), Role::Ingest)).is_some() {
+        let tenants = self.tenants.current();
+        if key.and_then(|k| tenants.authenticate(k.trim(), Role::Ingest)).is_some() {
             return None;
         }
         let resp = unauthorized();
@@ -141,11 +145,12 @@ impl Ingest {
     /// `POST /v1/clicks` and `POST /v1/beacon/{key}`: the same batch ingest.
     #[tracing::instrument(name = "post_clicks", skip_all, fields(tenant, events))]
     async fn post(&self, req: http::Request<RequestBody>, key: Option<&str>) -> Response {
-        let Some(tenant) = key.and_then(|k| self.tenants.authenticate(k.trim(), Role::Ingest)).cloned() else { return unauthorized() };
+        let tenants = self.tenants.current();
+        let Some(tenant) = key.and_then(|k| tenants.authenticate(k.trim(), Role::Ingest)).cloned() else { return unauthorized() };
         tracing::Span::current().record("tenant", tenant.as_str());
         let origin = cors::origin(req.headers()).map(str::to_owned);
         let mut resp = self.ingest(&tenant, req).await;
-        cors::allow(&mut resp, origin.as_deref(), self.tenants.policy(&tenant));
+        cors::allow(&mut resp, origin.as_deref(), tenants.policy(&tenant));
         resp
     }
 
@@ -229,7 +234,8 @@ impl Ingest {
                 for (click, code) in valid.iter_mut().zip(&answer.codes) {
                     click.verdict = *code;
                 }
-                let declared = &self.tenants.policy(tenant).dimensions;
+                // A tenant removed by a reload meanwhile declares nothing.
+                let declared = self.tenants.current().get(tenant.as_str()).map(|(_, p)| p.dimensions.clone()).unwrap_or_default();
                 let mut ignored = 0u64;
                 for tag in answer.tags {
                     if declared.contains(&tag.key) {
@@ -265,7 +271,7 @@ impl Ingest {
     /// `429` with `Retry-After` if `events` more would put the tenant over its
     /// rate; `413` if the request alone is more than a second's worth.
     fn rate_limit(&self, tenant: &TenantId, events: usize) -> Result<(), Response> {
-        let Some(rate) = self.tenants.policy(tenant).max_events_per_sec else { return Ok(()) };
+        let Some(rate) = self.tenants.current().get(tenant.as_str()).and_then(|(_, p)| p.max_events_per_sec) else { return Ok(()) };
         let taken = self.rate_limits.lock().expect("rate limit lock poisoned").take(tenant, rate, events as u64, now_ms());
         taken.map_err(|over| match over {
             OverRate::RetryIn(wait) => {
@@ -337,7 +343,8 @@ impl Ingest {
     /// connection; the tenant's filter sees them like any other click's.
     #[tracing::instrument(name = "redirect", skip_all, fields(tenant))]
     async fn redirect(&self, req: &http::Request<RequestBody>, tenant: &str, ad: &str, peer: Peer) -> Response {
-        let Some((tenant, policy)) = self.tenants.get(tenant) else { return reply::not_found() };
+        let tenants = self.tenants.current();
+        let Some((tenant, policy)) = tenants.get(tenant) else { return reply::not_found() };
         let Some(secret) = &policy.redirect_secret else {
             return reply::error(StatusCode::NOT_FOUND, "this tenant has no signed redirects (no redirect_secret)");
         };
