@@ -73,6 +73,12 @@ impl Api {
         }
     }
 
+    /// The committed watermarks billing finality waits for (retired edges left out).
+    pub(super) async fn unretired_watermarks(&self) -> Result<Vec<crate::clickhouse::store::EdgeWatermark>, Response> {
+        let (watermarks, retirements) = tokio::try_join!(self.store.edge_watermarks(), self.store.edge_retirements()).map_err(storage_error)?;
+        Ok(crate::edges::status::unretired(watermarks, &retirements))
+    }
+
     async fn status_of(&self, id: &str) -> Result<Option<EdgeStatus>, Response> {
         let all = self.roster.statuses(&self.store, now_ms()).await.map_err(storage_error)?;
         Ok(all.into_iter().find(|s| s.edge == id))

@@ -90,11 +90,29 @@ struct BillingTotal {
 }
 
 #[derive(Serialize)]
-struct Billing {
+struct Billing<'a> {
     from: u64,
     to: u64,
-    hours: Vec<BillingHour>,
+    hours: Vec<HourOut<'a>>,
     total: BillingTotal,
+}
+
+/// An hour of `GET /v1/billing` and, while it is not final, the edges whose
+/// committed watermark has not passed its end (empty: every edge has, and
+/// the finalizer marks it at its next pass).
+#[derive(Serialize)]
+struct HourOut<'a> {
+    #[serde(flatten)]
+    hour: &'a BillingHour,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held_back_by: Option<Vec<String>>,
+}
+
+impl<'a> HourOut<'a> {
+    fn new(hour: &'a BillingHour, watermarks: &[crate::clickhouse::store::EdgeWatermark]) -> HourOut<'a> {
+        let held_back_by = (!hour.is_final).then(|| crate::edges::status::held_back_by((hour.hour / 1000) as u32, watermarks));
+        HourOut { hour, held_back_by }
+    }
 }
 
 #[derive(Serialize)]
@@ -345,6 +363,12 @@ impl Api {
                 BillingHour { hour: hour as u64 * 1000, is_final, ads }
             })
             .collect();
+        let watermarks = match self.unretired_watermarks().await {
+            Ok(w) => w,
+            Err(resp) => return resp,
+        };
+        let hours: Vec<BillingHour> = hours;
+        let hours = hours.iter().map(|h| HourOut::new(h, &watermarks)).collect();
         reply::json(StatusCode::OK, &Billing { from: range.from as u64 * 1000, to: range.to as u64 * 1000, hours, total })
     }
 }
