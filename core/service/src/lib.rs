@@ -24,6 +24,7 @@ pub mod receiver;
 pub mod registry;
 pub mod reload;
 pub mod resolution;
+pub mod retention;
 pub mod supervise;
 
 use std::sync::Arc;
@@ -75,6 +76,9 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     let metrics = Arc::new(Metrics::new());
     let ch = &config.clickhouse;
     let store = Store::connect(&ch.url, ch.user.as_deref(), ch.password.as_deref()).await?.in_cluster(ch.cluster.as_deref()).await?;
+    // The API's own client: a hung ClickHouse makes a query fail, not wait.
+    let deadline = std::time::Duration::from_millis(ch.query_timeout_ms);
+    let api_store = Store::connect_bounded(&ch.url, ch.user.as_deref(), ch.password.as_deref(), deadline).await?.in_cluster(ch.cluster.as_deref()).await?;
     for url in &ch.servers {
         Store::connect(url, ch.user.as_deref(), ch.password.as_deref()).await?.in_cluster(ch.cluster.as_deref()).await?.migrate().await?;
     }
@@ -116,6 +120,7 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
         tokio::spawn(billing::finalizer::run(store.clone(), metrics.clone(), interval, config.billing.lookback_hours, shutdown.clone()));
         let interval = std::time::Duration::from_millis(config.billing.rollup_heal_interval_ms);
         tokio::spawn(heal::run(store.clone(), metrics.clone(), requests, interval, shutdown.clone()));
+        tokio::spawn(retention::run(store.clone(), metrics.clone(), config.retention.clone(), config.billing.lookback_hours, shutdown.clone()));
     }
     let interval = std::time::Duration::from_millis(config.billing.finalize_interval_ms);
     tokio::spawn(edges::run(store.clone(), roster.clone(), metrics.clone(), interval, shutdown.clone()));
@@ -123,7 +128,7 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     let registry_dir = config.registry.dir.clone().unwrap_or_else(|| config.data_dir.join("registry"));
     let registry = Registry::open(&registry_dir, config.registry.max_plugin_bytes.unwrap_or(config::RegistrySection::DEFAULT_MAX_PLUGIN_BYTES))?;
     let receiving = tokio::spawn(receiver.run(shutdown.clone()));
-    let api = Arc::new(Api { tenants, store, metrics, registry: Arc::new(registry), edge_token: config.registry.edge_token.clone(), edges: api_edges, roster, ops_token: config.ops.token.clone() });
+    let api = Arc::new(Api { tenants, store: api_store, metrics, registry: Arc::new(registry), edge_token: config.registry.edge_token.clone(), edges: api_edges, roster, ops_token: config.ops.token.clone() });
     let (https_api, https_gate, https_shutdown) = (api.clone(), gate.clone(), shutdown.clone());
     let serve_https = async move {
         if let Some((listener, acceptor)) = https {

@@ -228,14 +228,26 @@ impl Metrics {
         );
         r.register("tally_core_config_reloads", "Reloads of the tenants file (SIGHUP) by result: ok, or refused (the previous file stays)", m.config_reloads.clone());
         r.register("tally_core_http_requests", "HTTP requests by route and status", m.http_requests.clone());
-        r.register("tally_core_http_request_seconds", "Time to answer an HTTP request, by route (deadline-bounded ClickHouse reads included)", m.http_request_seconds.clone());
+        r.register(
+            "tally_core_http_request_seconds",
+            "Time to answer an HTTP request, by route (deadline-bounded ClickHouse reads included)",
+            m.http_request_seconds.clone(),
+        );
         r.register(
             "tally_core_clickhouse_query_seconds",
             "Duration of ClickHouse work by kind: billing (a finalizer pass), heal (a healer pass), readiness (a /readyz probe), retention (a pass); group commits are tally_core_commit_seconds, API reads tally_core_http_request_seconds",
             m.clickhouse_query_seconds.clone(),
         );
-        r.register("tally_core_clickhouse_query_failures", "ClickHouse work that failed, by kind (as in tally_core_clickhouse_query_seconds)", m.clickhouse_query_failures.clone());
-        r.register("tally_core_retention_partitions_dropped", "Monthly partitions dropped past their family's [retention]", m.retention_partitions_dropped.clone());
+        r.register(
+            "tally_core_clickhouse_query_failures",
+            "ClickHouse work that failed, by kind (as in tally_core_clickhouse_query_seconds)",
+            m.clickhouse_query_failures.clone(),
+        );
+        r.register(
+            "tally_core_retention_partitions_dropped",
+            "Monthly partitions dropped past their family's [retention]",
+            m.retention_partitions_dropped.clone(),
+        );
         r.register("tally_core_retention_failures", "Retention passes that failed (retried an hour later)", m.retention_failures.clone());
         r.register("tally_core_build_info", "The running binary's version and commit (always 1)", m.build_info.clone());
         m.build_info.get_or_create(&build_label()).set(1);

@@ -8,6 +8,8 @@
 //!   engine (chdb) that the service runs on 18.16.
 //! * [`cluster`]: cluster mode (Replicated shards behind Distributed tables,
 //!   quorum inserts) and its schema under `deploy/clickhouse/cluster/`.
+//! * [`deadline`]: the API's bound on every query (a hung server answers
+//!   `504`, not never).
 //! * [`private_server`]: a `clickhouse-server` child process on free loopback
 //!   ports, for tests and `tally demo`.
 //!
@@ -16,10 +18,12 @@
 //! must equal its table's or query's column order.
 
 pub mod batch_store;
+pub mod deadline;
 pub mod cluster;
 pub mod edges;
 mod fence;
 pub mod filters;
+mod operations;
 pub mod private_server;
 pub mod schema;
 mod sql;

@@ -25,6 +25,13 @@ pub enum StoreError {
     NoTable { what: &'static str, table: Resolution },
 }
 
+impl StoreError {
+    /// ClickHouse gave no answer within the query deadline ([`super::deadline`]).
+    pub fn is_deadline(&self) -> bool {
+        matches!(self, StoreError::Query { source, .. } if super::deadline::is_deadline(source))
+    }
+}
+
 pub(super) fn err(what: impl Into<String>) -> impl FnOnce(clickhouse::error::Error) -> StoreError {
     let what = what.into();
     move |source| StoreError::Query { what, source }
@@ -279,7 +286,18 @@ fn at_least(version: &str, major: u32, minor: u32) -> bool {
 impl Store {
     /// Connects and learns the server version (settings differ by version).
     pub async fn connect(url: &str, user: Option<&str>, password: Option<&str>) -> Result<Store, StoreError> {
-        let mut server = Client::default().with_url(url).with_validation(false);
+        Self::connect_with(Client::default(), url, user, password).await
+    }
+
+    /// [`Store::connect`], every query under `deadline`
+    /// ([`super::deadline`]): for the API, never the committer (a group
+    /// commit may rightly take longer, and is retried as a whole).
+    pub async fn connect_bounded(url: &str, user: Option<&str>, password: Option<&str>, deadline: std::time::Duration) -> Result<Store, StoreError> {
+        Self::connect_with(super::deadline::client(deadline), url, user, password).await
+    }
+
+    async fn connect_with(client: Client, url: &str, user: Option<&str>, password: Option<&str>) -> Result<Store, StoreError> {
+        let mut server = client.with_url(url).with_validation(false);
         if let Some(user) = user {
             server = server.with_user(user);
         }
