@@ -15,7 +15,7 @@ fn alive(pid: u32) -> bool {
 
 /// The demo's children lead their own process groups, so killing the demo
 /// does not take them: if the test fails, this does.
-struct ReapOnPanic(Vec<u32>);
+pub struct ReapOnPanic(pub Vec<u32>);
 
 impl Drop for ReapOnPanic {
     fn drop(&mut self) {

@@ -14,6 +14,7 @@ mod harness;
 mod ingest;
 mod limits;
 mod openapi;
+mod readme;
 mod registry;
 mod shipping;
 mod sql;
