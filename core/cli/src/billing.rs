@@ -76,7 +76,12 @@ pub async fn run(command: BillingCommand) -> Result<()> {
                     if h.billing_exceeds_landing() {
                         status.push("BILLING ABOVE LANDING".into());
                     }
-                    let status = if status.is_empty() { "ok".to_string() } else { status.join("; ") };
+                    let mut status = if status.is_empty() { "ok".to_string() } else { status.join("; ") };
+                    status.push_str(&match (h.is_final, h.held_back_by.as_slice()) {
+                        (true, _) => ", final".to_string(),
+                        (false, []) => ", not final yet (the finalizer marks it at its next pass)".to_string(),
+                        (false, edges) => format!(", not final: held back by edge(s) {} (`tally edge list`; retire an edge that is gone)", edges.join(", ")),
+                    });
                     println!(
                         "{:<20} {:<20} {:>12} {:>12} {:>12} {:>16} {:>16} {:>16}  {status}",
                         h.tenant,

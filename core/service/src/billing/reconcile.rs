@@ -12,6 +12,8 @@
 //! * the same landing/rollup pair for refused clicks (`filtered` on the
 //!   dashboards) and for enrichment dimensions.
 //!
+//! and whether each hour is final for billing, or which edges hold it back
+//! (their watermark has not passed its end; retired edges never do);
 //! and for every committed batch, the click records its manifest promised
 //! against the records found. [`Report::ok`] is false on any drift, any
 //! billing above landing or any manifest mismatch.
@@ -45,6 +47,12 @@ pub struct HourCheck {
     pub refused: Pair,
     pub dimension_clicks: Pair,
     pub dimension_spend_micros: Pair,
+    /// Billing has marked the hour final.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    /// Not final: the unretired edges whose committed watermark has not
+    /// passed the hour's end (empty: the finalizer marks it at its next pass).
+    pub held_back_by: Vec<String>,
 }
 
 impl HourCheck {
@@ -113,6 +121,15 @@ pub async fn reconcile(store: &Store, from: u32, to: u32) -> Result<Report, Stor
         let e = entry(&mut hours, &b.tenant, b.hour);
         e.billing_clicks += b.clicks;
         e.billing_spend_micros += b.spend_micros;
+    }
+    let final_hours = store.final_hours(from, to).await?;
+    let (watermarks, retirements) = tokio::try_join!(store.edge_watermarks(), store.edge_retirements())?;
+    let watermarks = crate::edges::status::unretired(watermarks, &retirements);
+    for h in hours.values_mut() {
+        h.is_final = final_hours.contains(&h.hour);
+        if !h.is_final {
+            h.held_back_by = crate::edges::status::held_back_by(h.hour, &watermarks);
+        }
     }
     let manifests = store.manifests(from, to).await?;
     let mut batch_mismatches = Vec::new();
