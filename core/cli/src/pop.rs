@@ -359,6 +359,23 @@ impl LocalPop {
         Ok(())
     }
 
+    /// The core's `[ops] token` (`GET /v1/edges`, `tally edge retire`).
+    pub fn ops_token(&self) -> &str {
+        self.core_config.ops.token.as_deref().expect("a POP's core has an ops token")
+    }
+
+    /// Writes the tenants file and sends SIGHUP to every edge and the core,
+    /// which reload it without a restart (their metrics count each reload).
+    pub fn reload_tenants(&mut self, specs: Vec<TenantSpec>) -> Result<()> {
+        write_tenants(&self.opts.tenants_file(), &specs)?;
+        self.state.tenants = specs;
+        for e in &self.edges {
+            e.process.signal(libc::SIGHUP);
+        }
+        self.core.signal(libc::SIGHUP);
+        Ok(())
+    }
+
     pub fn core_http(&self) -> SocketAddr {
         self.core_http
     }
@@ -445,6 +462,7 @@ fn core_config(opts: &PopOptions, [http, https, quic]: [SocketAddr; 3], clickhou
     let every = opts.finalize_interval_ms;
     config.billing = BillingSection { finalize_interval_ms: every, rollup_heal_interval_ms: every, ..config.billing };
     config.registry.edge_token = Some(edge_token.into());
+    config.ops.token = Some(random_key("ops_"));
     config
 }
 
