@@ -96,6 +96,16 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     let known = receiver::Known { tenants: tenants.clone(), edges: roster.clone() };
     let receiver = Receiver::bind(config.listen_quic, &identity, edges, known, config.max_batch_bytes, jobs_tx, metrics.clone())?;
     tracing::info!(addr = %config.listen_quic, cert = %cert.display(), "receiving batches over QUIC");
+    let leases = config.zookeeper.as_ref().map(|zk| {
+        let core_id = zk.core_id.clone().unwrap_or_else(|| lease::zk::default_core_id(config.listen_quic));
+        let about = format!("quic={} http={}", config.listen_quic, config.listen_http);
+        tracing::info!(%core_id, hosts = %zk.hosts, root = %zk.root, "edge leases in ZooKeeper: this core commits only the edges it holds");
+        lease::zk::Keeper::start(zk, core_id, about, Arc::new(store.clone()), metrics.clone())
+    });
+    let receiver = match &leases {
+        Some(keeper) => receiver.with_leases(keeper.clone()),
+        None => receiver,
+    };
     let gate = tally_http::limits::Gate::new(config.limits.clone());
     gate.count_refusals_in(metrics.connections_refused.clone());
     let listener = TcpListener::bind(config.listen_http).await.map_err(|source| CoreError::Listen { addr: config.listen_http, source })?;
@@ -112,10 +122,20 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
         None => None,
     };
 
-    // Rollups heal where billing is finalized: one core per ClickHouse.
+    // Rollups heal where billing is finalized: one core per ClickHouse, or
+    // with leases the core holding the finalizer leader node.
     let heal = config.billing.finalize.then(|| Arc::new(heal::Requests::default()));
-    let committer = tokio::spawn(commit::committer::run(store.clone(), metrics.clone(), jobs_rx, fault_after_inserts(), heal.clone()));
-    if let Some(requests) = heal {
+    let committer = tokio::spawn(commit::committer::run(store.clone(), metrics.clone(), jobs_rx, fault_after_inserts(), heal.clone(), leases.clone()));
+    if let (Some(requests), Some(keeper)) = (heal.clone(), leases.clone()) {
+        let (store, metrics, billing) = (store.clone(), metrics.clone(), config.billing.clone());
+        tokio::spawn(lease::zk::lead(keeper, shutdown.clone(), move |stop| {
+            let finalize = billing::finalizer::run(store.clone(), metrics.clone(), std::time::Duration::from_millis(billing.finalize_interval_ms), billing.lookback_hours, stop.clone());
+            let heal = heal::run(store.clone(), metrics.clone(), requests.clone(), std::time::Duration::from_millis(billing.rollup_heal_interval_ms), stop);
+            async move {
+                tokio::join!(finalize, heal);
+            }
+        }));
+    } else if let Some(requests) = heal {
         let interval = std::time::Duration::from_millis(config.billing.finalize_interval_ms);
         tokio::spawn(billing::finalizer::run(store.clone(), metrics.clone(), interval, config.billing.lookback_hours, shutdown.clone()));
         let interval = std::time::Duration::from_millis(config.billing.rollup_heal_interval_ms);

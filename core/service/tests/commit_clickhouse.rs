@@ -50,7 +50,7 @@ async fn present(store: &Store, b: &Batch) -> Vec<(Part, u32)> {
 fn landing_insert<'a>(row: &'a LandingRow<'a>) -> PartRows<'a> {
     let (mut body, mut columns) = (bytes::BytesMut::new(), Vec::new());
     row_binary::encode(&mut body, Some(&mut columns), row).unwrap();
-    PartRows { part: Part::Landing, body: body.freeze(), columns, rows: vec![(row.edge, row.batch_seq, std::slice::from_ref(&row.row_idx))] }
+    PartRows { part: Part::Landing, body: body.freeze(), columns, rows: vec![(row.edge, row.batch_seq, std::slice::from_ref(&row.row_idx))], query_id: None }
 }
 
 fn ledger_row(b: &Batch, state: u8, checksum: u64) -> LedgerRow {

@@ -80,6 +80,9 @@ impl BatchStore for Store {
         if self.dedup_tokens {
             insert = insert.with_setting("insert_deduplication_token", token).with_setting("deduplicate_blocks_in_dependent_materialized_views", "1");
         }
+        if let Some(query_id) = &rows.query_id {
+            insert = insert.with_setting("query_id", query_id.as_str());
+        }
         insert.send(rows.body.clone()).await.map_err(err(what.clone()))?;
         insert.end().await.map_err(err(what))
     }

@@ -32,6 +32,10 @@ pub struct PartRows<'a> {
     pub columns: Vec<&'static str>,
     /// Whose rows they are, in the body's order: `(edge, seq, row indices)`.
     pub rows: Vec<(&'a str, u64, &'a [u32])>,
+    /// Names the batches' edges and lease epochs (`crate::lease::fence`),
+    /// so a later owner of an edge can kill this insert; `None` without
+    /// leases.
+    pub query_id: Option<String>,
 }
 
 pub trait BatchStore: Sync {

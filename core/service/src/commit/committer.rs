@@ -27,6 +27,9 @@ use super::plan::{decide, first_occurrences, resume, writes, Counts, Decision, L
 use super::row_binary;
 use super::rows::{ClickRow, DimensionRow, Hashes, LandingRow, LedgerRow, PluginVerdictRow, Reason, RefusedRow};
 use crate::heal::{self, plan::Dirty};
+use crate::lease::fence::insert_query_id;
+use crate::lease::state::Epoch;
+use crate::lease::zk::Keeper;
 use crate::metrics::Metrics;
 
 /// Most batches committed in one group.
@@ -37,6 +40,8 @@ pub struct Job {
     pub batch: BatchArchive,
     pub checksum: u64,
     pub reply: oneshot::Sender<Reply>,
+    /// The edge's lease epoch the receiver found (with `[zookeeper]`).
+    pub epoch: Option<Epoch>,
 }
 
 /// A batch of a group, with what the protocol needs to know of it.
@@ -44,11 +49,19 @@ pub struct Entry {
     archive: BatchArchive,
     checksum: u64,
     totals: BatchTotals,
+    /// Named in every INSERT's query id, so a later owner can fence it.
+    epoch: Option<Epoch>,
 }
 
 impl Entry {
     pub fn new(archive: BatchArchive, checksum: u64) -> Entry {
-        Entry { totals: archive.batch().totals(), archive, checksum }
+        Entry { totals: archive.batch().totals(), archive, checksum, epoch: None }
+    }
+
+    /// Committed under the edge's lease at `epoch`.
+    pub fn with_epoch(mut self, epoch: Option<Epoch>) -> Entry {
+        self.epoch = epoch;
+        self
     }
 
     fn batch(&self) -> &ArchivedBatch {
@@ -101,13 +114,16 @@ pub enum Outcome {
 }
 
 /// `heal` (on the core that heals rollups) hears of the hours resumed
-/// commits touched, after their edges were answered.
+/// commits touched, after their edges were answered. With `leases`, a
+/// batch is committed only while its edge's lease is still held at the
+/// epoch the receiver found; otherwise it is answered `Retry`.
 pub async fn run<S: BatchStore>(
     store: S,
     metrics: Arc<Metrics>,
     mut jobs: mpsc::Receiver<Job>,
     abort_after_inserts: Option<u64>,
     heal: Option<Arc<heal::Requests>>,
+    leases: Option<Arc<Keeper>>,
 ) {
     let mut inserting_groups = 0u64;
     let mut after_inserts = || {
@@ -125,11 +141,38 @@ pub async fn run<S: BatchStore>(
                 Err(_) => break,
             }
         }
+        if let Some(keeper) = &leases {
+            group = still_leased(keeper, &metrics, group);
+            if group.is_empty() {
+                continue;
+            }
+        }
         let dirty = answer_group(&store, &metrics, group, &mut after_inserts).await;
         if let Some(heal) = &heal {
             heal.add(dirty);
         }
     }
+}
+
+/// The jobs whose edge's lease is held at the epoch they were received
+/// under: checked before every group, since the lease may have been lost
+/// (session gone) while they queued. The others are answered `Retry`.
+fn still_leased(keeper: &Keeper, metrics: &Metrics, group: Vec<Job>) -> Vec<Job> {
+    group
+        .into_iter()
+        .filter_map(|job| {
+            let edge = job.batch.batch().edge.as_str();
+            let now = keeper.epoch(edge);
+            if now.is_some() && now == job.epoch {
+                return Some(job);
+            }
+            metrics.lease_refusals.inc();
+            tracing::warn!(%edge, seq = job.batch.batch().seq.to_native(), "edge lease lost before its batch was committed; answered Retry");
+            let reason = format!("core {} lost the lease of edge {edge} before committing this batch; send it to another core", keeper.core_id());
+            let _ = job.reply.send(Reply::not_owner(reason));
+            None
+        })
+        .collect()
 }
 
 /// Commits one group and answers every job in it. A batch sent twice in
@@ -145,7 +188,7 @@ pub async fn answer_group<S: BatchStore>(store: &S, metrics: &Metrics, group: Ve
     let mut waiters: BTreeMap<(String, u64), Vec<oneshot::Sender<Reply>>> = BTreeMap::new();
     for (i, job) in group.into_iter().enumerate() {
         if unique.contains(&i) {
-            entries.push(Entry::new(job.batch, job.checksum));
+            entries.push(Entry::new(job.batch, job.checksum).with_epoch(job.epoch));
             replies.push(job.reply);
         } else {
             waiters.entry(keys[i].clone()).or_default().push(job.reply);
@@ -388,7 +431,9 @@ fn part_rows<'a>(entries: &'a [Entry], part: Part, wanted: &'a [(usize, Vec<u32>
         (body.split().freeze(), columns)
     });
     let rows = wanted.iter().map(|(i, idxs)| (entries[*i].edge(), entries[*i].seq(), idxs.as_slice())).collect();
-    PartRows { part, body, columns, rows }
+    let leased = wanted.iter().filter_map(|(i, _)| entries[*i].epoch.map(|epoch| (entries[*i].edge(), epoch, entries[*i].seq())));
+    let query_id = Some(insert_query_id(part as u8, leased)).filter(|_| wanted.iter().any(|(i, _)| entries[*i].epoch.is_some()));
+    PartRows { part, body, columns, rows, query_id }
 }
 
 /// Where rows are written: the body, and the column names (taken from the

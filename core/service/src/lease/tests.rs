@@ -74,7 +74,7 @@ enum Op {
     Acquire(usize, usize),
     Fence(usize, usize),
     Deliver(usize),
-    Release(usize, usize),
+    Close(usize),
     Commit(usize, usize),
 }
 
@@ -90,7 +90,7 @@ fn op() -> impl Strategy<Value = Op> {
         (core.clone(), edge.clone()).prop_map(|(c, e)| Op::Fence(c, e)),
         core.clone().prop_map(Op::Deliver),
         core.clone().prop_map(Op::Deliver),
-        (core.clone(), edge.clone()).prop_map(|(c, e)| Op::Release(c, e)),
+        core.clone().prop_map(Op::Close),
         (core, edge).prop_map(|(c, e)| Op::Commit(c, e)),
     ]
 }
@@ -201,14 +201,16 @@ impl World {
                     core.inbox.push_back(Answer::Fenced { edge: e, session, epoch });
                 }
             }
-            Op::Release(c, e) => {
-                // Giving a lease up (shutdown): forgotten first, then deleted.
+            Op::Close(c) => {
+                // Shutdown: the client closes its session, which deletes its
+                // nodes; answers still on their way belong to that session.
                 let core = &mut self.cores[c];
-                let Some(session) = core.session.filter(|_| core.connected) else { return };
-                if let Some(&(_, epoch)) = s.nodes.get(&e).filter(|(owner, _)| *owner == session) {
-                    core.leases.lost(EDGES[e], session, epoch);
-                    s.nodes.remove(&e);
-                }
+                let Some(id) = core.session.filter(|_| core.connected) else { return };
+                core.leases.session(SessionEvent::Ended);
+                core.connected = false;
+                core.session = None;
+                s.alive.insert(id, false);
+                s.nodes.retain(|_, (owner, _)| *owner != id);
             }
             Op::Deliver(c) => {
                 let core = &mut self.cores[c];

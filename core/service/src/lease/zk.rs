@@ -151,8 +151,13 @@ impl Keeper {
         };
         self.leases.lock().expect("lease lock").acquired(name, session, epoch);
         self.metrics.leases_held.set(self.leases.lock().expect("lease lock").held() as i64);
-        // Deleted or rewritten while we hold it (an operator): stop at once.
-        if let Ok((Some(_), watcher)) = client.check_and_watch_stat(&path).await {
+        // Deleted or rewritten while we hold it (by hand; outside what the
+        // lease guarantees): stop as soon as we hear of it.
+        let watch = client.check_and_watch_stat(&path).await;
+        if !matches!(&watch, Ok((Some(stat), _)) if stat.czxid == epoch) {
+            self.leases.lock().expect("lease lock").lost(name, session, epoch);
+        }
+        if let Ok((Some(_), watcher)) = watch {
             let keeper_name = name.to_string();
             let this = Arc::downgrade(self);
             tokio::spawn(async move {
@@ -278,4 +283,14 @@ where
         let _ = stop.send(true);
         let _ = task.await;
     }
+}
+
+/// `<hostname>:<quic port>`: unique per core process on a host.
+pub fn default_core_id(quic: std::net::SocketAddr) -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let host = if ok && len > 0 { String::from_utf8_lossy(&buf[..len]).into_owned() } else { "core".into() };
+    format!("{host}:{}", quic.port())
 }

@@ -11,6 +11,11 @@
 //! (a budget of bytes in flight, a deadline per stream, connection and
 //! stream caps) is in [`bounded`].
 //!
+//! With edge leases (`crate::lease`), a valid batch is queued only once
+//! this core holds its edge's lease (taken on the edge's first batch, after
+//! fencing older owners); a batch of an edge another live core serves is
+//! answered `Retry` with [`Reply::not_owner`], so the edge moves on.
+//!
 //! Trust boundary: the handshake requires a client certificate pinned in
 //! the core's `[[edges]]` (see `tally_http::pinned`), so an unenrolled
 //! process never gets a byte read. The key's edge name is the only `edge`
@@ -33,6 +38,7 @@ use tally_model::tenant::LiveTenants;
 use tally_model::timestamp::now_ms;
 
 use crate::commit::committer::Job;
+use crate::lease::zk::{Keeper, Refusal};
 use crate::edges::Roster;
 use crate::metrics::Metrics;
 use bounded::{Bounds, Received, Unread};
@@ -77,6 +83,7 @@ pub struct Receiver {
     bounds: Bounds,
     jobs: mpsc::Sender<Job>,
     metrics: Arc<Metrics>,
+    leases: Option<Arc<Keeper>>,
 }
 
 impl Receiver {
@@ -97,7 +104,13 @@ impl Receiver {
         transport.max_idle_timeout(Some(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).expect("a second fits a QUIC varint")));
         server.transport_config(Arc::new(transport));
         let endpoint = quinn::Endpoint::server(server, addr).map_err(|source| ReceiverError::Bind { addr, source })?;
-        Ok(Receiver { endpoint, edges, known, bounds: Bounds::new(max_batch_bytes), jobs, metrics })
+        Ok(Receiver { endpoint, edges, known, bounds: Bounds::new(max_batch_bytes), jobs, metrics, leases: None })
+    }
+
+    /// Commits only edges whose lease this core holds.
+    pub fn with_leases(mut self, keeper: Arc<Keeper>) -> Receiver {
+        self.leases = Some(keeper);
+        self
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -203,21 +216,41 @@ impl Receiver {
                         format!("edge {edge:?} is retired: this core commits nothing of it; stop it, or reinstate it (`tally edge reinstate {edge}`) so its batches commit"),
                     )
                 }
-                Ok(archive) => {
-                    let (tx, rx) = oneshot::channel();
-                    let checksum = frame::checksum(&header).unwrap_or(0);
-                    let job = Job { batch: archive, checksum, reply: tx };
-                    match self.jobs.send(job).await {
-                        Ok(()) => rx.await.unwrap_or_else(|_| Reply::new(Status::Retry, "core is shutting down")),
-                        Err(_) => Reply::new(Status::Retry, "core is shutting down"),
+                Ok(archive) => match self.lease(edge).await {
+                    Err(reply) => reply,
+                    Ok(epoch) => {
+                        let (tx, rx) = oneshot::channel();
+                        let checksum = frame::checksum(&header).unwrap_or(0);
+                        let job = Job { batch: archive, checksum, reply: tx, epoch };
+                        match self.jobs.send(job).await {
+                            Ok(()) => rx.await.unwrap_or_else(|_| Reply::new(Status::Retry, "core is shutting down")),
+                            Err(_) => Reply::new(Status::Retry, "core is shutting down"),
+                        }
                     }
-                }
+                },
             },
         };
         if send.write_all(&reply.encode()).await.is_ok() {
             let _ = send.finish();
             // Let the reply reach the peer before the stream is dropped.
             let _ = send.stopped().await;
+        }
+    }
+
+    /// The epoch of `edge`'s lease, taken if it is free; without leases,
+    /// `None`. A refusal is the reply.
+    async fn lease(&self, edge: &str) -> Result<Option<i64>, Reply> {
+        let Some(keeper) = &self.leases else { return Ok(None) };
+        match keeper.ensure(edge).await {
+            Ok(epoch) => Ok(Some(epoch)),
+            Err(refusal @ (Refusal::Owner { .. } | Refusal::NoSession)) => {
+                tracing::debug!(%edge, reason = %refusal, "batch of an edge this core does not serve; the edge is sent on");
+                Err(Reply::not_owner(refusal))
+            }
+            Err(refusal) => {
+                tracing::warn!(%edge, reason = %refusal, "cannot take the edge's lease; batch answered Retry");
+                Err(Reply::new(Status::Retry, refusal.to_string()))
+            }
         }
     }
 

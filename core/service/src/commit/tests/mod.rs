@@ -69,7 +69,7 @@ fn send(store: &MemoryStore, batches: &[(Batch, u64)]) -> Vec<Reply> {
         .iter()
         .map(|(b, checksum)| {
             let (tx, rx) = oneshot::channel();
-            (Job { batch: BatchArchive::of(b), checksum: *checksum, reply: tx }, rx)
+            (Job { batch: BatchArchive::of(b), checksum: *checksum, reply: tx, epoch: None }, rx)
         })
         .unzip();
     rt.block_on(async {
