@@ -3,6 +3,7 @@
 mod billing;
 mod demo;
 mod edge_admin;
+mod link;
 mod load;
 mod plugin;
 
@@ -55,6 +56,9 @@ enum Command {
     Billing(billing::BillingCommand),
     /// A tenant's filter plugins in the registry: push, shadow, canary, promote, rollback, compare.
     Plugin(plugin::PluginArgs),
+    /// Click links: `tally link sign` prints a signed `/c/` link for an ad.
+    #[command(subcommand)]
+    Link(link::LinkCommand),
 }
 
 /// Logs go to stderr: `TALLY_LOG` filters them (default `info`),
@@ -117,5 +121,6 @@ async fn main() -> Result<()> {
         Command::Billing(command) => billing::run(command).await,
         Command::Load(args) => load::run(args).await,
         Command::Plugin(args) => plugin::run(args).await,
+        Command::Link(command) => link::run(command),
     }
 }
