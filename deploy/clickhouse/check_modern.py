@@ -52,6 +52,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import check_campaigns
+import check_grafana
 import check_operations
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -927,6 +929,8 @@ def check_queries(ck, phase):
     check_billing_queries(ck, q, phase)
     check_reconcile_queries(ck, q, phase)
     check_filter_queries(ck, q, phase)
+    check_campaigns.check_queries(ck, q, phase, sys.modules[__name__])
+    check_grafana.check(ck, sys.modules[__name__], check_campaigns)
 
 
 def expect(got, exp, what):
@@ -1148,7 +1152,7 @@ CHECKED_QUERIES = (
     "reconcile_dimension_hours", "reconcile_dimension_rollup", "repair_dimension_rollup",
     "series_filtered", "dimension_values", "refused_reasons", "billing_filtered", "plugin_comparison",
     "drift_rollup", "drift_refused_rollup", "drift_dimension_rollup", "kill_stale_inserts",
-) + check_operations.QUERIES
+) + check_campaigns.QUERIES + check_operations.QUERIES
 
 REPAIR_FNS = {"minute": "toStartOfMinute", "hour": "toStartOfHour", "day": "toStartOfDay"}
 
@@ -1400,11 +1404,12 @@ def check_filter_repair(ck):
 
 TABLES = ["clicks_by_second", "batches", "click_records", "refused_events", "billing_statements",
           "billing_final_hours", "click_dimensions", "plugin_verdicts", "edge_retirements"] + [r[0] for r in ROLLUPS] + [
-          r[0] for r in SUM_ROLLUPS]
+          r[0] for r in SUM_ROLLUPS] + [r[0] for r in check_campaigns.ROLLUPS]
 
 
 def check_parts(ck, merged):
     """Rollup rows on disk: several per key before merging, one per key after."""
+    check_campaigns.check_parts(ck, merged, sys.modules[__name__])
     for table, bucket, _size in ROLLUPS:
         raw = ck.select("SELECT toUInt64(count()) AS n FROM tally.%s" % table, "count " + table)
         keys = ck.select("SELECT toUInt64(count()) AS n FROM (SELECT DISTINCT tenant, ad_id, "
@@ -1559,6 +1564,7 @@ def main():
 
         check_repair(ck)
         check_filter_repair(ck)  # re-creates the views: before the token check, which needs them
+        check_campaigns.check_repair(ck, sys.modules[__name__])
         if isinstance(backend, ChdbBackend):
             check_dedup_token(ck)
         check_operations.check(ck, sys.modules[__name__])  # last: it drops a month

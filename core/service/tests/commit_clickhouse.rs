@@ -116,8 +116,9 @@ async fn the_clickhouse_store_keeps_the_protocol() {
     assert_eq!(present(&store, &b2).await, [(Part::Landing, 0)]);
     let resumed = commit_group(&store, &[Entry::new(BatchArchive::of(&b2), 0xB2)], &mut || {}).await.unwrap();
     // The row already present may lack its view rows: its hour is handed to the healer.
-    let dirty = Dirty { family: Family::Clicks, hour: r.second / 3600 * 3600 };
-    assert_eq!(resumed, [Outcome::Resumed { dirty: [dirty].into() }]);
+    let hour = r.second / 3600 * 3600;
+    let dirty = [Dirty { family: Family::Clicks, hour }, Dirty { family: Family::Campaigns, hour }];
+    assert_eq!(resumed, [Outcome::Resumed { dirty: dirty.into() }]);
     let after = present(&store, &b2).await;
     assert_eq!(after, [(Part::Landing, 0), (Part::Clicks, 0), (Part::Clicks, 1), (Part::Refused, 0)]);
     assert_eq!(commit_group(&store, &[Entry::new(BatchArchive::of(&b2), 0xB2)], &mut || {}).await.unwrap(), [Outcome::Duplicate]);
@@ -128,14 +129,18 @@ async fn the_clickhouse_store_keeps_the_protocol() {
     let raw = clickhouse::Client::default().with_url(server.http_url());
     let b4 = batch(4, 2);
     store.append_ledger(&[ledger_row(&b4, LedgerState::STARTED, 0xD4)]).await.unwrap();
-    raw.query("DETACH TABLE tally.clicks_by_hour_mv").execute().await.unwrap();
+    // (and the campaign rollup's day view, which the healer repairs too)
+    for view in ["clicks_by_hour_mv", "campaigns_by_day_mv"] {
+        raw.query(&format!("DETACH TABLE tally.{view}")).execute().await.unwrap();
+    }
     store.insert(&landing_insert(&LandingRow { batch_seq: b4.seq, ..landed }), "tally-test-no-view").await.unwrap();
-    raw.query("ATTACH TABLE tally.clicks_by_hour_mv").execute().await.unwrap();
+    for view in ["clicks_by_hour_mv", "campaigns_by_day_mv"] {
+        raw.query(&format!("ATTACH TABLE tally.{view}")).execute().await.unwrap();
+    }
     let [Outcome::Resumed { dirty }] = &commit_group(&store, &[Entry::new(BatchArchive::of(&b4), 0xD4)], &mut || {}).await.unwrap()[..] else {
         panic!("b4 was not resumed")
     };
-    let hour = r.second / 3600 * 3600;
-    assert_eq!(dirty, &[Dirty { family: Family::Clicks, hour }].into());
+    assert_eq!(dirty, &[Dirty { family: Family::Clicks, hour }, Dirty { family: Family::Campaigns, hour }].into());
     // Just committed: not settled yet, so not taken for drift (its views
     // could still be filling).
     let now = (tally_model::timestamp::now_ms() / 1000) as u32;
@@ -143,10 +148,12 @@ async fn the_clickhouse_store_keeps_the_protocol() {
     let settled = now + heal::SETTLE_SECS + 2;
     let repaired = heal::pass(&store, settled, dirty).await.unwrap();
     let want = Repair { family: Family::Clicks, step: Resolution::Hour, tenant: "acme".into(), bucket: hour, clicks: r.clicks, spend_micros: r.spend_micros };
-    assert_eq!(repaired, [want]);
+    let day = Repair { family: Family::Campaigns, step: Resolution::Day, bucket: hour / 86_400 * 86_400, ..want.clone() };
+    assert_eq!(repaired, [want, day]);
     assert_eq!(heal::pass(&store, settled, dirty).await.unwrap(), [], "a second pass repairs nothing");
     let landing = store.landing_hours(Family::Clicks, hour, hour + 3600).await.unwrap();
     assert_eq!(store.rollup_hours(Family::Clicks, hour, hour + 3600).await.unwrap(), landing);
+    assert_eq!(store.rollup_hours(Family::Campaigns, hour, hour + 3600).await.unwrap(), landing);
 
     // A state byte from a damaged ledger or a newer release is not read as committed.
     let b3 = batch(3, 1);

@@ -6,6 +6,7 @@
 //!   per hour (read key)
 //! * `GET /v1/dimensions/{name}?from=&to=&step=&limit=`: clicks per value of
 //!   an enrichment dimension (read key)
+//! * campaigns (top campaigns, series, ads, billing), see [`campaigns`]
 //! * the plugin registry, see [`plugins`]
 //! * `GET /v1/edges`, retire and reinstate an edge (ops token), see [`edges`]
 //! * `GET /` the dashboard (`dashboard/index.html`) and its scripts, styles
@@ -23,6 +24,8 @@
 
 mod assets;
 mod edges;
+mod campaign_billing;
+mod campaigns;
 pub mod params;
 mod plugins;
 mod readiness;

@@ -61,32 +61,32 @@ struct Series {
 }
 
 #[derive(Serialize)]
-struct BilledAd {
-    ad_id: u64,
-    clicks: i64,
-    spend_micros: i64,
+pub(super) struct BilledAd {
+    pub(super) ad_id: u64,
+    pub(super) clicks: i64,
+    pub(super) spend_micros: i64,
     /// Adjustment rows included (clicks that arrived after the hour was final).
-    adjustments: u64,
+    pub(super) adjustments: u64,
     /// Clicks of this ad and hour the tenant's filter dropped: not billed.
-    filtered: u64,
+    pub(super) filtered: u64,
 }
 
 #[derive(Serialize)]
-struct BillingHour {
+pub(super) struct BillingHour {
     /// Hour start, ms since the epoch.
-    hour: u64,
+    pub(super) hour: u64,
     /// True once no edge can add clicks to this hour; its numbers then come
     /// from the billing statements and change only through adjustments.
     #[serde(rename = "final")]
-    is_final: bool,
-    ads: Vec<BilledAd>,
+    pub(super) is_final: bool,
+    pub(super) ads: Vec<BilledAd>,
 }
 
 #[derive(Serialize, Default)]
-struct BillingTotal {
-    clicks: i64,
-    spend_micros: i64,
-    filtered: u64,
+pub(super) struct BillingTotal {
+    pub(super) clicks: i64,
+    pub(super) spend_micros: i64,
+    pub(super) filtered: u64,
 }
 
 #[derive(Serialize)]
@@ -132,6 +132,14 @@ impl Handler for Api {
             (_, ["v1", "ads", _, "clicks"]) => ("clicks", reply::method_not_allowed("GET")),
             (&Method::GET, ["v1", "ads"]) => ("top_ads", self.top_ads(&req).await),
             (&Method::GET, ["v1", "billing"]) => ("billing", self.billing(&req).await),
+            (&Method::GET, ["v1", "billing", "campaigns"]) => ("billing_campaigns", self.campaign_billing(&req).await),
+            (_, ["v1", "billing", "campaigns"]) => ("billing_campaigns", reply::method_not_allowed("GET")),
+            (&Method::GET, ["v1", "campaigns"]) => ("top_campaigns", self.top_campaigns(&req).await),
+            (_, ["v1", "campaigns"]) => ("top_campaigns", reply::method_not_allowed("GET")),
+            (&Method::GET, ["v1", "campaigns", id, "clicks"]) => ("campaign_clicks", self.campaign_clicks(&req, id).await),
+            (_, ["v1", "campaigns", _, "clicks"]) => ("campaign_clicks", reply::method_not_allowed("GET")),
+            (&Method::GET, ["v1", "campaigns", id, "ads"]) => ("campaign_ads", self.campaign_ads(&req, id).await),
+            (_, ["v1", "campaigns", _, "ads"]) => ("campaign_ads", reply::method_not_allowed("GET")),
             (_, ["v1", "billing"]) => ("billing", reply::method_not_allowed("GET")),
             (_, ["v1", "ads"]) => ("top_ads", reply::method_not_allowed("GET")),
             (&Method::GET, ["v1", "edges"]) => ("edges", self.edges(&req).await),
@@ -178,7 +186,7 @@ impl Api {
     /// The caller's tenant, the `from`, `to`, `step` and `limit` of a query
     /// for the top entries of a range, and the plan that reads the range
     /// from tables no finer than `finest` (coarser ones where they fit).
-    fn ranked_query(&self, req: &http::Request<RequestBody>, finest: Resolution) -> Result<(TenantId, Range, Plan, u32), Response> {
+    pub(super) fn ranked_query(&self, req: &http::Request<RequestBody>, finest: Resolution) -> Result<(TenantId, Range, Plan, u32), Response> {
         let tenant = self.tenant(req)?;
         let query = req.uri().query();
         let range = parse_range(query, Resolution::Minute, now_ms()).map_err(|reason| reply::error(StatusCode::BAD_REQUEST, reason))?;
@@ -190,7 +198,7 @@ impl Api {
         Ok((tenant, range, plan, limit))
     }
 
-    fn tenant(&self, req: &http::Request<RequestBody>) -> Result<TenantId, Response> {
+    pub(super) fn tenant(&self, req: &http::Request<RequestBody>) -> Result<TenantId, Response> {
         self.tenants.current().authenticate_bearer(reply::authorization(req.headers()), Role::Read).cloned().ok_or_else(|| {
             let mut resp = reply::error(StatusCode::UNAUTHORIZED, "missing or unknown read key (Authorization: Bearer <key>)");
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -310,27 +318,35 @@ impl Api {
             Ok(t) => t,
             Err(resp) => return resp,
         };
-        let range = match parse_range(req.uri().query(), Resolution::Hour, now_ms()) {
-            Ok(r) if r.step == Resolution::Hour => r,
-            Ok(_) => return reply::error(StatusCode::BAD_REQUEST, "billing is hourly: step must be 1h"),
-            Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
+        let range = match billing_range(req) {
+            Ok(r) => r,
+            Err(resp) => return resp,
         };
+        match self.billed_hours(&tenant, range).await {
+            Ok((hours, total)) => {
+                let watermarks = match self.unretired_watermarks().await {
+                    Ok(w) => w,
+                    Err(resp) => return resp,
+                };
+                let hours = hours.iter().map(|h| HourOut::new(h, &watermarks)).collect();
+                reply::json(StatusCode::OK, &Billing { from: range.from as u64 * 1000, to: range.to as u64 * 1000, hours, total })
+            }
+            Err(resp) => resp,
+        }
+    }
+
+    /// Exact billing per hour and ad over `range` (hourly), and its total.
+    pub(super) async fn billed_hours(&self, tenant: &TenantId, range: Range) -> Result<(Vec<BillingHour>, BillingTotal), Response> {
         // The finalizer writes an hour's statements before marking it final,
         // and reads are not one snapshot: the marks are read first, so an
         // hour shown final always has its statements.
-        let final_hours = match self.store.final_hours(range.from, range.to).await {
-            Ok(hours) => hours,
-            Err(e) => return storage_error(e),
-        };
+        let final_hours = self.store.final_hours(range.from, range.to).await.map_err(storage_error)?;
         let fetched = tokio::try_join!(
             self.store.billing_statements(range.from, range.to),
             self.store.billing_live(tenant.as_str(), range.from, range.to),
             self.store.billing_filtered(tenant.as_str(), range.from, range.to),
         );
-        let (billed, live, filtered) = match fetched {
-            Ok(found) => found,
-            Err(e) => return storage_error(e),
-        };
+        let (billed, live, filtered) = fetched.map_err(storage_error)?;
         let mut total = BillingTotal::default();
         let hours = range
             .buckets()
@@ -363,13 +379,16 @@ impl Api {
                 BillingHour { hour: hour as u64 * 1000, is_final, ads }
             })
             .collect();
-        let watermarks = match self.unretired_watermarks().await {
-            Ok(w) => w,
-            Err(resp) => return resp,
-        };
-        let hours: Vec<BillingHour> = hours;
-        let hours = hours.iter().map(|h| HourOut::new(h, &watermarks)).collect();
-        reply::json(StatusCode::OK, &Billing { from: range.from as u64 * 1000, to: range.to as u64 * 1000, hours, total })
+        Ok((hours, total))
+    }
+}
+
+/// The `from`, `to` (and `step`, only `1h`) of a billing query.
+pub(super) fn billing_range(req: &http::Request<RequestBody>) -> Result<Range, Response> {
+    match parse_range(req.uri().query(), Resolution::Hour, now_ms()) {
+        Ok(r) if r.step == Resolution::Hour => Ok(r),
+        Ok(_) => Err(reply::error(StatusCode::BAD_REQUEST, "billing is hourly: step must be 1h")),
+        Err(reason) => Err(reply::error(StatusCode::BAD_REQUEST, reason)),
     }
 }
 

@@ -10,7 +10,8 @@
 //!   reached several edges); billing above landing, in clicks or in spend,
 //!   is an error: money counted that no edge counted;
 //! * the same landing/rollup pair for refused clicks (`filtered` on the
-//!   dashboards) and for enrichment dimensions.
+//!   dashboards), for enrichment dimensions and for the campaign rollup
+//!   (the landing table's clicks and spend against `campaigns_by_hour`).
 //!
 //! and whether each hour is final for billing, or which edges hold it back
 //! (their watermark has not passed its end; retired edges never do);
@@ -53,6 +54,10 @@ pub struct HourCheck {
     /// Not final: the unretired edges whose committed watermark has not
     /// passed the hour's end (empty: the finalizer marks it at its next pass).
     pub held_back_by: Vec<String>,
+    /// The campaign rollup's clicks and spend (its landing side is
+    /// `landing_clicks` / `landing_spend_micros`).
+    pub campaign_rollup_clicks: u64,
+    pub campaign_rollup_spend_micros: u64,
 }
 
 impl HourCheck {
@@ -61,7 +66,12 @@ impl HourCheck {
         let clicks = self.landing_clicks != self.rollup_clicks || self.landing_spend_micros != self.rollup_spend_micros;
         let refused = self.refused.landing != self.refused.rollup;
         let dims = self.dimension_clicks.landing != self.dimension_clicks.rollup || self.dimension_spend_micros.landing != self.dimension_spend_micros.rollup;
-        [(Family::Clicks, clicks), (Family::Refused, refused), (Family::Dimensions, dims)].into_iter().filter(|d| d.1).map(|d| d.0).collect()
+        let campaigns = self.landing_clicks != self.campaign_rollup_clicks || self.landing_spend_micros != self.campaign_rollup_spend_micros;
+        [(Family::Clicks, clicks), (Family::Refused, refused), (Family::Dimensions, dims), (Family::Campaigns, campaigns)]
+            .into_iter()
+            .filter(|d| d.1)
+            .map(|d| d.0)
+            .collect()
     }
 
     /// Billing counts what no edge counted (clicks or spend), or below zero.
@@ -106,6 +116,8 @@ pub async fn reconcile(store: &Store, from: u32, to: u32) -> Result<Report, Stor
                 Family::Clicks => (e.landing_clicks, e.landing_spend_micros) = (t.clicks, t.spend_micros),
                 Family::Refused => e.refused.landing = t.clicks,
                 Family::Dimensions => (e.dimension_clicks.landing, e.dimension_spend_micros.landing) = (t.clicks, t.spend_micros),
+                // The click family's landing table, set above.
+                Family::Campaigns => {}
             }
         }
         for (tenant, t) in store.rollup_hours(family, from, to).await? {
@@ -114,6 +126,7 @@ pub async fn reconcile(store: &Store, from: u32, to: u32) -> Result<Report, Stor
                 Family::Clicks => (e.rollup_clicks, e.rollup_spend_micros) = (t.clicks, t.spend_micros),
                 Family::Refused => e.refused.rollup = t.clicks,
                 Family::Dimensions => (e.dimension_clicks.rollup, e.dimension_spend_micros.rollup) = (t.clicks, t.spend_micros),
+                Family::Campaigns => (e.campaign_rollup_clicks, e.campaign_rollup_spend_micros) = (t.clicks, t.spend_micros),
             }
         }
     }

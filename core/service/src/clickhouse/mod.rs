@@ -18,6 +18,7 @@
 //! must equal its table's or query's column order.
 
 pub mod batch_store;
+pub mod campaigns;
 pub mod deadline;
 pub mod cluster;
 pub mod edges;

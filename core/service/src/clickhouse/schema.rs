@@ -38,6 +38,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(0004, "billing"),
     migration!(0005, "filters"),
     migration!(0006, "compact_storage"),
+    migration!(0007, "campaign_rollups"),
     migration!(0008, "edge_retirements"),
 ];
 

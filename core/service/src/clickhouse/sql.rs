@@ -49,3 +49,12 @@ pub const PLUGIN_COMPARISON: &str = query!("plugin_comparison");
 pub const APPLIED_MIGRATIONS: &str = query!("applied_migrations");
 pub const TABLE_PARTITIONS: &str = query!("table_partitions");
 pub const DROP_PARTITION: &str = query!("drop_partition");
+/// Campaign rollups (`campaigns_by_*`, migration 0007).
+pub const TOP_CAMPAIGNS: &str = query!("top_campaigns");
+pub const CAMPAIGN_ADS: &str = query!("campaign_ads");
+pub const CAMPAIGN_SERIES: &str = query!("campaign_series");
+pub const CAMPAIGN_SERIES_SECOND: &str = query!("campaign_series_second");
+pub const CAMPAIGN_TOTALS: &str = query!("campaign_totals");
+pub const CAMPAIGN_TOTAL_SECOND: &str = query!("campaign_total_second");
+pub const CAMPAIGN_OF_ADS: &str = query!("campaign_of_ads");
+pub const RECONCILE_CAMPAIGN_ROLLUP: &str = query!("reconcile_campaign_rollup");

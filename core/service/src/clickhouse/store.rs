@@ -89,6 +89,10 @@ pub enum Family {
     Refused,
     /// `click_dimensions` (clicks and spend per enrichment value).
     Dimensions,
+    /// `clicks_by_second` again, rolled up sorted by time and campaign
+    /// (`campaigns_by_*`, the same columns as `clicks_by_*`, so the same
+    /// repair and drift SQL).
+    Campaigns,
 }
 
 struct FamilyQueries {
@@ -101,7 +105,7 @@ struct FamilyQueries {
 }
 
 impl Family {
-    pub const ALL: [Family; 3] = [Family::Clicks, Family::Refused, Family::Dimensions];
+    pub const ALL: [Family; 4] = [Family::Clicks, Family::Refused, Family::Dimensions, Family::Campaigns];
 
     /// Also the rollup tables' prefix.
     pub fn name(self) -> &'static str {
@@ -109,6 +113,7 @@ impl Family {
             Family::Clicks => "clicks",
             Family::Refused => "refused",
             Family::Dimensions => "dimensions",
+            Family::Campaigns => "campaigns",
         }
     }
 
@@ -134,6 +139,13 @@ impl Family {
                 repair: sql::REPAIR_DIMENSION_ROLLUP,
                 drift: sql::DRIFT_DIMENSION_ROLLUP,
                 gap: sql::GAP_DIMENSION_ROLLUP,
+            },
+            Family::Campaigns => FamilyQueries {
+                landing_hours: sql::RECONCILE_HOURS,
+                rollup_hours: sql::RECONCILE_CAMPAIGN_ROLLUP,
+                repair: sql::REPAIR_ROLLUP,
+                drift: sql::DRIFT_ROLLUP,
+                gap: sql::GAP_ROLLUP,
             },
         }
     }

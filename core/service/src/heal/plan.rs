@@ -20,14 +20,14 @@ pub struct Dirty {
     pub hour: u32,
 }
 
-/// The family whose rollups a part's landing table feeds (click records
+/// The families whose rollups a part's landing table feeds (click records
 /// and verdicts have no views).
-pub fn family(part: Part) -> Option<Family> {
+pub fn families(part: Part) -> &'static [Family] {
     match part {
-        Part::Landing => Some(Family::Clicks),
-        Part::Refused => Some(Family::Refused),
-        Part::Dimensions => Some(Family::Dimensions),
-        Part::Clicks | Part::Verdicts => None,
+        Part::Landing => &[Family::Clicks, Family::Campaigns],
+        Part::Refused => &[Family::Refused],
+        Part::Dimensions => &[Family::Dimensions],
+        Part::Clicks | Part::Verdicts => &[],
     }
 }
 
@@ -38,8 +38,8 @@ pub fn family(part: Part) -> Option<Family> {
 pub fn resumed(batch: &ArchivedBatch, present: &PerPart<BTreeSet<u32>>) -> BTreeSet<Dirty> {
     let mut dirty = BTreeSet::new();
     let mut add = |part: Part, idx: u32, second: u32| {
-        if let (Some(family), true) = (family(part), present[part].contains(&idx)) {
-            dirty.insert(Dirty { family, hour: second / HOUR * HOUR });
+        if present[part].contains(&idx) {
+            dirty.extend(families(part).iter().map(|&family| Dirty { family, hour: second / HOUR * HOUR }));
         }
     };
     for (idx, _, row) in batch.indexed_rows() {
@@ -138,6 +138,9 @@ mod tests {
             Dirty { family: Family::Clicks, hour: H },
             Dirty { family: Family::Clicks, hour: H + 2 * HOUR },
             Dirty { family: Family::Refused, hour: H - HOUR },
+            // The landing table feeds the campaign rollups too.
+            Dirty { family: Family::Campaigns, hour: H },
+            Dirty { family: Family::Campaigns, hour: H + 2 * HOUR },
         ];
         assert_eq!(got, want);
         // Nothing present: the resume inserts everything, views included.

@@ -1,0 +1,179 @@
+//! Campaign routes (read key; the tenant is always the key's):
+//!
+//! * `GET /v1/campaigns?from=&to=&limit=`: top campaigns by clicks, with
+//!   spend and distinct users
+//! * `GET /v1/campaigns/{id}/clicks?from=&to=&step=`: a campaign's series,
+//!   like `/v1/ads/{ad}/clicks`
+//! * `GET /v1/campaigns/{id}/ads?from=&to=&limit=`: the ads of a campaign
+//! * `GET /v1/billing/campaigns?from=&to=`: exact hourly billing per
+//!   campaign ([`super::campaign_billing`])
+//!
+//! All read rollups, never per-click tables: the campaign rollups
+//! (`campaigns_by_*`, sorted by time, then campaign) through read plans, so
+//! long ranges read day and hour rows and finer ones only at the ragged
+//! edges; per-second parts read the landing table. Campaign 0 holds the
+//! clicks that named no campaign. Filtered clicks are not shown per
+//! campaign: refused clicks carry no campaign.
+
+use http::StatusCode;
+use serde::Serialize;
+
+use tally_http::{reply, RequestBody, Response};
+use tally_model::timestamp::now_ms;
+
+use super::campaign_billing::{by_campaign, CampaignHour};
+use super::params::{parse_range, step_name};
+use super::routes::{billing_range, storage_error, Api, BillingTotal};
+use crate::clickhouse::campaigns::{CampaignAd, CampaignTotal};
+use crate::clickhouse::store::{Point, Totals};
+use crate::read_plan::Plan;
+use crate::resolution::Resolution;
+
+#[derive(Serialize)]
+struct TopCampaigns {
+    from: u64,
+    to: u64,
+    campaigns: Vec<CampaignTotal>,
+}
+
+#[derive(Serialize)]
+struct CampaignAds {
+    campaign_id: u64,
+    from: u64,
+    to: u64,
+    ads: Vec<CampaignAd>,
+}
+
+#[derive(Serialize)]
+struct PointOut {
+    /// Bucket start, ms since the epoch.
+    t: u64,
+    clicks: u64,
+    spend_micros: u64,
+    users: u64,
+}
+
+#[derive(Serialize)]
+struct CampaignSeries {
+    campaign_id: u64,
+    step: &'static str,
+    from: u64,
+    to: u64,
+    points: Vec<PointOut>,
+    total: Totals,
+}
+
+#[derive(Serialize)]
+struct CampaignBilling {
+    from: u64,
+    to: u64,
+    hours: Vec<CampaignHour>,
+    total: BillingTotal,
+}
+
+fn campaign_id(id: &str) -> Result<u64, Response> {
+    id.parse::<u64>().map_err(|_| reply::error(StatusCode::BAD_REQUEST, format!("campaign id {id:?} is not an unsigned integer")))
+}
+
+impl Api {
+    pub(super) async fn top_campaigns(&self, req: &http::Request<RequestBody>) -> Response {
+        let (tenant, range, plan, limit) = match self.ranked_query(req, Resolution::Second) {
+            Ok(found) => found,
+            Err(resp) => return resp,
+        };
+        match self.store.top_campaigns(tenant.as_str(), &plan, limit).await {
+            Ok(campaigns) => reply::json(StatusCode::OK, &TopCampaigns { from: range.from as u64 * 1000, to: range.to as u64 * 1000, campaigns }),
+            Err(e) => storage_error(e),
+        }
+    }
+
+    pub(super) async fn campaign_ads(&self, req: &http::Request<RequestBody>, id: &str) -> Response {
+        let (tenant, range, plan, limit) = match self.ranked_query(req, Resolution::Second) {
+            Ok(found) => found,
+            Err(resp) => return resp,
+        };
+        let campaign_id = match campaign_id(id) {
+            Ok(c) => c,
+            Err(resp) => return resp,
+        };
+        match self.store.campaign_ads(tenant.as_str(), campaign_id, &plan, limit).await {
+            Ok(ads) => reply::json(StatusCode::OK, &CampaignAds { campaign_id, from: range.from as u64 * 1000, to: range.to as u64 * 1000, ads }),
+            Err(e) => storage_error(e),
+        }
+    }
+
+    #[tracing::instrument(name = "query_campaign_clicks", skip_all, fields(campaign = id))]
+    pub(super) async fn campaign_clicks(&self, req: &http::Request<RequestBody>, id: &str) -> Response {
+        let tenant = match self.tenant(req) {
+            Ok(t) => t,
+            Err(resp) => return resp,
+        };
+        let campaign_id = match campaign_id(id) {
+            Ok(c) => c,
+            Err(resp) => return resp,
+        };
+        let range = match parse_range(req.uri().query(), Resolution::Minute, now_ms()) {
+            Ok(r) => r,
+            Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
+        };
+        let series = match self.store.campaign_series(tenant.as_str(), campaign_id, range.from, range.to, range.step).await {
+            Ok(s) => s,
+            Err(e) => return storage_error(e),
+        };
+        // As for an ad's series: 1s totals read the landing table only, the
+        // others the coarsest rollups; users are read after the points, so
+        // they cover at least the clicks the points show.
+        let total = match range.step {
+            Resolution::Second => self.store.campaign_second_totals(tenant.as_str(), campaign_id, range.from, range.to).await,
+            _ => {
+                let plan = Plan::new(range.from, range.to, Resolution::Minute).expect("a range is aligned to its step");
+                self.store.campaign_totals(tenant.as_str(), campaign_id, &plan).await
+            }
+        };
+        let mut total = match total {
+            Ok(t) => t,
+            Err(e) => return storage_error(e),
+        };
+        total.clicks = series.iter().map(|p| p.clicks).sum();
+        total.spend_micros = series.iter().map(|p| p.spend_micros).sum();
+        total.users = total.users.min(total.clicks);
+        let mut found = series.into_iter().peekable();
+        let points = range
+            .buckets()
+            .map(|t| {
+                let p = match found.peek() {
+                    Some(p) if p.t == t => found.next().expect("peeked"),
+                    _ => Point { t, clicks: 0, spend_micros: 0, users: 0 },
+                };
+                PointOut { t: p.t as u64 * 1000, clicks: p.clicks, spend_micros: p.spend_micros, users: p.users }
+            })
+            .collect();
+        let from = range.from as u64 * 1000;
+        reply::json(StatusCode::OK, &CampaignSeries { campaign_id, step: step_name(range.step), from, to: range.to as u64 * 1000, points, total })
+    }
+
+    /// Exact hourly billing per campaign: `/v1/billing` grouped by campaign.
+    #[tracing::instrument(name = "query_campaign_billing", skip_all)]
+    pub(super) async fn campaign_billing(&self, req: &http::Request<RequestBody>) -> Response {
+        let tenant = match self.tenant(req) {
+            Ok(t) => t,
+            Err(resp) => return resp,
+        };
+        let range = match billing_range(req) {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        let (hours, total) = match self.billed_hours(&tenant, range).await {
+            Ok(found) => found,
+            Err(resp) => return resp,
+        };
+        // Read after billing: a click billed above is in the rollup by now
+        // unless its view row was lost (then healed on a later pass).
+        let ad_campaigns = match self.store.ad_campaigns(tenant.as_str(), range.from, range.to).await {
+            Ok(found) => found,
+            Err(e) => return storage_error(e),
+        };
+        let hours = by_campaign(hours, &ad_campaigns);
+        reply::json(StatusCode::OK, &CampaignBilling { from: range.from as u64 * 1000, to: range.to as u64 * 1000, hours, total })
+    }
+}

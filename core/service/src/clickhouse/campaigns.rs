@@ -1,0 +1,85 @@
+//! Queries about campaigns, over the campaign rollups (`campaigns_by_*`,
+//! migration 0007: the click rollups sorted by time, then campaign) and,
+//! for per-second parts, the landing table. Planned reads (`crate::read_plan`)
+//! read the coarsest rollup that fits each part of a range.
+
+use serde::{Deserialize, Serialize};
+
+use super::sql;
+use super::store::{bind_plan, err, Point, Totals};
+use super::{Store, StoreError};
+use crate::read_plan::{Plan, TABLES};
+use crate::resolution::Resolution;
+
+#[derive(Debug, Clone, Copy, clickhouse::Row, Deserialize, Serialize, PartialEq, Eq)]
+pub struct CampaignTotal {
+    /// 0: clicks that named no campaign.
+    pub campaign_id: u64,
+    pub clicks: u64,
+    pub spend_micros: u64,
+    /// Distinct users (uniqHLL12: exact up to 16, about 1.6 % off above).
+    pub users: u64,
+}
+
+#[derive(Debug, Clone, Copy, clickhouse::Row, Deserialize, Serialize, PartialEq, Eq)]
+pub struct CampaignAd {
+    pub ad_id: u64,
+    pub clicks: u64,
+    pub spend_micros: u64,
+    pub users: u64,
+}
+
+/// The campaigns an ad's clicks named in one hour (sorted, usually one).
+#[derive(Debug, Clone, clickhouse::Row, Deserialize, PartialEq, Eq)]
+pub struct AdCampaigns {
+    pub hour: u32,
+    pub ad_id: u64,
+    pub campaigns: Vec<u64>,
+}
+
+impl Store {
+    /// A tenant's campaigns over the plan's range (any finest table), most
+    /// clicked first.
+    pub async fn top_campaigns(&self, tenant: &str, plan: &Plan, limit: u32) -> Result<Vec<CampaignTotal>, StoreError> {
+        let query = bind_plan(self.db.query(sql::TOP_CAMPAIGNS), "top campaigns", plan, &TABLES, |q| q.bind(tenant))?;
+        query.bind(limit).fetch_all().await.map_err(err("querying top campaigns"))
+    }
+
+    /// The ads of one campaign over the plan's range, most clicked first.
+    pub async fn campaign_ads(&self, tenant: &str, campaign_id: u64, plan: &Plan, limit: u32) -> Result<Vec<CampaignAd>, StoreError> {
+        let query = bind_plan(self.db.query(sql::CAMPAIGN_ADS), "campaign ads", plan, &TABLES, |q| q.bind(tenant).bind(campaign_id))?;
+        query.bind(limit).fetch_all().await.map_err(err("querying the ads of a campaign"))
+    }
+
+    /// A campaign's buckets with data in `[from, to)` (aligned to the step).
+    pub async fn campaign_series(&self, tenant: &str, campaign_id: u64, from: u32, to: u32, step: Resolution) -> Result<Vec<Point>, StoreError> {
+        let sql = match step.rollup() {
+            None => sql::CAMPAIGN_SERIES_SECOND.to_string(),
+            Some((_, bucket, _)) => sql::CAMPAIGN_SERIES.replace("{bucket}", bucket),
+        };
+        let query = self.db.query(&sql).bind(tenant).bind(campaign_id).bind(from).bind(to);
+        query.fetch_all().await.map_err(err("querying a campaign series"))
+    }
+
+    /// A campaign's totals over `[from, to)` from the landing table alone
+    /// (what its per-second series read).
+    pub async fn campaign_second_totals(&self, tenant: &str, campaign_id: u64, from: u32, to: u32) -> Result<Totals, StoreError> {
+        let query = self.db.query(sql::CAMPAIGN_TOTAL_SECOND).bind(tenant).bind(campaign_id).bind(from).bind(to);
+        query.fetch_one().await.map_err(err("querying campaign totals"))
+    }
+
+    /// A campaign's totals over the plan's range (1m or coarser).
+    pub async fn campaign_totals(&self, tenant: &str, campaign_id: u64, plan: &Plan) -> Result<Totals, StoreError> {
+        let query = bind_plan(self.db.query(sql::CAMPAIGN_TOTALS), "campaign totals", plan, &Resolution::ROLLUPS_COARSEST_FIRST, |q| {
+            q.bind(tenant).bind(campaign_id)
+        })?;
+        query.fetch_one().await.map_err(err("querying campaign totals"))
+    }
+
+    /// Per hour in `[from, to)` (aligned to hours) and ad, the campaigns its
+    /// clicks named.
+    pub async fn ad_campaigns(&self, tenant: &str, from: u32, to: u32) -> Result<Vec<AdCampaigns>, StoreError> {
+        let query = self.db.query(sql::CAMPAIGN_OF_ADS).bind(tenant).bind(from).bind(to);
+        query.fetch_all().await.map_err(err("reading the campaigns of ads"))
+    }
+}
