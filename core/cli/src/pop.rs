@@ -5,6 +5,11 @@
 //!
 //! Config files are the processes' own config types, serialized: every
 //! setting not named here keeps the default the process itself has.
+//!
+//! Several cores with edge leases in ZooKeeper: [`LocalPop::add_cores`]
+//! (in `pop/cores.rs`).
+
+mod cores;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -148,6 +153,10 @@ pub struct LocalPop {
     edge_token: String,
     /// What `core.toml` holds; rewritten when an edge is enrolled.
     core_config: CoreConfig,
+    /// The cores after the first (`add_cores`).
+    more_cores: Vec<cores::MoreCore>,
+    /// What edges ship to once there are several cores.
+    edge_cores: Option<CoreSection>,
 }
 
 fn free_tcp() -> Result<SocketAddr> {
@@ -229,7 +238,20 @@ impl LocalPop {
             dir: dir.clone(),
             pids: Vec::new(),
         };
-        let mut pop = LocalPop { state, clickhouse, core, edges: Vec::new(), opts, core_http, core_https, core_quic, edge_token, core_config };
+        let mut pop = LocalPop {
+            state,
+            clickhouse,
+            core,
+            edges: Vec::new(),
+            opts,
+            core_http,
+            core_https,
+            core_quic,
+            edge_token,
+            core_config,
+            more_cores: Vec::new(),
+            edge_cores: None,
+        };
         pop.add_edge_on(first_edge, edge_http, edge_https, edge_h3).await?;
         Ok(pop)
     }
@@ -247,7 +269,7 @@ impl LocalPop {
         }
         let dir = &self.opts.dir;
         let config = dir.join(format!("{id}.toml"));
-        let core = CoreSection::new(self.core_quic, self.state.core_cert.clone());
+        let core = self.edge_cores.clone().unwrap_or_else(|| CoreSection::new(self.core_quic, self.state.core_cert.clone()));
         let mut edge = edge_config(&self.opts, id, [http, https, h3], core, self.core_https, &self.edge_token);
         if self.opts.edge.metrics_listener {
             let addr = free_tcp()?;
@@ -269,6 +291,7 @@ impl LocalPop {
             None => self.core_config.edges.push(EdgeKeys { id: id.into(), keys }),
         }
         write_toml(&self.opts.dir.join("core.toml"), &self.core_config)?;
+        self.enroll_on_more_cores().await?;
         self.restart_core().await
     }
 
@@ -383,6 +406,7 @@ impl LocalPop {
     /// Pids of every process this POP runs (ClickHouse if private).
     pub fn pids(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = [self.clickhouse.as_ref().and_then(|c| c.pid()), self.core.pid()].into_iter().flatten().collect();
+        pids.extend(self.more_cores.iter().filter_map(|c| c.process.pid()));
         pids.extend(self.edges.iter().filter_map(|e| e.process.pid()));
         pids
     }
@@ -414,6 +438,10 @@ impl LocalPop {
         }
         say(&format!("stopping core (pid {})...", self.core.pid().unwrap_or(0)));
         self.core.stop(grace).await;
+        for c in &mut self.more_cores {
+            say(&format!("stopping core {} (pid {})...", c.name, c.process.pid().unwrap_or(0)));
+            c.process.stop(grace).await;
+        }
         if let Some(mut ch) = self.clickhouse.take() {
             say(&format!("stopping ClickHouse (pid {})...", ch.pid().unwrap_or(0)));
             ch.stop_within(grace).await;
