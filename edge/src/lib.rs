@@ -21,6 +21,7 @@ pub mod filter;
 pub mod ingest;
 pub mod map_hash;
 pub mod metrics;
+pub mod readiness;
 pub mod reload;
 pub mod shipper;
 pub mod site;

@@ -6,6 +6,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use tally_http::serve::{Handler, Peer};
 use tally_http::{reply, RequestBody, Response};
@@ -46,7 +47,46 @@ pub struct StatusLabel {
     pub transport: &'static str,
 }
 
-/// `/metrics` and `/healthz` alone, for `listen_metrics`.
+/// An HTTP route of the edge (latency is per route, whatever the status).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: &'static str,
+}
+
+/// The running binary: always 1.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabel {
+    pub version: &'static str,
+    pub commit: &'static str,
+}
+
+/// Latency buckets from 0.1 ms to about 6.5 s (fsyncs and filter calls are
+/// sub-millisecond when healthy).
+fn latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 17))
+}
+
+/// Per-route [`latency`] histograms (a type of its own so `Metrics` is `Default`).
+#[derive(Clone)]
+pub struct RouteLatency(pub Family<RouteLabel, Histogram, fn() -> Histogram>);
+
+impl Default for RouteLatency {
+    fn default() -> Self {
+        RouteLatency(Family::new_with_constructor(latency))
+    }
+}
+
+/// One [`latency`] histogram.
+#[derive(Clone)]
+pub struct Latency(pub Histogram);
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency(latency())
+    }
+}
+
+/// `/metrics`, `/healthz` and `/readyz` alone, for `listen_metrics`.
 pub struct Endpoint(pub Arc<Metrics>);
 
 impl Handler for Endpoint {
@@ -54,6 +94,7 @@ impl Handler for Endpoint {
         match (req.method(), req.uri().path()) {
             (&http::Method::GET, "/metrics") => self.0.render(),
             (&http::Method::GET, "/healthz") => reply::with_type(http::StatusCode::OK, "ok\n".into(), "text/plain"),
+            (&http::Method::GET, "/readyz") => crate::readiness::answer(&self.0),
             _ => reply::not_found(),
         }
     }
@@ -109,6 +150,76 @@ pub struct Metrics {
     pub ship_errors: Counter,
     pub spool_pending_batches: Gauge,
     pub spool_bytes: Gauge,
+    /// 1 while the spool takes no more batches (ingest answers 503).
+    pub spool_full: Gauge,
+    /// 1 after a WAL write failed, until one succeeds.
+    pub wal_failing: Gauge,
+    /// 1 while a QUIC connection to a core is up.
+    pub core_connected: Gauge,
+    /// When the shipper last heard from a core (connected, or an answer), ms since the epoch.
+    pub core_last_contact_ms: Gauge,
+    pub request_seconds: RouteLatency,
+    pub wal_fsync_seconds: Latency,
+    pub ship_seconds: Latency,
+    pub filter_call_seconds: Latency,
+    pub build_info: Family<BuildLabel, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            registry: Registry::default(),
+            requests: Family::default(),
+            events_accepted: Family::default(),
+            events_duplicate: Family::default(),
+            events_rejected: Family::default(),
+            events_refused: Family::default(),
+            wal_fsyncs: Counter::default(),
+            wal_records: Counter::default(),
+            wal_segments: Gauge::default(),
+            wal_damaged: Counter::default(),
+            watermark_ms: Gauge::default(),
+            udp_rcvbuf_errors: Gauge::default(),
+            connections_refused: Counter::default(),
+            redirects_unrecorded: Counter::default(),
+            filter_calls: Family::default(),
+            filter_clicks: Family::default(),
+            filter_failures: Family::default(),
+            filter_quarantined: Family::default(),
+            filter_seconds: Family::default(),
+            filter_version_failures: Family::default(),
+            filter_version: Family::default(),
+            filter_tags_ignored: Family::default(),
+            registry_syncs: Family::default(),
+            dedup_entries: Gauge::default(),
+            dedup_memory_bytes: Gauge::default(),
+            dedup_evicted_early: Counter::default(),
+            dedup_tenant_entries: Family::default(),
+            dedup_tenant_evicted_early: Family::default(),
+            dedup_horizon_seconds: Family::default(),
+            dedup_snapshot_restored: Counter::default(),
+            dedup_snapshot_damaged: Counter::default(),
+            dedup_snapshot_failures: Counter::default(),
+            dedup_snapshot_files: Gauge::default(),
+            batches_sealed: Counter::default(),
+            batches_acknowledged: Counter::default(),
+            batches_resent_duplicate: Counter::default(),
+            batches_rejected: Counter::default(),
+            batches_quarantined: Counter::default(),
+            ship_errors: Counter::default(),
+            spool_pending_batches: Gauge::default(),
+            spool_bytes: Gauge::default(),
+            spool_full: Gauge::default(),
+            wal_failing: Gauge::default(),
+            core_connected: Gauge::default(),
+            core_last_contact_ms: Gauge::default(),
+            request_seconds: Family::new_with_constructor(latency),
+            wal_fsync_seconds: latency(),
+            ship_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            filter_call_seconds: latency(),
+            build_info: Family::default(),
+        }
+    }
 }
 
 impl Metrics {
@@ -224,6 +335,20 @@ impl Metrics {
         );
         r.register("tally_edge_spool_pending_batches", "Batches in the spool awaiting acknowledgement", m.spool_pending_batches.clone());
         r.register("tally_edge_spool_bytes", "Bytes of batches in the spool", m.spool_bytes.clone());
+        r.register("tally_edge_spool_full", "1 while the spool takes no more batches and new clicks are answered 503", m.spool_full.clone());
+        r.register("tally_edge_wal_failing", "1 after a write-ahead log write failed (requests answered 503), until one succeeds", m.wal_failing.clone());
+        r.register("tally_edge_core_connected", "1 while a QUIC connection to a core is up", m.core_connected.clone());
+        r.register(
+            "tally_edge_core_last_contact_ms",
+            "When the shipper last heard from a core: a connection made, or an answer (ms since the epoch; 0: never)",
+            m.core_last_contact_ms.clone(),
+        );
+        r.register("tally_edge_http_request_seconds", "Time to answer an HTTP request, by route (WAL fsync included for clicks)", m.request_seconds.0.clone());
+        r.register("tally_edge_wal_fsync_seconds", "Duration of a WAL group commit (append and fsync)", m.wal_fsync_seconds.0.clone());
+        r.register("tally_edge_ship_seconds", "Round trip of a batch to the core and its answer", m.ship_seconds.0.clone());
+        r.register("tally_edge_filter_call_seconds", "Duration of a shared tenant filter call (active and candidate)", m.filter_call_seconds.0.clone());
+        r.register("tally_edge_build_info", "The running binary's version and commit (always 1)", m.build_info.clone());
+        m.build_info.get_or_create(&BuildLabel { version: env!("CARGO_PKG_VERSION"), commit: option_env!("TALLY_BUILD_COMMIT").unwrap_or("unknown") }).set(1);
         m
     }
 

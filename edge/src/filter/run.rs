@@ -93,6 +93,7 @@ fn call_versions(tenant: &TenantId, filter: &TenantFilter, batch: &ClickBatch, c
     metrics.filter_calls.get_or_create(&label).inc();
     metrics.filter_clicks.get_or_create(&label).inc_by(clicks as u64);
     metrics.filter_seconds.get_or_create(&label).inc_by(started.elapsed().as_secs_f64());
+    metrics.filter_call_seconds.0.observe(started.elapsed().as_secs_f64());
     let mut quarantined = active_quarantined;
     let record = |loaded: &Loaded, role: &'static str, result: &Result<Answer, NoAnswer>| {
         let v = VersionLabel { tenant: tenant.to_string(), role, version: loaded.version };

@@ -4,7 +4,8 @@
 //!   both for CORS preflights;
 //! * `GET /c/{tenant}/{ad_id}?url=&sig=...`: record a click, `302` to the
 //!   signed landing URL (see [`super::redirect`]);
-//! * `GET /sdk/{name}`, `GET /openapi.json`, `GET /healthz`, `GET /metrics`.
+//! * `GET /sdk/{name}`, `GET /openapi.json`, `GET /healthz`, `GET /readyz`
+//!   (see [`crate::readiness`]), `GET /metrics`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,7 +31,7 @@ use tally_filter::host::FailurePolicy;
 use crate::filter::rollout::Rollout;
 use crate::filter::run::judge;
 use crate::filter::slot::{Filters, TenantFilter};
-use crate::metrics::{Metrics, RefusedLabel, StatusLabel};
+use crate::metrics::{Metrics, RefusedLabel, RouteLabel, StatusLabel};
 
 /// What a client is told to wait before retrying when the edge is saturated.
 const RETRY_AFTER_SECS: &str = "5";
@@ -61,41 +62,44 @@ pub struct Ingest {
 
 impl Handler for Ingest {
     async fn handle(self: Arc<Self>, req: http::Request<RequestBody>, peer: Peer) -> Response {
+        let started = std::time::Instant::now();
         let path = req.uri().path().to_string();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let mut resp = match (req.method(), segments.as_slice()) {
+        let (route, mut resp) = match (req.method(), segments.as_slice()) {
             (&Method::POST, ["v1", "clicks"]) => {
                 let key = bearer(req.headers()).map(str::to_owned);
-                self.post(req, key.as_deref()).await
+                ("clicks", self.post(req, key.as_deref()).await)
             }
             (&Method::POST, ["v1", "beacon", key]) => {
                 let key = key.to_string();
-                self.post(req, Some(&key)).await
+                ("beacon", self.post(req, Some(&key)).await)
             }
             (&Method::OPTIONS, ["v1", "clicks"]) => {
                 let origin = cors::origin(req.headers());
-                cors::preflight(origin, origin.is_some_and(|o| self.tenants.current().any_allows_origin(o)))
+                ("clicks", cors::preflight(origin, origin.is_some_and(|o| self.tenants.current().any_allows_origin(o))))
             }
             (&Method::OPTIONS, ["v1", "beacon", key]) => {
                 let origin = cors::origin(req.headers());
                 let tenants = self.tenants.current();
                 let allowed = tenants.authenticate(key, Role::Ingest).map(|t| tenants.policy(t));
-                cors::preflight(origin, allowed.is_some_and(|p| origin.is_some_and(|o| p.allows_origin(o))))
+                ("beacon", cors::preflight(origin, allowed.is_some_and(|p| origin.is_some_and(|o| p.allows_origin(o)))))
             }
-            (_, ["v1", "clicks"] | ["v1", "beacon", _]) => reply::method_not_allowed("POST, OPTIONS"),
-            (&Method::GET, ["c", tenant, ad]) => self.redirect(&req, tenant, ad, peer).await,
-            (&Method::GET, ["sdk", name]) => crate::site::serve(self.static_dir.as_deref(), name).await,
-            (&Method::GET, ["openapi.json"]) => reply::with_type(StatusCode::OK, OPENAPI.into(), "application/json"),
-            (&Method::GET, ["healthz"]) => reply::with_type(StatusCode::OK, "ok\n".into(), "text/plain"),
-            (&Method::GET, ["metrics"]) if self.serves_metrics => self.metrics.render(),
-            (_, ["metrics"]) if !self.serves_metrics => reply::not_found(),
-            (_, ["c", _, _] | ["sdk", _] | ["openapi.json"] | ["healthz"] | ["metrics"]) => reply::method_not_allowed("GET"),
-            _ => reply::not_found(),
+            (_, ["v1", "clicks"] | ["v1", "beacon", _]) => ("other", reply::method_not_allowed("POST, OPTIONS")),
+            (&Method::GET, ["c", tenant, ad]) => ("redirect", self.redirect(&req, tenant, ad, peer).await),
+            (&Method::GET, ["sdk", name]) => ("sdk", crate::site::serve(self.static_dir.as_deref(), name).await),
+            (&Method::GET, ["openapi.json"]) => ("openapi", reply::with_type(StatusCode::OK, OPENAPI.into(), "application/json")),
+            (&Method::GET, ["healthz"]) => ("healthz", reply::with_type(StatusCode::OK, "ok\n".into(), "text/plain")),
+            (&Method::GET, ["readyz"]) => ("readyz", crate::readiness::answer(&self.metrics)),
+            (&Method::GET, ["metrics"]) if self.serves_metrics => ("metrics", self.metrics.render()),
+            (_, ["metrics"]) if !self.serves_metrics => ("other", reply::not_found()),
+            (_, ["c", _, _] | ["sdk", _] | ["openapi.json"] | ["healthz"] | ["readyz"] | ["metrics"]) => ("other", reply::method_not_allowed("GET")),
+            _ => ("other", reply::not_found()),
         };
         if let (Some(alt_svc), Transport::Tcp | Transport::Tls) = (&self.alt_svc, peer.transport) {
             resp.headers_mut().insert(header::ALT_SVC, alt_svc.clone());
         }
         self.count(&resp, peer);
+        self.metrics.request_seconds.0.get_or_create(&RouteLabel { route }).observe(started.elapsed().as_secs_f64());
         resp
     }
 

@@ -105,6 +105,7 @@ impl Shipper {
                 reason = closed(watched) => {
                     tracing::warn!(core = %self.core_addr(&link.schedule), %reason, "connection to core lost; reconnecting");
                     link.connection = None;
+                    self.contact(false);
                     link.schedule.handle(Event::Lost, Instant::now());
                 }
                 _ = tally_http::serve::stopped(&mut shutdown) => break,
@@ -166,7 +167,9 @@ impl Shipper {
                 }
             }
         }
-        self.backpressure.store(sealer.carry.is_some() || self.spool.is_full(), Ordering::Relaxed);
+        let full = sealer.carry.is_some() || self.spool.is_full();
+        self.backpressure.store(full, Ordering::Relaxed);
+        self.metrics.spool_full.set(full as i64);
         self.update_gauges();
     }
 
@@ -182,8 +185,13 @@ impl Shipper {
                 Action::Send { seq } => {
                     let conn = link.connection.clone().expect("the schedule sends only on a connection it was told is up");
                     let frame = self.spool.frame(seq).expect("the schedule sends only batches in the outbox");
+                    let ship_seconds = self.metrics.ship_seconds.0.clone();
                     link.tasks.spawn(async move {
+                        let started = Instant::now();
                         let result = exchange(&conn, frame).await;
+                        if result.is_ok() {
+                            ship_seconds.observe(started.elapsed().as_secs_f64());
+                        }
                         let connection_lost = result.is_err() && conn.close_reason().is_some();
                         Done::Send { seq, result, connection_lost }
                     });
@@ -215,6 +223,7 @@ impl Shipper {
             Done::Connect(Ok(conn)) => {
                 tracing::info!(core = %self.core_addr(&link.schedule), "connected to core");
                 link.connection = Some(conn);
+                self.contact(true);
                 link.schedule.handle(Event::Connected, now);
             }
             Done::Connect(Err(e)) => {
@@ -228,6 +237,7 @@ impl Shipper {
                 link.schedule.handle(Event::ConnectFailed, now);
             }
             Done::Send { seq, result: Ok(reply), .. } => {
+                self.contact(link.connection.is_some());
                 match reply.status {
                     Status::Committed | Status::Duplicate => {
                         if reply.status == Status::Duplicate {
@@ -249,6 +259,7 @@ impl Shipper {
                     if !link.schedule.is_up() {
                         if let Some(conn) = link.connection.take() {
                             conn.close(0u32.into(), b"moving to another core");
+                            self.contact(false);
                         }
                         tracing::warn!(seq, core = %from, reason = %reply.reason, next = %self.core_addr(&link.schedule), "core does not serve this edge; moving on");
                     }
@@ -270,6 +281,13 @@ impl Shipper {
 
     fn core_addr(&self, schedule: &Schedule) -> std::net::SocketAddr {
         self.connectors[schedule.core()].addr()
+    }
+
+    /// A core was heard from just now (for `/readyz`); `connected`: a
+    /// connection is up.
+    fn contact(&self, connected: bool) {
+        self.metrics.core_connected.set(connected as i64);
+        self.metrics.core_last_contact_ms.set(now_ms() as i64);
     }
 
     fn update_gauges(&self) {

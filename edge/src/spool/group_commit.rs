@@ -64,8 +64,11 @@ pub fn start(
                     if abort_before_write == Some(groups) {
                         abort_once_awaited(&pipeline);
                     }
+                    let started = std::time::Instant::now();
                     let result = wal.append(appends.iter_mut().map(|(a, _)| &mut a.record));
+                    metrics.wal_fsync_seconds.0.observe(started.elapsed().as_secs_f64());
                     metrics.wal_fsyncs.inc();
+                    metrics.wal_failing.set(result.is_err() as i64);
                     let mut p = pipeline.lock().expect("pipeline lock poisoned");
                     for (admitted, _) in &appends {
                         match &result {
