@@ -197,6 +197,11 @@ async fn the_readme_and_the_demo_banner_work_when_pasted() {
             for report in reports {
                 assert!(report.contains("rejected 0") && !report.contains("edge: accepted 0 "), "{}", run.stdout);
             }
+        } else if block.contains("tally edge list") {
+            let run = bash(export, block).await;
+            assert!(run.ok, "{block}: {}", run.stderr);
+            let edge = run.stdout.lines().find(|l| l.starts_with("local-edge-1")).unwrap_or_else(|| panic!("no demo edge: {}", run.stdout));
+            assert!(edge.ends_with("holds finality"), "{}", run.stdout);
         } else if block.contains("tally link sign") {
             let run = bash(export, block).await;
             assert!(run.ok, "{block}: {}", run.stderr);

@@ -171,7 +171,7 @@ fn print_banner(state: &PopState, tally_bin: &Path, dir: &Path) {
     println!("For the README's examples, paste this into another shell:");
     let bin_dir = tally_bin.parent().map(|d| d.display().to_string()).unwrap_or_default();
     println!(
-        "  export PATH=\"{bin_dir}:$PATH\" EDGE={} EDGE_HTTPS={} CORE={} INGEST_KEY={} READ_KEY={} TALLY_ADMIN_KEY={} TALLY_CORE={} TALLY_CORE_CA_CERT={} EDGE_CA_CERT={} TALLY_REDIRECT_SECRET={}",
+        "  export PATH=\"{bin_dir}:$PATH\" EDGE={} EDGE_HTTPS={} CORE={} INGEST_KEY={} READ_KEY={} TALLY_ADMIN_KEY={} TALLY_CORE={} TALLY_CORE_CA_CERT={} EDGE_CA_CERT={} TALLY_REDIRECT_SECRET={} TALLY_OPS_TOKEN={}",
         state.edge_http,
         state.edge_https,
         state.core_http,
@@ -181,7 +181,8 @@ fn print_banner(state: &PopState, tally_bin: &Path, dir: &Path) {
         state.core_https,
         state.core_cert.display(),
         state.edge_cert.display(),
-        state.tenants[0].redirect_secret.as_deref().unwrap_or_default()
+        state.tenants[0].redirect_secret.as_deref().unwrap_or_default(),
+        state.ops_token
     );
     println!("Ctrl-C stops everything.\n");
 }

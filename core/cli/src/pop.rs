@@ -126,6 +126,8 @@ pub struct PopState {
     pub ingest_key: String,
     pub read_key: String,
     pub admin_key: String,
+    /// The core's `[ops] token` (`tally edge list|retire`, `GET /v1/edges`).
+    pub ops_token: String,
     pub tenants: Vec<TenantSpec>,
     pub dashboard: String,
     pub dir: PathBuf,
@@ -233,6 +235,7 @@ impl LocalPop {
             ingest_key: first.ingest_key.clone(),
             read_key: first.read_key.clone(),
             admin_key: first.admin_key.clone(),
+            ops_token: core_config.ops.token.clone().unwrap_or_default(),
             dashboard: format!("http://{core_http}/#key={}", first.read_key),
             tenants: specs,
             dir: dir.clone(),
