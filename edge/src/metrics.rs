@@ -165,63 +165,6 @@ pub struct Metrics {
     pub build_info: Family<BuildLabel, Gauge>,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics {
-            registry: Registry::default(),
-            requests: Family::default(),
-            events_accepted: Family::default(),
-            events_duplicate: Family::default(),
-            events_rejected: Family::default(),
-            events_refused: Family::default(),
-            wal_fsyncs: Counter::default(),
-            wal_records: Counter::default(),
-            wal_segments: Gauge::default(),
-            wal_damaged: Counter::default(),
-            watermark_ms: Gauge::default(),
-            udp_rcvbuf_errors: Gauge::default(),
-            connections_refused: Counter::default(),
-            redirects_unrecorded: Counter::default(),
-            filter_calls: Family::default(),
-            filter_clicks: Family::default(),
-            filter_failures: Family::default(),
-            filter_quarantined: Family::default(),
-            filter_seconds: Family::default(),
-            filter_version_failures: Family::default(),
-            filter_version: Family::default(),
-            filter_tags_ignored: Family::default(),
-            registry_syncs: Family::default(),
-            dedup_entries: Gauge::default(),
-            dedup_memory_bytes: Gauge::default(),
-            dedup_evicted_early: Counter::default(),
-            dedup_tenant_entries: Family::default(),
-            dedup_tenant_evicted_early: Family::default(),
-            dedup_horizon_seconds: Family::default(),
-            dedup_snapshot_restored: Counter::default(),
-            dedup_snapshot_damaged: Counter::default(),
-            dedup_snapshot_failures: Counter::default(),
-            dedup_snapshot_files: Gauge::default(),
-            batches_sealed: Counter::default(),
-            batches_acknowledged: Counter::default(),
-            batches_resent_duplicate: Counter::default(),
-            batches_rejected: Counter::default(),
-            batches_quarantined: Counter::default(),
-            ship_errors: Counter::default(),
-            spool_pending_batches: Gauge::default(),
-            spool_bytes: Gauge::default(),
-            spool_full: Gauge::default(),
-            wal_failing: Gauge::default(),
-            core_connected: Gauge::default(),
-            core_last_contact_ms: Gauge::default(),
-            request_seconds: Family::new_with_constructor(latency),
-            wal_fsync_seconds: latency(),
-            ship_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
-            filter_call_seconds: latency(),
-            build_info: Family::default(),
-        }
-    }
-}
-
 impl Metrics {
     /// The exposition, with the kernel's UDP drop count read first.
     pub fn render(&self) -> Response {
