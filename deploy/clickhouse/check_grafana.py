@@ -73,6 +73,19 @@ def expand(sql, from_ms, to_ms, interval_ms, variables):
     return sql
 
 
+def check_provisioning():
+    """The provisioned data source is the one the dashboards name; a dashboards provider exists."""
+    prov = os.path.join(HERE, "..", "grafana", "provisioning")
+    with open(os.path.join(prov, "datasources", "tally-clickhouse.yaml")) as fh:
+        ds = fh.read()
+    for key in ("uid", "type"):
+        if not re.search(r"^\s+%s: %s$" % (key, re.escape(DATASOURCE[key])), ds, re.M):
+            fail("provisioning/datasources/tally-clickhouse.yaml: %s is not %s" % (key, DATASOURCE[key]))
+    with open(os.path.join(prov, "dashboards", "tally.yaml")) as fh:
+        if not re.search(r"^\s+type: file$", fh.read(), re.M):
+            fail("provisioning/dashboards/tally.yaml: no file provider")
+
+
 def queries():
     """(where, kind, sql) of every target and query variable of every dashboard."""
     files = sorted(glob.glob(os.path.join(DASHBOARDS, "*.json")))
@@ -150,6 +163,7 @@ def check(ck, cm, campaigns):
 
 
 def check_all(ck, cm, campaigns):
+    check_provisioning()
     found = queries()
     kinds = {kind for _w, kind, _s in found}
     expected_kinds = {"variable tenant", "variable campaign", "variable dimension", "Clicks and users",

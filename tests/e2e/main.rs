@@ -6,6 +6,7 @@ mod architecture;
 mod billing;
 mod browser;
 mod browser_features;
+mod campaigns;
 mod cluster;
 mod crash;
 mod dedup;

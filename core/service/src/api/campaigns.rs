@@ -82,7 +82,11 @@ impl Api {
             Err(resp) => return resp,
         };
         match self.store.top_campaigns(tenant.as_str(), &plan, limit).await {
-            Ok(campaigns) => reply::json(StatusCode::OK, &TopCampaigns { from: range.from as u64 * 1000, to: range.to as u64 * 1000, campaigns }),
+            Ok(mut campaigns) => {
+                // An estimate of users may exceed the clicks; a click has at most one user.
+                campaigns.iter_mut().for_each(|c| c.users = c.users.min(c.clicks));
+                reply::json(StatusCode::OK, &TopCampaigns { from: range.from as u64 * 1000, to: range.to as u64 * 1000, campaigns })
+            }
             Err(e) => storage_error(e),
         }
     }
@@ -97,7 +101,10 @@ impl Api {
             Err(resp) => return resp,
         };
         match self.store.campaign_ads(tenant.as_str(), campaign_id, &plan, limit).await {
-            Ok(ads) => reply::json(StatusCode::OK, &CampaignAds { campaign_id, from: range.from as u64 * 1000, to: range.to as u64 * 1000, ads }),
+            Ok(mut ads) => {
+                ads.iter_mut().for_each(|a| a.users = a.users.min(a.clicks));
+                reply::json(StatusCode::OK, &CampaignAds { campaign_id, from: range.from as u64 * 1000, to: range.to as u64 * 1000, ads })
+            }
             Err(e) => storage_error(e),
         }
     }
@@ -145,7 +152,7 @@ impl Api {
                     Some(p) if p.t == t => found.next().expect("peeked"),
                     _ => Point { t, clicks: 0, spend_micros: 0, users: 0 },
                 };
-                PointOut { t: p.t as u64 * 1000, clicks: p.clicks, spend_micros: p.spend_micros, users: p.users }
+                PointOut { t: p.t as u64 * 1000, clicks: p.clicks, spend_micros: p.spend_micros, users: p.users.min(p.clicks) }
             })
             .collect();
         let from = range.from as u64 * 1000;
