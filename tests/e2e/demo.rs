@@ -138,3 +138,22 @@ async fn demo_stops_on_sigint_and_removes_its_directory() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A POP that cannot start (no ClickHouse where it was told to look): the
+/// demo fails, says where the POP's files and logs are, and keeps them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_start_keeps_the_pop_directory_and_says_where() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["demo", "--no-traffic", "--clickhouse-url", &format!("http://127.0.0.1:{port}")])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the demo started without ClickHouse: {stderr}");
+    let (_, rest) = stderr.split_once("are kept in ").unwrap_or_else(|| panic!("the error does not say where the files are: {stderr}"));
+    let dir = std::path::PathBuf::from(rest.split_whitespace().next().unwrap().trim_end_matches([':', ',', ';']));
+    assert!(dir.join("core.log").is_file(), "{dir:?} lacks the core's log: {stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
