@@ -286,4 +286,20 @@ mod tests {
         assert_eq!(c.clickhouse.url, "http://127.0.0.1:8123");
         tally_model::tenant::Tenants::load(&root.join("tenants.toml")).unwrap();
     }
+
+    #[test]
+    fn the_ops_token_is_bounded_and_not_the_edge_token() {
+        let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config/core.toml")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("core.toml");
+        let load = |token: &str| {
+            std::fs::write(&path, shipped.replace("replace-with-the-core-ops-token", token)).unwrap();
+            CoreConfig::load(&path)
+        };
+        assert_eq!(load(&"o".repeat(16)).unwrap().ops.token, Some("o".repeat(16)));
+        for bad in ["o".repeat(15), "o".repeat(257), "ops token with spaces".into()] {
+            assert!(load(&bad).unwrap_err().to_string().contains("ops.token must be 16-256 printable ASCII"), "{bad:?}");
+        }
+        assert!(load("replace-with-the-core-registry-edge-token").unwrap_err().to_string().contains("must differ from registry.edge_token"));
+    }
 }
