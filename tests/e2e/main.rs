@@ -16,6 +16,7 @@ mod filters;
 mod harness;
 mod ingest;
 mod limits;
+mod load;
 mod openapi;
 mod readme;
 mod registry;
