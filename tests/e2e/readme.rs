@@ -174,6 +174,9 @@ async fn the_readme_and_the_demo_banner_work_when_pasted() {
             let comment: String = block.lines().filter_map(|l| l.strip_prefix("# ")).collect();
             let want: Value = serde_json::from_str(&comment).unwrap();
             assert_eq!(serde_json::from_str::<Value>(&run.stdout).unwrap(), want, "{block}");
+        } else if block.contains("/v1/campaigns/7/clicks") {
+            let answer = until(export, block, |v| v["total"]["clicks"] == 2).await;
+            assert_shape(block, &answer);
         } else if block.contains("/v1/ads/42/clicks") {
             let answer = until(export, block, |v| v["total"]["clicks"] == 2).await;
             assert_shape(block, &answer);
