@@ -15,6 +15,7 @@ use tally_http::client::{ApiClient, Reply};
 mod table;
 
 #[derive(clap::Args)]
+#[command(after_help = ROLLOUT)]
 pub struct PluginArgs {
     /// The core's HTTP API: `http://` for its `listen_http` (on the core's
     /// host, as in deploy/config/core.toml), `https://` for `listen_https`
@@ -38,6 +39,13 @@ pub struct PluginArgs {
     command: PluginCommand,
 }
 
+const ROLLOUT: &str = "Rollout: `push` a version, then `activate` it, or run it as the candidate next to the active one:
+  shadow VERSION               verdicts recorded and compared (`compare`), never applied
+  canary VERSION --percent N   its verdicts applied to N % of clicks, chosen by click id
+then `promote` (the candidate becomes active) or `rollback` (dropped).
+When a plugin fails, `policy open` counts the clicks as kept (tagged filter=failed_open),
+`policy closed` refuses the request (503, Retry-After) so the client sends it again.";
+
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Output {
     /// Human-readable tables.
@@ -55,10 +63,7 @@ enum Policy {
     Closed,
 }
 
-/// Rollout: `push` a version, then `activate` it, or try it as a candidate
-/// (`shadow`: verdicts recorded and compared, never applied; `canary`:
-/// applied to a percentage of clicks), `compare`, then `promote` or
-/// `rollback`.
+/// The steps of a rollout ([`ROLLOUT`]).
 #[derive(clap::Subcommand)]
 enum PluginCommand {
     /// Upload a component: validated by the core, stored as the next version.
@@ -202,5 +207,35 @@ pub async fn run(args: PluginArgs) -> Result<()> {
             let to = to.unwrap_or_else(|| now.to_string());
             print(client.get(&format!("{base}/v1/plugins/comparison?from={from}&to={to}&step=1m"), Some(&key)).await?, output, Shape::Comparison)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[derive(clap::Parser)]
+    struct Plugin {
+        #[command(flatten)]
+        args: super::PluginArgs,
+    }
+
+    /// Every argument of every step says what it is.
+    #[test]
+    fn every_argument_has_help() {
+        fn check(command: &clap::Command, path: &str) {
+            for arg in command.get_arguments() {
+                assert!(arg.get_help().is_some() || arg.get_id() == "help", "{path} {} has no help", arg.get_id());
+            }
+            for sub in command.get_subcommands() {
+                assert!(sub.get_about().is_some(), "{path} {} has no help", sub.get_name());
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        let mut command = Plugin::command();
+        command.build();
+        check(&command, "tally plugin");
+        let policy = command.find_subcommand("policy").unwrap().get_arguments().find(|a| a.get_id() == "policy").unwrap();
+        assert_eq!(policy.get_possible_values().iter().map(|v| v.get_name().to_string()).collect::<Vec<_>>(), ["open", "closed"]);
     }
 }
