@@ -1,4 +1,8 @@
-//! `tally demo`: a local POP with live traffic, until SIGINT/SIGTERM.
+//! `tally demo`: a local POP with live traffic, until SIGINT/SIGTERM; with
+//! `--cluster`, on a private ClickHouse cluster with several cores and
+//! edges (`demo/cluster.rs`).
+
+mod cluster;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -9,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tokio::sync::watch;
 
+use cluster::DemoCluster;
 use tally::pop::{write_state, EdgeSettings, LocalPop, PopOptions, PopState};
 use tally::traffic::{self, GenOptions, TrafficStats};
 use tally_core::config::BillingSection;
@@ -40,8 +45,12 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 2000)]
     rate: u64,
     /// Use this ClickHouse (http://host:8123) instead of a private server.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "cluster")]
     clickhouse_url: Option<String>,
+    /// Run a cluster instead: ZooKeeper, 2 shards x 2 replicas of
+    /// ClickHouse, 2 cores and 2 edges (needs the Debian package zookeeper).
+    #[arg(long)]
+    cluster: bool,
     /// Keep the POP's files here instead of a temporary directory.
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -76,46 +85,95 @@ pub async fn run(args: DemoArgs, mut shutdown: watch::Receiver<bool>) -> Result<
     };
     let dir = args.dir.clone().unwrap_or_else(|| temp.as_ref().expect("a temporary directory without --dir").path().to_path_buf());
     let tally_bin = std::env::current_exe().context("locating the tally binary")?;
+    let kept = |temp: Option<tempfile::TempDir>, e: anyhow::Error, what: &str| {
+        // Its logs say why: kept, whether temporary or not.
+        if let Some(temp) = temp {
+            let _ = temp.keep();
+        }
+        e.context(format!("{what} did not start; its files and logs (core.log, edge logs, clickhouse/, cluster/) are kept in {}", dir.display()))
+    };
+    let mut cluster = None;
+    if args.cluster {
+        match DemoCluster::start(&dir).await {
+            Ok(c) => cluster = Some(c),
+            Err(e) => return Err(kept(temp, e, "the local cluster")),
+        }
+    }
+    let (clickhouse_url, clickhouse_cluster) = match &cluster {
+        Some(c) => {
+            let (url, members) = c.clickhouse();
+            (Some(url), Some(members))
+        }
+        None => (args.clickhouse_url.clone(), None),
+    };
     let started = LocalPop::start(PopOptions {
         tally_bin: tally_bin.clone(),
         dir: dir.clone(),
-        clickhouse_url: args.clickhouse_url.clone(),
-        clickhouse_cluster: None,
+        clickhouse_url,
+        clickhouse_cluster,
         tenants: vec![DEMO_TENANT.into(), PROBE_TENANT.into()],
         edge: EdgeSettings { ship_interval_ms: args.ship_interval_ms, ack_mode: args.ack.mode(), ..EdgeSettings::default() },
         finalize_interval_ms: BillingSection::DEFAULT_FINALIZE_INTERVAL_MS,
         log: std::env::var("TALLY_LOG").unwrap_or_else(|_| "info".into()),
     })
     .await;
-    let mut pop = match started {
+    let grown = match (started, cluster.as_mut()) {
+        (Ok(mut pop), Some(c)) => match c.grow(&mut pop).await {
+            Ok(()) => Ok(pop),
+            Err(e) => {
+                pop.stop_within(STOP_GRACE, |_| {}).await;
+                Err(e)
+            }
+        },
+        (started, _) => started,
+    };
+    let mut pop = match grown {
         Ok(pop) => pop,
         Err(e) => {
-            // Its logs say why: kept, whether temporary or not.
-            if let Some(temp) = temp {
-                let _ = temp.keep();
+            if let Some(c) = cluster {
+                c.stop_within(STOP_GRACE, |_| {}).await;
             }
-            return Err(e.context(format!("the local POP did not start; its files and logs (core.log, edge logs, clickhouse/) are kept in {}", dir.display())));
+            return Err(kept(temp, e, "the local POP"));
         }
     };
     let state = pop.state.clone();
     let probe = state.tenants.iter().find(|t| t.id == PROBE_TENANT).expect("the probe tenant was configured").clone();
-    if let Some(path) = &args.state_file {
-        write_state(path, &state)?;
-    }
-    print_banner(&state, &tally_bin, &dir);
+    let topology = match cluster.as_mut() {
+        Some(c) => {
+            let members = c.state(&pop);
+            if let Some(path) = &args.state_file {
+                members.write(path)?;
+            }
+            members.topology()
+        }
+        None => {
+            if let Some(path) = &args.state_file {
+                write_state(path, &state)?;
+            }
+            Vec::new()
+        }
+    };
+    print_banner(&state, &topology, &tally_bin, &dir);
+    let edges = match &cluster {
+        Some(c) => c.edge_urls(),
+        None => vec![state.edge_http.clone()],
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stats = Arc::new(TrafficStats::default());
     if !args.no_traffic {
-        tokio::spawn(traffic::drive(
-            state.edge_http.clone(),
-            state.ingest_key.clone(),
-            args.rate,
-            500,
-            GenOptions { seed: traffic::now_ms(), ..GenOptions::default() },
-            stats.clone(),
-            stop_rx.clone(),
-        ));
+        // The rate is split over the edges, each with its own click ids.
+        for (i, edge) in edges.iter().enumerate() {
+            tokio::spawn(traffic::drive(
+                edge.clone(),
+                state.ingest_key.clone(),
+                args.rate / edges.len() as u64,
+                500,
+                GenOptions { seed: traffic::now_ms() + i as u64, ..GenOptions::default() },
+                stats.clone(),
+                stop_rx.clone(),
+            ));
+        }
     }
     let mut report = tokio::time::interval(REPORT_EVERY);
     report.tick().await;
@@ -146,6 +204,9 @@ pub async fn run(args: DemoArgs, mut shutdown: watch::Receiver<bool>) -> Result<
     let _ = stop_tx.send(true);
     let stopping = Instant::now();
     pop.stop_within(STOP_GRACE, |step| println!("{step}")).await;
+    if let Some(c) = cluster {
+        c.stop_within(STOP_GRACE, |step| println!("{step}")).await;
+    }
     if let Some(temp) = temp {
         remove_in_background(temp)?;
     }
@@ -157,8 +218,12 @@ pub async fn run(args: DemoArgs, mut shutdown: watch::Receiver<bool>) -> Result<
 /// README's examples use, as literal commands and as one `export` line
 /// (the README's examples read `$EDGE`, `$CORE`, the keys and `tally` on
 /// the `PATH` from it; `tests/e2e/readme.rs` runs them that way).
-fn print_banner(state: &PopState, tally_bin: &Path, dir: &Path) {
+/// In cluster mode `topology` says what runs where first.
+fn print_banner(state: &PopState, topology: &[String], tally_bin: &Path, dir: &Path) {
     println!("\nTally local POP is up (files in {}):", dir.display());
+    for line in topology {
+        println!("{line}");
+    }
     println!("  dashboard    {}", state.dashboard);
     println!("  edge ingest  {}  (HTTPS {}, HTTP/3 {} over UDP; certificate {})", state.edge_http, state.edge_https, state.edge_h3, state.edge_cert.display());
     println!("  core API     {}  (HTTPS {}; certificate {})", state.core_http, state.core_https, state.core_cert.display());

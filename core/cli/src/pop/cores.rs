@@ -80,6 +80,22 @@ impl LocalPop {
         }
     }
 
+    /// Core `i`'s QUIC batch endpoint (0 is the first core).
+    pub fn core_quic_at(&self, i: usize) -> SocketAddr {
+        match i {
+            0 => self.core_quic,
+            i => self.more_cores[i - 1].config.listen_quic,
+        }
+    }
+
+    /// Core `i`'s name in ZooKeeper (`core-1`...).
+    pub fn core_name_at(&self, i: usize) -> &str {
+        match i {
+            0 => "core-1",
+            i => &self.more_cores[i - 1].name,
+        }
+    }
+
     /// `kill -9` of core `i` (0 is the first core).
     pub async fn kill_core_at(&mut self, i: usize) {
         match i {
