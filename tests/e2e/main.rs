@@ -8,6 +8,7 @@ mod browser;
 mod browser_features;
 mod campaigns;
 mod cluster;
+mod cores;
 mod crash;
 mod dedup;
 mod edges;

@@ -254,9 +254,10 @@ impl Shipper {
                     }
                 }
                 if reply.is_not_owner() {
-                    let from = self.core_addr(&link.schedule);
+                    let (from, was_up) = (self.core_addr(&link.schedule), link.schedule.is_up());
                     link.schedule.handle(Event::Moved { seq }, now);
-                    if !link.schedule.is_up() {
+                    // Only the answer that moved the edge (later ones came from a core it left).
+                    if was_up && !link.schedule.is_up() {
                         if let Some(conn) = link.connection.take() {
                             conn.close(0u32.into(), b"moving to another core");
                             self.contact(false);
