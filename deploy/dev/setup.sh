@@ -6,7 +6,8 @@
 # modern ClickHouse engine, to prove the SQL also runs on 24.x+), aioquic (an
 # HTTP/3 client) and schemathesis (checks the running servers against their
 # OpenAPI documents), and from npm playwright-core (drives chromium in the
-# dashboard and click-tag tests). Idempotent.
+# dashboard and click-tag tests), and promtool (Debian package prometheus:
+# the alert rules' checks and unit tests). Idempotent.
 #
 #   setup.sh          everything the tests need (above)
 #   setup.sh --demo   only what `tally demo` needs: clickhouse-server (Debian)
@@ -26,10 +27,10 @@ if [ "${1:-}" = "--demo" ]; then
 fi
 
 if [ ! -x /usr/sbin/clickhouse-server ] || ! command -v curl >/dev/null || ! command -v chromium >/dev/null || ! command -v openssl >/dev/null \
-  || ! python3 -c "import ensurepip" 2>/dev/null; then
-  echo "setup: installing clickhouse-server, curl, openssl, chromium, python3-venv (Debian packages)"
+  || ! python3 -c "import ensurepip" 2>/dev/null || ! command -v promtool >/dev/null; then
+  echo "setup: installing clickhouse-server, curl, openssl, chromium, python3-venv, prometheus (promtool) (Debian packages)"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client curl openssl chromium python3-venv >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client curl openssl chromium python3-venv prometheus >/dev/null
 fi
 
 if ! python3 -c "import chdb, aioquic, schemathesis" 2>/dev/null; then

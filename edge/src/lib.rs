@@ -80,6 +80,8 @@ fn fault_abort_before_wal_write() -> Option<u64> {
 pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<(), EdgeError> {
     let tenants = Arc::new(LiveTenants::new(Tenants::load(&config.tenants_file)?));
     let metrics = Arc::new(Metrics::new());
+    metrics.spool_max_bytes.set(config.spool_max_bytes.min(i64::MAX as u64) as i64);
+    metrics.dedup_configured_horizon_seconds.set(config.dedup.horizon_secs.min(i64::MAX as u64) as i64);
     let (mut outbox, quarantined) = Outbox::open(&config.spool_dir, &config.edge_id, config.spool_max_bytes)?;
     outbox.archive_acknowledged(config.spool_archive_acknowledged)?;
     for q in &quarantined {

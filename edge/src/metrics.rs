@@ -152,6 +152,10 @@ pub struct Metrics {
     pub spool_bytes: Gauge,
     /// 1 while the spool takes no more batches (ingest answers 503).
     pub spool_full: Gauge,
+    /// `spool_max_bytes`, for alerts on a filling spool.
+    pub spool_max_bytes: Gauge,
+    /// `[dedup] horizon_secs`, for alerts on a horizon short of it.
+    pub dedup_configured_horizon_seconds: Gauge,
     /// 1 after a WAL write failed, until one succeeds.
     pub wal_failing: Gauge,
     /// 1 while a QUIC connection to a core is up.
@@ -279,6 +283,12 @@ impl Metrics {
         r.register("tally_edge_spool_pending_batches", "Batches in the spool awaiting acknowledgement", m.spool_pending_batches.clone());
         r.register("tally_edge_spool_bytes", "Bytes of batches in the spool", m.spool_bytes.clone());
         r.register("tally_edge_spool_full", "1 while the spool takes no more batches and new clicks are answered 503", m.spool_full.clone());
+        r.register("tally_edge_spool_max_bytes", "The spool's configured bound (spool_max_bytes)", m.spool_max_bytes.clone());
+        r.register(
+            "tally_edge_dedup_configured_horizon_seconds",
+            "The configured dedup horizon ([dedup] horizon_secs); tally_edge_dedup_horizon_seconds is what each tenant's table covers",
+            m.dedup_configured_horizon_seconds.clone(),
+        );
         r.register("tally_edge_wal_failing", "1 after a write-ahead log write failed (requests answered 503), until one succeeds", m.wal_failing.clone());
         r.register("tally_edge_core_connected", "1 while a QUIC connection to a core is up", m.core_connected.clone());
         r.register(

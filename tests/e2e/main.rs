@@ -17,6 +17,7 @@ mod filters;
 mod harness;
 mod ingest;
 mod limits;
+mod operations;
 mod load;
 mod openapi;
 mod readme;

@@ -406,6 +406,11 @@ impl LocalPop {
         self.core_http
     }
 
+    /// The private ClickHouse's pid (`None` on a given server).
+    pub fn clickhouse_pid(&self) -> Option<u32> {
+        self.clickhouse.as_ref().and_then(|c| c.pid())
+    }
+
     /// Pids of every process this POP runs (ClickHouse if private).
     pub fn pids(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = [self.clickhouse.as_ref().and_then(|c| c.pid()), self.core.pid()].into_iter().flatten().collect();

@@ -19,7 +19,10 @@ pub struct RouteOnlyLabel {
     pub route: &'static str,
 }
 
-/// What ClickHouse work was for (`billing`, `heal`, `readiness`, `retention`).
+/// The kinds of [`QueryKindLabel`].
+pub const QUERY_KINDS: [&str; 4] = ["billing", "heal", "readiness", "retention"];
+
+/// What ClickHouse work was for (one of [`QUERY_KINDS`]).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueryKindLabel {
     pub kind: &'static str,
@@ -251,6 +254,11 @@ impl Metrics {
         r.register("tally_core_retention_failures", "Retention passes that failed (retried an hour later)", m.retention_failures.clone());
         r.register("tally_core_build_info", "The running binary's version and commit (always 1)", m.build_info.clone());
         m.build_info.get_or_create(&build_label()).set(1);
+        // Exposed at 0 from the start, so a rate over them means something at once.
+        for kind in QUERY_KINDS {
+            let _ = m.clickhouse_query_seconds.get_or_create(&QueryKindLabel { kind });
+            let _ = m.clickhouse_query_failures.get_or_create(&QueryKindLabel { kind });
+        }
         m
     }
 }
