@@ -9,17 +9,22 @@
 # dashboard and click-tag tests), and promtool (Debian package prometheus:
 # the alert rules' checks and unit tests). Idempotent.
 #
-#   setup.sh          everything the tests need (above)
-#   setup.sh --demo   only what `tally demo` needs: clickhouse-server (Debian)
+#   setup.sh                everything the tests need (above, and zookeeper)
+#   setup.sh --demo         only what `tally demo` needs: clickhouse-server (Debian)
+#   setup.sh --demo-cluster what `tally demo --cluster` needs: clickhouse-server
+#                           and zookeeper (Debian; it pulls in a Java runtime)
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if [ "${1:-}" = "--demo" ]; then
-  if [ ! -x /usr/sbin/clickhouse-server ]; then
-    echo "setup: installing clickhouse-server (Debian package), the one thing tally demo needs"
+if [ "${1:-}" = "--demo" ] || [ "${1:-}" = "--demo-cluster" ]; then
+  packages=()
+  [ -x /usr/sbin/clickhouse-server ] || packages+=(clickhouse-server)
+  if [ "$1" = "--demo-cluster" ] && [ ! -f /usr/share/java/zookeeper.jar ]; then packages+=(zookeeper); fi
+  if [ ${#packages[@]} -gt 0 ]; then
+    echo "setup: installing ${packages[*]} (Debian packages), what tally demo${1#--demo} needs"
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
   fi
   command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with rustup first" >&2; exit 1; }
   echo "setup: ok for the demo ($(/usr/sbin/clickhouse-server --version 2>/dev/null | head -1 || echo clickhouse-server))"
@@ -27,10 +32,11 @@ if [ "${1:-}" = "--demo" ]; then
 fi
 
 if [ ! -x /usr/sbin/clickhouse-server ] || ! command -v curl >/dev/null || ! command -v chromium >/dev/null || ! command -v openssl >/dev/null \
-  || ! python3 -c "import ensurepip" 2>/dev/null || ! command -v promtool >/dev/null; then
-  echo "setup: installing clickhouse-server, curl, openssl, chromium, python3-venv, prometheus (promtool) (Debian packages)"
+  || ! python3 -c "import ensurepip" 2>/dev/null || ! command -v promtool >/dev/null || [ ! -f /usr/share/java/zookeeper.jar ]; then
+  # zookeeper: the cluster tests and tally demo --cluster run it as a child process.
+  echo "setup: installing clickhouse-server, curl, openssl, chromium, python3-venv, prometheus (promtool), zookeeper (Debian packages)"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client curl openssl chromium python3-venv prometheus >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client curl openssl chromium python3-venv prometheus zookeeper >/dev/null
 fi
 
 if ! python3 -c "import chdb, aioquic, schemathesis" 2>/dev/null; then
