@@ -48,7 +48,7 @@ impl ZooKeeper {
     pub async fn start(dir: &Path) -> anyhow::Result<ZooKeeper> {
         let jar = std::env::var_os("TALLY_ZOOKEEPER_JAR").map(PathBuf::from).unwrap_or_else(|| DEFAULT_JAR.into());
         if !jar.exists() {
-            bail!("ZooKeeper not found at {}: install the Debian package zookeeper (deploy/dev/setup.sh)", jar.display());
+            bail!("ZooKeeper not found at {}: install the Debian package zookeeper (deploy/dev/setup.sh --demo-cluster does)", jar.display());
         }
         std::fs::create_dir_all(dir.join("data")).with_context(|| format!("creating {}", dir.display()))?;
         std::fs::create_dir_all(dir.join("logs")).with_context(|| format!("creating {}", dir.display()))?;
