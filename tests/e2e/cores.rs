@@ -6,7 +6,8 @@
 //! started again under traffic. After each phase the dashboard totals per
 //! ad and billing equal the truth, and ClickHouse holds no row twice.
 //! The time from the `kill -9` to the edges committing on the other core is
-//! printed (measured, not asserted).
+//! printed (measured, not asserted). Last, a graceful stop gives the
+//! stopping core's leases up before it exits.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -194,6 +195,11 @@ async fn edges_fail_over_when_their_core_dies_and_every_click_counts_once() {
     }
     zookeeper.start_again().await.expect("starting ZooKeeper again");
     converge(&pop, &generators, from, until()).await;
+
+    // A core that stops gracefully gives its leases up before it exits
+    // (its edges need not wait for the session timeout).
+    pop.pop.stop_core_at(survivor).await;
+    assert_eq!(lease_owners(&zk).await, [None, None], "a stopped core's leases are gone when it has exited");
 
     drop(zk);
     pop.pop.stop().await;

@@ -160,5 +160,9 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     // what is queued and ends.
     let _ = receiving.await;
     let _ = committer.await;
+    // Nothing commits any more: give the leases up at once.
+    if let Some(keeper) = &leases {
+        keeper.close().await;
+    }
     Ok(())
 }

@@ -104,6 +104,15 @@ impl LocalPop {
         }
     }
 
+    /// Stops core `i` gracefully (it finishes its commits and gives its
+    /// leases up).
+    pub async fn stop_core_at(&mut self, i: usize) {
+        match i {
+            0 => _ = self.core.stop(STOP_GRACE).await,
+            i => _ = self.more_cores[i - 1].process.stop(STOP_GRACE).await,
+        }
+    }
+
     /// Starts core `i` again on its config and data.
     pub async fn restart_core_at(&mut self, i: usize) -> Result<()> {
         if i == 0 {

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,6 +54,8 @@ pub struct Keeper {
     changes: watch::Sender<u64>,
     fence: Arc<dyn Fence>,
     metrics: Arc<Metrics>,
+    /// Shutting down: no new session after this one is closed.
+    closing: AtomicBool,
 }
 
 impl Keeper {
@@ -69,6 +72,7 @@ impl Keeper {
             changes: watch::channel(0).0,
             fence,
             metrics,
+            closing: AtomicBool::new(false),
         });
         tokio::spawn(keeper.clone().keep_session());
         keeper
@@ -139,7 +143,9 @@ impl Keeper {
             Err(zookeeper_client::Error::NodeExists) => match client.get_data(&path).await {
                 Ok((_, stat)) if stat.ephemeral_owner == session => stat.czxid,
                 Ok((owner, _)) => {
-                    self.metrics.lease_refusals.inc();
+                    if edge.is_some() {
+                        self.metrics.lease_refusals.inc();
+                    }
                     let owner = String::from_utf8_lossy(&owner).into_owned();
                     return Err(Refusal::Owner { edge: edge.unwrap_or(name).to_string(), owner });
                 }
@@ -173,6 +179,20 @@ impl Keeper {
         Ok(())
     }
 
+    /// Shutdown, once nothing commits any more: closes the session, so
+    /// ZooKeeper deletes this core's leases at once and its edges move on
+    /// without waiting for the session timeout.
+    pub async fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        self.session_event(SessionEvent::Ended);
+        let mut changes = self.changes();
+        changes.borrow_and_update();
+        // Dropping the last handle sends CloseSession; its end is reported.
+        if self.client.lock().expect("client lock").take().is_some() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), changes.changed()).await;
+        }
+    }
+
     fn session_event(&self, event: SessionEvent) {
         let mut leases = self.leases.lock().expect("lease lock");
         leases.session(event);
@@ -185,7 +205,7 @@ impl Keeper {
     /// state change; after the session ends, opens a new one.
     async fn keep_session(self: Arc<Self>) {
         let mut said = false;
-        loop {
+        while !self.closing.load(Ordering::SeqCst) {
             let connecting = Client::connector().with_session_timeout(self.session_timeout).connect(&self.hosts);
             let client = match connecting.await {
                 Ok(client) => client,
@@ -206,6 +226,9 @@ impl Keeper {
             }
             let session = client.session_id().0;
             let mut states = client.state_watcher();
+            if self.closing.load(Ordering::SeqCst) {
+                return;
+            }
             *self.client.lock().expect("client lock") = Some((session, client));
             tracing::info!(core = %self.core_id, session = format_args!("{session:#x}"), "ZooKeeper session open");
             self.session_event(SessionEvent::Connected(session));
