@@ -11,6 +11,7 @@ mod campaigns;
 mod cluster;
 mod cores;
 mod crash;
+mod dashboard;
 mod dedup;
 mod edges;
 mod demo;

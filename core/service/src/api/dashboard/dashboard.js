@@ -1,6 +1,6 @@
 // The Tally dashboard: every number comes from the core's API with the
-// tenant's read key (an admin key adds the filter rollout comparison and,
-// if it may read them, the edges). No build step: a plain module and uPlot.
+// tenant's read key (an admin key adds the edges' status and the filter
+// rollout comparison). No build step: a plain module and uPlot.
 //
 // Each refresh belongs to a generation; answers of an older one are
 // dropped, so a slow answer never paints over a newer range. A card whose
@@ -14,8 +14,9 @@ const state = { read: '', admin: '', campaign: null, ad: null, gen: 0, billing: 
 
 // ---- formatting ----
 const int = (n) => Number(n).toLocaleString('en-US');
-const money = (micros, digits = 2) => (micros / 1e6).toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-const exactMoney = (micros) => money(micros, 6).replace(/0{1,4}$/, '');
+// Currency units from micros: 2 decimals, all 6 below one unit (so a small spend is never "0.00").
+const money = (micros) => (micros / 1e6).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: micros !== 0 && Math.abs(micros) < 1e6 ? 6 : 2 });
+const exactMoney = (micros) => (micros / 1e6).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 6 });
 const pct = (p) => (p === null ? '–' : `${p.toFixed(p < 10 ? 1 : 0)} %`);
 const time = (ms) => new Date(ms).toLocaleString('en-GB', { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
 const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -113,6 +114,10 @@ async function refresh() {
   const gen = ++state.gen;
   const r = currentRange();
   if (r.error) {
+    // Nothing shown belongs to the range asked for.
+    for (const card of document.querySelectorAll('main [data-state]')) { clearCard(card.id); setState(card.id, 'error', r.error); }
+    clearTiles();
+    destroyCharts();
     $('banner').textContent = r.error;
     $('banner').hidden = false;
     return;
@@ -175,7 +180,7 @@ async function loadAds(r, current) {
   }
   if (!current()) return;
   renderCrumbs();
-  $('ads-title').textContent = state.campaign === null ? 'Top ads' : `Ads of campaign ${state.campaign}`;
+  $('ads-title').textContent = state.campaign === null ? 'Top ads' : `Ads of campaign ${campaignName(state.campaign)}`;
   const body = $('ads').tBodies[0];
   body.innerHTML = '';
   if (!top.ads.length) {
@@ -185,22 +190,26 @@ async function loadAds(r, current) {
     destroyCharts();
     return;
   }
-  const subject = state.ad ?? top.ads[0].ad_id;
+  const subject = state.ad ?? (state.campaign === null ? top.ads[0].ad_id : null);
   top.ads.forEach((a, i) => {
     const s = series[i];
     const tr = document.createElement('tr');
     tr.className = 'pick' + (a.ad_id === subject ? ' sel' : '');
     tr.dataset.ad = a.ad_id;
     const share = s.total_filtered === undefined ? null : filteredShare(a.clicks, s.total_filtered);
-    tr.innerHTML = cell(a.ad_id, String(a.ad_id)) + cell(a.clicks) + cell(a.spend_micros, money(a.spend_micros)) + cell(s.total.users)
+    // Within a campaign, its ads' users are counted in that campaign.
+    tr.innerHTML = cell(a.ad_id, String(a.ad_id)) + cell(a.clicks) + cell(a.spend_micros, money(a.spend_micros)) + cell(a.users ?? s.total.users)
       + (s.total_filtered === undefined ? '<td title="filtered clicks are counted per minute or coarser">–</td>' : cell(s.total_filtered, `${int(s.total_filtered)} (${pct(share)})`));
     tr.onclick = () => { state.ad = a.ad_id; refresh(); };
     body.appendChild(tr);
   });
   setState('ads-card', 'ready');
-  const chosen = series[top.ads.findIndex((a) => a.ad_id === subject)] ?? (await read(`/v1/ads/${subject}/clicks?${q(r)}`));
+  // A campaign without a chosen ad charts the whole campaign.
+  const chosen = subject === null ? await read(`/v1/campaigns/${state.campaign}/clicks?${q(r)}`)
+    : series[top.ads.findIndex((a) => a.ad_id === subject)] ?? (await read(`/v1/ads/${subject}/clicks?${q(r)}`));
   if (!current()) return;
-  $('chart-title').textContent = `Ad ${subject}: clicks, users and spend per ${r.step}`;
+  const what = subject === null ? `Campaign ${campaignName(state.campaign)}` : `Ad ${subject}`;
+  $('chart-title').textContent = `${what}: clicks, users and spend per ${r.step}`;
   fillTiles(chosen.total, chosen.total_filtered, r.step);
   setState('tiles', 'ready');
   setState('chart-card', 'ready');
@@ -216,7 +225,7 @@ function fillTiles(total, filtered, step) {
   set('t-clicks', total.clicks, int(total.clicks));
   set('t-spend', total.spend_micros, money(total.spend_micros));
   set('t-users', total.users, int(total.users));
-  if (filtered === undefined || filtered === null) set('t-filtered', '', step === '1s' ? 'per minute or coarser' : '–');
+  if (filtered === undefined || filtered === null) set('t-filtered', '', step === '1s' ? 'per minute or coarser' : 'per ad only');
   else set('t-filtered', filtered, `${int(filtered)} · ${pct(filteredShare(total.clicks, filtered))}`);
 }
 
@@ -225,7 +234,7 @@ function renderCrumbs() {
   nav.innerHTML = '';
   const link = (text, onclick) => { const a = document.createElement('a'); a.textContent = text; a.onclick = onclick; return a; };
   nav.append(link('All ads', () => { state.campaign = null; state.ad = null; refresh(); }));
-  if (state.campaign !== null) nav.append(' › ', link(`Campaign ${state.campaign}`, () => { state.ad = null; refresh(); }));
+  if (state.campaign !== null) nav.append(' › ', link(`Campaign ${campaignName(state.campaign)}`, () => { state.ad = null; refresh(); }));
   if (state.ad !== null) nav.append(' › ', `Ad ${state.ad}`);
 }
 
@@ -258,7 +267,7 @@ function drawCharts(s, r) {
   const filling = incompleteFrom(s.points, r.step, Date.now());
   const fillingSec = filling === null ? null : filling / 1000;
   $('chart-note').textContent = (filling === null ? '' : `The shaded last ${r.step} bucket is still filling. `)
-    + `Times in ${zone}. Hover a chart for the values of a bucket.` + (s.total_filtered === undefined ? ' Filtered clicks are counted per minute or coarser.' : '');
+    + `Times in ${zone}. Hover a chart for the values of a bucket.` + (s.campaign_id !== undefined ? ' Filtered clicks carry no campaign: see them per ad.' : s.total_filtered === undefined ? ' Filtered clicks are counted per minute or coarser.' : '');
   const hasFiltered = s.total_filtered !== undefined;
   const counts = [xs, s.points.map((p) => p.clicks), s.points.map((p) => p.users)];
   const countSeries = [
@@ -298,12 +307,13 @@ function plot(name, data, series, r, stepSec, fillingSec, yAxes) {
   const opts = {
     width: Math.max(280, el.clientWidth),
     height: name === 'clicks' ? 240 : 160,
-    scales: { x: { time: true, range: () => xRange }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] }, '%': { range: [0, 100] } },
+    scales: { x: { time: true, range: () => xRange }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] }, '%': { range: [0, 100] } },
     series: [{ label: 'time', value: (u, v) => (v == null ? '–' : new Date(v * 1000).toLocaleString('en-GB')) }, ...series],
     axes: [{ label: `time (${zone})`, labelSize: 20 }, ...yAxes],
     legend: { live: true },
     cursor: { drag: { x: false, y: false } },
-    hooks: { draw: [(u) => markIncomplete(filling.value, stepSec)(u)] },
+    // Under the series, so the bars of the filling bucket stay visible.
+    hooks: { drawClear: [(u) => markIncomplete(filling.value, stepSec)(u)] },
   };
   state.charts[name] = { plot: new uPlot(opts, data, el), signature, filling };
 }
@@ -313,6 +323,9 @@ new ResizeObserver(() => {
 }).observe($('chart-card'));
 
 // ---- campaigns (where the core has them) ----
+/// Campaign 0 holds the clicks that named no campaign.
+const campaignName = (id) => (id === 0 ? '(none)' : String(id));
+
 async function loadCampaigns(r, current) {
   const card = 'campaigns-card';
   let top;
@@ -330,12 +343,12 @@ async function loadCampaigns(r, current) {
   const body = $('campaigns').tBodies[0];
   body.innerHTML = '';
   const rows = top.campaigns || [];
-  if (!rows.length) return setState(card, 'empty', 'No campaign had clicks in this range (clicks without campaign_id are under "All ads").');
+  if (!rows.length) return setState(card, 'empty', 'No clicks in this range.');
   for (const c of rows) {
     const tr = document.createElement('tr');
     tr.className = 'pick' + (c.campaign_id === state.campaign ? ' sel' : '');
     tr.dataset.campaign = c.campaign_id;
-    tr.innerHTML = cell(c.campaign_id, String(c.campaign_id)) + cell(c.clicks) + cell(c.spend_micros, money(c.spend_micros));
+    tr.innerHTML = cell(c.campaign_id, campaignName(c.campaign_id)) + cell(c.clicks) + cell(c.spend_micros, money(c.spend_micros)) + cell(c.users);
     tr.onclick = () => { state.campaign = c.campaign_id; state.ad = null; refresh(); };
     body.appendChild(tr);
   }
@@ -415,37 +428,41 @@ $('csv').onclick = () => {
 // ---- admin: edges and filter rollout ----
 async function loadEdges(current) {
   const card = 'edges-card';
-  const key = state.admin || state.read;
+  const table = $('edges');
+  clearCard(card);
+  table.tHead.innerHTML = '';
+  if (!state.admin) return setState(card, 'locked', 'Sign in with an admin key as well to see the edges: watermarks, lag and what holds billing finality back.');
   let found;
   try {
-    found = await api('/v1/edges', key);
+    found = await api('/v1/edges', state.admin);
   } catch (e) {
     if (!current()) return;
     if (e.status === 404) { $(card).hidden = true; return; }
     $(card).hidden = false;
-    clearCard(card);
-    if (e.status === 401 || e.status === 403) return setState(card, 'locked', 'Edge status needs a key that may read it (ops or admin); sign in with one to see watermarks and lag.');
+    if (e.status === 401 || e.status === 403) return setState(card, 'locked', 'The admin key may not read the edges; sign in with a current admin key.');
     fail(card, e);
     throw e;
   }
   if (!current()) return;
   $(card).hidden = false;
-  const rows = Array.isArray(found) ? found : found.edges || [];
-  const table = $('edges');
-  table.tHead.innerHTML = '';
-  table.tBodies[0].innerHTML = '';
-  if (!rows.length) return setState(card, 'empty', 'No edge has committed a batch yet.');
-  const cols = Object.keys(rows[0]);
-  table.tHead.innerHTML = `<tr>${cols.map((c) => `<th>${esc(c.replaceAll('_', ' '))}</th>`).join('')}</tr>`;
-  for (const row of rows) {
+  if (!found.edges.length) return setState(card, 'empty', 'No edge is enrolled or has shipped a batch yet.');
+  // The lowest watermark among the edges that count decides which hours are final.
+  const holding = found.edges.filter((e) => e.holds_finality && e.watermark_ms !== null);
+  const lowest = holding.length ? Math.min(...holding.map((e) => e.watermark_ms)) : null;
+  table.tHead.innerHTML = '<tr><th>edge</th><th>status</th><th>watermark</th><th>lag</th><th>unacked batches</th><th>last batch</th></tr>';
+  for (const e of found.edges) {
+    const status = e.retired ? 'retired' : !e.enrolled ? 'not enrolled' : e.connected ? 'connected' : 'disconnected';
+    const holds = e.holds_finality && e.watermark_ms === lowest ? ' <span class="badge">holds finality</span>' : '';
     const tr = document.createElement('tr');
-    tr.innerHTML = cols.map((c) => {
-      const v = row[c];
-      const shown = typeof v === 'number' && /(_ms|watermark|_at)$/.test(c) && v > 1e12 ? time(v) : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
-      return `<td data-v="${esc(typeof v === 'object' ? JSON.stringify(v) : v)}">${esc(shown)}</td>`;
-    }).join('');
+    tr.innerHTML = `<td>${esc(e.edge)}</td><td>${esc(status)}${holds}</td>`
+      + (e.watermark_ms === null ? '<td>–</td>' : cell(e.watermark_ms, new Date(e.watermark_ms).toLocaleTimeString('en-GB')))
+      + (e.lag_seconds === null ? '<td>–</td>' : cell(e.lag_seconds, `${int(e.lag_seconds)} s`))
+      + cell(e.uncommitted_batches)
+      + (e.last_batch ? cell(e.last_batch.seq, `#${e.last_batch.seq} at ${new Date(e.last_batch.committed_at_ms).toLocaleTimeString('en-GB')}`) : '<td>none</td>');
     table.tBodies[0].appendChild(tr);
   }
+  const note = found.final_before_ms ? `Hours ending by ${time(found.final_before_ms)} are final.` : 'No hour can be final yet: no edge that counts has committed.';
+  table.tBodies[0].insertAdjacentHTML('beforeend', `<tr><td colspan="6" class="hint">${esc(note)}</td></tr>`);
   setState(card, 'ready');
 }
 

@@ -1,0 +1,160 @@
+//! The dashboard in a real browser (tests/browser/dashboard.mjs, Debian's
+//! chromium under playwright-core): with known clicks in a POP, every number
+//! the page shows for a range equals the API's for the same range (and the
+//! clicks posted); picking ranges and drilling down change what it shows;
+//! with ClickHouse stopped it shows the error and none of the old numbers.
+//! Screenshots: target/test-artifacts/dashboard/.
+
+use serde_json::Value;
+use tally::traffic::now_ms;
+
+use crate::harness::{self, Pop};
+use crate::playwright::{self, step, Said, Script};
+
+/// Clicks posted per ad (ad, clicks, cost per click, distinct users, campaign).
+const ADS: [(u64, u64, u64, u64, u64); 3] = [(11, 30, 1500, 10, 5), (12, 20, 700, 4, 5), (13, 10, 250, 10, 6)];
+
+/// What the page's ad table must show for its range: the API's top ads,
+/// with users and filtered clicks from each ad's series.
+async fn api_ad_rows(pop: &Pop, key: &str, shown: &Value) -> Vec<Vec<String>> {
+    let r = &shown["range"];
+    let (from, to, step) = (r["from"].as_u64().unwrap(), r["to"].as_u64().unwrap(), r["step"].as_str().unwrap());
+    let top: Value = pop.query(key, &format!("/v1/ads?from={from}&to={to}&step={step}&limit=10")).await.json().unwrap();
+    let mut rows = Vec::new();
+    for ad in top["ads"].as_array().unwrap() {
+        let id = ad["ad_id"].as_u64().unwrap();
+        let s = pop.series(key, id, from, to, step).await;
+        let filtered = s["total_filtered"].as_u64().map_or("–".to_string(), |f| f.to_string());
+        rows.push(vec![id.to_string(), ad["clicks"].to_string(), ad["spend_micros"].to_string(), s["total"]["users"].to_string(), filtered]);
+    }
+    rows
+}
+
+fn rows(shown: &Value, table: &str) -> Vec<Vec<String>> {
+    serde_json::from_value(shown[table].clone()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_the_apis_numbers_drills_down_and_shows_errors() {
+    let mut pop = harness::start(&["acme"]).await;
+    let (ingest, read) = (pop.ingest_key(0), pop.read_key(0));
+    let admin = pop.pop.state.tenants[0].admin_key.clone();
+    let now = now_ms();
+    let mut events = Vec::new();
+    for (ad, clicks, cost, users, campaign) in ADS {
+        for i in 0..clicks {
+            let ts = now - 60_000 + i * 100;
+            events
+                .push(format!(r#"{{"click_id":"d{ad}-{i}","ad_id":{ad},"campaign_id":{campaign},"ts":{ts},"cost_micros":{cost},"user_id":"u{}"}}"#, i % users));
+        }
+    }
+    let acked = harness::post_until_acked(&pop.client, &pop.pop.state.edge_http, &ingest, &events).await;
+    assert_eq!(acked["accepted"], 60);
+    // Two hours behind the watermark: refused as too late, counted at its event time.
+    let late = format!(r#"[{{"click_id":"late-1","ad_id":11,"ts":{}}}]"#, now - 2 * 3600_000);
+    let answer = pop.post(&ingest, "application/json", late).await.json().unwrap();
+    assert_eq!(answer["rejected"].as_array().map(Vec::len), Some(1), "{answer}");
+    for (ad, clicks, ..) in ADS {
+        pop.wait_for_series(&read, ad, now - 3600_000, now + 60_000, "1m", clicks).await;
+    }
+    pop.wait_for(&read, &format!("/v1/refused?from={}&to={}", now - 3 * 3600_000, now + 60_000), |v| v["reasons"].as_array().is_some_and(|r| !r.is_empty()))
+        .await;
+
+    let artifacts = playwright::artifacts("dashboard");
+    let env = [
+        ("TALLY_DASHBOARD", format!("{}/", pop.pop.state.core_http)),
+        ("TALLY_READ_KEY", read.clone()),
+        ("TALLY_ADMIN_KEY", admin),
+        ("TALLY_ARTIFACTS", artifacts.display().to_string()),
+    ];
+    let mut script = Script::start("dashboard.mjs", &env);
+    // ClickHouse stops once the page has shown the last hour again.
+    loop {
+        match script.next().await {
+            Said::Waiting => {
+                pop.pop.stop_clickhouse().await;
+                script.resume().await;
+                break;
+            }
+            Said::Report => {}
+            Said::Done => break,
+        }
+    }
+    let reports = script.finish().await;
+
+    // The last hour (1m): the API's numbers, which are the clicks posted.
+    let hour = step(&reports, "hour");
+    assert_eq!(hour["range"]["step"], "1m");
+    let shown = rows(hour, "ads");
+    let want: Vec<Vec<String>> =
+        ADS.iter().map(|&(ad, c, cost, u, _)| vec![ad.to_string(), c.to_string(), (c * cost).to_string(), u.to_string(), "0".into()]).collect();
+    assert_eq!(shown, want, "the page's ad table is not the clicks posted");
+    // The first ad is charted; its tiles are its totals.
+    assert_eq!(hour["tiles"]["clicks"], "30");
+    assert_eq!(hour["tiles"]["spend_micros"], "45000");
+    assert_eq!(hour["tiles"]["users"], "10");
+    assert!(hour["title"].as_str().unwrap().starts_with("Ad 11"), "{}", hour["title"]);
+    let billed: u64 = ADS.iter().map(|&(_, c, ..)| c).sum();
+    let spent: u64 = ADS.iter().map(|&(_, c, cost, ..)| c * cost).sum();
+    assert_eq!(hour["billing_total"][2], billed.to_string());
+    assert_eq!(hour["billing_total"][3], spent.to_string());
+    assert!(step(&reports, "hover")["legend"].as_str().unwrap().contains("clicks"));
+
+    // Other ranges and steps: still the API's numbers for the page's range.
+    let fifteen = step(&reports, "fifteen");
+    assert_eq!(fifteen["range"]["step"], "1s");
+    let week = step(&reports, "week");
+    assert_eq!(week["range"]["step"], "1h");
+    assert_eq!(rows(week, "refused"), vec![vec!["too_late".to_string(), "1".into(), "100 %".into()]]);
+
+    // Drill-down to the second ad.
+    let ad = step(&reports, "ad");
+    assert_eq!(ad["ad"], 12);
+    assert_eq!((ad["tiles"]["clicks"].as_str(), ad["tiles"]["users"].as_str()), (Some("20"), Some("4")));
+    assert!(ad["title"].as_str().unwrap().starts_with("Ad 12"));
+
+    // An empty range shows the empty state, not zeros in a table.
+    let empty = step(&reports, "empty");
+    assert_eq!(empty["states"]["ads-card"], "empty");
+    assert_eq!(empty["states"]["chart-card"], "empty");
+    assert_eq!(empty["states"]["billing-card"], "empty");
+
+    // ClickHouse stopped: errors, and none of the numbers from before.
+    let error = step(&reports, "error");
+    for card in ["ads-card", "chart-card", "billing-card", "refused-card"] {
+        assert_eq!(error["states"][card], "error", "{card}: {error}");
+    }
+    assert!(rows(error, "ads").is_empty() && rows(error, "billing").is_empty(), "stale rows under an error: {error}");
+    assert_eq!(error["tiles"]["clicks"], "");
+    assert_eq!(error["charts"], 0);
+    assert!(error["banner"].as_str().unwrap().contains("ClickHouse"), "{}", error["banner"]);
+    let out = step(&reports, "signed-out");
+    assert_eq!(out["view"], "signed-out");
+
+    // The ranges compared with the API need it up again.
+    pop.pop.start_clickhouse().await.unwrap();
+    for s in ["hour", "fifteen", "week", "ad"] {
+        let shown = step(&reports, s);
+        let api = wait_api_rows(&pop, &read, shown).await;
+        assert_eq!(rows(shown, "ads"), api, "{s}: the page's ad table differs from the API's");
+    }
+    // Campaigns, where the core has them: campaign 5 holds ads 11 and 12.
+    if pop.query(&read, "/v1/campaigns").await.status != http::StatusCode::NOT_FOUND {
+        assert_eq!(rows(hour, "campaigns"), [["5", "50", "59000", "10"], ["6", "10", "2500", "10"]]);
+        let campaign = step(&reports, "campaign");
+        assert_eq!(campaign["campaign"], 5);
+        assert!(campaign["title"].as_str().unwrap().starts_with("Campaign 5"), "{}", campaign["title"]);
+        assert_eq!((campaign["tiles"]["clicks"].as_str(), campaign["tiles"]["spend_micros"].as_str()), (Some("50"), Some("59000")));
+        let ads: Vec<Vec<String>> = rows(campaign, "ads").into_iter().map(|r| r[..4].to_vec()).collect();
+        assert_eq!(ads, [["11", "30", "45000", "10"], ["12", "20", "14000", "4"]], "campaign 5's ads");
+    }
+    pop.pop.stop().await;
+}
+
+/// The API's rows once ClickHouse answers again after its restart.
+async fn wait_api_rows(pop: &Pop, key: &str, shown: &Value) -> Vec<Vec<String>> {
+    let r = &shown["range"];
+    let path = format!("/v1/ads?from={}&to={}&step={}", r["from"], r["to"], r["step"].as_str().unwrap());
+    pop.wait_for(key, &path, |_| true).await;
+    api_ad_rows(pop, key, shown).await
+}
