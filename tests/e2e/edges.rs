@@ -53,6 +53,20 @@ async fn wait_for_metric(pop: &Pop, url: &str, line: &str) {
     }
 }
 
+/// Polls `url` until the unlabelled counter `name` is above zero.
+async fn wait_for_count(pop: &Pop, url: &str, name: &str) {
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let metrics = pop.client.get(url, None).await.unwrap().text();
+        let value = metrics.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok());
+        if value.is_some_and(|v| v > 0.0) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{url}: {name} never rose above 0:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn tally(args: &[&str]) -> std::process::Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_tally")).args(args).output().await.unwrap()
 }
@@ -158,14 +172,20 @@ async fn a_stopped_edge_holds_an_hour_back_until_it_is_retired() {
     wait_for_billing(&pop, &read, from, from + 2 * HOUR_MS, truth_total(&live)).await;
 
     // Edge B ships again: refused (kept on its disk) until reinstated.
+    let seq_before = edge(&all, "edge-b")["last_batch"]["seq"].as_u64().unwrap();
     pop.pop.restart_edge(b).await.unwrap();
-    wait_for_metric(&pop, &format!("{core}/metrics"), "tally_core_batches_refused_retired_total ").await;
+    wait_for_count(&pop, &format!("{core}/metrics"), "tally_core_batches_refused_retired_total").await;
+    let all = edges(&pop, &ops).await;
+    assert_eq!(edge(&all, "edge-b")["last_batch"]["seq"], seq_before, "a retired edge's batch was committed: {all}");
     let listed = tally(&["edge", "list", "--core", &core, "--token", &ops]).await;
     let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
     assert!(listed.lines().any(|l| l.starts_with("edge-b") && l.ends_with("retired")), "{listed}");
     let out = tally(&["edge", "reinstate", "edge-b", "--core", &core, "--token", &ops]).await;
     assert!(out.status.success(), "tally edge reinstate: {}", String::from_utf8_lossy(&out.stderr));
-    wait_for_edge(&pop, &ops, "edge-b", "reinstated and shipping", |e| e["retired"] == false && e["holds_finality"] == true && e["connected"] == true).await;
+    wait_for_edge(&pop, &ops, "edge-b", "reinstated and committing", |e| {
+        e["retired"] == false && e["holds_finality"] == true && e["last_batch"]["seq"].as_u64().unwrap() > seq_before
+    })
+    .await;
     let (clicks, spend, is_final, _) = billing(&pop, &read, hour, hour + HOUR_MS).await;
     assert!(is_final && (clicks, spend) == truth, "a final hour stays final and exact");
     pop.pop.stop().await;
