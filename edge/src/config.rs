@@ -451,6 +451,14 @@ mod tests {
         assert_eq!((c.ship_interval_ms, c.dedup.horizon_secs), (1000, 3600));
     }
 
+    /// The cluster example (`deploy/cluster/edge.toml`) lists both cores in order.
+    #[test]
+    fn cluster_example_parses() {
+        let c = EdgeConfig::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/cluster/edge.toml")).unwrap();
+        let cores: Vec<SocketAddr> = vec!["10.0.0.10:4433".parse().unwrap(), "10.0.0.11:4433".parse().unwrap()];
+        assert_eq!((c.core.cores(), c.registry.map(|r| r.url)), (cores, Some("https://10.0.0.10:8443".to_string())));
+    }
+
     #[test]
     fn one_core_or_several_in_order() {
         let base = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/edge.toml")).unwrap();

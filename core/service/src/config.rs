@@ -287,6 +287,32 @@ mod tests {
         tally_model::tenant::Tenants::load(&root.join("tenants.toml")).unwrap();
     }
 
+    /// The cluster example (`deploy/cluster/`): cluster mode with every
+    /// other server, leases in the 3-node ensemble, both edges enrolled.
+    #[test]
+    fn cluster_example_parses() {
+        let c = CoreConfig::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/cluster/core.toml")).unwrap();
+        assert_eq!((c.clickhouse.cluster.as_deref(), c.clickhouse.servers.len()), (Some("tally"), 3));
+        let zk = c.zookeeper.expect("[zookeeper] in the cluster example");
+        assert_eq!((zk.hosts.split(',').count(), zk.core_id.as_deref()), (3, Some("core1")));
+        assert_eq!(c.edges.len(), 2);
+        // The ClickHouse snippets name the same cluster and servers, and each
+        // server's macros file is its own.
+        let cluster = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/cluster/clickhouse");
+        let remote = std::fs::read_to_string(cluster.join("config.d/tally-cluster.xml")).unwrap();
+        assert!(remote.contains("<remote_servers>\n        <tally>"));
+        for url in std::iter::once(&c.clickhouse.url).chain(&c.clickhouse.servers) {
+            let host = url.trim_start_matches("http://").split(':').next().unwrap();
+            assert!(remote.contains(&format!("<host>{host}</host>")), "{host} is not in remote_servers");
+            let name = host.trim_start_matches("ch-").split('.').next().unwrap();
+            let macros = std::fs::read_to_string(cluster.join(format!("macros/{name}.xml"))).unwrap();
+            let (shard, replica) = name.trim_start_matches('s').split_once('r').unwrap();
+            for line in [format!("<shard>{shard}</shard>"), format!("<replica>r{replica}</replica>"), format!("<interserver_http_host>{host}<")] {
+                assert!(macros.contains(&line), "macros/{name}.xml lacks {line}");
+            }
+        }
+    }
+
     #[test]
     fn the_ops_token_is_bounded_and_not_the_edge_token() {
         let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config/core.toml")).unwrap();
