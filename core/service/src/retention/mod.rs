@@ -23,6 +23,10 @@
 //!
 //! Dropped landing rows are gone for `tally billing reconcile` too: keep a
 //! landing table at least as long as the ranges you reconcile.
+//!
+//! Known gap: in cluster mode (`[clickhouse] cluster`) the `tally` tables are
+//! Distributed and hold no parts of their own, so a pass finds nothing to
+//! drop; the shards' `tally_shard` tables are not pruned.
 
 pub mod plan;
 
