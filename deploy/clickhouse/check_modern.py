@@ -1220,7 +1220,7 @@ def sum_totals(ck, table):
 
 TOKEN_CASES = [  # (landing table, columns, one row, its rollups, totals of a rollup)
     ("clicks_by_second", LANDING_COLUMNS, ("d1", 1, 0, D0, 3, 30, [7], "ed", 1, 0),
-     [r[0] for r in ROLLUPS], rollup_totals),
+     [r[0] for r in ROLLUPS] + [r[0] for r in check_campaigns.ROLLUPS], rollup_totals),
     ("click_records", CLICK_COLUMNS, click("d1", 7, 7, 1, D0 * 1000, 30, 0, D0 * 1000 + 1, "ed", 1, 0),
      [], None),
     ("refused_events", REFUSED_COLUMNS, ("d1", 7, 7, 1, D0 * 1000, "filtered:1", D0, "ed", 1, 0),

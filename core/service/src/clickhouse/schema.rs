@@ -28,6 +28,7 @@ pub const MODERN: &[&str] = &[
     include_str!("../../../../deploy/clickhouse/modern/0001_dedup_window.sql"),
     include_str!("../../../../deploy/clickhouse/modern/0002_dedup_window_filters.sql"),
     include_str!("../../../../deploy/clickhouse/modern/0003_codecs.sql"),
+    include_str!("../../../../deploy/clickhouse/modern/0004_dedup_window_campaigns.sql"),
 ];
 
 /// In order; a test checks this list against the directory.
