@@ -3,9 +3,10 @@
 //! before every `sh` block of the README (as the README tells a user to),
 //! and each block's answer is checked against what the README says it is.
 //!
-//! Every `sh` block is run except the two that cannot run against a demo
-//! (installing and starting the demo itself; running `tally core`/`tally
-//! edge` by hand): a new block without a check here fails the test.
+//! Every `sh` block is run except the three that cannot run against a demo
+//! (installing and starting the demo itself, or the cluster demo, which
+//! `tests/e2e/demo.rs` starts; running `tally core`/`tally edge` by hand): a
+//! new block without a check here fails the test.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use serde_json::Value;
 use tally_core::supervise::Supervised;
 
 /// Blocks that cannot run against a running demo, by a line they contain.
-const NOT_RUN: [&str; 2] = ["./deploy/dev/setup.sh --demo", "tally core --config deploy/config/core.toml"];
+const NOT_RUN: [&str; 3] = ["./deploy/dev/setup.sh --demo &&", "./deploy/dev/setup.sh --demo-cluster &&", "tally core --config deploy/config/core.toml"];
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
