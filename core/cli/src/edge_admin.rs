@@ -12,8 +12,8 @@ use tally_model::timestamp::format_millis;
 
 #[derive(clap::Args)]
 pub struct Conn {
-    /// The core's HTTP API (`https://` pins `--ca-cert`).
-    #[arg(long, env = "TALLY_CORE", default_value = "http://127.0.0.1:8080")]
+    /// The core's HTTP API (`https://` pins `--ca-cert`; the default is the `listen_http` of deploy/config/core.toml).
+    #[arg(long, env = "TALLY_CORE", default_value = "http://127.0.0.1:8081")]
     core: String,
     /// The certificate to trust for an `https://` core (`<data_dir>/core-cert.pem`).
     #[arg(long, env = "TALLY_CORE_CA_CERT")]
@@ -67,7 +67,7 @@ pub async fn run(command: EdgeAdminCommand) -> Result<()> {
         }
         EdgeAdminCommand::Reinstate { id, .. } => client.post_json(&format!("{base}/v1/edges/{}/reinstate", path_segment(id)), Some(&token), "").await,
     }
-    .with_context(|| format!("calling the core at {base}"))?;
+    .with_context(|| format!("cannot reach the core at {base} (is it running? --core or TALLY_CORE names it)"))?;
     let body = answer(&reply)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&body)?);
