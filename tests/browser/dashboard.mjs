@@ -67,10 +67,20 @@ try {
   report({ step: 'hour', ...s });
   await shot('2-last-hour');
 
+  // The billing CSV, as downloaded.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#csv')]);
+  const csv = await new Promise((done, failed) => download.createReadStream().then((stream) => {
+    let text = '';
+    stream.on('data', (c) => { text += c; }).on('end', () => done(text)).on('error', failed);
+  }, failed));
+  report({ step: 'csv', name: download.suggestedFilename(), csv });
+
   // Hover: the legend shows the bucket's values under the cursor.
+  await page.locator('#chart-clicks').scrollIntoViewIfNeeded();
   const box = await page.locator('#chart-clicks .u-over').boundingBox();
   await page.mouse.move(box.x + box.width - 3, box.y + box.height / 2);
   const legend = await page.locator('#chart-clicks .u-legend').innerText();
+  check(/clicks\s*[\d,]+/.test(legend), `hovering shows the bucket's clicks: ${legend}`);
   report({ step: 'hover', legend });
 
   // Another range: the last 15 minutes (step 1s), then 7 days (step 1h).
@@ -89,7 +99,7 @@ try {
     const campaign = await page.getAttribute('#campaigns tbody tr:first-child', 'data-campaign');
     if (campaign) {
       await after(() => page.click(`#campaigns tbody tr[data-campaign="${campaign}"]`));
-      report({ step: 'campaign', campaign: Number(campaign), ...(await shown()) });
+      report({ step: 'campaign', campaign: Number(campaign), billing_title: await page.textContent('#billing-title'), ...(await shown()) });
       await shot('4-campaign');
       await after(() => page.click('#crumbs a:first-child'));
     }

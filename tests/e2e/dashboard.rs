@@ -99,6 +99,25 @@ async fn dashboard_shows_the_apis_numbers_drills_down_and_shows_errors() {
     assert_eq!(hour["billing_total"][2], billed.to_string());
     assert_eq!(hour["billing_total"][3], spent.to_string());
     assert!(step(&reports, "hover")["legend"].as_str().unwrap().contains("clicks"));
+    // The CSV holds each ad's exact billing in the hour(s) of the clicks.
+    let csv = step(&reports, "csv")["csv"].as_str().unwrap().to_string();
+    assert!(csv.starts_with("hour_utc,final,ad_id,clicks,spend_micros,adjustments,filtered\n"), "{csv}");
+    let billed_rows: Vec<(u64, u64, u64)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[2].parse().unwrap(), f[3].parse().unwrap(), f[4].parse().unwrap())
+        })
+        .fold(Vec::new(), |mut acc: Vec<(u64, u64, u64)>, (ad, c, s)| {
+            match acc.iter_mut().find(|a| a.0 == ad) {
+                Some(a) => (a.1, a.2) = (a.1 + c, a.2 + s),
+                None => acc.push((ad, c, s)),
+            }
+            acc
+        });
+    let want_billed: Vec<(u64, u64, u64)> = ADS.iter().map(|&(ad, c, cost, ..)| (ad, c, c * cost)).collect();
+    assert_eq!(billed_rows, want_billed, "{csv}");
 
     // Other ranges and steps: still the API's numbers for the page's range.
     let fifteen = step(&reports, "fifteen");
@@ -147,6 +166,8 @@ async fn dashboard_shows_the_apis_numbers_drills_down_and_shows_errors() {
         assert_eq!((campaign["tiles"]["clicks"].as_str(), campaign["tiles"]["spend_micros"].as_str()), (Some("50"), Some("59000")));
         let ads: Vec<Vec<String>> = rows(campaign, "ads").into_iter().map(|r| r[..4].to_vec()).collect();
         assert_eq!(ads, [["11", "30", "45000", "10"], ["12", "20", "14000", "4"]], "campaign 5's ads");
+        assert!(campaign["billing_title"].as_str().unwrap().contains("campaign 5"));
+        assert_eq!((campaign["billing_total"][2].as_str(), campaign["billing_total"][3].as_str()), (Some("50"), Some("59000")));
     }
     pop.pop.stop().await;
 }

@@ -389,29 +389,37 @@ async function loadBilling(r, current) {
   const card = 'billing-card';
   state.billing = null;
   $('csv').disabled = true;
+  // Within a campaign: its hours from the per-campaign billing (exact, never split).
+  const campaign = state.campaign;
+  const range = `from=${Math.floor(r.from)}&to=${Math.ceil(r.to)}`;
   let b;
   try {
-    b = await read(`/v1/billing?from=${Math.floor(r.from)}&to=${Math.ceil(r.to)}`);
+    b = await read(campaign === null ? `/v1/billing?${range}` : `/v1/billing/campaigns?${range}`);
   } catch (e) {
     if (current()) fail(card, e);
     throw e;
   }
   if (!current()) return;
+  $('billing-title').textContent = campaign === null ? 'Billing per hour' : `Billing per hour: campaign ${campaignName(campaign)}`;
   const body = $('billing').tBodies[0];
   body.innerHTML = '';
   $('billing').tFoot.innerHTML = '';
-  const hours = b.hours.filter((h) => h.ads.length);
+  // One row set per hour: the tenant's ads, or the chosen campaign's line.
+  const hours = b.hours.map((h) => ({ hour: h.hour, final: h.final, rows: campaign === null ? h.ads : h.campaigns.filter((c) => c.campaign_id === campaign) }))
+    .filter((h) => h.rows.length);
   if (!hours.length) return setState(card, 'empty', 'Nothing to bill in these hours.');
-  for (const h of hours.reverse()) {
-    const sum = (f) => h.ads.reduce((n, a) => n + a[f], 0);
+  const total = { clicks: 0, spend_micros: 0, adjustments: 0, filtered: 0 };
+  for (const h of [...hours].reverse()) {
+    const sum = (f) => h.rows.reduce((n, a) => n + a[f], 0);
+    for (const f of Object.keys(total)) total[f] += sum(f);
     const tr = document.createElement('tr');
     tr.dataset.hour = h.hour;
     tr.innerHTML = `<td>${esc(time(h.hour))}</td><td><span class="badge${h.final ? ' final' : ''}">${h.final ? 'final' : 'open'}</span></td>`
       + cell(sum('clicks')) + cell(sum('spend_micros'), exactMoney(sum('spend_micros'))) + cell(sum('adjustments')) + cell(sum('filtered'));
     body.appendChild(tr);
   }
-  $('billing').tFoot.innerHTML = `<tr><td>total</td><td></td>${cell(b.total.clicks)}${cell(b.total.spend_micros, exactMoney(b.total.spend_micros))}<td></td>${cell(b.total.filtered)}</tr>`;
-  state.billing = b;
+  $('billing').tFoot.innerHTML = `<tr><td>total</td><td></td>${cell(total.clicks)}${cell(total.spend_micros, exactMoney(total.spend_micros))}${cell(total.adjustments)}${cell(total.filtered)}</tr>`;
+  state.billing = { from: b.from, campaign, hours };
   $('csv').disabled = false;
   setState(card, 'ready');
 }
@@ -420,7 +428,8 @@ $('csv').onclick = () => {
   if (!state.billing) return;
   const a = document.createElement('a');
   a.href = URL.createObjectURL(new Blob([billingCsv(state.billing)], { type: 'text/csv' }));
-  a.download = `tally-billing-${new Date(state.billing.from).toISOString().slice(0, 13)}h.csv`;
+  const which = state.billing.campaign === null ? '' : `-campaign-${state.billing.campaign}`;
+  a.download = `tally-billing${which}-${new Date(state.billing.from).toISOString().slice(0, 13)}h.csv`;
   a.click();
   setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 };

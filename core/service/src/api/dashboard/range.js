@@ -52,12 +52,17 @@ export function filteredShare(clicks, filtered) {
   return decided > 0 ? (100 * filtered) / decided : null;
 }
 
-/// Billing as CSV: one line per hour and ad, exact integers.
+/// Billing as CSV, exact integers: one line per hour and ad, or per hour
+/// and campaign (`{ campaign, hours: [{ hour, final, rows }] }`).
 export function billingCsv(billing) {
-  const lines = ['hour_utc,final,ad_id,clicks,spend_micros,adjustments,filtered'];
+  const byCampaign = billing.campaign !== null;
+  const lines = [byCampaign ? 'hour_utc,final,campaign_id,ads,clicks,spend_micros,adjustments,filtered' : 'hour_utc,final,ad_id,clicks,spend_micros,adjustments,filtered'];
   for (const h of billing.hours) {
     const hour = new Date(h.hour).toISOString();
-    for (const a of h.ads) lines.push([hour, h.final, a.ad_id, a.clicks, a.spend_micros, a.adjustments, a.filtered].join(','));
+    for (const a of h.rows) {
+      const who = byCampaign ? [a.campaign_id, a.ads.join(' ')] : [a.ad_id];
+      lines.push([hour, h.final, ...who, a.clicks, a.spend_micros, a.adjustments, a.filtered].join(','));
+    }
   }
   return lines.join('\n') + '\n';
 }
