@@ -421,7 +421,8 @@ impl LocalPop {
 
     /// A child that exited on its own, if any (name, status).
     pub fn exited(&mut self) -> Option<(String, String)> {
-        for child in self.edges.iter_mut().map(|e| &mut e.process).chain([&mut self.core]) {
+        let more_cores = self.more_cores.iter_mut().map(|c| &mut c.process);
+        for child in self.edges.iter_mut().map(|e| &mut e.process).chain([&mut self.core]).chain(more_cores) {
             if let Some(status) = child.exited() {
                 return Some((child.name().to_string(), status.to_string()));
             }
