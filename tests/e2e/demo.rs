@@ -139,6 +139,41 @@ async fn demo_stops_on_sigint_and_removes_its_directory() {
     }
 }
 
+/// A process of the POP dies while the demo runs (here `kill -9` of the
+/// edge): the demo stops the rest, exits non-zero naming the process, and
+/// keeps the temporary directory its error points to, logs and all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_that_dies_stops_the_demo_and_keeps_its_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_file = dir.path().join("state.json");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"));
+    command.args(["demo", "--no-traffic", "--state-file"]).arg(&state_file).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let demo = command.spawn().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let state: Value = loop {
+        if let Ok(text) = std::fs::read_to_string(&state_file) {
+            break serde_json::from_str(&text).unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "demo never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let pids: Vec<u32> = state["pids"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap() as u32).collect();
+    let _reap = ReapOnPanic(pids.clone());
+    // The edges come last in `pids`.
+    let edge = *pids.last().unwrap();
+    // SAFETY: a process this test's demo started.
+    unsafe { libc::kill(edge as i32, libc::SIGKILL) };
+    let out = tokio::time::timeout(Duration::from_secs(120), demo.wait_with_output()).await.expect("the demo ran on without its edge").unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("edge exited unexpectedly"), "{}: {stderr}", out.status);
+    let pop_dir = std::path::PathBuf::from(state["dir"].as_str().unwrap());
+    assert!(stderr.contains(&pop_dir.display().to_string()) && pop_dir.join("local-edge-1.log").is_file(), "{pop_dir:?} was not kept: {stderr}");
+    for pid in pids {
+        assert!(!alive(pid), "process {pid} outlived the demo");
+    }
+    std::fs::remove_dir_all(&pop_dir).unwrap();
+}
+
 /// A POP that cannot start (no ClickHouse where it was told to look): the
 /// demo fails, says where the POP's files and logs are, and keeps them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -207,8 +207,13 @@ pub async fn run(args: DemoArgs, mut shutdown: watch::Receiver<bool>) -> Result<
     if let Some(c) = cluster {
         c.stop_within(STOP_GRACE, |step| println!("{step}")).await;
     }
-    if let Some(temp) = temp {
-        remove_in_background(temp)?;
+    match temp {
+        // A process died: its log says why, so the files stay where the error points.
+        Some(temp) if outcome.is_err() => {
+            let _ = temp.keep();
+        }
+        Some(temp) => remove_in_background(temp)?,
+        None => {}
     }
     println!("stopped in {:.1} s", stopping.elapsed().as_secs_f64());
     outcome
