@@ -32,6 +32,8 @@ struct Inner {
     lands_then_fails: bool,
     /// Tokens of every insert, in order.
     tokens: Vec<String>,
+    /// Asks the committer for one batch per INSERT, as a cluster does.
+    one_batch_per_insert: bool,
 }
 
 impl Inner {
@@ -75,6 +77,10 @@ impl MemoryStore {
     /// Writes a raw ledger row, as a damaged ledger or a newer release would.
     pub fn put_ledger(&self, edge: &str, seq: u64, state: u8, checksum: u64) {
         self.inner.lock().unwrap().ledger.entry((edge.to_string(), seq)).or_default().push((state, checksum));
+    }
+
+    pub fn ask_one_batch_per_insert(&self, yes: bool) {
+        self.inner.lock().unwrap().one_batch_per_insert = yes;
     }
 
     pub fn tokens(&self) -> Vec<String> {
@@ -122,8 +128,13 @@ impl BatchStore for MemoryStore {
         Ok(())
     }
 
+    fn one_batch_per_insert(&self) -> bool {
+        self.inner.lock().unwrap().one_batch_per_insert
+    }
+
     async fn insert(&self, rows: &PartRows<'_>, token: &str) -> Result<(), Crash> {
         let mut inner = self.inner.lock().unwrap();
+        assert!(!inner.one_batch_per_insert || rows.rows.len() == 1, "an INSERT of {} batches where one was asked for", rows.rows.len());
         inner.tokens.push(token.to_string());
         // Not atomic: each row is a separate chance to crash.
         for (edge, seq, idx) in keys(rows) {

@@ -98,7 +98,8 @@ proptest! {
     /// Whatever the crashes and however batches are regrouped on re-send,
     /// a batch answered Committed or Duplicate has each of its rows present
     /// exactly once at that moment, no row is ever present twice, and once
-    /// every batch is re-sent without a crash, all are committed.
+    /// every batch is re-sent without a crash, all are committed; also when
+    /// the store asks for one batch per INSERT (a cluster).
     #[test]
     fn exactly_once_under_crashes(
         rows in proptest::collection::vec([0u32..4, 0u32..4, 0u32..3, 0u32..3, 0u32..2], 1..6),
@@ -106,8 +107,10 @@ proptest! {
             (proptest::collection::vec(any::<prop::sample::Index>(), 1..5), proptest::option::weighted(0.8, 0u32..14), any::<bool>()),
             1..20,
         ),
+        one_batch_per_insert in any::<bool>(),
     ) {
         let store = MemoryStore::default();
+        store.ask_one_batch_per_insert(one_batch_per_insert);
         let edge = |i: usize| if i % 2 == 0 { "edge-a" } else { "edge-b" };
         let batches: Vec<(Batch, u64)> = rows.iter().enumerate().map(|(i, r)| (batch(edge(i), i as u64 / 2, *r), checksum(i as u64 / 2))).collect();
         for (pick, crash_after, lands_then_fails) in schedule {
