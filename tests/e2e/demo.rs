@@ -289,7 +289,7 @@ async fn cluster_demo_reads_the_same_through_every_core_and_stops_everything() {
     };
     let out = std::fs::read_to_string(&out_file).unwrap();
     assert!(status.success(), "demo exited with {status}: {out}");
-    for step in ["stopping edge local-edge-2", "stopping core core-2", "stopping ClickHouse shard 2 replica 2", "stopping ZooKeeper"] {
+    for step in ["stopping edge local-edge-2", "stopping core core-1", "stopping core core-2", "stopping ClickHouse shard 2 replica 2", "stopping ZooKeeper"] {
         assert!(out.contains(step), "demo did not say {step:?}: {out}");
     }
     for pid in pids {

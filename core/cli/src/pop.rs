@@ -445,7 +445,8 @@ impl LocalPop {
             say(&format!("stopping edge {} (pid {})...", e.id, e.process.pid().unwrap_or(0)));
             e.process.stop(grace).await;
         }
-        say(&format!("stopping core (pid {})...", self.core.pid().unwrap_or(0)));
+        let first = if self.more_cores.is_empty() { "core" } else { "core core-1" };
+        say(&format!("stopping {first} (pid {})...", self.core.pid().unwrap_or(0)));
         self.core.stop(grace).await;
         for c in &mut self.more_cores {
             say(&format!("stopping core {} (pid {})...", c.name, c.process.pid().unwrap_or(0)));
