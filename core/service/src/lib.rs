@@ -96,12 +96,21 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     let known = receiver::Known { tenants: tenants.clone(), edges: roster.clone() };
     let receiver = Receiver::bind(config.listen_quic, &identity, edges, known, config.max_batch_bytes, jobs_tx, metrics.clone())?;
     tracing::info!(addr = %config.listen_quic, cert = %cert.display(), "receiving batches over QUIC");
-    let leases = config.zookeeper.as_ref().map(|zk| {
-        let core_id = zk.core_id.clone().unwrap_or_else(|| lease::zk::default_core_id(config.listen_quic));
-        let about = format!("quic={} http={}", config.listen_quic, config.listen_http);
-        tracing::info!(%core_id, hosts = %zk.hosts, root = %zk.root, "edge leases in ZooKeeper: this core commits only the edges it holds");
-        lease::zk::Keeper::start(zk, core_id, about, Arc::new(store.clone()), metrics.clone())
-    });
+    let leases = match &config.zookeeper {
+        None => None,
+        Some(zk) => {
+            // A stale owner's inserts are fenced on every server it may have used.
+            let mut servers = vec![store.clone()];
+            for url in &ch.servers {
+                servers.push(Store::connect(url, ch.user.as_deref(), ch.password.as_deref()).await?);
+            }
+            let core_id = zk.core_id.clone().unwrap_or_else(|| lease::zk::default_core_id(config.listen_quic));
+            let about = format!("quic={} http={}", config.listen_quic, config.listen_http);
+            tracing::info!(%core_id, hosts = %zk.hosts, root = %zk.root, "edge leases in ZooKeeper: this core commits only the edges it holds");
+            let fence = Arc::new(clickhouse::fence::EveryServer(servers));
+            Some(lease::zk::Keeper::start(zk, core_id, about, fence, metrics.clone()))
+        }
+    };
     let receiver = match &leases {
         Some(keeper) => receiver.with_leases(keeper.clone()),
         None => receiver,

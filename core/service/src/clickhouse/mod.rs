@@ -22,7 +22,7 @@ pub mod campaigns;
 pub mod deadline;
 pub mod cluster;
 pub mod edges;
-mod fence;
+pub mod fence;
 pub mod filters;
 mod operations;
 pub mod private_server;

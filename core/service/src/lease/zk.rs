@@ -19,6 +19,10 @@ use crate::metrics::Metrics;
 
 /// The finalizer leader's node under the root.
 pub const LEADER: &str = "leader/finalizer";
+/// Longest wait for older owners' inserts to end (an insert whose client
+/// stalled mid-body ends only at ClickHouse's receive timeout); past it the
+/// batch is answered `Retry` and the next one fences again.
+const FENCE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Between attempts to open a session while ZooKeeper is away.
 const RECONNECT: Duration = Duration::from_millis(500);
 
@@ -118,7 +122,12 @@ impl Keeper {
                 Verdict::Fence { session, epoch } => {
                     if let Some(edge) = edge {
                         let started = std::time::Instant::now();
-                        self.fence.kill_stale(edge, epoch).await.map_err(|reason| Refusal::Fence { edge: edge.to_string(), reason })?;
+                        let refused = |reason: String| Refusal::Fence { edge: edge.to_string(), reason };
+                        match tokio::time::timeout(FENCE_TIMEOUT, self.fence.kill_stale(edge, epoch)).await {
+                            Ok(killed) => killed.map_err(refused)?,
+                            // Still fenced off: the next batch tries again.
+                            Err(_) => return Err(refused(format!("older owners' inserts still running after {FENCE_TIMEOUT:?}"))),
+                        }
                         tracing::info!(%edge, epoch, took_ms = started.elapsed().as_millis() as u64, "edge lease taken; older owners' inserts stopped");
                     }
                     self.leases.lock().expect("lease lock").fenced(name, session, epoch);
