@@ -17,9 +17,9 @@
 //!   session timeout) before the server may expire the session and give the
 //!   edge to another core. Every row INSERT names its `(edge, epoch, seqs)`
 //!   in its `query_id` ([`fence::insert_query_id`]); a core that takes a
-//!   lease first kills (`SYNC`) every running query of another epoch for that
-//!   edge ([`fence`], `deploy/clickhouse/queries/kill_stale_inserts.sql`),
-//!   then commits. What is left is a stale owner whose INSERT reaches
+//!   lease first kills (`SYNC`, by `initial_query_id`, on every server it
+//!   knows) every running query of another epoch for that edge ([`fence`],
+//!   `deploy/clickhouse/queries/kill_stale_inserts.sql`), then commits. What is left is a stale owner whose INSERT reaches
 //!   ClickHouse *after* that kill: a process paused for longer than the
 //!   session timeout between its check and its send. On a replicated cluster
 //!   that insert is byte-identical to the new owner's (one batch's part per
