@@ -55,6 +55,7 @@ import urllib.request
 import check_campaigns
 import check_grafana
 import check_operations
+import check_tenant_series
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -930,6 +931,7 @@ def check_queries(ck, phase):
     check_reconcile_queries(ck, q, phase)
     check_filter_queries(ck, q, phase)
     check_campaigns.check_queries(ck, q, phase, sys.modules[__name__])
+    check_tenant_series.check_queries(ck, q, phase, sys.modules[__name__])
     check_grafana.check(ck, sys.modules[__name__], check_campaigns)
 
 
@@ -1152,7 +1154,7 @@ CHECKED_QUERIES = (
     "reconcile_dimension_hours", "reconcile_dimension_rollup", "repair_dimension_rollup",
     "series_filtered", "dimension_values", "refused_reasons", "billing_filtered", "plugin_comparison",
     "drift_rollup", "drift_refused_rollup", "drift_dimension_rollup", "kill_stale_inserts",
-) + check_campaigns.QUERIES + check_operations.QUERIES
+) + check_campaigns.QUERIES + check_operations.QUERIES + check_tenant_series.QUERIES
 
 REPAIR_FNS = {"minute": "toStartOfMinute", "hour": "toStartOfHour", "day": "toStartOfDay"}
 

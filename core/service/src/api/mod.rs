@@ -2,6 +2,8 @@
 //!
 //! * `GET /v1/ads/{ad_id}/clicks?from=&to=&step=1s|1m|1h|1d` (read key)
 //! * `GET /v1/ads?from=&to=&limit=`: top ads by clicks (read key)
+//! * `GET /v1/clicks?from=&to=&step=`: the tenant's series across all ads
+//!   (read key), see [`tenant_series`]
 //! * `GET /v1/billing?from=&to=`: exact hourly billing per ad, with `final`
 //!   per hour (read key)
 //! * `GET /v1/dimensions/{name}?from=&to=&step=&limit=`: clicks per value of
@@ -30,5 +32,6 @@ pub mod params;
 mod plugins;
 mod readiness;
 mod routes;
+mod tenant_series;
 
 pub use routes::Api;

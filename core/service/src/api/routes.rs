@@ -131,6 +131,8 @@ impl Handler for Api {
             (&Method::GET, ["v1", "ads", ad, "clicks"]) => ("clicks", self.clicks(&req, ad).await),
             (_, ["v1", "ads", _, "clicks"]) => ("clicks", reply::method_not_allowed("GET")),
             (&Method::GET, ["v1", "ads"]) => ("top_ads", self.top_ads(&req).await),
+            (&Method::GET, ["v1", "clicks"]) => ("tenant_clicks", self.tenant_clicks(&req).await),
+            (_, ["v1", "clicks"]) => ("tenant_clicks", reply::method_not_allowed("GET")),
             (&Method::GET, ["v1", "billing"]) => ("billing", self.billing(&req).await),
             (&Method::GET, ["v1", "billing", "campaigns"]) => ("billing_campaigns", self.campaign_billing(&req).await),
             (_, ["v1", "billing", "campaigns"]) => ("billing_campaigns", reply::method_not_allowed("GET")),

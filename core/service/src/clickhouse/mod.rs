@@ -29,5 +29,6 @@ pub mod private_server;
 pub mod schema;
 mod sql;
 pub mod store;
+pub mod tenant_series;
 
 pub use store::{Store, StoreError};

@@ -58,3 +58,9 @@ pub const CAMPAIGN_TOTALS: &str = query!("campaign_totals");
 pub const CAMPAIGN_TOTAL_SECOND: &str = query!("campaign_total_second");
 pub const CAMPAIGN_OF_ADS: &str = query!("campaign_of_ads");
 pub const RECONCILE_CAMPAIGN_ROLLUP: &str = query!("reconcile_campaign_rollup");
+/// The tenant's series across all ads (`clickhouse::tenant_series`).
+pub const TENANT_SERIES: &str = query!("tenant_series");
+pub const TENANT_SERIES_SECOND: &str = query!("tenant_series_second");
+pub const TENANT_TOTALS: &str = query!("tenant_totals");
+pub const TENANT_TOTAL_SECOND: &str = query!("tenant_total_second");
+pub const TENANT_FILTERED: &str = query!("tenant_filtered");
