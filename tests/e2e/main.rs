@@ -28,4 +28,5 @@ mod registry;
 mod reload;
 mod shipping;
 mod sql;
+mod tenant_series;
 mod transports;
