@@ -295,7 +295,7 @@ impl Schedule {
     fn move_on(&mut self, now: Instant) {
         self.core = (self.core + 1) % self.cores;
         self.moves += 1;
-        let wait = if self.moves % self.cores == 0 { self.retry.fail(&mut self.rng) } else { Duration::ZERO };
+        let wait = if self.moves.is_multiple_of(self.cores) { self.retry.fail(&mut self.rng) } else { Duration::ZERO };
         self.link = Link::Down { retry_at: now + wait };
         self.halt_drain();
     }
