@@ -1,5 +1,6 @@
 // Drives the core's dashboard in Debian's chromium (playwright-core) for
-// tests/e2e/dashboard.rs: signed out, signed in, a range picked, a drill-down,
+// tests/e2e/dashboard.rs: signed out, signed in (the tiles show all ads), a
+// range picked, a drill-down into an ad and a campaign and back to all ads,
 // hover values, empty and error states, 390 px wide. It reports what the page
 // shows as JSON lines on stdout (the Rust test compares them with the API),
 // and waits for a line on stdin before the error step (the test stops
@@ -37,6 +38,7 @@ try {
       range: JSON.parse(document.body.dataset.range || 'null'),
       view: document.body.dataset.view,
       title: document.getElementById('chart-title').textContent,
+      scope: document.getElementById('t-scope').textContent,
       tiles: { clicks: tile('t-clicks'), spend_micros: tile('t-spend'), users: tile('t-users'), filtered: tile('t-filtered') },
       ads: rows('ads'), campaigns: rows('campaigns'), refused: rows('refused'), billing: rows('billing'), billing_total: foot,
       states, banner: document.getElementById('banner').hidden ? null : document.getElementById('banner').textContent,
@@ -102,6 +104,7 @@ try {
       report({ step: 'campaign', campaign: Number(campaign), billing_title: await page.textContent('#billing-title'), ...(await shown()) });
       await shot('4-campaign');
       await after(() => page.click('#crumbs a:first-child'));
+      report({ step: 'all-again', ...(await shown()) });
     }
   }
 

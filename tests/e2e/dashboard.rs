@@ -1,7 +1,8 @@
 //! The dashboard in a real browser (tests/browser/dashboard.mjs, Debian's
 //! chromium under playwright-core): with known clicks in a POP, every number
 //! the page shows for a range equals the API's for the same range (and the
-//! clicks posted); picking ranges and drilling down change what it shows;
+//! clicks posted), the tiles the tenant's (`GET /v1/clicks`) until an ad or
+//! campaign is picked; picking ranges and drilling down change what it shows;
 //! with ClickHouse stopped it shows the error and none of the old numbers.
 //! Screenshots: target/test-artifacts/dashboard/.
 
@@ -28,6 +29,22 @@ async fn api_ad_rows(pop: &Pop, key: &str, shown: &Value) -> Vec<Vec<String>> {
         rows.push(vec![id.to_string(), ad["clicks"].to_string(), ad["spend_micros"].to_string(), s["total"]["users"].to_string(), filtered]);
     }
     rows
+}
+
+/// The tiles as shown: clicks, spend, users, filtered (`data-v`).
+fn tiles(shown: &Value) -> [String; 4] {
+    ["clicks", "spend_micros", "users", "filtered"].map(|t| shown["tiles"][t].as_str().unwrap().to_string())
+}
+
+/// What the tiles must show with nothing picked: the totals of
+/// `GET /v1/clicks` for the page's range (filtered empty at 1s).
+async fn api_tenant_tiles(pop: &Pop, key: &str, shown: &Value) -> [String; 4] {
+    let r = &shown["range"];
+    let path = format!("/v1/clicks?from={}&to={}&step={}", r["from"], r["to"], r["step"].as_str().unwrap());
+    let v: Value = pop.query(key, &path).await.json().unwrap();
+    let t = &v["total"];
+    let filtered = v["total_filtered"].as_u64().map_or(String::new(), |f| f.to_string());
+    [t["clicks"].to_string(), t["spend_micros"].to_string(), t["users"].to_string(), filtered]
 }
 
 fn rows(shown: &Value, table: &str) -> Vec<Vec<String>> {
@@ -89,13 +106,13 @@ async fn dashboard_shows_the_apis_numbers_drills_down_and_shows_errors() {
     let want: Vec<Vec<String>> =
         ADS.iter().map(|&(ad, c, cost, u, _)| vec![ad.to_string(), c.to_string(), (c * cost).to_string(), u.to_string(), "0".into()]).collect();
     assert_eq!(shown, want, "the page's ad table is not the clicks posted");
-    // The first ad is charted; its tiles are its totals.
-    assert_eq!(hour["tiles"]["clicks"], "30");
-    assert_eq!(hour["tiles"]["spend_micros"], "45000");
-    assert_eq!(hour["tiles"]["users"], "10");
-    assert!(hour["title"].as_str().unwrap().starts_with("Ad 11"), "{}", hour["title"]);
+    // Nothing picked: the tiles and the chart are the tenant's, every ad's
+    // clicks and spend, and users a union (the ads share users u0..u9).
     let billed: u64 = ADS.iter().map(|&(_, c, ..)| c).sum();
     let spent: u64 = ADS.iter().map(|&(_, c, cost, ..)| c * cost).sum();
+    assert_eq!(tiles(hour), [billed.to_string(), spent.to_string(), "10".into(), "0".into()], "{}", hour["tiles"]);
+    assert!(hour["title"].as_str().unwrap().starts_with("All ads"), "{}", hour["title"]);
+    assert_eq!(hour["scope"], "Totals of all ads (the whole tenant)");
     assert_eq!(hour["billing_total"][2], billed.to_string());
     assert_eq!(hour["billing_total"][3], spent.to_string());
     assert!(step(&reports, "hover")["legend"].as_str().unwrap().contains("clicks"));
@@ -131,6 +148,7 @@ async fn dashboard_shows_the_apis_numbers_drills_down_and_shows_errors() {
     assert_eq!(ad["ad"], 12);
     assert_eq!((ad["tiles"]["clicks"].as_str(), ad["tiles"]["users"].as_str()), (Some("20"), Some("4")));
     assert!(ad["title"].as_str().unwrap().starts_with("Ad 12"));
+    assert_eq!(ad["scope"], "Totals of ad 12");
 
     // An empty range shows the empty state, not zeros in a table.
     let empty = step(&reports, "empty");
@@ -157,6 +175,12 @@ async fn dashboard_shows_the_apis_numbers_drills_down_and_shows_errors() {
         let api = wait_api_rows(&pop, &read, shown).await;
         assert_eq!(rows(shown, "ads"), api, "{s}: the page's ad table differs from the API's");
     }
+    // The tiles of every range with nothing picked are GET /v1/clicks's totals.
+    for s in ["hour", "fifteen", "week"] {
+        let shown = step(&reports, s);
+        assert_eq!(tiles(shown), api_tenant_tiles(&pop, &read, shown).await, "{s}: the tiles differ from /v1/clicks");
+        assert_eq!(shown["tiles"]["clicks"], billed.to_string(), "{s}");
+    }
     // Campaigns, where the core has them: campaign 5 holds ads 11 and 12.
     if pop.query(&read, "/v1/campaigns").await.status != http::StatusCode::NOT_FOUND {
         assert_eq!(rows(hour, "campaigns"), [["5", "50", "59000", "10"], ["6", "10", "2500", "10"]]);
@@ -168,6 +192,11 @@ async fn dashboard_shows_the_apis_numbers_drills_down_and_shows_errors() {
         assert_eq!(ads, [["11", "30", "45000", "10"], ["12", "20", "14000", "4"]], "campaign 5's ads");
         assert!(campaign["billing_title"].as_str().unwrap().contains("campaign 5"));
         assert_eq!((campaign["billing_total"][2].as_str(), campaign["billing_total"][3].as_str()), (Some("50"), Some("59000")));
+        assert_eq!(campaign["scope"], "Totals of campaign 5");
+        // Back to all ads: the tenant's totals again.
+        let all = step(&reports, "all-again");
+        assert_eq!(tiles(all), tiles(hour), "back at all ads");
+        assert!(all["title"].as_str().unwrap().starts_with("All ads"), "{}", all["title"]);
     }
     pop.pop.stop().await;
 }

@@ -167,9 +167,12 @@ async function read(path) {
 async function loadAds(r, current) {
   const rank = `from=${Math.floor(r.from)}&to=${Math.ceil(r.to)}&step=${r.step}&limit=10`;
   const path = state.campaign === null ? `/v1/ads?${rank}` : `/v1/campaigns/${state.campaign}/ads?${rank}`;
-  let top, series;
+  // The tiles and the main chart show the tenant's totals until an ad or a
+  // campaign is picked: never the top ad's numbers as if they were the tenant's.
+  const whole = state.campaign === null && state.ad === null;
+  let top, series, tenant;
   try {
-    top = await read(path);
+    [top, tenant] = await Promise.all([read(path), whole ? read(`/v1/clicks?${q(r)}`) : null]);
     // Users and filtered clicks per ad come from each ad's series (rollups).
     series = await Promise.all(top.ads.map((a) => read(`/v1/ads/${a.ad_id}/clicks?${q(r)}`)));
   } catch (e) {
@@ -186,11 +189,14 @@ async function loadAds(r, current) {
   if (!top.ads.length) {
     setState('ads-card', 'empty', 'No clicks in this range. Widen the range, or check that edges are sending.');
     setState('chart-card', 'empty', 'No clicks in this range to chart.');
-    setState('tiles', 'ready'); fillTiles({ clicks: 0, spend_micros: 0, users: 0 }, 0, r.step);
+    setScope(scopeName());
+    if (tenant) fillTiles(tenant.total, tenant.total_filtered, r.step);
+    else fillTiles({ clicks: 0, spend_micros: 0, users: 0 }, 0, r.step);
+    setState('tiles', 'ready');
     destroyCharts();
     return;
   }
-  const subject = state.ad ?? (state.campaign === null ? top.ads[0].ad_id : null);
+  const subject = state.ad;
   top.ads.forEach((a, i) => {
     const s = series[i];
     const tr = document.createElement('tr');
@@ -205,10 +211,11 @@ async function loadAds(r, current) {
   });
   setState('ads-card', 'ready');
   // A campaign without a chosen ad charts the whole campaign.
-  const chosen = subject === null ? await read(`/v1/campaigns/${state.campaign}/clicks?${q(r)}`)
-    : series[top.ads.findIndex((a) => a.ad_id === subject)] ?? (await read(`/v1/ads/${subject}/clicks?${q(r)}`));
+  const chosen = tenant ?? (subject === null ? await read(`/v1/campaigns/${state.campaign}/clicks?${q(r)}`)
+    : series[top.ads.findIndex((a) => a.ad_id === subject)] ?? (await read(`/v1/ads/${subject}/clicks?${q(r)}`)));
   if (!current()) return;
-  const what = subject === null ? `Campaign ${campaignName(state.campaign)}` : `Ad ${subject}`;
+  const what = scopeName();
+  setScope(what);
   $('chart-title').textContent = `${what}: clicks, users and spend per ${r.step}`;
   fillTiles(chosen.total, chosen.total_filtered, r.step);
   setState('tiles', 'ready');
@@ -218,6 +225,17 @@ async function loadAds(r, current) {
 
 function clearTiles() {
   for (const id of ['t-clicks', 't-spend', 't-users', 't-filtered']) { $(id).textContent = ''; $(id).dataset.v = ''; }
+  setScope('');
+}
+
+/// What the tiles and the main chart show: the tenant, a campaign or an ad.
+function scopeName() {
+  if (state.ad !== null) return `Ad ${state.ad}`;
+  return state.campaign === null ? 'All ads' : `Campaign ${campaignName(state.campaign)}`;
+}
+
+function setScope(what) {
+  $('t-scope').textContent = what === '' ? '' : what === 'All ads' ? 'Totals of all ads (the whole tenant)' : `Totals of ${what.toLowerCase()}`;
 }
 
 function fillTiles(total, filtered, step) {
