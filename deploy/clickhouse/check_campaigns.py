@@ -137,16 +137,15 @@ def check_repair(ck, cm):
     re-created from 0007, the drift is found per (tenant, hour or day), the repair
     makes every campaign rollup equal the landing table, and repeating it adds nothing."""
     for table, _bucket, _size in ROLLUPS:
-        ck.run("SYSTEM STOP MERGES tally.%s" % table, "stop merges %s" % table)
-        ck.run("DROP TABLE tally.%s_mv" % table, "drop %s_mv" % table)
+        ck.run("SYSTEM STOP MERGES %s.%s" % (cm.LOCAL_DB, table), "stop merges %s" % table)
+        ck.run("DROP TABLE %s.%s_mv" % (cm.LOCAL_DB, table), "drop %s_mv" % table)
     ck.run("INSERT INTO tally.batches (%s) VALUES %s" % (", ".join(cm.LEDGER_COLUMNS), cm.landing_values(
         [("ec", 1, 1, 2, 0, 0, 8, 991, cm.D0, cm.D1 + 3700, 0, cm.D0 + 100),
          ("ec", 1, 2, 2, 0, 0, 8, 991, cm.D0, cm.D1 + 3700, 0, cm.D0 + 101)])), "ledger of batch ec/1")
     ck.run("INSERT INTO tally.clicks_by_second (%s) VALUES ('c1', 5, 7, %d, 3, 30, [81, 82], 'ec', 1, 0), "
            "('t1', 10, 100, %d, 5, 50, [83], 'ec', 1, 1)" % (", ".join(cm.LANDING_COLUMNS), cm.D0 + 7, cm.D1 + 3700),
            "landing insert without campaign views")
-    views = [s for s in cm.split_statements(cm.read("migrations/0007_campaign_rollups.sql"))
-             if s.startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS tally.campaigns_by_")]
+    views = cm.views_from("migrations/0007_campaign_rollups.sql", "campaigns_by_")
     if len(views) != len(ROLLUPS):
         cm.fail("0007_campaign_rollups.sql should create %d campaign rollup views" % len(ROLLUPS))
     for i, stmt in enumerate(views):
@@ -168,7 +167,7 @@ def check_repair(ck, cm):
             cm.fail("after repair %s holds %s, landing %s" % (table, got, landing))
         cm.check_drift(ck, "clicks", table, bucket, lo, hi, [])
         cm.repair_again_adds_nothing(ck, cm.bind(q, cm.repair_binds(lo, hi), idents), table)
-        ck.run("SYSTEM START MERGES tally.%s" % table, "start merges %s" % table)
+        ck.run("SYSTEM START MERGES %s.%s" % (cm.LOCAL_DB, table), "start merges %s" % table)
     rollup = ck.select(cm.bind(cm.read("queries/reconcile_campaign_rollup.sql"), [lo, hi]),
                        "reconcile_campaign_rollup after repair", cm.RECONCILE_ROLLUP_COLS)
     hours = ck.select(cm.bind(cm.read("queries/reconcile_hours.sql"), [lo, hi]), "reconcile_hours after repair",

@@ -59,6 +59,12 @@ import check_tenant_series
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
+# --cluster NAME: the schema is deploy/clickhouse/cluster/ (cluster_check.py): tables and
+# views live in LOCAL_DB, every read and write goes through tally's Distributed tables.
+CLUSTER = None
+LOCAL_DB = "tally"
+MEMBERS = []  # with --http-port: the cluster's other servers (Backends), given the schema too
+
 ROLLUPS = [  # (table, bucket column, bucket size in seconds): the closed set Rust uses
     ("clicks_by_minute", "minute", 60),
     ("clicks_by_hour", "hour", 3600),
@@ -123,7 +129,14 @@ class ChdbBackend(Backend):
         except ImportError as e:
             fail("cannot import chdb (pip install chdb-core): %s" % e)
         self.dir = tempfile.mkdtemp(prefix="tally-check-chdb-")
-        self.sess = Session(os.path.join(self.dir, "db"))
+        if CLUSTER:
+            import cluster_check
+            self.sess = Session(cluster_check.chdb_path(CLUSTER, self.dir))
+            # The core's cluster settings, for the rest of the session.
+            self.execute("SET insert_distributed_sync = 1")
+            self.execute("SET distributed_product_mode = 'global'")
+        else:
+            self.sess = Session(os.path.join(self.dir, "db"))
         self.name = "chdb " + self.execute("SELECT version()").strip()
 
     def execute(self, sql):
@@ -167,6 +180,14 @@ class HttpBackend(Backend):
     def __init__(self, host, port):
         self.url = "http://%s:%s/" % (host, port)
         self.name = "http %s:%s server %s" % (host, port, self.execute("SELECT version()").strip())
+        if CLUSTER:
+            # The core's cluster settings (clickhouse/cluster.rs), on every request.
+            replicas = self.execute("SELECT max(replica_num) FROM system.clusters WHERE cluster = '%s'" % CLUSTER).strip()
+            if replicas in ("", "0"):
+                fail("the server knows no cluster %s" % CLUSTER)
+            self.url += "?" + urllib.parse.urlencode({
+                "insert_distributed_sync": 1, "insert_quorum": replicas, "select_sequential_consistency": 1,
+                "distributed_product_mode": "global"})
 
     def execute(self, sql):
         req = urllib.request.Request(self.url, data=sql.encode(), method="POST")
@@ -185,10 +206,16 @@ class Checker:
         self.ok = 0
 
     def run(self, sql, what):
-        try:
-            out = self.b.execute(sql)
-        except RuntimeError as e:
-            fail("%s failed on %s:\n  error: %s\n  sql: %s" % (what, self.b.name, e, sql.strip()))
+        # Against a real cluster, views and merges are per server: their DDL goes to
+        # every member (the checker's own backend last).
+        backends = [self.b]
+        if self.b not in MEMBERS and re.match(r"\s*(DROP TABLE|CREATE MATERIALIZED VIEW|SYSTEM)", sql):
+            backends = MEMBERS + backends
+        for backend in backends:
+            try:
+                out = backend.execute(sql)
+            except RuntimeError as e:
+                fail("%s failed on %s:\n  error: %s\n  sql: %s" % (what, backend.name, e, sql.strip()))
         self.ok += 1
         return out
 
@@ -803,9 +830,24 @@ def expected_comparison(tenant, frm, to):
 
 # --------------------------------------------------------------------------- the check
 
+def views_from(migration, prefix):
+    """The CREATE MATERIALIZED VIEW statements for views named prefix*: from a
+    single-node migration, or in cluster mode from cluster/2_shard_views.sql."""
+    if CLUSTER:
+        rel, db = "cluster/2_shard_views.sql", LOCAL_DB
+    else:
+        rel, db = migration, "tally"
+    return [s for s in split_statements(read(rel))
+            if s.startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS %s.%s" % (db, prefix))]
+
+
 def apply_schema(ck):
     """Each file twice in a row: an unrecorded migration is applied again at the next
     start, while a recorded one never runs again (so a migration may undo an earlier one)."""
+    if CLUSTER:
+        import cluster_check
+        cluster_check.apply_schema(ck, sys.modules[__name__])
+        return
     files = [("bootstrap.sql", None)] + [
         (os.path.join("migrations", f), f) for f in migration_files()]
     for rel, mig in files:
@@ -1266,8 +1308,8 @@ def check_repair(ck):
     table again, and a second repair adds nothing."""
     for table, bucket, _ in ROLLUPS:
         # a background merge between the two row counts below is not a second repair
-        ck.run("SYSTEM STOP MERGES tally.%s" % table, "stop merges %s" % table)
-        ck.run("DROP TABLE tally.%s_mv" % table, "drop %s_mv" % table)
+        ck.run("SYSTEM STOP MERGES %s.%s" % (LOCAL_DB, table), "stop merges %s" % table)
+        ck.run("DROP TABLE %s.%s_mv" % (LOCAL_DB, table), "drop %s_mv" % table)
     ck.run("INSERT INTO tally.clicks_by_second (tenant, ad_id, campaign_id, second, clicks, spend_micros, "
            "user_hashes, edge, batch_seq, row_idx) VALUES ('r1', 5, 0, %d, 4, 40, [91, 92], 'er', 1, 0), "
            "('t1', 10, 1, %d, 2, 20, [93], 'er', 1, 1)" % (D0 + 7, D1 + 3700), "landing insert without views")
@@ -1277,8 +1319,7 @@ def check_repair(ck):
                  % (D0 + 8, D0 + 9))
     ck.run("INSERT INTO tally.clicks_by_second (tenant, ad_id, campaign_id, second, clicks, spend_micros, "
            "user_hashes, edge, batch_seq, row_idx) VALUES " + unsettled, "landing insert of unsettled batches")
-    views = [s for s in split_statements(read("migrations/0006_compact_storage.sql"))
-             if s.startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS tally.clicks_by_")]
+    views = views_from("migrations/0006_compact_storage.sql", "clicks_by_")
     if len(views) != len(ROLLUPS):
         fail("0006_compact_storage.sql should create %d click rollup views" % len(ROLLUPS))
     for i, stmt in enumerate(views):
@@ -1302,7 +1343,7 @@ def check_repair(ck):
             fail("after repair %s holds %s, landing of settled batches %s" % (table, got, landing))
         check_drift(ck, "clicks", table, bucket, lo, hi, [])
         repair_again_adds_nothing(ck, bind(q, repair_binds(lo, hi), idents), table)
-        ck.run("SYSTEM START MERGES tally.%s" % table, "start merges %s" % table)
+        ck.run("SYSTEM START MERGES %s.%s" % (LOCAL_DB, table), "start merges %s" % table)
 
 
 
@@ -1342,9 +1383,9 @@ def check_filter_repair(ck):
     repair adds no rows."""
     tables = [r[0] for r in SUM_ROLLUPS]
     for t in tables:  # row counts below must not shrink by a background merge
-        ck.run("SYSTEM STOP MERGES tally.%s" % t, "stop merges %s" % t)
+        ck.run("SYSTEM STOP MERGES %s.%s" % (LOCAL_DB, t), "stop merges %s" % t)
     for t in tables:
-        ck.run("DROP TABLE tally.%s_mv" % t, "drop %s_mv" % t)
+        ck.run("DROP TABLE %s.%s_mv" % (LOCAL_DB, t), "drop %s_mv" % t)
     ck.run("INSERT INTO tally.refused_events (%s) VALUES %s" % (", ".join(REFUSED_COLUMNS), landing_values([
         ("r1", 7, 1, 5, (D0 + 7) * 1000, "filtered:3", D0 + 8, "er", 1, 0),          # new tenant
         ("t1", 8, 20, 10, (H0 + 5) * 1000 + 1, "filtered:3", H0 + 6, "er", 1, 1),    # key already holding 3
@@ -1355,10 +1396,12 @@ def check_filter_repair(ck):
         ("t1", 10, 100, H0 + 5, "country", "DE", 2, 20, "er", 1, 1),                # key already holding 4/350
         ("t1", 10, 100, D1 + 61, "device", "desktop", 1, 10, "er", 1, 2),
     ])), "click_dimensions insert without views")
-    for i, stmt in enumerate(split_statements(read("migrations/0005_filters.sql"))):
+    recreate = (views_from("", "refused_by_") + views_from("", "dimensions_by_") if CLUSTER
+                else split_statements(read("migrations/0005_filters.sql")))
+    for i, stmt in enumerate(recreate):
         ck.run(stmt, "re-create 0005 statement %d" % (i + 1))
-    views = ck.select("SELECT name FROM system.tables WHERE database = 'tally' AND name IN (%s) ORDER BY name"
-                      % ", ".join(sql_literal(t + "_mv") for t in tables), "views after re-running 0005")
+    views = ck.select("SELECT name FROM system.tables WHERE database = '%s' AND name IN (%s) ORDER BY name"
+                      % (LOCAL_DB, ", ".join(sql_literal(t + "_mv") for t in tables)), "views after re-running 0005")
     if views != sorted((t + "_mv",) for t in tables):
         fail("re-running 0005 left the views %s, expected every one of %s" % (views, tables))
 
@@ -1401,7 +1444,7 @@ def check_filter_repair(ck):
                 fail("%s_rollup after repairing %s: %s, landing %s (does it read %s_by_hour?)" % (
                     reconcile, table, rollup, hours, family))
     for t in tables:
-        ck.run("SYSTEM START MERGES tally.%s" % t, "start merges %s" % t)
+        ck.run("SYSTEM START MERGES %s.%s" % (LOCAL_DB, t), "start merges %s" % t)
 
 
 TABLES = ["clicks_by_second", "batches", "click_records", "refused_events", "billing_statements",
@@ -1475,7 +1518,18 @@ def main():
     ap.add_argument("--client", default="clickhouse-client", help="clickhouse-client binary")
     ap.add_argument("--reset", action="store_true",
                     help="DROP DATABASE tally on the server first if it exists")
+    ap.add_argument("--cluster", metavar="NAME",
+                    help="check the cluster schema (deploy/clickhouse/cluster/, see cluster_check.py) "
+                         "with NAME as the remote_servers cluster")
+    ap.add_argument("--member-http-ports", metavar="P,P,...", default="",
+                    help="with --cluster and --http-port: the HTTP ports of the cluster's other servers")
     args = ap.parse_args()
+    global CLUSTER, LOCAL_DB
+    if args.cluster:
+        if not re.fullmatch(r"\w+", args.cluster):
+            fail("--cluster takes a remote_servers name (letters, digits, _)")
+        CLUSTER, LOCAL_DB = args.cluster, "tally_shard"
+    members = [int(p) for p in args.member_http_ports.split(",") if p]
 
     backend = None
     try:
@@ -1490,6 +1544,7 @@ def main():
                 backend = ChdbBackend()
         except (RuntimeError, OSError) as e:
             fail("cannot connect: %s" % e)
+        MEMBERS.extend(HttpBackend(args.host, p) for p in members)
         print("check_modern: engine %s" % backend.name)
         ck = Checker(backend)
 
@@ -1499,12 +1554,15 @@ def main():
             if exists != "0":
                 if not args.reset:
                     fail("database tally already exists on %s; rerun with --reset to DROP it" % backend.name)
-                ck.run("DROP DATABASE tally", "drop database tally")
+                for member in [ck] + [Checker(m) for m in MEMBERS]:
+                    member.run("DROP DATABASE IF EXISTS tally", "drop database tally")
+                    if CLUSTER:
+                        member.run("DROP DATABASE IF EXISTS tally_shard", "drop database tally_shard")
 
         apply_schema(ck)
         got = ck.select("SELECT version FROM tally.schema_migrations ORDER BY version",
                         "read schema_migrations")
-        exp = [(int(f[:4]),) for f in migration_files()]
+        exp = [] if CLUSTER else [(int(f[:4]),) for f in migration_files()]
         if got != exp:
             fail("schema_migrations holds %s, expected %s" % (got, exp))
 
@@ -1512,7 +1570,7 @@ def main():
         # pass reads several partial aggregate states per key (and both ledger rows
         # of a batch) and really exercises sumMerge / uniqArrayMerge / max(state).
         for t in TABLES:
-            ck.run("SYSTEM STOP MERGES tally.%s" % t, "stop merges %s" % t)
+            ck.run("SYSTEM STOP MERGES %s.%s" % (LOCAL_DB, t), "stop merges %s" % t)
 
         for i, b in enumerate(BATCHES):
             ck.run("INSERT INTO tally.clicks_by_second (%s) VALUES %s" % (", ".join(LANDING_COLUMNS),
@@ -1551,10 +1609,15 @@ def main():
         check_parts(ck, merged=False)
         check_queries(ck, "unmerged")
         for t in TABLES:
-            ck.run("SYSTEM START MERGES tally.%s" % t, "start merges %s" % t)
-            ck.run("OPTIMIZE TABLE tally.%s FINAL" % t, "optimize %s" % t)
-        check_parts(ck, merged=True)
-        check_queries(ck, "merged")
+            ck.run("SYSTEM START MERGES %s.%s" % (LOCAL_DB, t), "start merges %s" % t)
+        # 18.16 answered OPTIMIZE ... FINAL on these Replicated tables with "Unknown log
+        # entry type: 0" (the service never runs OPTIMIZE): against a real cluster the
+        # merged phase is left to chdb's run.
+        if not (CLUSTER and not isinstance(backend, ChdbBackend)):
+            for t in TABLES:
+                ck.run("OPTIMIZE TABLE %s.%s FINAL" % (LOCAL_DB, t), "optimize %s" % t)
+            check_parts(ck, merged=True)
+            check_queries(ck, "merged")
         got = ck.select("SELECT toUInt64(count(state)) AS n FROM tally.batches FINAL "
                         "WHERE edge = 'e1' AND seq = 1", "ledger FINAL")
         if got != [(1,)]:
@@ -1567,12 +1630,16 @@ def main():
         check_repair(ck)
         check_filter_repair(ck)  # re-creates the views: before the token check, which needs them
         check_campaigns.check_repair(ck, sys.modules[__name__])
-        if isinstance(backend, ChdbBackend):
+        if isinstance(backend, ChdbBackend) and not CLUSTER:
             check_dedup_token(ck)
-        check_operations.check(ck, sys.modules[__name__])  # last: it drops a month
+        if not CLUSTER:  # retention drops partitions of local tables: single-node only
+            check_operations.check(ck, sys.modules[__name__])  # last: it drops a month
 
         if not isinstance(backend, ChdbBackend):
-            ck.run("DROP DATABASE tally", "drop database tally (cleanup)")
+            for member in [ck] + [Checker(m) for m in MEMBERS]:
+                member.run("DROP DATABASE tally", "drop database tally (cleanup)")
+                if CLUSTER:
+                    member.run("DROP DATABASE tally_shard", "drop database tally_shard (cleanup)")
     except CheckFailed as e:
         print("check_modern: FAILED: %s" % e, file=sys.stderr)
         return 1

@@ -18,6 +18,8 @@ cargo test --locked --manifest-path plugins/Cargo.toml --target-dir plugins/targ
 plugins/c/bot-filter/test/run.sh 20000 2>&1 | tee -a "$log"
 cargo test --workspace --locked --lib --bins --tests 2>&1 | tee -a "$log"
 python3 deploy/clickhouse/check_modern.py
+# ... and the cluster schema (deploy/clickhouse/cluster/) through Distributed tables
+python3 deploy/clickhouse/check_modern.py --cluster tally
 passed=$(grep -Eo 'test result: ok\. [0-9]+ passed|^[0-9]+ passed, [0-9]+ failed$' "$log" | grep -Eo '[0-9]+ passed' | awk '{s += $1} END {print s + 0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
 echo "tally: $((passed + 1)) passed, $failed failed"

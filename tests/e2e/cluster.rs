@@ -35,6 +35,22 @@ async fn load(edge: String, key: String, generator: Arc<Mutex<ClickGen>>, rounds
     }
 }
 
+/// How many group commits the core's log says failed so far (each answered
+/// `Retry`): proof that a fault was met, not avoided.
+fn failed_groups(pop: &Pop) -> usize {
+    let log = std::fs::read_to_string(pop.pop.state.dir.join("core.log")).unwrap_or_default();
+    log.lines().filter(|l| l.contains("group commit failed")).count()
+}
+
+/// Waits until more than `than` group commits have failed.
+async fn wait_failed_groups(pop: &Pop, than: usize) {
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    while failed_groups(pop) <= than {
+        assert!(tokio::time::Instant::now() < deadline, "no group commit failed while a server was down");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn wait_rounds(done: &AtomicUsize, at_least: usize) {
     let deadline = tokio::time::Instant::now() + CONVERGE;
     while done.load(Ordering::Relaxed) < at_least {
@@ -136,10 +152,13 @@ async fn exactly_once_through_a_replica_crash_and_a_shard_outage() {
     let loader = tokio::spawn(load(edge.clone(), key.clone(), generator.clone(), 20, done.clone()));
     wait_rounds(&done, 5).await;
     cluster.server(0, 1).kill().await;
-    wait_rounds(&done, 12).await;
+    // Down until a commit has met it (a quorum insert times out), so the
+    // phase tests the failure, not a replica that was back in time.
+    wait_failed_groups(&pop, 0).await;
     cluster.server(0, 1).restart().await.expect("restarting the killed replica");
     loader.await.unwrap();
     converge(&pop, &cluster, &*generator.lock().await, from, until()).await;
+    let failed = failed_groups(&pop);
 
     // Shard 2 is unreachable for a while: the edge keeps acknowledging clicks
     // (durable on its disk) and holds its batches until the shard is back.
@@ -149,8 +168,10 @@ async fn exactly_once_through_a_replica_crash_and_a_shard_outage() {
     let metrics = pop.client.get(&format!("{edge}/metrics"), None).await.unwrap().text();
     let pending = metrics.lines().find(|l| l.starts_with("tally_edge_spool_pending_batches ")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok());
     assert!(pending.is_some_and(|n| n > 0.0), "the edge should hold batches while a shard is down: {pending:?}");
+    wait_failed_groups(&pop, failed).await;
     cluster.start_shard(1).await.expect("starting shard 2 again");
     converge(&pop, &cluster, &*generator.lock().await, from, until()).await;
+    println!("cluster: {failed} group commits failed while a replica was down, {} while a shard was", failed_groups(&pop) - failed);
 
     drop(pop);
     cluster.stop().await;
@@ -160,15 +181,19 @@ async fn exactly_once_through_a_replica_crash_and_a_shard_outage() {
 /// a single-node install has a shard-local table and a Distributed table
 /// with the same columns (names, types, order), every view its counterpart,
 /// and nothing more. A migration added without its cluster counterpart
-/// fails here.
+/// fails here. Then the SQL check runs every query file through the
+/// cluster's Distributed tables on 18.16 (`check_modern.py --cluster`; its
+/// chdb run in the test command covers the modern engine).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_schema_matches_the_single_node_schema() {
+async fn cluster_schema_matches_the_single_node_schema_and_passes_the_sql_check() {
     let dir = tempfile::Builder::new().prefix("tally-cluster-schema-").tempdir().unwrap();
-    let mut cluster = Cluster::start(&dir.path().join("cluster"), 1, 1).await.expect("starting ZooKeeper and a ClickHouse server");
+    let mut cluster = Cluster::start(&dir.path().join("cluster"), 2, 1).await.expect("starting ZooKeeper and two ClickHouse servers");
     let mut single = PrivateServer::start(&dir.path().join("single")).await.expect("starting a single ClickHouse");
     Store::connect(&single.http_url(), None, None).await.unwrap().migrate().await.expect("single-node migrations");
     let url = cluster.urls()[0].clone();
-    Store::connect(&url, None, None).await.unwrap().in_cluster(Some(cluster.name())).await.unwrap().migrate().await.expect("cluster schema");
+    for url in cluster.urls() {
+        Store::connect(&url, None, None).await.unwrap().in_cluster(Some(cluster.name())).await.unwrap().migrate().await.expect("cluster schema");
+    }
     let client = Client::new();
     let ask = |url: String, sql: String| {
         let client = client.clone();
@@ -192,5 +217,18 @@ async fn cluster_schema_matches_the_single_node_schema() {
         ask(url.clone(), "SELECT DISTINCT engine FROM system.tables WHERE database = 'tally' AND name != 'schema_migrations' FORMAT TSV".into()).await;
     assert_eq!(engines.trim(), "Distributed");
     single.stop().await;
+
+    let port = |url: &str| url.rsplit(':').next().unwrap().to_string();
+    let urls = cluster.urls();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/clickhouse/check_modern.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .args(["--cluster", cluster.name(), "--reset", "--http-port", &port(&urls[0]), "--member-http-ports"])
+        .arg(urls[1..].iter().map(|u| port(u)).collect::<Vec<_>>().join(","))
+        .output()
+        .await
+        .unwrap();
     cluster.stop().await;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("statements ok"), "{text}");
 }
