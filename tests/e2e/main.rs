@@ -25,6 +25,7 @@ mod openapi;
 mod playwright;
 mod readme;
 mod registry;
+mod registry_shared;
 mod reload;
 mod shipping;
 mod sql;

@@ -156,8 +156,17 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     tokio::spawn(reload::on_sighup(config.tenants_file.clone(), tenants.clone(), metrics.clone(), shutdown.clone()));
     let registry_dir = config.registry.dir.clone().unwrap_or_else(|| config.data_dir.join("registry"));
     let registry = Registry::open(&registry_dir, config.registry.max_plugin_bytes.unwrap_or(config::RegistrySection::DEFAULT_MAX_PLUGIN_BYTES))?;
+    // Several cores serve one registry: its state in ZooKeeper, components in ClickHouse.
+    let registry = match &config.zookeeper {
+        Some(zk) => {
+            let registry = Arc::new(registry.shared_through(registry::shared::Shared::new(zk, store.clone())));
+            tokio::spawn(registry.clone().follow(shutdown.clone()));
+            registry
+        }
+        None => Arc::new(registry),
+    };
     let receiving = tokio::spawn(receiver.run(shutdown.clone()));
-    let api = Arc::new(Api { tenants, store: api_store, metrics, registry: Arc::new(registry), edge_token: config.registry.edge_token.clone(), edges: api_edges, roster, ops_token: config.ops.token.clone() });
+    let api = Arc::new(Api { tenants, store: api_store, metrics, registry, edge_token: config.registry.edge_token.clone(), edges: api_edges, roster, ops_token: config.ops.token.clone() });
     let (https_api, https_gate, https_shutdown) = (api.clone(), gate.clone(), shutdown.clone());
     let serve_https = async move {
         if let Some((listener, acceptor)) = https {

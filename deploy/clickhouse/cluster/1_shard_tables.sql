@@ -157,6 +157,17 @@ ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/tally/edge_ret
 ORDER BY edge
 SETTINGS replicated_deduplication_window = 10000;
 
+-- Plugin components by sha256 (migration 0009): every core's registry reads them.
+CREATE TABLE IF NOT EXISTS tally_shard.plugin_components
+(
+    sha256 String,
+    bytes Array(UInt8),
+    stored_ms UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/tally/plugin_components', '{replica}', stored_ms)
+ORDER BY sha256
+SETTINGS replicated_deduplication_window = 10000;
+
 CREATE TABLE IF NOT EXISTS tally_shard.clicks_by_minute
 (
     tenant String,

@@ -39,6 +39,10 @@ ENGINE = Distributed({{cluster}}, tally_shard, billing_final_hours, cityHash64(h
 CREATE TABLE IF NOT EXISTS tally.edge_retirements AS tally_shard.edge_retirements
 ENGINE = Distributed({{cluster}}, tally_shard, edge_retirements, cityHash64(edge));
 
+-- A component on one shard (by its hash), on every replica of it (quorum insert).
+CREATE TABLE IF NOT EXISTS tally.plugin_components AS tally_shard.plugin_components
+ENGINE = Distributed({{cluster}}, tally_shard, plugin_components, cityHash64(sha256));
+
 -- Rollups: written by their views on the landing row's shard and, for repairs, through
 -- these tables; every read merges states across shards, so any deterministic key is exact.
 

@@ -99,6 +99,8 @@ fn registry_error(e: RegistryError) -> Response {
         RegistryError::NoBlob(_) => StatusCode::NOT_FOUND,
         RegistryError::CannotStart { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         RegistryError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        RegistryError::Shared(_) => StatusCode::SERVICE_UNAVAILABLE,
+        RegistryError::Conflict(_) => StatusCode::CONFLICT,
     };
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::error!(error = %e, "plugin registry");
@@ -213,11 +215,11 @@ impl Api {
         }
     }
 
-    pub(super) fn blob(&self, req: &http::Request<RequestBody>, peer: &Peer, sha256: &str) -> Response {
+    pub(super) async fn blob(&self, req: &http::Request<RequestBody>, peer: &Peer, sha256: &str) -> Response {
         if let Err(resp) = self.edge(req, peer) {
             return resp;
         }
-        match self.registry.blob(sha256) {
+        match self.registry.blob(sha256).await {
             Ok(bytes) => reply::with_type(StatusCode::OK, bytes.into(), "application/wasm"),
             Err(e) => registry_error(e),
         }

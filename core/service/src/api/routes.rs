@@ -163,7 +163,7 @@ impl Handler for Api {
             (&Method::GET, ["v1", "plugins", "comparison"]) => ("plugin_comparison", self.comparison(&req).await),
             (_, ["v1", "plugins", "comparison"]) => ("plugin_comparison", reply::method_not_allowed("GET")),
             (&Method::GET, ["v1", "registry", "manifest"]) => ("registry_manifest", self.manifest(&req, &peer)),
-            (&Method::GET, ["v1", "registry", "blobs", sha]) => ("registry_blob", self.blob(&req, &peer, sha)),
+            (&Method::GET, ["v1", "registry", "blobs", sha]) => ("registry_blob", self.blob(&req, &peer, sha).await),
             (_, ["v1", "registry", "manifest"] | ["v1", "registry", "blobs", _]) => ("registry", reply::method_not_allowed("GET")),
             (&Method::GET, [""] | ["dashboard"]) => ("dashboard", dashboard()),
             (&Method::GET, ["static", name]) => ("static", super::assets::serve(name)),

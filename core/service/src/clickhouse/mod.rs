@@ -19,6 +19,7 @@
 
 pub mod batch_store;
 pub mod campaigns;
+pub mod components;
 pub mod deadline;
 pub mod cluster;
 pub mod edges;

@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(0006, "compact_storage"),
     migration!(0007, "campaign_rollups"),
     migration!(0008, "edge_retirements"),
+    migration!(0009, "plugin_components"),
 ];
 
 /// Splits a file into statements: each ends with `;` at the end of a line;

@@ -19,6 +19,8 @@ pub const KILL_STALE_INSERTS: &str = query!("kill_stale_inserts");
 pub const EDGE_WATERMARKS: &str = query!("edge_watermarks");
 pub const EDGE_LEDGER: &str = query!("edge_ledger");
 pub const EDGE_RETIREMENTS: &str = query!("edge_retirements");
+/// The plugin registry's shared components (`crate::registry`).
+pub const PLUGIN_COMPONENT: &str = query!("plugin_component");
 pub const BILLING_LIVE: &str = query!("billing_live");
 pub const BILLING_LIVE_ALL_TENANTS: &str = query!("billing_live_all_tenants");
 pub const BILLING_STATEMENTS: &str = query!("billing_statements");

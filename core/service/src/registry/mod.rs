@@ -35,18 +35,39 @@
 //! ```
 //! Every file is written to a temporary name, fsynced and renamed, and a
 //! blob is in place before the state that names it.
+//!
+//! # Several cores ([`shared`])
+//! With `[zookeeper]` configured, cores share one registry: each tenant's
+//! state in ZooKeeper (changed by compare-and-set, so of two racing steps
+//! one wins and the other is refused with [`RegistryError::Conflict`]),
+//! component bytes in ClickHouse (stored before any state names them). A
+//! change reads the shared state first, so a step through one core builds on
+//! a push through another. The directory above becomes this core's cache:
+//! the manifest is served from memory, refreshed from ZooKeeper every
+//! [`REFRESH`] (missing components fetched from ClickHouse and their sha256
+//! checked), so another core's change reaches this core's manifest within
+//! about that long, and a core restarted while ZooKeeper is away serves
+//! what it last saw. On the first start with `[zookeeper]`, tenants the
+//! directory knows and ZooKeeper does not are copied there (components
+//! first); where ZooKeeper already has a tenant, ZooKeeper wins.
 
+pub mod shared;
 pub mod state;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tally_filter::host::{Compiled, FilterEngine, FilterError, Limits, Plugin};
 use tally_filter::manifest::{is_sha256, sha256_hex, Manifest, TenantLimits, VersionRef};
 use tally_model::durable_file::write_atomic;
 
+use shared::{Shared, Versioned};
 use state::{Action, RolloutError, TenantState};
+
+/// How often a core with a shared registry reads every tenant's state.
+pub const REFRESH: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -65,6 +86,12 @@ pub enum RegistryError {
     /// No instance slot was free to try a component (retry).
     #[error("the registry is busy: {0}")]
     Busy(String),
+    /// The shared registry (ZooKeeper, ClickHouse) could not be read or written.
+    #[error("the shared plugin registry is unavailable ({0}); nothing was changed, try again when it is back")]
+    Shared(String),
+    /// Another core changed the tenant's plugins between this change's read and its write.
+    #[error("another core changed tenant {0}'s plugins at the same moment, so this request changed nothing; check `tally plugin status` and run it again")]
+    Conflict(String),
 }
 
 /// Why a component did not pass validation.
@@ -96,6 +123,8 @@ pub struct Registry {
     /// Per tenant: held from reading its state to saving the change.
     changing: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
     compiling: CompileLanes,
+    /// Several cores: the state and components every core serves.
+    shared: Option<Shared>,
 }
 
 /// Components up to this size compile in the small lane.
@@ -163,7 +192,33 @@ impl Registry {
         // One compile per lane at a time: a few slots suffice.
         let engine = FilterEngine::new(4).map_err(|e| RegistryError::Invalid(e.to_string()))?;
         let (states, changing, compiling) = (Mutex::new(states), Mutex::default(), CompileLanes::default());
-        Ok(Registry { dir: dir.to_path_buf(), engine, max_bytes, states, changing, compiling })
+        Ok(Registry { dir: dir.to_path_buf(), engine, max_bytes, states, changing, compiling, shared: None })
+    }
+
+    /// Shares state and components with the other cores (see the module docs).
+    pub fn shared_through(self, shared: Shared) -> Registry {
+        Registry { shared: Some(shared), ..self }
+    }
+
+    /// The tenant's state a change starts from: the shared one if shared.
+    async fn current(&self, tenant: &str) -> Result<Versioned, RegistryError> {
+        match &self.shared {
+            Some(shared) => shared.read(tenant).await,
+            None => Ok(Versioned { state: self.state(tenant), version: None }),
+        }
+    }
+
+    /// Saves a change: to the shared registry (if the state read is still
+    /// current there), then to the local directory and memory.
+    async fn commit(&self, tenant: &str, read: &Versioned, state: &TenantState) -> Result<(), RegistryError> {
+        if let Some(shared) = &self.shared {
+            if state != &read.state || read.version.is_none() {
+                shared.write(tenant, state, read.version).await?;
+            }
+        }
+        self.save(tenant, state)?;
+        self.states.lock().expect("registry lock poisoned").insert(tenant.to_string(), state.clone());
+        Ok(())
     }
 
     /// Validates and stores a component as the tenant's next version.
@@ -173,7 +228,8 @@ impl Registry {
         }
         let lock = self.tenant_lock(tenant);
         let _changing = lock.lock().await;
-        let mut state = self.state(tenant);
+        let read = self.current(tenant).await?;
+        let mut state = read.state.clone();
         // Within the limits edges will give it: a version that cannot start
         // there is refused here, not discovered on every edge.
         let bytes = self.validate(name, bytes, validate_limits(&state)).await.map_err(|e| match e {
@@ -185,9 +241,12 @@ impl Registry {
         if !blob.exists() {
             write_atomic(&blob, &bytes).map_err(io(&blob))?;
         }
+        // Stored for every core before any state names it.
+        if let Some(shared) = &self.shared {
+            shared.put_component(&sha256, &bytes, now_ms).await?;
+        }
         let (version, created) = state.push(&sha256, bytes.len() as u64, name, now_ms);
-        self.save(tenant, &state)?;
-        self.states.lock().expect("registry lock poisoned").insert(tenant.to_string(), state);
+        self.commit(tenant, &read, &state).await?;
         Ok(Pushed { version, sha256, bytes: bytes.len() as u64, created })
     }
 
@@ -197,15 +256,21 @@ impl Registry {
     pub async fn apply(&self, tenant: &str, action: Action) -> Result<TenantState, RegistryError> {
         let lock = self.tenant_lock(tenant);
         let _changing = lock.lock().await;
-        let before = self.state(tenant);
+        let read = self.current(tenant).await?;
+        let before = &read.state;
         let mut after = before.clone();
         after.apply(action)?;
         let limits = validate_limits(&after);
         let unchanged = |v: &VersionRef| before.limits == after.limits && before.running().contains(v);
         for v in after.running().into_iter().filter(|v| !unchanged(v)) {
             // Stored before any state named it: missing is damage, not a bad request.
-            let blob = self.blob_path(&v.sha256);
-            let bytes = std::fs::read(&blob).map_err(io(&blob))?;
+            let bytes = match self.blob(&v.sha256).await {
+                Err(RegistryError::NoBlob(_)) => {
+                    let blob = self.blob_path(&v.sha256);
+                    return Err(RegistryError::Io { path: blob.display().to_string(), message: "missing, though a state names it".into() });
+                }
+                found => found?,
+            };
             self.validate(&format!("v{}", v.version), bytes, limits).await.map_err(|e| match e {
                 Refused::CannotStart(reason) => {
                     RegistryError::CannotStart { version: v.version, memory_mb: limits.memory_bytes >> 20, timeout_ms: limits.timeout.as_millis(), reason }
@@ -213,8 +278,7 @@ impl Registry {
                 Refused::Registry(e) => e,
             })?;
         }
-        self.save(tenant, &after)?;
-        self.states.lock().expect("registry lock poisoned").insert(tenant.to_string(), after.clone());
+        self.commit(tenant, &read, &after).await?;
         Ok(after)
     }
 
@@ -255,12 +319,98 @@ impl Registry {
         Manifest { tenants: states.iter().filter_map(|(t, s)| s.manifest(t)).collect() }
     }
 
-    /// A component by hash (for edges).
-    pub fn blob(&self, sha256: &str) -> Result<Vec<u8>, RegistryError> {
+    /// A component by hash (for edges): from the local directory, else (shared)
+    /// from ClickHouse, checked against its hash and kept in the directory.
+    pub async fn blob(&self, sha256: &str) -> Result<Vec<u8>, RegistryError> {
         if !is_sha256(sha256) {
             return Err(RegistryError::NoBlob(sha256.to_string()));
         }
-        std::fs::read(self.blob_path(sha256)).map_err(|_| RegistryError::NoBlob(sha256.to_string()))
+        let path = self.blob_path(sha256);
+        if let Ok(bytes) = std::fs::read(&path) {
+            return Ok(bytes);
+        }
+        let Some(shared) = &self.shared else { return Err(RegistryError::NoBlob(sha256.to_string())) };
+        let bytes = shared.component(sha256).await?.ok_or_else(|| RegistryError::NoBlob(sha256.to_string()))?;
+        if sha256_hex(&bytes) != sha256 {
+            return Err(RegistryError::Shared(format!("the stored component {sha256} does not match its sha256")));
+        }
+        write_atomic(&path, &bytes).map_err(io(&path))?;
+        Ok(bytes)
+    }
+
+    /// Keeps the manifest equal to the shared registry's (every [`REFRESH`])
+    /// until shutdown; first copies tenants only this directory knows.
+    pub async fn follow(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let (mut seeded, mut failing) = (false, false);
+        loop {
+            let pass = async {
+                if !seeded {
+                    self.seed().await?;
+                    seeded = true;
+                }
+                self.refresh().await
+            };
+            match pass.await {
+                Ok(()) if failing => {
+                    tracing::info!("shared plugin registry readable again");
+                    failing = false;
+                }
+                Err(e) if !failing => {
+                    tracing::warn!(error = %e, "cannot read the shared plugin registry; edges get what this core last saw");
+                    failing = true;
+                }
+                _ => {}
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(REFRESH) => {}
+                _ = tally_http::serve::stopped(&mut shutdown) => return,
+            }
+        }
+    }
+
+    /// Copies tenants the directory knows and the shared registry does not
+    /// (a single core's registry the first time it runs with `[zookeeper]`).
+    async fn seed(&self) -> Result<(), RegistryError> {
+        let Some(shared) = &self.shared else { return Ok(()) };
+        let known = shared.all().await?;
+        let local: Vec<(String, TenantState)> =
+            self.states.lock().expect("registry lock poisoned").iter().filter(|(t, _)| !known.contains_key(*t)).map(|(t, s)| (t.clone(), s.clone())).collect();
+        for (tenant, state) in local {
+            for v in &state.versions {
+                let bytes = self.blob(&v.sha256).await?;
+                shared.put_component(&v.sha256, &bytes, v.uploaded_ms).await?;
+            }
+            match shared.write(&tenant, &state, None).await {
+                // Another core copied its own first: that one is shared.
+                Ok(()) | Err(RegistryError::Conflict(_)) => {
+                    tracing::info!(%tenant, "plugin registry: this directory's state of the tenant copied to the shared registry")
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Adopts every tenant's shared state that differs from what this core
+    /// serves, its running components fetched first (an edge asks this core
+    /// for them next).
+    async fn refresh(&self) -> Result<(), RegistryError> {
+        let Some(shared) = &self.shared else { return Ok(()) };
+        for (tenant, seen) in shared.all().await? {
+            if self.states.lock().expect("registry lock poisoned").get(&tenant) == Some(&seen) {
+                continue;
+            }
+            // Under the tenant's lock and read again: never over a change this core is saving.
+            let lock = self.tenant_lock(&tenant);
+            let _changing = lock.lock().await;
+            let state = shared.read(&tenant).await?.state;
+            for v in state.running() {
+                self.blob(&v.sha256).await?;
+            }
+            self.save(&tenant, &state)?;
+            self.states.lock().expect("registry lock poisoned").insert(tenant, state);
+        }
+        Ok(())
     }
 
     fn blob_path(&self, sha256: &str) -> PathBuf {

@@ -1,0 +1,1 @@
+SELECT bytes FROM tally.plugin_components WHERE sha256 = ? ORDER BY stored_ms LIMIT 1
