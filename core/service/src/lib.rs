@@ -134,7 +134,14 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     // Rollups heal where billing is finalized: one core per ClickHouse, or
     // with leases the core holding the finalizer leader node.
     let heal = config.billing.finalize.then(|| Arc::new(heal::Requests::default()));
-    let committer = tokio::spawn(commit::committer::run(store.clone(), metrics.clone(), jobs_rx, fault_after_inserts(), heal.clone(), leases.clone()));
+    let committer = match &leases {
+        // Every write of a group checks the lease again.
+        Some(keeper) => {
+            let leased = lease::store::LeasedStore::new(store.clone(), keeper.clone());
+            tokio::spawn(commit::committer::run(leased, metrics.clone(), jobs_rx, fault_after_inserts(), heal.clone(), leases.clone()))
+        }
+        None => tokio::spawn(commit::committer::run(store.clone(), metrics.clone(), jobs_rx, fault_after_inserts(), heal.clone(), None)),
+    };
     if let (Some(requests), Some(keeper)) = (heal.clone(), leases.clone()) {
         let (store, metrics, billing) = (store.clone(), metrics.clone(), config.billing.clone());
         tokio::spawn(lease::zk::lead(keeper, shutdown.clone(), move |stop| {

@@ -11,8 +11,9 @@
 //!
 //! # Design constraints
 //! * Fencing, not timing, where the storage allows it. The lease is checked
-//!   before every commit group ([`state::Leases::check`], a cached answer,
-//!   no round trip); losing the ZooKeeper connection forgets every lease at
+//!   before every commit group and again before each of its writes
+//!   ([`state::Leases::check`], a cached answer, no round trip;
+//!   [`store::LeasedStore`]); losing the ZooKeeper connection forgets every lease at
 //!   once, and ZooKeeper's client notices a silent server (two thirds of the
 //!   session timeout) before the server may expire the session and give the
 //!   edge to another core. Every row INSERT names its `(edge, epoch, seqs)`
@@ -40,6 +41,7 @@
 
 pub mod fence;
 pub mod state;
+pub mod store;
 pub mod zk;
 
 #[cfg(test)]
