@@ -226,7 +226,7 @@ CREATE TABLE IF NOT EXISTS tally_shard.campaigns_by_minute
 ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/tally/campaigns_by_minute', '{replica}')
 PARTITION BY toYYYYMM(minute)
 ORDER BY (tenant, minute, campaign_id, ad_id)
-SETTINGS replicated_deduplication_window = 10000;
+SETTINGS replicated_deduplication_window = 10000, index_granularity = 1024;
 
 CREATE TABLE IF NOT EXISTS tally_shard.campaigns_by_hour
 (
@@ -241,7 +241,7 @@ CREATE TABLE IF NOT EXISTS tally_shard.campaigns_by_hour
 ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/tally/campaigns_by_hour', '{replica}')
 PARTITION BY toYYYYMM(hour)
 ORDER BY (tenant, hour, campaign_id, ad_id)
-SETTINGS replicated_deduplication_window = 10000;
+SETTINGS replicated_deduplication_window = 10000, index_granularity = 1024;
 
 CREATE TABLE IF NOT EXISTS tally_shard.campaigns_by_day
 (
@@ -256,7 +256,7 @@ CREATE TABLE IF NOT EXISTS tally_shard.campaigns_by_day
 ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/tally/campaigns_by_day', '{replica}')
 PARTITION BY toYYYYMM(day)
 ORDER BY (tenant, day, campaign_id, ad_id)
-SETTINGS replicated_deduplication_window = 10000;
+SETTINGS replicated_deduplication_window = 10000, index_granularity = 1024;
 
 CREATE TABLE IF NOT EXISTS tally_shard.dimensions_by_minute
 (

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Campaign reads over long ranges, the ad-first click rollups (clicks_by_*, sorted
+# (tenant, ad_id, time, campaign_id)) against the campaign rollups of migration 0007
+# (campaigns_by_*, sorted (tenant, time, campaign_id, ad_id)), in one run on one private
+# ClickHouse 18.16 whose rollups are filled directly with the same synthetic rows
+# (INSERT ... SELECT FROM numbers(), no POP): ADS ads, one row per ad and hour and per ad and
+# day over DAYS days, and per ad and minute over the last 2 days only (10,000 ads: 14.4M
+# minute rows a day, the 1.44B clicks a day of issue 12 at 100 clicks per row; the planned
+# reads below touch minutes only at the edges of the 24 h case, and fewer minute rows only
+# make the ad-sorted tables look better), CAMPAIGNS campaigns (campaign = ad mod
+# CAMPAIGNS, so a campaign's ads are spread over the ad-sorted table). For 24 h (step 1m,
+# ragged by minutes) and 30 days (step 1h, ragged by hours) it times the campaign queries
+# exactly as the store binds them (deploy/clickhouse/queries/, planned by
+# core/service/src/read_plan.rs) on both table sets, and top ads too, and checks that both
+# answer the same. Times are the server's query_duration_ms (query_log): min and median
+# of RUNS runs, with the rows read.
+# Usage: deploy/bench/campaigns.sh [ads] [days] [runs] [campaigns]   (days >= 31 for the 30-day case)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ADS="${1:-10000}" DAYS="${2:-31}" RUNS="${3:-5}" CAMPAIGNS="${4:-1000}"
+SRC=core/service/src/clickhouse
+dir="$(mktemp -d /var/tmp/tally-campaigns.XXXXXX)"
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+HTTP=$(port) TCP=$(port)
+mkdir -p "$dir"/{data,tmp,user_files,format_schemas,logs}
+cp "$SRC/private-users.xml" "$dir/users.xml"
+sed -e "s#{{HTTP_PORT}}#$HTTP#; s#{{TCP_PORT}}#$TCP#; s#{{DATA_DIR}}#$dir#g; s#{{USERS_FILE}}#$dir/users.xml#" \
+    -e "s#</yandex>#<query_log><database>system</database><table>query_log</table><flush_interval_milliseconds>500</flush_interval_milliseconds></query_log></yandex>#" \
+    "$SRC/private-server.xml" >"$dir/config.xml"
+(cd "$dir" && exec /usr/sbin/clickhouse-server --config-file="$dir/config.xml" >"$dir/logs/stdout.log" 2>&1 </dev/null) &
+server=$!
+stop() {
+  kill -TERM "$server" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  mv "$dir" "$dir.removing" && (rm -rf "$dir.removing" &)
+}
+trap stop EXIT
+for _ in $(seq 300); do curl -sf "http://127.0.0.1:$HTTP/ping" >/dev/null && break; kill -0 "$server" || exit 1; sleep 0.1; done
+
+python3 - "$HTTP" "$ADS" "$DAYS" "$RUNS" "$CAMPAIGNS" <<'PYEOF'
+import statistics, sys, time, urllib.error, urllib.request
+sys.path.insert(0, "deploy/clickhouse")
+import check_modern as cm
+
+http, ads, days, runs, campaigns = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+url = "http://127.0.0.1:%s/" % http
+B = cm.ts(2026, 10, 1)  # data spans [B, B + days)
+
+
+def sql(text, query_id=None):
+    u = url + ("?log_queries=1&query_id=" + query_id if query_id else "")
+    req = urllib.request.Request(u, data=text.encode(), method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=3600) as r:
+            return r.read().decode()
+    except urllib.error.HTTPError as e:
+        raise SystemExit("ClickHouse: %s\n  in: %s" % (e.read().decode(errors="replace").strip(), text[:300]))
+
+
+for rel in ["bootstrap.sql"] + ["migrations/" + f for f in cm.migration_files()]:
+    for stmt in cm.split_statements(cm.read(rel)):
+        sql(stmt)
+
+
+def fill(table, bucket_s, day):
+    """One row per ad and bucket of the day, the same in both table sets; an ad's clicks
+    per minute are fixed, so every rollup holds the sums of the finer ones."""
+    buckets, clicks = 86400 // bucket_s, f"(50 + (ad * 7919) % 101) * {bucket_s // 60}"
+    return (f"INSERT INTO tally.{table} SELECT 'bench' AS tenant, ad, toUInt64(ad % {campaigns}) AS campaign_id, "
+            f"toDateTime({day} + (number % {buckets}) * {bucket_s}, 'UTC'), arrayReduce('sumState', [toUInt64({clicks})]), "
+            f"arrayReduce('sumState', [toUInt64({clicks} * 1000)]), "
+            f"arrayReduce('uniqHLL12ArrayState', [[toUInt32(ad * 2 + 1), toUInt32(ad * 2 + 2)]]) "
+            f"FROM (SELECT number, intDiv(number, {buckets}) AS ad FROM numbers({ads * buckets}))")
+
+
+started = time.time()
+for d in range(days):
+    for size, bucket in ((60, "minute"), (3600, "hour"), (86400, "day")):
+        if size == 60 and d < days - 2:
+            continue
+        for family in ("clicks", "campaigns"):
+            sql(fill("%s_by_%s" % (family, bucket), size, B + d * 86400))
+print("filled %d days x %d ads (%d campaigns; minutes: the last 2 days) in %.0f s:" % (days, ads, campaigns, time.time() - started), flush=True)
+print(sql("SELECT table, sum(rows) AS n_rows, count() AS parts, formatReadableSize(sum(bytes)) AS size FROM system.parts "
+          "WHERE active AND database = 'tally' AND rows > 0 GROUP BY table ORDER BY table FORMAT PrettyCompactNoEscapes"))
+
+
+def run(name, text):
+    times, rows, answer = [], [], None
+    for i in range(runs):
+        qid = "bench-%s-%d-%d" % (name.replace(" ", "_"), i, time.time_ns())
+        out = sql(text + " FORMAT TSV", qid)
+        answer = answer if answer is not None else out
+        if out != answer:
+            raise SystemExit("%s: answers differ between runs" % name)
+        for _ in range(50):  # the log is written a moment after the answer
+            sql("SYSTEM FLUSH LOGS")
+            r = sql("SELECT query_duration_ms, read_rows FROM system.query_log WHERE type = 2 AND query_id = '%s' FORMAT TSV" % qid).split()
+            if r:
+                break
+            time.sleep(0.1)
+        times.append(int(r[0]))
+        rows.append(int(r[1]))
+    return answer, "min %6d ms  median %6d ms  rows read %11d" % (min(times), statistics.median(times), rows[0])
+
+
+q = {n: cm.read("queries/%s.sql" % n) for n in ("top_campaigns", "campaign_ads", "campaign_totals", "campaign_series", "top_ads")}
+ad_first = lambda text: text.replace("tally.campaigns_by_", "tally.clicks_by_")
+time_first = lambda text: text.replace("tally.clicks_by_minute", "tally.campaigns_by_minute").replace(
+    "tally.clicks_by_hour", "tally.campaigns_by_hour").replace("tally.clicks_by_day", "tally.campaigns_by_day")
+end = B + days * 86400
+cases = [  # (name, from, to, step seconds)
+    ("24 h, step 1m", end - 86400 - 7 * 3600 - 7 * 60, end - 7 * 3600 - 7 * 60, 60),
+    ("30 days, step 1h", end - 30 * 86400 - 13 * 3600, end - 13 * 3600, 3600),
+]
+CAMPAIGN = 77
+for label, frm, to, step in cases:
+    if frm < B:
+        print("%s: needs %d days of data, skipped" % (label, (to - frm) // 86400 + 1))
+        continue
+    bucket = {60: "minute", 3600: "hour"}[step]
+    plan = cm.plan(frm, to, 1)
+    queries = [  # (name, campaign-first text, ad-first text); the ad-first one for top ads is today's
+        ("top campaigns (limit 10)", cm.bind(q["top_campaigns"], cm.plan_binds(plan, ["bench"]) + [10])),
+        ("ads of a campaign (limit 10)", cm.bind(q["campaign_ads"], cm.plan_binds(plan, ["bench", CAMPAIGN]) + [10])),
+        ("campaign totals", cm.bind(q["campaign_totals"], cm.plan_binds(cm.plan(frm, to, 60), ["bench", CAMPAIGN], 3))),
+        ("campaign series", cm.bind(q["campaign_series"], ["bench", CAMPAIGN, frm, to], {"bucket": bucket})),
+    ]
+    print("== %s: [%d, %d), plan %s" % (label, frm, to, [r for r in plan if r[0] < r[1]]))
+    for name, text in queries:
+        a_new, t_new = run(name + " campaigns", text)
+        a_old, t_old = run(name + " clicks", ad_first(text))
+        same = "same answer" if a_old == a_new else "DIFFERENT ANSWERS:\n%s\n%s" % (a_old, a_new)
+        print("%-30s clicks_by_*:    %s\n%-30s campaigns_by_*: %s  %s" % (name, t_old, "", t_new, same))
+    top = cm.bind(q["top_ads"], cm.plan_binds(plan, ["bench"]) + [10])
+    a_old, t_old = run("top ads clicks", top)
+    a_new, t_new = run("top ads campaigns", time_first(top))
+    same = "same answer" if a_old == a_new else "DIFFERENT ANSWERS:\n%s\n%s" % (a_old, a_new)
+    print("%-30s clicks_by_*:    %s\n%-30s campaigns_by_*: %s  %s" % ("top ads (limit 10)", t_old, "", t_new, same))
+PYEOF
