@@ -70,9 +70,8 @@ impl Store {
 
     /// A campaign's totals over the plan's range (1m or coarser).
     pub async fn campaign_totals(&self, tenant: &str, campaign_id: u64, plan: &Plan) -> Result<Totals, StoreError> {
-        let query = bind_plan(self.db.query(sql::CAMPAIGN_TOTALS), "campaign totals", plan, &Resolution::ROLLUPS_COARSEST_FIRST, |q| {
-            q.bind(tenant).bind(campaign_id)
-        })?;
+        let query =
+            bind_plan(self.db.query(sql::CAMPAIGN_TOTALS), "campaign totals", plan, &Resolution::ROLLUPS_COARSEST_FIRST, |q| q.bind(tenant).bind(campaign_id))?;
         query.fetch_one().await.map_err(err("querying campaign totals"))
     }
 
