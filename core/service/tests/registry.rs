@@ -50,7 +50,7 @@ async fn uploads_start_within_the_tenants_limits_and_persist() {
     let manifest = registry.manifest();
     let acme = manifest.tenants.iter().find(|t| t.tenant == "acme").unwrap();
     assert_eq!(acme.active.sha256, pushed.sha256);
-    assert_eq!(registry.blob(&pushed.sha256).unwrap(), noop());
+    assert_eq!(registry.blob(&pushed.sha256).await.unwrap(), noop());
 
     // Limits the running version cannot start within are refused, and the
     // old ones stay.
