@@ -75,14 +75,17 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     let tenants = Arc::new(LiveTenants::new(Tenants::load(&config.tenants_file)?));
     let metrics = Arc::new(Metrics::new());
     let ch = &config.clickhouse;
-    let store = Store::connect(&ch.url, ch.user.as_deref(), ch.password.as_deref()).await?.in_cluster(ch.cluster.as_deref()).await?;
+    // Every configured server serves every query: the clients move to another
+    // when theirs cannot be reached (`clickhouse::failover`).
+    let urls: Vec<String> = std::iter::once(&ch.url).chain(&ch.servers).cloned().collect();
+    let store = Store::connect_any(&urls, ch.user.as_deref(), ch.password.as_deref()).await?.in_cluster(ch.cluster.as_deref()).await?;
     // The API's own client: a hung ClickHouse makes a query fail, not wait.
     let deadline = std::time::Duration::from_millis(ch.query_timeout_ms);
-    let api_store = Store::connect_bounded(&ch.url, ch.user.as_deref(), ch.password.as_deref(), deadline).await?.in_cluster(ch.cluster.as_deref()).await?;
-    for url in &ch.servers {
-        Store::connect(url, ch.user.as_deref(), ch.password.as_deref()).await?.in_cluster(ch.cluster.as_deref()).await?.migrate().await?;
-    }
-    let applied = store.migrate().await?;
+    let api_store = Store::connect_bounded(&urls, ch.user.as_deref(), ch.password.as_deref(), deadline).await?.in_cluster(ch.cluster.as_deref()).await?;
+    let applied = match &ch.cluster {
+        Some(cluster) => clickhouse::cluster::migrate_every_server(&urls, ch.user.as_deref(), ch.password.as_deref(), cluster).await.map(|()| Vec::new())?,
+        None => store.migrate().await?,
+    };
     tracing::info!(server = store.server_version(), ?applied, "ClickHouse schema is current");
     // Retired edges are known before the first batch is received.
     let roster = Arc::new(edges::Roster::new(config.edges.iter().map(|e| e.id.clone()).collect()));
@@ -100,14 +103,11 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
         None => None,
         Some(zk) => {
             // A stale owner's inserts are fenced on every server it may have used.
-            let mut servers = vec![store.clone()];
-            for url in &ch.servers {
-                servers.push(Store::connect(url, ch.user.as_deref(), ch.password.as_deref()).await?);
-            }
+            let fence = clickhouse::fence::EveryServer { urls: urls.clone(), user: ch.user.clone(), password: ch.password.clone() };
             let core_id = zk.core_id.clone().unwrap_or_else(|| lease::zk::default_core_id(config.listen_quic));
             let about = format!("quic={} http={}", config.listen_quic, config.listen_http);
             tracing::info!(%core_id, hosts = %zk.hosts, root = %zk.root, "edge leases in ZooKeeper: this core commits only the edges it holds");
-            let fence = Arc::new(clickhouse::fence::EveryServer(servers));
+            let fence = Arc::new(fence);
             Some(lease::zk::Keeper::start(zk, core_id, about, fence, metrics.clone()))
         }
     };

@@ -40,7 +40,11 @@
 //!
 //! Schema: bootstrap (`tally`, `tally.schema_migrations`, which stays per
 //! server and unused here), then the three cluster files, applied on every
-//! server at start, all `IF NOT EXISTS`; `{{cluster}}` becomes the name.
+//! server at start, all `IF NOT EXISTS`; `{{cluster}}` becomes the name
+//! ([`migrate_every_server`]). A server that cannot be reached then does not
+//! stop the core while another took the schema: it gets the schema once it
+//! answers (retried in the background), and the core's clients
+//! (`super::failover`) use the others meanwhile.
 
 use serde::Deserialize;
 
@@ -131,6 +135,44 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// How often the schema is tried again on a server that was down at start.
+const SCHEMA_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Applies the cluster schema on every server of `urls` that answers; those
+/// that do not get it in the background once they do. Fails only when no
+/// server took it.
+pub async fn migrate_every_server(urls: &[String], user: Option<&str>, password: Option<&str>, cluster: &str) -> Result<(), StoreError> {
+    let mut first_error = None;
+    let mut applied = 0;
+    for url in urls {
+        match migrate_one(url, user, password, cluster).await {
+            Ok(()) => applied += 1,
+            Err(e) => {
+                tracing::warn!(server = %url, error = %e, "cannot apply the cluster schema on this ClickHouse server now: retrying in the background every {} s; the core uses the other servers meanwhile", SCHEMA_RETRY.as_secs());
+                let (url, user, password, cluster) = (url.clone(), user.map(String::from), password.map(String::from), cluster.to_string());
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(SCHEMA_RETRY).await;
+                        if migrate_one(&url, user.as_deref(), password.as_deref(), &cluster).await.is_ok() {
+                            tracing::info!(server = %url, "cluster schema applied on a ClickHouse server that was down at start");
+                            return;
+                        }
+                    }
+                });
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) if applied == 0 => Err(e),
+        _ => Ok(()),
+    }
+}
+
+async fn migrate_one(url: &str, user: Option<&str>, password: Option<&str>, cluster: &str) -> Result<(), StoreError> {
+    Store::connect(url, user, password).await?.in_cluster(Some(cluster)).await?.migrate().await.map(drop)
 }
 
 #[cfg(test)]

@@ -34,17 +34,11 @@ const TIMEOUT_EXCEEDED: &str = "Code: 159";
 /// What a connection fails with when ClickHouse stays silent too long.
 const SILENT: &str = "ClickHouse sent nothing within the query deadline";
 
-/// A ClickHouse client whose every query is bounded by `deadline` (no URL
-/// or settings yet).
-pub fn client(deadline: Duration) -> clickhouse::Client {
-    let mut http = HttpConnector::new();
-    http.set_connect_timeout(Some(deadline));
-    http.set_keepalive(Some(Duration::from_secs(60)));
-    let bounded = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        // Below ClickHouse's own keep-alive timeout (3 s), as the crate's default client.
-        .pool_idle_timeout(Duration::from_secs(2))
-        .build(Bounded { http, deadline });
-    clickhouse::Client::with_http_client(bounded).with_setting("max_execution_time", max_execution_time(deadline))
+/// A ClickHouse client over `urls` ([`super::failover`]) whose every query
+/// is bounded by `deadline`.
+pub fn client(deadline: Duration, urls: &[String]) -> Result<clickhouse::Client, super::failover::BadUrl> {
+    let bounded = Bounded { http: super::failover::http_connector(deadline), deadline };
+    Ok(super::failover::client(bounded, urls)?.with_setting("max_execution_time", max_execution_time(deadline)))
 }
 
 /// The `max_execution_time` setting for `deadline` (whole seconds, at least 1).
@@ -177,7 +171,7 @@ mod tests {
         // Accepts and never answers, like a stopped ClickHouse.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let client = client(Duration::from_millis(200)).with_url(url);
+        let client = client(Duration::from_millis(200), &[url]).unwrap();
         let e = client.query("SELECT 1").fetch_one::<u8>().await.unwrap_err();
         assert!(is_deadline(&e), "{e}");
         drop(listener);
@@ -186,7 +180,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_connection_is_not_a_deadline() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let client = client(Duration::from_secs(5)).with_url(format!("http://127.0.0.1:{port}"));
+        let client = client(Duration::from_secs(5), &[format!("http://127.0.0.1:{port}")]).unwrap();
         let e = client.query("SELECT 1").fetch_one::<u8>().await.unwrap_err();
         assert!(!is_deadline(&e), "{e}");
     }

@@ -1,6 +1,11 @@
 //! The lease's fence on ClickHouse (`crate::lease::fence`): kill, and wait
 //! for, every running insert of an edge that names another epoch, on every
-//! server the core knows (a stale owner may have used another one).
+//! server the core knows (a stale owner may have used another one). Each
+//! server gets its own connection per fence (the core's clients move between
+//! servers, `super::failover`); one that cannot be reached is logged and
+//! skipped (its queries died with it, or it is cut off and a stale insert's
+//! bytes there are dropped by block deduplication, `super::cluster`), while a
+//! KILL that a live server refuses still fails the fence.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,8 +16,13 @@ use crate::lease::fence::stale_patterns;
 use crate::lease::state::Epoch;
 use crate::lease::zk::Fence;
 
-/// The core's store and, in cluster mode, a connection to each other server.
-pub struct EveryServer(pub Vec<Store>);
+/// Every server of the core's configuration (`[clickhouse] url` and
+/// `servers`), reached with these credentials.
+pub struct EveryServer {
+    pub urls: Vec<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
 
 impl Store {
     async fn kill_stale_inserts(&self, edge: &str, epoch: Epoch) -> Result<(), StoreError> {
@@ -24,8 +34,14 @@ impl Store {
 impl Fence for EveryServer {
     fn kill_stale<'a>(&'a self, edge: &'a str, epoch: Epoch) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
         Box::pin(async move {
-            for store in &self.0 {
-                store.kill_stale_inserts(edge, epoch).await.map_err(|e| e.to_string())?;
+            for url in &self.urls {
+                match Store::connect(url, self.user.as_deref(), self.password.as_deref()).await {
+                    Ok(store) => store.kill_stale_inserts(edge, epoch).await.map_err(|e| e.to_string())?,
+                    Err(e) if e.is_unreachable() => {
+                        tracing::warn!(server = %url, %edge, error = %e, "cannot reach a ClickHouse server to fence a stale lease owner's inserts there: skipped")
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
             }
             Ok(())
         })

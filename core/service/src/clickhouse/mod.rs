@@ -10,6 +10,8 @@
 //!   quorum inserts) and its schema under `deploy/clickhouse/cluster/`.
 //! * [`deadline`]: the API's bound on every query (a hung server answers
 //!   `504`, not never).
+//! * [`failover`]: one client over several servers (cluster mode), moving
+//!   on when one cannot be reached.
 //! * [`private_server`]: a `clickhouse-server` child process on free loopback
 //!   ports, for tests and `tally demo`.
 //!
@@ -23,6 +25,7 @@ pub mod components;
 pub mod deadline;
 pub mod cluster;
 pub mod edges;
+pub mod failover;
 pub mod fence;
 pub mod filters;
 mod operations;

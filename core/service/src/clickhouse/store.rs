@@ -23,12 +23,19 @@ pub enum StoreError {
     /// refused rather than answered without that part of the range).
     #[error("{what} has no {table:?} table: plan it at a coarser resolution")]
     NoTable { what: &'static str, table: Resolution },
+    #[error("ClickHouse {0}")]
+    Url(#[from] super::failover::BadUrl),
 }
 
 impl StoreError {
     /// ClickHouse gave no answer within the query deadline ([`super::deadline`]).
     pub fn is_deadline(&self) -> bool {
         matches!(self, StoreError::Query { source, .. } if super::deadline::is_deadline(source))
+    }
+
+    /// No answer from the server at all (refused, reset, unreachable).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, StoreError::Query { source: clickhouse::error::Error::Network(_), .. })
     }
 }
 
@@ -298,18 +305,25 @@ fn at_least(version: &str, major: u32, minor: u32) -> bool {
 impl Store {
     /// Connects and learns the server version (settings differ by version).
     pub async fn connect(url: &str, user: Option<&str>, password: Option<&str>) -> Result<Store, StoreError> {
-        Self::connect_with(Client::default(), url, user, password).await
+        Self::connect_any(&[url.to_string()], user, password).await
     }
 
-    /// [`Store::connect`], every query under `deadline`
+    /// [`Store::connect`] to whichever of `urls` accepts, moving to another
+    /// when that one cannot be reached ([`super::failover`]).
+    pub async fn connect_any(urls: &[String], user: Option<&str>, password: Option<&str>) -> Result<Store, StoreError> {
+        let http = super::failover::http_connector(super::failover::CONNECT_TIMEOUT);
+        Self::connect_with(super::failover::client(http, urls)?, urls, user, password).await
+    }
+
+    /// [`Store::connect_any`], every query under `deadline`
     /// ([`super::deadline`]): for the API, never the committer (a group
     /// commit may rightly take longer, and is retried as a whole).
-    pub async fn connect_bounded(url: &str, user: Option<&str>, password: Option<&str>, deadline: std::time::Duration) -> Result<Store, StoreError> {
-        Self::connect_with(super::deadline::client(deadline), url, user, password).await
+    pub async fn connect_bounded(urls: &[String], user: Option<&str>, password: Option<&str>, deadline: std::time::Duration) -> Result<Store, StoreError> {
+        Self::connect_with(super::deadline::client(deadline, urls)?, urls, user, password).await
     }
 
-    async fn connect_with(client: Client, url: &str, user: Option<&str>, password: Option<&str>) -> Result<Store, StoreError> {
-        let mut server = client.with_url(url).with_validation(false);
+    async fn connect_with(client: Client, urls: &[String], user: Option<&str>, password: Option<&str>) -> Result<Store, StoreError> {
+        let mut server = client.with_validation(false);
         if let Some(user) = user {
             server = server.with_user(user);
         }
@@ -317,7 +331,8 @@ impl Store {
             server = server.with_password(password);
         }
         let db = server.clone().with_database(DATABASE);
-        let version = server.query("SELECT version() AS version").fetch_one::<Version>().await.map_err(err(format!("connecting to {url}")))?.version;
+        let version =
+            server.query("SELECT version() AS version").fetch_one::<Version>().await.map_err(err(format!("connecting to {}", urls.join(" or "))))?.version;
         let dedup_tokens = at_least(&version, 22, 2);
         Ok(Store { server, db, version, dedup_tokens, cluster: None })
     }
