@@ -3,6 +3,7 @@
 //! whose state changes feed the machine at once, and the creates, reads and
 //! kills its verdicts ask for. Everything that decides is in the machine.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,6 +100,30 @@ impl Keeper {
     /// older owners' inserts) if it is free.
     pub async fn ensure(self: &Arc<Self>, edge: &str) -> Result<Epoch, Refusal> {
         self.hold(&fence::lease_path(edge), Some(edge)).await
+    }
+
+    /// Who holds each edge's lease now (read from ZooKeeper, for `GET
+    /// /v1/edges` and retire's drain check): lease node name
+    /// ([`fence::node_name`] of the edge) -> core id. Read-only.
+    pub async fn lease_owners(&self) -> Result<BTreeMap<String, String>, Refusal> {
+        let client = match &*self.client.lock().expect("client lock") {
+            Some((_, client)) => client.clone(),
+            None => return Err(Refusal::NoSession),
+        };
+        let dir = format!("{}/leases", self.root);
+        let zk = |e: zookeeper_client::Error| Refusal::ZooKeeper(format!("{dir}: {e}"));
+        let mut owners = BTreeMap::new();
+        for node in client.list_children(&dir).await.map_err(zk)? {
+            match client.get_data(&format!("{dir}/{node}")).await {
+                Ok((owner, _)) => {
+                    owners.insert(node, String::from_utf8_lossy(&owner).into_owned());
+                }
+                // Released meanwhile: nobody holds it.
+                Err(zookeeper_client::Error::NoNode) => {}
+                Err(e) => return Err(zk(e)),
+            }
+        }
+        Ok(owners)
     }
 
     /// Whether this core runs the finalizer and healer now.
