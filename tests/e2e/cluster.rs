@@ -1,8 +1,9 @@
 //! Tally on a real ClickHouse cluster: ZooKeeper, 2 shards x 2 replicas of
 //! 18.16 (`tally::cluster`), a core in cluster mode and an edge, against the
 //! generator's exact truth. One test, three phases on the same cluster (a
-//! cluster takes a while to start): steady traffic; a replica `kill -9`ed
-//! while the core inserts, restarted later; a whole shard stopped while
+//! cluster takes a while to start): steady traffic; the replica the core
+//! uses `kill -9`ed while the core inserts (the core moves to another
+//! server), restarted later; a whole shard stopped while
 //! traffic flows (the edge holds its batches), started again. After each
 //! phase billing and the per-second counts equal the truth, the minute
 //! rollups too (healed where a failed quorum insert left its views unfired),
@@ -47,6 +48,22 @@ async fn wait_failed_groups(pop: &Pop, than: usize) {
     let deadline = tokio::time::Instant::now() + CONVERGE;
     while failed_groups(pop) <= than {
         assert!(tokio::time::Instant::now() < deadline, "no group commit failed while a server was down");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The core log's lines saying it moved off the server at `url`.
+fn moves_from(pop: &Pop, url: &str) -> Vec<String> {
+    let log = std::fs::read_to_string(pop.pop.state.dir.join("core.log")).unwrap_or_default();
+    let from = format!("from={url} ");
+    log.lines().filter(|l| l.contains("the core now uses another server") && l.contains(&from)).map(String::from).collect()
+}
+
+/// Waits until the core's clients have left the server at `url`.
+async fn wait_move_from(pop: &Pop, url: &str) {
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    while moves_from(pop, url).is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the core did not move off the killed server {url}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -147,18 +164,22 @@ async fn exactly_once_through_a_replica_crash_and_a_shard_outage() {
     load(edge.clone(), key.clone(), generator.clone(), 10, done.clone()).await;
     converge(&pop, &cluster, &*generator.lock().await, from, until()).await;
 
-    // A replica of shard 1 dies while the core inserts, and comes back.
+    // The server the core uses (a replica of shard 1) dies while the core
+    // inserts: the core moves to another server, and the replica comes back.
     let done = Arc::new(AtomicUsize::new(0));
     let loader = tokio::spawn(load(edge.clone(), key.clone(), generator.clone(), 20, done.clone()));
     wait_rounds(&done, 5).await;
-    cluster.server(0, 1).kill().await;
+    assert_eq!(moves_from(&pop, &urls[0]), Vec::<String>::new(), "the core started on {}", urls[0]);
+    cluster.server(0, 0).kill().await;
     // Down until a commit has met it (a quorum insert times out), so the
     // phase tests the failure, not a replica that was back in time.
     wait_failed_groups(&pop, 0).await;
-    cluster.server(0, 1).restart().await.expect("restarting the killed replica");
+    wait_move_from(&pop, &urls[0]).await;
+    cluster.server(0, 0).restart().await.expect("restarting the killed replica");
     loader.await.unwrap();
     converge(&pop, &cluster, &*generator.lock().await, from, until()).await;
     let failed = failed_groups(&pop);
+    println!("cluster: {}", moves_from(&pop, &urls[0]).join("\ncluster: "));
 
     // Shard 2 is unreachable for a while: the edge keeps acknowledging clicks
     // (durable on its disk) and holds its batches until the shard is back.
