@@ -22,19 +22,19 @@ def check(ck, cm):
     months = ck.select(months_sql, "landing months")
     if len(months) < 2:
         cm.fail("the sample landing rows should span two months, found %s" % months)
-    got = ck.select(cm.bind(q["table_partitions"], ["clicks_by_second"]), "table_partitions", [("partition", "UInt32")])
+    got = ck.select(cm.bind(q["table_partitions"], [cm.LOCAL_DB, "clicks_by_second"]), "table_partitions", [("partition", "UInt32")])
     cm.expect(got, months, "table_partitions clicks_by_second")
-    got = ck.select(cm.bind(q["table_partitions"], ["no_such_table"]), "table_partitions (no table)", [("partition", "UInt32")])
+    got = ck.select(cm.bind(q["table_partitions"], [cm.LOCAL_DB, "no_such_table"]), "table_partitions (no table)", [("partition", "UInt32")])
     cm.expect(got, [], "table_partitions of a table that does not exist")
 
     oldest, rest = months[0][0], months[1:]
     count_sql = "SELECT toUInt64(count()) AS n FROM tally.clicks_by_second WHERE toYYYYMM(second) = %d"
     kept = [(m, ck.select(count_sql % m, "rows of %d" % m)) for (m,) in rest]
-    ck.run(cm.bind(q["drop_partition"], [oldest], {"table": "clicks_by_second"}), "drop_partition %d" % oldest)
+    ck.run(cm.bind(q["drop_partition"], [oldest], {"database": cm.LOCAL_DB, "table": "clicks_by_second"}), "drop_partition %d" % oldest)
     cm.expect(ck.select(count_sql % oldest, "rows of the dropped month"), [(0,)], "rows left in the dropped month")
     for m, n in kept:
         cm.expect(ck.select(count_sql % m, "rows of %d after the drop" % m), n, "rows of month %d after dropping %d" % (m, oldest))
-    got = ck.select(cm.bind(q["table_partitions"], ["clicks_by_second"]), "table_partitions after the drop", [("partition", "UInt32")])
+    got = ck.select(cm.bind(q["table_partitions"], [cm.LOCAL_DB, "clicks_by_second"]), "table_partitions after the drop", [("partition", "UInt32")])
     cm.expect(got, rest, "table_partitions after dropping %d" % oldest)
     # Dropping a month that holds nothing is not an error (a pass may race a merge).
-    ck.run(cm.bind(q["drop_partition"], [oldest], {"table": "clicks_by_second"}), "drop_partition %d again" % oldest)
+    ck.run(cm.bind(q["drop_partition"], [oldest], {"database": cm.LOCAL_DB, "table": "clicks_by_second"}), "drop_partition %d again" % oldest)

@@ -27,6 +27,7 @@ mod readme;
 mod registry;
 mod registry_shared;
 mod reload;
+mod retention_cluster;
 mod shipping;
 mod sql;
 mod tenant_series;

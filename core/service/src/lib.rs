@@ -144,11 +144,14 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     };
     if let (Some(requests), Some(keeper)) = (heal.clone(), leases.clone()) {
         let (store, metrics, billing) = (store.clone(), metrics.clone(), config.billing.clone());
+        let (kept, clickhouse) = (config.retention.clone(), ch.clone());
         tokio::spawn(lease::zk::lead(keeper, shutdown.clone(), move |stop| {
             let finalize = billing::finalizer::run(store.clone(), metrics.clone(), std::time::Duration::from_millis(billing.finalize_interval_ms), billing.lookback_hours, stop.clone());
+            // Retention too runs on one core at a time.
+            let prune = retention::run(store.clone(), clickhouse.clone(), metrics.clone(), kept.clone(), billing.lookback_hours, stop.clone());
             let heal = heal::run(store.clone(), metrics.clone(), requests.clone(), std::time::Duration::from_millis(billing.rollup_heal_interval_ms), stop);
             async move {
-                tokio::join!(finalize, heal);
+                tokio::join!(finalize, heal, prune);
             }
         }));
     } else if let Some(requests) = heal {
@@ -156,7 +159,7 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
         tokio::spawn(billing::finalizer::run(store.clone(), metrics.clone(), interval, config.billing.lookback_hours, shutdown.clone()));
         let interval = std::time::Duration::from_millis(config.billing.rollup_heal_interval_ms);
         tokio::spawn(heal::run(store.clone(), metrics.clone(), requests, interval, shutdown.clone()));
-        tokio::spawn(retention::run(store.clone(), metrics.clone(), config.retention.clone(), config.billing.lookback_hours, shutdown.clone()));
+        tokio::spawn(retention::run(store.clone(), ch.clone(), metrics.clone(), config.retention.clone(), config.billing.lookback_hours, shutdown.clone()));
     }
     let interval = std::time::Duration::from_millis(config.billing.finalize_interval_ms);
     tokio::spawn(edges::run(store.clone(), roster.clone(), metrics.clone(), interval, shutdown.clone()));

@@ -65,12 +65,12 @@ async fn retention_drops_whole_old_months_of_configured_families_only() {
     let retention = RetentionSection { landing_days: Some(30), click_records_days: Some(30), ..RetentionSection::default() };
 
     // Nothing configured: nothing goes.
-    assert_eq!(retention::pass(&store, &RetentionSection::default(), 48, now).await.unwrap(), vec![]);
+    assert_eq!(retention::pass(&store, std::slice::from_ref(&store), &RetentionSection::default(), 48, now).await.unwrap(), vec![]);
 
     // The only edge's watermark is still in January: January's hours are
     // not final, so its click records stay; landing rows are not billing's.
     committed_watermark(&raw, 1, JAN).await;
-    let dropped = retention::pass(&store, &retention, 48, now).await.unwrap();
+    let dropped = retention::pass(&store, std::slice::from_ref(&store), &retention, 48, now).await.unwrap();
     assert_eq!(
         dropped,
         vec![Dropped { table: "clicks_by_second", partition: jan }, Dropped { table: "clicks_by_second", partition: feb }],
@@ -82,14 +82,14 @@ async fn retention_drops_whole_old_months_of_configured_families_only() {
 
     // The watermark moves into February: January is final, February is not.
     committed_watermark(&raw, 2, FEB).await;
-    let dropped = retention::pass(&store, &retention, 48, now).await.unwrap();
+    let dropped = retention::pass(&store, std::slice::from_ref(&store), &retention, 48, now).await.unwrap();
     assert_eq!(dropped, vec![Dropped { table: "click_records", partition: jan }]);
     assert_eq!((count(&raw, "click_records", jan).await, count(&raw, "click_records", feb).await), (0, 1));
 
     // Every hour final: the rest of the old click records go, never the
     // statements, nor the minute rollup (no retention set for it).
     committed_watermark(&raw, 3, now).await;
-    let dropped = retention::pass(&store, &retention, 48, now).await.unwrap();
+    let dropped = retention::pass(&store, std::slice::from_ref(&store), &retention, 48, now).await.unwrap();
     assert_eq!(dropped, vec![Dropped { table: "click_records", partition: feb }]);
     assert_eq!(count(&raw, "click_records", this).await, 1);
     for month in [jan, feb, this] {
@@ -100,6 +100,6 @@ async fn retention_drops_whole_old_months_of_configured_families_only() {
     assert!(minute_rows > 0, "the minute rollup keeps January (no retention configured for it)");
 
     // Repeating a pass drops nothing more.
-    assert_eq!(retention::pass(&store, &retention, 48, now).await.unwrap(), vec![]);
+    assert_eq!(retention::pass(&store, std::slice::from_ref(&store), &retention, 48, now).await.unwrap(), vec![]);
     server.stop().await;
 }

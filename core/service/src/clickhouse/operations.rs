@@ -1,9 +1,9 @@
 //! What operations asks of ClickHouse: readiness (the server answers, the
 //! schema is current) and retention (a table's monthly partitions, dropping
 //! one). See `crate::retention` for when a partition may go. In cluster mode
-//! (`super::cluster`) the `tally` tables are Distributed and hold no parts,
-//! so retention finds nothing to drop there (a known gap: the shards'
-//! `tally_shard` tables are not pruned).
+//! (`super::cluster`) the `tally` tables are Distributed and hold no parts:
+//! partitions are those of the server's `tally_shard` tables, listed and
+//! dropped per server.
 
 use serde::Deserialize;
 
@@ -34,15 +34,28 @@ impl Store {
         Ok(MIGRATIONS.iter().map(|m| m.version).filter(|v| !applied.iter().any(|a| a.version == *v)).collect())
     }
 
-    /// The active partitions of `table` (`toYYYYMM` values; 0 for others).
-    pub async fn partitions(&self, table: &'static str) -> Result<Vec<u32>, StoreError> {
-        let rows = self.db.query(sql::TABLE_PARTITIONS).bind(table).fetch_all::<Partition>().await.map_err(err(format!("listing partitions of {table}")))?;
-        Ok(rows.into_iter().map(|p| p.partition).collect())
+    /// The database whose tables hold this server's parts: `tally`, or on a
+    /// cluster's server `tally_shard` (the `tally` tables are Distributed).
+    pub fn parts_database(&self) -> &'static str {
+        if self.cluster.is_some() {
+            "tally_shard"
+        } else {
+            "tally"
+        }
     }
 
-    /// Drops month `partition` of `table` (one of `retention::plan::Family::tables`).
+    /// The active partitions of `table` on this server (`toYYYYMM` values; 0 for others).
+    pub async fn partitions(&self, table: &'static str) -> Result<Vec<u32>, StoreError> {
+        let database = self.parts_database();
+        let rows = self.db.query(sql::TABLE_PARTITIONS).bind(database).bind(table).fetch_all::<Partition>().await;
+        Ok(rows.map_err(err(format!("listing partitions of {database}.{table}")))?.into_iter().map(|p| p.partition).collect())
+    }
+
+    /// Drops month `partition` of `table` (one of `retention::plan::Family::tables`)
+    /// on this server (on a Replicated table, on every replica of its shard).
     pub async fn drop_partition(&self, table: &'static str, partition: u32) -> Result<(), StoreError> {
-        let query = sql::DROP_PARTITION.replace("{table}", table);
-        self.db.query(&query).bind(partition).execute().await.map_err(err(format!("dropping partition {partition} of {table}")))
+        let database = self.parts_database();
+        let query = sql::DROP_PARTITION.replace("{database}", database).replace("{table}", table);
+        self.db.query(&query).bind(partition).execute().await.map_err(err(format!("dropping partition {partition} of {database}.{table}")))
     }
 }
