@@ -2,7 +2,8 @@
 check_modern.py on chdb and on 18.16 with its sample data (`cm` is that module):
 top campaigns, the ads of a campaign, campaign series and totals (planned reads, equal
 to one rollup alone, to the landing table and to Python), the ads' campaigns per hour
-(billing per campaign), and the click family's repair on campaigns_by_*.
+(billing per campaign), top ads on campaigns_by_* equal to the same text on the ad-first
+clicks_by_*, and the click family's repair on campaigns_by_*.
 """
 
 QUERIES = ("top_campaigns", "campaign_ads", "campaign_series", "campaign_series_second",
@@ -65,11 +66,18 @@ def of_ads(cm, tenant, frm, to):
     return [(b, ad, sorted(cs)) for (b, ad), cs in sorted(acc.items())]
 
 
+def ad_first(text):
+    """A query over the campaign rollups rewritten for the click rollups (same columns)."""
+    return text.replace("tally.campaigns_by_", "tally.clicks_by_")
+
+
 def check_queries(ck, q, phase, cm):
     ranges = [(cm.D0, cm.D1 + 86400), (cm.D0, cm.D1), (cm.H0, cm.H1), (cm.H0 + 60, cm.H1 + 60),
               (cm.D1 + 86400, cm.D1 + 2 * 86400)] + cm.ragged_ranges(cm.D0 - 86400, cm.D1 + 2 * 86400, 16, "campaigns")
     campaigns = sorted({(r[0], r[2]) for r in cm.LANDING}) + [("t1", 999), ("nobody", 100)]
     ranked_cols = {"campaign_id": RANKED_COLS("campaign_id"), "ad_id": RANKED_COLS("ad_id")}
+    if ad_first(q["top_ads"]) == q["top_ads"]:
+        cm.fail("top_ads reads no campaign rollup: its comparison with clicks_by_* would compare it with itself")
     for frm, to in ranges:
         m0, m1 = -(-frm // 60) * 60, to // 60 * 60
         for tenant in ("t1", "t2", "nobody"):
@@ -82,6 +90,14 @@ def check_queries(ck, q, phase, cm):
                     ref = ck.select(cm.bind(q["top_campaigns"], cm.plan_binds(cm.single(m0, m1, 60), [tenant]) + [limit]),
                                     "top_campaigns of minutes " + where, ranked_cols["campaign_id"])
                     cm.expect(ref, ranked(cm, tenant, m0, m1, limit, 60, "campaign_id"), "top_campaigns of minutes " + where)
+                # Top ads reads the time-first campaign rollups; the ad-first click rollups hold the
+                # same rows (one per tenant, ad, campaign and bucket) and must answer alike.
+                plans = [("planned", cm.plan(frm, to, 1))] + ([("minutes", cm.single(m0, m1, 60))] if m0 < m1 else [])
+                for name, p in plans:
+                    binds = cm.plan_binds(p, [tenant]) + [limit]
+                    got = ck.select(cm.bind(q["top_ads"], binds), "top_ads %s %s" % (name, where), cm.TOP_COLS)
+                    ref = ck.select(cm.bind(ad_first(q["top_ads"]), binds), "top_ads on clicks_by_* %s %s" % (name, where), cm.TOP_COLS)
+                    cm.expect(got, ref, "top_ads %s %s on campaigns_by_* against clicks_by_*" % (name, where))
         for tenant, campaign in campaigns:
             where = "[%s] tenant=%s campaign=%d [%d,%d)" % (phase, tenant, campaign, frm, to)
             for limit in (1, 10):

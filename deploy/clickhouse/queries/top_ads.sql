@@ -5,17 +5,17 @@ SELECT
 FROM
 (
     SELECT ad_id, toUInt64(sumMerge(clicks)) AS c, toUInt64(sumMerge(spend_micros)) AS s
-    FROM tally.clicks_by_day
+    FROM tally.campaigns_by_day
     WHERE ? < ? AND tenant = ? AND day >= ? AND day < ? AND (day < ? OR day >= ?)
     GROUP BY ad_id
     UNION ALL
     SELECT ad_id, toUInt64(sumMerge(clicks)) AS c, toUInt64(sumMerge(spend_micros)) AS s
-    FROM tally.clicks_by_hour
+    FROM tally.campaigns_by_hour
     WHERE ? < ? AND tenant = ? AND hour >= ? AND hour < ? AND (hour < ? OR hour >= ?)
     GROUP BY ad_id
     UNION ALL
     SELECT ad_id, toUInt64(sumMerge(clicks)) AS c, toUInt64(sumMerge(spend_micros)) AS s
-    FROM tally.clicks_by_minute
+    FROM tally.campaigns_by_minute
     WHERE ? < ? AND tenant = ? AND minute >= ? AND minute < ? AND (minute < ? OR minute >= ?)
     GROUP BY ad_id
     UNION ALL
