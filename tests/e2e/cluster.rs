@@ -17,6 +17,7 @@ use std::time::Duration;
 use tally::cluster::Cluster;
 use tally::pop::EdgeSettings;
 use tally::traffic::{now_ms, ClickGen, GenOptions};
+use tally_core::clickhouse::cluster::migrate_every_server;
 use tally_core::clickhouse::private_server::PrivateServer;
 use tally_core::clickhouse::Store;
 use tally_http::client::Client;
@@ -212,9 +213,11 @@ async fn cluster_schema_matches_the_single_node_schema_and_passes_the_sql_check(
     let mut single = PrivateServer::start(&dir.path().join("single")).await.expect("starting a single ClickHouse");
     Store::connect(&single.http_url(), None, None).await.unwrap().migrate().await.expect("single-node migrations");
     let url = cluster.urls()[0].clone();
-    for url in cluster.urls() {
-        Store::connect(&url, None, None).await.unwrap().in_cluster(Some(cluster.name())).await.unwrap().migrate().await.expect("cluster schema");
-    }
+    // A server down when the schema is applied does not stop it: it gets the
+    // schema once it is back (the core's start does the same).
+    cluster.server(1, 0).stop().await;
+    migrate_every_server(&cluster.urls(), None, None, cluster.name()).await.expect("cluster schema on the server that is up");
+    cluster.server(1, 0).restart().await.expect("restarting the second server");
     let client = Client::new();
     let ask = |url: String, sql: String| {
         let client = client.clone();
@@ -231,6 +234,14 @@ async fn cluster_schema_matches_the_single_node_schema_and_passes_the_sql_check(
     let views = |db: &str| format!("SELECT name FROM system.tables WHERE database = '{db}' AND engine = 'MaterializedView' ORDER BY name FORMAT TSV");
     let want = ask(single.http_url(), columns("tally")).await;
     assert!(want.lines().count() > 20, "the single-node schema has its tables: {want}");
+    // The Distributed tables come last: once they are all there, so is the rest.
+    let late = cluster.urls()[1].clone();
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    while ask(late.clone(), columns("tally")).await != want {
+        assert!(tokio::time::Instant::now() < deadline, "the schema never reached the server that was down when it was applied");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(ask(late.clone(), columns("tally_shard")).await, want, "shard-local tables of the server that was down");
     assert_eq!(ask(url.clone(), columns("tally_shard")).await, want, "shard-local tables differ from the single-node tables");
     assert_eq!(ask(url.clone(), columns("tally")).await, want, "Distributed tables differ from the single-node tables");
     assert_eq!(ask(url.clone(), views("tally_shard")).await, ask(single.http_url(), views("tally")).await, "materialized views differ");

@@ -47,3 +47,15 @@ impl Fence for EveryServer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_server_that_cannot_be_reached_does_not_fail_the_fence() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let fence = EveryServer { urls: vec![format!("http://127.0.0.1:{port}")], user: None, password: None };
+        assert_eq!(fence.kill_stale("edge-1", 7).await, Ok(()));
+    }
+}
