@@ -14,6 +14,7 @@ mod crash;
 mod dashboard;
 mod dedup;
 mod edges;
+mod edges_cores;
 mod demo;
 mod filters;
 mod harness;

@@ -115,6 +115,10 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
         Some(keeper) => receiver.with_leases(keeper.clone()),
         None => receiver,
     };
+    // GET /v1/edges names the core holding each lease; retire goes through it.
+    if let Some(keeper) = &leases {
+        roster.read_leases(keeper.clone());
+    }
     let gate = tally_http::limits::Gate::new(config.limits.clone());
     gate.count_refusals_in(metrics.connections_refused.clone());
     let listener = TcpListener::bind(config.listen_http).await.map_err(|source| CoreError::Listen { addr: config.listen_http, source })?;

@@ -92,11 +92,16 @@ impl Api {
             return resp;
         }
         let force = tally_http::query::get(req.uri().query(), "force").is_some_and(|v| v == "true" || v == "1");
+        // Whether another core serves the edge must be known, not guessed.
+        if let (false, Err(e)) = (force, self.roster.lease_owners().await) {
+            let why = format!("cannot tell whether another core serves edge {id:?}: the edge leases in ZooKeeper cannot be read ({e}); try again when ZooKeeper answers, or retire with --force (force=true)");
+            return reply::error(StatusCode::SERVICE_UNAVAILABLE, why);
+        }
         let status = match self.status_of(id).await {
             Ok(status) => status,
             Err(resp) => return resp,
         };
-        if let Err(refusal) = retire_check(id, status.as_ref(), force) {
+        if let Err(refusal) = retire_check(id, status.as_ref(), self.roster.core_id(), force) {
             let code = if refusal.is_unknown() { StatusCode::NOT_FOUND } else { StatusCode::CONFLICT };
             return reply::error(code, refusal.to_string());
         }

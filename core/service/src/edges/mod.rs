@@ -10,7 +10,10 @@
 //!   core reads the same: a retired edge's watermark no longer holds billing
 //!   finality back ([`status::unretired`]). An edge is retired only once
 //!   drained ([`status::retire_check`]): not connected to this core (a
-//!   stopping edge ships what it holds first) and no batch the ledger shows
+//!   stopping edge ships what it holds first), no other core holding its
+//!   lease (with `[zookeeper]`: that core serves it, and a core keeps an
+//!   edge's lease while it runs, so retire through the owner; leases that
+//!   cannot be read refuse the retirement) and no batch the ledger shows
 //!   started but not committed; `force` overrides that, never an unknown name.
 //!   Batches an edge never sent are not visible to the core: retire a killed
 //!   edge only after starting it once to drain, or accept that its unsent
@@ -32,16 +35,17 @@ pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::clickhouse::{Store, StoreError};
+use crate::lease::zk::{Keeper, Refusal};
 use crate::metrics::{EdgeLabel, Metrics};
 use status::{statuses, EdgeStatus};
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Roster {
     enrolled: Vec<String>,
     retired: RwLock<BTreeSet<String>>,
@@ -49,6 +53,8 @@ pub struct Roster {
     /// undo it.
     changes: AtomicU64,
     connections: Mutex<BTreeMap<String, usize>>,
+    /// Several cores: the edge leases, which name the core serving each edge.
+    leases: OnceLock<Arc<Keeper>>,
 }
 
 /// Held while an edge's batch connection lasts.
@@ -101,10 +107,34 @@ impl Roster {
         self.connections.lock().expect("roster lock poisoned").contains_key(edge)
     }
 
-    /// Every known edge's status, read from ClickHouse now.
+    /// With several cores: read the edge leases for each edge's owning core.
+    pub fn read_leases(&self, keeper: Arc<Keeper>) {
+        let _ = self.leases.set(keeper);
+    }
+
+    /// This core's id among several (`None` without leases).
+    pub fn core_id(&self) -> Option<&str> {
+        self.leases.get().map(|k| k.core_id())
+    }
+
+    /// Who holds each edge's lease now (empty without leases).
+    pub async fn lease_owners(&self) -> Result<BTreeMap<String, String>, Refusal> {
+        match self.leases.get() {
+            Some(keeper) => keeper.lease_owners().await,
+            None => Ok(BTreeMap::new()),
+        }
+    }
+
+    /// Every known edge's status, read from ClickHouse (and the leases) now.
+    /// Leases that cannot be read leave `owning_core` empty (a retirement
+    /// reads them itself and is refused then).
     pub async fn statuses(&self, store: &Store, now_ms: u64) -> Result<Vec<EdgeStatus>, StoreError> {
         let (ledger, retirements) = tokio::try_join!(store.edge_ledger(), store.edge_retirements())?;
-        Ok(statuses(&self.enrolled, &ledger, &retirements, |e| self.is_connected(e), now_ms))
+        let owners = self.lease_owners().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the edge leases: owning cores unknown");
+            BTreeMap::new()
+        });
+        Ok(statuses(&self.enrolled, &ledger, &retirements, |e| self.is_connected(e), &owners, now_ms))
     }
 
     pub async fn refresh(&self, store: &Store, metrics: &Metrics) -> Result<(), StoreError> {

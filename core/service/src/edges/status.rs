@@ -2,9 +2,12 @@
 //! I/O: the status `GET /v1/edges` answers, whether a retirement may go
 //! ahead, and which edges hold an hour back from being final.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::clickhouse::store::EdgeWatermark;
+use crate::lease::fence::node_name;
 
 /// An edge as the ledger knows it (`edge_ledger.sql`).
 #[derive(Debug, Clone, clickhouse::Row, Deserialize, PartialEq, Eq)]
@@ -49,8 +52,8 @@ pub struct EdgeStatus {
     pub uncommitted_batches: u64,
     /// It holds a batch connection to this core now.
     pub connected: bool,
-    /// The core holding its lease when several cores share the cluster;
-    /// `None` on a single core.
+    /// The core holding its lease when several cores share the cluster
+    /// (`[zookeeper]`); `None` on a single core, or while no core holds it.
     pub owning_core: Option<String>,
     pub retired: bool,
     pub retired_at_ms: Option<u64>,
@@ -60,7 +63,15 @@ pub struct EdgeStatus {
 }
 
 /// Every edge that is enrolled, has shipped or was ever retired, by name.
-pub fn statuses(enrolled: &[String], ledger: &[LedgerEdge], retirements: &[Retirement], connected: impl Fn(&str) -> bool, now_ms: u64) -> Vec<EdgeStatus> {
+/// `owners`: lease node name ([`node_name`] of the edge) -> the core holding it.
+pub fn statuses(
+    enrolled: &[String],
+    ledger: &[LedgerEdge],
+    retirements: &[Retirement],
+    connected: impl Fn(&str) -> bool,
+    owners: &BTreeMap<String, String>,
+    now_ms: u64,
+) -> Vec<EdgeStatus> {
     let mut names: Vec<&str> =
         enrolled.iter().map(String::as_str).chain(ledger.iter().map(|l| l.edge.as_str())).chain(retirements.iter().map(|r| r.edge.as_str())).collect();
     names.sort_unstable();
@@ -79,7 +90,7 @@ pub fn statuses(enrolled: &[String], ledger: &[LedgerEdge], retirements: &[Retir
                 lag_seconds: watermark_ms.map(|w| now_ms.saturating_sub(w) / 1000),
                 uncommitted_batches: ledger.iter().find(|l| l.edge == edge).map_or(0, |l| l.uncommitted),
                 connected: connected(edge),
-                owning_core: None,
+                owning_core: owners.get(&node_name(edge)).cloned(),
                 retired: retirement.is_some(),
                 retired_at_ms: retirement.map(|r| r.changed_at_ms),
                 holds_finality: committed.is_some() && retirement.is_none(),
@@ -98,6 +109,10 @@ pub enum RetireRefusal {
     )]
     Connected(String),
     #[error(
+        "edge {edge:?} is served by core {core}, which holds its lease (cores keep an edge's lease while they run): retire it through that core, which knows whether the edge is still connected; --force (force=true) retires it anyway and its later batches are refused until it is reinstated"
+    )]
+    Served { edge: String, core: String },
+    #[error(
         "edge {edge:?} has {count} batch(es) started but not committed: start it again so it re-sends them, then stop and retire it; --force (force=true) retires it anyway (they stay on its disk, refused until it is reinstated)"
     )]
     Uncommitted { edge: String, count: u64 },
@@ -110,15 +125,21 @@ impl RetireRefusal {
     }
 }
 
-/// Whether `edge` may be retired now: drained means not connected and no
-/// batch half committed. `force` overrides both, never an unknown name.
-pub fn retire_check(edge: &str, status: Option<&EdgeStatus>, force: bool) -> Result<(), RetireRefusal> {
+/// Whether `edge` may be retired now: drained means not connected to this
+/// core (`this_core`, its id with several cores), no other core holding its
+/// lease (that core serves it, and only it knows whether the edge is still
+/// connected) and no batch half committed. `force` overrides these, never an
+/// unknown name.
+pub fn retire_check(edge: &str, status: Option<&EdgeStatus>, this_core: Option<&str>, force: bool) -> Result<(), RetireRefusal> {
     let Some(status) = status else { return Err(RetireRefusal::Unknown(edge.to_string())) };
     if force || status.retired {
         return Ok(());
     }
     if status.connected {
         return Err(RetireRefusal::Connected(edge.to_string()));
+    }
+    if let Some(core) = status.owning_core.as_ref().filter(|&c| Some(c.as_str()) != this_core) {
+        return Err(RetireRefusal::Served { edge: edge.to_string(), core: core.clone() });
     }
     if status.uncommitted_batches > 0 {
         return Err(RetireRefusal::Uncommitted { edge: edge.to_string(), count: status.uncommitted_batches });
@@ -159,6 +180,7 @@ mod tests {
             &[ledger("a", 4, 7_200_000, 0), ledger("b", 9, 3_000_000, 1), ledger("gone", 2, 10, 0)],
             &[retired("gone", 1), retired("b", 0)],
             |e| e == "a",
+            &BTreeMap::from([("b".to_string(), "core-2".to_string())]),
             10_000_000,
         );
         let names: Vec<&str> = got.iter().map(|s| s.edge.as_str()).collect();
@@ -166,21 +188,34 @@ mod tests {
         assert_eq!(got[0].last_batch, Some(LastBatch { seq: 4, committed_at_ms: 100_000 }));
         assert_eq!((got[0].lag_seconds, got[0].connected, got[0].holds_finality), (Some(2_800), true, true));
         assert_eq!((got[1].retired, got[1].uncommitted_batches, got[1].holds_finality), (false, 1, true), "reinstated");
+        assert_eq!((got[0].owning_core.as_deref(), got[1].owning_core.as_deref()), (None, Some("core-2")), "the lease names the core");
         assert_eq!((got[2].enrolled, got[2].retired, got[2].retired_at_ms, got[2].holds_finality), (false, true, Some(5_000), false));
         assert_eq!((got[3].last_batch.clone(), got[3].watermark_ms, got[3].holds_finality), (None, None, false), "never shipped");
         // Started, never committed: known, but no watermark yet.
-        let got = statuses(&[], &[ledger("c", 0, 0, 2)], &[], |_| false, 1);
+        let got = statuses(&[], &[ledger("c", 0, 0, 2)], &[], |_| false, &BTreeMap::new(), 1);
         assert_eq!((got[0].watermark_ms, got[0].uncommitted_batches, got[0].holds_finality), (None, 2, false));
     }
 
     #[test]
     fn retirement_waits_for_a_drained_edge_unless_forced() {
-        let s = |connected, uncommitted| statuses(&[], &[ledger("e", 3, 1, uncommitted)], &[], |_| connected, 2).remove(0);
-        assert_eq!(retire_check("e", Some(&s(false, 0)), false), Ok(()));
-        assert_eq!(retire_check("e", Some(&s(true, 0)), false), Err(RetireRefusal::Connected("e".into())));
-        assert_eq!(retire_check("e", Some(&s(false, 2)), false), Err(RetireRefusal::Uncommitted { edge: "e".into(), count: 2 }));
-        assert_eq!(retire_check("e", Some(&s(true, 2)), true), Ok(()));
-        assert!(retire_check("x", None, true).unwrap_err().is_unknown(), "force never invents an edge");
+        let s = |connected, uncommitted| statuses(&[], &[ledger("e", 3, 1, uncommitted)], &[], |_| connected, &BTreeMap::new(), 2).remove(0);
+        assert_eq!(retire_check("e", Some(&s(false, 0)), None, false), Ok(()));
+        assert_eq!(retire_check("e", Some(&s(true, 0)), None, false), Err(RetireRefusal::Connected("e".into())));
+        assert_eq!(retire_check("e", Some(&s(false, 2)), None, false), Err(RetireRefusal::Uncommitted { edge: "e".into(), count: 2 }));
+        assert_eq!(retire_check("e", Some(&s(true, 2)), None, true), Ok(()));
+        assert!(retire_check("x", None, None, true).unwrap_err().is_unknown(), "force never invents an edge");
+        // A live lease on another core: that core serves the edge. Its own
+        // lease: whether the edge is connected here decides.
+        let mut served = s(false, 0);
+        served.owning_core = Some("core-2".into());
+        assert_eq!(retire_check("e", Some(&served), Some("core-1"), false), Err(RetireRefusal::Served { edge: "e".into(), core: "core-2".into() }));
+        assert_eq!(retire_check("e", Some(&served), Some("core-1"), true), Ok(()));
+        assert_eq!(retire_check("e", Some(&served), Some("core-2"), false), Ok(()));
+        served.connected = true;
+        assert_eq!(retire_check("e", Some(&served), Some("core-2"), false), Err(RetireRefusal::Connected("e".into())));
+        // Edge ids that are no plain node names are looked up encoded.
+        let owners = BTreeMap::from([(node_name("edge/7"), "core-1".to_string())]);
+        assert_eq!(statuses(&[], &[ledger("edge/7", 3, 1, 0)], &[], |_| false, &owners, 2)[0].owning_core.as_deref(), Some("core-1"));
     }
 
     #[test]
