@@ -179,7 +179,8 @@ pub struct ClickHouseSection {
     #[serde(default)]
     pub cluster: Option<String>,
     /// The cluster's other servers (HTTP URLs): the core applies the cluster
-    /// schema on each of them and on `url` at start.
+    /// schema on each of them and on `url` at start, and moves its queries
+    /// to them when the one in use cannot be reached (`clickhouse::failover`).
     #[serde(default)]
     pub servers: Vec<String>,
 }
