@@ -693,6 +693,13 @@ RETIREMENTS = [
 ]
 
 
+COMPONENTS = [  # (sha256, bytes, stored_ms): the first stored twice, by two cores
+    ("ab" * 32, b"\0asm\x0d\0\x01\0", 10),
+    ("ab" * 32, b"\0asm\x0d\0\x01\0", 12),
+    ("ef" * 32, bytes(range(256)), 11),
+]
+
+
 def expected_retirements():
     last = {}
     for (e, retired, ms, _reason) in RETIREMENTS:
@@ -1005,6 +1012,11 @@ def check_ledger_queries(ck, q, phase):
     expect(got, expected_edge_ledger(), "edge_ledger [%s]" % phase)
     got = ck.select(bind(q["edge_retirements"], []), "edge_retirements [%s]" % phase, RETIREMENT_COLS)
     expect(got, expected_retirements(), "edge_retirements [%s]" % phase)
+    # The registry's shared components: the bytes by hash (stored twice = the same bytes), none for an unknown hash.
+    for sha, want in ((COMPONENTS[0][0], COMPONENTS[0][1]), (COMPONENTS[2][0], COMPONENTS[2][1]), ("cd" * 32, None)):
+        out = ck.run(bind(q["plugin_component"], [sha]) + " FORMAT TabSeparatedWithNamesAndTypes", "plugin_component [%s]" % phase)
+        rows = out.split("\n")[2:-1]
+        expect(rows, [] if want is None else ["[%s]" % ",".join(str(b) for b in want)], "plugin_component %s [%s]" % (sha[:8], phase))
     # Fencing (core::lease): runs as the core sends it; nothing of Tally's is running here to kill.
     ck.run(bind(q["kill_stale_inserts"], ["|e1@", "|e1@7/"]), "kill_stale_inserts [%s]" % phase)
 
@@ -1189,7 +1201,7 @@ def check_filter_queries(ck, q, phase):
 
 CHECKED_QUERIES = (
     "series_second", "total_second", "series_rollup", "totals", "top_ads",
-    "ledger_states", "batch_rows_present", "edge_watermarks", "edge_ledger", "edge_retirements",
+    "ledger_states", "batch_rows_present", "edge_watermarks", "edge_ledger", "edge_retirements", "plugin_component",
     "billing_live", "billing_live_all_tenants", "billing_statements", "final_hours",
     "reconcile_hours", "reconcile_rollup", "reconcile_manifests", "reconcile_batch_records",
     "repair_rollup", "reconcile_refused_hours", "reconcile_refused_rollup", "repair_refused_rollup",
@@ -1582,6 +1594,9 @@ def main():
         for row in RETIREMENTS:
             ck.run("INSERT INTO tally.edge_retirements (edge, retired, changed_ms, reason) VALUES "
                    + landing_values([row]), "edge_retirements insert %s %d" % row[:2])
+        for sha, data, ms in COMPONENTS:  # one INSERT per component, as the registry does
+            ck.run("INSERT INTO tally.plugin_components (sha256, bytes, stored_ms) VALUES ('%s', [%s], %d)"
+                   % (sha, ", ".join(str(b) for b in data), ms), "plugin_components insert %s" % sha[:8])
         for i, b in enumerate(CLICK_BATCHES):
             ck.run("INSERT INTO tally.click_records (%s) VALUES %s" % (", ".join(CLICK_COLUMNS), landing_values(b)),
                    "click_records insert %d" % (i + 1))
