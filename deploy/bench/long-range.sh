@@ -3,8 +3,9 @@
 # run on one private ClickHouse 18.16 whose rollups are filled directly with synthetic rows
 # (INSERT ... SELECT FROM numbers(), no POP): ADS ads with one row per ad and minute over
 # DAYS days in clicks_by_minute (10,000 ads: 14.4M rows a day, the 1.44B clicks a day of
-# issue 12 at 100 clicks per row), the matching hour and day rows, and DIM_ROWS dimension
-# rows per minute (20 values x ads) in dimensions_by_*. Then, for 24 h (step 1m, a range
+# issue 12 at 100 clicks per row), the matching hour and day rows, the same rows in the
+# campaign rollups (campaigns_by_*), and DIM_ROWS dimension rows per minute (20 values x
+# ads) in dimensions_by_*. Then, for 24 h (step 1m, a range
 # ragged by minutes) and 30 days (step 1h, the finest step the API allows over 30 days,
 # ragged by hours), it times top ads, dimension values and an ad's series totals:
 # the text of these queries before plans (git REV, default the commit before read plans)
@@ -88,7 +89,8 @@ started = time.time()
 for d in range(days):
     day = B + d * 86400
     for size, bucket in ((60, "minute"), (3600, "hour"), (86400, "day")):
-        sql(fill_clicks("clicks_by_" + bucket, size, day))
+        for family in ("clicks", "campaigns"):  # top ads reads campaigns_by_*, an ad's series clicks_by_*
+            sql(fill_clicks(family + "_by_" + bucket, size, day))
         sql(fill_dims("dimensions_by_" + bucket, size, day))
 print("filled %d days x %d ads in %.0f s:" % (days, ads, time.time() - started))
 print(sql("SELECT table, sum(rows) AS n_rows, count() AS parts, formatReadableSize(sum(bytes)) AS size FROM system.parts "
