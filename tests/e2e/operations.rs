@@ -49,7 +49,11 @@ async fn readiness_and_query_deadlines_follow_clickhouse_and_the_core() {
     let path = format!("/v1/ads?from={}&to={}", now - 3_600_000, now);
     let answer = tokio::time::timeout(CONVERGE, p.query(&read, &path)).await.expect("the API answers while ClickHouse hangs");
     let body = answer.text();
-    let stuck_ready = tokio::time::timeout(CONVERGE, client.get(&format!("{core}/readyz"), None)).await.expect("readyz answers").unwrap();
+    // A fresh client: the pooled connection sat idle through the deadline
+    // above, and the core may close an idle keep-alive connection just as
+    // a request reuses it (seen once as IncompleteMessage).
+    let fresh = tally_http::client::Client::new();
+    let stuck_ready = tokio::time::timeout(CONVERGE, fresh.get(&format!("{core}/readyz"), None)).await.expect("readyz answers").unwrap();
     let stuck_health = client.get(&format!("{core}/healthz"), None).await.unwrap();
     signal(ch, libc::SIGCONT);
     assert_eq!(answer.status, 504, "{body}");
