@@ -25,9 +25,9 @@
 //! landing table. [`params`] parses and checks query strings (pure).
 
 mod assets;
-mod edges;
 mod campaign_billing;
 mod campaigns;
+mod edges;
 pub mod params;
 mod plugins;
 mod readiness;
