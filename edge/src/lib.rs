@@ -27,7 +27,8 @@ pub mod shipper;
 pub mod site;
 pub mod spool;
 
-use std::sync::atomic::AtomicBool;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -77,7 +78,9 @@ fn fault_abort_before_wal_write() -> Option<u64> {
 
 /// Runs an edge until `shutdown` turns true; then stops taking requests,
 /// seals what it holds and gives the shipper a moment to deliver it.
-pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<(), EdgeError> {
+/// `config_file` (where `config` was read) is read again on SIGHUP
+/// (`reload`).
+pub async fn run(config: EdgeConfig, config_file: PathBuf, shutdown: watch::Receiver<bool>) -> Result<(), EdgeError> {
     let tenants = Arc::new(LiveTenants::new(Tenants::load(&config.tenants_file)?));
     let metrics = Arc::new(Metrics::new());
     metrics.spool_max_bytes.set(config.spool_max_bytes.min(i64::MAX as u64) as i64);
@@ -209,7 +212,16 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
     }
     let registry = registry.map(|sync| tokio::spawn(sync.run(shutdown.clone())));
     let backpressure = Arc::new(AtomicBool::new(false));
-    tokio::spawn(reload::on_sighup(config.tenants_file.clone(), tenants.clone(), metrics.clone(), shutdown.clone()));
+    let max_events_per_request = Arc::new(AtomicUsize::new(config.max_events_per_request));
+    let reload = reload::EdgeReload {
+        config_file,
+        tenants_file: config.tenants_file.clone(),
+        tenants: tenants.clone(),
+        gate: gate.clone(),
+        max_events_per_request: max_events_per_request.clone(),
+        metrics: metrics.clone(),
+    };
+    tokio::spawn(tally_http::reload::on_sighup(reload, shutdown.clone()));
     let ingest = Arc::new(Ingest {
         tenants,
         pipeline: pipeline.clone(),
@@ -221,7 +233,7 @@ pub async fn run(config: EdgeConfig, shutdown: watch::Receiver<bool>) -> Result<
         static_dir: config.static_dir.clone(),
         rate_limits: Default::default(),
         filters,
-        max_events_per_request: config.max_events_per_request,
+        max_events_per_request,
         serves_metrics: config.listen_metrics.is_none(),
     });
     let shipper = Shipper {

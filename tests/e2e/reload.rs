@@ -1,7 +1,9 @@
 //! Reload without restart: SIGHUP makes the edge and the core read the
-//! tenants file again. A key rotation keeps both keys valid until the
-//! previous one is dropped, a new CORS origin applies at once, a bad file is
-//! refused with the old tenants kept, and no click is lost or doubled.
+//! tenants file and their config files again. A key rotation keeps both keys
+//! valid until the previous one is dropped, a new CORS origin applies at
+//! once, a tenant's rate and the edge's `max_events_per_request` change at
+//! once, a restart-only bound is named in the log, a bad file is refused with
+//! the old tenants and limits kept, and no click is lost or doubled.
 
 use std::time::Duration;
 
@@ -87,7 +89,7 @@ async fn sighup_rotates_keys_and_origins_without_a_restart() {
     post_until_acked(&pop.client, &edge, &old.ingest_key, &generator.events(40, now_ms())).await;
     post_until_acked(&pop.client, &edge, &rotating.ingest_key, &generator.events(40, now_ms())).await;
     let log = std::fs::read_to_string(pop.pop.state.dir.join("local-edge-1.log")).unwrap();
-    assert!(log.contains("SIGHUP: tenants file refused; the previous tenants stay in force"), "{log}");
+    assert!(log.contains("SIGHUP: tenants file refused; the previous tenants and limits stay in force"), "{log}");
     assert!(log.contains("Ingest key must be at least 16"), "the log says what is wrong: {log}");
 
     // Rotation done: the previous keys are dropped.
@@ -101,6 +103,71 @@ async fn sighup_rotates_keys_and_origins_without_a_restart() {
 
     // Exact counts through every key accepted, no process restarted.
     wait_for_billing(&pop, &rotated.read_key, from, from + 2 * HOUR_MS, truth_total(&generator)).await;
+    assert_eq!(pop.pop.pids(), pids, "nothing was restarted");
+    pop.pop.stop().await;
+}
+
+/// Rewrites a process's config file (`name` in the POP's directory) with `change` applied.
+fn rewrite_config<C: serde::Serialize>(pop: &Pop, name: &str, load: impl Fn(&std::path::Path) -> C, change: impl FnOnce(&mut C)) {
+    let path = pop.pop.state.dir.join(name);
+    let mut config = load(&path);
+    change(&mut config);
+    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+}
+
+async fn post_refused(pop: &Pop, key: &str, events: &[String]) -> (u16, String) {
+    let url = format!("{}/v1/clicks", pop.pop.state.edge_http);
+    let r = pop.client.post_json(&url, Some(key), tally::traffic::json_array(events)).await.unwrap();
+    (r.status.as_u16(), r.text())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_changes_rate_and_request_limits_without_a_restart() {
+    let edge_config = |p: &std::path::Path| tally_edge::config::EdgeConfig::load(p).unwrap();
+    let core_config = |p: &std::path::Path| tally_core::config::CoreConfig::load(p).unwrap();
+    let mut pop = harness::start(&["acme"]).await;
+    let tenant = pop.pop.state.tenants[0].clone();
+    let pids = pop.pop.pids();
+    let start = now_ms();
+    let mut generator = ClickGen::new(GenOptions { seed: 51, ads: 3, duplicate_share: 0.0, jitter_ms: 1000, ..GenOptions::default() });
+    let mut refused = ClickGen::new(GenOptions { seed: 53, ads: 3, duplicate_share: 0.0, jitter_ms: 1000, ..GenOptions::default() });
+    let edge = pop.pop.state.edge_http.clone();
+    post_until_acked(&pop.client, &edge, &tenant.ingest_key, &generator.events(40, now_ms())).await;
+
+    // A rate of 30/s for the tenant, at most 35 events a request on the edge,
+    // and on the core a per-address cap (applied) beside a timeout (restart only).
+    rewrite_config(&pop, "local-edge-1.toml", edge_config, |c| c.max_events_per_request = 35);
+    rewrite_config(&pop, "core.toml", core_config, |c| {
+        c.limits.max_connections_per_ip = 200;
+        c.limits.header_read_timeout = Duration::from_millis(9000);
+    });
+    let limited = TenantSpec { max_events_per_sec: Some(30), ..tenant.clone() };
+    pop.pop.reload_tenants(vec![limited.clone()]).unwrap();
+    wait_for_reloads(&pop, "ok", 1).await;
+    let (status, text) = post_refused(&pop, &tenant.ingest_key, &refused.events(40, now_ms())).await;
+    assert_eq!((status, text.contains("40 events in one request; at most 35 are accepted")), (413, true), "the edge's new max_events_per_request: {text}");
+    let (status, text) = post_refused(&pop, &tenant.ingest_key, &refused.events(32, now_ms())).await;
+    assert_eq!(status, 413, "32 events never fit the tenant's new rate of 30/s: {text}");
+    // The bucket starts full at 30: 10 now leave 20 for the 12 below, whatever the clock.
+    post_until_acked(&pop.client, &edge, &tenant.ingest_key, &generator.events(10, now_ms())).await;
+    let core_log = std::fs::read_to_string(pop.pop.state.dir.join("core.log")).unwrap();
+    assert!(core_log.contains("max_connections_per_ip 200"), "the core says which caps it applied: {core_log}");
+    assert!(core_log.contains("changed in [limits] but applied only after a restart: header_read_timeout_ms"), "{core_log}");
+
+    // A config file that does not validate refuses the whole reload: the
+    // tenants file's rate of 10/s beside it is not applied either (12 events
+    // would never fit it).
+    rewrite_config(&pop, "local-edge-1.toml", edge_config, |c| c.ship_interval_ms = 5);
+    pop.pop.reload_tenants(vec![TenantSpec { max_events_per_sec: Some(10), ..tenant.clone() }]).unwrap();
+    wait_for_metric(&pop, &format!("{edge}/metrics"), r#"tally_edge_config_reloads_total{result="refused"} 1"#).await;
+    let log = std::fs::read_to_string(pop.pop.state.dir.join("local-edge-1.log")).unwrap();
+    assert!(log.contains("SIGHUP: config file refused; the previous tenants and limits stay in force"), "{log}");
+    assert!(log.contains("ship_interval_ms must be 10..=60000"), "the log says what is wrong: {log}");
+    post_until_acked(&pop.client, &edge, &tenant.ingest_key, &generator.events(12, now_ms())).await;
+
+    // Exact counts, no process restarted.
+    let from = start / HOUR_MS * HOUR_MS;
+    wait_for_billing(&pop, &tenant.read_key, from, from + 2 * HOUR_MS, truth_total(&generator)).await;
     assert_eq!(pop.pop.pids(), pids, "nothing was restarted");
     pop.pop.stop().await;
 }

@@ -110,12 +110,12 @@ async fn main() -> Result<()> {
         }
         Command::Edge { config: None, .. } => unreachable!("clap requires --config without a subcommand"),
         Command::Edge { config: Some(config), print_identity: false, admin: None } => {
-            let config = tally_edge::config::EdgeConfig::load(&config)?;
-            tally_edge::run(config, shutdown).await.context("edge failed")
+            let loaded = tally_edge::config::EdgeConfig::load(&config)?;
+            tally_edge::run(loaded, config, shutdown).await.context("edge failed")
         }
         Command::Core { config } => {
-            let config = tally_core::config::CoreConfig::load(&config)?;
-            tally_core::run(config, shutdown).await.context("core failed")
+            let loaded = tally_core::config::CoreConfig::load(&config)?;
+            tally_core::run(loaded, config, shutdown).await.context("core failed")
         }
         Command::Demo(args) => demo::run(args, shutdown).await,
         Command::Billing(command) => billing::run(command).await,

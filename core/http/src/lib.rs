@@ -7,6 +7,7 @@
 //! * [`tls`]: persistent TLS identities and rustls server configurations.
 //! * [`reply`]: JSON and error responses in one shape, bodies read under a
 //!   byte limit, Prometheus exposition.
+//! * [`reload`]: the SIGHUP loop of reloads without restart.
 //! * [`client`]: a minimal hyper client used by the demo traffic generator
 //!   and the end-to-end tests.
 
@@ -15,6 +16,7 @@ pub mod h3;
 pub mod limits;
 pub mod pinned;
 pub mod query;
+pub mod reload;
 pub mod reply;
 pub mod serve;
 pub mod tls;

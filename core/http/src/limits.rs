@@ -20,6 +20,13 @@
 //!
 //! [`ConnTable`] is the sans-IO bookkeeping of connection slots; [`Gate`]
 //! shares it (and the body budget) between all listeners of a process.
+//!
+//! On a reload ([`Gate::reload`]) only the connection caps change: a new
+//! cap applies to the next connection accepted, and connections already
+//! open over a lowered cap stay until they close. The timeouts and the
+//! stream cap are built into each listener's protocol settings and the body
+//! budget is one semaphore sized at start, so those take a restart
+//! ([`ServerLimits::restart_only_changes`] names them for the log).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -103,6 +110,20 @@ impl ServerLimits {
         }
         Ok(())
     }
+
+    /// The bounds that differ in `new` and apply only after a restart.
+    pub fn restart_only_changes(&self, new: &ServerLimits) -> Vec<&'static str> {
+        let changed = [
+            ("header_read_timeout_ms", self.header_read_timeout != new.header_read_timeout),
+            ("body_timeout_ms", self.body_timeout != new.body_timeout),
+            ("request_timeout_ms", self.request_timeout != new.request_timeout),
+            ("keep_alive_timeout_ms", self.keep_alive_timeout != new.keep_alive_timeout),
+            ("tls_handshake_timeout_ms", self.tls_handshake_timeout != new.tls_handshake_timeout),
+            ("max_streams_per_connection", self.max_streams_per_connection != new.max_streams_per_connection),
+            ("body_budget_bytes", self.body_budget_bytes != new.body_budget_bytes),
+        ];
+        changed.into_iter().filter(|(_, c)| *c).map(|(name, _)| name).collect()
+    }
 }
 
 mod millis {
@@ -141,6 +162,11 @@ pub struct ConnTable {
 impl ConnTable {
     pub fn new(max_total: usize, max_per_ip: usize) -> ConnTable {
         ConnTable { max_total, max_per_ip, total: 0, per_ip: HashMap::new() }
+    }
+
+    /// New caps for the connections admitted from now on; open ones stay.
+    pub fn set_caps(&mut self, max_total: usize, max_per_ip: usize) {
+        (self.max_total, self.max_per_ip) = (max_total, max_per_ip);
     }
 
     pub fn try_admit(&mut self, ip: IpAddr) -> Result<(), Refused> {
@@ -189,6 +215,8 @@ fn client_key(ip: IpAddr) -> IpAddr {
 /// slots and the body budget.
 #[derive(Debug)]
 pub struct Gate {
+    /// The limits as at start: a reload changes only the connection caps,
+    /// which the connection table holds.
     pub limits: ServerLimits,
     conns: Mutex<ConnTable>,
     body_budget: BodyBudget,
@@ -212,20 +240,19 @@ impl Gate {
     /// `max_connections` [`FD_RESERVE`] below it, so accepting never fails
     /// for want of descriptors.
     pub fn new(mut limits: ServerLimits) -> Arc<Gate> {
-        let nofile = raise_nofile_limit();
-        let room = nofile.saturating_sub(FD_RESERVE as u64).max(1);
-        if limits.max_connections as u64 > room {
-            tracing::warn!(
-                configured = limits.max_connections,
-                nofile,
-                using = room,
-                "max_connections is above what the descriptor limit (RLIMIT_NOFILE) allows; raise `ulimit -n` (LimitNOFILE= in systemd) to serve more"
-            );
-            limits.max_connections = room as usize;
-        }
+        limits.max_connections = within_nofile(limits.max_connections);
         let conns = Mutex::new(ConnTable::new(limits.max_connections, limits.max_connections_per_ip));
         let body_budget = BodyBudget::new(limits.body_budget_bytes);
         Arc::new(Gate { limits, conns, body_budget, refusals: Mutex::new(Refusals { since_report: 0, reported: None }), refused_total: Default::default() })
+    }
+
+    /// Applies `new`'s connection caps (kept below the descriptor limit as
+    /// at start) and returns the bounds that differ from the start's and
+    /// need a restart.
+    pub fn reload(&self, new: &ServerLimits) -> Vec<&'static str> {
+        let max_total = within_nofile(new.max_connections);
+        self.conns.lock().expect("connection table lock poisoned").set_caps(max_total, new.max_connections_per_ip);
+        self.limits.restart_only_changes(new)
     }
 
     /// A connection slot for a client at `ip`, held until the guard drops.
@@ -307,6 +334,24 @@ impl BodyBudget {
     }
 }
 
+/// Raises the descriptor limit to its hard limit and returns
+/// `max_connections`, lowered to [`FD_RESERVE`] below it if it is above, so
+/// accepting never fails for want of descriptors.
+fn within_nofile(max_connections: usize) -> usize {
+    let nofile = raise_nofile_limit();
+    let room = nofile.saturating_sub(FD_RESERVE as u64).max(1);
+    if max_connections as u64 <= room {
+        return max_connections;
+    }
+    tracing::warn!(
+        configured = max_connections,
+        nofile,
+        using = room,
+        "max_connections is above what the descriptor limit (RLIMIT_NOFILE) allows; raise `ulimit -n` (LimitNOFILE= in systemd) to serve more"
+    );
+    room as usize
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the soft limit
 /// in force afterwards.
 pub fn raise_nofile_limit() -> u64 {
@@ -380,6 +425,30 @@ mod tests {
         assert!(gate.admit(ip("10.0.0.1"), "test").is_some());
         drop(b);
         assert_eq!(gate.conns.lock().unwrap().open(), 0);
+    }
+
+    #[test]
+    fn a_reload_changes_the_caps_of_the_next_connections_only() {
+        let start = ServerLimits { max_connections: 10, max_connections_per_ip: 2, ..ServerLimits::default() };
+        let gate = Gate::new(start.clone());
+        let held: Vec<_> = (0..2).map(|_| gate.admit(ip("10.0.0.1"), "test").expect("under the cap")).collect();
+        assert!(gate.admit(ip("10.0.0.1"), "test").is_none());
+        let raised = ServerLimits { max_connections_per_ip: 3, header_read_timeout: Duration::from_secs(1), ..start.clone() };
+        assert_eq!(gate.reload(&raised), vec!["header_read_timeout_ms"], "only the timeout waits for a restart");
+        let third = gate.admit(ip("10.0.0.1"), "test").expect("the raised cap applies at once");
+        // Lowered below what is open: the open ones stay, no new one until they close.
+        assert_eq!(gate.reload(&ServerLimits { max_connections_per_ip: 1, ..start.clone() }), Vec::<&str>::new());
+        assert!(gate.admit(ip("10.0.0.1"), "test").is_none());
+        drop((held, third));
+        assert!(gate.admit(ip("10.0.0.1"), "test").is_some());
+    }
+
+    #[test]
+    fn restart_only_changes_name_each_changed_listener_bound() {
+        let a = ServerLimits::default();
+        assert!(a.restart_only_changes(&a).is_empty());
+        let b = ServerLimits { max_connections: 1, max_connections_per_ip: 1, max_streams_per_connection: 7, body_budget_bytes: 1, ..a.clone() };
+        assert_eq!(a.restart_only_changes(&b), vec!["max_streams_per_connection", "body_budget_bytes"]);
     }
 
     #[test]

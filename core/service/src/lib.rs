@@ -71,7 +71,9 @@ fn fault_after_inserts() -> Option<u64> {
     std::env::var("TALLY_FAULT_ABORT_AFTER_INSERTS").ok().and_then(|v| v.parse().ok())
 }
 
-pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<(), CoreError> {
+/// Runs a core until `shutdown` turns true. `config_file` (where `config`
+/// was read) is read again on SIGHUP (`reload`).
+pub async fn run(config: CoreConfig, config_file: std::path::PathBuf, shutdown: watch::Receiver<bool>) -> Result<(), CoreError> {
     let tenants = Arc::new(LiveTenants::new(Tenants::load(&config.tenants_file)?));
     let metrics = Arc::new(Metrics::new());
     let ch = &config.clickhouse;
@@ -167,7 +169,9 @@ pub async fn run(config: CoreConfig, shutdown: watch::Receiver<bool>) -> Result<
     }
     let interval = std::time::Duration::from_millis(config.billing.finalize_interval_ms);
     tokio::spawn(edges::run(store.clone(), roster.clone(), metrics.clone(), interval, shutdown.clone()));
-    tokio::spawn(reload::on_sighup(config.tenants_file.clone(), tenants.clone(), metrics.clone(), shutdown.clone()));
+    let reload =
+        reload::CoreReload { config_file, tenants_file: config.tenants_file.clone(), tenants: tenants.clone(), gate: gate.clone(), metrics: metrics.clone() };
+    tokio::spawn(tally_http::reload::on_sighup(reload, shutdown.clone()));
     let registry_dir = config.registry.dir.clone().unwrap_or_else(|| config.data_dir.join("registry"));
     let registry = Registry::open(&registry_dir, config.registry.max_plugin_bytes.unwrap_or(config::RegistrySection::DEFAULT_MAX_PLUGIN_BYTES))?;
     // Several cores serve one registry: its state in ZooKeeper, components in ClickHouse.

@@ -7,7 +7,7 @@
 //! * `GET /sdk/{name}`, `GET /openapi.json`, `GET /healthz`, `GET /readyz`
 //!   (see [`crate::readiness`]), `GET /metrics`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http::{header, HeaderValue, Method, StatusCode};
@@ -45,7 +45,8 @@ pub struct Ingest {
     pub pipeline: Arc<Mutex<Pipeline>>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
-    pub max_events_per_request: usize,
+    /// Reloaded on SIGHUP (`crate::reload`).
+    pub max_events_per_request: Arc<AtomicUsize>,
     /// `Some` in durable ack mode: the WAL thread.
     pub wal: Option<WalHandle>,
     /// Set by the shipper while the spool cannot take more batches.
@@ -184,11 +185,9 @@ impl Ingest {
         if let Err(reason) = scan::read_clicks(&bytes, format, tenant, now_ms(), columns.as_mut(), &mut clicks) {
             return reply::error(StatusCode::BAD_REQUEST, reason);
         }
-        if clicks.len() > self.max_events_per_request {
-            return reply::error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("{} events in one request; at most {} are accepted", clicks.len(), self.max_events_per_request),
-            );
+        let max_events = self.max_events_per_request.load(Ordering::Relaxed);
+        if clicks.len() > max_events {
+            return reply::error(StatusCode::PAYLOAD_TOO_LARGE, format!("{} events in one request; at most {max_events} are accepted", clicks.len()));
         }
         tracing::Span::current().record("events", clicks.len());
         // Over its rate, a tenant's clicks go no further (its filter's state
