@@ -1019,6 +1019,7 @@ def check_ledger_queries(ck, q, phase):
         expect(rows, [] if want is None else ["[%s]" % ",".join(str(b) for b in want)], "plugin_component %s [%s]" % (sha[:8], phase))
     # Fencing (core::lease): runs as the core sends it; nothing of Tally's is running here to kill.
     ck.run(bind(q["kill_stale_inserts"], ["|e1@", "|e1@7/"]), "kill_stale_inserts [%s]" % phase)
+    ck.run(bind(q["kill_timed_out_insert"], ["tally|0|e1@0/1-1|"]), "kill_timed_out_insert [%s]" % phase)
 
 
 BILLING_RANGES = [
@@ -1170,7 +1171,7 @@ def check_filter_queries(ck, q, phase):
     for frm, to in BILLING_RANGES + [(H0 + 1, H0 + 61)]:
         for tenant in ("t1", "t2", "nobody"):
             where = "[%s] tenant=%s [%d,%d)" % (phase, tenant, frm, to)
-            got = ck.select(bind(q["billing_filtered"], [tenant, frm, to, tenant, frm, to]), "billing_filtered " + where,
+            got = ck.select(bind(q["billing_filtered"], [tenant, frm, to] * 3), "billing_filtered " + where,
                             BILLING_FILTERED_COLS)
             expect(got, expected_billing_filtered(tenant, frm, to), "billing_filtered " + where)
             got = ck.select(bind(q["plugin_comparison"], [tenant, frm, to]), "plugin_comparison " + where,
@@ -1180,7 +1181,7 @@ def check_filter_queries(ck, q, phase):
     # Spot values, independent of the Python model above: too_late/future are not
     # filtered, several codes of one ad/hour add up, ts_ms .999 stays in its minute,
     # event time (not `at`) picks the bucket, both sides of the month boundary.
-    got = ck.select(bind(q["billing_filtered"], ["t1", H0, H1 + 3600] * 2), "billing_filtered spot [%s]" % phase,
+    got = ck.select(bind(q["billing_filtered"], ["t1", H0, H1 + 3600] * 3), "billing_filtered spot [%s]" % phase,
                     BILLING_FILTERED_COLS)
     expect(got, [(H0, 10, 4), (H1, 10, 1), (H1, 11, 1)], "billing_filtered spot [%s]" % phase)
     # (The rollups count per edge; billing above counts each id once.)
@@ -1207,7 +1208,7 @@ CHECKED_QUERIES = (
     "repair_rollup", "reconcile_refused_hours", "reconcile_refused_rollup", "repair_refused_rollup",
     "reconcile_dimension_hours", "reconcile_dimension_rollup", "repair_dimension_rollup",
     "series_filtered", "dimension_values", "refused_reasons", "billing_filtered", "plugin_comparison",
-    "drift_rollup", "drift_refused_rollup", "drift_dimension_rollup", "kill_stale_inserts",
+    "drift_rollup", "drift_refused_rollup", "drift_dimension_rollup", "kill_stale_inserts", "kill_timed_out_insert",
 ) + check_campaigns.QUERIES + check_operations.QUERIES + check_tenant_series.QUERIES
 
 REPAIR_FNS = {"minute": "toStartOfMinute", "hour": "toStartOfHour", "day": "toStartOfDay"}

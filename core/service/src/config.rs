@@ -183,18 +183,44 @@ pub struct ClickHouseSection {
     /// to them when the one in use cannot be reached (`clickhouse::failover`).
     #[serde(default)]
     pub servers: Vec<String>,
+    /// Cluster mode: how many replicas of a shard must hold an INSERT's
+    /// rows before it is answered (`"all"`, the default, or a number from 2
+    /// to the replicas per shard; checked against the cluster at start).
+    /// See `clickhouse::cluster`.
+    #[serde(default)]
+    pub insert_quorum: crate::clickhouse::cluster::InsertQuorum,
+    /// Deadline of every query and INSERT the committer sends: a server
+    /// that answers nothing this long counts as failed (the committer moves
+    /// to another one and the ledger protocol decides the batch;
+    /// `clickhouse::stalled`). Above the quorum wait in cluster mode.
+    #[serde(default = "default_commit_timeout_ms")]
+    pub commit_timeout_ms: u64,
 }
 
 impl ClickHouseSection {
     pub const DEFAULT_QUERY_TIMEOUT_MS: u64 = 10_000;
+    pub const DEFAULT_COMMIT_TIMEOUT_MS: u64 = 30_000;
 
     pub fn new(url: String) -> ClickHouseSection {
-        ClickHouseSection { url, user: None, password: None, query_timeout_ms: Self::DEFAULT_QUERY_TIMEOUT_MS, cluster: None, servers: Vec::new() }
+        ClickHouseSection {
+            url,
+            user: None,
+            password: None,
+            query_timeout_ms: Self::DEFAULT_QUERY_TIMEOUT_MS,
+            cluster: None,
+            servers: Vec::new(),
+            insert_quorum: Default::default(),
+            commit_timeout_ms: Self::DEFAULT_COMMIT_TIMEOUT_MS,
+        }
     }
 }
 
 fn default_query_timeout_ms() -> u64 {
     ClickHouseSection::DEFAULT_QUERY_TIMEOUT_MS
+}
+
+fn default_commit_timeout_ms() -> u64 {
+    ClickHouseSection::DEFAULT_COMMIT_TIMEOUT_MS
 }
 
 fn default_max_batch_bytes() -> usize {
@@ -263,6 +289,11 @@ impl CoreConfig {
             }
         } else if !config.clickhouse.servers.is_empty() {
             return Err(ConfigError::invalid(path, "[clickhouse] servers is for a cluster: set cluster too, or remove servers"));
+        } else if config.clickhouse.insert_quorum != Default::default() {
+            return Err(ConfigError::invalid(path, "[clickhouse] insert_quorum is for a cluster: set cluster too, or remove insert_quorum"));
+        }
+        if let Err(e) = crate::clickhouse::stalled::check_deadline(config.clickhouse.commit_timeout_ms, config.clickhouse.cluster.is_some()) {
+            return Err(ConfigError::invalid(path, format!("[clickhouse] commit_timeout_ms: {e}")));
         }
         if let Some(zk) = &config.zookeeper {
             if zk.hosts.trim().is_empty() || !zk.root.starts_with('/') || zk.root.len() < 2 || zk.root.ends_with('/') {

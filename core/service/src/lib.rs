@@ -80,10 +80,21 @@ pub async fn run(config: CoreConfig, config_file: std::path::PathBuf, shutdown: 
     // Every configured server serves every query: the clients move to another
     // when theirs cannot be reached (`clickhouse::failover`).
     let urls: Vec<String> = std::iter::once(&ch.url).chain(&ch.servers).cloned().collect();
-    let store = Store::connect_any(&urls, ch.user.as_deref(), ch.password.as_deref()).await?.in_cluster(ch.cluster.as_deref()).await?;
+    let store = Store::connect_any(&urls, ch.user.as_deref(), ch.password.as_deref()).await?.in_cluster_with(ch.cluster.as_deref(), ch.insert_quorum).await?;
+    // The committer's own client: a hung ClickHouse fails the commit after
+    // commit_timeout_ms, and what it may still do is settled (`clickhouse::stalled`).
+    let commit_deadline = std::time::Duration::from_millis(ch.commit_timeout_ms);
+    let commit_store = Store::connect_bounded(&urls, ch.user.as_deref(), ch.password.as_deref(), commit_deadline)
+        .await?
+        .in_cluster_with(ch.cluster.as_deref(), ch.insert_quorum)
+        .await?;
+    let commit_store = clickhouse::stalled::Settling::new(commit_store, urls.clone(), ch.user.clone(), ch.password.clone(), commit_deadline);
     // The API's own client: a hung ClickHouse makes a query fail, not wait.
     let deadline = std::time::Duration::from_millis(ch.query_timeout_ms);
-    let api_store = Store::connect_bounded(&urls, ch.user.as_deref(), ch.password.as_deref(), deadline).await?.in_cluster(ch.cluster.as_deref()).await?;
+    let api_store = Store::connect_bounded(&urls, ch.user.as_deref(), ch.password.as_deref(), deadline)
+        .await?
+        .in_cluster_with(ch.cluster.as_deref(), ch.insert_quorum)
+        .await?;
     let applied = match &ch.cluster {
         Some(cluster) => clickhouse::cluster::migrate_every_server(&urls, ch.user.as_deref(), ch.password.as_deref(), cluster).await.map(|()| Vec::new())?,
         None => store.migrate().await?,
@@ -143,16 +154,22 @@ pub async fn run(config: CoreConfig, config_file: std::path::PathBuf, shutdown: 
     let committer = match &leases {
         // Every write of a group checks the lease again.
         Some(keeper) => {
-            let leased = lease::store::LeasedStore::new(store.clone(), keeper.clone());
+            let leased = lease::store::LeasedStore::new(commit_store, keeper.clone());
             tokio::spawn(commit::committer::run(leased, metrics.clone(), jobs_rx, fault_after_inserts(), heal.clone(), leases.clone()))
         }
-        None => tokio::spawn(commit::committer::run(store.clone(), metrics.clone(), jobs_rx, fault_after_inserts(), heal.clone(), None)),
+        None => tokio::spawn(commit::committer::run(commit_store, metrics.clone(), jobs_rx, fault_after_inserts(), heal.clone(), None)),
     };
     if let (Some(requests), Some(keeper)) = (heal.clone(), leases.clone()) {
         let (store, metrics, billing) = (store.clone(), metrics.clone(), config.billing.clone());
         let (kept, clickhouse) = (config.retention.clone(), ch.clone());
         tokio::spawn(lease::zk::lead(keeper, shutdown.clone(), move |stop| {
-            let finalize = billing::finalizer::run(store.clone(), metrics.clone(), std::time::Duration::from_millis(billing.finalize_interval_ms), billing.lookback_hours, stop.clone());
+            let finalize = billing::finalizer::run(
+                store.clone(),
+                metrics.clone(),
+                std::time::Duration::from_millis(billing.finalize_interval_ms),
+                billing.lookback_hours,
+                stop.clone(),
+            );
             // Retention too runs on one core at a time.
             let prune = retention::run(store.clone(), clickhouse.clone(), metrics.clone(), kept.clone(), billing.lookback_hours, stop.clone());
             let heal = heal::run(store.clone(), metrics.clone(), requests.clone(), std::time::Duration::from_millis(billing.rollup_heal_interval_ms), stop);
@@ -184,7 +201,16 @@ pub async fn run(config: CoreConfig, config_file: std::path::PathBuf, shutdown: 
         None => Arc::new(registry),
     };
     let receiving = tokio::spawn(receiver.run(shutdown.clone()));
-    let api = Arc::new(Api { tenants, store: api_store, metrics, registry, edge_token: config.registry.edge_token.clone(), edges: api_edges, roster, ops_token: config.ops.token.clone() });
+    let api = Arc::new(Api {
+        tenants,
+        store: api_store,
+        metrics,
+        registry,
+        edge_token: config.registry.edge_token.clone(),
+        edges: api_edges,
+        roster,
+        ops_token: config.ops.token.clone(),
+    });
     let (https_api, https_gate, https_shutdown) = (api.clone(), gate.clone(), shutdown.clone());
     let serve_https = async move {
         if let Some((listener, acceptor)) = https {

@@ -9,10 +9,18 @@
 //! * `insert_distributed_sync=1`: a Distributed INSERT is answered only once
 //!   every shard has its rows (the default queues them on the receiving server
 //!   and answers at once).
-//! * `insert_quorum=R` (R = the replicas per shard, read from
-//!   `system.clusters`): each shard's part is on every replica before the
-//!   answer, so no single crash loses an acknowledged row. With a replica down
-//!   the shard takes no writes (the edges hold their batches) until it is back.
+//! * `insert_quorum` ([`InsertQuorum`], `[clickhouse] insert_quorum`): `all`
+//!   (the default) is R, the replicas per shard read from `system.clusters`:
+//!   each shard's part is on every replica before the answer, so no crash of
+//!   any R-1 servers of a shard loses an acknowledged row, and with one replica
+//!   down the shard takes no writes (the edges hold their batches) until it is
+//!   back. A number Q (2 <= Q <= R, checked at start) answers once Q replicas
+//!   have the part (the others fetch it afterwards): writes go on with R-Q
+//!   replicas of a shard down, and an acknowledged row survives the loss of
+//!   any Q-1 of the replicas that confirmed it; losing Q of them before the
+//!   others fetched it can lose it. Q = 1 is refused: 18.16 then writes
+//!   with no quorum at all, and a probe through another replica could miss
+//!   rows the first one holds.
 //! * `insert_quorum_timeout`: a write to a dead replica fails after
 //!   [`QUORUM_TIMEOUT_MS`] instead of 18.16's 10 minutes. Its part stays on
 //!   the replicas that have it and becomes visible once the quorum is reached;
@@ -66,8 +74,61 @@ pub const QUORUM_TIMEOUT_MS: u64 = 15_000;
 #[derive(Debug, Clone)]
 pub struct ClusterMode {
     pub name: String,
-    /// Replicas per shard: the insert quorum.
+    /// Replicas per shard.
     pub replicas: u64,
+    /// Replicas of a shard that confirm each INSERT before its answer.
+    pub quorum: u64,
+}
+
+/// `[clickhouse] insert_quorum`: `"all"` or a number of replicas.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InsertQuorum {
+    /// Every replica of the shard.
+    #[default]
+    All,
+    Replicas(u64),
+}
+
+impl InsertQuorum {
+    /// The `insert_quorum` setting on a cluster of `replicas` per shard, or
+    /// why this quorum cannot be met there.
+    pub fn resolve(self, replicas: u64) -> Result<u64, String> {
+        match self {
+            InsertQuorum::All => Ok(replicas),
+            InsertQuorum::Replicas(q) if (2..=replicas).contains(&q) => Ok(q),
+            InsertQuorum::Replicas(q) if q > replicas => Err(format!(
+                "insert_quorum = {q}, but the cluster has {replicas} replicas per shard: no insert could ever be confirmed; set 2 to {replicas}, or \"all\""
+            )),
+            InsertQuorum::Replicas(q) => {
+                Err(format!("insert_quorum = {q} is no quorum (an answered row could be on one server only); set 2 to {replicas}, or \"all\" (the default)"))
+            }
+        }
+    }
+}
+
+impl serde::Serialize for InsertQuorum {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            InsertQuorum::All => s.serialize_str("all"),
+            InsertQuorum::Replicas(q) => s.serialize_u64(*q),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for InsertQuorum {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Number(u64),
+            Word(String),
+        }
+        match Written::deserialize(d)? {
+            Written::Number(q) => Ok(InsertQuorum::Replicas(q)),
+            Written::Word(w) if w == "all" => Ok(InsertQuorum::All),
+            Written::Word(w) => Err(serde::de::Error::custom(format!("insert_quorum {w:?}: use \"all\" or a number of replicas"))),
+        }
+    }
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
@@ -88,9 +149,15 @@ pub fn valid_name(name: &str) -> bool {
 
 impl Store {
     /// This store in cluster mode when `cluster` is set (see the module
-    /// docs); unchanged otherwise. Fails if this server does not know the
-    /// cluster.
-    pub async fn in_cluster(mut self, cluster: Option<&str>) -> Result<Store, StoreError> {
+    /// docs), every insert confirmed by all replicas; unchanged otherwise.
+    /// Fails if this server does not know the cluster.
+    pub async fn in_cluster(self, cluster: Option<&str>) -> Result<Store, StoreError> {
+        self.in_cluster_with(cluster, InsertQuorum::All).await
+    }
+
+    /// [`Store::in_cluster`] with inserts confirmed by `quorum`; fails if the
+    /// cluster cannot meet it.
+    pub async fn in_cluster_with(mut self, cluster: Option<&str>, quorum: InsertQuorum) -> Result<Store, StoreError> {
         let Some(name) = cluster else { return Ok(self) };
         let what = "reading the cluster layout";
         let found = self
@@ -106,18 +173,27 @@ impl Store {
                 found: format!("no cluster named {name:?} in this server's remote_servers (check [clickhouse] cluster)"),
             });
         }
+        let quorum = quorum
+            .resolve(found.replicas)
+            .map_err(|found| StoreError::Unexpected { what: "checking [clickhouse] insert_quorum against the cluster", found })?;
         let settings = |client: clickhouse::Client| {
             client
                 .with_setting("insert_distributed_sync", "1")
-                .with_setting("insert_quorum", found.replicas.to_string())
+                .with_setting("insert_quorum", quorum.to_string())
                 .with_setting("insert_quorum_timeout", QUORUM_TIMEOUT_MS.to_string())
                 .with_setting("select_sequential_consistency", "1")
                 .with_setting("distributed_product_mode", "global")
         };
         self.server = settings(self.server);
         self.db = settings(self.db);
-        tracing::info!(cluster = name, shards = found.shards, replicas = found.replicas, "ClickHouse cluster mode: quorum inserts through Distributed tables");
-        self.cluster = Some(ClusterMode { name: name.into(), replicas: found.replicas });
+        tracing::info!(
+            cluster = name,
+            shards = found.shards,
+            replicas = found.replicas,
+            quorum,
+            "ClickHouse cluster mode: quorum inserts through Distributed tables"
+        );
+        self.cluster = Some(ClusterMode { name: name.into(), replicas: found.replicas, quorum });
         Ok(self)
     }
 
@@ -189,6 +265,31 @@ mod tests {
             assert!(!s.contains("rand("), "sharding must be deterministic: {s}");
         }
         assert!(valid_name("tally_1") && !valid_name("a b") && !valid_name(""));
+    }
+
+    #[test]
+    fn the_insert_quorum_is_all_replicas_or_a_real_quorum_the_cluster_can_meet() {
+        assert_eq!(InsertQuorum::All.resolve(3), Ok(3));
+        assert_eq!(InsertQuorum::All.resolve(1), Ok(1), "one replica: all of it");
+        assert_eq!(InsertQuorum::Replicas(2).resolve(3), Ok(2));
+        assert_eq!(InsertQuorum::Replicas(3).resolve(3), Ok(3));
+        let too_many = InsertQuorum::Replicas(4).resolve(3).unwrap_err();
+        assert!(too_many.contains("has 3 replicas per shard") && too_many.contains("set 2 to 3"), "{too_many}");
+        for q in [0, 1] {
+            assert!(InsertQuorum::Replicas(q).resolve(3).unwrap_err().contains("is no quorum"), "{q}");
+        }
+        #[derive(Deserialize, serde::Serialize, PartialEq, Debug)]
+        struct Section {
+            insert_quorum: InsertQuorum,
+        }
+        let parse = |text: &str| serde_json::from_str::<Section>(text).map(|s| s.insert_quorum);
+        assert_eq!(parse(r#"{"insert_quorum": "all"}"#).unwrap(), InsertQuorum::All);
+        assert_eq!(parse(r#"{"insert_quorum": 2}"#).unwrap(), InsertQuorum::Replicas(2));
+        assert!(parse(r#"{"insert_quorum": "most"}"#).unwrap_err().to_string().contains("use \"all\" or a number"));
+        for q in [InsertQuorum::All, InsertQuorum::Replicas(2)] {
+            let written = serde_json::to_string(&Section { insert_quorum: q }).unwrap();
+            assert_eq!(parse(&written).unwrap(), q, "{written}");
+        }
     }
 
     /// Every shard-local table has its Distributed table, and only those.

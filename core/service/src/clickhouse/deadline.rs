@@ -1,4 +1,4 @@
-//! Query deadlines for the API's ClickHouse client.
+//! Query deadlines for the API's and the committer's ClickHouse clients.
 //!
 //! A hung ClickHouse (stopped, swapping, a dead host behind a live TCP
 //! stack) accepts connections and then says nothing, so without a deadline
@@ -175,6 +175,20 @@ mod tests {
         let e = client.query("SELECT 1").fetch_one::<u8>().await.unwrap_err();
         assert!(is_deadline(&e), "{e}");
         drop(listener);
+    }
+
+    /// What the committer relies on to leave a hung server (`super::super::stalled`).
+    #[tokio::test]
+    async fn after_a_silent_server_the_next_query_goes_to_the_next_server() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let next = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let urls = [format!("http://{}", silent.local_addr().unwrap()), format!("http://{}", next.local_addr().unwrap())];
+        let client = client(Duration::from_millis(200), &urls).unwrap();
+        assert!(is_deadline(&client.query("SELECT 1").fetch_one::<u8>().await.unwrap_err()));
+        let (second, accepted) = tokio::join!(client.query("SELECT 1").fetch_one::<u8>(), next.accept());
+        assert!(accepted.is_ok(), "the second query connects to the next server");
+        assert!(is_deadline(&second.unwrap_err()), "which is silent too");
+        drop(silent);
     }
 
     #[tokio::test]

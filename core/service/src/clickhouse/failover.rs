@@ -15,8 +15,13 @@
 //! flapping back when a failed one returns); on failure try the others in
 //! ring order, those that failed within [`RETRY_AFTER`] last (still tried,
 //! so a cluster that is all down is found up again at once). Each move is
-//! logged. Not covered: a server that accepts connections and never answers
-//! (the API's [`super::deadline`] bounds that; the committer waits on it).
+//! logged. A server that accepts connections and then answers nothing is
+//! caught by the deadline of a bounded client ([`super::deadline`]: the
+//! API's query deadline, the committer's `commit_timeout_ms`): a connection
+//! that fails for silence ([`Watched`]) marks its server failed as a refused
+//! connection would, and moves the client off it if it was the current one
+//! ([`Selector::stalled`]), so the next request goes elsewhere. What an INSERT
+//! cut off that way may still do is `super::stalled`'s concern.
 //!
 //! The client's URL stays the first server's: hyper pools connections by it
 //! and ClickHouse ignores the `Host` header, so only the connector knows which
@@ -28,8 +33,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper::Uri;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 
 /// How long a server that failed is tried only after the others.
 pub const RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -77,6 +83,20 @@ impl Selector {
     pub fn failed(&mut self, i: usize, now: Instant) {
         self.failed_at[i] = Some(now);
     }
+
+    /// A connection to server `i` went silent past its deadline: `i` failed,
+    /// and if it is the current server the next one in order (any other
+    /// server, even one that failed recently) becomes current. Returns the
+    /// move, if any.
+    pub fn stalled(&mut self, i: usize, now: Instant) -> Option<(usize, usize)> {
+        self.failed(i, now);
+        if self.current != i {
+            return None;
+        }
+        let next = self.order(now).into_iter().find(|&j| j != i)?;
+        self.current = next;
+        Some((i, next))
+    }
 }
 
 /// A connector that reaches whichever of `servers` the [`Selector`] picks.
@@ -110,9 +130,9 @@ where
     C::Response: Send,
     C::Error: std::fmt::Display + Send,
 {
-    type Response = C::Response;
+    type Response = Watched<C::Response>;
     type Error = C::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<C::Response, C::Error>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Watched<C::Response>, C::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -129,7 +149,7 @@ where
                         if let Some(from) = selector.lock().expect("selector lock").connected(i) {
                             tracing::warn!(from = %urls[from], to = %urls[i], "ClickHouse server unreachable: the core now uses another server");
                         }
-                        return Ok(connection);
+                        return Ok(Watched { inner: connection, server: i, urls, selector });
                     }
                     Err(e) => {
                         if servers.len() > 1 {
@@ -142,6 +162,65 @@ where
             }
             Err(last.expect("at least one server was tried"))
         })
+    }
+}
+
+/// A connection to server `server` that reports the server [`Selector::stalled`]
+/// when a read or write fails for silence (`io::ErrorKind::TimedOut`, what
+/// [`super::deadline::Quiet`] fails with).
+pub struct Watched<S> {
+    inner: S,
+    server: usize,
+    urls: Arc<[String]>,
+    selector: Arc<Mutex<Selector>>,
+}
+
+impl<S> Watched<S> {
+    fn watch<T>(&self, progress: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        if let Poll::Ready(Err(e)) = &progress {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                let moved = self.selector.lock().expect("selector lock").stalled(self.server, Instant::now());
+                match moved {
+                    Some((from, to)) => {
+                        tracing::warn!(from = %self.urls[from], to = %self.urls[to], "ClickHouse server answers nothing within the deadline: the core now uses another server")
+                    }
+                    None => tracing::warn!(server = %self.urls[self.server], "ClickHouse server answers nothing within the deadline"),
+                }
+            }
+        }
+        progress
+    }
+}
+
+impl<S: Read + Unpin> Read for Watched<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: ReadBufCursor<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let progress = Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.watch(progress)
+    }
+}
+
+impl<S: Write + Unpin> Write for Watched<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let progress = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.watch(progress)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let progress = Pin::new(&mut this.inner).poll_flush(cx);
+        this.watch(progress)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl<S: Connection> Connection for Watched<S> {
+    fn connected(&self) -> Connected {
+        self.inner.connected()
     }
 }
 
@@ -198,6 +277,21 @@ mod tests {
         assert_eq!(s.order(t + RETRY_AFTER * 2), [2, 3, 0, 1]);
         s.connected(0);
         assert_eq!(s.order(t + Duration::from_secs(2)), [0, 1, 2, 3], "a server that accepts is no longer failed");
+    }
+
+    #[test]
+    fn a_silent_server_is_left_for_the_next_and_only_the_current_one_moves_the_client() {
+        let t = Instant::now();
+        let mut s = Selector::new(3);
+        assert_eq!(s.stalled(0, t), Some((0, 1)));
+        assert_eq!(s.order(t), [1, 2, 0], "the silent server is tried last");
+        assert_eq!(s.stalled(0, t), None, "a late stall of a pooled connection to it moves nothing");
+        assert_eq!(s.current(), 1, "nor does it demote the server now in use");
+        s.failed(2, t);
+        assert_eq!(s.stalled(1, t), Some((1, 2)), "a recently failed server is still better than a silent one");
+        let mut one = Selector::new(1);
+        assert_eq!(one.stalled(0, t), None, "one server: nowhere to go");
+        assert_eq!(one.order(t), [0]);
     }
 
     #[test]

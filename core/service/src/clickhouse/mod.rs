@@ -11,7 +11,9 @@
 //! * [`deadline`]: the API's bound on every query (a hung server answers
 //!   `504`, not never).
 //! * [`failover`]: one client over several servers (cluster mode), moving
-//!   on when one cannot be reached.
+//!   on when one cannot be reached or goes silent.
+//! * [`stalled`]: the committer's deadline, and INSERTs cut off by it
+//!   stopped before anything is probed again.
 //! * [`private_server`]: a `clickhouse-server` child process on free loopback
 //!   ports, for tests and `tally demo`.
 //!
@@ -21,9 +23,9 @@
 
 pub mod batch_store;
 pub mod campaigns;
+pub mod cluster;
 pub mod components;
 pub mod deadline;
-pub mod cluster;
 pub mod edges;
 pub mod failover;
 pub mod fence;
@@ -32,6 +34,7 @@ mod operations;
 pub mod private_server;
 pub mod schema;
 mod sql;
+pub mod stalled;
 pub mod store;
 pub mod tenant_series;
 
