@@ -22,10 +22,11 @@ use tally_http::{reply, RequestBody, Response};
 use tally_model::timestamp::now_ms;
 
 use super::campaign_billing::{by_campaign, CampaignHour};
+use super::dense_series::{dense, DenseSeries, PointOut};
 use super::params::{parse_range, step_name};
 use super::routes::{billing_range, storage_error, Api, BillingTotal};
 use crate::clickhouse::campaigns::{CampaignAd, CampaignTotal};
-use crate::clickhouse::store::{Point, Totals};
+use crate::clickhouse::store::Totals;
 use crate::read_plan::Plan;
 use crate::resolution::Resolution;
 
@@ -42,15 +43,6 @@ struct CampaignAds {
     from: u64,
     to: u64,
     ads: Vec<CampaignAd>,
-}
-
-#[derive(Serialize)]
-struct PointOut {
-    /// Bucket start, ms since the epoch.
-    t: u64,
-    clicks: u64,
-    spend_micros: u64,
-    users: u64,
 }
 
 #[derive(Serialize)]
@@ -128,8 +120,7 @@ impl Api {
             Err(e) => return storage_error(e),
         };
         // As for an ad's series: 1s totals read the landing table only, the
-        // others the coarsest rollups; users are read after the points, so
-        // they cover at least the clicks the points show.
+        // others the coarsest rollups; `users` is read after the points.
         let total = match range.step {
             Resolution::Second => self.store.campaign_second_totals(tenant.as_str(), campaign_id, range.from, range.to).await,
             _ => {
@@ -137,24 +128,12 @@ impl Api {
                 self.store.campaign_totals(tenant.as_str(), campaign_id, &plan).await
             }
         };
-        let mut total = match total {
-            Ok(t) => t,
+        let users = match total {
+            Ok(t) => t.users,
             Err(e) => return storage_error(e),
         };
-        total.clicks = series.iter().map(|p| p.clicks).sum();
-        total.spend_micros = series.iter().map(|p| p.spend_micros).sum();
-        total.users = total.users.min(total.clicks);
-        let mut found = series.into_iter().peekable();
-        let points = range
-            .buckets()
-            .map(|t| {
-                let p = match found.peek() {
-                    Some(p) if p.t == t => found.next().expect("peeked"),
-                    _ => Point { t, clicks: 0, spend_micros: 0, users: 0 },
-                };
-                PointOut { t: p.t as u64 * 1000, clicks: p.clicks, spend_micros: p.spend_micros, users: p.users.min(p.clicks) }
-            })
-            .collect();
+        // Refused clicks carry no campaign: no filtered clicks here.
+        let DenseSeries { points, total, .. } = dense(range.buckets(), series, None, users);
         let from = range.from as u64 * 1000;
         reply::json(StatusCode::OK, &CampaignSeries { campaign_id, step: step_name(range.step), from, to: range.to as u64 * 1000, points, total })
     }

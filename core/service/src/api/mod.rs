@@ -27,6 +27,7 @@
 mod assets;
 mod campaign_billing;
 mod campaigns;
+mod dense_series;
 mod edges;
 pub mod params;
 mod plugins;

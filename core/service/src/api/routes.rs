@@ -9,8 +9,9 @@ use tally_http::{reply, RequestBody, Response};
 use tally_model::tenant::{LiveTenants, Role, TenantId};
 use tally_model::timestamp::now_ms;
 
+use super::dense_series::{dense, DenseSeries, PointOut};
 use super::params::{parse_limit, parse_range, step_name, Range};
-use crate::clickhouse::store::{AdTotal, Point, Totals};
+use crate::clickhouse::store::{AdTotal, Totals};
 use crate::clickhouse::Store;
 use crate::metrics::{Metrics, RouteLabel, RouteOnlyLabel};
 use crate::read_plan::Plan;
@@ -34,18 +35,6 @@ pub struct Api {
     pub roster: Arc<crate::edges::Roster>,
     /// `[ops] token`: reads `/v1/edges`, retires edges.
     pub ops_token: Option<String>,
-}
-
-#[derive(Serialize)]
-struct PointOut {
-    /// Bucket start, ms since the epoch.
-    t: u64,
-    clicks: u64,
-    spend_micros: u64,
-    users: u64,
-    /// Clicks the tenant's filter dropped (steps of a minute or more).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    filtered: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -221,10 +210,7 @@ impl Api {
             Ok(r) => r,
             Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
         };
-        // ClickHouse reads are not one snapshot, so a commit may land between
-        // queries. Clicks and spend add up and are summed from the points;
-        // `users` (a sketch merge) is read after them, so it covers at least
-        // the clicks the points show (committed data only grows).
+        // `users` is read after the points (see `dense_series`).
         let series = self.store.series(tenant.as_str(), ad_id, range.from, range.to, range.step);
         let filtered = self.store.filtered_series(tenant.as_str(), ad_id, range.from, range.to, range.step);
         let (series, filtered) = match tokio::try_join!(series, filtered) {
@@ -240,29 +226,11 @@ impl Api {
                 self.store.totals(tenant.as_str(), ad_id, &plan).await
             }
         };
-        let mut total = match total {
-            Ok(t) => t,
+        let users = match total {
+            Ok(t) => t.users,
             Err(e) => return storage_error(e),
         };
-        total.clicks = series.iter().map(|p| p.clicks).sum();
-        total.spend_micros = series.iter().map(|p| p.spend_micros).sum();
-        // Read later, it may include a commit the points lack; a click has
-        // at most one user.
-        total.users = total.users.min(total.clicks);
-        let filtered_at = |t: u32| filtered.as_ref().map(|f| f.iter().find(|p| p.t == t).map_or(0, |p| p.filtered));
-        let total_filtered = filtered.as_ref().map(|f| f.iter().map(|p| p.filtered).sum());
-        // Dense series: empty buckets are explicit zeros, which is what a chart wants.
-        let mut found = series.into_iter().peekable();
-        let points = range
-            .buckets()
-            .map(|t| {
-                let p = match found.peek() {
-                    Some(p) if p.t == t => found.next().unwrap(),
-                    _ => Point { t, clicks: 0, spend_micros: 0, users: 0 },
-                };
-                PointOut { t: p.t as u64 * 1000, clicks: p.clicks, spend_micros: p.spend_micros, users: p.users, filtered: filtered_at(t) }
-            })
-            .collect();
+        let DenseSeries { points, total, total_filtered } = dense(range.buckets(), series, filtered.as_deref(), users);
         reply::json(
             StatusCode::OK,
             &Series { ad_id, step: step_name(range.step), from: range.from as u64 * 1000, to: range.to as u64 * 1000, points, total, total_filtered },

@@ -11,23 +11,12 @@ use serde::Serialize;
 use tally_http::{reply, RequestBody, Response};
 use tally_model::timestamp::now_ms;
 
+use super::dense_series::{dense, DenseSeries, PointOut};
 use super::params::{parse_range, step_name};
 use super::routes::{storage_error, Api};
-use crate::clickhouse::store::{Point, Totals};
+use crate::clickhouse::store::Totals;
 use crate::read_plan::Plan;
 use crate::resolution::Resolution;
-
-#[derive(Serialize)]
-struct PointOut {
-    /// Bucket start, ms since the epoch.
-    t: u64,
-    clicks: u64,
-    spend_micros: u64,
-    users: u64,
-    /// Clicks the tenant's filter dropped (steps of a minute or more).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    filtered: Option<u64>,
-}
 
 #[derive(Serialize)]
 struct TenantSeries {
@@ -57,8 +46,7 @@ impl Api {
             Ok(found) => found,
             Err(e) => return storage_error(e),
         };
-        // As for an ad's series: clicks and spend are summed from the points;
-        // users are read after them, so they cover at least those clicks.
+        // As for an ad's series, `users` is read after the points.
         let total = match range.step {
             Resolution::Second => self.store.tenant_second_totals(tenant.as_str(), range.from, range.to).await,
             _ => {
@@ -66,27 +54,11 @@ impl Api {
                 self.store.tenant_totals(tenant.as_str(), &plan).await
             }
         };
-        let mut total = match total {
-            Ok(t) => t,
+        let users = match total {
+            Ok(t) => t.users,
             Err(e) => return storage_error(e),
         };
-        total.clicks = series.iter().map(|p| p.clicks).sum();
-        total.spend_micros = series.iter().map(|p| p.spend_micros).sum();
-        total.users = total.users.min(total.clicks);
-        let filtered_at = |t: u32| filtered.as_ref().map(|f| f.iter().find(|p| p.t == t).map_or(0, |p| p.filtered));
-        let total_filtered = filtered.as_ref().map(|f| f.iter().map(|p| p.filtered).sum());
-        let mut found = series.into_iter().peekable();
-        let points = range
-            .buckets()
-            .map(|t| {
-                let p = match found.peek() {
-                    Some(p) if p.t == t => found.next().expect("peeked"),
-                    _ => Point { t, clicks: 0, spend_micros: 0, users: 0 },
-                };
-                let users = p.users.min(p.clicks);
-                PointOut { t: p.t as u64 * 1000, clicks: p.clicks, spend_micros: p.spend_micros, users, filtered: filtered_at(t) }
-            })
-            .collect();
+        let DenseSeries { points, total, total_filtered } = dense(range.buckets(), series, filtered.as_deref(), users);
         let (from, to) = (range.from as u64 * 1000, range.to as u64 * 1000);
         reply::json(StatusCode::OK, &TenantSeries { step: step_name(range.step), from, to, points, total, total_filtered })
     }
