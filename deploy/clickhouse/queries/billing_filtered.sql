@@ -15,9 +15,16 @@ FROM
 )
 WHERE (id_hi, id_lo) NOT IN
 (
+    -- Only the filtered ids are looked up among the billed ones: a set of every billed
+    -- id of the range made this query outlast the deadline at 20M click records.
     SELECT id_hi, id_lo
     FROM tally.click_records
-    WHERE tenant = ? AND second >= ? AND second < ? AND verdict = 0
+    WHERE tenant = ? AND second >= ? AND second < ? AND verdict = 0 AND (id_hi, id_lo) IN
+    (
+        SELECT id_hi, id_lo
+        FROM tally.refused_events
+        WHERE tenant = ? AND intDiv(ts_ms, 1000) >= ? AND intDiv(ts_ms, 1000) < ? AND reason LIKE 'filtered:%'
+    )
 )
 GROUP BY hour, ad_id
 ORDER BY hour, ad_id

@@ -74,7 +74,7 @@ impl Store {
     }
 
     pub async fn billing_filtered(&self, tenant: &str, from: u32, to: u32) -> Result<Vec<FilteredHour>, StoreError> {
-        let query = self.db.query(sql::BILLING_FILTERED).bind(tenant).bind(from).bind(to).bind(tenant).bind(from).bind(to);
+        let query = self.db.query(sql::BILLING_FILTERED).bind(tenant).bind(from).bind(to).bind(tenant).bind(from).bind(to).bind(tenant).bind(from).bind(to);
         query.fetch_all().await.map_err(err("reading filtered clicks for billing"))
     }
 
