@@ -60,6 +60,12 @@ pub struct DemoArgs {
     /// When the edge answers: after an fsync of its write-ahead log, or at once.
     #[arg(long, value_enum, default_value_t = Ack::Durable)]
     ack: Ack,
+    /// Click ids each tenant's dedup table holds (the edge's `[dedup]
+    /// max_entries_per_tenant`, about 27 bytes each; default: the edge's
+    /// `max_entries` split over the tenants). A horizon of H seconds at R
+    /// clicks/s needs R * H.
+    #[arg(long)]
+    dedup_max_entries_per_tenant: Option<usize>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -112,7 +118,12 @@ pub async fn run(args: DemoArgs, mut shutdown: watch::Receiver<bool>) -> Result<
         clickhouse_url,
         clickhouse_cluster,
         tenants: vec![DEMO_TENANT.into(), PROBE_TENANT.into()],
-        edge: EdgeSettings { ship_interval_ms: args.ship_interval_ms, ack_mode: args.ack.mode(), ..EdgeSettings::default() },
+        edge: EdgeSettings {
+            ship_interval_ms: args.ship_interval_ms,
+            ack_mode: args.ack.mode(),
+            dedup_max_entries_per_tenant: args.dedup_max_entries_per_tenant,
+            ..EdgeSettings::default()
+        },
         finalize_interval_ms: BillingSection::DEFAULT_FINALIZE_INTERVAL_MS,
         log: std::env::var("TALLY_LOG").unwrap_or_else(|_| "info".into()),
     })
