@@ -18,50 +18,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ADS="${1:-10000}" DAYS="${2:-31}" RUNS="${3:-5}" CAMPAIGNS="${4:-1000}"
-SRC=core/service/src/clickhouse
 dir="$(mktemp -d /var/tmp/tally-campaigns.XXXXXX)"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-HTTP=$(port) TCP=$(port)
-mkdir -p "$dir"/{data,tmp,user_files,format_schemas,logs}
-cp "$SRC/private-users.xml" "$dir/users.xml"
-sed -e "s#{{HTTP_PORT}}#$HTTP#; s#{{TCP_PORT}}#$TCP#; s#{{DATA_DIR}}#$dir#g; s#{{USERS_FILE}}#$dir/users.xml#" \
-    -e "s#</yandex>#<query_log><database>system</database><table>query_log</table><flush_interval_milliseconds>500</flush_interval_milliseconds></query_log></yandex>#" \
-    "$SRC/private-server.xml" >"$dir/config.xml"
-(cd "$dir" && exec /usr/sbin/clickhouse-server --config-file="$dir/config.xml" >"$dir/logs/stdout.log" 2>&1 </dev/null) &
-server=$!
-stop() {
-  kill -TERM "$server" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$server" 2>/dev/null || true
-  wait "$server" 2>/dev/null || true
-  mv "$dir" "$dir.removing" && (rm -rf "$dir.removing" &)
-}
-trap stop EXIT
-for _ in $(seq 300); do curl -sf "http://127.0.0.1:$HTTP/ping" >/dev/null && break; kill -0 "$server" || exit 1; sleep 0.1; done
+. deploy/bench/lib/private-clickhouse.sh
+private_clickhouse "$dir"
 
 python3 - "$HTTP" "$ADS" "$DAYS" "$RUNS" "$CAMPAIGNS" <<'PYEOF'
-import statistics, sys, time, urllib.error, urllib.request
-sys.path.insert(0, "deploy/clickhouse")
+import sys, time
+sys.path[:0] = ["deploy/clickhouse", "deploy/bench/lib"]
 import check_modern as cm
+import timed_sql
 
 http, ads, days, runs, campaigns = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-url = "http://127.0.0.1:%s/" % http
 B = cm.ts(2026, 10, 1)  # data spans [B, B + days)
 
-
-def sql(text, query_id=None):
-    u = url + ("?log_queries=1&query_id=" + query_id if query_id else "")
-    req = urllib.request.Request(u, data=text.encode(), method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=3600) as r:
-            return r.read().decode()
-    except urllib.error.HTTPError as e:
-        raise SystemExit("ClickHouse: %s\n  in: %s" % (e.read().decode(errors="replace").strip(), text[:300]))
-
-
-for rel in ["bootstrap.sql"] + ["migrations/" + f for f in cm.migration_files()]:
-    for stmt in cm.split_statements(cm.read(rel)):
-        sql(stmt)
+server = timed_sql.Server(http)
+sql = server.sql
+server.install_schema()
 
 
 def fill(table, bucket_s, day):
@@ -88,22 +60,7 @@ print(sql("SELECT table, sum(rows) AS n_rows, count() AS parts, formatReadableSi
 
 
 def run(name, text):
-    times, rows, answer = [], [], None
-    for i in range(runs):
-        qid = "bench-%s-%d-%d" % (name.replace(" ", "_"), i, time.time_ns())
-        out = sql(text + " FORMAT TSV", qid)
-        answer = answer if answer is not None else out
-        if out != answer:
-            raise SystemExit("%s: answers differ between runs" % name)
-        for _ in range(50):  # the log is written a moment after the answer
-            sql("SYSTEM FLUSH LOGS")
-            r = sql("SELECT query_duration_ms, read_rows FROM system.query_log WHERE type = 2 AND query_id = '%s' FORMAT TSV" % qid).split()
-            if r:
-                break
-            time.sleep(0.1)
-        times.append(int(r[0]))
-        rows.append(int(r[1]))
-    return answer, "min %6d ms  median %6d ms  rows read %11d" % (min(times), statistics.median(times), rows[0])
+    return server.timed(name, text, runs)
 
 
 q = {n: cm.read("queries/%s.sql" % n) for n in ("top_campaigns", "campaign_ads", "campaign_totals", "campaign_series", "top_ads")}
