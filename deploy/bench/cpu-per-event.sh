@@ -34,7 +34,7 @@
 # shaped like Tally's minute/hour/day rollups (deploy/clickhouse/bench/peer.sql).
 #
 # --perf: an extra, unmeasured pass of the HTTP/1.1 batch shape per binary
-# under `perf record -F 499 -g -p <pid>` of edge and core; the top symbols
+# under `perf record -F 499 -g -p <pid>` of edge, core and ClickHouse; the top symbols
 # (`perf report --no-children`, >= 1 %) are written next to the results.
 #
 # Output: a Markdown table (also in OUT/table.md), raw lines (OUT/raw.txt).
@@ -231,13 +231,15 @@ for s in "${SHAPES[@]}"; do
       pe=$!; STARTED+=("$pe")
       perf record -F 499 -g -p "$CORE" -o "$OUT/perf-$label-core.data" -- sleep "$SECS" >"$OUT/perf-$label-core.log" 2>&1 &
       pc=$!; STARTED+=("$pc")
+      perf record -F 499 -g -p "$CH" -o "$OUT/perf-$label-clickhouse.data" -- sleep "$SECS" >"$OUT/perf-$label-clickhouse.log" 2>&1 &
+      ph=$!; STARTED+=("$ph")
       # shellcheck disable=SC2086
       "$LOAD" load --seconds "$SECS" --key "$KEY" "${target[@]}" $args >"$OUT/perf-$label-load.out" 2>/dev/null
-      wait "$pe" "$pc" || true
-      forget "$pe"; forget "$pc"
-      for role in edge core; do
+      wait "$pe" "$pc" "$ph" || true
+      forget "$pe"; forget "$pc"; forget "$ph"
+      for role in edge core clickhouse; do
         perf report -i "$OUT/perf-$label-$role.data" --no-children --stdio --percent-limit 1 -g none 2>/dev/null \
-          | grep -E '^ +[0-9.]+%' | head -25 >"$OUT/perf-$label-$role.txt"
+          | grep -E '^ +[0-9.]+%' | head -25 >"$OUT/perf-$label-$role.txt" || true # head may cut perf off (SIGPIPE)
         echo "perf top symbols, $label $role (HTTP/1.1 8 x 1000, $(tail -1 "$OUT/perf-$label-load.out" | awk '{print $2}') events/s under perf):"
         cat "$OUT/perf-$label-$role.txt"
       done

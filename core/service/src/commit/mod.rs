@@ -34,10 +34,12 @@
 //!
 //! [`plan`] holds the decisions as a pure function; [`committer`] is the
 //! shell that does the I/O and groups batches; [`rows`] are the rows a batch
-//! becomes, which [`row_binary`] writes as INSERT bodies.
+//! becomes, which [`row_binary`] writes as INSERT bodies (`key_order`: click
+//! records in their table's sort key order, without comparing them).
 
 pub mod batch_store;
 pub mod committer;
+mod key_order;
 pub mod plan;
 pub mod row_binary;
 pub mod rows;

@@ -100,12 +100,25 @@ impl Bounds {
             }
         };
         let deadline = Instant::now() + STREAM_TIMEOUT;
-        let mut payload = AlignedVec::<16>::with_capacity(total - frame::HEADER_LEN);
-        payload.resize(total - frame::HEADER_LEN, 0);
-        match timeout_at(deadline, recv.read_exact(&mut payload)).await {
+        let want = total - frame::HEADER_LEN;
+        let mut payload = AlignedVec::<16>::with_capacity(want);
+        // Chunks are appended as they arrive: a buffer zeroed first only to be
+        // overwritten cost a pass over every batch's pages.
+        let read = async {
+            while payload.len() < want {
+                match recv.read_chunk(want - payload.len(), true).await {
+                    Ok(Some(chunk)) => payload.extend_from_slice(&chunk.bytes),
+                    Ok(None) => return Err(None),
+                    Err(e) => return Err(Some(e.to_string())),
+                }
+            }
+            Ok(())
+        };
+        let read = timeout_at(deadline, read).await;
+        match read {
             Err(_) => return Err(Unread::Broken(format!("batch of {total} bytes not received within {STREAM_TIMEOUT:?}"))),
-            Ok(Err(quinn::ReadExactError::FinishedEarly(n))) => return Err(Unread::Short([&header[..], &payload[..n]].concat())),
-            Ok(Err(quinn::ReadExactError::ReadError(e))) => return Err(Unread::Broken(e.to_string())),
+            Ok(Err(None)) => return Err(Unread::Short([&header[..], &payload[..]].concat())),
+            Ok(Err(Some(e))) => return Err(Unread::Broken(e)),
             Ok(Ok(())) => {}
         }
         // The frame must end where its header says.
