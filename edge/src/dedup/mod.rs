@@ -55,12 +55,18 @@
 //! it takes a new set of slots 1.5 times as many (at most the share's
 //! size) and keeps the old ones until their keys
 //! have moved over: new keys go to the new slots, a lookup that misses them
-//! tries the old ones, and each insert moves the keys of at least
-//! [`MOVE_PER_INSERT`] ring positions, walking the ring from the tail to
-//! where the head was when the growth began (the ring holds every key, so
-//! the walk never races the backward shifts of the old slots). It moves
-//! more when needed, so that the move ends before the new slots could pass
-//! load 0.75. Not a whole rehash: that is a stall in proportion to the
+//! tries the old ones, and each insert moves at least [`MOVE_PER_INSERT`]
+//! keys, walking the old slots in order from an empty one and moving a
+//! whole cluster (full slots between two empty ones) at a time. Homes are
+//! proportional to the tag in both sets of slots, so both are read and
+//! written in order: a move costs no cache miss of its own (walking the
+//! ring instead cost two random accesses per key). Emptying a whole
+//! cluster whose preceding slot is empty leaves every other probe intact,
+//! and every slot behind the cursor is empty, so a backward shift after a
+//! removal (which stops at an empty slot) never carries a key behind the
+//! cursor: the walk reaches every key. It moves more when needed, so that
+//! the move ends before the new slots could pass load 0.75. Not a whole
+//! rehash: that is a stall in proportion to the
 //! table (issue 12 saw ingest stop for seconds at 10M keys). Not allocated
 //! at the share up front either: that makes the memory known at start, but
 //! a young table's keys are then scattered over the whole share's slots
@@ -78,6 +84,11 @@
 //! is about to pop. The ring key a match compares is not hinted: where it
 //! is is known only once the slot is read. Hints only (no state changes):
 //! behaviour is the same without them, and they are no-ops off x86_64.
+//!
+//! Slot arrays of 2 MiB or more are their own mappings, advised to the
+//! kernel as transparent huge pages (`zeroed`): a random probe over a
+//! table of hundreds of MB then misses the TLB far less often, and its page
+//! walk (itself a cache miss) goes with it. A hint only, like the prefetch.
 //!
 //! # Memory
 //! A full table (its share of keys) costs 16 bytes per key in the ring and
@@ -119,6 +130,10 @@
 use std::collections::{HashMap, VecDeque};
 
 use tally_model::tenant::TenantId;
+
+use zeroed::Zeroed;
+
+mod zeroed;
 
 /// Number of generations a horizon is cut into: more means tighter expiry.
 pub const GENERATIONS: u64 = 8;
@@ -325,13 +340,13 @@ impl Mix {
 /// + 1)`, 0 when empty; see the module docs.
 #[derive(Debug)]
 struct Slots {
-    slots: Vec<u64>,
+    slots: Zeroed<u64>,
     len: usize,
 }
 
 impl Slots {
     fn new(slots: usize) -> Slots {
-        Slots { slots: vec![0; slots], len: 0 }
+        Slots { slots: Zeroed::new(slots), len: 0 }
     }
 
     fn value(tag: u32, at: usize) -> u64 {
@@ -439,17 +454,27 @@ impl Slots {
     }
 
     fn memory_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<u64>()
+        self.slots.memory_bytes()
     }
 }
 
-/// A growth under way: the keys at ring positions `next..end` (absolute)
-/// may still be in `from`, the index before; see the module docs.
+/// A growth under way: the keys still in `from`, the index before, are in
+/// its slots from `cursor` on (cyclically) up to `start`, an empty slot;
+/// the slots behind the cursor are all empty. See the module docs.
 #[derive(Debug)]
 struct Growth {
     from: Slots,
-    next: u64,
-    end: u64,
+    start: usize,
+    cursor: usize,
+    /// Slots walked so far, from the one after `start`.
+    walked: usize,
+}
+
+impl Growth {
+    fn new(from: Slots) -> Growth {
+        let start = from.slots.iter().position(|&v| v == 0).expect("a load <= 0.75 leaves an empty slot");
+        Growth { cursor: from.next(start), from, start, walked: 0 }
+    }
 }
 
 /// Where a key is in the index.
@@ -536,36 +561,44 @@ impl Index {
     /// Upkeep before an insert: starts a growth when `current` is at load
     /// 0.75, or moves the keys of a few ring positions on: enough that the
     /// growth ends before `current` could pass load 0.75.
-    fn grow(&mut self, ring: &Ring) {
+    fn grow(&mut self) {
         if let Some(g) = self.growth.as_mut() {
-            Self::move_on(g, &mut self.current, self.mix, ring);
-            if g.next >= g.end || g.from.len == 0 {
+            Self::move_on(g, &mut self.current);
+            if g.from.len == 0 {
                 self.growth = None;
             }
         }
         if self.growth.is_none() && !self.current.has_room() && self.current.slots.len() < self.max_slots {
             let slots = (self.current.slots.len() / 2 * 3).min(self.max_slots);
             let from = std::mem::replace(&mut self.current, Slots::new(slots));
-            self.growth = Some(Growth { from, next: ring.tail, end: ring.head });
+            self.growth = Some(Growth::new(from));
         }
     }
 
-    /// Moves the keys of a few ring positions from `g.from` to `current`.
-    fn move_on(g: &mut Growth, current: &mut Slots, mix: Mix, ring: &Ring) {
-        g.next = g.next.max(ring.tail);
-        let remaining = g.end.saturating_sub(g.next) as usize;
+    /// Moves at least [`MOVE_PER_INSERT`] keys (more if the growth needs
+    /// them to end in time) from `g.from` to `current`, a whole cluster
+    /// (a run of full slots between empty ones) at a time; see the module docs.
+    fn move_on(g: &mut Growth, current: &mut Slots) {
         let free = (current.slots.len() * 3 / 4).saturating_sub(current.len + g.from.len + 1).max(1);
-        for _ in 0..remaining.div_ceil(free).max(MOVE_PER_INSERT) {
-            if g.next >= g.end {
-                break;
+        let mut budget = g.from.len.div_ceil(free).max(MOVE_PER_INSERT);
+        let n = g.from.slots.len();
+        while budget > 0 && g.from.len > 0 && g.walked < n {
+            let v = g.from.slots[g.cursor];
+            if v == 0 {
+                g.cursor = g.from.next(g.cursor);
+                g.walked += 1;
+                continue;
             }
-            let at = ring.physical(g.next);
-            if let Some(slot) = g.from.find(Slots::value(mix.tag(&ring.key(at)), at)) {
-                let value = g.from.slots[slot];
-                g.from.remove(slot);
-                current.place(value);
+            // The slot before the cursor is empty, so every key of this
+            // cluster has its home in it: emptying the whole cluster leaves
+            // every other probe as it was.
+            while g.from.slots[g.cursor] != 0 {
+                current.place(std::mem::replace(&mut g.from.slots[g.cursor], 0));
+                g.from.len -= 1;
+                budget = budget.saturating_sub(1);
+                g.cursor = g.from.next(g.cursor);
+                g.walked += 1;
             }
-            g.next += 1;
         }
     }
 
@@ -605,7 +638,7 @@ impl Table {
     /// edge that wrote the snapshot made them.
     fn insert(&mut self, key: Key, at_ms: u64, clock: Clock, count: bool) -> bool {
         self.expire(clock, EXPIRE_PER_INSERT);
-        self.index.grow(&self.ring);
+        self.index.grow();
         self.prefetch_tail();
         let tag = self.index.mix.tag(&key);
         match self.index.probe(&key, tag, &self.ring) {

@@ -47,9 +47,12 @@ fn assert_consistent(d: &Dedup) {
             }
         }
         if let Some(g) = &index.growth {
-            for &v in g.from.slots.iter().filter(|&&v| v != 0) {
-                assert!(t.ring.absolute(Slots::position(v)) < g.end, "a key the growth will not reach");
+            let n = g.from.slots.len();
+            for walked in 0..=g.walked.min(n - 1) {
+                let slot = (g.start + walked) % n;
+                assert_eq!(g.from.slots[slot], 0, "slot {slot}, behind the growth's cursor, holds a key the growth will not reach");
             }
+            assert_eq!(g.cursor, (g.start + 1 + g.walked) % n);
         }
         assert_eq!(held, index.len());
         assert!(held <= t.share);
