@@ -53,12 +53,20 @@ use crate::commit::plan::{LedgerEntry, Part};
 use crate::commit::rows::LedgerRow;
 use crate::lease::fence::insert_query_id;
 
-/// Whether `commit_timeout_ms` can work: at least 1 ms, and in cluster mode
-/// longer than a quorum INSERT may rightly wait for a replica (which then
-/// fails on its own, with the reason).
+/// The shortest commit deadline: an idle pooled connection waits on a read
+/// until the pool drops it (idle 2 s, reaped up to about as long again),
+/// and must not be taken for a silent server.
+pub const MIN_DEADLINE_MS: u64 = 5_000;
+
+/// Whether `commit_timeout_ms` can work: at least [`MIN_DEADLINE_MS`], and
+/// in cluster mode longer than a quorum INSERT may rightly wait for a
+/// replica (which then fails on its own, with the reason).
 pub fn check_deadline(commit_timeout_ms: u64, cluster: bool) -> Result<(), String> {
-    if commit_timeout_ms == 0 {
-        return Err(format!("must be at least 1 (default {})", crate::config::ClickHouseSection::DEFAULT_COMMIT_TIMEOUT_MS));
+    if commit_timeout_ms < MIN_DEADLINE_MS {
+        return Err(format!(
+            "{commit_timeout_ms} ms is too short: set at least {MIN_DEADLINE_MS} (default {})",
+            crate::config::ClickHouseSection::DEFAULT_COMMIT_TIMEOUT_MS
+        ));
     }
     if cluster && commit_timeout_ms <= QUORUM_TIMEOUT_MS {
         return Err(format!(
@@ -239,8 +247,9 @@ mod tests {
 
     #[test]
     fn the_deadline_is_positive_and_outlasts_the_quorum_wait_on_a_cluster() {
-        assert!(check_deadline(0, false).unwrap_err().contains("at least 1"));
-        assert_eq!(check_deadline(500, false), Ok(()));
+        assert!(check_deadline(0, false).unwrap_err().contains("at least 5000"));
+        assert!(check_deadline(MIN_DEADLINE_MS - 1, false).unwrap_err().contains("too short"));
+        assert_eq!(check_deadline(MIN_DEADLINE_MS, false), Ok(()));
         assert!(check_deadline(QUORUM_TIMEOUT_MS, true).unwrap_err().contains("quorum INSERT waits"));
         assert_eq!(check_deadline(QUORUM_TIMEOUT_MS + 1, true), Ok(()));
         assert_eq!(check_deadline(crate::config::ClickHouseSection::DEFAULT_COMMIT_TIMEOUT_MS, true), Ok(()));
