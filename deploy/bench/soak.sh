@@ -195,6 +195,9 @@ fi
   echo "edge accepted ($TENANT): $EDGE_ACC"
   echo "query API (top ads, $api_ads ads): $api"
   echo "billing: $BILLING ($BILLING_NOTE)"
+  # The finalizer re-reads every click record of its lookback (48 h) each pass (10 s): once an
+  # hour of this run is final, that query is the heaviest thing on the machine.
+  echo "billing finalizer passes failed: $(grep -c 'billing finalization pass failed' "$OUT/pop/core.log" 2>/dev/null || true)"
 } | tee -a "$OUT/summary.txt"
 ok=1
 [ "$api" = "$SENT_OK" ] || ok=0
