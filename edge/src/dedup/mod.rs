@@ -633,10 +633,10 @@ impl Table {
         Table { share, index: Index::new(share), ring: Ring::new(share), runs: VecDeque::new(), evicted_early: 0, evicted_before_ms: 0 }
     }
 
-    /// Records a key first sighted at `at_ms`; true if it is new. `count`
+    /// Records a key first sighted at `at_ms`: new, or where it is held. `count`
     /// is false while restoring: evictions it causes were counted when the
     /// edge that wrote the snapshot made them.
-    fn insert(&mut self, key: Key, at_ms: u64, clock: Clock, count: bool) -> bool {
+    fn insert(&mut self, key: Key, at_ms: u64, clock: Clock, count: bool) -> Sighting {
         self.expire(clock, EXPIRE_PER_INSERT);
         self.index.grow();
         self.prefetch_tail();
@@ -644,7 +644,7 @@ impl Table {
         match self.index.probe(&key, tag, &self.ring) {
             Ok((held, at)) => {
                 if !self.run_of(at).expired(clock.now_ms, clock.horizon_ms) {
-                    return false;
+                    return Sighting::Duplicate { filed_at: self.ring.absolute(at) };
                 }
                 // Held but past its horizon: new again, filed anew; its old position is now stale.
                 let at = self.file(key, at_ms, clock);
@@ -661,7 +661,7 @@ impl Table {
         if self.ring.is_full() {
             self.evict(clock, count);
         }
-        true
+        Sighting::New
     }
 
     /// Hints the home slot of the key [`EVICT_AHEAD`] after the tail when
@@ -740,13 +740,32 @@ impl Table {
         }
     }
 
-    fn contains(&self, key: Key) -> bool {
-        self.index.probe(&key, self.index.mix.tag(&key), &self.ring).is_ok()
+    /// The ring position (absolute) of `key`, if held.
+    fn filed_at(&self, key: Key) -> Option<u64> {
+        self.index.probe(&key, self.index.mix.tag(&key), &self.ring).ok().map(|(_, at)| self.ring.absolute(at))
     }
 
     fn memory_bytes(&self) -> usize {
         self.index.memory_bytes() + self.ring.memory_bytes() + self.runs.capacity() * std::mem::size_of::<Run>()
     }
+}
+
+/// What [`Dedup::sight`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sighting {
+    /// Filed now, at the table's [`Dedup::next_position`] before the call.
+    New,
+    /// Held within the horizon, filed at this position of its tenant's table.
+    Duplicate { filed_at: u64 },
+}
+
+/// Where a key is filed: its tenant's table and the ring position
+/// (absolute) in it. Positions only grow, so a key filed anew (after it
+/// expired, or was forgotten) has another position than before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub table: usize,
+    pub at: u64,
 }
 
 /// What one tenant's table holds and how far back it remembers.
@@ -800,8 +819,21 @@ impl Dedup {
     /// Records a sighting; true if the key is new (count it), false if it is
     /// a duplicate within the horizon.
     pub fn first_sighting(&mut self, tenant: &TenantId, key: u128, now_ms: u64) -> bool {
+        self.sight(tenant, key, now_ms) == Sighting::New
+    }
+
+    /// [`Dedup::first_sighting`], saying where a duplicate was filed.
+    pub fn sight(&mut self, tenant: &TenantId, key: u128, now_ms: u64) -> Sighting {
         let clock = self.clock(now_ms);
         self.table(tenant).insert(split(key), now_ms, clock, true)
+    }
+
+    /// The position the tenant's next new key is filed at: the keys a run
+    /// of sightings files are at the positions from this one before it to
+    /// this one after it (exclusive), in the same table.
+    pub fn next_position(&mut self, tenant: &TenantId) -> Position {
+        let at = self.table(tenant).ring.head;
+        Position { table: self.last, at }
     }
 
     /// Hints the CPU to fetch what a `first_sighting` of `key` reads first
@@ -838,7 +870,12 @@ impl Dedup {
     /// in, so they never collide across tenants; the tables are few). A
     /// sighting past its horizon may still be held until it is expired.
     pub fn contains(&self, key: u128) -> bool {
-        self.tables.iter().any(|(_, t)| t.contains(split(key)))
+        self.position(key).is_some()
+    }
+
+    /// Where the key is filed, if any table holds it (see [`Dedup::contains`]).
+    pub fn position(&self, key: u128) -> Option<Position> {
+        self.tables.iter().enumerate().find_map(|(table, (_, t))| t.filed_at(split(key)).map(|at| Position { table, at }))
     }
 
     /// Upkeep off the request path: pops up to `budget` expired positions

@@ -23,20 +23,24 @@
 //! A duplicate is acknowledged only once its first sighting is durable: a
 //! request is answered "recorded" for its duplicates too, and a crash before
 //! the first copy's fsync must not leave that answer standing. Between admit
-//! and settle, a first sighting's key is *in flight* (`unsettled`, key ->
-//! ticket of the record carrying it). A duplicate of an in-flight key from
+//! and settle, a first sighting's key is *in flight*: dedup filed it at a
+//! position (its tenant's table, ring position) in the range the admission
+//! of its record filed (`inflight`, ticket -> range; positions only grow and
+//! a key filed anew gets a new one, so a key is in flight iff it is held at
+//! a position some unsettled record's range holds). A duplicate of an in-flight key from
 //! another request lands in [`Outcome::awaits`]; in durable mode that request
 //! is answered only once [`Pipeline::first_sightings`] says
 //! [`FirstSightings::Durable`], or `503` on [`FirstSightings::Lost`] (the
 //! first copy's write failed, so it was forgotten). Invariants:
-//! * a key is in `unsettled` iff its first sighting is admitted and not yet
+//! * a key is in flight iff its first sighting is admitted and not yet
 //!   settled; in flight implies known to dedup;
 //! * `Durable` for keys means each is known to dedup and not in flight: its
 //!   first sighting (or, after an abort, a later one) was applied.
 //!
-//! Cheap by construction: `unsettled` holds only the clicks of the few
-//! unsettled groups; a duplicate of a settled click (almost all of them) costs
-//! one lookup there and waits for nothing; a waiting one rides on the group
+//! Cheap by construction: a first sighting costs nothing beyond dedup (no
+//! set of keys in flight to insert into and remove from); a duplicate
+//! compares its position with the ranges of the few unsettled records and,
+//! if settled (almost all of them), waits for nothing; a waiting one rides on the group
 //! commit it depends on, never a fsync of its own. `Lost` is also reported if
 //! dedup dropped the key meanwhile (horizon, memory pressure): a `503` is
 //! safe, the client retries.
@@ -49,7 +53,7 @@
 //! as from the future. Everything in between is counted in its own second,
 //! however late. A request is judged against W as it was when it arrived.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -61,9 +65,8 @@ use tally_model::timestamp::format_millis;
 use super::event::Click;
 use super::record::{time_refusal_key, WalClick, WalRecord, WalTag};
 use crate::aggregate::Aggregator;
-use crate::dedup::{Dedup, DedupConfig};
+use crate::dedup::{Dedup, DedupConfig, Position, Sighting};
 use crate::filter::rollout::{Compared, Rollout};
-use crate::map_hash::MapHash;
 
 /// Clicks ahead of the one being admitted whose dedup slot is prefetched
 /// (`Dedup::prefetch`): the miss to memory it hides (~100 ns) is shorter
@@ -126,6 +129,17 @@ impl Sealing {
     }
 }
 
+/// An admitted record not yet settled.
+#[derive(Debug)]
+struct InFlight {
+    /// Earliest event time of its clicks (`u64::MAX` if none).
+    min_ts: u64,
+    /// The dedup positions its admission filed: `filed_from.at..filed_to`
+    /// in table `filed_from.table`.
+    filed_from: Position,
+    filed_to: u64,
+}
+
 /// A request's clicks, admitted but not yet applied.
 #[derive(Debug)]
 pub struct Admitted {
@@ -139,10 +153,8 @@ pub struct Pipeline {
     aggregator: Aggregator,
     policy: TimePolicy,
     watermark_ms: u64,
-    /// ticket -> earliest event time of an admitted, unapplied request
-    inflight: BTreeMap<u64, u64>,
-    /// key -> ticket, of every first sighting admitted and not yet settled
-    unsettled: HashMap<u128, u64, MapHash>,
+    /// ticket -> an admitted, unsettled record; see the module docs.
+    inflight: BTreeMap<u64, InFlight>,
     /// Duplicates admitted while their first sighting was in flight.
     awaited: u64,
     next_ticket: u64,
@@ -160,7 +172,6 @@ impl Pipeline {
             policy,
             watermark_ms: 0,
             inflight: BTreeMap::new(),
-            unsettled: HashMap::default(),
             awaited: 0,
             next_ticket: 0,
             sealed_to: wal_position,
@@ -184,6 +195,7 @@ impl Pipeline {
         let earliest = self.watermark_ms.saturating_sub(self.policy.allowed_lateness_ms);
         let latest = now_ms.saturating_add(self.policy.max_future_ms);
         let mut outcome = Outcome::default();
+        let filed_from = self.dedup.next_position(tenant);
         let mut record = WalRecord {
             lsn: 0,
             tenant: tenant.to_string(),
@@ -229,15 +241,14 @@ impl Pipeline {
                 });
                 continue;
             }
-            if !self.dedup.first_sighting(tenant, click.key, now_ms) {
+            if let Sighting::Duplicate { filed_at } = self.dedup.sight(tenant, click.key, now_ms) {
                 outcome.duplicates += 1;
-                // A repeat within this request is acknowledged with its record.
-                if self.unsettled.get(&click.key).is_some_and(|&t| t != ticket) {
+                // A repeat within this request (filed at or after `filed_from`) is acknowledged with its record.
+                if self.in_flight(Position { table: filed_from.table, at: filed_at }) {
                     outcome.awaits.push(click.key);
                 }
                 continue;
             }
-            self.unsettled.insert(click.key, ticket);
             if let Some(c) = click.compared {
                 *compared.entry(c).or_default() += 1;
             }
@@ -296,16 +307,13 @@ impl Pipeline {
         }
         self.next_ticket += 1;
         let min_ts = record.clicks.iter().map(|c| c.record.ts_ms).min().unwrap_or(u64::MAX);
-        self.inflight.insert(ticket, min_ts);
+        self.inflight.insert(ticket, InFlight { min_ts, filed_from, filed_to: self.dedup.next_position(tenant).at });
         (outcome, Some(Admitted { ticket, tenant: tenant.clone(), record }))
     }
 
     /// Step 2: aggregates a record that is now durable (its `lsn` set).
     pub fn apply(&mut self, admitted: &Admitted) {
         self.inflight.remove(&admitted.ticket);
-        for key in decided_keys(&admitted.record) {
-            self.unsettled.remove(&key);
-        }
         self.aggregate(&admitted.tenant, &admitted.record);
     }
 
@@ -318,21 +326,25 @@ impl Pipeline {
     /// clicks were never acknowledged, so a retry must count them.
     pub fn abort(&mut self, admitted: &Admitted) {
         self.inflight.remove(&admitted.ticket);
-        for key in decided_keys(&admitted.record) {
-            self.unsettled.remove(&key);
+        for (key, _) in admitted.record.sightings() {
             self.dedup.forget(&admitted.tenant, key);
         }
+    }
+
+    /// Whether dedup position `p` holds a first sighting of an unsettled
+    /// record; see the module docs.
+    fn in_flight(&self, p: Position) -> bool {
+        self.inflight.values().any(|f| f.filed_from.table == p.table && (f.filed_from.at..f.filed_to).contains(&p.at))
     }
 
     /// Whether the first sightings of `keys` (an [`Outcome::awaits`]) are
     /// durable yet; see the module docs.
     pub fn first_sightings(&self, keys: &[u128]) -> FirstSightings {
-        if keys.iter().any(|k| !self.dedup.contains(*k)) {
-            FirstSightings::Lost
-        } else if keys.iter().any(|k| self.unsettled.contains_key(k)) {
-            FirstSightings::Pending
-        } else {
-            FirstSightings::Durable
+        let positions: Option<Vec<Position>> = keys.iter().map(|&k| self.dedup.position(k)).collect();
+        match positions {
+            None => FirstSightings::Lost,
+            Some(p) if p.iter().any(|&p| self.in_flight(p)) => FirstSightings::Pending,
+            Some(_) => FirstSightings::Durable,
         }
     }
 
@@ -364,7 +376,7 @@ impl Pipeline {
     /// caller still holds in unacknowledged batches.
     pub fn seal(&mut self, now_ms: u64, held_min_event_ms: Option<u64>) -> Sealing {
         self.advance(now_ms);
-        let inflight_min = self.inflight.values().copied().min();
+        let inflight_min = self.inflight.values().map(|f| f.min_ts).min();
         let low_watermark_ms =
             [Some(self.watermark_ms.saturating_sub(self.policy.allowed_lateness_ms)), inflight_min, held_min_event_ms].into_iter().flatten().min().unwrap_or(0);
         let sealing = Sealing { tenants: self.aggregator.seal(), wal_from: self.sealed_to, wal_to: self.applied_to, low_watermark_ms };
@@ -393,11 +405,6 @@ impl Pipeline {
     pub fn dedup_mut(&mut self) -> &mut Dedup {
         &mut self.dedup
     }
-}
-
-/// The keys a record decided (see [`WalRecord::sightings`]).
-fn decided_keys(record: &WalRecord) -> impl Iterator<Item = u128> + '_ {
-    record.sightings().map(|(key, _)| key)
 }
 
 #[cfg(test)]
