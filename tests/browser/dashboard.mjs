@@ -1,6 +1,6 @@
 // Drives the core's dashboard in Debian's chromium (playwright-core) for
-// tests/e2e/dashboard.rs: signed out, signed in (the tiles show all ads), a
-// range picked, a drill-down into an ad and a campaign and back to all ads,
+// tests/e2e/dashboard.rs: signed out, signed in (the tiles show all ads; the
+// country, device and filter rollout cards), a range picked, a drill-down into an ad and a campaign and back to all ads,
 // hover values, empty and error states, 390 px wide. It reports what the page
 // shows as JSON lines on stdout (the Rust test compares them with the API),
 // and waits for a line on stdin before the error step (the test stops
@@ -41,6 +41,7 @@ try {
       scope: document.getElementById('t-scope').textContent,
       tiles: { clicks: tile('t-clicks'), spend_micros: tile('t-spend'), users: tile('t-users'), filtered: tile('t-filtered') },
       ads: rows('ads'), campaigns: rows('campaigns'), refused: rows('refused'), billing: rows('billing'), billing_total: foot,
+      country: rows('dim-country'), device: rows('dim-device'), rollout: rows('rollout'),
       states, banner: document.getElementById('banner').hidden ? null : document.getElementById('banner').textContent,
       wide: document.documentElement.scrollWidth, charts: document.querySelectorAll('.uplot').length,
     };

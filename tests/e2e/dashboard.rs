@@ -2,18 +2,68 @@
 //! chromium under playwright-core): with known clicks in a POP, every number
 //! the page shows for a range equals the API's for the same range (and the
 //! clicks posted), the tiles the tenant's (`GET /v1/clicks`) until an ad or
-//! campaign is picked; picking ranges and drilling down change what it shows;
+//! campaign is picked, the country and device cards the enrichment of the
+//! tenant's filter (geo_enrich, active) and the rollout card the comparison
+//! with a candidate in shadow (noop); picking ranges and drilling down change
+//! what it shows;
 //! with ClickHouse stopped it shows the error and none of the old numbers.
 //! Screenshots: target/test-artifacts/dashboard/.
 
 use serde_json::Value;
 use tally::traffic::now_ms;
 
-use crate::harness::{self, Pop};
+use tally::pop::EdgeSettings;
+
+use crate::harness::{self, plugin, wait_for_filter_version, Pop};
 use crate::playwright::{self, step, Said, Script};
 
 /// Clicks posted per ad (ad, clicks, cost per click, distinct users, campaign).
 const ADS: [(u64, u64, u64, u64, u64); 3] = [(11, 30, 1500, 10, 5), (12, 20, 700, 4, 5), (13, 10, 250, 10, 6)];
+
+/// Click `i` of an ad: every third from the US (10.1/16 in geo_enrich's
+/// table), the others from Germany (10.2/16); every fourth from a phone.
+fn origin(i: u64) -> (&'static str, &'static str) {
+    let ip = if i % 3 == 0 { "10.1.0.7" } else { "10.2.0.9" };
+    let ua = if i % 4 == 0 { "Mozilla/5.0 (iPhone) Mobile" } else { "Mozilla/5.0 (X11; Linux x86_64)" };
+    (ip, ua)
+}
+
+/// The page's range as its ranked cards ask the API for it: whole ms
+/// outward, and a step of a minute or more.
+fn ranked_query(shown: &Value) -> String {
+    let r = &shown["range"];
+    let step = if r["step"] == "1s" { "1m" } else { r["step"].as_str().unwrap() };
+    format!("from={}&to={}&step={step}", r["from"].as_f64().unwrap().floor(), r["to"].as_f64().unwrap().ceil())
+}
+
+/// What a dimension card must show: (value, clicks) of the API's answer for the page's range.
+async fn api_dimension_rows(pop: &Pop, key: &str, shown: &Value, name: &str) -> Vec<(String, String)> {
+    let reply = pop.query(key, &format!("/v1/dimensions/{name}?{}&limit=20", ranked_query(shown))).await;
+    assert!(reply.status.is_success(), "{name}: {} {}", reply.status, reply.text());
+    let v: Value = reply.json().unwrap();
+    v["values"].as_array().unwrap().iter().map(|x| (x["value"].as_str().unwrap().to_string(), x["clicks"].to_string())).collect()
+}
+
+/// A dimension card as shown: (value, clicks).
+fn dimension_rows(shown: &Value, card: &str) -> Vec<(String, String)> {
+    rows(shown, card).into_iter().map(|r| (r[0].clone(), r[1].clone())).collect()
+}
+
+/// What the rollout card must show: the API's comparison for the page's range.
+async fn api_rollout_rows(pop: &Pop, admin: &str, shown: &Value) -> Vec<Vec<String>> {
+    let reply = pop.query(admin, &format!("/v1/plugins/comparison?{}", ranked_query(shown))).await;
+    assert!(reply.status.is_success(), "comparison: {} {}", reply.status, reply.text());
+    let v: Value = reply.json().unwrap();
+    let versions = v["versions"].as_array().unwrap().iter();
+    versions
+        .map(|c| {
+            let pair = format!("v{} → v{}", c["active_version"], c["candidate_version"]);
+            let failed = format!("{} / {}", c["active_failed"], c["candidate_failed"]);
+            let mode = c["mode"].as_str().unwrap().to_string();
+            vec![pair, mode, c["clicks"].to_string(), c["agreement"].as_f64().unwrap().to_string(), c["applied_candidate"].to_string(), failed]
+        })
+        .collect()
+}
 
 /// What the page's ad table must show for its range: the API's top ads,
 /// with users and filtered clicks from each ad's series.
@@ -53,16 +103,33 @@ fn rows(shown: &Value, table: &str) -> Vec<Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_the_apis_numbers_drills_down_and_shows_errors() {
-    let mut pop = harness::start(&["acme"]).await;
+    let mut pop = harness::start_with(&["acme"], EdgeSettings { registry_poll_ms: 100, ..EdgeSettings::default() }).await;
     let (ingest, read) = (pop.ingest_key(0), pop.read_key(0));
     let admin = pop.pop.state.tenants[0].admin_key.clone();
+    // The tenant's filter tags country and device (v1, active); v2 (keeps
+    // every click, tags nothing) runs beside it in shadow, only compared.
+    let core = pop.pop.state.core_http.clone();
+    for name in ["geo_enrich", "noop"] {
+        let component = std::fs::read(plugin(name)).unwrap();
+        let pushed = pop.client.send(http::Method::POST, &format!("{core}/v1/plugins?name={name}"), Some(&admin), None, component).await.unwrap();
+        assert!(pushed.status.is_success(), "pushing {name}: {} {}", pushed.status, pushed.text());
+    }
+    for action in [r#"{"action":"activate","version":1}"#, r#"{"action":"shadow","version":2}"#] {
+        let applied = pop.client.post_json(&format!("{core}/v1/plugins/rollout"), Some(&admin), action).await.unwrap();
+        assert!(applied.status.is_success(), "{action}: {} {}", applied.status, applied.text());
+    }
+    wait_for_filter_version(&pop, "acme", "active", 1).await;
+    wait_for_filter_version(&pop, "acme", "candidate", 2).await;
     let now = now_ms();
     let mut events = Vec::new();
     for (ad, clicks, cost, users, campaign) in ADS {
         for i in 0..clicks {
             let ts = now - 60_000 + i * 100;
-            events
-                .push(format!(r#"{{"click_id":"d{ad}-{i}","ad_id":{ad},"campaign_id":{campaign},"ts":{ts},"cost_micros":{cost},"user_id":"u{}"}}"#, i % users));
+            let (ip, ua) = origin(i);
+            events.push(format!(
+                r#"{{"click_id":"d{ad}-{i}","ad_id":{ad},"campaign_id":{campaign},"ts":{ts},"cost_micros":{cost},"user_id":"u{}","ip":"{ip}","user_agent":"{ua}"}}"#,
+                i % users
+            ));
         }
     }
     let acked = harness::post_until_acked(&pop.client, &pop.pop.state.edge_http, &ingest, &events).await;
@@ -76,6 +143,13 @@ async fn dashboard_shows_the_apis_numbers_drills_down_and_shows_errors() {
     }
     pop.wait_for(&read, &format!("/v1/refused?from={}&to={}", now - 3 * 3600_000, now + 60_000), |v| v["reasons"].as_array().is_some_and(|r| !r.is_empty()))
         .await;
+    let window = format!("from={}&to={}", now - 3600_000, now + 60_000);
+    let tagged = |v: &Value| v["values"].as_array().is_some_and(|a| a.iter().map(|x| x["clicks"].as_u64().unwrap_or(0)).sum::<u64>() == 60);
+    for name in ["country", "device"] {
+        pop.wait_for(&read, &format!("/v1/dimensions/{name}?{window}"), tagged).await;
+    }
+    let compared = |v: &Value| v["versions"].as_array().is_some_and(|a| a.iter().any(|c| c["clicks"].as_u64() >= Some(60)));
+    pop.wait_for(&admin, &format!("/v1/plugins/comparison?{window}"), compared).await;
 
     let artifacts = playwright::artifacts("dashboard");
     let env = [
@@ -84,6 +158,7 @@ async fn dashboard_shows_the_apis_numbers_drills_down_and_shows_errors() {
         ("TALLY_ADMIN_KEY", admin),
         ("TALLY_ARTIFACTS", artifacts.display().to_string()),
     ];
+    let admin = env[2].1.clone();
     let mut script = Script::start("dashboard.mjs", &env);
     // ClickHouse stops once the page has shown the last hour again.
     loop {
@@ -116,6 +191,15 @@ async fn dashboard_shows_the_apis_numbers_drills_down_and_shows_errors() {
     assert_eq!(hour["billing_total"][2], billed.to_string());
     assert_eq!(hour["billing_total"][3], spent.to_string());
     assert!(step(&reports, "hover")["legend"].as_str().unwrap().contains("clicks"));
+    // The filter's tags: 21 of the 60 clicks from the US, 16 from phones.
+    let pairs = |p: &[(&str, &str)]| p.iter().map(|&(v, c)| (v.to_string(), c.to_string())).collect::<Vec<_>>();
+    assert_eq!(dimension_rows(hour, "country"), pairs(&[("DE", "39"), ("US", "21")]), "{}", hour["country"]);
+    assert_eq!(dimension_rows(hour, "device"), pairs(&[("desktop", "44"), ("mobile", "16")]), "{}", hour["device"]);
+    assert_eq!((hour["states"]["dim-country-card"].as_str(), hour["states"]["rollout-card"].as_str()), (Some("ready"), Some("ready")));
+    // The candidate in shadow agreed on every click it saw (neither drops one).
+    let rollout = rows(hour, "rollout");
+    assert_eq!(rollout.len(), 1, "one version pair in rollout: {rollout:?}");
+    assert_eq!((&rollout[0][..2], &rollout[0][3..]), (&["v1 → v2".to_string(), "shadow".into()][..], &["1".to_string(), "0".into(), "0 / 0".into()][..]));
     // The CSV holds each ad's exact billing in the hour(s) of the clicks.
     let csv = step(&reports, "csv")["csv"].as_str().unwrap().to_string();
     assert!(csv.starts_with("hour_utc,final,ad_id,clicks,spend_micros,adjustments,filtered\n"), "{csv}");
@@ -174,6 +258,14 @@ async fn dashboard_shows_the_apis_numbers_drills_down_and_shows_errors() {
         let shown = step(&reports, s);
         let api = wait_api_rows(&pop, &read, shown).await;
         assert_eq!(rows(shown, "ads"), api, "{s}: the page's ad table differs from the API's");
+    }
+    // The dimension and rollout cards of every range are the API's.
+    for s in ["hour", "fifteen", "week"] {
+        let shown = step(&reports, s);
+        for name in ["country", "device"] {
+            assert_eq!(dimension_rows(shown, name), api_dimension_rows(&pop, &read, shown, name).await, "{s}: the {name} card differs from the API's");
+        }
+        assert_eq!(rows(shown, "rollout"), api_rollout_rows(&pop, &admin, shown).await, "{s}: the rollout card differs from the API's");
     }
     // The tiles of every range with nothing picked are GET /v1/clicks's totals.
     for s in ["hour", "fifteen", "week"] {

@@ -4,20 +4,12 @@
 //! fail-open counts and tags the clicks of a failing filter, and other
 //! tenants carry on.
 
-use std::path::PathBuf;
-
 use http::StatusCode;
 use tally::pop::EdgeSettings;
 use tally::traffic::now_ms;
 use tally_edge::config::FailurePolicy::{Closed, Open};
 
-use crate::harness::{self, post_until_acked};
-
-fn plugin(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../plugins/target/wasm32-wasip2/release/tally_plugin_{name}.wasm"));
-    assert!(path.exists(), "{} missing: deploy/dev/test.sh builds the plugins first", path.display());
-    path
-}
+use crate::harness::{self, plugin, post_until_acked};
 
 fn click(id: &str, ad: u64, ts: u64, ua: &str, ip: &str) -> String {
     let ip = if ip.is_empty() { String::new() } else { format!(r#","ip":"{ip}""#) };

@@ -190,3 +190,24 @@ pub async fn wait_for_billing(pop: &Pop, key: &str, from_ms: u64, to_ms: u64, wa
 pub fn truth_total(generator: &ClickGen) -> (i64, i64) {
     generator.truth.values().fold((0, 0), |(c, s), t| (c + t.clicks as i64, s + t.spend_micros as i64))
 }
+
+/// A filter component built by `deploy/dev/test.sh` (plugins/).
+pub fn plugin(name: &str) -> std::path::PathBuf {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../plugins/target/wasm32-wasip2/release/tally_plugin_{name}.wasm"));
+    assert!(path.exists(), "{} missing: deploy/dev/test.sh builds the plugins first", path.display());
+    path
+}
+
+/// Waits until the (first) edge runs `version` of `tenant`'s filter in `role` (`active`, `candidate`).
+pub async fn wait_for_filter_version(pop: &Pop, tenant: &str, role: &str, version: u64) {
+    let want = format!(r#"tally_edge_filter_version{{tenant="{tenant}",role="{role}"}} {version}"#);
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let metrics = pop.client.get(&format!("{}/metrics", pop.pop.state.edge_http), None).await.unwrap().text();
+        if metrics.contains(&want) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "edge never ran {want}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

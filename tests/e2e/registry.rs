@@ -4,7 +4,6 @@
 //! dimensions, and tenant isolation.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,13 +16,7 @@ use tally_edge::filter::rollout::in_canary;
 use tally_edge::ingest::event::click_key;
 use tally_model::tenant::TenantId;
 
-use crate::harness::{self, post_until_acked, Pop};
-
-fn plugin(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../plugins/target/wasm32-wasip2/release/tally_plugin_{name}.wasm"));
-    assert!(path.exists(), "{} missing: deploy/dev/test.sh builds the plugins first", path.display());
-    path
-}
+use crate::harness::{self, plugin, post_until_acked, wait_for_filter_version, Pop};
 
 /// `tally plugin ...` as a tenant admin runs it.
 fn cli(pop: &Pop, admin_key: &str, args: &[&str]) -> Value {
@@ -41,20 +34,6 @@ fn cli(pop: &Pop, admin_key: &str, args: &[&str]) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
     let last = text.rfind("\n{").map_or(0, |i| i + 1);
     serde_json::from_str(&text[last..]).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
-/// Waits until the edge runs `version` for the tenant in `role`.
-async fn wait_for_version(pop: &Pop, tenant: &str, role: &str, version: u64) {
-    let want = format!(r#"tally_edge_filter_version{{tenant="{tenant}",role="{role}"}} {version}"#);
-    let deadline = tokio::time::Instant::now() + harness::CONVERGE;
-    loop {
-        let metrics = pop.client.get(&format!("{}/metrics", pop.pop.state.edge_http), None).await.unwrap().text();
-        if metrics.contains(&want) {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "edge never ran {want}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn click(id: &str, ad: u64, ts: u64, bot: bool, ip: &str) -> String {
@@ -99,7 +78,7 @@ async fn registry_hot_swap_shadow_canary_and_isolation() {
     for key in [&admin, &other_admin] {
         assert_eq!(pop.client.get(&blob, Some(key)).await.unwrap().status, StatusCode::UNAUTHORIZED);
     }
-    wait_for_version(&pop, "acme", "active", 1).await;
+    wait_for_filter_version(&pop, "acme", "active", 1).await;
 
     // Hot swap under load: clicks keep coming while v2 (the bot filter)
     // replaces v1. Every click is answered once, as counted or as filtered.
@@ -145,7 +124,7 @@ async fn registry_hot_swap_shadow_canary_and_isolation() {
     }
     let v2 = cli(&pop, &admin, &["push", plugin("bot_filter").to_str().unwrap(), "--activate"]);
     assert_eq!(v2["active"], 2, "{v2}");
-    wait_for_version(&pop, "acme", "active", 2).await;
+    wait_for_filter_version(&pop, "acme", "active", 2).await;
     swapped.store(true, Ordering::SeqCst);
     let (mut accepted, mut filtered) = (0, 0);
     for sender in senders {
@@ -167,7 +146,7 @@ async fn registry_hot_swap_shadow_canary_and_isolation() {
     // Shadow: v1 (no-op) runs beside v2 and is only compared.
     let state = cli(&pop, &admin, &["shadow", "1"]);
     assert_eq!(state["candidate"], serde_json::json!({"version": 1, "mode": "shadow"}), "{state}");
-    wait_for_version(&pop, "acme", "candidate", 1).await;
+    wait_for_filter_version(&pop, "acme", "candidate", 1).await;
     let t = now_ms();
     let events: Vec<String> = (0..40).map(|i| click(&format!("sh{i}"), 42, t, i % 4 == 0, "10.2.0.9")).collect();
     let r = post_until_acked(&pop.client, &edge, &key, &events).await;
@@ -187,7 +166,7 @@ async fn registry_hot_swap_shadow_canary_and_isolation() {
     let v3 = cli(&pop, &admin, &["push", plugin("geo_enrich").to_str().unwrap()]);
     assert_eq!(v3["version"], 3, "{v3}");
     cli(&pop, &admin, &["canary", "3", "--percent", "50"]);
-    wait_for_version(&pop, "acme", "candidate", 3).await;
+    wait_for_filter_version(&pop, "acme", "candidate", 3).await;
     let t = now_ms();
     let ids: Vec<String> = (0..200).map(|i| format!("ca{i}")).collect();
     let events: Vec<String> = ids.iter().map(|id| click(id, 43, t, true, "10.2.0.9")).collect();
@@ -209,7 +188,7 @@ async fn registry_hot_swap_shadow_canary_and_isolation() {
     // Promote, then roll a new candidate back: the state says so.
     let state = cli(&pop, &admin, &["promote"]);
     assert_eq!((state["active"].as_u64(), state["candidate"].is_null()), (Some(3), true), "{state}");
-    wait_for_version(&pop, "acme", "active", 3).await;
+    wait_for_filter_version(&pop, "acme", "active", 3).await;
     cli(&pop, &admin, &["shadow", "2"]);
     let state = cli(&pop, &admin, &["rollback"]);
     assert!(state["candidate"].is_null(), "{state}");

@@ -18,7 +18,7 @@ use tally_core::config::{CoreConfig, ZooKeeperSection};
 use tally_core::registry::shared::Shared;
 use tally_core::registry::RegistryError;
 
-use crate::harness::{self, post_until_acked, Pop, CONVERGE};
+use crate::harness::{self, post_until_acked, wait_for_filter_version, Pop, CONVERGE};
 
 fn plugin(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../plugins/target/wasm32-wasip2/release/tally_plugin_{name}.wasm"));
@@ -41,19 +41,6 @@ async fn wait_for_manifests(pop: &Pop, token: &str, want: impl Fn(&Value) -> boo
             return (one, two);
         }
         assert!(tokio::time::Instant::now() < deadline, "the cores' manifests never agreed: core-1 {one}, core-2 {two}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn wait_for_edge_version(pop: &Pop, role: &str, version: u64) {
-    let want = format!(r#"tally_edge_filter_version{{tenant="acme",role="{role}"}} {version}"#);
-    let deadline = tokio::time::Instant::now() + CONVERGE;
-    loop {
-        let metrics = pop.client.get(&format!("{}/metrics", pop.pop.state.edge_http), None).await.unwrap().text();
-        if metrics.contains(&want) {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "edge never ran {want}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -92,7 +79,7 @@ async fn a_plugin_pushed_through_one_core_and_rolled_out_through_another_is_serv
     assert_eq!(canary.json().unwrap()["versions"].as_array().unwrap().len(), 2, "{}", canary.text());
     let (one, _) = wait_for_manifests(&pop, &token, |m| acme(m)["candidate"]["percent"] == 20).await;
     assert_eq!(acme(&one)["active"]["version"], 1);
-    wait_for_edge_version(&pop, "candidate", 2).await;
+    wait_for_filter_version(&pop, "acme", "candidate", 2).await;
     let promoted = pop.client.post_json(&format!("{core2}/v1/plugins/rollout"), Some(&admin), r#"{"action":"promote"}"#).await.unwrap();
     assert_eq!(promoted.status, StatusCode::OK, "{}", promoted.text());
     let (one, two) = wait_for_manifests(&pop, &token, |m| acme(m)["active"]["version"] == 2 && acme(m)["candidate"].is_null()).await;
@@ -102,7 +89,7 @@ async fn a_plugin_pushed_through_one_core_and_rolled_out_through_another_is_serv
     assert_eq!(states[0], states[1], "GET /v1/plugins differs between the cores");
 
     // The edge (it polls core 1) runs v2, and core 2 serves v2's bytes too.
-    wait_for_edge_version(&pop, "active", 2).await;
+    wait_for_filter_version(&pop, "acme", "active", 2).await;
     let sha = acme(&two)["active"]["sha256"].as_str().unwrap().to_string();
     let blob = pop.client.get(&format!("{core2}/v1/registry/blobs/{sha}"), Some(&token)).await.unwrap();
     assert_eq!(blob.status, StatusCode::OK, "{}", blob.text());

@@ -499,7 +499,8 @@ async function loadRollout(r, current) {
   if (!state.admin) return setState(card, 'locked', 'Sign in with the tenant\'s admin key as well to compare filter versions in rollout.');
   let found;
   try {
-    found = await api(`/v1/plugins/comparison?from=${Math.floor(r.from)}&to=${Math.ceil(r.to)}`, state.admin);
+    // The step only bounds the range (the API counts over all of it): the ranked cards' step.
+    found = await api(`/v1/plugins/comparison?from=${Math.floor(r.from)}&to=${Math.ceil(r.to)}&step=${rankedStep(r.step)}`, state.admin);
   } catch (e) {
     if (!current()) return;
     if (e.status === 401) return setState(card, 'locked', 'The admin key was refused; sign out and in with a current admin key.');
