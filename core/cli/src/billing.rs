@@ -41,9 +41,9 @@ pub enum BillingCommand {
         json: bool,
         /// Add to the rollups what the landing table holds and they lack
         /// (whole days around the range), then check again. The finalizing
-        /// core does this on its own; run it only while no core heals
-        /// (`[billing] finalize = false` everywhere), as two repairs of one
-        /// hour at the same moment can both add what is missing.
+        /// core does this on its own; a repair of a rollup the core is
+        /// repairing at that moment waits for it (through the same ClickHouse
+        /// server and user; on a cluster, give the server the core uses).
         #[arg(long)]
         repair: bool,
     },
@@ -68,7 +68,7 @@ pub async fn run(command: BillingCommand) -> Result<()> {
                 let cutoff = heal::committed_before((tally_model::timestamp::now_ms() / 1000) as u32);
                 for family in Family::ALL {
                     for step in Resolution::ROLLUPS {
-                        store.repair_rollup(family, step, day_from, day_to, cutoff).await?;
+                        repair_one(&store, family, step, day_from, day_to, cutoff).await?;
                     }
                 }
                 eprintln!("repaired the rollups over the days around the range; checking again");
@@ -81,6 +81,35 @@ pub async fn run(command: BillingCommand) -> Result<()> {
             }
             anyhow::ensure!(report.ok(), "reconciliation found differences (see above)");
             Ok(())
+        }
+    }
+}
+
+/// How long `--repair` waits for another repair of a rollup (the core's
+/// healer) before giving up.
+const REPAIR_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// One rollup's repair, waiting while another repair of it runs (it is
+/// then measured anew: `Store::repair_rollup`).
+async fn repair_one(store: &Store, family: Family, step: Resolution, from: u32, to: u32, cutoff: u32) -> Result<()> {
+    let deadline = std::time::Instant::now() + REPAIR_WAIT;
+    let mut said = false;
+    loop {
+        match store.repair_rollup(family, step, from, to, cutoff).await {
+            Err(e) if e.is_repair_running() && std::time::Instant::now() < deadline => {
+                if !std::mem::replace(&mut said, true) {
+                    eprintln!("another repair of the {} rollups is running (a core's healer): waiting for it", family.name());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) if e.is_repair_running() => {
+                anyhow::bail!(
+                    "another repair of the {} rollups kept running for {} s: nothing was changed by this one; run it again later",
+                    family.name(),
+                    REPAIR_WAIT.as_secs()
+                )
+            }
+            done => return Ok(done?),
         }
     }
 }

@@ -33,11 +33,24 @@ impl StoreError {
         matches!(self, StoreError::Query { source, .. } if super::deadline::is_deadline(source))
     }
 
+    /// Another repair of the same rollup is running ([`Store::repair_rollup`]).
+    pub fn is_repair_running(&self) -> bool {
+        matches!(self, StoreError::Query { source: clickhouse::error::Error::BadResponse(body), .. } if body.contains(QUERY_ID_RUNNING))
+    }
+
     /// No answer from the server at all (refused, reset, unreachable).
     pub fn is_unreachable(&self) -> bool {
         matches!(self, StoreError::Query { source: clickhouse::error::Error::Network(_), .. })
     }
 }
+
+/// The `query_id` of every repair of rollup `table` (see [`Store::repair_rollup`]).
+pub fn repair_query_id(table: &str) -> String {
+    format!("tally-repair|{table}")
+}
+
+/// ClickHouse's code for a query whose id is already running.
+const QUERY_ID_RUNNING: &str = "Code: 216";
 
 pub(super) fn err(what: impl Into<String>) -> impl FnOnce(clickhouse::error::Error) -> StoreError {
     let what = what.into();
@@ -497,9 +510,18 @@ impl Store {
     /// filled yet is never taken for drift (`crate::heal` explains why that
     /// excludes double counting). Idempotent; a rollup holding more than
     /// its landing table is left for a person to look at.
+    ///
+    /// Serialized: two repairs of one rollup at once would both add what it
+    /// lacks. The gap is measured and added by one statement, so repairs of
+    /// a rollup that run one after the other are safe; each carries the
+    /// `query_id` [`repair_query_id`] of its table, which ClickHouse refuses
+    /// while a query of that id runs on the server (for the same user:
+    /// healer and `tally billing reconcile --repair` use one), and the
+    /// second repair fails at once ([`StoreError::is_repair_running`]) and
+    /// is tried again later, when it measures the gap anew.
     pub async fn repair_rollup(&self, family: Family, step: Resolution, from: u32, to: u32, committed_before: u32) -> Result<(), StoreError> {
         let Some((query, table)) = self.gap_query(family, step, family.queries().repair, from, to, committed_before) else { return Ok(()) };
-        query.execute().await.map_err(err(format!("repairing {table}")))
+        query.with_setting("query_id", repair_query_id(&table)).execute().await.map_err(err(format!("repairing {table}")))
     }
 
     pub async fn manifests(&self, from: u32, to: u32) -> Result<Vec<Manifest>, StoreError> {

@@ -42,8 +42,11 @@
 //! later pass once committed. The margin covers the ledger's whole-second
 //! `recorded_at` and a clock skew of a few seconds between the core that
 //! commits and the one that heals. The same rule holds for the operator's
-//! `--repair`, which runs the same SQL. Repairing twice adds nothing, so a
-//! second healer or an operator's repair at the same time is harmless.
+//! `--repair`, which runs the same SQL. Repairing again afterwards adds
+//! nothing; two repairs of one rollup *at the same moment* would both add
+//! the gap, so they are serialized per server (`Store::repair_rollup`: a
+//! repair while another of the same rollup runs is refused, and this pass
+//! is retried on the next tick, when it measures the gap anew).
 //!
 //! The count logged is what the drift query found just before the repair;
 //! with the same cutoff the rollup can only have grown in between, so the
@@ -175,6 +178,10 @@ pub async fn run(store: Store, metrics: Arc<Metrics>, requests: Arc<Requests>, i
                     );
                 }
             }
+            Err(e) if e.is_repair_running() => {
+                tracing::info!(error = %e, "another repair of a rollup is running (tally billing reconcile --repair?); this pass is retried on the next tick");
+                requests.put_back(requested, now);
+            }
             Err(e) => {
                 metrics.rollup_heal_failures.inc();
                 tracing::warn!(error = %e, "rollup healing pass failed; will retry");
@@ -185,7 +192,8 @@ pub async fn run(store: Store, metrics: Arc<Metrics>, requests: Arc<Requests>, i
 }
 
 /// One pass at `now` over the recent hours and `requested`; returns what
-/// it repaired. Safe to repeat and to run beside another healer.
+/// it repaired. Safe to repeat, and beside another repair through the same
+/// server (see the module docs).
 #[tracing::instrument(name = "rollup_heal_pass", skip_all, fields(requested = requested.len()))]
 pub async fn pass(store: &Store, now: u32, requested: &BTreeSet<Dirty>) -> Result<Vec<Repair>, StoreError> {
     let cutoff = committed_before(now);
