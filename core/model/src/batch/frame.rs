@@ -86,6 +86,12 @@ impl BatchArchive {
         BatchArchive { payload: rkyv::to_bytes::<rancor::Error>(batch).expect("serializing to memory cannot fail") }
     }
 
+    /// The buffer the archive was read into, for another frame to be read
+    /// into once this batch is answered.
+    pub fn into_payload(self) -> AlignedVec<16> {
+        self.payload
+    }
+
     pub fn batch(&self) -> &ArchivedBatch {
         // SAFETY: the type's invariant: these bytes passed bytecheck (`open`)
         // or are rkyv's own serialization of a `Batch` (`of`), unchanged since.

@@ -214,6 +214,11 @@ pub async fn answer_group<S: BatchStore>(store: &S, metrics: &Metrics, group: Ve
         }
         let _ = reply.send(answer);
     }
+    // Answered: their buffers can take the next frames.
+    let batches = entries.len();
+    for entry in entries {
+        crate::receiver::spare::recycle(entry.archive.into_payload());
+    }
     match outcome {
         Ok(outcomes) => outcomes
             .into_iter()
@@ -224,7 +229,7 @@ pub async fn answer_group<S: BatchStore>(store: &S, metrics: &Metrics, group: Ve
             .collect(),
         Err(e) => {
             metrics.commit_errors.inc();
-            tracing::warn!(error = %e, batches = entries.len(), "group commit failed; edges will re-send");
+            tracing::warn!(error = %e, batches, "group commit failed; edges will re-send");
             BTreeSet::new()
         }
     }

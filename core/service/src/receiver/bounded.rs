@@ -101,7 +101,7 @@ impl Bounds {
         };
         let deadline = Instant::now() + STREAM_TIMEOUT;
         let want = total - frame::HEADER_LEN;
-        let mut payload = AlignedVec::<16>::with_capacity(want);
+        let mut payload = super::spare::buffer(want);
         // Chunks are appended as they arrive: a buffer zeroed first only to be
         // overwritten cost a pass over every batch's pages.
         let read = async {

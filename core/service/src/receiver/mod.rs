@@ -46,6 +46,7 @@ use tally_http::pinned::{self, PinnedClients};
 use tally_http::tls::Identity;
 
 mod bounded;
+pub(crate) mod spare;
 
 pub const ALPN: &[u8] = b"tally-batch/1";
 /// Silence after which an edge's connection is dead. QUIC uses the smaller
