@@ -325,6 +325,7 @@ mod tests {
     fn cluster_example_parses() {
         let c = CoreConfig::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/cluster/core.toml")).unwrap();
         assert_eq!((c.clickhouse.cluster.as_deref(), c.clickhouse.servers.len()), (Some("tally"), 3));
+        assert_eq!((c.clickhouse.insert_quorum, c.clickhouse.commit_timeout_ms), (crate::clickhouse::cluster::InsertQuorum::All, 30_000));
         let zk = c.zookeeper.expect("[zookeeper] in the cluster example");
         assert_eq!((zk.hosts.split(',').count(), zk.core_id.as_deref()), (3, Some("core1")));
         assert_eq!(c.edges.len(), 2);
@@ -343,6 +344,29 @@ mod tests {
                 assert!(macros.contains(&line), "macros/{name}.xml lacks {line}");
             }
         }
+    }
+
+    /// The quorum is for a cluster; the commit deadline must outlast an idle
+    /// pooled connection, and on a cluster the quorum wait.
+    #[test]
+    fn insert_quorum_and_commit_timeout_are_checked() {
+        let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config/core.toml")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("core.toml");
+        let load = |from: &str, to: &str| {
+            std::fs::write(&path, shipped.replace(from, to)).unwrap();
+            CoreConfig::load(&path)
+        };
+        let quorum = load("commit_timeout_ms = 30000", "commit_timeout_ms = 30000\ninsert_quorum = 2").unwrap_err().to_string();
+        assert!(quorum.contains("insert_quorum is for a cluster"), "{quorum}");
+        let short = load("commit_timeout_ms = 30000", "commit_timeout_ms = 1000").unwrap_err().to_string();
+        assert!(short.contains("commit_timeout_ms: 1000 ms is too short"), "{short}");
+        let cluster = load("commit_timeout_ms = 30000", "commit_timeout_ms = 10000\ncluster = \"tally\"").unwrap_err().to_string();
+        assert!(cluster.contains("quorum INSERT waits"), "{cluster}");
+        assert_eq!(
+            load("commit_timeout_ms = 30000", "commit_timeout_ms = 20000\ncluster = \"tally\"\ninsert_quorum = 2").unwrap().clickhouse.commit_timeout_ms,
+            20_000
+        );
     }
 
     #[test]
