@@ -12,9 +12,16 @@
 //! * the no-op and bot plugins called once per click (1-click batches): the
 //!   record-per-event ABI's cost, the baseline the columnar batch beats;
 //! * the no-op call at several batch sizes.
-//! Best of 5 runs of 200 batches.
+//! Best of 200 runs of 5 batches: short runs, so that on a machine shared
+//! with builds some of them go unpreempted (the best of 5 x 200 swung 2x).
+//!
+//! `TALLY_BENCH_PLUGINS=<dir>` loads the components from `dir` (flat: the
+//! `.wasm` files by name) instead of `plugins/target`, so one run can time
+//! an older build of the plugins beside the new one.
+//! `TALLY_BENCH_ONLY=<text>` times only the plugin rows whose label holds
+//! `text` (and the native ones): a focused run to profile.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tally_filter::batch::{ClickView, Columns};
@@ -31,7 +38,8 @@ mod geo;
 mod rules;
 
 const BATCH: usize = 1000;
-const BATCHES: usize = 200;
+const BATCHES: usize = 5;
+const RUNS: usize = 200;
 const AGENTS: [&str; 4] = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
@@ -70,7 +78,7 @@ fn columns_of(clicks: std::ops::Range<usize>) -> Columns {
 
 fn best_ns_per_click(mut f: impl FnMut()) -> f64 {
     let mut best = Duration::MAX;
-    for _ in 0..5 {
+    for _ in 0..RUNS {
         let start = Instant::now();
         for _ in 0..BATCHES {
             f();
@@ -81,7 +89,10 @@ fn best_ns_per_click(mut f: impl FnMut()) -> f64 {
 }
 
 fn plugin(engine: &FilterEngine, file: &str) -> Plugin {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins/target").join(file);
+    let path = match std::env::var_os("TALLY_BENCH_PLUGINS") {
+        Some(dir) => PathBuf::from(dir).join(Path::new(file).file_name().expect("a file name")),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins/target").join(file),
+    };
     Plugin::load(engine, &path, Limits::new(64 << 20, Duration::from_secs(1))).unwrap_or_else(|e| panic!("{e}: build the plugins first"))
 }
 
@@ -115,12 +126,13 @@ fn main() {
     });
     let engine = FilterEngine::new(DEFAULT_INSTANCES).unwrap();
     let batch = columns().into_batch();
-    println!("{BATCH}-click batches, best of 5 x {BATCHES}");
+    println!("{BATCH}-click batches, best of {RUNS} x {BATCHES}");
     println!("{:<44} {:>10}", "stage", "ns/click");
     println!("{:<44} {:>10.1}", "native bot rules (reference)", native);
     println!("{:<44} {:>10.1}", "native flood rules (reference)", native_flood);
     println!("{:<44} {:>10.1}", "native geo + device rules (reference)", native_geo);
     println!("{:<44} {:>10.1}", "build the columnar batch (no plugin call)", build);
+    let only = std::env::var("TALLY_BENCH_ONLY").ok();
     let mut bot_ns = 0.0;
     for (label, file) in [
         ("no-op plugin call", rust("noop")),
@@ -129,6 +141,9 @@ fn main() {
         ("flood-filter plugin call", rust("flood_filter")),
         ("geo-enrich plugin call", rust("geo_enrich")),
     ] {
+        if only.as_ref().is_some_and(|only| !label.contains(only.as_str())) {
+            continue;
+        }
         let mut p = plugin(&engine, &file);
         let ns = best_ns_per_click(|| {
             std::hint::black_box(p.run(&batch).unwrap());
@@ -137,6 +152,9 @@ fn main() {
             bot_ns = ns;
         }
         println!("{label:<44} {ns:>10.1}");
+    }
+    if only.is_some() {
+        return;
     }
     // Same plugins, one click per call: what a record-per-event ABI pays.
     let singles: Vec<_> = (0..BATCH).map(|i| columns_of(i..i + 1).into_batch()).collect();

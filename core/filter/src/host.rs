@@ -10,6 +10,10 @@
 //! ([`Failure`]): the epoch interrupt is a timeout, a refused memory growth
 //! (seen by the store's limiter, not guessed from the message) is out of
 //! memory, any other trap a trap.
+//!
+//! With `TALLY_FILTER_PERF_MAP` set in the environment the engine writes
+//! `/tmp/perf-<pid>.map`, so `perf report` names plugin functions (JIT code
+//! is otherwise anonymous); it costs nothing per call.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,8 +21,8 @@ use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolConcurrencyLimitError, PoolingAllocationConfig, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder,
-    Trap,
+    Config, Engine, InstanceAllocationStrategy, PoolConcurrencyLimitError, PoolingAllocationConfig, ProfilingStrategy, ResourceLimiter, Store, StoreLimits,
+    StoreLimitsBuilder, Trap,
 };
 
 use crate::answer::{self, Answer};
@@ -74,6 +78,9 @@ impl FilterEngine {
             .max_memory_size(MAX_MEMORY_BYTES);
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true).allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if std::env::var_os("TALLY_FILTER_PERF_MAP").is_some() {
+            config.profiler(ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|e| FilterError::Engine(format!("{e:#}")))?;
         let weak = engine.weak();
         std::thread::Builder::new()

@@ -5,6 +5,9 @@
 //! places them.
 
 use std::net::IpAddr;
+use std::sync::OnceLock;
+
+use tally_filter_words::Words;
 
 /// Dimension keys of the tags.
 pub const COUNTRY: &str = "country";
@@ -45,11 +48,17 @@ fn mask(len: u8) -> u32 {
     u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
 }
 
+/// Words of a mobile device's User-Agent (case as sent).
+const MOBILE_WORDS: [&str; 3] = ["Mobile", "Android", "iPhone"];
+
 /// "mobile" or "desktop" from the User-Agent; none when there is none.
+/// The words are looked for in one pass (`tally_filter_words`), not one
+/// scan each.
 pub fn device(user_agent: &str) -> Option<&'static str> {
+    static MOBILE: OnceLock<Words> = OnceLock::new();
     if user_agent.is_empty() {
         None
-    } else if ["Mobile", "Android", "iPhone"].iter().any(|w| user_agent.contains(w)) {
+    } else if MOBILE.get_or_init(|| Words::new(&MOBILE_WORDS, false)).in_text(user_agent.as_bytes()) {
         Some("mobile")
     } else {
         Some("desktop")
@@ -92,5 +101,6 @@ mod tests {
         assert_eq!(device("Mozilla/5.0 (Linux; Android 14)"), Some("mobile"));
         assert_eq!(device("Mozilla/5.0 (X11; Linux x86_64)"), Some("desktop"));
         assert_eq!(device(""), None);
+        assert_eq!(device("Mozilla/5.0 (Linux; android 14; mobile)"), Some("desktop"), "the words' case counts");
     }
 }
