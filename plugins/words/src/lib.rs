@@ -112,6 +112,13 @@ impl Words {
 
     #[cfg(not(any(target_arch = "x86_64", target_arch = "wasm32")))]
     fn block(&self, window: &[u8]) -> u16 {
+        self.block_scalar(window)
+    }
+
+    /// The prefilter step one position at a time: elsewhere, and the
+    /// tests' check of the SIMD ones.
+    #[cfg(any(test, not(any(target_arch = "x86_64", target_arch = "wasm32"))))]
+    fn block_scalar(&self, window: &[u8]) -> u16 {
         let folded = |i: usize| window[i] | self.fold;
         let starts = |i: usize, p: &[[u8; BLOCK]; 3]| (0..3).all(|k| folded(i + k) == p[k][0]);
         (0..BLOCK).filter(|&i| self.prefixes.iter().any(|p| starts(i, p))).fold(0, |hits, i| hits | 1 << i)
@@ -186,6 +193,26 @@ mod tests {
             }
         }
         assert!(found.iter().all(|&f| (2_000..36_000).contains(&f)), "{found:?} of 40000 texts hold a word");
+    }
+
+    #[test]
+    fn the_simd_prefilter_step_agrees_with_the_scalar_one() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for ignore_case in [false, true] {
+            let words = Words::new(&["bot", "Cra", "sPi"], ignore_case);
+            for _ in 0..20_000 {
+                // Bytes around the prefixes' letters in both cases, so that
+                // many windows hold hits.
+                let window: Vec<u8> = (0..WINDOW).map(|_| b"botBOTcraCRAspiSPI\x00 "[next() as usize % 20]).collect();
+                assert_eq!(words.block(&window), words.block_scalar(&window), "{window:?}");
+            }
+        }
     }
 
     #[test]
