@@ -115,12 +115,15 @@ async fn serve_connection<H: Handler>(conn: quinn::Connection, handler: Arc<H>, 
         match accepted {
             Ok(Some(resolver)) => {
                 let (handler, gate) = (handler.clone(), gate.clone());
-                requests.spawn(async move {
+                // Boxed: the request's future (handler included) is several
+                // KB; unboxed, the task moves it on spawn and again on finish.
+                let request = Box::pin(async move {
                     if let Err(e) = serve_request(resolver, handler, addr, max_body, &gate).await {
                         // Clients that go away mid-request land here.
                         tracing::debug!(%addr, error = %e, "HTTP/3 request failed");
                     }
                 });
+                requests.spawn(request);
             }
             Ok(None) => break,
             Err(e) => {

@@ -170,11 +170,14 @@ async fn serve_connection<H, I>(
             let body = Timed::new(body, gate.limits.body_timeout, gate.limits.request_timeout);
             let mut req = http::Request::from_parts(parts, body.boxed());
             req.extensions_mut().insert(gate.body_budget());
-            async move {
+            // Boxed: hyper moves the service future around (HTTP/2 spawns
+            // it as a task); a pointer is cheaper to move than the handler's
+            // several-KB state.
+            Box::pin(async move {
                 let resp = handler.handle(req, peer).await;
                 drop(busy);
                 Ok::<_, Infallible>(resp)
-            }
+            })
         })
     };
     let mut conn = pin!(builder.serve_connection(TokioIo::new(io), service));
