@@ -50,6 +50,16 @@ type Generator = Arc<Mutex<ClickGen>>;
 /// A generator's truth: (ad, second) -> counts.
 type PerSecond = BTreeMap<(u64, u64), Truth>;
 
+/// A temp dir for a cluster, on tmpfs where there is one: removing the tens
+/// of thousands of part files four servers write took ~100 s on a disk
+/// mounted with `discard` (one discard per file), and `kill -9` keeps the
+/// page cache on either, so the crashes tested are the same.
+fn scratch_dir(prefix: &str) -> tempfile::TempDir {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    builder.tempdir_in("/dev/shm").or_else(|_| builder.tempdir()).expect("creating a temp dir")
+}
+
 /// Posts `rounds` requests of 100 generated clicks to `edge`, each until acknowledged.
 async fn load(edge: String, key: String, generator: Generator, rounds: usize, done: Arc<AtomicUsize>) {
     let client = Client::new();
@@ -341,7 +351,7 @@ impl Run {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_on_the_cluster_through_crashes_outages_a_failover_and_a_retirement() {
     let started = Instant::now();
-    let dir = tempfile::Builder::new().prefix("tally-cluster-").tempdir().unwrap();
+    let dir = scratch_dir("tally-cluster-");
     let cluster = Cluster::start(dir.path(), 2, 2).await.expect("starting ZooKeeper and 2 x 2 ClickHouse servers");
     let urls = cluster.urls();
     let settings = EdgeSettings { ship_interval_ms: 200, heartbeat_ms: 1000, ..EdgeSettings::default() };
@@ -482,6 +492,7 @@ async fn exactly_once_on_the_cluster_through_crashes_outages_a_failover_and_a_re
     assert_eq!(status, StatusCode::CONFLICT, "{text}");
     assert!(text.contains("is connected to this core"), "{text}");
     run.pop.pop.stop_edge(1).await;
+    lap("edge 2 stopped");
     run.wait_edge(EDGES[1], "the stopped edge is drained and still leased", |_, e| {
         e["connected"] == false && e["owning_core"] == owner_name.as_str() && e["uncommitted_batches"] == 0
     })
@@ -500,10 +511,11 @@ async fn exactly_once_on_the_cluster_through_crashes_outages_a_failover_and_a_re
         let only_edge_1 = Value::from(vec![EDGES[0]]);
         wait_until("billing no longer names the retired edge", || async { run.held_back_by(core).await.iter().all(|h| *h == only_edge_1) }).await;
     }
+    lap("edge 2 retired");
     stop.send(true).unwrap();
     traffic.await.unwrap();
     run.converge().await;
-    lap("edge retired");
+    lap("converged after the retirement");
 
     // A core that stops gracefully gives its leases up before it exits (its
     // edges need not wait for the session timeout).
@@ -534,7 +546,7 @@ async fn exactly_once_on_the_cluster_through_crashes_outages_a_failover_and_a_re
 /// chdb run in the test command covers the modern engine).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_schema_matches_the_single_node_schema_and_passes_the_sql_check() {
-    let dir = tempfile::Builder::new().prefix("tally-cluster-schema-").tempdir().unwrap();
+    let dir = scratch_dir("tally-cluster-schema-");
     let mut cluster = Cluster::start(&dir.path().join("cluster"), 2, 1).await.expect("starting ZooKeeper and two ClickHouse servers");
     let mut single = PrivateServer::start(&dir.path().join("single")).await.expect("starting a single ClickHouse");
     Store::connect(&single.http_url(), None, None).await.unwrap().migrate().await.expect("single-node migrations");
