@@ -7,7 +7,8 @@ clicks_by_*, and the click family's repair on campaigns_by_*.
 """
 
 QUERIES = ("top_campaigns", "campaign_ads", "campaign_series", "campaign_series_second",
-           "campaign_totals", "campaign_total_second", "campaign_of_ads", "reconcile_campaign_rollup")
+           "campaign_totals", "campaign_total_second", "campaign_of_ads", "reconcile_campaign_rollup",
+           "campaign_filtered_series")
 
 ROLLUPS = [("campaigns_by_minute", "minute", 60), ("campaigns_by_hour", "hour", 3600),
            ("campaigns_by_day", "day", 86400)]
@@ -57,6 +58,19 @@ def total(cm, tenant, campaign, frm, to, size):
     for _ad, _c, _b, clicks, spend, users in rows(cm, tenant, frm, to, size, campaign):
         n, s, u = n + clicks, s + spend, u | set(users)
     return [(n, s, len(u))]
+
+
+def filtered_series(cm, tenant, campaign, frm, to, size):
+    """Filtered refusals per bucket of the ads whose kept clicks in [frm, to) named only
+    `campaign` (a refusal carries no campaign: it is the ad's)."""
+    named = {}
+    for ad, c, _b, _n, _s, _u in rows(cm, tenant, frm, to, size):
+        named.setdefault(ad, set()).add(c)
+    acc = {}
+    for ad in (a for a, cs in named.items() if cs == {campaign}):
+        for b, n in cm.expected_filtered(tenant, ad, frm, to, size):
+            acc[b] = acc.get(b, 0) + n
+    return sorted(acc.items())
 
 
 def of_ads(cm, tenant, frm, to):
@@ -114,6 +128,10 @@ def check_queries(ck, q, phase, cm):
                 got = ck.select(cm.bind(q["campaign_series"], [tenant, campaign, frm, to], {"bucket": bucket}),
                                 "campaign_series %s %s" % (bucket, where), cm.SERIES_COLS)
                 cm.expect(got, series(cm, tenant, campaign, frm, to, size), "campaign_series %s %s" % (bucket, where))
+                got = ck.select(cm.bind(q["campaign_filtered_series"], [tenant, frm, to, tenant, frm, to, campaign, campaign],
+                                        {"bucket": bucket}), "campaign_filtered_series %s %s" % (bucket, where), cm.FILTERED_COLS)
+                cm.expect(got, filtered_series(cm, tenant, campaign, frm, to, size),
+                          "campaign_filtered_series %s %s" % (bucket, where))
                 if frm % size == 0 and to % size == 0:
                     got = ck.select(cm.bind(q["campaign_totals"], cm.plan_binds(cm.single(frm, to, size), [tenant, campaign], 3)),
                                     "campaign_totals of %s %s" % (bucket, where), cm.TOTAL_COLS)
@@ -127,6 +145,8 @@ def check_queries(ck, q, phase, cm):
             where = "[%s] tenant=%s [%d,%d)" % (phase, tenant, frm, to)
             got = select_of_ads(ck, cm, q, [tenant, frm, to], "campaign_of_ads " + where)
             cm.expect(got, of_ads(cm, tenant, frm, to), "campaign_of_ads " + where)
+    if not any(filtered_series(cm, t, c, cm.D0, cm.D1 + 86400, 60) for t, c in campaigns):
+        cm.fail("no campaign has filtered clicks in the sample: campaign_filtered_series is not exercised")
     # Spot values, independent of the Python model: ad 10 has two campaigns in H0.
     got = select_of_ads(ck, cm, q, ["t1", cm.H0, cm.H1], "campaign_of_ads spot [%s]" % phase)
     cm.expect(got, [(cm.H0, 10, [100, 101]), (cm.H0, 11, [100])], "campaign_of_ads spot [%s]" % phase)

@@ -12,8 +12,12 @@
 //! (`campaigns_by_*`, sorted by time, then campaign) through read plans, so
 //! long ranges read day and hour rows and finer ones only at the ragged
 //! edges; per-second parts read the landing table. Campaign 0 holds the
-//! clicks that named no campaign. Filtered clicks are not shown per
-//! campaign: refused clicks carry no campaign.
+//! clicks that named no campaign. A campaign's series has `filtered` per
+//! point and `total_filtered` (steps of 1m or coarser, like an ad's): the
+//! filtered clicks of the ads that named only this campaign in the range
+//! (a refused click carries its ad, not its campaign:
+//! `clickhouse::campaigns`). `/v1/campaigns` has no filtered count; the
+//! dashboard reads each campaign's series for it, as it does per ad.
 
 use http::StatusCode;
 use serde::Serialize;
@@ -53,6 +57,8 @@ struct CampaignSeries {
     to: u64,
     points: Vec<PointOut>,
     total: Totals,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_filtered: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -115,8 +121,10 @@ impl Api {
             Ok(r) => r,
             Err(reason) => return reply::error(StatusCode::BAD_REQUEST, reason),
         };
-        let series = match self.store.campaign_series(tenant.as_str(), campaign_id, range.from, range.to, range.step).await {
-            Ok(s) => s,
+        let series = self.store.campaign_series(tenant.as_str(), campaign_id, range.from, range.to, range.step);
+        let filtered = self.store.campaign_filtered_series(tenant.as_str(), campaign_id, range.from, range.to, range.step);
+        let (series, filtered) = match tokio::try_join!(series, filtered) {
+            Ok(found) => found,
             Err(e) => return storage_error(e),
         };
         // As for an ad's series: 1s totals read the landing table only, the
@@ -132,10 +140,12 @@ impl Api {
             Ok(t) => t.users,
             Err(e) => return storage_error(e),
         };
-        // Refused clicks carry no campaign: no filtered clicks here.
-        let DenseSeries { points, total, .. } = dense(range.buckets(), series, None, users);
+        let DenseSeries { points, total, total_filtered } = dense(range.buckets(), series, filtered.as_deref(), users);
         let from = range.from as u64 * 1000;
-        reply::json(StatusCode::OK, &CampaignSeries { campaign_id, step: step_name(range.step), from, to: range.to as u64 * 1000, points, total })
+        reply::json(
+            StatusCode::OK,
+            &CampaignSeries { campaign_id, step: step_name(range.step), from, to: range.to as u64 * 1000, points, total, total_filtered },
+        )
     }
 
     /// Exact hourly billing per campaign: `/v1/billing` grouped by campaign.

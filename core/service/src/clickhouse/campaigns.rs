@@ -2,9 +2,17 @@
 //! migration 0007: the click rollups sorted by time, then campaign) and,
 //! for per-second parts, the landing table. Planned reads (`crate::read_plan`)
 //! read the coarsest rollup that fits each part of a range.
+//!
+//! Filtered clicks per campaign: a refusal (`refused_events`, the sealed
+//! batch's refused record) carries the ad, not the campaign, so a
+//! campaign's filtered clicks are the refused rollups' filtered clicks of
+//! the ads whose kept clicks in the range named only that campaign. An ad
+//! that named several campaigns, or whose every click was dropped, counts
+//! under none: nothing is split by guess (as in `api::campaign_billing`).
 
 use serde::{Deserialize, Serialize};
 
+use super::filters::FilteredPoint;
 use super::sql;
 use super::store::{bind_plan, err, Point, Totals};
 use super::{Store, StoreError};
@@ -59,6 +67,22 @@ impl Store {
         };
         let query = self.db.query(&sql).bind(tenant).bind(campaign_id).bind(from).bind(to);
         query.fetch_all().await.map_err(err("querying a campaign series"))
+    }
+
+    /// Filtered clicks per bucket in `[from, to)` of the ads that named only
+    /// this campaign there (see the module); `None` for 1s steps.
+    pub async fn campaign_filtered_series(
+        &self,
+        tenant: &str,
+        campaign_id: u64,
+        from: u32,
+        to: u32,
+        step: Resolution,
+    ) -> Result<Option<Vec<FilteredPoint>>, StoreError> {
+        let Some((_, bucket, _)) = step.rollup() else { return Ok(None) };
+        let sql = sql::CAMPAIGN_FILTERED_SERIES.replace("{bucket}", bucket);
+        let query = self.db.query(&sql).bind(tenant).bind(from).bind(to).bind(tenant).bind(from).bind(to).bind(campaign_id).bind(campaign_id);
+        Ok(Some(query.fetch_all().await.map_err(err("querying a campaign's filtered clicks"))?))
     }
 
     /// A campaign's totals over `[from, to)` from the landing table alone

@@ -25,6 +25,8 @@ pub const EDGE_RETIREMENTS: &str = query!("edge_retirements");
 pub const PLUGIN_COMPONENT: &str = query!("plugin_component");
 pub const BILLING_LIVE: &str = query!("billing_live");
 pub const BILLING_LIVE_ALL_TENANTS: &str = query!("billing_live_all_tenants");
+/// The finalizer's change detector (`crate::billing::plan::batches_per_hour`).
+pub const BILLING_BATCH_SPANS: &str = query!("billing_batch_spans");
 pub const BILLING_STATEMENTS: &str = query!("billing_statements");
 pub const FINAL_HOURS: &str = query!("final_hours");
 pub const RECONCILE_HOURS: &str = query!("reconcile_hours");
@@ -61,6 +63,7 @@ pub const CAMPAIGN_SERIES_SECOND: &str = query!("campaign_series_second");
 pub const CAMPAIGN_TOTALS: &str = query!("campaign_totals");
 pub const CAMPAIGN_TOTAL_SECOND: &str = query!("campaign_total_second");
 pub const CAMPAIGN_OF_ADS: &str = query!("campaign_of_ads");
+pub const CAMPAIGN_FILTERED_SERIES: &str = query!("campaign_filtered_series");
 pub const RECONCILE_CAMPAIGN_ROLLUP: &str = query!("reconcile_campaign_rollup");
 /// The tenant's series across all ads (`clickhouse::tenant_series`).
 pub const TENANT_SERIES: &str = query!("tenant_series");
