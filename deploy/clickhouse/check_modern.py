@@ -76,6 +76,7 @@ TOTAL_COLS = [("clicks", "UInt64"), ("spend_micros", "UInt64"), ("users", "UInt6
 TOP_COLS = [("ad_id", "UInt64"), ("clicks", "UInt64"), ("spend_micros", "UInt64")]
 LEDGER_COLS = [("seq", "UInt64"), ("state", "UInt8"), ("checksum", "UInt64")]
 BATCH_ROWS_COLS = [("part", "UInt8"), ("row_idx", "UInt32")]
+BATCH_SPAN_COLS = [("first_hour", "UInt32"), ("last_hour", "UInt32"), ("batches", "UInt64")]
 WATERMARK_COLS = [("edge", "String"), ("watermark_ms", "UInt64")]
 EDGE_LEDGER_COLS = [("edge", "String"), ("last_seq", "UInt64"), ("last_at", "UInt32"), ("watermark_ms", "UInt64"),
                     ("uncommitted", "UInt64")]
@@ -654,6 +655,16 @@ def expected_final_hours(frm, to):
     return sorted({(h,) for (h, _f) in FINAL_HOURS if frm <= h < to})
 
 
+def expected_batch_spans(frm, to):
+    """Per (first hour, last hour) of committed batches reaching into [frm, to): how many
+    distinct batches (a batch's state 2 row counted once however often it was written)."""
+    spans = {}
+    for (e, seq, state, *_c, lo, hi, _low_ms, _rec) in LEDGER:
+        if state == 2 and hi >= frm and lo < to:
+            spans.setdefault((lo // 3600 * 3600, hi // 3600 * 3600), set()).add((e, seq))
+    return sorted(k + (len(v),) for k, v in spans.items())
+
+
 def expected_watermarks():
     wm = {}
     for (e, _seq, state, *_r, low_ms, _rec) in LEDGER:
@@ -1006,6 +1017,10 @@ def check_ledger_queries(ck, q, phase):
                                    BATCH_ROWS_COLS))
             expect(got, expected_batch_rows_present(edge, seq, a, b, wa, wb), "batch_rows_present " + where)
 
+    for frm, to in ((D0, D1 + 86400), (H1, H1 + 3600), (H0 + 60, H1), (D1 + 18002, D1 + 86400)):
+        where = "[%s] [%d,%d)" % (phase, frm, to)
+        got = ck.select(bind(q["billing_batch_spans"], [frm, to]), "billing_batch_spans " + where, BATCH_SPAN_COLS)
+        expect(got, expected_batch_spans(frm, to), "billing_batch_spans " + where)
     got = ck.select(bind(q["edge_watermarks"], []), "edge_watermarks [%s]" % phase, WATERMARK_COLS)
     expect(got, expected_watermarks(), "edge_watermarks [%s]" % phase)
     got = ck.select(bind(q["edge_ledger"], []), "edge_ledger [%s]" % phase, EDGE_LEDGER_COLS)
@@ -1203,7 +1218,7 @@ def check_filter_queries(ck, q, phase):
 CHECKED_QUERIES = (
     "series_second", "total_second", "series_rollup", "totals", "top_ads",
     "ledger_states", "batch_rows_present", "edge_watermarks", "edge_ledger", "edge_retirements", "plugin_component",
-    "billing_live", "billing_live_all_tenants", "billing_statements", "final_hours",
+    "billing_live", "billing_live_all_tenants", "billing_batch_spans", "billing_statements", "final_hours",
     "reconcile_hours", "reconcile_rollup", "reconcile_manifests", "reconcile_batch_records",
     "repair_rollup", "reconcile_refused_hours", "reconcile_refused_rollup", "repair_refused_rollup",
     "reconcile_dimension_hours", "reconcile_dimension_rollup", "repair_dimension_rollup",
