@@ -86,6 +86,7 @@ pub struct Metrics {
     pub http_requests: Family<RouteLabel, Counter>,
     pub billing_hours_finalized: Counter,
     pub billing_adjustments: Counter,
+    pub billing_hours_recomputed: Counter,
     pub rollup_repairs: Family<RollupLabel, Counter>,
     pub rollup_drift_clicks: Family<RollupLabel, Counter>,
     pub rollup_heal_failures: Counter,
@@ -125,6 +126,7 @@ impl Metrics {
             http_requests: Family::default(),
             billing_hours_finalized: Counter::default(),
             billing_adjustments: Counter::default(),
+            billing_hours_recomputed: Counter::default(),
             rollup_repairs: Family::default(),
             rollup_drift_clicks: Family::default(),
             rollup_heal_failures: Counter::default(),
@@ -206,6 +208,11 @@ impl Metrics {
             "tally_core_billing_adjustments",
             "Adjustment rows written for clicks that arrived after their hour was final",
             m.billing_adjustments.clone(),
+        );
+        r.register(
+            "tally_core_billing_hours_recomputed",
+            "Hours the billing finalizer billed again from the click records (becoming final, new batches in them, or a new finalizer's first pass)",
+            m.billing_hours_recomputed.clone(),
         );
         r.register(
             "tally_core_rollup_repairs",

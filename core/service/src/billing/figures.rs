@@ -22,3 +22,13 @@ pub struct Billed {
     pub spend_micros: i64,
     pub adjustments: u64,
 }
+
+/// `batches` committed batches whose event times run from `first_hour`
+/// through `last_hour` (hour starts, seconds): what the finalizer's change
+/// detector reads from the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSpan {
+    pub first_hour: u32,
+    pub last_hour: u32,
+    pub batches: u64,
+}

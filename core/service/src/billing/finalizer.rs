@@ -1,14 +1,21 @@
 //! The shell around [`super::plan`]: every `interval`, finalize the hours
 //! every unretired edge's watermark has passed and write adjustments for
 //! late clicks in the `lookback` before that.
+//!
+//! Each hour is billed by its own query (one hour's click ids in memory),
+//! and only the hours [`super::plan::hours_to_bill`] names: the task keeps
+//! the last successful pass's committed batches per hour in memory, so it
+//! starts (process start, or leadership won on a cluster) by billing its
+//! whole lookback once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::plan::{deltas, final_before, hours, HOUR_SECS};
+use super::figures::Billed;
+use super::plan::{batches_per_hour, deltas, final_before, hours, hours_to_bill, HOUR_SECS};
 use crate::clickhouse::store::StatementRow;
 use crate::clickhouse::{Store, StoreError};
 use crate::edges::status::unretired;
@@ -20,9 +27,14 @@ pub struct Pass {
     pub finalized: Vec<u32>,
     pub final_rows: usize,
     pub adjustments: usize,
+    /// Hours billed again from the click records.
+    pub recomputed: usize,
+    /// Committed batches per hour of the lookback, for the next pass.
+    pub batches_per_hour: BTreeMap<u32, u64>,
 }
 
 pub async fn run(store: Store, metrics: Arc<Metrics>, interval: Duration, lookback_hours: u32, mut shutdown: watch::Receiver<bool>) {
+    let mut last: Option<BTreeMap<u32, u64>> = None;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -30,13 +42,15 @@ pub async fn run(store: Store, metrics: Arc<Metrics>, interval: Duration, lookba
             _ = tick.tick() => {}
             _ = tally_http::serve::stopped(&mut shutdown) => return,
         }
-        match metrics.clickhouse("billing", pass(&store, lookback_hours)).await {
+        match metrics.clickhouse("billing", pass(&store, lookback_hours, last.as_ref())).await {
             Ok(p) => {
                 metrics.billing_hours_finalized.inc_by(p.finalized.len() as u64);
                 metrics.billing_adjustments.inc_by(p.adjustments as u64);
+                metrics.billing_hours_recomputed.inc_by(p.recomputed as u64);
                 if !p.finalized.is_empty() || p.adjustments > 0 {
                     tracing::info!(hours = p.finalized.len(), final_rows = p.final_rows, adjustments = p.adjustments, "billing finalized");
                 }
+                last = Some(p.batches_per_hour);
             }
             Err(e) => tracing::warn!(error = %e, "billing finalization pass failed; will retry"),
         }
@@ -44,17 +58,30 @@ pub async fn run(store: Store, metrics: Arc<Metrics>, interval: Duration, lookba
 }
 
 /// One finalization pass; safe to repeat (it writes only differences).
+/// `last` is the previous successful pass's `batches_per_hour`.
 #[tracing::instrument(name = "billing_pass", skip_all)]
-pub async fn pass(store: &Store, lookback_hours: u32) -> Result<Pass, StoreError> {
+pub async fn pass(store: &Store, lookback_hours: u32, last: Option<&BTreeMap<u32, u64>>) -> Result<Pass, StoreError> {
     // A retired edge adds nothing more (see `crate::edges`): it holds no hour back.
     let (watermarks, retirements) = tokio::try_join!(store.edge_watermarks(), store.edge_retirements())?;
     let watermarks: Vec<u64> = unretired(watermarks, &retirements).into_iter().map(|w| w.watermark_ms).collect();
     let Some(end) = final_before(&watermarks) else { return Ok(Pass::default()) };
     let from = end.saturating_sub(lookback_hours * HOUR_SECS);
     let marked: BTreeSet<u32> = store.final_hours(from, end).await?.into_iter().collect();
-    let live = store.billing_live_all(from, end).await?;
-    let billed = store.billing_statements(from, end).await?;
-    let todo = deltas(&live, &billed, &marked);
+    // Read before the click records: a batch committed after this read
+    // changes the next pass's counts, so its hours are billed again then.
+    let batches = batches_per_hour(&store.billing_batch_spans(from, end).await?, from, end);
+    let recompute = hours_to_bill(from, end, &marked, &batches, last);
+    let mut billed: BTreeMap<u32, Vec<Billed>> = BTreeMap::new();
+    if !recompute.is_empty() {
+        for b in store.billing_statements(from, end).await? {
+            billed.entry(b.hour).or_default().push(b);
+        }
+    }
+    let mut todo = Vec::new();
+    for &hour in &recompute {
+        let live = store.billing_live_all(hour, hour + HOUR_SECS).await?;
+        todo.extend(deltas(&live, billed.get(&hour).map_or(&[][..], Vec::as_slice), &marked));
+    }
     let now = (tally_model::timestamp::now_ms() / 1000) as u32;
     let rows: Vec<StatementRow> = todo
         .iter()
@@ -78,5 +105,5 @@ pub async fn pass(store: &Store, lookback_hours: u32) -> Result<Pass, StoreError
         store.mark_final(&finalized, now).await?;
     }
     let adjustments = todo.iter().filter(|d| d.adjustment).count();
-    Ok(Pass { finalized, final_rows: todo.len() - adjustments, adjustments })
+    Ok(Pass { finalized, final_rows: todo.len() - adjustments, adjustments, recomputed: recompute.len(), batches_per_hour: batches })
 }

@@ -1,8 +1,19 @@
 //! Billing decisions without I/O.
+//!
+//! Which hours a finalizer pass bills again ([`hours_to_bill`]): exact
+//! per-click-id billing costs one hour's click records per hour, so a pass
+//! reads only the hours becoming final and the hours whose committed batches
+//! changed since the last successful pass ([`batches_per_hour`], from the
+//! ledger). Every click record reaches the table inside a batch whose event
+//! time range covers it, and is in before that batch's committed row, so an
+//! hour with the same committed-batch count as at the last pass has no new
+//! records (false positives only: a batch touching an hour without records
+//! in it). A finalizer without a last pass (a new process or a new leader)
+//! bills every hour of its lookback once.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::figures::{Billed, LiveBilling};
+use super::figures::{BatchSpan, Billed, LiveBilling};
 
 pub const HOUR_SECS: u32 = 3600;
 
@@ -53,6 +64,32 @@ pub fn deltas(live: &[LiveBilling], billed: &[Billed], final_hours: &BTreeSet<u3
         .collect()
 }
 
+/// Committed batches per hour of `[from, to)` (hours no batch reaches are
+/// absent): the fingerprint a pass keeps for the next one.
+pub fn batches_per_hour(spans: &[BatchSpan], from: u32, to: u32) -> BTreeMap<u32, u64> {
+    let mut per_hour = BTreeMap::new();
+    for s in spans {
+        let after_last = s.last_hour.saturating_add(HOUR_SECS).min(to);
+        for h in hours(s.first_hour.max(from), after_last) {
+            *per_hour.entry(h).or_default() += s.batches;
+        }
+    }
+    per_hour
+}
+
+/// The hours of `[from, to)` to bill from the click records: those not yet
+/// final (`marked`), and those whose committed-batch count differs from the
+/// last successful pass's (`last`); every hour when there was none.
+pub fn hours_to_bill(from: u32, to: u32, marked: &BTreeSet<u32>, now: &BTreeMap<u32, u64>, last: Option<&BTreeMap<u32, u64>>) -> Vec<u32> {
+    let count = |m: &BTreeMap<u32, u64>, h: u32| m.get(&h).copied().unwrap_or(0);
+    hours(from, to)
+        .filter(|&h| match last {
+            None => true,
+            Some(last) => !marked.contains(&h) || count(now, h) != count(last, h),
+        })
+        .collect()
+}
+
 /// Hours in `[from, to)`, as hour starts in seconds.
 pub fn hours(from: u32, to: u32) -> impl Iterator<Item = u32> {
     (from / HOUR_SECS * HOUR_SECS..to).step_by(HOUR_SECS as usize)
@@ -68,6 +105,62 @@ mod tests {
 
     fn billed(tenant: &str, hour: u32, ad_id: u64, clicks: i64) -> Billed {
         Billed { tenant: tenant.into(), hour, ad_id, clicks, spend_micros: clicks * 10, adjustments: 0 }
+    }
+
+    fn span(first_hour: u32, last_hour: u32, batches: u64) -> BatchSpan {
+        BatchSpan { first_hour, last_hour, batches }
+    }
+
+    #[test]
+    fn batches_count_in_every_hour_they_reach_inside_the_range() {
+        let per_hour = batches_per_hour(&[span(0, 7200, 2), span(3600, 3600, 1), span(10_800, 14_400, 5)], 3600, 10_800);
+        assert_eq!(per_hour, [(3600, 3), (7200, 2)].into_iter().collect());
+        // A batch spanning to the end of time stops at the range.
+        assert_eq!(batches_per_hour(&[span(0, u32::MAX / HOUR_SECS * HOUR_SECS, 1)], 0, 7200), [(0, 1), (3600, 1)].into_iter().collect());
+    }
+
+    #[test]
+    fn bills_hours_becoming_final_and_hours_that_changed() {
+        let marked: BTreeSet<u32> = [0, 3600, 7200].into_iter().collect();
+        let last: BTreeMap<u32, u64> = [(0, 4), (3600, 2)].into_iter().collect();
+        let now: BTreeMap<u32, u64> = [(0, 4), (3600, 3), (7200, 1), (10_800, 1)].into_iter().collect();
+        // 0 unchanged and final: not read; 3600 and 7200 got a batch; 10800 becomes final.
+        assert_eq!(hours_to_bill(0, 14_400, &marked, &now, Some(&last)), vec![3600, 7200, 10_800]);
+        // Nothing new: nothing final is read again.
+        assert!(hours_to_bill(0, 10_800, &marked, &last, Some(&last)).is_empty());
+        // A new finalizer bills every hour once.
+        assert_eq!(hours_to_bill(0, 10_800, &marked, &now, None), vec![0, 3600, 7200]);
+    }
+
+    proptest::proptest! {
+        /// Whatever batches arrive between two passes, every hour one of them
+        /// reaches (the only hours that can have new click records) is billed.
+        #[test]
+        fn every_hour_a_new_batch_reaches_is_billed(
+            old in proptest::collection::vec((0u32..12, 0u32..4, 1u64..3), 0..12),
+            new in proptest::collection::vec((0u32..12, 0u32..4, 1u64..3), 0..6),
+            marked in proptest::collection::btree_set(0u32..12, 0..12),
+        ) {
+            let to_spans = |v: &[(u32, u32, u64)]| -> Vec<BatchSpan> {
+                v.iter().map(|&(first, len, n)| span(first * HOUR_SECS, (first + len) * HOUR_SECS, n)).collect()
+            };
+            let (old, new) = (to_spans(&old), to_spans(&new));
+            let (from, to) = (2 * HOUR_SECS, 10 * HOUR_SECS);
+            let marked: BTreeSet<u32> = marked.into_iter().map(|h| h * HOUR_SECS).collect();
+            let last = batches_per_hour(&old, from, to);
+            let now = batches_per_hour(&[old.clone(), new.clone()].concat(), from, to);
+            let billed = hours_to_bill(from, to, &marked, &now, Some(&last));
+            for s in &new {
+                for h in hours(s.first_hour.max(from), s.last_hour.saturating_add(HOUR_SECS).min(to)) {
+                    proptest::prop_assert!(billed.contains(&h), "hour {h} got a batch but is not billed");
+                }
+            }
+            for h in hours(from, to).filter(|h| !marked.contains(h)) {
+                proptest::prop_assert!(billed.contains(&h), "hour {h} becomes final but is not billed");
+            }
+            // Without new batches, no final hour is read again.
+            proptest::prop_assert!(hours_to_bill(from, to, &marked, &last, Some(&last)).iter().all(|h| !marked.contains(h)));
+        }
     }
 
     #[test]

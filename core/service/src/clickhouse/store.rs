@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::schema::{statements, BOOTSTRAP, MIGRATIONS, MODERN};
 use super::sql;
-use crate::billing::figures::{Billed, LiveBilling};
+use crate::billing::figures::{BatchSpan, Billed, LiveBilling};
 use crate::read_plan::{Plan, TABLES};
 use crate::resolution::Resolution;
 
@@ -187,6 +187,13 @@ pub struct StatementRow {
 struct FinalHourRow {
     hour: u32,
     finalized_at: u32,
+}
+
+#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
+struct BatchSpanRow {
+    first_hour: u32,
+    last_hour: u32,
+    batches: u64,
 }
 
 #[derive(Debug, Clone, clickhouse::Row, Deserialize)]
@@ -436,6 +443,19 @@ impl Store {
     pub async fn billing_live_all(&self, from: u32, to: u32) -> Result<Vec<LiveBilling>, StoreError> {
         let rows = self.db.query(sql::BILLING_LIVE_ALL_TENANTS).bind(from).bind(to).fetch_all::<LiveBillingRow>().await.map_err(err("computing billing"))?;
         Ok(rows.into_iter().map(|r| LiveBilling { tenant: r.tenant, hour: r.hour, ad_id: r.ad_id, clicks: r.clicks, spend_micros: r.spend_micros }).collect())
+    }
+
+    /// Committed batches reaching into `[from, to)`, per span of hours.
+    pub async fn billing_batch_spans(&self, from: u32, to: u32) -> Result<Vec<BatchSpan>, StoreError> {
+        let rows = self
+            .db
+            .query(sql::BILLING_BATCH_SPANS)
+            .bind(from)
+            .bind(to)
+            .fetch_all::<BatchSpanRow>()
+            .await
+            .map_err(err("reading the batch ledger for billing"))?;
+        Ok(rows.into_iter().map(|r| BatchSpan { first_hour: r.first_hour, last_hour: r.last_hour, batches: r.batches }).collect())
     }
 
     pub async fn billing_statements(&self, from: u32, to: u32) -> Result<Vec<Billed>, StoreError> {
