@@ -10,6 +10,7 @@ mod campaigns;
 mod click_tag;
 mod cluster;
 mod commit_deadline;
+mod cores;
 mod crash;
 mod dashboard;
 mod dedup;
