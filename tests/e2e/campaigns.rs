@@ -153,3 +153,41 @@ async fn campaigns_equal_the_truth_and_stay_within_their_tenant() {
     }
     pop.pop.stop().await;
 }
+
+/// A campaign's filtered clicks are exactly the clicks the tenant's filter
+/// dropped from the ads that named only that campaign (a dropped click
+/// carries its ad, not its campaign: `clickhouse::campaigns`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaigns_filtered_clicks_are_its_ads_dropped_clicks() {
+    let filters = vec![("acme".into(), harness::plugin("bot_filter"), tally_edge::config::FailurePolicy::Open)];
+    let pop = harness::start_with(&["acme"], tally::pop::EdgeSettings { filters, ..Default::default() }).await;
+    let now = now_ms();
+    // (ad, campaign, kept, dropped): ad 31 only dropped (counts under no
+    // campaign), ad 41 named campaigns 4 and 5 (under neither).
+    let plan = [(11, 1, 3, 2), (12, 1, 1, 4), (21, 2, 2, 1), (31, 3, 0, 5), (41, 4, 1, 2), (41, 5, 1, 0)];
+    let mut events = Vec::new();
+    for (ad, campaign, kept, dropped) in plan {
+        for (n, ua) in [(kept, "Mozilla/5.0"), (dropped, "Googlebot/2.1")] {
+            for i in 0..n {
+                let id = format!("{ad}-{campaign}-{ua}-{i}");
+                events.push(json!({"click_id": id, "ad_id": ad, "campaign_id": campaign, "ts": now - 2_000, "user_agent": ua, "ip": "8.8.8.8"}).to_string());
+            }
+        }
+    }
+    let r = harness::post_until_acked(&pop.client, &pop.pop.state.edge_http, &pop.ingest_key(0), &events).await;
+    assert_eq!(r["accepted"], 8, "{r}");
+    let (from, to) = (now - 120_000, now + 60_000);
+    let read = pop.read_key(0);
+    for (campaign, clicks, filtered) in [(1, 4, 6), (2, 2, 1), (3, 0, 0), (4, 1, 0), (5, 1, 0)] {
+        for step in ["1m", "1h", "1d"] {
+            let path = format!("/v1/campaigns/{campaign}/clicks?from={from}&to={to}&step={step}");
+            let s = pop.wait_for(&read, &path, |v| v["total"]["clicks"].as_u64() == Some(clicks) && v["total_filtered"].as_u64() == Some(filtered)).await;
+            let sum: u64 = s["points"].as_array().unwrap().iter().map(|p| p["filtered"].as_u64().unwrap()).sum();
+            assert_eq!(sum, filtered, "campaign {campaign} step {step}: {s}");
+        }
+        // Per second there is no filtered count (refusals roll up per minute).
+        let s = pop.query(&read, &format!("/v1/campaigns/{campaign}/clicks?from={from}&to={to}&step=1s")).await.json().unwrap();
+        assert!(s.get("total_filtered").is_none(), "{s}");
+    }
+    pop.pop.stop().await;
+}
