@@ -275,7 +275,15 @@ async fn dashboard_shows_the_apis_numbers_drills_down_and_shows_errors() {
     }
     // Campaigns, where the core has them: campaign 5 holds ads 11 and 12.
     if pop.query(&read, "/v1/campaigns").await.status != http::StatusCode::NOT_FOUND {
-        assert_eq!(rows(hour, "campaigns"), [["5", "50", "59000", "10"], ["6", "10", "2500", "10"]]);
+        // Filtered per campaign: each campaign's series for the page's range.
+        let r = &hour["range"];
+        let mut filtered = Vec::new();
+        for c in [5, 6] {
+            let path = format!("/v1/campaigns/{c}/clicks?from={}&to={}&step={}", r["from"], r["to"], r["step"].as_str().unwrap());
+            let s: Value = pop.query(&read, &path).await.json().unwrap();
+            filtered.push(s["total_filtered"].as_u64().map_or("–".to_string(), |f| f.to_string()));
+        }
+        assert_eq!(rows(hour, "campaigns"), [["5", "50", "59000", "10", &filtered[0]], ["6", "10", "2500", "10", &filtered[1]]]);
         let campaign = step(&reports, "campaign");
         assert_eq!(campaign["campaign"], 5);
         assert!(campaign["title"].as_str().unwrap().starts_with("Campaign 5"), "{}", campaign["title"]);

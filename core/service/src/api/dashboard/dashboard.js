@@ -285,7 +285,7 @@ function drawCharts(s, r) {
   const filling = incompleteFrom(s.points, r.step, Date.now());
   const fillingSec = filling === null ? null : filling / 1000;
   $('chart-note').textContent = (filling === null ? '' : `The shaded last ${r.step} bucket is still filling. `)
-    + `Times in ${zone}. Hover a chart for the values of a bucket.` + (s.campaign_id !== undefined ? ' Filtered clicks carry no campaign: see them per ad.' : s.total_filtered === undefined ? ' Filtered clicks are counted per minute or coarser.' : '');
+    + `Times in ${zone}. Hover a chart for the values of a bucket.` + (s.campaign_id !== undefined && s.total_filtered !== undefined ? " Filtered: the dropped clicks of the campaign's ads that named no other campaign." : s.total_filtered === undefined ? ' Filtered clicks are counted per minute or coarser.' : '');
   const hasFiltered = s.total_filtered !== undefined;
   const counts = [xs, s.points.map((p) => p.clicks), s.points.map((p) => p.users)];
   const countSeries = [
@@ -346,9 +346,11 @@ const campaignName = (id) => (id === 0 ? '(none)' : String(id));
 
 async function loadCampaigns(r, current) {
   const card = 'campaigns-card';
-  let top;
+  let top, series;
   try {
     top = await read(`/v1/campaigns?from=${Math.floor(r.from)}&to=${Math.ceil(r.to)}&step=${r.step}&limit=10`);
+    // Filtered clicks per campaign come from each campaign's series, as per ad.
+    series = await Promise.all((top.campaigns || []).map((c) => read(`/v1/campaigns/${c.campaign_id}/clicks?${q(r)}`)));
   } catch (e) {
     if (!current()) return;
     if (e.status === 404) { $(card).hidden = true; return; }
@@ -362,14 +364,17 @@ async function loadCampaigns(r, current) {
   body.innerHTML = '';
   const rows = top.campaigns || [];
   if (!rows.length) return setState(card, 'empty', 'No clicks in this range.');
-  for (const c of rows) {
+  rows.forEach((c, i) => {
+    const s = series[i];
     const tr = document.createElement('tr');
     tr.className = 'pick' + (c.campaign_id === state.campaign ? ' sel' : '');
     tr.dataset.campaign = c.campaign_id;
-    tr.innerHTML = cell(c.campaign_id, campaignName(c.campaign_id)) + cell(c.clicks) + cell(c.spend_micros, money(c.spend_micros)) + cell(c.users);
+    tr.innerHTML = cell(c.campaign_id, campaignName(c.campaign_id)) + cell(c.clicks) + cell(c.spend_micros, money(c.spend_micros)) + cell(c.users)
+      + (s.total_filtered === undefined ? '<td title="filtered clicks are counted per minute or coarser">–</td>'
+        : cell(s.total_filtered, `${int(s.total_filtered)} (${pct(filteredShare(c.clicks, s.total_filtered))})`));
     tr.onclick = () => { state.campaign = c.campaign_id; state.ad = null; refresh(); };
     body.appendChild(tr);
-  }
+  });
   setState(card, 'ready');
 }
 
