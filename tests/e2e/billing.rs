@@ -1,7 +1,8 @@
 //! Billing across edges: a click reaching two edges is billed once, an hour
 //! becomes final when every edge's watermark is past it, a click arriving
 //! after that is an adjustment (not a restatement), a too-late click is
-//! refused with a reason, and reconciliation agrees.
+//! refused with a reason, an unchanged final hour is not billed again from
+//! its click records, and reconciliation agrees.
 
 use std::time::Duration;
 
@@ -76,6 +77,20 @@ async fn billing_is_exact_final_and_adjusted_across_edges() {
     assert_eq!(ad1["adjustments"], 1, "{v}");
     assert_eq!(ad1["clicks"].as_u64().unwrap(), generator.ad_total(1).clicks + 1);
 
+    // No batch comes in any more: further passes bill no hour again (two
+    // passes first, so the adjusting pass has counted its hours).
+    let passes = || core_metric(&pop, r#"tally_core_clickhouse_query_seconds_count{kind="billing"}"#);
+    let recomputed = || core_metric(&pop, "tally_core_billing_hours_recomputed_total");
+    wait_for_passes(&passes, 2).await;
+    let before = recomputed().await;
+    assert!(before >= 1, "the finalizer billed the hour at least once");
+    wait_for_passes(&passes, 3).await;
+    assert_eq!(recomputed().await, before, "an unchanged final hour was billed again from its click records");
+    let (clicks, spend, _, v) = billing(&pop, &read, hour, hour + HOUR_MS).await;
+    assert_eq!((clicks, spend), want);
+    let ad1 = v["hours"][0]["ads"].as_array().unwrap().iter().find(|a| a["ad_id"] == 1).unwrap().clone();
+    assert_eq!(ad1["adjustments"], 1, "exactly one adjustment: {v}");
+
     // Reconciliation over the hours agrees: no rollup drift, manifests match.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"))
         .args(["billing", "reconcile", "--clickhouse-url", &pop.pop.state.clickhouse_http])
@@ -87,6 +102,21 @@ async fn billing_is_exact_final_and_adjusted_across_edges() {
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("0 manifest mismatches"), "{text}");
     pop.pop.stop().await;
+}
+
+async fn core_metric(pop: &harness::Pop, name: &str) -> u64 {
+    let text = pop.client.get(&format!("{}/metrics", pop.pop.state.core_http), None).await.unwrap().text();
+    text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok()).sum()
+}
+
+/// Waits until `more` finalizer passes have finished after this call.
+async fn wait_for_passes<F: std::future::Future<Output = u64>>(passes: &impl Fn() -> F, more: u64) {
+    let want = passes().await + more;
+    let deadline = tokio::time::Instant::now() + harness::CONVERGE;
+    while passes().await < want {
+        assert!(tokio::time::Instant::now() < deadline, "the billing finalizer stopped running passes");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn reconcile(pop: &harness::Pop, from: u64, to: u64, repair: bool) -> (bool, String) {
