@@ -76,7 +76,7 @@ TOTAL_COLS = [("clicks", "UInt64"), ("spend_micros", "UInt64"), ("users", "UInt6
 TOP_COLS = [("ad_id", "UInt64"), ("clicks", "UInt64"), ("spend_micros", "UInt64")]
 LEDGER_COLS = [("seq", "UInt64"), ("state", "UInt8"), ("checksum", "UInt64")]
 BATCH_ROWS_COLS = [("part", "UInt8"), ("row_idx", "UInt32")]
-BATCH_SPAN_COLS = [("first_hour", "UInt32"), ("last_hour", "UInt32"), ("batches", "UInt64")]
+BATCH_SPAN_COLS = [("first_hour", "UInt32"), ("last_hour", "UInt32"), ("committed", "UInt64"), ("open", "UInt64")]
 WATERMARK_COLS = [("edge", "String"), ("watermark_ms", "UInt64")]
 EDGE_LEDGER_COLS = [("edge", "String"), ("last_seq", "UInt64"), ("last_at", "UInt32"), ("watermark_ms", "UInt64"),
                     ("uncommitted", "UInt64")]
@@ -656,13 +656,17 @@ def expected_final_hours(frm, to):
 
 
 def expected_batch_spans(frm, to):
-    """Per (first hour, last hour) of committed batches reaching into [frm, to): how many
-    distinct batches (a batch's state 2 row counted once however often it was written)."""
-    spans = {}
+    """Per (first hour, last hour) of the batches reaching into [frm, to): how many are
+    committed (state 2 seen) and how many open (state 1 only), each batch once."""
+    batches = {}
     for (e, seq, state, *_c, lo, hi, _low_ms, _rec) in LEDGER:
-        if state == 2 and hi >= frm and lo < to:
-            spans.setdefault((lo // 3600 * 3600, hi // 3600 * 3600), set()).add((e, seq))
-    return sorted(k + (len(v),) for k, v in spans.items())
+        if hi >= frm and lo < to:
+            batches[(e, seq)] = max(batches.get((e, seq), (0, lo, hi)), (state, lo, hi))
+    spans = {}
+    for state, lo, hi in batches.values():
+        c = spans.setdefault((lo // 3600 * 3600, hi // 3600 * 3600), [0, 0])
+        c[0 if state == 2 else 1] += 1
+    return sorted(k + tuple(v) for k, v in spans.items())
 
 
 def expected_watermarks():
@@ -1017,7 +1021,7 @@ def check_ledger_queries(ck, q, phase):
                                    BATCH_ROWS_COLS))
             expect(got, expected_batch_rows_present(edge, seq, a, b, wa, wb), "batch_rows_present " + where)
 
-    for frm, to in ((D0, D1 + 86400), (H1, H1 + 3600), (H0 + 60, H1), (D1 + 18002, D1 + 86400)):
+    for frm, to in ((D0, D1 + 86400), (H1, H1 + 3600), (H0 + 60, H1), (D1, D1 + 1), (D1 + 18002, D1 + 86400)):
         where = "[%s] [%d,%d)" % (phase, frm, to)
         got = ck.select(bind(q["billing_batch_spans"], [frm, to]), "billing_batch_spans " + where, BATCH_SPAN_COLS)
         expect(got, expected_batch_spans(frm, to), "billing_batch_spans " + where)

@@ -23,12 +23,14 @@ pub struct Billed {
     pub adjustments: u64,
 }
 
-/// `batches` committed batches whose event times run from `first_hour`
-/// through `last_hour` (hour starts, seconds): what the finalizer's change
+/// The batches whose event times run from `first_hour` through `last_hour`
+/// (hour starts, seconds): how many are committed, how many open (started,
+/// not committed: inserting now or cut off). What the finalizer's change
 /// detector reads from the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchSpan {
     pub first_hour: u32,
     pub last_hour: u32,
-    pub batches: u64,
+    pub committed: u64,
+    pub open: u64,
 }

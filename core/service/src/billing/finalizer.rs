@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::figures::Billed;
-use super::plan::{batches_per_hour, deltas, final_before, hours, hours_to_bill, HOUR_SECS};
+use super::plan::{batches_per_hour, deltas, final_before, hours, hours_to_bill, HourBatches, HOUR_SECS};
 use crate::clickhouse::store::StatementRow;
 use crate::clickhouse::{Store, StoreError};
 use crate::edges::status::unretired;
@@ -29,12 +29,12 @@ pub struct Pass {
     pub adjustments: usize,
     /// Hours billed again from the click records.
     pub recomputed: usize,
-    /// Committed batches per hour of the lookback, for the next pass.
-    pub batches_per_hour: BTreeMap<u32, u64>,
+    /// Batches per hour of the lookback, for the next pass.
+    pub batches_per_hour: BTreeMap<u32, HourBatches>,
 }
 
 pub async fn run(store: Store, metrics: Arc<Metrics>, interval: Duration, lookback_hours: u32, mut shutdown: watch::Receiver<bool>) {
-    let mut last: Option<BTreeMap<u32, u64>> = None;
+    let mut last: Option<BTreeMap<u32, HourBatches>> = None;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -60,15 +60,15 @@ pub async fn run(store: Store, metrics: Arc<Metrics>, interval: Duration, lookba
 /// One finalization pass; safe to repeat (it writes only differences).
 /// `last` is the previous successful pass's `batches_per_hour`.
 #[tracing::instrument(name = "billing_pass", skip_all)]
-pub async fn pass(store: &Store, lookback_hours: u32, last: Option<&BTreeMap<u32, u64>>) -> Result<Pass, StoreError> {
+pub async fn pass(store: &Store, lookback_hours: u32, last: Option<&BTreeMap<u32, HourBatches>>) -> Result<Pass, StoreError> {
     // A retired edge adds nothing more (see `crate::edges`): it holds no hour back.
     let (watermarks, retirements) = tokio::try_join!(store.edge_watermarks(), store.edge_retirements())?;
     let watermarks: Vec<u64> = unretired(watermarks, &retirements).into_iter().map(|w| w.watermark_ms).collect();
     let Some(end) = final_before(&watermarks) else { return Ok(Pass::default()) };
     let from = end.saturating_sub(lookback_hours * HOUR_SECS);
     let marked: BTreeSet<u32> = store.final_hours(from, end).await?.into_iter().collect();
-    // Read before the click records: a batch committed after this read
-    // changes the next pass's counts, so its hours are billed again then.
+    // Read before the click records: a batch inserting after this read is
+    // open or committed at the next pass, so its hours are billed again then.
     let batches = batches_per_hour(&store.billing_batch_spans(from, end).await?, from, end);
     let recompute = hours_to_bill(from, end, &marked, &batches, last);
     let mut billed: BTreeMap<u32, Vec<Billed>> = BTreeMap::new();

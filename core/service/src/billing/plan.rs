@@ -2,14 +2,16 @@
 //!
 //! Which hours a finalizer pass bills again ([`hours_to_bill`]): exact
 //! per-click-id billing costs one hour's click records per hour, so a pass
-//! reads only the hours becoming final and the hours whose committed batches
-//! changed since the last successful pass ([`batches_per_hour`], from the
-//! ledger). Every click record reaches the table inside a batch whose event
-//! time range covers it, and is in before that batch's committed row, so an
-//! hour with the same committed-batch count as at the last pass has no new
-//! records (false positives only: a batch touching an hour without records
-//! in it). A finalizer without a last pass (a new process or a new leader)
-//! bills every hour of its lookback once.
+//! reads only the hours becoming final and the hours whose batches changed
+//! since the last successful pass ([`batches_per_hour`], from the ledger).
+//! Every click record reaches the table inside a batch whose event time
+//! range covers it, after that batch's started (open) row and before its
+//! committed row. So an hour no open batch reaches, with as many committed
+//! batches as at the last pass, has no new records; an hour an open batch
+//! reaches is billed at every pass until the batch commits (false positives
+//! only: a batch reaching an hour without records in it). A finalizer
+//! without a last pass (a new process or a new leader) bills every hour of
+//! its lookback once.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,28 +66,38 @@ pub fn deltas(live: &[LiveBilling], billed: &[Billed], final_hours: &BTreeSet<u3
         .collect()
 }
 
-/// Committed batches per hour of `[from, to)` (hours no batch reaches are
-/// absent): the fingerprint a pass keeps for the next one.
-pub fn batches_per_hour(spans: &[BatchSpan], from: u32, to: u32) -> BTreeMap<u32, u64> {
-    let mut per_hour = BTreeMap::new();
+/// How many batches reach one hour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HourBatches {
+    pub committed: u64,
+    pub open: u64,
+}
+
+/// Batches per hour of `[from, to)` (hours no batch reaches are absent):
+/// the fingerprint a pass keeps for the next one.
+pub fn batches_per_hour(spans: &[BatchSpan], from: u32, to: u32) -> BTreeMap<u32, HourBatches> {
+    let mut per_hour: BTreeMap<u32, HourBatches> = BTreeMap::new();
     for s in spans {
         let after_last = s.last_hour.saturating_add(HOUR_SECS).min(to);
         for h in hours(s.first_hour.max(from), after_last) {
-            *per_hour.entry(h).or_default() += s.batches;
+            let e = per_hour.entry(h).or_default();
+            e.committed += s.committed;
+            e.open += s.open;
         }
     }
     per_hour
 }
 
 /// The hours of `[from, to)` to bill from the click records: those not yet
-/// final (`marked`), and those whose committed-batch count differs from the
-/// last successful pass's (`last`); every hour when there was none.
-pub fn hours_to_bill(from: u32, to: u32, marked: &BTreeSet<u32>, now: &BTreeMap<u32, u64>, last: Option<&BTreeMap<u32, u64>>) -> Vec<u32> {
-    let count = |m: &BTreeMap<u32, u64>, h: u32| m.get(&h).copied().unwrap_or(0);
+/// final (`marked`), those an open batch reaches, and those whose committed
+/// batches differ from the last successful pass's (`last`); every hour when
+/// there was none.
+pub fn hours_to_bill(from: u32, to: u32, marked: &BTreeSet<u32>, now: &BTreeMap<u32, HourBatches>, last: Option<&BTreeMap<u32, HourBatches>>) -> Vec<u32> {
+    let at = |m: &BTreeMap<u32, HourBatches>, h: u32| m.get(&h).copied().unwrap_or_default();
     hours(from, to)
         .filter(|&h| match last {
             None => true,
-            Some(last) => !marked.contains(&h) || count(now, h) != count(last, h),
+            Some(last) => !marked.contains(&h) || at(now, h).open > 0 || at(now, h).committed != at(last, h).committed,
         })
         .collect()
 }
@@ -107,58 +119,73 @@ mod tests {
         Billed { tenant: tenant.into(), hour, ad_id, clicks, spend_micros: clicks * 10, adjustments: 0 }
     }
 
-    fn span(first_hour: u32, last_hour: u32, batches: u64) -> BatchSpan {
-        BatchSpan { first_hour, last_hour, batches }
+    fn span(first_hour: u32, last_hour: u32, committed: u64) -> BatchSpan {
+        BatchSpan { first_hour, last_hour, committed, open: 0 }
+    }
+
+    fn counts(v: &[(u32, u64, u64)]) -> BTreeMap<u32, HourBatches> {
+        v.iter().map(|&(h, committed, open)| (h, HourBatches { committed, open })).collect()
     }
 
     #[test]
     fn batches_count_in_every_hour_they_reach_inside_the_range() {
-        let per_hour = batches_per_hour(&[span(0, 7200, 2), span(3600, 3600, 1), span(10_800, 14_400, 5)], 3600, 10_800);
-        assert_eq!(per_hour, [(3600, 3), (7200, 2)].into_iter().collect());
+        let open = BatchSpan { open: 1, ..span(7200, 7200, 0) };
+        let per_hour = batches_per_hour(&[span(0, 7200, 2), span(3600, 3600, 1), span(10_800, 14_400, 5), open], 3600, 10_800);
+        assert_eq!(per_hour, counts(&[(3600, 3, 0), (7200, 2, 1)]));
         // A batch spanning to the end of time stops at the range.
-        assert_eq!(batches_per_hour(&[span(0, u32::MAX / HOUR_SECS * HOUR_SECS, 1)], 0, 7200), [(0, 1), (3600, 1)].into_iter().collect());
+        assert_eq!(batches_per_hour(&[span(0, u32::MAX / HOUR_SECS * HOUR_SECS, 1)], 0, 7200), counts(&[(0, 1, 0), (3600, 1, 0)]));
     }
 
     #[test]
     fn bills_hours_becoming_final_and_hours_that_changed() {
-        let marked: BTreeSet<u32> = [0, 3600, 7200].into_iter().collect();
-        let last: BTreeMap<u32, u64> = [(0, 4), (3600, 2)].into_iter().collect();
-        let now: BTreeMap<u32, u64> = [(0, 4), (3600, 3), (7200, 1), (10_800, 1)].into_iter().collect();
-        // 0 unchanged and final: not read; 3600 and 7200 got a batch; 10800 becomes final.
-        assert_eq!(hours_to_bill(0, 14_400, &marked, &now, Some(&last)), vec![3600, 7200, 10_800]);
-        // Nothing new: nothing final is read again.
-        assert!(hours_to_bill(0, 10_800, &marked, &last, Some(&last)).is_empty());
+        let marked: BTreeSet<u32> = [0, 3600, 7200, 10_800].into_iter().collect();
+        let last = counts(&[(0, 4, 0), (3600, 2, 0), (10_800, 1, 1)]);
+        let now = counts(&[(0, 4, 0), (3600, 3, 0), (7200, 1, 0), (10_800, 1, 1), (14_400, 1, 0)]);
+        // 0 unchanged and final: not read; 3600 and 7200 got a batch; 10800
+        // has a batch still open (it may be inserting); 14400 becomes final.
+        assert_eq!(hours_to_bill(0, 18_000, &marked, &now, Some(&last)), vec![3600, 7200, 10_800, 14_400]);
+        // Nothing new and nothing open: nothing final is read again.
+        let settled = counts(&[(0, 4, 0), (3600, 2, 0)]);
+        assert!(hours_to_bill(0, 14_400, &marked, &settled, Some(&settled)).is_empty());
         // A new finalizer bills every hour once.
-        assert_eq!(hours_to_bill(0, 10_800, &marked, &now, None), vec![0, 3600, 7200]);
+        assert_eq!(hours_to_bill(0, 14_400, &marked, &settled, None), vec![0, 3600, 7200, 10_800]);
     }
 
     proptest::proptest! {
-        /// Whatever batches arrive between two passes, every hour one of them
-        /// reaches (the only hours that can have new click records) is billed.
+        /// Batches are started (open, inserting), then committed, between
+        /// and during passes: every hour a batch inserting since the last
+        /// pass's ledger read reaches (the only hours that can have new click
+        /// records) is billed.
         #[test]
-        fn every_hour_a_new_batch_reaches_is_billed(
-            old in proptest::collection::vec((0u32..12, 0u32..4, 1u64..3), 0..12),
-            new in proptest::collection::vec((0u32..12, 0u32..4, 1u64..3), 0..6),
+        fn every_hour_a_batch_inserted_into_is_billed(
+            settled in proptest::collection::vec((0u32..12, 0u32..4), 0..12),
+            // (first hour, hours, open at the last pass, committed by now)
+            moving in proptest::collection::vec((0u32..12, 0u32..4, proptest::bool::ANY, proptest::bool::ANY), 0..6),
             marked in proptest::collection::btree_set(0u32..12, 0..12),
         ) {
-            let to_spans = |v: &[(u32, u32, u64)]| -> Vec<BatchSpan> {
-                v.iter().map(|&(first, len, n)| span(first * HOUR_SECS, (first + len) * HOUR_SECS, n)).collect()
+            let at = |first: u32, len: u32, open: bool| {
+                BatchSpan { first_hour: first * HOUR_SECS, last_hour: (first + len) * HOUR_SECS, committed: u64::from(!open), open: u64::from(open) }
             };
-            let (old, new) = (to_spans(&old), to_spans(&new));
+            let old: Vec<BatchSpan> = settled.iter().map(|&(f, l)| at(f, l, false)).collect();
+            // A batch not yet started at the last pass is absent from it.
+            let last_spans: Vec<BatchSpan> = old.iter().copied().chain(moving.iter().filter(|m| m.2).map(|&(f, l, ..)| at(f, l, true))).collect();
+            let now_spans: Vec<BatchSpan> = old.iter().copied().chain(moving.iter().map(|&(f, l, _, done)| at(f, l, !done))).collect();
             let (from, to) = (2 * HOUR_SECS, 10 * HOUR_SECS);
             let marked: BTreeSet<u32> = marked.into_iter().map(|h| h * HOUR_SECS).collect();
-            let last = batches_per_hour(&old, from, to);
-            let now = batches_per_hour(&[old.clone(), new.clone()].concat(), from, to);
+            let last = batches_per_hour(&last_spans, from, to);
+            let now = batches_per_hour(&now_spans, from, to);
             let billed = hours_to_bill(from, to, &marked, &now, Some(&last));
-            for s in &new {
+            for &(f, l, ..) in &moving {
+                let s = at(f, l, false);
                 for h in hours(s.first_hour.max(from), s.last_hour.saturating_add(HOUR_SECS).min(to)) {
-                    proptest::prop_assert!(billed.contains(&h), "hour {h} got a batch but is not billed");
+                    proptest::prop_assert!(billed.contains(&h), "hour {h} got click records but is not billed");
                 }
             }
+            let last = batches_per_hour(&old, from, to);
             for h in hours(from, to).filter(|h| !marked.contains(h)) {
                 proptest::prop_assert!(billed.contains(&h), "hour {h} becomes final but is not billed");
             }
-            // Without new batches, no final hour is read again.
+            // Without new or open batches, no final hour is read again.
             proptest::prop_assert!(hours_to_bill(from, to, &marked, &last, Some(&last)).iter().all(|h| !marked.contains(h)));
         }
     }

@@ -193,7 +193,8 @@ struct FinalHourRow {
 struct BatchSpanRow {
     first_hour: u32,
     last_hour: u32,
-    batches: u64,
+    committed: u64,
+    open: u64,
 }
 
 #[derive(Debug, Clone, clickhouse::Row, Deserialize)]
@@ -445,7 +446,7 @@ impl Store {
         Ok(rows.into_iter().map(|r| LiveBilling { tenant: r.tenant, hour: r.hour, ad_id: r.ad_id, clicks: r.clicks, spend_micros: r.spend_micros }).collect())
     }
 
-    /// Committed batches reaching into `[from, to)`, per span of hours.
+    /// Committed and open batches reaching into `[from, to)`, per span of hours.
     pub async fn billing_batch_spans(&self, from: u32, to: u32) -> Result<Vec<BatchSpan>, StoreError> {
         let rows = self
             .db
@@ -455,7 +456,7 @@ impl Store {
             .fetch_all::<BatchSpanRow>()
             .await
             .map_err(err("reading the batch ledger for billing"))?;
-        Ok(rows.into_iter().map(|r| BatchSpan { first_hour: r.first_hour, last_hour: r.last_hour, batches: r.batches }).collect())
+        Ok(rows.into_iter().map(|r| BatchSpan { first_hour: r.first_hour, last_hour: r.last_hour, committed: r.committed, open: r.open }).collect())
     }
 
     pub async fn billing_statements(&self, from: u32, to: u32) -> Result<Vec<Billed>, StoreError> {
