@@ -204,7 +204,11 @@ impl Metrics {
         r.register("tally_edge_filter_tags_ignored", "Enrichment tags dropped: dimension not declared by the tenant", m.filter_tags_ignored.clone());
         r.register("tally_edge_registry_syncs", "Registry polls by result (unchanged, applied, error)", m.registry_syncs.clone());
         r.register("tally_edge_redirects_unrecorded", "Click redirects answered although their click could not be recorded", m.redirects_unrecorded.clone());
-        r.register("tally_edge_config_reloads", "Reloads of the tenants file (SIGHUP) by result: ok, or refused (the previous file stays)", m.config_reloads.clone());
+        r.register(
+            "tally_edge_config_reloads",
+            "Reloads of the tenants file (SIGHUP) by result: ok, or refused (the previous file stays)",
+            m.config_reloads.clone(),
+        );
         r.register(
             "tally_edge_connections_refused",
             "Connections closed on accept because a cap was reached (overall or per client address; see [limits])",

@@ -38,8 +38,8 @@ use tally_model::tenant::LiveTenants;
 use tally_model::timestamp::now_ms;
 
 use crate::commit::committer::Job;
-use crate::lease::zk::{Keeper, Refusal};
 use crate::edges::Roster;
+use crate::lease::zk::{Keeper, Refusal};
 use crate::metrics::Metrics;
 use bounded::{Bounds, Received, Unread};
 use tally_http::pinned::{self, PinnedClients};
