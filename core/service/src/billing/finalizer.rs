@@ -2,8 +2,9 @@
 //! every unretired edge's watermark has passed and write adjustments for
 //! late clicks in the `lookback` before that.
 //!
-//! Each hour is billed by its own query (one hour's click ids in memory),
-//! and only the hours [`super::plan::hours_to_bill`] names: the task keeps
+//! A pass reads the click records only when [`super::plan::hours_to_bill`]
+//! names an hour (one read of the lookback, so a click id is billed once, in
+//! the hour of its first record), and bills only those hours: the task keeps
 //! the last successful pass's committed batches per hour in memory, so it
 //! starts (process start, or leadership won on a cluster) by billing its
 //! whole lookback once.
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::figures::Billed;
+use super::figures::{Billed, LiveBilling};
 use super::plan::{batches_per_hour, deltas, final_before, hours, hours_to_bill, HourBatches, HOUR_SECS};
 use crate::clickhouse::store::StatementRow;
 use crate::clickhouse::{Store, StoreError};
@@ -72,15 +73,22 @@ pub async fn pass(store: &Store, lookback_hours: u32, last: Option<&BTreeMap<u32
     let batches = batches_per_hour(&store.billing_batch_spans(from, end).await?, from, end);
     let recompute = hours_to_bill(from, end, &marked, &batches, last);
     let mut billed: BTreeMap<u32, Vec<Billed>> = BTreeMap::new();
+    let mut live: BTreeMap<u32, Vec<LiveBilling>> = BTreeMap::new();
     if !recompute.is_empty() {
         for b in store.billing_statements(from, end).await? {
             billed.entry(b.hour).or_default().push(b);
         }
+        // One read of the whole lookback, not one per hour: a click id is
+        // billed once, in the hour of its first record, even when a re-send
+        // carries another `ts` in another hour of the lookback.
+        for l in store.billing_live_all(from, end).await? {
+            live.entry(l.hour).or_default().push(l);
+        }
     }
     let mut todo = Vec::new();
     for &hour in &recompute {
-        let live = store.billing_live_all(hour, hour + HOUR_SECS).await?;
-        todo.extend(deltas(&live, billed.get(&hour).map_or(&[][..], Vec::as_slice), &marked));
+        let live = live.get(&hour).map_or(&[][..], Vec::as_slice);
+        todo.extend(deltas(live, billed.get(&hour).map_or(&[][..], Vec::as_slice), &marked));
     }
     let now = (tally_model::timestamp::now_ms() / 1000) as u32;
     let rows: Vec<StatementRow> = todo
