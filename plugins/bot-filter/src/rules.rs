@@ -78,6 +78,16 @@ fn parse_v4(s: &str) -> Option<[u8; 4]> {
 mod tests {
     use super::*;
 
+    /// A seeded xorshift64: `next(n)` is in `0..n`, the same on every run.
+    fn xorshift(mut state: u64) -> impl FnMut(usize) -> usize {
+        move |n| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        }
+    }
+
     /// The per-word scan the one-pass matcher replaced: the meaning it must keep.
     fn names_a_bot_word_by_word(ua: &str) -> bool {
         let ua = ua.as_bytes();
@@ -122,13 +132,7 @@ mod tests {
         }
         // Random strings of word prefixes (whole words included) in mixed
         // case, with other characters between: matches and near misses.
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let mut bots = 0;
         for _ in 0..20_000 {
             let mut ua = String::new();
@@ -160,13 +164,7 @@ mod tests {
 
     #[test]
     fn ipv4_parses_like_four_u8_fields() {
-        let mut state = 0x1234_5678_9abc_def1u64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut next = xorshift(0x1234_5678_9abc_def1);
         let alphabet = b"0123456789012345....+-a ";
         let mut parsed = 0;
         for _ in 0..50_000 {
