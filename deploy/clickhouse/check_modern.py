@@ -1039,6 +1039,7 @@ def check_ledger_queries(ck, q, phase):
     # Fencing (core::lease): runs as the core sends it; nothing of Tally's is running here to kill.
     ck.run(bind(q["kill_stale_inserts"], ["|e1@", "|e1@7/"]), "kill_stale_inserts [%s]" % phase)
     ck.run(bind(q["kill_timed_out_insert"], ["tally|0|e1@0/1-1|"]), "kill_timed_out_insert [%s]" % phase)
+    ck.run(q["kill_every_insert"], "kill_every_insert [%s]" % phase)
 
 
 BILLING_RANGES = [
@@ -1227,7 +1228,7 @@ CHECKED_QUERIES = (
     "repair_rollup", "reconcile_refused_hours", "reconcile_refused_rollup", "repair_refused_rollup",
     "reconcile_dimension_hours", "reconcile_dimension_rollup", "repair_dimension_rollup",
     "series_filtered", "dimension_values", "refused_reasons", "billing_filtered", "plugin_comparison",
-    "drift_rollup", "drift_refused_rollup", "drift_dimension_rollup", "kill_stale_inserts", "kill_timed_out_insert",
+    "drift_rollup", "drift_refused_rollup", "drift_dimension_rollup", "kill_stale_inserts", "kill_timed_out_insert", "kill_every_insert",
 ) + check_campaigns.QUERIES + check_operations.QUERIES + check_tenant_series.QUERIES
 
 REPAIR_FNS = {"minute": "toStartOfMinute", "hour": "toStartOfHour", "day": "toStartOfDay"}

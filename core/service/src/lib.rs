@@ -88,7 +88,8 @@ pub async fn run(config: CoreConfig, config_file: std::path::PathBuf, shutdown: 
         .await?
         .in_cluster_with(ch.cluster.as_deref(), ch.insert_quorum)
         .await?;
-    let commit_store = clickhouse::stalled::Settling::new(commit_store, urls.clone(), ch.user.clone(), ch.password.clone(), commit_deadline);
+    let commit_store =
+        clickhouse::stalled::Settling::new(commit_store, urls.clone(), ch.user.clone(), ch.password.clone(), commit_deadline, config.zookeeper.is_some());
     // The API's own client: a hung ClickHouse makes a query fail, not wait.
     let deadline = std::time::Duration::from_millis(ch.query_timeout_ms);
     let api_store = Store::connect_bounded(&urls, ch.user.as_deref(), ch.password.as_deref(), deadline)

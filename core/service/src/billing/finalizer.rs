@@ -3,8 +3,9 @@
 //! late clicks in the `lookback` before that.
 //!
 //! A pass reads the click records only when [`super::plan::hours_to_bill`]
-//! names an hour (one read of the lookback, so a click id is billed once, in
-//! the hour of its first record), and bills only those hours: the task keeps
+//! names an hour, and then compares every hour of the lookback (one read, so
+//! a click id is billed once, in the hour of its first record, and an id a
+//! late copy moves to an earlier hour leaves its old one): the task keeps
 //! the last successful pass's committed batches per hour in memory, so it
 //! starts (process start, or leadership won on a cluster) by billing its
 //! whole lookback once.
@@ -15,7 +16,6 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::figures::{Billed, LiveBilling};
 use super::plan::{batches_per_hour, deltas, final_before, hours, hours_to_bill, HourBatches, HOUR_SECS};
 use crate::clickhouse::store::StatementRow;
 use crate::clickhouse::{Store, StoreError};
@@ -72,24 +72,16 @@ pub async fn pass(store: &Store, lookback_hours: u32, last: Option<&BTreeMap<u32
     // open or committed at the next pass, so its hours are billed again then.
     let batches = batches_per_hour(&store.billing_batch_spans(from, end).await?, from, end);
     let recompute = hours_to_bill(from, end, &marked, &batches, last);
-    let mut billed: BTreeMap<u32, Vec<Billed>> = BTreeMap::new();
-    let mut live: BTreeMap<u32, Vec<LiveBilling>> = BTreeMap::new();
-    if !recompute.is_empty() {
-        for b in store.billing_statements(from, end).await? {
-            billed.entry(b.hour).or_default().push(b);
-        }
-        // One read of the whole lookback, not one per hour: a click id is
-        // billed once, in the hour of its first record, even when a re-send
-        // carries another `ts` in another hour of the lookback.
-        for l in store.billing_live_all(from, end).await? {
-            live.entry(l.hour).or_default().push(l);
-        }
-    }
-    let mut todo = Vec::new();
-    for &hour in &recompute {
-        let live = live.get(&hour).map_or(&[][..], Vec::as_slice);
-        todo.extend(deltas(live, billed.get(&hour).map_or(&[][..], Vec::as_slice), &marked));
-    }
+    // `recompute` decides only whether the click records are read. Once
+    // they are, every hour of the lookback is compared: a late copy of a
+    // click id with an earlier first record moves the id out of an hour
+    // that saw no new batch, and that hour gets its adjustment too.
+    let todo = if recompute.is_empty() {
+        Vec::new()
+    } else {
+        let (live, billed) = tokio::try_join!(store.billing_live_all(from, end), store.billing_statements(from, end))?;
+        deltas(&live, &billed, &marked)
+    };
     let now = (tally_model::timestamp::now_ms() / 1000) as u32;
     let rows: Vec<StatementRow> = todo
         .iter()

@@ -18,9 +18,10 @@
 //!   finalization, e.g. through an edge that was not known yet) is written
 //!   as an `adjustment` row with the delta. Each pass writes only deltas, so
 //!   re-running it (after a crash, or on a second core) adds nothing.
-//! * Cost: a pass bills hour by hour, and only the hours becoming final or
-//!   holding batches committed since its last pass ([`plan::hours_to_bill`]);
-//!   an unchanged final hour's click records are not read again.
+//! * Cost: a pass reads the click records (its whole lookback, in one
+//!   query) only when an hour is becoming final or holds batches committed
+//!   or open since its last pass ([`plan::hours_to_bill`]); a pass with
+//!   nothing new reads only the ledger.
 //! * [`reconcile`] compares, per hour, billing with the dashboard rollups,
 //!   the landing table and the batches' own manifests.
 //!

@@ -18,6 +18,7 @@ pub const BATCH_ROWS_PRESENT: &str = query!("batch_rows_present");
 pub const KILL_STALE_INSERTS: &str = query!("kill_stale_inserts");
 /// The committer's deadline: an INSERT that timed out is stopped (`super::stalled`).
 pub const KILL_TIMED_OUT_INSERT: &str = query!("kill_timed_out_insert");
+pub const KILL_EVERY_INSERT: &str = query!("kill_every_insert");
 pub const EDGE_WATERMARKS: &str = query!("edge_watermarks");
 pub const EDGE_LEDGER: &str = query!("edge_ledger");
 pub const EDGE_RETIREMENTS: &str = query!("edge_retirements");

@@ -35,6 +35,17 @@
 //!   deduplication drops it (`super::cluster`): there, and only for a server
 //!   hung across its own INSERT, block deduplication is the only line.
 //!
+//! A KILL that finds nothing running is asked once more [`RECHECK`] later:
+//! a server that resumes serves the KILL's new connection and the INSERT's
+//! old one at the same time, and the INSERT's bytes may not have been read
+//! yet when the first KILL looked. Settled means both rounds found it done.
+//!
+//! A core without edge leases commits at epoch 0 and has no lease to fence
+//! an earlier run of itself, so before its first ledger read it stops every
+//! Tally INSERT on every server (`kill_every_insert.sql`, the same verdict):
+//! a core restarted while an INSERT hung on a stopped server cannot probe
+//! past it. With leases, taking a lease fences older epochs (`crate::lease`).
+//!
 //! The same `query_id` sent again to a server still running the first copy
 //! is refused by ClickHouse ("already running"), a retry fails instead of
 //! racing it.
@@ -57,6 +68,18 @@ use crate::lease::fence::insert_query_id;
 /// until the pool drops it (idle 2 s, reaped up to about as long again),
 /// and must not be taken for a silent server.
 pub const MIN_DEADLINE_MS: u64 = 5_000;
+
+/// How long after a KILL found nothing it is asked again (module docs).
+pub const RECHECK: Duration = Duration::from_secs(2);
+
+/// What a round of KILLs stops.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Kill {
+    /// One INSERT that timed out, by its `query_id`.
+    One(String),
+    /// Every Tally INSERT: a core without leases, before its first probe.
+    Every,
+}
 
 /// Whether `commit_timeout_ms` can work: at least [`MIN_DEADLINE_MS`], and
 /// in cluster mode longer than a quorum INSERT may rightly wait for a
@@ -130,23 +153,30 @@ pub struct Settling {
     user: Option<String>,
     password: Option<String>,
     deadline: Duration,
-    /// `query_id`s of INSERTs that timed out, not yet settled.
-    unsettled: Mutex<BTreeSet<String>>,
+    /// INSERTs to stop before the next ledger read, not yet settled.
+    unsettled: Mutex<BTreeSet<Kill>>,
 }
 
 impl Settling {
-    pub fn new(store: Store, servers: Vec<String>, user: Option<String>, password: Option<String>, deadline: Duration) -> Settling {
-        Settling { store, servers, user, password, deadline, unsettled: Mutex::new(BTreeSet::new()) }
+    /// `leased`: the core commits under edge leases, which fence its
+    /// earlier runs; without them every Tally INSERT is stopped first.
+    pub fn new(store: Store, servers: Vec<String>, user: Option<String>, password: Option<String>, deadline: Duration, leased: bool) -> Settling {
+        let unsettled = if leased { BTreeSet::new() } else { BTreeSet::from([Kill::Every]) };
+        Settling { store, servers, user, password, deadline, unsettled: Mutex::new(unsettled) }
     }
 
-    fn unsettled(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+    fn unsettled(&self) -> std::sync::MutexGuard<'_, BTreeSet<Kill>> {
         self.unsettled.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn kill_on(&self, server: &str, query_id: &str) -> KillAnswer {
+    async fn kill_on(&self, server: &str, kill: &Kill) -> KillAnswer {
         let killed = async {
             let store = Store::connect_bounded(&[server.to_string()], self.user.as_deref(), self.password.as_deref(), self.deadline).await?;
-            store.server.query(sql::KILL_TIMED_OUT_INSERT).bind(query_id).execute().await.map_err(err("stopping an INSERT that timed out"))
+            let query = match kill {
+                Kill::One(query_id) => store.server.query(sql::KILL_TIMED_OUT_INSERT).bind(query_id.as_str()),
+                Kill::Every => store.server.query(sql::KILL_EVERY_INSERT),
+            };
+            query.execute().await.map_err(err("stopping an INSERT that timed out"))
         };
         match killed.await {
             Ok(()) => KillAnswer::Done,
@@ -156,18 +186,32 @@ impl Settling {
         }
     }
 
+    async fn kill_round(&self, kill: &Kill) -> Verdict {
+        let mut answers = Vec::with_capacity(self.servers.len());
+        for server in &self.servers {
+            answers.push((server.clone(), self.kill_on(server, kill).await));
+        }
+        let v = verdict(&answers, self.store.cluster().is_some());
+        tracing::debug!(?kill, ?answers, ?v, "KILL round");
+        v
+    }
+
     /// Settles every unsettled INSERT, or says why not.
     async fn settle(&self) -> Result<(), SettlingError> {
-        let pending: Vec<String> = self.unsettled().iter().cloned().collect();
-        for query_id in pending {
-            let mut answers = Vec::with_capacity(self.servers.len());
-            for server in &self.servers {
-                answers.push((server.clone(), self.kill_on(server, &query_id).await));
+        let pending: Vec<Kill> = self.unsettled().iter().cloned().collect();
+        for kill in pending {
+            let mut v = self.kill_round(&kill).await;
+            if v == Verdict::Settled {
+                tokio::time::sleep(RECHECK).await;
+                v = self.kill_round(&kill).await;
             }
-            match verdict(&answers, self.store.cluster().is_some()) {
+            match v {
                 Verdict::Settled => {
-                    tracing::info!(%query_id, ?answers, "an INSERT that timed out is settled: the next probe sees what it wrote");
-                    self.unsettled().remove(&query_id);
+                    match &kill {
+                        Kill::One(query_id) => tracing::info!(%query_id, "an INSERT that timed out is settled: the next probe sees what it wrote"),
+                        Kill::Every => tracing::info!("no Tally INSERT of an earlier run is left on any ClickHouse server: committing"),
+                    }
+                    self.unsettled().remove(&kill);
                 }
                 Verdict::Wait(why) => return Err(SettlingError::Unsettled(why)),
             }
@@ -198,7 +242,7 @@ impl BatchStore for Settling {
         match self.store.insert(&named, token).await {
             Err(e) if e.is_deadline() => {
                 tracing::warn!(%query_id, error = %e, "an INSERT got no answer within commit_timeout_ms: it is stopped before any batch is probed again");
-                self.unsettled().insert(query_id);
+                self.unsettled().insert(Kill::One(query_id));
                 Err(e.into())
             }
             done => Ok(done?),
