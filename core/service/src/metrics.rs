@@ -190,11 +190,7 @@ impl Metrics {
         );
         r.register("tally_core_leases_held", "Edge leases (and the finalizer's) this core holds in ZooKeeper", m.leases_held.clone());
         r.register("tally_core_lease_takeovers", "Leases this core created: a new epoch for an edge (or the finalizer)", m.lease_takeovers.clone());
-        r.register(
-            "tally_core_lease_refusals",
-            "Batches answered Retry because another live core holds their edge's lease",
-            m.lease_refusals.clone(),
-        );
+        r.register("tally_core_lease_refusals", "Batches answered Retry because another live core holds their edge's lease", m.lease_refusals.clone());
         r.register("tally_core_commit_groups", "Group commits attempted", m.commit_groups.clone());
         r.register("tally_core_commit_errors", "Group commits that failed (batches answered Retry)", m.commit_errors.clone());
         r.register(
@@ -236,7 +232,11 @@ impl Metrics {
             "Batches of a retired edge answered Retry (kept on the edge until it is reinstated)",
             m.batches_refused_retired.clone(),
         );
-        r.register("tally_core_config_reloads", "Reloads of the tenants file (SIGHUP) by result: ok, or refused (the previous file stays)", m.config_reloads.clone());
+        r.register(
+            "tally_core_config_reloads",
+            "Reloads of the tenants file (SIGHUP) by result: ok, or refused (the previous file stays)",
+            m.config_reloads.clone(),
+        );
         r.register("tally_core_http_requests", "HTTP requests by route and status", m.http_requests.clone());
         r.register(
             "tally_core_http_request_seconds",
