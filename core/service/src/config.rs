@@ -274,8 +274,15 @@ impl CoreConfig {
         if config.ops.token.is_some() && config.ops.token == config.registry.edge_token {
             return Err(ConfigError::invalid(path, "ops.token must differ from registry.edge_token (edges must not retire edges)"));
         }
-        if config.clickhouse.query_timeout_ms == 0 {
-            return Err(ConfigError::invalid(path, "clickhouse.query_timeout_ms must be at least 1 (default 10000)"));
+        // Its client marks a server failed after this much silence, like the
+        // committer's: shorter, and an idle pooled connection would count.
+        if config.clickhouse.query_timeout_ms < crate::clickhouse::stalled::MIN_DEADLINE_MS {
+            let message = format!(
+                "clickhouse.query_timeout_ms must be at least {} (default {}): an idle pooled connection waits up to about 4 s on a read and must not be taken for a hung server",
+                crate::clickhouse::stalled::MIN_DEADLINE_MS,
+                ClickHouseSection::DEFAULT_QUERY_TIMEOUT_MS
+            );
+            return Err(ConfigError::invalid(path, message));
         }
         if let Err(e) = config.limits.check() {
             return Err(ConfigError::invalid(path, format!("[limits]: {e}")));
