@@ -18,11 +18,13 @@ pub const SPARE_BYTES: usize = 64 << 20;
 
 static SPARE: Mutex<Vec<AlignedVec<16>>> = Mutex::new(Vec::new());
 
-/// An empty buffer with room for `len` bytes: a kept one if one is large
-/// enough, else a new one.
+/// An empty buffer with room for `len` bytes: the smallest kept one that
+/// is large enough (a small frame must not take the buffer a large batch
+/// needs next), else a new one.
 pub fn buffer(len: usize) -> AlignedVec<16> {
     let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
-    match spare.iter().position(|b| b.capacity() >= len) {
+    let fits = spare.iter().enumerate().filter(|(_, b)| b.capacity() >= len).min_by_key(|(_, b)| b.capacity()).map(|(at, _)| at);
+    match fits {
         Some(at) => spare.swap_remove(at),
         None => AlignedVec::with_capacity(len),
     }
