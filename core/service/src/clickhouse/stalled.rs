@@ -125,11 +125,13 @@ pub enum Verdict {
 /// `replicated`: a cluster whose block deduplication drops a late INSERT.
 pub fn verdict(answers: &[(String, KillAnswer)], replicated: bool) -> Verdict {
     if let Some((server, KillAnswer::Refused(e))) = answers.iter().find(|(_, a)| matches!(a, KillAnswer::Refused(_))) {
-        return Verdict::Wait(format!("ClickHouse at {server} refused to stop an INSERT that timed out ({e}); retrying before any batch is probed"));
+        return Verdict::Wait(format!(
+            "ClickHouse at {server} refused to stop an INSERT that timed out ({e}); no edge's batches commit until it does: give the core's ClickHouse user the KILL QUERY grant or fix the error; retrying"
+        ));
     }
     match answers.iter().find(|(_, a)| *a == KillAnswer::Silent) {
         Some((server, _)) if !replicated => Verdict::Wait(format!(
-            "ClickHouse at {server} answers nothing: an INSERT that timed out there may still land, so no batch is probed until it answers or is stopped"
+            "ClickHouse at {server} answers nothing: an INSERT that timed out there may still land, so no edge's batches commit until that server answers or its process is gone (restart it, or kill it); edges keep their batches meanwhile"
         )),
         _ => Verdict::Settled,
     }
