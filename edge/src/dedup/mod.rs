@@ -459,21 +459,24 @@ impl Slots {
 }
 
 /// A growth under way: the keys still in `from`, the index before, are in
-/// its slots from `cursor` on (cyclically) up to the empty slot the walk
-/// began after; the slots behind the cursor are all empty. See the module
-/// docs.
+/// its slots from `cursor` on (cyclically) up to `start`, an empty slot;
+/// the slots behind the cursor are all empty. See the module docs.
 #[derive(Debug)]
 struct Growth {
     from: Slots,
+    /// Read only by the tests' invariant check (the walk itself is bounded
+    /// by `walked`).
+    #[cfg_attr(not(test), allow(dead_code))]
+    start: usize,
     cursor: usize,
-    /// Slots walked so far, from the one after that empty slot.
+    /// Slots walked so far, from the one after `start`.
     walked: usize,
 }
 
 impl Growth {
     fn new(from: Slots) -> Growth {
         let start = from.slots.iter().position(|&v| v == 0).expect("a load <= 0.75 leaves an empty slot");
-        Growth { cursor: from.next(start), from, walked: 0 }
+        Growth { cursor: from.next(start), from, start, walked: 0 }
     }
 }
 
