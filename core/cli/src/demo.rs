@@ -149,22 +149,17 @@ pub async fn run(args: DemoArgs, mut shutdown: watch::Receiver<bool>) -> Result<
     };
     let state = pop.state.clone();
     let probe = state.tenants.iter().find(|t| t.id == PROBE_TENANT).expect("the probe tenant was configured").clone();
-    let topology = match cluster.as_mut() {
-        Some(c) => {
-            let members = c.state(&pop);
-            if let Some(path) = &args.state_file {
-                members.write(path)?;
-            }
-            members.topology()
-        }
-        None => {
-            if let Some(path) = &args.state_file {
-                write_state(path, &state)?;
-            }
-            Vec::new()
-        }
-    };
+    // The banner goes out before the state file: the file is the readiness
+    // signal scripts wait for, and by then the banner must be readable.
+    let members = cluster.as_mut().map(|c| c.state(&pop));
+    let topology = members.as_ref().map(|m| m.topology()).unwrap_or_default();
     print_banner(&state, &topology, &tally_bin, &dir);
+    if let Some(path) = &args.state_file {
+        match &members {
+            Some(members) => members.write(path)?,
+            None => write_state(path, &state)?,
+        }
+    }
     let edges = match &cluster {
         Some(c) => c.edge_urls(),
         None => vec![state.edge_http.clone()],
