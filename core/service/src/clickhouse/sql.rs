@@ -57,6 +57,7 @@ pub const APPLIED_MIGRATIONS: &str = query!("applied_migrations");
 pub const TABLE_PARTITIONS: &str = query!("table_partitions");
 pub const DROP_PARTITION: &str = query!("drop_partition");
 /// Campaign rollups (`campaigns_by_*`, migration 0007).
+pub const CAMPAIGN_RANKING: &str = query!("campaign_ranking");
 pub const TOP_CAMPAIGNS: &str = query!("top_campaigns");
 pub const CAMPAIGN_ADS: &str = query!("campaign_ads");
 pub const CAMPAIGN_SERIES: &str = query!("campaign_series");
