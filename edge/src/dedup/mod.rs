@@ -89,13 +89,20 @@
 //! kernel as transparent huge pages (`zeroed`): a random probe over a
 //! table of hundreds of MB then misses the TLB far less often, and its page
 //! walk (itself a cache miss) goes with it. A hint only, like the prefetch.
+//! The next growth's slots are made, and every page of them touched, by a
+//! thread of their own from load 0.7 on, and old slots are unmapped by one:
+//! page faults (with the kernel's compaction for huge pages) and unmapping
+//! stay off the request path. Only where that work runs changes, not what
+//! the table does.
 //!
 //! # Memory
 //! A full table (its share of keys) costs 16 bytes per key in the ring and
 //! `8 / 0.75 = 10.7` in the index: 26.7 bytes per key (`cargo bench -p
 //! tally-edge --bench dedup` measures it). A table below its share has
 //! index slots for 1.33 to 2 times its keys (up to 32 bytes per key), and
-//! for a while after a growth began also the old slots (up to 43). A
+//! for a while after a growth began also the old slots (up to 43), and
+//! from load 0.7 until it begins, the slots it will take, being made off
+//! the request path (`zeroed`; up to 45). A
 //! horizon `H` at `R` clicks/s per edge needs a share of `R * H` keys:
 //! 200k clicks/s for 1 h is 720M keys, 19.2 GB (about 23 GB while its
 //! index last grows); 10k clicks/s for 1 h, 36M keys, 0.96 GB. The default
@@ -131,7 +138,7 @@ use std::collections::{HashMap, VecDeque};
 
 use tally_model::tenant::TenantId;
 
-use zeroed::Zeroed;
+use zeroed::{Pending, Zeroed};
 
 mod zeroed;
 
@@ -346,7 +353,11 @@ struct Slots {
 
 impl Slots {
     fn new(slots: usize) -> Slots {
-        Slots { slots: Zeroed::new(slots), len: 0 }
+        Slots::over(Zeroed::new(slots))
+    }
+
+    fn over(slots: Zeroed<u64>) -> Slots {
+        Slots { slots, len: 0 }
     }
 
     fn value(tag: u32, at: usize) -> u64 {
@@ -493,6 +504,9 @@ struct Index {
     mix: Mix,
     current: Slots,
     growth: Option<Growth>,
+    /// The slots of the next growth, being made ahead of it off the
+    /// request path (`zeroed`): asked for at load 0.7, taken at 0.75.
+    next: Option<Pending<u64>>,
     /// The most slots it grows to: room for the share (and the one key
     /// more inside an insert) at load 0.75.
     max_slots: usize,
@@ -505,6 +519,7 @@ impl Index {
             mix: Mix { seed: fastrand::u64(..), multiplier: fastrand::u64(..) | 1 },
             current: Slots::new(max_slots.min(INITIAL_SLOTS)),
             growth: None,
+            next: None,
             max_slots,
         }
     }
@@ -568,13 +583,24 @@ impl Index {
         if let Some(g) = self.growth.as_mut() {
             Self::move_on(g, &mut self.current);
             if g.from.len == 0 {
-                self.growth = None;
+                if let Some(done) = self.growth.take() {
+                    done.from.slots.drop_off_path();
+                }
             }
         }
-        if self.growth.is_none() && !self.current.has_room() && self.current.slots.len() < self.max_slots {
-            let slots = (self.current.slots.len() / 2 * 3).min(self.max_slots);
-            let from = std::mem::replace(&mut self.current, Slots::new(slots));
+        if self.growth.is_some() || self.current.slots.len() >= self.max_slots {
+            return;
+        }
+        let slots = (self.current.slots.len() / 2 * 3).min(self.max_slots);
+        if !self.current.has_room() {
+            let next = match self.next.take() {
+                Some(pending) if pending.len() == slots => pending.take(),
+                _ => Zeroed::new(slots),
+            };
+            let from = std::mem::replace(&mut self.current, Slots::over(next));
             self.growth = Some(Growth::new(from));
+        } else if self.next.is_none() && self.current.len * 10 >= self.current.slots.len() * 7 {
+            self.next = Some(Zeroed::prepare(slots));
         }
     }
 
@@ -606,7 +632,9 @@ impl Index {
     }
 
     fn memory_bytes(&self) -> usize {
-        self.current.memory_bytes() + self.growth.as_ref().map_or(0, |g| g.from.memory_bytes())
+        self.current.memory_bytes()
+            + self.growth.as_ref().map_or(0, |g| g.from.memory_bytes())
+            + self.next.as_ref().map_or(0, Pending::memory_bytes)
     }
 }
 

@@ -9,6 +9,19 @@
 //! THP is off) the mapping is ordinary pages, zeroed on first touch as
 //! before; nothing depends on getting them. Smaller arrays, and every
 //! array off Linux, are a plain `Vec`.
+//!
+//! # Off the request path
+//! A fresh mapping costs its page faults when first touched: zeroing 2 MiB
+//! per huge page, and where free memory is fragmented (a page cache full of
+//! ClickHouse parts and WAL segments) the kernel compacts memory inside the
+//! fault before it can hand out a huge page, for as long as that takes
+//! (`defrag` = `madvise`, the default, does that for advised mappings). A
+//! new index's slots are written at random from the first insert on, so
+//! every one of those faults would land inside admissions, hundreds in a
+//! row. [`Pending`] makes an array in a thread of its own and touches every
+//! page there; unmapping a large array (hundreds of thousands of pages
+//! back to the kernel) goes to a thread too ([`Zeroed::drop_off_path`]).
+//! Only where the work happens changes: the array is the same.
 
 use std::ops::{Deref, DerefMut};
 
@@ -50,12 +63,99 @@ impl<T: ZeroValid> Zeroed<T> {
         Zeroed { store: Store::Heap(vec![unsafe { std::mem::zeroed() }; len]) }
     }
 
+    /// Starts making `len` zeroed `T`s: off the caller's thread when they
+    /// are a mapping of their own (module docs), else right away.
+    pub fn prepare(len: usize) -> Pending<T>
+    where
+        T: Send + 'static,
+    {
+        #[cfg(target_os = "linux")]
+        if len * std::mem::size_of::<T>() >= HUGE_PAGE {
+            let made = std::thread::Builder::new().name("dedup-slots".into()).spawn(move || {
+                let mut array = Zeroed::new(len);
+                array.touch_every_page();
+                array
+            });
+            // No thread to be had: the caller makes the array when it needs it.
+            return Pending { len, state: made.map_or(Preparing::Later, Preparing::Thread) };
+        }
+        Pending { len, state: Preparing::Done(Zeroed::new(len)) }
+    }
+
+    /// Drops the array, in a thread of its own when it is a mapping (module
+    /// docs); if no thread can be had, here.
+    pub fn drop_off_path(self)
+    where
+        T: Send + 'static,
+    {
+        #[cfg(target_os = "linux")]
+        if let Store::Mapped(m) = self.store {
+            if let Err(e) = std::thread::Builder::new().name("dedup-unmap".into()).spawn(move || drop(m)) {
+                tracing::debug!(error = %e, "no thread to unmap old dedup slots: unmapping inline");
+            }
+        }
+    }
+
+    /// Writes a zero to every base page, so the kernel maps them all now.
+    #[cfg(target_os = "linux")]
+    fn touch_every_page(&mut self) {
+        let step = (4096 / std::mem::size_of::<T>().max(1)).max(1);
+        let base = self.as_mut_ptr();
+        for i in (0..self.len()).step_by(step) {
+            // SAFETY: `i < len`; zero is a valid `T` and the value already
+            // there (the mapping starts zeroed). Volatile so the write that
+            // faults the page in is not optimized away as a no-op.
+            unsafe { std::ptr::write_volatile(base.add(i), std::mem::zeroed()) };
+        }
+    }
+
     /// Bytes held: the whole mapping, or the vector's capacity.
     pub fn memory_bytes(&self) -> usize {
         match &self.store {
             Store::Heap(v) => v.capacity() * std::mem::size_of::<T>(),
             #[cfg(target_os = "linux")]
             Store::Mapped(m) => m.bytes(),
+        }
+    }
+}
+
+/// A [`Zeroed`] on its way ([`Zeroed::prepare`]).
+pub struct Pending<T: ZeroValid> {
+    len: usize,
+    state: Preparing<T>,
+}
+
+enum Preparing<T: ZeroValid> {
+    Done(Zeroed<T>),
+    #[cfg(target_os = "linux")]
+    Thread(std::thread::JoinHandle<Zeroed<T>>),
+    #[cfg(target_os = "linux")]
+    Later,
+}
+
+impl<T: ZeroValid> Pending<T> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The array: waits for its thread if it is still touching pages (it
+    /// had a head start of many inserts), or makes it here if it could not.
+    pub fn take(self) -> Zeroed<T> {
+        match self.state {
+            Preparing::Done(array) => array,
+            #[cfg(target_os = "linux")]
+            Preparing::Thread(thread) => thread.join().unwrap_or_else(|_| Zeroed::new(self.len)),
+            #[cfg(target_os = "linux")]
+            Preparing::Later => Zeroed::new(self.len),
+        }
+    }
+
+    /// Bytes it holds or is about to: counted as soon as it is asked for.
+    pub fn memory_bytes(&self) -> usize {
+        match &self.state {
+            Preparing::Done(array) => array.memory_bytes(),
+            #[cfg(target_os = "linux")]
+            _ => self.len * std::mem::size_of::<T>(),
         }
     }
 }
@@ -79,6 +179,12 @@ impl<T: ZeroValid> DerefMut for Zeroed<T> {
             #[cfg(target_os = "linux")]
             Store::Mapped(m) => m.as_mut_slice(),
         }
+    }
+}
+
+impl<T: ZeroValid> std::fmt::Debug for Pending<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pending[{}]", self.len)
     }
 }
 
@@ -185,6 +291,23 @@ mod tests {
                 assert_eq!((a[0], a[1], a[len - 1]), (3, if len == 2 { 7 } else { 0 }, 7));
             }
             assert!(a.memory_bytes() >= len * 8);
+        }
+    }
+
+    #[test]
+    fn prepared_arrays_start_zeroed_whatever_their_size() {
+        for len in [0, 1000, HUGE_PAGE / 8 * 2 + 3] {
+            let pending: Pending<u64> = Zeroed::prepare(len);
+            assert_eq!(pending.len(), len);
+            assert!(pending.memory_bytes() >= len * 8);
+            let mut a = pending.take();
+            assert_eq!(a.len(), len);
+            assert!(a.iter().all(|&v| v == 0));
+            if len > 0 {
+                a[len - 1] = 9;
+                assert_eq!(a[len - 1], 9);
+            }
+            a.drop_off_path();
         }
     }
 
