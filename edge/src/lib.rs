@@ -213,14 +213,9 @@ pub async fn run(config: EdgeConfig, config_file: PathBuf, shutdown: watch::Rece
     let registry = registry.map(|sync| tokio::spawn(sync.run(shutdown.clone())));
     let backpressure = Arc::new(AtomicBool::new(false));
     let max_events_per_request = Arc::new(AtomicUsize::new(config.max_events_per_request));
-    let reload = reload::EdgeReload {
-        config_file,
-        tenants_file: config.tenants_file.clone(),
-        tenants: tenants.clone(),
-        gate: gate.clone(),
-        max_events_per_request: max_events_per_request.clone(),
-        metrics: metrics.clone(),
-    };
+    let tenants_file = config.tenants_file.clone();
+    let files = tally_http::reload::Files { config_file, tenants_file, tenants: tenants.clone(), gate: gate.clone(), started: config.clone() };
+    let reload = reload::EdgeReload { files, max_events_per_request: max_events_per_request.clone(), metrics: metrics.clone() };
     tokio::spawn(tally_http::reload::on_sighup(reload, shutdown.clone()));
     let ingest = Arc::new(Ingest {
         tenants,

@@ -2,8 +2,10 @@
 //! tenants file and their config files again. A key rotation keeps both keys
 //! valid until the previous one is dropped, a new CORS origin applies at
 //! once, a tenant's rate and the edge's `max_events_per_request` change at
-//! once, a restart-only bound is named in the log, a bad file is refused with
-//! the old tenants and limits kept, and no click is lost or doubled.
+//! once, the log names the `max_connections` in force (capped by the
+//! descriptor limit) and every changed key that waits for a restart (and
+//! none when nothing changed), a bad file is refused with the old tenants
+//! and limits kept, and no click is lost or doubled.
 
 use std::time::Duration;
 
@@ -73,6 +75,11 @@ async fn sighup_rotates_keys_and_origins_without_a_restart() {
     };
     pop.pop.reload_tenants(vec![rotating.clone()]).unwrap();
     wait_for_reloads(&pop, "ok", 1).await;
+    for name in ["local-edge-1.log", "core.log"] {
+        let log = std::fs::read_to_string(pop.pop.state.dir.join(name)).unwrap();
+        assert!(log.contains("SIGHUP: tenants file reloaded (1 tenants from "), "{name}: {log}");
+        assert!(!log.contains("applied only after a restart"), "{name}: an unchanged config file has nothing waiting for a restart: {log}");
+    }
     post_until_acked(&pop.client, &edge, &old.ingest_key, &generator.events(40, now_ms())).await;
     post_until_acked(&pop.client, &edge, &rotating.ingest_key, &generator.events(40, now_ms())).await;
     assert!(preflight_allows(&pop, "https://shop.example").await, "the new origin applies without a restart");
@@ -134,12 +141,21 @@ async fn sighup_changes_rate_and_request_limits_without_a_restart() {
     let edge = pop.pop.state.edge_http.clone();
     post_until_acked(&pop.client, &edge, &tenant.ingest_key, &generator.events(40, now_ms())).await;
 
-    // A rate of 30/s for the tenant, at most 35 events a request on the edge,
-    // and on the core a per-address cap (applied) beside a timeout (restart only).
-    rewrite_config(&pop, "local-edge-1.toml", edge_config, |c| c.max_events_per_request = 35);
+    // A rate of 30/s for the tenant; on the edge at most 35 events a request
+    // (applied), a connection cap above any descriptor limit (applied as far
+    // as the limit allows) and two restart-only keys; on the core a
+    // per-address cap (applied) beside a timeout and two more keys (restart only).
+    rewrite_config(&pop, "local-edge-1.toml", edge_config, |c| {
+        c.max_events_per_request = 35;
+        c.limits.max_connections = 1 << 40;
+        c.heartbeat_ms += 1000;
+        c.dedup.horizon_secs += 60;
+    });
     rewrite_config(&pop, "core.toml", core_config, |c| {
         c.limits.max_connections_per_ip = 200;
         c.limits.header_read_timeout = Duration::from_millis(9000);
+        c.max_batch_bytes /= 2;
+        c.clickhouse.query_timeout_ms += 1000;
     });
     let limited = TenantSpec { max_events_per_sec: Some(30), ..tenant.clone() };
     pop.pop.reload_tenants(vec![limited.clone()]).unwrap();
@@ -152,7 +168,17 @@ async fn sighup_changes_rate_and_request_limits_without_a_restart() {
     post_until_acked(&pop.client, &edge, &tenant.ingest_key, &generator.events(10, now_ms())).await;
     let core_log = std::fs::read_to_string(pop.pop.state.dir.join("core.log")).unwrap();
     assert!(core_log.contains("max_connections_per_ip 200"), "the core says which caps it applied: {core_log}");
-    assert!(core_log.contains("changed in [limits] but applied only after a restart: header_read_timeout_ms"), "{core_log}");
+    let restart = "; changed but applied only after a restart: limits.header_read_timeout_ms, clickhouse.query_timeout_ms, max_batch_bytes\n";
+    assert!(core_log.contains(restart), "{core_log}");
+    // The edge was started by this process, so it has its descriptor limit.
+    let nofile = tally_http::limits::raise_nofile_limit();
+    let edge_log = std::fs::read_to_string(pop.pop.state.dir.join("local-edge-1.log")).unwrap();
+    let applied = format!(
+        "max_events_per_request 35, max_connections {} (the file says 1099511627776; capped by the open-files limit {nofile}, less 256 descriptors",
+        nofile - 256
+    );
+    assert!(edge_log.contains(&applied), "the edge says the cap in force, not the file's: {edge_log}");
+    assert!(edge_log.contains("; changed but applied only after a restart: dedup.horizon_secs, heartbeat_ms\n"), "{edge_log}");
 
     // A config file that does not validate refuses the whole reload: the
     // tenants file's rate of 10/s beside it is not applied either (12 events

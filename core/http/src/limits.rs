@@ -21,6 +21,11 @@
 //! [`ConnTable`] is the sans-IO bookkeeping of connection slots; [`Gate`]
 //! shares it (and the body budget) between all listeners of a process.
 //!
+//! `max_connections` is always kept [`FD_RESERVE`] below the process's
+//! descriptor limit, at start and on every reload ([`ConnectionCap`] says
+//! which cap is in force and why), so `accept` never fails for want of
+//! descriptors.
+//!
 //! On a reload ([`Gate::reload`]) only the connection caps change: a new
 //! cap applies to the next connection accepted, and connections already
 //! open over a lowered cap stay until they close. The timeouts and the
@@ -211,6 +216,53 @@ fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// What a reload of `[limits]` ([`Gate::reload`]) put in force, and what
+/// waits for a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    pub max_connections: ConnectionCap,
+    pub max_connections_per_ip: usize,
+    /// The bounds that differ from the start's ([`ServerLimits::restart_only_changes`]).
+    pub restart_only: Vec<&'static str>,
+}
+
+/// `max_connections` as in force: the configured cap, or less where the
+/// descriptor limit leaves no room for it. Displayed as the cap in force,
+/// with the configured one and the reason when they differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionCap {
+    pub configured: usize,
+    pub in_force: usize,
+    /// The descriptor limit (soft `RLIMIT_NOFILE`) that lowered the cap, if it did.
+    pub capped_by_nofile: Option<u64>,
+}
+
+impl ConnectionCap {
+    /// `configured`, lowered to [`FD_RESERVE`] below `nofile` if it is above.
+    pub fn within(configured: usize, nofile: u64) -> ConnectionCap {
+        let room = nofile.saturating_sub(FD_RESERVE as u64).max(1);
+        if configured as u64 <= room {
+            ConnectionCap { configured, in_force: configured, capped_by_nofile: None }
+        } else {
+            ConnectionCap { configured, in_force: room as usize, capped_by_nofile: Some(nofile) }
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectionCap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.in_force)?;
+        if let Some(nofile) = self.capped_by_nofile {
+            write!(
+                f,
+                " (the file says {}; capped by the open-files limit {nofile}, less {FD_RESERVE} descriptors kept for files and outgoing connections; raise `ulimit -n`, LimitNOFILE= in systemd, to serve more)",
+                self.configured
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// What every listener of one process shares: the limits, the connection
 /// slots and the body budget.
 #[derive(Debug)]
@@ -240,19 +292,23 @@ impl Gate {
     /// `max_connections` [`FD_RESERVE`] below it, so accepting never fails
     /// for want of descriptors.
     pub fn new(mut limits: ServerLimits) -> Arc<Gate> {
-        limits.max_connections = within_nofile(limits.max_connections);
+        let cap = ConnectionCap::within(limits.max_connections, raise_nofile_limit());
+        if cap.capped_by_nofile.is_some() {
+            tracing::warn!("max_connections {cap}");
+        }
+        limits.max_connections = cap.in_force;
         let conns = Mutex::new(ConnTable::new(limits.max_connections, limits.max_connections_per_ip));
         let body_budget = BodyBudget::new(limits.body_budget_bytes);
         Arc::new(Gate { limits, conns, body_budget, refusals: Mutex::new(Refusals { since_report: 0, reported: None }), refused_total: Default::default() })
     }
 
     /// Applies `new`'s connection caps (kept below the descriptor limit as
-    /// at start) and returns the bounds that differ from the start's and
-    /// need a restart.
-    pub fn reload(&self, new: &ServerLimits) -> Vec<&'static str> {
-        let max_total = within_nofile(new.max_connections);
-        self.conns.lock().expect("connection table lock poisoned").set_caps(max_total, new.max_connections_per_ip);
-        self.limits.restart_only_changes(new)
+    /// at start) and says what is in force now and which of `new`'s bounds
+    /// differ from the start's and wait for a restart.
+    pub fn reload(&self, new: &ServerLimits) -> Reloaded {
+        let max_connections = ConnectionCap::within(new.max_connections, raise_nofile_limit());
+        self.conns.lock().expect("connection table lock poisoned").set_caps(max_connections.in_force, new.max_connections_per_ip);
+        Reloaded { max_connections, max_connections_per_ip: new.max_connections_per_ip, restart_only: self.limits.restart_only_changes(new) }
     }
 
     /// A connection slot for a client at `ip`, held until the guard drops.
@@ -332,24 +388,6 @@ impl BodyBudget {
         }
         Ok(())
     }
-}
-
-/// Raises the descriptor limit to its hard limit and returns
-/// `max_connections`, lowered to [`FD_RESERVE`] below it if it is above, so
-/// accepting never fails for want of descriptors.
-fn within_nofile(max_connections: usize) -> usize {
-    let nofile = raise_nofile_limit();
-    let room = nofile.saturating_sub(FD_RESERVE as u64).max(1);
-    if max_connections as u64 <= room {
-        return max_connections;
-    }
-    tracing::warn!(
-        configured = max_connections,
-        nofile,
-        using = room,
-        "max_connections is above what the descriptor limit (RLIMIT_NOFILE) allows; raise `ulimit -n` (LimitNOFILE= in systemd) to serve more"
-    );
-    room as usize
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the soft limit
@@ -434,10 +472,10 @@ mod tests {
         let held: Vec<_> = (0..2).map(|_| gate.admit(ip("10.0.0.1"), "test").expect("under the cap")).collect();
         assert!(gate.admit(ip("10.0.0.1"), "test").is_none());
         let raised = ServerLimits { max_connections_per_ip: 3, header_read_timeout: Duration::from_secs(1), ..start.clone() };
-        assert_eq!(gate.reload(&raised), vec!["header_read_timeout_ms"], "only the timeout waits for a restart");
+        assert_eq!(gate.reload(&raised).restart_only, vec!["header_read_timeout_ms"], "only the timeout waits for a restart");
         let third = gate.admit(ip("10.0.0.1"), "test").expect("the raised cap applies at once");
         // Lowered below what is open: the open ones stay, no new one until they close.
-        assert_eq!(gate.reload(&ServerLimits { max_connections_per_ip: 1, ..start.clone() }), Vec::<&str>::new());
+        assert_eq!(gate.reload(&ServerLimits { max_connections_per_ip: 1, ..start.clone() }).restart_only, Vec::<&str>::new());
         assert!(gate.admit(ip("10.0.0.1"), "test").is_none());
         drop((held, third));
         assert!(gate.admit(ip("10.0.0.1"), "test").is_some());
@@ -454,7 +492,18 @@ mod tests {
     #[test]
     fn the_connection_cap_stays_below_the_descriptor_limit() {
         let gate = Gate::new(ServerLimits { max_connections: usize::MAX, ..ServerLimits::default() });
-        assert!((gate.limits.max_connections as u64) < raise_nofile_limit());
+        let nofile = raise_nofile_limit();
+        assert!((gate.limits.max_connections as u64) < nofile);
+        let reloaded = gate.reload(&ServerLimits { max_connections: usize::MAX, ..ServerLimits::default() });
+        assert_eq!(reloaded.max_connections, ConnectionCap { configured: usize::MAX, in_force: gate.limits.max_connections, capped_by_nofile: Some(nofile) });
+    }
+
+    #[test]
+    fn a_capped_connection_cap_says_what_is_in_force_and_why() {
+        let under = ConnectionCap::within(1000, 1024);
+        assert_eq!((under.in_force, under.to_string()), (768, "768 (the file says 1000; capped by the open-files limit 1024, less 256 descriptors kept for files and outgoing connections; raise `ulimit -n`, LimitNOFILE= in systemd, to serve more)".to_string()));
+        assert_eq!(ConnectionCap::within(768, 1024).to_string(), "768", "at the limit, nothing is capped");
+        assert_eq!(ConnectionCap::within(5, 100).in_force, 1, "a tiny descriptor limit still leaves one connection");
     }
 
     #[test]

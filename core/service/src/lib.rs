@@ -187,8 +187,9 @@ pub async fn run(config: CoreConfig, config_file: std::path::PathBuf, shutdown: 
     }
     let interval = std::time::Duration::from_millis(config.billing.finalize_interval_ms);
     tokio::spawn(edges::run(store.clone(), roster.clone(), metrics.clone(), interval, shutdown.clone()));
-    let reload =
-        reload::CoreReload { config_file, tenants_file: config.tenants_file.clone(), tenants: tenants.clone(), gate: gate.clone(), metrics: metrics.clone() };
+    let tenants_file = config.tenants_file.clone();
+    let files = tally_http::reload::Files { config_file, tenants_file, tenants: tenants.clone(), gate: gate.clone(), started: config.clone() };
+    let reload = reload::CoreReload { files, metrics: metrics.clone() };
     tokio::spawn(tally_http::reload::on_sighup(reload, shutdown.clone()));
     let registry_dir = config.registry.dir.clone().unwrap_or_else(|| config.data_dir.join("registry"));
     let registry = Registry::open(&registry_dir, config.registry.max_plugin_bytes.unwrap_or(config::RegistrySection::DEFAULT_MAX_PLUGIN_BYTES))?;
