@@ -222,23 +222,41 @@ pub fn validate_archived(batch: &ArchivedBatch) -> Result<(), Invalid> {
     for t in batch.tenants.iter() {
         let tenant = || t.tenant.to_string();
         TenantId::parse(&t.tenant).map_err(|reason| Invalid::Tenant { tenant: tenant(), reason })?;
+        // One pass over each tenant's records and one over its rows: a batch
+        // is megabytes, so every pass reads it from memory again. The first
+        // defect of each kind is kept and reported in the order the checks
+        // are stated (costs, then the totals, then a row's own defect).
         // Bounded costs keep every spend sum exact (see `money`); edges never send more.
-        if let Some(c) = t.clicks.iter().find(|c| c.cost_micros.to_native() > MAX_COST_MICROS) {
-            return Err(Invalid::Cost { tenant: tenant(), cost: c.cost_micros.to_native() });
+        let mut over_cost = None;
+        let mut record_spend = 0u64;
+        for c in t.clicks.iter() {
+            let cost = c.cost_micros.to_native();
+            if cost > MAX_COST_MICROS && over_cost.is_none() {
+                over_cost = Some(cost);
+            }
+            record_spend = record_spend.saturating_add(cost);
         }
-        let row_clicks: u64 = t.rows.iter().map(|r| r.clicks.to_native()).fold(0, u64::saturating_add);
-        let row_spend: u64 = t.rows.iter().map(|r| r.spend_micros.to_native()).fold(0, u64::saturating_add);
-        let record_spend: u64 = t.clicks.iter().map(|c| c.cost_micros.to_native()).fold(0, u64::saturating_add);
+        if let Some(cost) = over_cost {
+            return Err(Invalid::Cost { tenant: tenant(), cost });
+        }
+        let (mut row_clicks, mut row_spend, mut row_defect) = (0u64, 0u64, None);
+        for row in t.rows.iter() {
+            let clicks = row.clicks.to_native();
+            row_clicks = row_clicks.saturating_add(clicks);
+            row_spend = row_spend.saturating_add(row.spend_micros.to_native());
+            if row_defect.is_none() {
+                if clicks == 0 {
+                    row_defect = Some(Invalid::EmptyRow { tenant: tenant(), ad_id: row.ad_id.to_native(), second: row.second.to_native() });
+                } else if row.user_hashes.len() as u64 > clicks {
+                    row_defect = Some(Invalid::Users { tenant: tenant(), ad_id: row.ad_id.to_native() });
+                }
+            }
+        }
         if row_clicks != t.clicks.len() as u64 || row_spend != record_spend {
             return Err(Invalid::RowsDisagree { tenant: tenant(), row_clicks, row_spend, records: t.clicks.len(), record_spend });
         }
-        for row in t.rows.iter() {
-            if row.clicks.to_native() == 0 {
-                return Err(Invalid::EmptyRow { tenant: tenant(), ad_id: row.ad_id.to_native(), second: row.second.to_native() });
-            }
-            if row.user_hashes.len() as u64 > row.clicks.to_native() {
-                return Err(Invalid::Users { tenant: tenant(), ad_id: row.ad_id.to_native() });
-            }
+        if let Some(defect) = row_defect {
+            return Err(defect);
         }
         // Ordered, so which dimension a refusal names does not vary by run.
         let mut dim_totals: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();

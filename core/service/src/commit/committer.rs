@@ -23,7 +23,7 @@ use tally_model::reply::{Reply, Status};
 use tally_model::timestamp::now_ms;
 
 use super::batch_store::{BatchStore, PartRows};
-use super::key_order::in_key_order;
+use super::key_order::{self, in_key_order};
 use super::plan::{decide, first_occurrences, resume, writes, Counts, Decision, LedgerState, Part, PerPart, Write};
 use super::row_binary;
 use super::rows::{ClickRow, DimensionRow, Hashes, LandingRow, LedgerRow, PluginVerdictRow, Reason, RefusedRow};
@@ -347,13 +347,14 @@ thread_local! {
     /// The INSERT bodies' buffer: split off for each INSERT and reclaimed
     /// once that INSERT is done with it, so it grows once, not per group.
     static BODY: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+    /// The click records' ordering arrays, grown once, not per group.
+    static ORDER: RefCell<key_order::Scratch> = RefCell::new(key_order::Scratch::default());
 }
 
 /// The wanted rows of one part, written straight from the archived batches.
 fn part_rows<'a>(entries: &'a [Entry], part: Part, wanted: &'a [(usize, Vec<u32>)]) -> PartRows<'a> {
-    let (body, columns) = BODY.with_borrow_mut(|body| {
+    let (body, columns) = BODY.with_borrow_mut(|body| ORDER.with_borrow_mut(|order| {
         let mut columns = Vec::new();
-        let mut counts = Vec::new();
         let mut out = Rows { body, columns: Some(&mut columns) };
         for (i, idxs) in wanted {
             let e = &entries[*i];
@@ -373,8 +374,8 @@ fn part_rows<'a>(entries: &'a [Entry], part: Part, wanted: &'a [(usize, Vec<u32>
                         row_idx,
                     })
                 }),
-                Part::Clicks => in_key_order(picked(batch.indexed_clicks(), idxs), |c| c.second(), &mut counts).into_iter().for_each(|(row_idx, tenant, c)| {
-                    out.write(&ClickRow {
+                Part::Clicks => in_key_order(picked(batch.indexed_clicks(), idxs), |c| c.second(), order, |(row_idx, tenant, c)| {
+                    out.write_click(&ClickRow {
                         tenant,
                         id_hi: c.id_hi.to_native(),
                         id_lo: c.id_lo.to_native(),
@@ -436,7 +437,7 @@ fn part_rows<'a>(entries: &'a [Entry], part: Part, wanted: &'a [(usize, Vec<u32>
             }
         }
         (body.split().freeze(), columns)
-    });
+    }));
     let rows = wanted.iter().map(|(i, idxs)| (entries[*i].edge(), entries[*i].seq(), idxs.as_slice())).collect();
     let leased = wanted.iter().filter_map(|(i, _)| entries[*i].epoch.map(|epoch| (entries[*i].edge(), epoch, entries[*i].seq())));
     let query_id = Some(insert_query_id(part as u8, leased)).filter(|_| wanted.iter().any(|(i, _)| entries[*i].epoch.is_some()));
@@ -453,6 +454,16 @@ struct Rows<'b> {
 impl Rows<'_> {
     fn write(&mut self, row: &impl serde::Serialize) {
         row_binary::encode(self.body, self.columns.take(), row).expect("the row structs use only the column types RowBinary writes");
+    }
+
+    /// The same bytes as [`Rows::write`], through the click rows' own
+    /// writer once the column names are taken.
+    fn write_click(&mut self, row: &ClickRow<'_>) {
+        if self.columns.is_some() {
+            self.write(row);
+        } else {
+            row.write_to(self.body);
+        }
     }
 }
 

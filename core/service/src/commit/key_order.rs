@@ -15,71 +15,95 @@
 //!   tenant whose records spread over far more seconds than it has records
 //!   is sorted by comparison instead.
 //!
-//! Invariant: the output is exactly the input sorted by (tenant, second, row
-//! index); row indices are unique, so that order is total (tested against a
-//! plain sort).
+//! The records are read once here: their seconds go into a reused array in
+//! the pass that gathers them, and both counting passes run over that array
+//! (4 bytes a record, not the archived records spread over a batch of many
+//! megabytes). The order is a reused array of positions, which the caller
+//! visits, so the records are read once more, when their rows are written.
+//!
+//! Invariant: the visit order is exactly the input sorted by (tenant,
+//! second, row index); row indices are unique, so that order is total
+//! (tested against a plain sort).
 
 /// Counting sorts only when the seconds spanned are at most this many per
 /// record (plus [`MIN_COUNTED_SPAN`]): the counts stay smaller than the rows.
 const SPAN_PER_RECORD: usize = 4;
 const MIN_COUNTED_SPAN: usize = 4096;
 
-/// `rows` (row index, tenant, record) in ascending row index, sorted by
-/// (tenant, `second(record)`, row index). `counts` is scratch space, reused
-/// across calls.
-pub fn in_key_order<'a, T: Copy>(rows: impl Iterator<Item = (u32, &'a str, T)>, second: impl Fn(&T) -> u32, counts: &mut Vec<u32>) -> Vec<(u32, &'a str, T)> {
-    let rows: Vec<(u32, &'a str, T)> = rows.collect();
-    // Runs of one tenant, in batch order: (tenant, start, end).
-    let mut runs: Vec<(&str, usize, usize)> = Vec::new();
-    for (at, (_, tenant, _)) in rows.iter().enumerate() {
-        match runs.last_mut() {
-            Some((name, _, end)) if name == tenant => *end = at + 1,
-            _ => runs.push((tenant, at, at + 1)),
-        }
-    }
-    // Stable: runs of one tenant (if a batch ever split one) keep their order.
-    runs.sort_by(|a, b| a.0.cmp(b.0));
-    let mut out = Vec::with_capacity(rows.len());
-    let mut first = 0;
-    while first < runs.len() {
-        let mut last = first + 1;
-        while last < runs.len() && runs[last].0 == runs[first].0 {
-            last += 1;
-        }
-        let tenant = || runs[first..last].iter().flat_map(|&(_, start, end)| &rows[start..end]);
-        by_second(tenant, &second, counts, &mut out);
-        first = last;
-    }
-    out
+/// Scratch arrays, reused across calls (one per committing thread), so an
+/// INSERT's ordering allocates only the rows it gathers.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// `seconds[p]`: the second of the `p`-th gathered row.
+    seconds: Vec<u32>,
+    counts: Vec<u32>,
+    /// Positions of the gathered rows, in key order.
+    order: Vec<u32>,
+    /// Runs of one tenant, in batch order: (start, end).
+    runs: Vec<(u32, u32)>,
 }
 
-/// Appends one tenant's rows (`tenant()` yields them in row-index order) to
-/// `out` by second, stable.
-fn by_second<'r, 'a: 'r, T: Copy + 'r, I: Iterator<Item = &'r (u32, &'a str, T)>>(
-    tenant: impl Fn() -> I,
-    second: &impl Fn(&T) -> u32,
-    counts: &mut Vec<u32>,
-    out: &mut Vec<(u32, &'a str, T)>,
-) {
-    let (mut lo, mut hi, mut n) = (u32::MAX, 0u32, 0usize);
-    for row in tenant() {
-        let s = second(&row.2);
-        lo = lo.min(s);
-        hi = hi.max(s);
-        n += 1;
+/// Visits `rows` (row index, tenant, record; ascending row index) sorted by
+/// (tenant, `second(record)`, row index).
+pub fn in_key_order<'a, T: Copy>(rows: impl Iterator<Item = (u32, &'a str, T)>, second: impl Fn(&T) -> u32, scratch: &mut Scratch, mut visit: impl FnMut((u32, &'a str, T))) {
+    let Scratch { seconds, counts, order, runs } = scratch;
+    seconds.clear();
+    runs.clear();
+    let mut gathered: Vec<(u32, &'a str, T)> = Vec::with_capacity(rows.size_hint().0);
+    for row in rows {
+        let at = gathered.len() as u32;
+        match runs.last_mut() {
+            Some((start, end)) if gathered[*start as usize].1 == row.1 => *end = at + 1,
+            _ => runs.push((at, at + 1)),
+        }
+        seconds.push(second(&row.2));
+        gathered.push(row);
     }
-    let Some(&seed) = tenant().next() else { return };
-    let start = out.len();
+    // Stable: runs of one tenant (if a batch ever split one) keep their order.
+    runs.sort_by(|a, b| gathered[a.0 as usize].1.cmp(gathered[b.0 as usize].1));
+    order.clear();
+    let mut first = 0;
+    while first < runs.len() {
+        let name = gathered[runs[first].0 as usize].1;
+        let mut last = first + 1;
+        while last < runs.len() && gathered[runs[last].0 as usize].1 == name {
+            last += 1;
+        }
+        by_second(&runs[first..last], seconds, counts, order, |p| gathered[p as usize].0);
+        first = last;
+    }
+    for &p in order.iter() {
+        visit(gathered[p as usize]);
+    }
+}
+
+/// Appends one tenant's positions (its `runs`, in row-index order) to
+/// `order` by second, stable. `row_idx(p)` breaks ties when sorting by
+/// comparison.
+fn by_second(runs: &[(u32, u32)], seconds: &[u32], counts: &mut Vec<u32>, order: &mut Vec<u32>, row_idx: impl Fn(u32) -> u32) {
+    let positions = || runs.iter().flat_map(|&(start, end)| start..end);
+    let (mut lo, mut hi, mut n) = (u32::MAX, 0u32, 0usize);
+    for &(start, end) in runs {
+        for &s in &seconds[start as usize..end as usize] {
+            lo = lo.min(s);
+            hi = hi.max(s);
+        }
+        n += (end - start) as usize;
+    }
+    if n == 0 {
+        return;
+    }
+    let start = order.len();
     let span = (hi - lo) as usize + 1;
     if span > MIN_COUNTED_SPAN + SPAN_PER_RECORD * n {
-        out.extend(tenant().copied());
-        out[start..].sort_unstable_by_key(|row| (second(&row.2), row.0));
+        order.extend(positions());
+        order[start..].sort_unstable_by_key(|&p| (seconds[p as usize], row_idx(p)));
         return;
     }
     counts.clear();
     counts.resize(span, 0);
-    for row in tenant() {
-        counts[(second(&row.2) - lo) as usize] += 1;
+    for p in positions() {
+        counts[(seconds[p as usize] - lo) as usize] += 1;
     }
     // Each second's first position.
     let mut at = start as u32;
@@ -88,10 +112,10 @@ fn by_second<'r, 'a: 'r, T: Copy + 'r, I: Iterator<Item = &'r (u32, &'a str, T)>
         *count = at;
         at += here;
     }
-    out.resize(start + n, seed);
-    for row in tenant() {
-        let slot = &mut counts[(second(&row.2) - lo) as usize];
-        out[*slot as usize] = *row;
+    order.resize(start + n, 0);
+    for p in positions() {
+        let slot = &mut counts[(seconds[p as usize] - lo) as usize];
+        order[*slot as usize] = p;
         *slot += 1;
     }
 }
@@ -107,6 +131,12 @@ mod tests {
         let mut want = rows.to_vec();
         want.sort_by(|a, b| (a.1, a.2, a.0).cmp(&(b.1, b.2, b.0)));
         want
+    }
+
+    fn ordered(rows: &[(u32, &'static str, u32)], scratch: &mut Scratch) -> Vec<(u32, &'static str, u32)> {
+        let mut got = Vec::new();
+        in_key_order(rows.iter().copied(), |s| *s, scratch, |row| got.push(row));
+        got
     }
 
     proptest! {
@@ -125,15 +155,17 @@ mod tests {
                     rows.push((idx, TENANTS[*tenant], base + s + if s % 3 == 0 { far.unwrap_or(0) } else { 0 }));
                 }
             }
-            let mut counts = Vec::new();
-            let got = in_key_order(rows.iter().copied(), |s| *s, &mut counts);
-            prop_assert_eq!(got, sorted(&rows));
+            // One scratch for several calls, as the committer reuses it.
+            let mut scratch = Scratch::default();
+            for _ in 0..2 {
+                prop_assert_eq!(ordered(&rows, &mut scratch), sorted(&rows));
+            }
         }
     }
 
     #[test]
     fn sparse_seconds_are_sorted_by_comparison_and_still_right() {
         let rows: Vec<_> = (0..10u32).map(|i| (i, "t", if i % 2 == 0 { 0 } else { 1_000_000 - i })).collect();
-        assert_eq!(in_key_order(rows.iter().copied(), |s| *s, &mut Vec::new()), sorted(&rows));
+        assert_eq!(ordered(&rows, &mut Scratch::default()), sorted(&rows));
     }
 }

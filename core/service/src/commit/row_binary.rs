@@ -34,6 +34,25 @@ pub fn encode<R: Serialize>(out: &mut BytesMut, columns: Option<&mut Vec<&'stati
     row.serialize(&mut Writer { out, columns })
 }
 
+/// Appends a `String` value: its LEB128 length, then its bytes.
+pub fn put_str(out: &mut BytesMut, v: &str) {
+    put_len(out, v.len());
+    out.put_slice(v.as_bytes());
+}
+
+fn put_len(out: &mut BytesMut, n: usize) {
+    let mut n = n as u64;
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.put_u8(byte);
+            return;
+        }
+        out.put_u8(byte | 0x80);
+    }
+}
+
 struct Writer<'b> {
     out: &'b mut BytesMut,
     /// Set while the top-level row struct is written and names are wanted.
@@ -42,16 +61,7 @@ struct Writer<'b> {
 
 impl Writer<'_> {
     fn len(&mut self, n: usize) {
-        let mut n = n as u64;
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                self.out.put_u8(byte);
-                return;
-            }
-            self.out.put_u8(byte | 0x80);
-        }
+        put_len(self.out, n);
     }
 
     /// A writer for a value inside the row: it records no names.
@@ -116,8 +126,7 @@ impl<'a, 'b> ser::Serializer for &'a mut Writer<'b> {
         Ok(())
     }
     fn serialize_str(self, v: &str) -> Result<(), EncodeError> {
-        self.len(v.len());
-        self.out.put_slice(v.as_bytes());
+        put_str(self.out, v);
         Ok(())
     }
     fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _: &'static str, value: &T) -> Result<(), EncodeError> {
