@@ -353,7 +353,9 @@ thread_local! {
 
 /// The wanted rows of one part, written straight from the archived batches.
 fn part_rows<'a>(entries: &'a [Entry], part: Part, wanted: &'a [(usize, Vec<u32>)]) -> PartRows<'a> {
-    let (body, columns) = BODY.with_borrow_mut(|body| ORDER.with_borrow_mut(|order| {
+    // Taken out for this call and put back after (one committer per thread).
+    let mut order = ORDER.take();
+    let (body, columns) = BODY.with_borrow_mut(|body| {
         let mut columns = Vec::new();
         let mut out = Rows { body, columns: Some(&mut columns) };
         for (i, idxs) in wanted {
@@ -374,21 +376,26 @@ fn part_rows<'a>(entries: &'a [Entry], part: Part, wanted: &'a [(usize, Vec<u32>
                         row_idx,
                     })
                 }),
-                Part::Clicks => in_key_order(picked(batch.indexed_clicks(), idxs), |c| c.second(), order, |(row_idx, tenant, c)| {
-                    out.write_click(&ClickRow {
-                        tenant,
-                        id_hi: c.id_hi.to_native(),
-                        id_lo: c.id_lo.to_native(),
-                        ad_id: c.ad_id.to_native(),
-                        second: c.second(),
-                        cost_micros: c.cost_micros.to_native(),
-                        verdict: c.verdict,
-                        accepted_ms: c.accepted_ms.to_native(),
-                        edge,
-                        batch_seq,
-                        row_idx,
-                    })
-                }),
+                Part::Clicks => in_key_order(
+                    picked(batch.indexed_clicks(), idxs),
+                    |c| c.second(),
+                    &mut order,
+                    |(row_idx, tenant, c)| {
+                        out.write_click(&ClickRow {
+                            tenant,
+                            id_hi: c.id_hi.to_native(),
+                            id_lo: c.id_lo.to_native(),
+                            ad_id: c.ad_id.to_native(),
+                            second: c.second(),
+                            cost_micros: c.cost_micros.to_native(),
+                            verdict: c.verdict,
+                            accepted_ms: c.accepted_ms.to_native(),
+                            edge,
+                            batch_seq,
+                            row_idx,
+                        })
+                    },
+                ),
                 Part::Refused => picked(batch.indexed_refused(), idxs).for_each(|(row_idx, tenant, r)| {
                     out.write(&RefusedRow {
                         tenant,
@@ -437,7 +444,8 @@ fn part_rows<'a>(entries: &'a [Entry], part: Part, wanted: &'a [(usize, Vec<u32>
             }
         }
         (body.split().freeze(), columns)
-    }));
+    });
+    ORDER.set(order);
     let rows = wanted.iter().map(|(i, idxs)| (entries[*i].edge(), entries[*i].seq(), idxs.as_slice())).collect();
     let leased = wanted.iter().filter_map(|(i, _)| entries[*i].epoch.map(|epoch| (entries[*i].edge(), epoch, entries[*i].seq())));
     let query_id = Some(insert_query_id(part as u8, leased)).filter(|_| wanted.iter().any(|(i, _)| entries[*i].epoch.is_some()));

@@ -45,7 +45,12 @@ pub struct Scratch {
 
 /// Visits `rows` (row index, tenant, record; ascending row index) sorted by
 /// (tenant, `second(record)`, row index).
-pub fn in_key_order<'a, T: Copy>(rows: impl Iterator<Item = (u32, &'a str, T)>, second: impl Fn(&T) -> u32, scratch: &mut Scratch, mut visit: impl FnMut((u32, &'a str, T))) {
+pub fn in_key_order<'a, T: Copy>(
+    rows: impl Iterator<Item = (u32, &'a str, T)>,
+    second: impl Fn(&T) -> u32,
+    scratch: &mut Scratch,
+    mut visit: impl FnMut((u32, &'a str, T)),
+) {
     let Scratch { seconds, counts, order, runs } = scratch;
     seconds.clear();
     runs.clear();
