@@ -102,7 +102,8 @@
 //! index slots for 1.33 to 2 times its keys (up to 32 bytes per key), and
 //! for a while after a growth began also the old slots (up to 43), and
 //! from load 0.7 until it begins, the slots it will take, being made off
-//! the request path (`zeroed`; up to 45). A
+//! the request path (`zeroed`; up to 45; given back if the load falls
+//! below 0.6 first). A
 //! horizon `H` at `R` clicks/s per edge needs a share of `R * H` keys:
 //! 200k clicks/s for 1 h is 720M keys, 19.2 GB (about 23 GB while its
 //! index last grows); 10k clicks/s for 1 h, 36M keys, 0.96 GB. The default
@@ -592,15 +593,25 @@ impl Index {
             return;
         }
         let slots = (self.current.slots.len() / 2 * 3).min(self.max_slots);
+        let load_tenths = self.current.len * 10 / self.current.slots.len();
         if !self.current.has_room() {
             let next = match self.next.take() {
-                Some(pending) if pending.len() == slots => pending.take(),
-                _ => Zeroed::new(slots),
+                Some(pending) => {
+                    debug_assert_eq!(pending.len(), slots, "the slots were prepared for this growth");
+                    pending.take()
+                }
+                None => Zeroed::new(slots),
             };
             let from = std::mem::replace(&mut self.current, Slots::over(next));
             self.growth = Some(Growth::new(from));
-        } else if self.next.is_none() && self.current.len * 10 >= self.current.slots.len() * 7 {
+        } else if self.next.is_none() && load_tenths >= 7 {
             self.next = Some(Zeroed::prepare(slots));
+        } else if load_tenths < 6 {
+            // Keys expired before the growth came: the prepared slots (all
+            // resident) wait for the load to climb back to 0.7.
+            if let Some(pending) = self.next.take() {
+                pending.drop_off_path();
+            }
         }
     }
 

@@ -144,9 +144,37 @@ impl<T: ZeroValid> Pending<T> {
         match self.state {
             Preparing::Done(array) => array,
             #[cfg(target_os = "linux")]
-            Preparing::Thread(thread) => thread.join().unwrap_or_else(|_| Zeroed::new(self.len)),
+            Preparing::Thread(thread) => {
+                let waited = (!thread.is_finished()).then(std::time::Instant::now);
+                let array = thread.join().unwrap_or_else(|_| Zeroed::new(self.len));
+                if let Some(since) = waited {
+                    // The head start was too short: this wait is a stall of admission.
+                    tracing::warn!(
+                        waited_ms = since.elapsed().as_millis() as u64,
+                        bytes = array.memory_bytes(),
+                        "a dedup index growth waited for its new slots to be mapped; if this repeats, the kernel is slow to give memory (see THP defrag)"
+                    );
+                }
+                array
+            }
             #[cfg(target_os = "linux")]
             Preparing::Later => Zeroed::new(self.len),
+        }
+    }
+
+    /// Gives the array back without waiting: its thread (if still running)
+    /// frees it when done.
+    pub fn drop_off_path(self)
+    where
+        T: Send + 'static,
+    {
+        match self.state {
+            Preparing::Done(array) => array.drop_off_path(),
+            // A detached thread drops what it made, off this path.
+            #[cfg(target_os = "linux")]
+            Preparing::Thread(thread) => drop(thread),
+            #[cfg(target_os = "linux")]
+            Preparing::Later => {}
         }
     }
 
@@ -299,15 +327,17 @@ mod tests {
         for len in [0, 1000, HUGE_PAGE / 8 * 2 + 3] {
             let pending: Pending<u64> = Zeroed::prepare(len);
             assert_eq!(pending.len(), len);
-            assert!(pending.memory_bytes() >= len * 8);
             let mut a = pending.take();
             assert_eq!(a.len(), len);
+            assert!(a.memory_bytes() >= len * 8);
             assert!(a.iter().all(|&v| v == 0));
             if len > 0 {
                 a[len - 1] = 9;
                 assert_eq!(a[len - 1], 9);
             }
             a.drop_off_path();
+            // Given back before it was taken, ready or not.
+            Zeroed::<u64>::prepare(len).drop_off_path();
         }
     }
 

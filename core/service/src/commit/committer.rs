@@ -353,7 +353,8 @@ thread_local! {
 
 /// The wanted rows of one part, written straight from the archived batches.
 fn part_rows<'a>(entries: &'a [Entry], part: Part, wanted: &'a [(usize, Vec<u32>)]) -> PartRows<'a> {
-    // Taken out for this call and put back after (one committer per thread).
+    // Taken out for this call and put back after: `part_rows` runs to its end
+    // without an `.await`, so no other call on this thread sees it taken.
     let mut order = ORDER.take();
     let (body, columns) = BODY.with_borrow_mut(|body| {
         let mut columns = Vec::new();
