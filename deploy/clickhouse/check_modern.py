@@ -29,7 +29,7 @@ What it does, with the very same SQL files the service uses:
   3. runs every file in queries/ (and fails if a file there is not checked) with
      '?' bound like the `clickhouse` crate binds (integers bare, strings quoted,
      arrays as [..]) and {table}/{bucket} over all three rollups (clicks_by_*,
-     refused_by_*, dimensions_by_*), checks output column names and types exactly,
+     refused_by_*, dimensions_by_*, dimension_values_by_*), checks output column names and types exactly,
      and asserts the results equal the expected values computed in Python (and,
      where it applies, the same aggregation computed from the landing table in SQL);
   4. OPTIMIZE ... FINAL on every table and checks everything again (state merges,
@@ -754,6 +754,7 @@ RECONCILE_FAMILIES = [
     ("reconcile_hours", "reconcile_rollup", None),
     ("reconcile_refused_hours", "reconcile_refused_rollup", refused_items),
     ("reconcile_dimension_hours", "reconcile_dimension_rollup", dimension_items),
+    ("reconcile_dimension_hours", "reconcile_dimension_value_rollup", dimension_items),
 ]
 
 
@@ -1106,7 +1107,9 @@ def check_reconcile_queries(ck, q, phase):
     for name, exp in (("reconcile_refused_hours", [("t1", H0, 5, 0), ("t1", H1, 4, 0), ("t2", H0, 1, 0)]),
                       ("reconcile_refused_rollup", [("t1", H0, 5, 0), ("t1", H1, 4, 0), ("t2", H0, 1, 0)]),
                       ("reconcile_dimension_hours", [("t1", H0, 13, 1240), ("t1", H1, 8, 440), ("t2", H0, 9, 900)]),
-                      ("reconcile_dimension_rollup", [("t1", H0, 13, 1240), ("t1", H1, 8, 440), ("t2", H0, 9, 900)])):
+                      ("reconcile_dimension_rollup", [("t1", H0, 13, 1240), ("t1", H1, 8, 440), ("t2", H0, 9, 900)]),
+                      ("reconcile_dimension_value_rollup",
+                       [("t1", H0, 13, 1240), ("t1", H1, 8, 440), ("t2", H0, 9, 900)])):
         cols = RECONCILE_ROLLUP_COLS if name.endswith("_rollup") else RECONCILE_HOURS_COLS
         got = ck.select(bind(q[name], [H0, H1 + 3600]), "%s spot [%s]" % (name, phase), cols)
         expect(got, exp, "%s spot [%s]" % (name, phase))
@@ -1227,6 +1230,7 @@ CHECKED_QUERIES = (
     "reconcile_hours", "reconcile_rollup", "reconcile_manifests", "reconcile_batch_records",
     "repair_rollup", "reconcile_refused_hours", "reconcile_refused_rollup", "repair_refused_rollup",
     "reconcile_dimension_hours", "reconcile_dimension_rollup", "repair_dimension_rollup",
+    "reconcile_dimension_value_rollup", "repair_dimension_value_rollup",
     "series_filtered", "dimension_values", "refused_reasons", "billing_filtered", "plugin_comparison",
     "drift_rollup", "drift_refused_rollup", "drift_dimension_rollup", "kill_stale_inserts", "kill_timed_out_insert", "kill_every_insert",
 ) + check_campaigns.QUERIES + check_operations.QUERIES + check_tenant_series.QUERIES
@@ -1266,10 +1270,13 @@ def check_drift(ck, family, table, bucket, lo, hi, want):
     """drift_<family>_rollup over [lo, hi) finds exactly `want` (per tenant and hour,
     the day for day rollups)."""
     name = {"clicks": "drift_rollup", "refused": "drift_refused_rollup",
-            "dimensions": "drift_dimension_rollup"}[family]
+            "dimensions": "drift_dimension_rollup", "dimension_values": "drift_dimension_rollup"}[family]
     idents = {"table": table, "bucket": bucket, "fn": REPAIR_FNS[bucket]}
-    got = ck.select(bind(read("queries/%s.sql" % name), repair_binds(lo, hi), idents),
-                    "%s of %s" % (name, table), DRIFT_COLS)
+    sql = read("queries/%s.sql" % name)
+    if family == "dimension_values":  # the dimension drift over its own gap (no ad_id), as Rust composes it
+        with open(os.path.join(HERE, "queries", name + ".sql")) as f:
+            sql = f.read().replace("{gap}", read("queries/parts/gap_dimension_value_rollup.sql").strip())
+    got = ck.select(bind(sql, repair_binds(lo, hi), idents), "%s of %s" % (name, table), DRIFT_COLS)
     expect(got, want, "%s of %s" % (name, table))
 
 
@@ -1289,8 +1296,8 @@ def rollup_totals(ck, table):
 
 
 def sum_totals(ck, table):
-    """Per-tenant sums of a SummingMergeTree rollup of migration 0005."""
-    spend = ", toUInt64(sum(spend_micros)) AS s" if table.startswith("dimensions_by_") else ""
+    """Per-tenant sums of a SummingMergeTree rollup of migration 0005 or 0010."""
+    spend = ", toUInt64(sum(spend_micros)) AS s" if table.startswith("dimension") else ""
     return ck.select("SELECT tenant, toUInt64(sum(clicks)) AS c%s FROM tally.%s GROUP BY tenant ORDER BY tenant"
                      % (spend, table), "totals of %s" % table)
 
@@ -1303,7 +1310,8 @@ TOKEN_CASES = [  # (landing table, columns, one row, its rollups, totals of a ro
     ("refused_events", REFUSED_COLUMNS, ("d1", 7, 7, 1, D0 * 1000, "filtered:1", D0, "ed", 1, 0),
      ["refused_by_" + b for _t, b, _s in ROLLUPS], sum_totals),
     ("click_dimensions", DIMENSION_COLUMNS, ("d1", 1, 0, D0, "country", "DE", 3, 30, "ed", 1, 0),
-     ["dimensions_by_" + b for _t, b, _s in ROLLUPS], sum_totals),
+     ["dimensions_by_" + b for _t, b, _s in ROLLUPS] + ["dimension_values_by_" + b for _t, b, _s in ROLLUPS],
+     sum_totals),
     ("plugin_verdicts", VERDICT_COLUMNS, ("d1", D0, 1, 2, 1, 0, 0, 0, 3, "ed", 1, 0), [], None),
 ]
 
@@ -1380,38 +1388,49 @@ def check_repair(ck):
 
 
 
-# SummingMergeTree rollups of migration 0005: (table, key columns), bucket names as in ROLLUPS
+# SummingMergeTree rollups of migrations 0005 and 0010: (table, key columns), bucket names as in ROLLUPS
 SUM_ROLLUPS = [("dimensions_by_" + b, "tenant, dimension, value, ad_id, " + b) for _t, b, _s in ROLLUPS] + [
-    ("refused_by_" + b, "tenant, ad_id, reason, " + b) for _t, b, _s in ROLLUPS]
+    ("refused_by_" + b, "tenant, ad_id, reason, " + b) for _t, b, _s in ROLLUPS] + [
+    ("dimension_values_by_" + b, "tenant, dimension, value, " + b) for _t, b, _s in ROLLUPS]
 
-# Families of migration 0005 for check_filter_repair: (rollup prefix, landing table,
-# repair query, reconcile query prefix, rollup key, landing second, rollup sums, the
-# same sums from the landing table). Sums are in the shape of sum_totals.
+# Families of migrations 0005 and 0010 for check_filter_repair: (rollup prefix, landing
+# table, repair query, reconcile landing and rollup queries, rollup key, landing second,
+# rollup sums, the same sums from the landing table). Sums are in the shape of sum_totals.
 FILTER_REPAIRS = [
-    ("refused", "refused_events", "repair_refused_rollup", "reconcile_refused",
+    ("refused", "refused_events", "repair_refused_rollup", ("reconcile_refused_hours", "reconcile_refused_rollup"),
      "tenant, ad_id, reason", "toDateTime(intDiv(ts_ms, 1000), 'UTC')",
      "toUInt64(sum(clicks)) AS c", "toUInt64(count()) AS c"),
-    ("dimensions", "click_dimensions", "repair_dimension_rollup", "reconcile_dimension",
+    ("dimensions", "click_dimensions", "repair_dimension_rollup",
+     ("reconcile_dimension_hours", "reconcile_dimension_rollup"),
      "tenant, dimension, value, ad_id", "second",
+     "toUInt64(sum(clicks)) AS c, toUInt64(sum(spend_micros)) AS s",
+     "toUInt64(sum(clicks)) AS c, toUInt64(sum(spend_micros)) AS s"),
+    ("dimension_values", "click_dimensions", "repair_dimension_value_rollup",
+     ("reconcile_dimension_hours", "reconcile_dimension_value_rollup"),
+     "tenant, dimension, value", "second",
      "toUInt64(sum(clicks)) AS c, toUInt64(sum(spend_micros)) AS s",
      "toUInt64(sum(clicks)) AS c, toUInt64(sum(spend_micros)) AS s"),
 ]
 
 
 # What drift_{refused,dimension}_rollup find after the inserts of check_filter_repair,
-# per (family, day rollup): (tenant, hour or day, missing clicks, missing spend).
+# per (family, day rollup): (tenant, hour or day, missing clicks, missing spend). The
+# dimension value rollups lack the same clicks per hour as the per-ad ones.
 FILTER_DRIFT = {
     ("refused", False): [("r1", D0, 1, 0), ("t1", H0, 1, 0), ("t1", D1 - 3600, 1, 0)],
     ("refused", True): [("r1", D0, 1, 0), ("t1", D0, 2, 0)],
     ("dimensions", False): [("r1", D0, 4, 40), ("t1", H0, 2, 20), ("t1", D1, 1, 10)],
     ("dimensions", True): [("r1", D0, 4, 40), ("t1", D0, 2, 20), ("t1", D1, 1, 10)],
 }
+FILTER_DRIFT[("dimension_values", False)] = FILTER_DRIFT[("dimensions", False)]
+FILTER_DRIFT[("dimension_values", True)] = FILTER_DRIFT[("dimensions", True)]
 
 
 def check_filter_repair(ck):
-    """check_repair for the SummingMergeTree rollups of migration 0005 (refused_by_*,
-    dimensions_by_*): views dropped while rows land, re-created by re-running 0005,
-    the reconcile queries see the drift, repair_{refused,dimension}_rollup makes every
+    """check_repair for the SummingMergeTree rollups of migrations 0005 (refused_by_*,
+    dimensions_by_*) and 0010 (dimension_values_by_*): views dropped while rows land,
+    re-created by re-running 0005 and 0010's views, the reconcile queries see the drift,
+    repair_{refused,dimension,dimension_value}_rollup makes every
     rollup equal its landing table (per tenant and per rollup key), and a second
     repair adds no rows."""
     tables = [r[0] for r in SUM_ROLLUPS]
@@ -1431,27 +1450,30 @@ def check_filter_repair(ck):
     ])), "click_dimensions insert without views")
     recreate = (views_from("", "refused_by_") + views_from("", "dimensions_by_") if CLUSTER
                 else split_statements(read("migrations/0005_filters.sql")))
+    # only 0010's views: the whole of 0010 would rebuild its tables from the landing table
+    recreate += views_from("migrations/0010_dimension_value_rollups.sql", "dimension_values_by_")
     for i, stmt in enumerate(recreate):
-        ck.run(stmt, "re-create 0005 statement %d" % (i + 1))
+        ck.run(stmt, "re-create 0005 / 0010 view statement %d" % (i + 1))
     views = ck.select("SELECT name FROM system.tables WHERE database = '%s' AND name IN (%s) ORDER BY name"
                       % (LOCAL_DB, ", ".join(sql_literal(t + "_mv") for t in tables)), "views after re-running 0005")
     if views != sorted((t + "_mv",) for t in tables):
-        fail("re-running 0005 left the views %s, expected every one of %s" % (views, tables))
+        fail("re-running 0005 and 0010's views left the views %s, expected every one of %s" % (views, tables))
 
     lo, hi = D0 - 86400, D1 + 2 * 86400
-    for family, landing_table, query, reconcile, key, second, rollup_sums, landing_sums in FILTER_REPAIRS:
+    for family, landing_table, query, (reconcile_hours, reconcile_rollup), key, second, rollup_sums, landing_sums \
+            in FILTER_REPAIRS:
         landing = ck.select("SELECT tenant, %s FROM tally.%s GROUP BY tenant ORDER BY tenant" % (
             landing_sums, landing_table), "%s totals after drift" % landing_table)
         family_tables = ["%s_by_%s" % (family, b) for _t, b, _s in ROLLUPS]
         for t in family_tables:
             if sum_totals(ck, t) == landing:
                 fail("no drift was made in %s" % t)
-        hours = ck.select(bind(read("queries/%s_hours.sql" % reconcile), [lo, hi]),
-                          "%s_hours after drift" % reconcile, RECONCILE_HOURS_COLS)
-        rollup = ck.select(bind(read("queries/%s_rollup.sql" % reconcile), [lo, hi]),
-                           "%s_rollup after drift" % reconcile, RECONCILE_ROLLUP_COLS)
+        hours = ck.select(bind(read("queries/%s.sql" % reconcile_hours), [lo, hi]),
+                          "%s after drift" % reconcile_hours, RECONCILE_HOURS_COLS)
+        rollup = ck.select(bind(read("queries/%s.sql" % reconcile_rollup), [lo, hi]),
+                           "%s after drift" % reconcile_rollup, RECONCILE_ROLLUP_COLS)
         if rollup == hours:
-            fail("%s_rollup does not see the drift: %s" % (reconcile, rollup))
+            fail("%s does not see the drift: %s" % (reconcile_rollup, rollup))
         q = read("queries/%s.sql" % query)
         for (_t, bucket, _s), table in zip(ROLLUPS, family_tables):
             idents = {"table": table, "bucket": bucket, "fn": REPAIR_FNS[bucket]}
@@ -1471,11 +1493,11 @@ def check_filter_repair(ck):
             repair_again_adds_nothing(ck, bind(q, repair_binds(lo, hi), idents), table)
             # repairs go minute, hour, day: the reconcile rollup (the hourly table) matches
             # its landing table once, and only once, the hourly table is repaired
-            rollup = ck.select(bind(read("queries/%s_rollup.sql" % reconcile), [lo, hi]),
-                               "%s_rollup after repairing %s" % (reconcile, table), RECONCILE_ROLLUP_COLS)
+            rollup = ck.select(bind(read("queries/%s.sql" % reconcile_rollup), [lo, hi]),
+                               "%s after repairing %s" % (reconcile_rollup, table), RECONCILE_ROLLUP_COLS)
             if (rollup == hours) != (bucket != "minute"):
-                fail("%s_rollup after repairing %s: %s, landing %s (does it read %s_by_hour?)" % (
-                    reconcile, table, rollup, hours, family))
+                fail("%s after repairing %s: %s, landing %s (does it read %s_by_hour?)" % (
+                    reconcile_rollup, table, rollup, hours, family))
     for t in tables:
         ck.run("SYSTEM START MERGES %s.%s" % (LOCAL_DB, t), "start merges %s" % t)
 

@@ -303,6 +303,51 @@ PARTITION BY toYYYYMM(day)
 ORDER BY (tenant, dimension, day, value, ad_id)
 SETTINGS replicated_deduplication_window = 10000;
 
+-- dimension_values_by_*: migration 0010 fills them from click_dimensions on one server; a
+-- cluster that ran before them gets them empty here, and `tally billing reconcile --from ..
+-- --to .. --repair` over its history fills them (their drift is what they lack).
+CREATE TABLE IF NOT EXISTS tally_shard.dimension_values_by_minute
+(
+    tenant String,
+    dimension String,
+    value String,
+    minute DateTime('UTC'),
+    clicks UInt64,
+    spend_micros UInt64
+)
+ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/tally/dimension_values_by_minute', '{replica}', (clicks, spend_micros))
+PARTITION BY toYYYYMM(minute)
+ORDER BY (tenant, dimension, minute, value)
+SETTINGS replicated_deduplication_window = 10000;
+
+CREATE TABLE IF NOT EXISTS tally_shard.dimension_values_by_hour
+(
+    tenant String,
+    dimension String,
+    value String,
+    hour DateTime('UTC'),
+    clicks UInt64,
+    spend_micros UInt64
+)
+ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/tally/dimension_values_by_hour', '{replica}', (clicks, spend_micros))
+PARTITION BY toYYYYMM(hour)
+ORDER BY (tenant, dimension, hour, value)
+SETTINGS replicated_deduplication_window = 10000;
+
+CREATE TABLE IF NOT EXISTS tally_shard.dimension_values_by_day
+(
+    tenant String,
+    dimension String,
+    value String,
+    day DateTime('UTC'),
+    clicks UInt64,
+    spend_micros UInt64
+)
+ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/tally/dimension_values_by_day', '{replica}', (clicks, spend_micros))
+PARTITION BY toYYYYMM(day)
+ORDER BY (tenant, dimension, day, value)
+SETTINGS replicated_deduplication_window = 10000;
+
 CREATE TABLE IF NOT EXISTS tally_shard.refused_by_minute
 (
     tenant String,

@@ -33,6 +33,21 @@ AS SELECT tenant, ad_id, campaign_id, toStartOfMinute(second) AS minute, sumStat
 FROM tally_shard.clicks_by_second
 GROUP BY tenant, ad_id, campaign_id, minute;
 
+CREATE MATERIALIZED VIEW IF NOT EXISTS tally_shard.dimension_values_by_day_mv TO tally_shard.dimension_values_by_day
+AS SELECT tenant, dimension, value, toStartOfDay(second) AS day, sum(clicks) AS clicks, sum(spend_micros) AS spend_micros
+FROM tally_shard.click_dimensions
+GROUP BY tenant, dimension, value, day;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS tally_shard.dimension_values_by_hour_mv TO tally_shard.dimension_values_by_hour
+AS SELECT tenant, dimension, value, toStartOfHour(second) AS hour, sum(clicks) AS clicks, sum(spend_micros) AS spend_micros
+FROM tally_shard.click_dimensions
+GROUP BY tenant, dimension, value, hour;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS tally_shard.dimension_values_by_minute_mv TO tally_shard.dimension_values_by_minute
+AS SELECT tenant, dimension, value, toStartOfMinute(second) AS minute, sum(clicks) AS clicks, sum(spend_micros) AS spend_micros
+FROM tally_shard.click_dimensions
+GROUP BY tenant, dimension, value, minute;
+
 CREATE MATERIALIZED VIEW IF NOT EXISTS tally_shard.dimensions_by_day_mv TO tally_shard.dimensions_by_day
 AS SELECT tenant, dimension, value, ad_id, toStartOfDay(second) AS day, sum(clicks) AS clicks, sum(spend_micros) AS spend_micros
 FROM tally_shard.click_dimensions

@@ -64,6 +64,15 @@ ENGINE = Distributed({{cluster}}, tally_shard, campaigns_by_hour, cityHash64(ten
 CREATE TABLE IF NOT EXISTS tally.campaigns_by_day AS tally_shard.campaigns_by_day
 ENGINE = Distributed({{cluster}}, tally_shard, campaigns_by_day, cityHash64(tenant, ad_id));
 
+CREATE TABLE IF NOT EXISTS tally.dimension_values_by_minute AS tally_shard.dimension_values_by_minute
+ENGINE = Distributed({{cluster}}, tally_shard, dimension_values_by_minute, cityHash64(tenant, dimension, value));
+
+CREATE TABLE IF NOT EXISTS tally.dimension_values_by_hour AS tally_shard.dimension_values_by_hour
+ENGINE = Distributed({{cluster}}, tally_shard, dimension_values_by_hour, cityHash64(tenant, dimension, value));
+
+CREATE TABLE IF NOT EXISTS tally.dimension_values_by_day AS tally_shard.dimension_values_by_day
+ENGINE = Distributed({{cluster}}, tally_shard, dimension_values_by_day, cityHash64(tenant, dimension, value));
+
 CREATE TABLE IF NOT EXISTS tally.dimensions_by_minute AS tally_shard.dimensions_by_minute
 ENGINE = Distributed({{cluster}}, tally_shard, dimensions_by_minute, cityHash64(tenant, ad_id));
 

@@ -10,8 +10,9 @@
 //!   reached several edges); billing above landing, in clicks or in spend,
 //!   is an error: money counted that no edge counted;
 //! * the same landing/rollup pair for refused clicks (`filtered` on the
-//!   dashboards), for enrichment dimensions and for the campaign rollup
-//!   (the landing table's clicks and spend against `campaigns_by_hour`).
+//!   dashboards), for enrichment dimensions (against `dimensions_by_hour`
+//!   and, without ad ids, `dimension_values_by_hour`) and for the campaign
+//!   rollup (the landing table's clicks and spend against `campaigns_by_hour`).
 //!
 //! and whether each hour is final for billing, or which edges hold it back
 //! (their watermark has not passed its end; retired edges never do);
@@ -58,6 +59,10 @@ pub struct HourCheck {
     /// `landing_clicks` / `landing_spend_micros`).
     pub campaign_rollup_clicks: u64,
     pub campaign_rollup_spend_micros: u64,
+    /// The dimension value rollup's clicks and spend (its landing side is
+    /// `dimension_clicks.landing` / `dimension_spend_micros.landing`).
+    pub dimension_value_rollup_clicks: u64,
+    pub dimension_value_rollup_spend_micros: u64,
 }
 
 impl HourCheck {
@@ -67,7 +72,9 @@ impl HourCheck {
         let refused = self.refused.landing != self.refused.rollup;
         let dims = self.dimension_clicks.landing != self.dimension_clicks.rollup || self.dimension_spend_micros.landing != self.dimension_spend_micros.rollup;
         let campaigns = self.landing_clicks != self.campaign_rollup_clicks || self.landing_spend_micros != self.campaign_rollup_spend_micros;
-        [(Family::Clicks, clicks), (Family::Refused, refused), (Family::Dimensions, dims), (Family::Campaigns, campaigns)]
+        let dim_values = self.dimension_clicks.landing != self.dimension_value_rollup_clicks
+            || self.dimension_spend_micros.landing != self.dimension_value_rollup_spend_micros;
+        [(Family::Clicks, clicks), (Family::Refused, refused), (Family::Dimensions, dims), (Family::Campaigns, campaigns), (Family::DimensionValues, dim_values)]
             .into_iter()
             .filter(|d| d.1)
             .map(|d| d.0)
@@ -116,8 +123,8 @@ pub async fn reconcile(store: &Store, from: u32, to: u32) -> Result<Report, Stor
                 Family::Clicks => (e.landing_clicks, e.landing_spend_micros) = (t.clicks, t.spend_micros),
                 Family::Refused => e.refused.landing = t.clicks,
                 Family::Dimensions => (e.dimension_clicks.landing, e.dimension_spend_micros.landing) = (t.clicks, t.spend_micros),
-                // The click family's landing table, set above.
-                Family::Campaigns => {}
+                // The landing tables of the click and dimension families, set above.
+                Family::Campaigns | Family::DimensionValues => {}
             }
         }
         for (tenant, t) in store.rollup_hours(family, from, to).await? {
@@ -127,6 +134,7 @@ pub async fn reconcile(store: &Store, from: u32, to: u32) -> Result<Report, Stor
                 Family::Refused => e.refused.rollup = t.clicks,
                 Family::Dimensions => (e.dimension_clicks.rollup, e.dimension_spend_micros.rollup) = (t.clicks, t.spend_micros),
                 Family::Campaigns => (e.campaign_rollup_clicks, e.campaign_rollup_spend_micros) = (t.clicks, t.spend_micros),
+                Family::DimensionValues => (e.dimension_value_rollup_clicks, e.dimension_value_rollup_spend_micros) = (t.clicks, t.spend_micros),
             }
         }
     }

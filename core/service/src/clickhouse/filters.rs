@@ -59,7 +59,9 @@ impl Store {
     }
 
     /// Clicks per value of a dimension over the plan's range (1m or
-    /// coarser), most clicked first.
+    /// coarser), most clicked first. Reads `dimension_values_by_*` (one row
+    /// per value and bucket, no ad_id), so the rows read grow with the
+    /// dimension's values, not with the tenant's ads.
     pub async fn dimension_values(&self, tenant: &str, dimension: &str, plan: &Plan, limit: u32) -> Result<Vec<DimensionValue>, StoreError> {
         let query =
             bind_plan(self.db.query(sql::DIMENSION_VALUES), "dimension values", plan, &Resolution::ROLLUPS_COARSEST_FIRST, |q| q.bind(tenant).bind(dimension))?;

@@ -29,6 +29,7 @@ pub const MODERN: &[&str] = &[
     include_str!("../../../../deploy/clickhouse/modern/0002_dedup_window_filters.sql"),
     include_str!("../../../../deploy/clickhouse/modern/0003_codecs.sql"),
     include_str!("../../../../deploy/clickhouse/modern/0004_dedup_window_campaigns.sql"),
+    include_str!("../../../../deploy/clickhouse/modern/0005_dedup_window_dimension_values.sql"),
 ];
 
 /// In order; a test checks this list against the directory.
@@ -42,6 +43,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(0007, "campaign_rollups"),
     migration!(0008, "edge_retirements"),
     migration!(0009, "plugin_components"),
+    migration!(0010, "dimension_value_rollups"),
 ];
 
 /// Splits a file into statements: each ends with `;` at the end of a line;

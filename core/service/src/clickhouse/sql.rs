@@ -41,11 +41,15 @@ pub const REPAIR_REFUSED_ROLLUP: &str = query!("repair_refused_rollup");
 pub const RECONCILE_DIMENSION_HOURS: &str = query!("reconcile_dimension_hours");
 pub const RECONCILE_DIMENSION_ROLLUP: &str = query!("reconcile_dimension_rollup");
 pub const REPAIR_DIMENSION_ROLLUP: &str = query!("repair_dimension_rollup");
+/// Dimension value rollups (`dimension_values_by_*`, migration 0010).
+pub const RECONCILE_DIMENSION_VALUE_ROLLUP: &str = query!("reconcile_dimension_value_rollup");
+pub const REPAIR_DIMENSION_VALUE_ROLLUP: &str = query!("repair_dimension_value_rollup");
 pub const DRIFT_ROLLUP: &str = query!("drift_rollup");
 /// What a rollup lacks per key: the `{gap}` both its repair and its drift read.
 pub const GAP_ROLLUP: &str = query!("parts/gap_rollup");
 pub const GAP_REFUSED_ROLLUP: &str = query!("parts/gap_refused_rollup");
 pub const GAP_DIMENSION_ROLLUP: &str = query!("parts/gap_dimension_rollup");
+pub const GAP_DIMENSION_VALUE_ROLLUP: &str = query!("parts/gap_dimension_value_rollup");
 pub const DRIFT_REFUSED_ROLLUP: &str = query!("drift_refused_rollup");
 pub const DRIFT_DIMENSION_ROLLUP: &str = query!("drift_dimension_rollup");
 pub const SERIES_FILTERED: &str = query!("series_filtered");

@@ -113,6 +113,10 @@ pub enum Family {
     /// (`campaigns_by_*`, the same columns as `clicks_by_*`, so the same
     /// repair and drift SQL).
     Campaigns,
+    /// `click_dimensions` again, rolled up without `ad_id`
+    /// (`dimension_values_by_*`: one row per tenant, dimension, bucket and
+    /// value, what tenant-wide breakdowns read).
+    DimensionValues,
 }
 
 struct FamilyQueries {
@@ -125,7 +129,7 @@ struct FamilyQueries {
 }
 
 impl Family {
-    pub const ALL: [Family; 4] = [Family::Clicks, Family::Refused, Family::Dimensions, Family::Campaigns];
+    pub const ALL: [Family; 5] = [Family::Clicks, Family::Refused, Family::Dimensions, Family::Campaigns, Family::DimensionValues];
 
     /// Also the rollup tables' prefix.
     pub fn name(self) -> &'static str {
@@ -134,6 +138,7 @@ impl Family {
             Family::Refused => "refused",
             Family::Dimensions => "dimensions",
             Family::Campaigns => "campaigns",
+            Family::DimensionValues => "dimension_values",
         }
     }
 
@@ -166,6 +171,13 @@ impl Family {
                 repair: sql::REPAIR_ROLLUP,
                 drift: sql::DRIFT_ROLLUP,
                 gap: sql::GAP_ROLLUP,
+            },
+            Family::DimensionValues => FamilyQueries {
+                landing_hours: sql::RECONCILE_DIMENSION_HOURS,
+                rollup_hours: sql::RECONCILE_DIMENSION_VALUE_ROLLUP,
+                repair: sql::REPAIR_DIMENSION_VALUE_ROLLUP,
+                drift: sql::DRIFT_DIMENSION_ROLLUP,
+                gap: sql::GAP_DIMENSION_VALUE_ROLLUP,
             },
         }
     }

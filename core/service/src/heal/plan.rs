@@ -26,7 +26,7 @@ pub fn families(part: Part) -> &'static [Family] {
     match part {
         Part::Landing => &[Family::Clicks, Family::Campaigns],
         Part::Refused => &[Family::Refused],
-        Part::Dimensions => &[Family::Dimensions],
+        Part::Dimensions => &[Family::Dimensions, Family::DimensionValues],
         Part::Clicks | Part::Verdicts => &[],
     }
 }
@@ -149,7 +149,8 @@ mod tests {
         assert!(resumed(archive.batch(), &present(&[(Part::Clicks, &[0]), (Part::Verdicts, &[0])])).is_empty());
         assert_eq!(
             resumed(archive.batch(), &present(&[(Part::Dimensions, &[0])])).into_iter().collect::<Vec<_>>(),
-            [Dirty { family: Family::Dimensions, hour: H }]
+            // click_dimensions feeds both dimension families.
+            [Dirty { family: Family::Dimensions, hour: H }, Dirty { family: Family::DimensionValues, hour: H }]
         );
     }
 

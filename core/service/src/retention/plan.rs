@@ -31,9 +31,9 @@ impl Family {
             Family::Landing => &["clicks_by_second"],
             Family::Dimensions => &["click_dimensions"],
             Family::Refused => &["refused_events"],
-            Family::MinuteRollups => &["clicks_by_minute", "refused_by_minute", "dimensions_by_minute", "campaigns_by_minute"],
-            Family::HourRollups => &["clicks_by_hour", "refused_by_hour", "dimensions_by_hour", "campaigns_by_hour"],
-            Family::DayRollups => &["clicks_by_day", "refused_by_day", "dimensions_by_day", "campaigns_by_day"],
+            Family::MinuteRollups => &["clicks_by_minute", "refused_by_minute", "dimensions_by_minute", "campaigns_by_minute", "dimension_values_by_minute"],
+            Family::HourRollups => &["clicks_by_hour", "refused_by_hour", "dimensions_by_hour", "campaigns_by_hour", "dimension_values_by_hour"],
+            Family::DayRollups => &["clicks_by_day", "refused_by_day", "dimensions_by_day", "campaigns_by_day", "dimension_values_by_day"],
         }
     }
 
