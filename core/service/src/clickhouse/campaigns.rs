@@ -63,7 +63,13 @@ impl Store {
     /// The order (clicks, then id) needs no other column, so over rows that
     /// do not change between the two (final hours) the answer is the
     /// one-query answer; over live rows it is the top campaigns a moment
-    /// earlier with their totals now.
+    /// earlier with their totals now. The second filters with
+    /// `IN (SELECT toUInt64(arrayJoin(?)))`, a set built once per branch: `has(?, id)`
+    /// scans the whole list for every row, up to 1000 ids times every row
+    /// read. Each query has its own deadline, so the route answers 504 after
+    /// at most twice the query deadline; with several servers the two may
+    /// run on different replicas (the same committed rows, so the same
+    /// answer over final hours).
     pub async fn top_campaigns(&self, tenant: &str, plan: &Plan, limit: u32) -> Result<Vec<CampaignTotal>, StoreError> {
         let ranking = bind_plan(self.db.query(sql::CAMPAIGN_RANKING), "top campaigns", plan, &TABLES, |q| q.bind(tenant))?;
         let top: Vec<u64> = ranking.bind(limit).fetch_all::<Ranked>().await.map_err(err("ranking campaigns"))?.into_iter().map(|r| r.campaign_id).collect();
