@@ -1,5 +1,9 @@
 //! A filter's answer, checked against the contract's shape and size limits
 //! before the edge believes a word of it.
+//!
+//! A checked answer's tags stay arenas ([`Tags`]): the answer's own lifted
+//! buffers, cut to the checked strings, so a tag costs no allocation until
+//! the edge copies the declared ones into its record.
 
 use crate::contract::{Strings, Verdicts};
 
@@ -14,24 +18,97 @@ pub const MAX_TAG_VALUE_BYTES: usize = 256;
 pub const RESERVED_CODE: u16 = u16::MAX;
 
 /// One enrichment: click `click` of the batch gets dimension `key` = `value`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tag {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Tag<'a> {
     pub click: u32,
-    pub key: String,
-    pub value: String,
+    pub key: &'a str,
+    pub value: &'a str,
+}
+
+/// An answer's tags, in the order given: one array of clicks and one arena
+/// per string column (the answer's own lifted buffers once checked, so a
+/// tag costs no allocation).
+///
+/// Invariants (the fields are private, and only [`check`] and
+/// [`Tags::push`] make them): the three columns have one entry per tag;
+/// each arena's ends are in order, cut at character boundaries, and the
+/// last is the arena's length, so equal tags are equal arenas.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Tags {
+    clicks: Vec<u32>,
+    keys: Text,
+    values: Text,
+}
+
+/// Strings as one text and the end of each.
+#[derive(Clone, PartialEq, Eq, Default)]
+struct Text {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl Text {
+    fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.text[start..self.ends[i] as usize]
+    }
+
+    fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+        self.ends.push(self.text.len() as u32);
+    }
+}
+
+impl Tags {
+    pub fn len(&self) -> usize {
+        self.clicks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clicks.is_empty()
+    }
+
+    /// Tag `j`, in the order given.
+    pub fn get(&self, j: usize) -> Tag<'_> {
+        Tag { click: self.clicks[j], key: self.keys.get(j), value: self.values.get(j) }
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Tag<'_>> + '_ {
+        (0..self.len()).map(|j| self.get(j))
+    }
+
+    pub fn push(&mut self, tag: Tag<'_>) {
+        self.clicks.push(tag.click);
+        self.keys.push(tag.key);
+        self.values.push(tag.value);
+    }
+}
+
+impl<'a> FromIterator<Tag<'a>> for Tags {
+    fn from_iter<I: IntoIterator<Item = Tag<'a>>>(iter: I) -> Tags {
+        let mut tags = Tags::default();
+        iter.into_iter().for_each(|t| tags.push(t));
+        tags
+    }
+}
+
+impl std::fmt::Debug for Tags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 /// A checked answer: one code per click, tags naming clicks of the batch.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Answer {
     pub codes: Vec<u16>,
-    pub tags: Vec<Tag>,
+    pub tags: Tags,
 }
 
 impl Answer {
     /// Everything kept, nothing tagged: what fail-open counts.
     pub fn keep_all(clicks: usize) -> Answer {
-        Answer { codes: vec![0; clicks], tags: Vec::new() }
+        Answer { codes: vec![0; clicks], tags: Tags::default() }
     }
 }
 
@@ -39,20 +116,22 @@ impl Answer {
     /// The answers of consecutive parts of the batch, `lens[i]` clicks
     /// each (summing to the batch's), tags renumbered within their part.
     pub fn split(self, lens: &[usize]) -> Vec<Answer> {
+        if lens.len() == 1 {
+            return vec![self];
+        }
         let mut starts = Vec::with_capacity(lens.len());
         let mut parts: Vec<Answer> = Vec::with_capacity(lens.len());
         let mut codes = self.codes.into_iter();
         let mut start = 0;
         for &len in lens {
             starts.push(start);
-            parts.push(Answer { codes: codes.by_ref().take(len).collect(), tags: Vec::new() });
+            parts.push(Answer { codes: codes.by_ref().take(len).collect(), tags: Tags::default() });
             start += len;
         }
-        for mut tag in self.tags {
+        for tag in self.tags.iter() {
             // The last part starting at or before the tag's click.
             let part = starts.partition_point(|&s| s <= tag.click as usize) - 1;
-            tag.click -= starts[part] as u32;
-            parts[part].tags.push(tag);
+            parts[part].tags.push(Tag { click: tag.click - starts[part] as u32, ..tag });
         }
         parts
     }
@@ -90,11 +169,11 @@ const SCANNED_RUN: usize = 8;
 ///
 /// Faults are found in a fixed order (the codes, the tag count, every key,
 /// every value, then tag by tag), so a bad answer always fails the same way.
-/// Each tag costs one copy of its key and value (the edge keeps them) and
-/// nothing else when the tags come in click order, as they do from the SDK:
-/// both arenas are checked as UTF-8 in one pass each, and a repeated key is
-/// looked for among the few earlier tags of the same click, not hashed
-/// ([`SCANNED_RUN`]).
+/// A good answer becomes the [`Answer`] without copying or allocating per
+/// tag: its lifted buffers are kept as the tags' arenas (cut to the checked
+/// strings), each checked as UTF-8 in one pass. A repeated key is looked
+/// for among the few earlier tags of the same click when the tags come in
+/// click order, as they do from the SDK, not hashed ([`SCANNED_RUN`]).
 pub fn check(v: Verdicts, clicks: usize, tags_per_click: usize) -> Result<Answer, BadAnswer> {
     if v.codes.len() != clicks {
         return Err(BadAnswer::Codes { codes: v.codes.len(), clicks });
@@ -107,11 +186,10 @@ pub fn check(v: Verdicts, clicks: usize, tags_per_click: usize) -> Result<Answer
     if n > clicks * max_tags {
         return Err(BadAnswer::TooManyTags { tags: n, clicks, max: max_tags });
     }
-    let keys = Arena::check(&v.tag_keys, n, MAX_TAG_KEY_BYTES, "tag key")?;
-    let values = Arena::check(&v.tag_values, n, MAX_TAG_VALUE_BYTES, "tag value")?;
+    let keys = text(v.tag_keys, n, MAX_TAG_KEY_BYTES, "tag key")?;
+    let values = text(v.tag_values, n, MAX_TAG_VALUE_BYTES, "tag value")?;
     // A click counted twice under one dimension would count more clicks
     // than there are: one value per (click, key).
-    let mut tags = Vec::with_capacity(n);
     let mut run_start = 0; // the first tag of the current click's run
     let mut seen: Option<std::collections::HashSet<(u32, &str)>> = None; // once the tags leave click order
     for (i, &click) in v.tag_click.iter().enumerate() {
@@ -134,47 +212,44 @@ pub fn check(v: Verdicts, clicks: usize, tags_per_click: usize) -> Result<Answer
         if twice {
             return Err(BadAnswer::TaggedTwice { click, key: key.to_owned() });
         }
-        tags.push(Tag { click, key: key.to_owned(), value: values.get(i).to_owned() });
     }
-    Ok(Answer { codes: v.codes, tags })
+    Ok(Answer { codes: v.codes, tags: Tags { clicks: v.tag_click, keys, values } })
 }
 
-/// The checked strings of an arena: `n`, each at most `max` bytes of UTF-8.
-struct Arena<'a> {
-    text: &'a str,
-    ends: &'a [u32],
-}
-
-impl<'a> Arena<'a> {
-    fn check(s: &'a Strings, n: usize, max: usize, what: &'static str) -> Result<Arena<'a>, BadAnswer> {
-        if s.ends.len() != n {
-            return Err(BadAnswer::Strings { what, strings: s.ends.len(), tags: n });
-        }
-        let mut start = 0usize;
-        for (i, &end) in s.ends.iter().enumerate() {
-            let end = end as usize;
-            let fault = if end < start || end > s.bytes.len() {
-                BadAnswer::Offsets { what }
-            } else if end - start > max {
-                BadAnswer::TooLong { what, len: end - start, max }
-            } else {
-                start = end;
-                continue;
-            };
-            // An earlier string that is not UTF-8 is the first fault.
-            return Err(match utf8(&s.bytes[..start], &s.ends[..i]) {
-                Some(_) => fault,
-                None => BadAnswer::NotUtf8 { what },
-            });
-        }
-        let text = utf8(&s.bytes[..start], &s.ends).ok_or(BadAnswer::NotUtf8 { what })?;
-        Ok(Arena { text, ends: &s.ends })
+/// The arena as `n` checked strings, each at most `max` bytes of UTF-8;
+/// its bytes past the last one dropped (and their memory given back, so a
+/// plugin cannot make the edge hold more than the limits allow).
+fn text(s: Strings, n: usize, max: usize, what: &'static str) -> Result<Text, BadAnswer> {
+    if s.ends.len() != n {
+        return Err(BadAnswer::Strings { what, strings: s.ends.len(), tags: n });
     }
-
-    fn get(&self, i: usize) -> &'a str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.text[start..self.ends[i] as usize]
+    let mut start = 0usize;
+    for (i, &end) in s.ends.iter().enumerate() {
+        let end = end as usize;
+        let fault = if end < start || end > s.bytes.len() {
+            BadAnswer::Offsets { what }
+        } else if end - start > max {
+            BadAnswer::TooLong { what, len: end - start, max }
+        } else {
+            start = end;
+            continue;
+        };
+        // An earlier string that is not UTF-8 is the first fault.
+        return Err(match utf8(&s.bytes[..start], &s.ends[..i]) {
+            Some(_) => fault,
+            None => BadAnswer::NotUtf8 { what },
+        });
     }
+    let Strings { mut bytes, ends } = s;
+    bytes.truncate(start);
+    if bytes.capacity() > bytes.len() {
+        bytes.shrink_to_fit();
+    }
+    let text = String::from_utf8(bytes).map_err(|_| BadAnswer::NotUtf8 { what })?;
+    if !ends.iter().all(|&e| text.is_char_boundary(e as usize)) {
+        return Err(BadAnswer::NotUtf8 { what });
+    }
+    Ok(Text { text, ends })
 }
 
 /// `bytes` as one string if the strings it is cut into at `ends` (in order,
@@ -210,7 +285,7 @@ mod tests {
     fn accepts_a_well_formed_answer() {
         let a = check(verdicts(vec![0, 3], &[(0, "country", "DE"), (1, "device", "mobile")]), 2, MAX_TAGS_PER_CLICK).unwrap();
         assert_eq!(a.codes, vec![0, 3]);
-        assert_eq!(a.tags[1], Tag { click: 1, key: "device".into(), value: "mobile".into() });
+        assert_eq!(a.tags.get(1), Tag { click: 1, key: "device", value: "mobile" });
     }
 
     #[test]
@@ -275,7 +350,7 @@ mod tests {
         let keys = split(&v.tag_keys, MAX_TAG_KEY_BYTES, "tag key")?;
         let values = split(&v.tag_values, MAX_TAG_VALUE_BYTES, "tag value")?;
         let mut seen = std::collections::HashSet::new();
-        let mut tags = Vec::new();
+        let mut tags = Tags::default();
         for ((&click, key), value) in v.tag_click.iter().zip(keys).zip(values) {
             if click as usize >= clicks {
                 return Err(BadAnswer::NoSuchClick { click, clicks });
@@ -283,7 +358,7 @@ mod tests {
             if !seen.insert((click, key.clone())) {
                 return Err(BadAnswer::TaggedTwice { click, key });
             }
-            tags.push(Tag { click, key, value });
+            tags.push(Tag { click, key: &key, value: &value });
         }
         Ok(Answer { codes: v.codes, tags })
     }
@@ -363,13 +438,28 @@ mod tests {
 
     #[test]
     fn split_answers_renumber_their_tags() {
-        let tag = |click: u32, value: &str| Tag { click, key: "k".into(), value: value.into() };
-        let whole = Answer { codes: vec![0, 1, 2, 3, 4, 5], tags: vec![tag(5, "f"), tag(0, "a"), tag(3, "d"), tag(2, "c")] };
+        let tag = |click: u32, value: &'static str| Tag { click, key: "k", value };
+        let whole = Answer { codes: vec![0, 1, 2, 3, 4, 5], tags: [tag(5, "f"), tag(0, "a"), tag(3, "d"), tag(2, "c")].into_iter().collect() };
         let parts = whole.split(&[2, 0, 1, 3]);
-        assert_eq!(parts[0], Answer { codes: vec![0, 1], tags: vec![tag(0, "a")] });
+        assert_eq!(parts[0], Answer { codes: vec![0, 1], tags: [tag(0, "a")].into_iter().collect() });
         assert_eq!(parts[1], Answer::default());
-        assert_eq!(parts[2], Answer { codes: vec![2], tags: vec![tag(0, "c")] });
-        assert_eq!(parts[3], Answer { codes: vec![3, 4, 5], tags: vec![tag(2, "f"), tag(0, "d")] });
+        assert_eq!(parts[2], Answer { codes: vec![2], tags: [tag(0, "c")].into_iter().collect() });
+        assert_eq!(parts[3], Answer { codes: vec![3, 4, 5], tags: [tag(2, "f"), tag(0, "d")].into_iter().collect() });
+    }
+
+    /// A checked answer keeps the plugin's buffers as its arenas, but not
+    /// what lies past the last string: a plugin padding its answer with
+    /// megabytes after the tags does not make the edge hold them.
+    #[test]
+    fn checked_tags_keep_only_their_strings() {
+        let mut v = verdicts(vec![0; 2], &[(0, "country", "DE"), (1, "device", "mobile")]);
+        v.tag_values.bytes.extend(std::iter::repeat(b'x').take(1 << 20));
+        v.tag_keys.bytes.push(0xff); // not UTF-8, but past the last key: not a key
+        let a = check(v, 2, MAX_TAGS_PER_CLICK).unwrap();
+        assert!(a.tags.values.text.capacity() < 1024 && a.tags.keys.text.len() == "countrydevice".len());
+        let pushed: Tags = [Tag { click: 0, key: "country", value: "DE" }, Tag { click: 1, key: "device", value: "mobile" }].into_iter().collect();
+        assert_eq!(a.tags, pushed, "equal tags are equal arenas");
+        assert_eq!(format!("{:?}", a.tags), format!("{:?}", pushed.iter().collect::<Vec<_>>()));
     }
 
     #[test]

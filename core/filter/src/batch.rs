@@ -1,4 +1,10 @@
 //! The columnar batch a filter sees, built while the request is parsed.
+//!
+//! Invariant: every string column of a batch built here is UTF-8, cut at
+//! character boundaries, as the contract promises a filter (`strings` in
+//! `wit/filter.wit`): columns only grow by whole Rust `&str`s ([`Columns::push`])
+//! and by whole columns of the same kind ([`Columns::append`]). The Rust SDK
+//! relies on it to read fields without checking them again.
 
 use crate::contract::{ClickBatch, Strings};
 
@@ -167,7 +173,37 @@ mod tests {
         c
     }
 
+    /// Every string of the column, cut at its ends, is UTF-8.
+    fn cut_at_characters(s: &Strings) -> bool {
+        let mut start = 0;
+        s.ends.iter().all(|&end| {
+            let ok = std::str::from_utf8(&s.bytes[start..end as usize]).is_ok();
+            start = end as usize;
+            ok
+        }) && start == s.bytes.len()
+    }
+
     proptest::proptest! {
+        /// Whatever characters the clicks carry, every column the filter
+        /// gets is UTF-8 cut at character boundaries (the SDK reads fields
+        /// unchecked).
+        #[test]
+        fn columns_are_cut_at_characters(requests in proptest::collection::vec(proptest::collection::vec(
+            (".{0,6}", ".{0,12}", proptest::collection::vec((".{1,3}", ".{0,3}"), 0..3)), 0..5), 0..5)) {
+            let mut appended = Columns::default();
+            for r in &requests {
+                let mut c = Columns::default();
+                for (id, ua, attrs) in r {
+                    c.push(&ClickView { click_id: id, user_agent: ua, ip: ua, country: id, ..Default::default() }, attrs.iter().map(|(k, v)| (&k[..], &v[..])));
+                }
+                appended.append(c);
+            }
+            let b = appended.into_batch();
+            for s in [&b.click_id, &b.user_id, &b.ip, &b.user_agent, &b.country, &b.region, &b.attr_keys, &b.attr_values] {
+                proptest::prop_assert!(cut_at_characters(s));
+            }
+        }
+
         /// Appending requests' columns is building one batch of all their
         /// clicks, in order.
         #[test]

@@ -70,7 +70,7 @@ fn clicks(n: usize, seed: u64) -> (ClickBatch, Vec<Fields>) {
 
 fn bot_reference(fields: &[Fields]) -> Answer {
     let rules = bot::Rules::new();
-    Answer { codes: fields.iter().map(|f| rules.verdict(f.0, f.1)).collect(), tags: vec![] }
+    Answer { codes: fields.iter().map(|f| rules.verdict(f.0, f.1)).collect(), tags: Default::default() }
 }
 
 #[test]
@@ -141,13 +141,13 @@ fn geo_enrichment_tags_like_its_reference() {
         let mut want = Vec::new();
         for (i, f) in fields.iter().enumerate() {
             if let Some(c) = geo::country(f.1, f.5) {
-                want.push(Tag { click: i as u32, key: "country".into(), value: c.into() });
+                want.push(Tag { click: i as u32, key: "country", value: c });
             }
             if let Some(d) = geo::device(f.0) {
-                want.push(Tag { click: i as u32, key: "device".into(), value: d.into() });
+                want.push(Tag { click: i as u32, key: "device", value: d });
             }
         }
-        let mut got = answer.tags.clone();
+        let mut got: Vec<Tag> = answer.tags.iter().collect();
         got.sort_by(|a, b| (a.click, &a.key).cmp(&(b.click, &b.key)));
         want.sort_by(|a, b| (a.click, &a.key).cmp(&(b.click, &b.key)));
         assert_eq!(got, want);

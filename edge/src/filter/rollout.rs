@@ -14,7 +14,7 @@
 //! The per-click comparison travels with the click and is counted only for
 //! clicks the edge decides (first sightings), like the clicks themselves.
 
-use tally_filter::answer::Answer;
+use tally_filter::answer::{Answer, Tags};
 use tally_filter::manifest::Mode;
 use tally_model::batch::CODE_FAILED;
 
@@ -129,9 +129,9 @@ fn pick(active: Result<Answer, NoAnswer>, candidate: &Answer, clicks: usize, can
     };
     let side = |i: usize| if canary(i) { candidate } else { active.as_ref().expect("answered: a click needs it") };
     let codes = (0..clicks).map(|i| side(i).codes[i]).collect();
-    let mut tags: Vec<_> = candidate.tags.iter().filter(|t| canary(t.click as usize)).cloned().collect();
+    let mut tags: Tags = candidate.tags.iter().filter(|t| canary(t.click as usize)).collect();
     if let Some(a) = &active {
-        tags.extend(a.tags.iter().filter(|t| !canary(t.click as usize)).cloned());
+        a.tags.iter().filter(|t| !canary(t.click as usize)).for_each(|t| tags.push(t));
     }
     Ok(Answer { codes, tags })
 }
@@ -148,7 +148,7 @@ mod tests {
     }
 
     fn answer(codes: &[u16], tag_all: &str) -> Answer {
-        let tags = (0..codes.len() as u32).map(|click| Tag { click, key: "v".into(), value: tag_all.into() }).collect();
+        let tags = (0..codes.len() as u32).map(|click| Tag { click, key: "v", value: tag_all }).collect();
         Answer { codes: codes.to_vec(), tags }
     }
 
@@ -157,7 +157,7 @@ mod tests {
     }
 
     fn tag_of(a: &Answer, i: usize) -> &str {
-        a.tags.iter().find(|t| t.click as usize == i).unwrap().value.as_str()
+        a.tags.iter().find(|t| t.click as usize == i).unwrap().value
     }
 
     #[test]

@@ -242,11 +242,12 @@ impl Ingest {
                     click.verdict = *code;
                 }
                 // A tenant removed by a reload meanwhile declares nothing.
-                let declared = self.tenants.current().get(tenant.as_str()).map(|(_, p)| p.dimensions.clone()).unwrap_or_default();
+                let tenants = self.tenants.current();
+                let declared: &[String] = tenants.get(tenant.as_str()).map_or(&[], |(_, p)| &p.dimensions);
                 let mut ignored = 0u64;
-                for tag in answer.tags {
-                    if declared.contains(&tag.key) {
-                        valid[tag.click as usize].tags.push((tag.key, tag.value));
+                for tag in answer.tags.iter() {
+                    if declared.iter().any(|d| d == tag.key) {
+                        valid[tag.click as usize].tags.push((tag.key.to_owned(), tag.value.to_owned()));
                     } else {
                         ignored += 1;
                     }

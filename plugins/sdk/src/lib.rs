@@ -47,9 +47,36 @@ pub use wire::{ClickBatch, Strings};
 pub const KEEP: u16 = 0;
 
 /// A batch, read column-wise without copying.
-pub struct Batch(pub ClickBatch);
+///
+/// Invariant: every string column is UTF-8 and cut at character
+/// boundaries, so a field is read without checking it again. The contract
+/// (`wit/filter.wit`, `strings`) promises it and the host keeps it by
+/// construction: its columns are only ever built from Rust `&str`s
+/// (`tally_filter::batch::Columns`). [`Batch::new`] checks it, for batches
+/// made anywhere else (a plugin's own tests).
+pub struct Batch(ClickBatch);
+
+/// A string column of a batch is not UTF-8, or is cut mid-character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotUtf8;
 
 impl Batch {
+    /// The batch, once every string column is checked.
+    pub fn new(batch: ClickBatch) -> Result<Batch, NotUtf8> {
+        let b = &batch;
+        let columns = [&b.click_id, &b.user_id, &b.ip, &b.user_agent, &b.country, &b.region, &b.attr_keys, &b.attr_values];
+        columns.iter().all(|s| utf8(s)).then_some(Batch(batch)).ok_or(NotUtf8)
+    }
+
+    /// The batch the host sent, unchecked.
+    ///
+    /// # Safety
+    /// Its string columns must be UTF-8, cut at character boundaries (what
+    /// the contract promises of the host).
+    pub unsafe fn from_host(batch: ClickBatch) -> Batch {
+        Batch(batch)
+    }
+
     pub fn len(&self) -> usize {
         self.0.ad_id.len()
     }
@@ -108,7 +135,21 @@ fn start(ends: &[u32], i: usize) -> usize {
 }
 
 fn get(s: &Strings, i: usize) -> &str {
-    std::str::from_utf8(&s.bytes[start(&s.ends, i)..s.ends[i] as usize]).unwrap_or("")
+    let bytes = &s.bytes[start(&s.ends, i)..s.ends[i] as usize];
+    // SAFETY: a whole string of a column `Batch`'s invariant holds for (a
+    // bad offset panics in the slicing above, failing the call).
+    unsafe { std::str::from_utf8_unchecked(bytes) }
+}
+
+/// Every string of the column, cut at its ends, is UTF-8 (and the ends are
+/// in order, within the bytes).
+fn utf8(s: &Strings) -> bool {
+    let mut start = 0;
+    s.ends.iter().all(|&end| {
+        let ok = (start..=s.bytes.len()).contains(&(end as usize)) && std::str::from_utf8(&s.bytes[start..end as usize]).is_ok();
+        start = end as usize;
+        ok
+    })
 }
 
 /// The answer being built: every click starts kept and untagged.
@@ -130,6 +171,17 @@ impl Verdicts {
     /// Tags click i with dimension `key` = `value` (once per key and click:
     /// the edge refuses an answer that tags a click twice with one key).
     pub fn tag(&mut self, i: usize, key: &str, value: &str) {
+        let v = &mut self.0;
+        if v.tag_click.capacity() == 0 {
+            // Room for a tag per click like this one at the first tag,
+            // rather than growing five arrays from nothing.
+            let n = v.codes.len();
+            v.tag_click.reserve(n);
+            v.tag_keys.ends.reserve(n);
+            v.tag_values.ends.reserve(n);
+            v.tag_keys.bytes.reserve(n * key.len());
+            v.tag_values.bytes.reserve(n * value.len());
+        }
         self.0.tag_click.push(i as u32);
         push(&mut self.0.tag_keys, key);
         push(&mut self.0.tag_values, value);
@@ -148,9 +200,13 @@ pub trait Filter: Default {
 }
 
 /// Runs `filter` over a raw batch: what [`export_filter!`] calls.
+///
+/// # Safety
+/// As [`Batch::from_host`]: the batch comes from the host.
 #[doc(hidden)]
-pub fn run<F: Filter>(filter: &mut F, batch: ClickBatch) -> wire::Verdicts {
-    let batch = Batch(batch);
+pub unsafe fn run<F: Filter>(filter: &mut F, batch: ClickBatch) -> wire::Verdicts {
+    // SAFETY: the caller's promise.
+    let batch = unsafe { Batch::from_host(batch) };
     let mut out = Verdicts::new(batch.len());
     filter.filter(&batch, &mut out);
     out.0
@@ -168,7 +224,8 @@ macro_rules! export_filter {
                 ::std::thread_local! {
                     static FILTER: ::std::cell::RefCell<$t> = ::std::cell::RefCell::new(<$t as ::std::default::Default>::default());
                 }
-                FILTER.with_borrow_mut(|f| $crate::run(f, batch))
+                // SAFETY: the batch is the host's, UTF-8 as the contract says.
+                FILTER.with_borrow_mut(|f| unsafe { $crate::run(f, batch) })
             }
         }
         $crate::bindings::export!(__TallyExport with_types_in $crate::bindings);
@@ -213,6 +270,20 @@ mod tests {
         assert_eq!((b.attr(2, "plan"), b.attr(0, "ab"), b.attr(1, "plan")), (Some("free"), Some("b"), None));
     }
 
+    #[test]
+    fn a_batch_made_outside_the_host_is_checked() {
+        assert!(Batch::new(batch().0).is_ok());
+        let mut cut = batch().0;
+        cut.user_agent = Strings { bytes: "é".as_bytes().to_vec(), ends: vec![1, 2, 2] };
+        assert_eq!(Batch::new(cut).err(), Some(NotUtf8), "cut mid-character");
+        let mut bad = batch().0;
+        bad.attr_values.bytes[0] = 0xff;
+        assert_eq!(Batch::new(bad).err(), Some(NotUtf8));
+        let mut past = batch().0;
+        past.ip.ends[2] = 100;
+        assert_eq!(Batch::new(past).err(), Some(NotUtf8), "an end past the bytes");
+    }
+
     #[derive(Default)]
     struct Counting(u32);
 
@@ -228,8 +299,11 @@ mod tests {
     #[test]
     fn verdicts_hold_one_code_per_click_and_the_tags() {
         let mut f = Counting::default();
-        run(&mut f, batch().0);
-        let v = run(&mut f, batch().0);
+        // SAFETY: `batch()` is built from `&str`s.
+        let v = unsafe {
+            run(&mut f, batch().0);
+            run(&mut f, batch().0)
+        };
         assert_eq!(v.codes, [0, 7, 0]);
         assert_eq!(v.tag_click, [0, 2]);
         assert_eq!((v.tag_keys.bytes, v.tag_keys.ends), (b"callscountry".to_vec(), vec![5, 12]));
