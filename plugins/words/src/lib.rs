@@ -48,6 +48,24 @@ impl Words {
 
     /// Whether `text` holds one of the words.
     pub fn in_text(&self, text: &[u8]) -> bool {
+        #[cfg(target_arch = "wasm32")]
+        return self.in_text_simd128(text);
+        #[cfg(not(target_arch = "wasm32"))]
+        return self.scan(text);
+    }
+
+    /// [`Words::in_text`] compiled with simd128 as a whole, so that the
+    /// prefilter step inlines into the scan (a function with a target
+    /// feature its caller lacks is never inlined: that was a call per 16
+    /// bytes).
+    #[cfg(target_arch = "wasm32")]
+    #[target_feature(enable = "simd128")]
+    fn in_text_simd128(&self, text: &[u8]) -> bool {
+        self.scan(text)
+    }
+
+    #[inline(always)]
+    fn scan(&self, text: &[u8]) -> bool {
         let mut at = 0;
         while at + WINDOW <= text.len() {
             let hits = self.block(&text[at..at + WINDOW]);
@@ -106,6 +124,7 @@ impl Words {
     }
 
     #[cfg(target_arch = "wasm32")]
+    #[inline(always)]
     fn block(&self, window: &[u8]) -> u16 {
         block_simd128(&self.prefixes, self.fold, window)
     }
@@ -130,6 +149,7 @@ impl Words {
 /// one without.
 #[cfg(target_arch = "wasm32")]
 #[target_feature(enable = "simd128")]
+#[inline]
 fn block_simd128(prefixes: &[[[u8; BLOCK]; 3]], fold: u8, window: &[u8]) -> u16 {
     use std::arch::wasm32::*;
     assert!(window.len() >= WINDOW);
